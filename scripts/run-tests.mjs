@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// Runs the compiled tests (dist/test/**/*.test.js) with Node's test runner.
+// Usage: node scripts/run-tests.mjs [substring filter ...]
+// Node 20's `--test` takes no globs, so the file list is built here.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const testRoot = join(root, 'dist', 'test');
+
+function walk(dir, out) {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p, out);
+    else if (name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+
+const filters = process.argv.slice(2);
+let files = walk(testRoot, []).sort();
+if (filters.length) files = files.filter((f) => filters.some((s) => relative(testRoot, f).includes(s)));
+if (files.length === 0) {
+  console.error('run-tests: no test files found (did `tsc` run?)');
+  process.exit(1);
+}
+const concurrency = process.env.KEEPVS_TEST_CONCURRENCY ?? '2';
+const res = spawnSync(
+  process.execPath,
+  ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...files],
+  { stdio: 'inherit', cwd: root },
+);
+process.exit(res.status ?? 1);
