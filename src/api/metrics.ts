@@ -1,0 +1,111 @@
+/** Prometheus metrics, computed from the status snapshot at scrape time (one Registry per daemon). */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { KeepvsEvent } from '../util/events.js';
+import type { StatusSource } from './types.js';
+
+const STATE_VALUE: Record<string, number> = { INIT: 0, BACKUP: 1, MASTER: 2, FAULT: 3, STOP: 4 };
+
+export function createMetrics(source: StatusSource): Registry {
+  const registry = new Registry();
+  const transitions = new Counter({
+    name: 'keepvs_vrrp_transitions_total',
+    help: 'VRRP state transitions',
+    labelNames: ['instance', 'to'],
+    registers: [registry],
+  });
+  const rsTransitions = new Counter({
+    name: 'keepvs_real_server_transitions_total',
+    help: 'Real server health transitions',
+    labelNames: ['service', 'real_server', 'to'],
+    registers: [registry],
+  });
+  source.subscribe((e: KeepvsEvent) => {
+    if (e.type === 'vrrp-state') transitions.inc({ instance: e.instance, to: e.to });
+    if (e.type === 'rs-health')
+      rsTransitions.inc({ service: e.service, real_server: e.dest, to: e.up ? 'up' : 'down' });
+  });
+  const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge) => void) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        fill(this);
+      },
+    });
+  const st = () => source.status();
+  gauge('keepvs_vrrp_state', 'VRRP state (0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT, 4 STOP)', ['instance'], (g) => {
+    for (const i of st().vrrp) g.set({ instance: i.name }, STATE_VALUE[i.state] ?? 0);
+  });
+  gauge('keepvs_vrrp_priority', 'Configured VRRP priority', ['instance'], (g) => {
+    for (const i of st().vrrp) g.set({ instance: i.name }, i.priority);
+  });
+  gauge('keepvs_vrrp_effective_priority', 'Effective VRRP priority after tracking', ['instance'], (g) => {
+    for (const i of st().vrrp) g.set({ instance: i.name }, i.effectivePriority);
+  });
+  gauge(
+    'keepvs_vrrp_packets',
+    'VRRP advert counters by kind (sent, received, dropped by reason)',
+    ['instance', 'kind'],
+    (g) => {
+      for (const i of st().vrrp) for (const [k, v] of Object.entries(i.stats)) g.set({ instance: i.name, kind: k }, v);
+    },
+  );
+  const eachDest = (
+    fn: (
+      labels: { service: string; real_server: string },
+      d: NonNullable<ReturnType<typeof st>['lvs']>['table']['services'][number]['dests'][number],
+    ) => void,
+  ) => {
+    const lvs = st().lvs;
+    if (!lvs) return;
+    for (const s of lvs.table.services)
+      for (const d of s.dests)
+        fn({ service: s.id, real_server: `${d.family === 6 ? `[${d.address}]` : d.address}:${d.port}` }, d);
+  };
+  gauge('keepvs_real_server_up', 'Real server health (1 up, 0 down)', ['service', 'real_server'], (g) => {
+    const lvs = st().lvs;
+    for (const s of lvs?.checks.servers ?? []) g.set({ service: s.service, real_server: s.dest }, s.up ? 1 : 0);
+  });
+  gauge('keepvs_real_server_weight', 'Real server weight in the table', ['service', 'real_server'], (g) =>
+    eachDest((l, d) => g.set(l, d.weight)),
+  );
+  gauge('keepvs_real_server_active_connections', 'ActiveConn', ['service', 'real_server'], (g) =>
+    eachDest((l, d) => g.set(l, d.activeConns)),
+  );
+  gauge('keepvs_real_server_inactive_connections', 'InActConn', ['service', 'real_server'], (g) =>
+    eachDest((l, d) => g.set(l, d.inactConns)),
+  );
+  gauge('keepvs_real_server_connections', 'Connections scheduled (cumulative)', ['service', 'real_server'], (g) =>
+    eachDest((l, d) => g.set(l, d.stats.conns)),
+  );
+  gauge('keepvs_real_server_bytes', 'Bytes forwarded (cumulative)', ['service', 'real_server', 'direction'], (g) =>
+    eachDest((l, d) => {
+      g.set({ ...l, direction: 'in' }, d.stats.inBytes);
+      g.set({ ...l, direction: 'out' }, d.stats.outBytes);
+    }),
+  );
+  gauge('keepvs_real_server_cps', 'Connections per second (IPVS estimator)', ['service', 'real_server'], (g) =>
+    eachDest((l, d) => g.set(l, d.rates.cps)),
+  );
+  gauge(
+    'keepvs_check_duration_seconds',
+    'Duration of the last health check',
+    ['service', 'real_server', 'checker'],
+    (g) => {
+      for (const s of st().lvs?.checks.servers ?? []) {
+        for (const c of s.checkers)
+          g.set({ service: s.service, real_server: s.dest, checker: c.type }, c.durationMs / 1000);
+      }
+    },
+  );
+  gauge('keepvs_service_no_destination', 'Connections refused for want of a destination', [], (g) => {
+    g.set(st().lvs?.dataplane.noDestination ?? 0);
+  });
+  gauge('keepvs_worker_restarts', 'Worker restarts', ['worker'], (g) => {
+    for (const w of st().workers) g.set({ worker: w.role }, w.restarts);
+  });
+  return registry;
+}

@@ -1,0 +1,56 @@
+/** What the API, metrics and dashboard read: plain snapshots, no live references. */
+import type { CheckSnapshot } from '../check/manager.js';
+import type { DataPlaneSnapshot } from '../dataplane/port.js';
+import type { TableSnapshot } from '../lb/types.js';
+import type { KeepvsEvent, VrrpStateName } from '../util/events.js';
+
+export interface VrrpInstanceStatus {
+  readonly name: string;
+  readonly state: VrrpStateName;
+  readonly vrid: number;
+  readonly interface?: string;
+  readonly priority: number;
+  readonly effectivePriority: number;
+  readonly masterAddress?: string;
+  readonly vips: readonly string[];
+  readonly lastTransitions: readonly { from: VrrpStateName; to: VrrpStateName; reason: string; at: number }[];
+  readonly stats: Readonly<Record<string, number>>;
+  /** why the instance is not running, when it is not */
+  readonly note?: string;
+}
+
+export interface WorkerStatus {
+  readonly role: string;
+  readonly pid?: number;
+  readonly state: 'starting' | 'running' | 'restarting' | 'stopped';
+  readonly restarts: number;
+  readonly startedAt?: number;
+}
+
+export interface DaemonStatus {
+  readonly version: string;
+  readonly routerId?: string;
+  readonly configFile: string;
+  readonly startedAt: number;
+  readonly workers: readonly WorkerStatus[];
+  readonly vrrp: readonly VrrpInstanceStatus[];
+  readonly lvs?: {
+    readonly table: TableSnapshot;
+    readonly checks: CheckSnapshot;
+    readonly dataplane: DataPlaneSnapshot;
+  };
+  readonly maintenance: boolean;
+}
+
+export type AdminAction =
+  | { readonly action: 'drain'; readonly service: string; readonly dest: string }
+  | { readonly action: 'restore'; readonly service: string; readonly dest: string }
+  | { readonly action: 'weight'; readonly service: string; readonly dest: string; readonly weight: number }
+  | { readonly action: 'maintenance'; readonly on: boolean };
+
+export interface StatusSource {
+  status(): DaemonStatus;
+  events(): readonly KeepvsEvent[];
+  subscribe(listener: (e: KeepvsEvent) => void): () => void;
+  act(action: AdminAction): Promise<{ ok: boolean; error?: string }>;
+}

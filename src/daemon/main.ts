@@ -1,0 +1,379 @@
+/**
+ * The supervisor (keepalived's parent process): validates the configuration, forks the LVS worker
+ * (table, data plane, checks, control socket) and the VRRP worker, restarts them with keepalived's
+ * back-off, serves the API/metrics/dashboard from their snapshots, and handles signals.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../api/server.js';
+import type { AdminAction, DaemonStatus, StatusSource, VrrpInstanceStatus, WorkerStatus } from '../api/types.js';
+import type { KeepvsOptions } from '../cli/keepvs-args.js';
+import { formatDiagnostic } from '../config/diagnostics.js';
+import type { LoadResult } from '../config/model.js';
+import { EventBus, type KeepvsEvent } from '../util/events.js';
+import { VERSION } from '../version.js';
+import type { FromWorker, ToWorker, WorkerRole } from './ipc.js';
+import { DaemonLogger } from './log.js';
+import { restartDelayMs } from './restart.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const WORKER = join(here, 'worker.js');
+export const WEB_ROOT = join(here, '..', '..', '..', 'web');
+
+interface Worker {
+  role: WorkerRole;
+  child?: ChildProcess;
+  state: WorkerStatus['state'];
+  restarts: number;
+  startedAt?: number;
+  failures: number;
+  pidFile: string;
+}
+
+export interface DaemonHandle {
+  readonly supervisor: Supervisor;
+  readonly api?: FastifyInstance;
+  readonly apiUrl?: string;
+  readonly token: string;
+}
+
+export class Supervisor implements StatusSource {
+  readonly bus = new EventBus();
+  private readonly workers = new Map<WorkerRole, Worker>();
+  private lvs: DaemonStatus['lvs'];
+  private vrrp: readonly VrrpInstanceStatus[] = [];
+  private readonly startedAt = Date.now();
+  private stopping = false;
+  private maintenance = false;
+  private nextAdmin = 1;
+  private readonly pendingAdmin = new Map<number, (r: { ok: boolean; error?: string }) => void>();
+  private routerId: string | undefined;
+
+  constructor(
+    private readonly opts: KeepvsOptions,
+    private readonly configId: string,
+    private readonly load: () => LoadResult,
+    readonly logger: DaemonLogger,
+  ) {}
+
+  start(result: LoadResult): void {
+    const c = result.config!;
+    this.routerId = c.globalDefs.routerId;
+    const wantLvs = !this.opts.vrrpOnly;
+    const wantVrrp = !this.opts.checkOnly && c.vrrpInstances.length > 0;
+    if (wantLvs)
+      this.spawn({ role: 'lvs', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.checkersPidFile });
+    if (wantVrrp)
+      this.spawn({ role: 'vrrp', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.vrrpPidFile });
+  }
+
+  private spawn(w: Worker): void {
+    this.workers.set(w.role, w);
+    const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    w.child = child;
+    w.state = 'starting';
+    w.startedAt = Date.now();
+    writePid(w.pidFile, child.pid, this.logger);
+    child.on('message', (m: FromWorker) => this.onMessage(w, m));
+    child.on('exit', (code, signal) => this.onExit(w, child, code, signal));
+    const init: ToWorker = {
+      type: 'init',
+      init: {
+        role: w.role,
+        configFile: this.opts.configFile,
+        configId: this.configId,
+        socket: this.opts.socket,
+        logDetail: this.opts.logDetail,
+      },
+    };
+    child.send(init);
+  }
+
+  private onMessage(w: Worker, m: FromWorker): void {
+    switch (m.type) {
+      case 'ready':
+        w.state = 'running';
+        this.logger.log('info', `${w.role} worker started (pid ${w.child?.pid})`);
+        break;
+      case 'log':
+        this.logger.log(m.level, m.message);
+        break;
+      case 'event':
+        this.bus.emit(m.event);
+        break;
+      case 'lvs-snapshot':
+        this.lvs = { table: m.table, checks: m.checks, dataplane: m.dataplane };
+        break;
+      case 'vrrp-snapshot':
+        this.vrrp = m.instances;
+        break;
+      case 'admin-result':
+        this.pendingAdmin.get(m.id)?.({ ok: m.ok, ...(m.error ? { error: m.error } : {}) });
+        this.pendingAdmin.delete(m.id);
+        break;
+      case 'fatal':
+        this.logger.log('error', `${w.role} worker: ${m.message}`);
+        break;
+    }
+  }
+
+  private onExit(w: Worker, child: ChildProcess, code: number | null, signal: string | null): void {
+    if (w.child !== child) return;
+    removePid(w.pidFile);
+    if (this.stopping) {
+      w.state = 'stopped';
+      return;
+    }
+    const ranMs = Date.now() - (w.startedAt ?? Date.now());
+    w.failures = ranMs > 60_000 ? 0 : w.failures + 1;
+    if (code === 3) {
+      // like keepalived's permanent exit status: a configuration the worker cannot run is not retried
+      this.logger.log('error', `${w.role} worker stopped: configuration cannot run`);
+      w.state = 'stopped';
+      return;
+    }
+    if (this.opts.dontRespawn) {
+      this.logger.log('error', `${w.role} worker exited (${signal ?? code}); not respawning (-R)`);
+      w.state = 'stopped';
+      return;
+    }
+    const delay = restartDelayMs(ranMs, w.failures);
+    this.logger.log(
+      'warning',
+      `${w.role} worker exited (${signal ?? `status ${code}`}); restarting in ${delay / 1000} s`,
+    );
+    w.state = 'restarting';
+    w.restarts++;
+    setTimeout(() => {
+      if (!this.stopping) this.spawn(w);
+    }, delay);
+  }
+
+  private sendTo(role: WorkerRole, m: ToWorker): boolean {
+    const w = this.workers.get(role);
+    if (!w?.child?.connected) return false;
+    w.child.send(m);
+    return true;
+  }
+
+  /** SIGHUP: a bad configuration is rejected and the running one stays. */
+  reload(): { ok: boolean; message: string } {
+    const r = this.load();
+    for (const d of r.diagnostics) this.logger.log(d.severity === 'error' ? 'error' : 'warning', formatDiagnostic(d));
+    const at = Date.now();
+    if (!r.usable || !r.config) {
+      const message = 'Reload rejected: the new configuration has errors; keeping the running configuration';
+      this.logger.log('error', message);
+      this.bus.emit({ type: 'config-reload', ok: false, message, at });
+      return { ok: false, message };
+    }
+    this.routerId = r.config.globalDefs.routerId;
+    for (const role of this.workers.keys()) this.sendTo(role, { type: 'reload' });
+    if (!this.workers.has('vrrp') && !this.opts.checkOnly && r.config.vrrpInstances.length > 0) {
+      this.spawn({ role: 'vrrp', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.vrrpPidFile });
+    }
+    const message = 'Reloading configuration';
+    this.logger.log('notice', message);
+    this.bus.emit({ type: 'config-reload', ok: true, message, at });
+    return { ok: true, message };
+  }
+
+  async stop(drainMs = 3000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.logger.log('notice', 'Stopping');
+    const exits = [...this.workers.values()].map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          const c = w.child;
+          if (!c || c.exitCode !== null || c.signalCode !== null) return resolve();
+          const t = setTimeout(() => {
+            c.kill('SIGKILL');
+            resolve();
+          }, drainMs + 2000);
+          c.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+          if (c.connected) c.send({ type: 'stop', drainMs } satisfies ToWorker);
+          else c.kill('SIGTERM');
+        }),
+    );
+    await Promise.all(exits);
+    for (const w of this.workers.values()) removePid(w.pidFile);
+  }
+
+  status(): DaemonStatus {
+    return {
+      version: VERSION,
+      ...(this.routerId ? { routerId: this.routerId } : {}),
+      configFile: this.opts.configFile,
+      startedAt: this.startedAt,
+      workers: [...this.workers.values()].map((w) => ({
+        role: w.role,
+        ...(w.child?.pid ? { pid: w.child.pid } : {}),
+        state: w.state,
+        restarts: w.restarts,
+        ...(w.startedAt ? { startedAt: w.startedAt } : {}),
+      })),
+      vrrp: this.vrrp,
+      ...(this.lvs ? { lvs: this.lvs } : {}),
+      maintenance: this.maintenance,
+    };
+  }
+
+  events(): readonly KeepvsEvent[] {
+    return this.bus.recent();
+  }
+
+  subscribe(listener: (e: KeepvsEvent) => void): () => void {
+    return this.bus.subscribe(listener);
+  }
+
+  async act(action: AdminAction): Promise<{ ok: boolean; error?: string }> {
+    const role: WorkerRole = action.action === 'maintenance' ? 'vrrp' : 'lvs';
+    const id = this.nextAdmin++;
+    const result = new Promise<{ ok: boolean; error?: string }>((resolve) => {
+      this.pendingAdmin.set(id, resolve);
+      setTimeout(() => {
+        if (this.pendingAdmin.delete(id)) resolve({ ok: false, error: `${role} worker did not answer` });
+      }, 5000);
+    });
+    if (!this.sendTo(role, { type: 'admin', id, action })) {
+      this.pendingAdmin.delete(id);
+      return { ok: false, error: `${role} worker is not running` };
+    }
+    const r = await result;
+    if (r.ok && action.action === 'maintenance') this.maintenance = action.on;
+    return r;
+  }
+
+  /** keepalived writes its data/stats dumps under /tmp on SIGUSR1/SIGUSR2. */
+  dump(kind: 'data' | 'stats'): string {
+    const s = this.status();
+    const path = `/tmp/keepvs.${kind}`;
+    const lines: string[] = [`------< keepvs ${kind} >------`, `version ${s.version}, config ${s.configFile}`];
+    for (const i of s.vrrp)
+      lines.push(
+        `VRRP Instance ${i.name}: state ${i.state} vrid ${i.vrid} priority ${i.priority}/${i.effectivePriority}${i.note ? ` (${i.note})` : ''}`,
+      );
+    for (const svc of s.lvs?.table.services ?? []) {
+      lines.push(
+        `Virtual Server ${svc.id} ${svc.scheduler}${kind === 'stats' ? ` conns ${svc.stats.conns} inbytes ${svc.stats.inBytes} outbytes ${svc.stats.outBytes}` : ''}`,
+      );
+      for (const d of svc.dests) {
+        lines.push(
+          `  Real Server ${d.address}:${d.port} weight ${d.weight} active ${d.activeConns} inactive ${d.inactConns}${kind === 'stats' ? ` conns ${d.stats.conns} cps ${d.rates.cps}` : ''}`,
+        );
+      }
+    }
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    writeFileSync('/tmp/keepvs.json', JSON.stringify(s, null, 2));
+    return path;
+  }
+}
+
+function writePid(path: string, pid: number | undefined, logger: DaemonLogger): void {
+  if (!pid) return;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, `${pid}\n`);
+  } catch (e) {
+    logger.log('warning', `cannot write pid file ${path}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+}
+
+function removePid(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+function apiToken(opts: KeepvsOptions, logger: DaemonLogger): string {
+  if (opts.apiToken) return opts.apiToken;
+  const token = randomBytes(18).toString('base64url');
+  const file = join(dirname(opts.socket), 'api-token');
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+    logger.log('info', `API token written to ${file}`);
+  } catch (e) {
+    logger.log('warning', `cannot write API token file ${file}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  return token;
+}
+
+/** Starts the daemon; resolves with handles once the API listens (used by `run` and `demo`). */
+export async function startDaemon(
+  opts: KeepvsOptions,
+  load: () => LoadResult,
+  configId: string,
+): Promise<DaemonHandle | number> {
+  const logger = new DaemonLogger({
+    console: opts.logConsole,
+    detail: opts.logDetail,
+    ...(opts.logFile ? { file: opts.logFile } : {}),
+    syslog: !opts.noSyslog,
+    facility: opts.logFacility,
+    ident: 'Keepvs',
+  });
+  await logger.init();
+  const result = load();
+  for (const d of result.diagnostics) {
+    const line = formatDiagnostic(d);
+    logger.log(d.severity === 'error' ? 'error' : 'warning', line);
+    if (!opts.logConsole) process.stderr.write(`${line}\n`);
+  }
+  if (!result.usable || !result.config) {
+    const msg = `keepvs: configuration ${opts.configFile} has errors; not starting`;
+    logger.log('error', msg);
+    if (!opts.logConsole) process.stderr.write(`${msg}\n`);
+    return 3;
+  }
+  logger.log('notice', `Starting keepvs ${VERSION} with ${opts.configFile}`);
+  writePid(opts.pidFile, process.pid, logger);
+  const supervisor = new Supervisor(opts, configId, load, logger);
+  supervisor.start(result);
+  const token = apiToken(opts, logger);
+  let api: FastifyInstance | undefined;
+  let apiUrl: string | undefined;
+  if (opts.api) {
+    api = buildApi(supervisor, { token, webRoot: WEB_ROOT, log: (m) => logger.log('notice', m) });
+    try {
+      apiUrl = await api.listen({ host: opts.api.host, port: opts.api.port });
+      logger.log('info', `API, metrics and dashboard on ${apiUrl}`);
+    } catch (e) {
+      logger.log('error', `API cannot listen on ${opts.api.host}:${opts.api.port}: ${(e as Error).message}`);
+      api = undefined;
+    }
+  }
+  return { supervisor, ...(api ? { api } : {}), ...(apiUrl ? { apiUrl } : {}), token };
+}
+
+export async function runDaemon(opts: KeepvsOptions, load: () => LoadResult, configId = 'keepvs'): Promise<number> {
+  const h = await startDaemon(opts, load, configId);
+  if (typeof h === 'number') return h;
+  return new Promise<number>((resolve) => {
+    const shutdown = async (sig: string) => {
+      h.supervisor.logger.log('notice', `Received ${sig}`);
+      await h.supervisor.stop();
+      await h.api?.close();
+      removePid(opts.pidFile);
+      resolve(0);
+      // stray handles must not keep a stopped daemon alive
+      setTimeout(() => process.exit(0), 200).unref();
+    };
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    process.on('SIGHUP', () => h.supervisor.reload());
+    process.on('SIGUSR1', () => h.supervisor.dump('data'));
+    process.on('SIGUSR2', () => h.supervisor.dump('stats'));
+  });
+}

@@ -1,0 +1,150 @@
+/**
+ * A worker process forked by the supervisor, like keepalived's VRRP and checker children. Each
+ * worker parses the configuration itself (as keepalived's children do) and reports snapshots,
+ * events and logs over IPC; a crash here leaves the supervisor and the other worker running.
+ */
+import { readFile } from 'node:fs/promises';
+import type net from 'node:net';
+import type { AdminAction } from '../api/types.js';
+import { loadConfig } from '../config/index.js';
+import type { Config } from '../config/model.js';
+import { startControlServer } from '../control/server.js';
+import { nodeConfigFs } from '../os/config-fs.js';
+import { ChildProcessRunner } from '../os/process-runner.js';
+import { SystemClock } from '../util/clock.js';
+import type { EventSink, KeepvsEvent } from '../util/events.js';
+import type { Logger, LogLevel } from '../util/logger.js';
+import type { FromWorker, ToWorker, WorkerInit } from './ipc.js';
+import { LvsService } from './lvs-service.js';
+import { startVrrpRole } from './vrrp-role.js';
+
+const send = (m: FromWorker) => process.send?.(m);
+
+class IpcLogger implements Logger {
+  constructor(
+    private readonly prefix: string,
+    private readonly detail: boolean,
+  ) {}
+  log(level: LogLevel, message: string): void {
+    if (level === 'debug' && !this.detail) return;
+    send({ type: 'log', level, message: this.prefix + message });
+  }
+  child(prefix: string): Logger {
+    return new IpcLogger(this.prefix + prefix, this.detail);
+  }
+}
+
+const events: EventSink = { emit: (event: KeepvsEvent) => send({ type: 'event', event }) };
+
+function load(init: WorkerInit): Config | undefined {
+  const r = loadConfig(init.configFile, {
+    fs: nodeConfigFs,
+    configId: init.configId,
+    env: process.env as Record<string, string>,
+  });
+  return r.usable ? r.config : undefined;
+}
+
+interface Role {
+  reload(config: Config): Promise<void>;
+  admin(action: AdminAction): Promise<{ ok: boolean; error?: string }>;
+  stop(drainMs: number): Promise<void>;
+}
+
+async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promise<Role> {
+  const svc = new LvsService(config, {
+    clock: new SystemClock(),
+    io: { runner: new ChildProcessRunner(), readFile: (p) => readFile(p, 'utf8') },
+    logger,
+    events,
+  });
+  await svc.start();
+  let control: net.Server | undefined;
+  try {
+    control = await startControlServer(init.socket, {
+      snapshot: () => svc.table.snapshot(),
+      connections: () => svc.table.connections(),
+      apply: (ops) => svc.applyOps(ops),
+    });
+    logger.log('info', `control socket ready at ${init.socket}`);
+  } catch (e) {
+    logger.log(
+      'error',
+      `control socket ${init.socket} unavailable (keepvsadm will not connect): ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  const report = () => send({ type: 'lvs-snapshot', ...svc.snapshot() });
+  const timer = setInterval(report, 1000);
+  svc.checks.onChange(() => setImmediate(report));
+  report();
+  return {
+    reload: async (c) => {
+      await svc.reload(c);
+      report();
+    },
+    async admin(a) {
+      if (a.action === 'drain' || a.action === 'restore' || a.action === 'weight') {
+        const known = svc.table.snapshot().services.find((s) => s.id === a.service);
+        if (!known) return { ok: false, error: `no such service ${a.service}` };
+        const inConfig = svc.checks.snapshot().servers.some((s) => s.service === a.service && s.dest === a.dest);
+        if (!inConfig) return { ok: false, error: `no such real server ${a.dest} in ${a.service}` };
+        if (a.action === 'restore') svc.setOverride(a.service, a.dest, undefined);
+        else svc.setOverride(a.service, a.dest, { weight: a.action === 'drain' ? 0 : a.weight, reason: a.action });
+        events.emit({
+          type: 'admin',
+          action: a.action,
+          target: `${a.service} ${a.dest}`,
+          detail: a.action === 'weight' ? `weight ${a.weight}` : '',
+          at: Date.now(),
+        });
+        setImmediate(report);
+        return { ok: true };
+      }
+      return { ok: false, error: `action ${a.action} is not handled by the LVS worker` };
+    },
+    async stop(drainMs) {
+      clearInterval(timer);
+      control?.close();
+      await svc.stop(drainMs);
+    },
+  };
+}
+
+let role: Role | undefined;
+let init: WorkerInit | undefined;
+
+process.on('message', (m: ToWorker) => {
+  void (async () => {
+    if (m.type === 'init') {
+      init = m.init;
+      const logger = new IpcLogger(m.init.role === 'lvs' ? 'Keepvs_lvs: ' : 'Keepvs_vrrp: ', m.init.logDetail);
+      const config = load(m.init);
+      if (!config) {
+        send({ type: 'fatal', message: 'configuration is not usable' });
+        process.exit(3);
+      }
+      role =
+        m.init.role === 'lvs'
+          ? await startLvs(m.init, config, logger)
+          : await startVrrpRole(config, logger, events, send);
+      send({ type: 'ready' });
+    } else if (m.type === 'reload' && role && init) {
+      const config = load(init);
+      if (config) await role.reload(config);
+    } else if (m.type === 'admin' && role) {
+      const r = await role.admin(m.action);
+      send({ type: 'admin-result', id: m.id, ...r });
+    } else if (m.type === 'stop') {
+      await role?.stop(m.drainMs);
+      process.exit(0);
+    }
+  })().catch((e) => {
+    send({ type: 'fatal', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    process.exit(70);
+  });
+});
+
+// the supervisor going away must not leave an orphan forwarding traffic
+process.on('disconnect', () => {
+  void role?.stop(1000).finally(() => process.exit(0));
+});
