@@ -11,7 +11,7 @@ export const DIAGNOSTIC_CODES = {
   KV004: { severity: 'error', title: 'unterminated quoted string' },
   KV005: { severity: 'error', title: 'unbalanced braces' },
   KV006: { severity: 'error', title: 'bad ~SEQ / ~LST expression' },
-  KV101: { severity: 'error', title: 'unknown keyword' },
+  KV101: { severity: 'warning', title: 'unknown keyword (ignored, as keepalived does)' },
   KV102: { severity: 'warning', title: 'keyword not supported by keepvs' },
   KV103: { severity: 'warning', title: 'deprecated keyword' },
   KV104: { severity: 'error', title: 'missing or extra argument' },

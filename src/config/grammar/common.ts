@@ -13,8 +13,8 @@ export type Handler<T> = (node: Node, ctx: Ctx, target: T) => void;
 
 export interface KeywordSpec<T> {
   readonly handle?: Handler<T>;
-  /** the keyword opens a `{ ... }` block */
-  readonly block?: boolean;
+  /** the keyword opens a `{ ... }` block ('optional': it may also stand alone) */
+  readonly block?: boolean | 'optional';
   /** recognised keepalived keyword that keepvs does not act on: reported, never silent */
   readonly unsupported?: string;
   /** deprecated spelling; the message names the replacement */
@@ -55,7 +55,7 @@ export function applyTable<T>(
     }
     if (spec.deprecated)
       ctx.diag.report('KV103', node.loc, `'${node.keyword}' is deprecated; use '${spec.deprecated}'`);
-    if (spec.block && !node.children) {
+    if (spec.block === true && !node.children) {
       ctx.diag.report('KV105', node.loc, `'${node.keyword}' needs a { ... } block`);
       continue;
     }

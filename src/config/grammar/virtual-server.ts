@@ -270,7 +270,7 @@ const virtualServerTable: KeywordTable<VsBuilder> = {
       if (f) v.ipFamily = f === 'inet' ? 4 : 6;
     },
   },
-  real_server: { block: true, handle: (n, _c, v) => void v.realServerNodes.push(n) },
+  real_server: { block: 'optional', handle: (n, _c, v) => void v.realServerNodes.push(n) },
   ...timingEntries<VsBuilder>(),
   snmp_name: { unsupported: 'SNMP is not implemented' },
 };
