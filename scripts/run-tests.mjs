@@ -28,7 +28,7 @@ if (files.length === 0) {
 const concurrency = process.env.KEEPVS_TEST_CONCURRENCY ?? '2';
 const res = spawnSync(
   process.execPath,
-  ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, ...files],
+  ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=120000', ...files],
   { stdio: 'inherit', cwd: root },
 );
 process.exit(res.status ?? 1);

@@ -169,7 +169,9 @@ export class ProxyDataPlane implements DataPlane {
       this.connectFailures++;
       this.destroyPair(pair);
     }, this.options.connectTimeoutMs ?? 5000);
+    let connected = false;
     server.once('connect', () => {
+      connected = true;
       clearTimeout(timer);
       handle.setState('ESTABLISHED');
       if (this.options.proxyProtocol) {
@@ -180,8 +182,7 @@ export class ProxyDataPlane implements DataPlane {
       client.resume();
     });
     const fail = () => {
-      if (!pair.handle) return;
-      if (server.connecting) {
+      if (!connected && this.pairs.has(pair)) {
         clearTimeout(timer);
         this.connectFailures++;
       }
