@@ -41,7 +41,8 @@ const destBody = {
 } as const;
 
 export function buildApi(source: StatusSource, options: ApiOptions): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  // unknown fields are refused, not silently stripped (fastify's default)
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, ajv: { customOptions: { removeAdditional: false } } });
   const metrics = createMetrics(source);
 
   app.setErrorHandler((e, _req, reply) => {

@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
+const root = process.cwd();
+const dir = mkdtempSync(join(tmpdir(), 'kv-e2e-'));
+const conf = join(dir, 'keepalived.conf');
+const servers: http.Server[] = [];
+const rsPorts: number[] = [];
+let vipPort = 0;
+let apiPort = 0;
+let daemon: ChildProcess;
+let output = '';
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+function startRs(i: number): Promise<http.Server> {
+  const s = http.createServer((req, res) => res.end(req.url === '/health' ? 'ok' : `rs${i}`));
+  return new Promise((r) => s.listen(rsPorts[i], '127.0.0.1', () => r(s)));
+}
+
+function config(weight = 1): string {
+  const rs = rsPorts
+    .map(
+      (p) =>
+        `  real_server 127.0.0.1 ${p} {\n    weight ${weight}\n    HTTP_GET {\n      url {\n        path /health\n      }\n      connect_timeout 1\n      retry 0\n    }\n  }`,
+    )
+    .join('\n');
+  return `global_defs {\n  router_id E2E\n}\nvirtual_server 127.0.0.1 ${vipPort} {\n  delay_loop 1\n  lvs_sched rr\n${rs}\n}\n`;
+}
+
+function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false, timeout: 3000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+}
+
+const status = async () => JSON.parse((await get(apiPort, '/api/v1/status')).body);
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what} ${last ?? ''}\n${output.slice(-2000)}`);
+}
+
+before(async () => {
+  for (let i = 0; i < 3; i++) rsPorts.push(await freePort());
+  vipPort = await freePort();
+  apiPort = await freePort();
+  for (let i = 0; i < 3; i++) servers.push(await startRs(i));
+  writeFileSync(conf, config());
+  daemon = spawn(
+    process.execPath,
+    [
+      join(root, 'bin/keepvs.js'),
+      '-n',
+      '-l',
+      '-G',
+      '-f',
+      conf,
+      '--socket',
+      join(dir, 'keepvs.sock'),
+      '--api',
+      `127.0.0.1:${apiPort}`,
+      '--api-token',
+      'e2e-token',
+      '-p',
+      join(dir, 'keepvs.pid'),
+      '-c',
+      join(dir, 'checkers.pid'),
+      '-r',
+      join(dir, 'vrrp.pid'),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  daemon.stdout?.on('data', (d) => (output += d));
+  daemon.stderr?.on('data', (d) => (output += d));
+  await until('all real servers up', async () => {
+    const s = await status();
+    return s.lvs?.checks.servers.length === 3 && s.lvs.checks.servers.every((x: { up: boolean }) => x.up) && s;
+  });
+});
+
+after(async () => {
+  if (daemon.exitCode === null) daemon.kill('SIGKILL');
+  for (const s of servers) {
+    s.close();
+    s.closeAllConnections();
+  }
+});
+
+test('traffic is balanced across the real servers', async () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 6; i++) seen.add((await get(vipPort)).body);
+  assert.deepEqual([...seen].sort(), ['rs0', 'rs1', 'rs2']);
+  assert.ok(existsSync(join(dir, 'keepvs.pid')));
+  assert.ok(existsSync(join(dir, 'checkers.pid')));
+});
+
+test('a real server going down shows in the API and metrics within one check interval, and comes back', async () => {
+  servers[1].close();
+  servers[1].closeAllConnections();
+  const t0 = Date.now();
+  await until('rs1 down', async () =>
+    (await status()).lvs.checks.servers.find(
+      (s: { dest: string; up: boolean }) => s.dest.endsWith(`:${rsPorts[1]}`) && !s.up,
+    ),
+  );
+  assert.ok(Date.now() - t0 < 2500, `took ${Date.now() - t0} ms`);
+  const metrics = (await get(apiPort, '/metrics')).body;
+  assert.match(
+    metrics,
+    new RegExp(`keepvs_real_server_up\\{service="tcp:127.0.0.1:${vipPort}",real_server="127.0.0.1:${rsPorts[1]}"\\} 0`),
+  );
+  for (let i = 0; i < 4; i++) assert.notEqual((await get(vipPort)).body, 'rs1');
+  servers[1] = await startRs(1);
+  await until('rs1 back', async () => (await status()).lvs.checks.servers.every((s: { up: boolean }) => s.up));
+});
+
+test('reload under continuous traffic loses no request; a bad config is rejected and the old one keeps running', async () => {
+  let failures = 0;
+  let done = 0;
+  let stop = false;
+  const load = (async () => {
+    while (!stop) {
+      try {
+        const r = await get(vipPort);
+        if (!/^rs\d$/.test(r.body)) failures++;
+      } catch {
+        failures++;
+      }
+      done++;
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 300));
+  writeFileSync(conf, config(5));
+  daemon.kill('SIGHUP');
+  await until('weight 5 applied', async () =>
+    (await status()).lvs.table.services[0].dests.every((d: { weight: number }) => d.weight === 5),
+  );
+  writeFileSync(conf, `${config(5)}\nvirtual_server 127.0.0.1 {\n`);
+  daemon.kill('SIGHUP');
+  await until('reload rejected event', async () =>
+    JSON.parse((await get(apiPort, '/api/v1/events')).body).events.find(
+      (e: { type: string; ok: boolean }) => e.type === 'config-reload' && !e.ok,
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  stop = true;
+  await load;
+  assert.equal(failures, 0, `${failures} of ${done} requests failed`);
+  assert.ok(done > 10);
+  assert.equal((await status()).lvs.table.services[0].dests.length, 3);
+  writeFileSync(conf, config(5));
+});
+
+test('a worker killed with SIGKILL is restarted and the service continues', async () => {
+  const pid = Number(readFileSync(join(dir, 'checkers.pid'), 'utf8'));
+  process.kill(pid, 'SIGKILL');
+  await until('worker restarted', async () => {
+    const s = await status();
+    const w = s.workers.find((x: { role: string }) => x.role === 'lvs');
+    return w.restarts === 1 && w.state === 'running' && w.pid !== pid;
+  });
+  await until('service answers again', async () => /^rs\d$/.test((await get(vipPort)).body));
+});
+
+test('API actions: drain needs the token, then takes a server out of rotation', async () => {
+  const svc = `tcp:127.0.0.1:${vipPort}`;
+  const dest = `127.0.0.1:${rsPorts[2]}`;
+  const post = (token: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: apiPort,
+          path: '/api/v1/actions/drain',
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify({ service: svc, dest }));
+    });
+  assert.equal(await post('wrong'), 401);
+  assert.equal(await post('e2e-token'), 200);
+  await until('drained', async () =>
+    (await status()).lvs.table.services[0].dests.find(
+      (d: { port: number; weight: number }) => d.port === rsPorts[2] && d.weight === 0,
+    ),
+  );
+  for (let i = 0; i < 6; i++) assert.notEqual((await get(vipPort)).body, 'rs2');
+});
+
+test('keepvsadm -Ln lists the running table', async () => {
+  const out = await new Promise<string>((resolve) => {
+    const p = spawn(process.execPath, [join(root, 'bin/keepvsadm.js'), '--socket', join(dir, 'keepvs.sock'), '-Ln']);
+    let s = '';
+    p.stdout.on('data', (d) => (s += d));
+    p.on('close', () => resolve(s));
+  });
+  assert.match(out, new RegExp(`^TCP  127\\.0\\.0\\.1:${vipPort} rr\\s*$`, 'm'));
+  assert.match(out, new RegExp(`^  -> 127\\.0\\.0\\.1:${rsPorts[0]}\\s+Masq\\s+5\\s+\\d+\\s+\\d+`, 'm'));
+});
+
+test('SIGTERM stops cleanly and removes the pid files', async () => {
+  const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
+  daemon.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  assert.equal(existsSync(join(dir, 'keepvs.pid')), false);
+  assert.equal(existsSync(join(dir, 'checkers.pid')), false);
+});
