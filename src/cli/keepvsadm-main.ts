@@ -1,3 +1,159 @@
-// Entry point of the `keepvsadm` binary.
-console.error('keepvsadm: being built (see issues)');
-process.exitCode = 2;
+// Entry point of the `keepvsadm` binary: ipvsadm's arguments and output, talking to keepvs.
+import { reverse } from 'node:dns/promises';
+import type { ControlResponse } from '../control/protocol.js';
+import { controlRequest } from '../control/server.js';
+import type { ServiceSnapshot, TableOp, TableSnapshot } from '../lb/types.js';
+import { serviceId } from '../lb/types.js';
+import { VERSION } from '../version.js';
+import { opsFor, serviceKeyOf } from './keepvsadm/command.js';
+import { formatConnections, formatDaemons, formatList, formatSave, formatTimeouts } from './keepvsadm/format.js';
+import { type Command, IPVSADM_USAGE, parseIpvsadmArgs } from './keepvsadm/parse.js';
+
+const DEFAULT_SOCKET = '/run/keepvs/keepvs.sock';
+
+function fail(message: string, code = 2): number {
+  process.stderr.write(`${message}\n`);
+  return code;
+}
+
+async function request(socket: string, body: object): Promise<ControlResponse> {
+  try {
+    return await controlRequest(socket, { v: 1, ...body });
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    return {
+      ok: false,
+      error: `keepvsadm: cannot connect to keepvs at ${socket}: ${why} (is keepvs running? see --socket)`,
+    };
+  }
+}
+
+async function names(t: TableSnapshot, numeric: boolean) {
+  if (numeric) return undefined;
+  const hosts = new Map<string, string | undefined>();
+  const addrs = new Set<string>();
+  for (const s of t.services) {
+    if (s.key.kind === 'addr') addrs.add(s.key.address);
+    for (const d of s.dests) addrs.add(d.address);
+  }
+  await Promise.all(
+    [...addrs].map(async (a) => {
+      const r = await Promise.race([
+        reverse(a).catch(() => []),
+        new Promise<string[]>((res) => setTimeout(() => res([]), 1000)),
+      ]);
+      hosts.set(a, r[0]);
+    }),
+  );
+  const { portByNumber } = await import('./keepvsadm/ports.js');
+  return { host: (a: string) => hosts.get(a), port: (p: number, proto: string) => portByNumber(p, proto) };
+}
+
+async function applyOps(socket: string, ops: TableOp[], lines?: number[]): Promise<number> {
+  const r = await request(socket, { cmd: 'apply', ops });
+  if (!r.ok) return fail(r.error);
+  if (!('results' in r)) return fail('unexpected response from keepvs');
+  let status = 0;
+  r.results.forEach((res, i) => {
+    if (!res.ok) {
+      // ipvsadm prints the kernel's error text alone
+      process.stderr.write(`${lines ? `line ${lines[i]}: ` : ''}${(res.error ?? 'error').split(':')[0]}\n`);
+      status = 2;
+    }
+  });
+  return status;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let socket = process.env.KEEPVS_SOCKET ?? DEFAULT_SOCKET;
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--socket') socket = argv[++i] ?? socket;
+    else if (argv[i].startsWith('--socket=')) socket = argv[i].slice(9);
+    else rest.push(argv[i]);
+  }
+  const parsed = parseIpvsadmArgs(rest);
+  if ('error' in parsed) return fail(`${parsed.error}\nTry \`keepvsadm -h' for more information.`);
+  const c: Command = parsed;
+  switch (c.cmd) {
+    case 'help':
+      process.stdout.write(IPVSADM_USAGE);
+      return 0;
+    case 'version':
+      process.stdout.write(`keepvsadm ${VERSION} (ipvsadm v1.31 compatible)\n`);
+      return 0;
+    case 'start-daemon':
+    case 'stop-daemon':
+      return fail('keepvs does not run the IPVS connection synchronisation daemon (not supported)');
+    case 'restore': {
+      const input = await new Promise<string>((resolve) => {
+        let s = '';
+        process.stdin.setEncoding('utf8');
+        process.stdin.on('data', (d) => (s += d));
+        process.stdin.on('end', () => resolve(s));
+      });
+      const ops: TableOp[] = [];
+      const lines: number[] = [];
+      let n = 0;
+      for (const raw of input.split('\n')) {
+        n++;
+        const words = raw.trim().split(/\s+/).filter(Boolean);
+        if (words[0] === 'ipvsadm' || words[0] === 'keepvsadm') words.shift();
+        if (words.length === 0 || words[0].startsWith('#')) continue;
+        const lc = parseIpvsadmArgs(words);
+        if ('error' in lc) return fail(`line ${n}: ${lc.error}`);
+        const o = await opsFor(lc);
+        if (typeof o === 'string') return fail(`line ${n}: ${o}`);
+        for (const op of o) {
+          ops.push(op);
+          lines.push(n);
+        }
+      }
+      return ops.length ? applyOps(socket, ops, lines) : 0;
+    }
+    case 'list':
+    case 'save': {
+      if (c.connections) {
+        const r = await request(socket, { cmd: 'connections' });
+        if (!r.ok) return fail(r.error);
+        if (!('connections' in r)) return fail('unexpected response');
+        process.stdout.write(formatConnections(r.connections, { numeric: c.numeric, exact: false, format: 'default' }));
+        return 0;
+      }
+      const r = await request(socket, { cmd: 'snapshot' });
+      if (!r.ok) return fail(r.error);
+      if (!('snapshot' in r)) return fail('unexpected response');
+      const t = r.snapshot;
+      const o = { numeric: c.numeric, exact: c.exact, format: c.format, names: await names(t, c.numeric) };
+      if (c.cmd === 'save') process.stdout.write(formatSave(t, o));
+      else if (c.timeout) process.stdout.write(formatTimeouts(t));
+      else if (c.daemon) process.stdout.write(formatDaemons(t));
+      else {
+        let only: ServiceSnapshot | undefined;
+        if (c.service) {
+          const key = await serviceKeyOf(c);
+          if (typeof key === 'string') return fail(key);
+          only = t.services.find((s) => s.id === serviceId(key));
+          if (!only) return fail('No such service');
+        }
+        process.stdout.write(formatList(t, o, only));
+      }
+      return 0;
+    }
+    default: {
+      const ops = await opsFor(c);
+      if (typeof ops === 'string') return fail(ops);
+      return applyOps(socket, ops);
+    }
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`keepvsadm: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 2;
+  },
+);
