@@ -1,3 +1,58 @@
-// Entry point of the `keepvs` binary. Composition lives in daemon/; this only hands over argv.
-console.error('keepvs: the daemon entry point is being built (see issues)');
-process.exitCode = 3;
+// Entry point of the `keepvs` binary: parse argv, then dispatch. Running the daemon is added by
+// the daemon engineer (see the 'run' / 'demo' cases).
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { runConfigTest } from '../config/config-test.js';
+import { NodeConfigFs } from '../os/config-fs.js';
+import { KEEPVS_HELP, parseKeepvsArgs } from './keepvs-args.js';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    return pkg.version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function main(argv: readonly string[]): number {
+  const parsed = parseKeepvsArgs(argv);
+  if (!parsed.ok) {
+    process.stderr.write(`${parsed.error.message}\n`);
+    return parsed.error.exitCode;
+  }
+  const opts = parsed.value;
+  const io = {
+    fs: new NodeConfigFs(),
+    stdout: (l: string) => process.stdout.write(`${l}\n`),
+    stderr: (l: string) => process.stderr.write(`${l}\n`),
+    env: process.env as Record<string, string>,
+    hostname: hostname(),
+  };
+  const configTest = (dump: boolean) =>
+    runConfigTest(
+      { useFile: resolve(opts.useFile), dump, ...(opts.configId !== undefined ? { configId: opts.configId } : {}) },
+      io,
+    );
+  switch (opts.command) {
+    case 'help':
+      process.stdout.write(KEEPVS_HELP);
+      return 0;
+    case 'version':
+      process.stdout.write(`keepvs v${version()} (keepalived 2.2 configuration language)\n`);
+      return 0;
+    case 'config-test':
+      return configTest(false);
+    case 'dump-conf':
+      return configTest(true);
+    case 'run':
+    case 'demo':
+      process.stderr.write(`keepvs: '${opts.command}' is not available in this build yet (daemon pending)\n`);
+      return 3;
+  }
+}
+
+process.exitCode = main(process.argv.slice(2));

@@ -88,6 +88,11 @@ export interface GlobalDefs {
   readonly startupScript?: ScriptSpec;
   readonly shutdownScript?: ScriptSpec;
   readonly maxAutoPriority?: number;
+  /** `startup_script_timeout` / `shutdown_script_timeout` seconds (keepalived default 10) */
+  readonly startupScriptTimeout?: number;
+  readonly shutdownScriptTimeout?: number;
+  readonly noEmailFaults?: boolean;
+  readonly checkerLogAllFailures?: boolean;
 }
 
 /** `virtual_ipaddress`, `virtual_ipaddress_excluded` and `static_ipaddress` entries. */

@@ -1,0 +1,359 @@
+/** `virtual_server IP PORT | fwmark N | group NAME { ... }` (KA-man5 "Virtual server(s)", check_parser.c). */
+import { didYouMean } from '../diagnostics.js';
+import type {
+  Family,
+  LvsMethod,
+  LvsProtocol,
+  ScriptSpec,
+  TunnelSpec,
+  VirtualServer,
+  VirtualServerKey,
+} from '../model.js';
+import type { Node } from '../tree.js';
+import type { TimingDraft } from './checkers/common.js';
+import { DEFAULT_DELAY_LOOP, timingEntries } from './checkers/common.js';
+import {
+  arg,
+  boolArg,
+  type Ctx,
+  choiceWord,
+  deprecated,
+  intArg,
+  ipWord,
+  noExtra,
+  parseIntWord,
+  parseIp,
+  portWord,
+  runBlock,
+  scriptArg,
+  stringArg,
+  table,
+  unsupportedAll,
+  value,
+} from './engine.js';
+import { parseMethod } from './lvs-common.js';
+import { finishRealServer, parseRealServer, type RealServerDraft } from './real-server.js';
+
+/** Schedulers IPVS knows (net/netfilter/ipvs/ip_vs_*.c). */
+export const SCHEDULERS = [
+  'rr',
+  'wrr',
+  'lc',
+  'wlc',
+  'lblc',
+  'lblcr',
+  'dh',
+  'sh',
+  'sed',
+  'nq',
+  'fo',
+  'ovf',
+  'mh',
+  'twos',
+];
+const SCHED_FLAGS = ['flag-1', 'flag-2', 'flag-3', 'sh-port', 'sh-fallback', 'mh-port', 'mh-fallback'];
+
+export interface VsDraft {
+  key: VirtualServerKey;
+  protocol?: LvsProtocol;
+  scheduler?: string;
+  schedFlags: string[];
+  ops: boolean;
+  method?: LvsMethod;
+  tunnel?: TunnelSpec;
+  persistenceTimeout?: number;
+  persistenceGranularity?: string;
+  persistenceEngine?: string;
+  timing: TimingDraft;
+  haSuspend: boolean;
+  alpha: boolean;
+  omega: boolean;
+  quorum?: number;
+  hysteresis?: number;
+  quorumUp?: ScriptSpec;
+  quorumDown?: ScriptSpec;
+  inhibitOnFailure: boolean;
+  sorry?: { address: string; family: Family; port: number; method?: LvsMethod };
+  sorryInhibit: boolean;
+  sorryMethod?: LvsMethod;
+  virtualhost?: string;
+  smtpAlert?: boolean;
+  weight?: number;
+  ipFamily?: Family;
+  realServers: RealServerDraft[];
+  loc: Node['loc'];
+}
+
+function scheduler(n: Node, d: VsDraft, c: Ctx): void {
+  const w = arg(n, 0, c, 'a scheduler name');
+  if (!w) return;
+  noExtra(n, 1, c);
+  if (!SCHEDULERS.includes(w.text)) {
+    c.report(
+      'KV207',
+      w.loc,
+      `unknown scheduler '${w.text}' (${SCHEDULERS.join(', ')})${didYouMean(w.text, SCHEDULERS)}`,
+    );
+    return;
+  }
+  d.scheduler = w.text;
+}
+
+function method(n: Node, d: VsDraft, c: Ctx): void {
+  const m = parseMethod(n, c);
+  if (m) [d.method, d.tunnel] = [m.method, m.tunnel];
+}
+
+function persistenceTimeout(n: Node, d: VsDraft, c: Ctx): void {
+  // Without a value keepalived uses IPVS_SVC_PERSISTENT_TIMEOUT (360 s, libipvs.h).
+  if (n.args.length === 0) {
+    d.persistenceTimeout = 360;
+    return;
+  }
+  const v = intArg(n, c, 1, 0xffffffff);
+  if (v !== undefined) d.persistenceTimeout = v;
+}
+
+function granularity(n: Node, d: VsDraft, c: Ctx): void {
+  const w = arg(n, 0, c, 'a netmask or prefix length');
+  if (!w) return;
+  noExtra(n, 1, c);
+  if (/^\d{1,3}$/.test(w.text)) {
+    if (Number(w.text) > 128) c.report('KV205', w.loc, `persistence_granularity /${w.text} is out of range`);
+    else d.persistenceGranularity = w.text;
+    return;
+  }
+  const ip = parseIp(w.text);
+  const bits =
+    ip?.family === 4
+      ? w.text
+          .split('.')
+          .map(Number)
+          .reduce((a, o) => a * 256 + o, 0)
+      : -1;
+  const contiguous = bits >= 0 && ((~bits >>> 0) & ((~bits >>> 0) + 1)) === 0;
+  if (!contiguous)
+    c.report('KV205', w.loc, `persistence_granularity '${w.text}' is not a netmask (e.g. 255.255.255.0)`);
+  else d.persistenceGranularity = w.text;
+}
+
+function sorryServer(n: Node, d: VsDraft, c: Ctx): void {
+  const w = arg(n, 0, c, 'an address and port');
+  if (!w) return;
+  noExtra(n, 2, c);
+  const ip = ipWord(w, c, 'sorry_server');
+  if (!ip) return;
+  const port = n.args[1] ? portWord(n.args[1], c, 'sorry_server port') : undefined;
+  d.sorry = { ...ip, port: port ?? 0 };
+}
+
+export const VIRTUAL_SERVER = table<VsDraft>(
+  [
+    ['lvs_sched', value(scheduler)],
+    ['lb_algo', deprecated(value(scheduler), 'lvs_sched')],
+    ['lvs_method', value(method)],
+    ['lb_kind', deprecated(value(method), 'lvs_method')],
+    ['persistence_timeout', value(persistenceTimeout)],
+    ['persistence_granularity', value(granularity)],
+    [
+      'persistence_engine',
+      value((n, d, c) => {
+        const w = arg(n, 0, c, 'an engine name (sip)');
+        if (w) d.persistenceEngine = choiceWord(w, ['sip'] as const, c, 'persistence_engine') ?? d.persistenceEngine;
+      }),
+    ],
+    [
+      'protocol',
+      value((n, d, c) => {
+        const w = arg(n, 0, c, 'TCP|UDP|SCTP');
+        if (!w) return;
+        noExtra(n, 1, c);
+        d.protocol =
+          choiceWord({ text: w.text.toUpperCase(), loc: w.loc }, ['TCP', 'UDP', 'SCTP'] as const, c, 'protocol') ??
+          d.protocol;
+      }),
+    ],
+    ['ha_suspend', value((n, d, c) => (d.haSuspend = boolArg(n, c) ?? d.haSuspend))],
+    ['alpha', value((n, d, c) => (d.alpha = boolArg(n, c) ?? d.alpha))],
+    ['omega', value((n, d, c) => (d.omega = boolArg(n, c) ?? d.omega))],
+    ['quorum', value((n, d, c) => (d.quorum = intArg(n, c, 1, 0xffffffff) ?? d.quorum))],
+    ['hysteresis', value((n, d, c) => (d.hysteresis = intArg(n, c, 0, 0xffffffff) ?? d.hysteresis))],
+    ['quorum_up', value((n, d, c) => (d.quorumUp = scriptArg(n, c, true) ?? d.quorumUp))],
+    ['quorum_down', value((n, d, c) => (d.quorumDown = scriptArg(n, c, true) ?? d.quorumDown))],
+    ['inhibit_on_failure', value((n, d, c) => (d.inhibitOnFailure = boolArg(n, c) ?? d.inhibitOnFailure))],
+    ['sorry_server', value(sorryServer)],
+    ['sorry_server_inhibit', value((n, d, c) => (d.sorryInhibit = boolArg(n, c) ?? d.sorryInhibit))],
+    [
+      'sorry_server_lvs_method',
+      value((n, d, c) => {
+        const m = parseMethod(n, c);
+        if (m) d.sorryMethod = m.method;
+      }),
+    ],
+    ['virtualhost', value((n, d, c) => (d.virtualhost = stringArg(n, c, 'a host name') ?? d.virtualhost))],
+    ['smtp_alert', value((n, d, c) => (d.smtpAlert = boolArg(n, c) ?? d.smtpAlert))],
+    ['weight', value((n, d, c) => (d.weight = intArg(n, c, 0, 65535) ?? d.weight))],
+    [
+      'ip_family',
+      value((n, d, c) => {
+        const w = arg(n, 0, c, 'inet|inet6');
+        const f = w && choiceWord(w, ['inet', 'inet6'] as const, c, 'ip_family');
+        if (f) d.ipFamily = f === 'inet' ? 4 : 6;
+      }),
+    ],
+    ['ops', value((n, d, c) => (d.ops = boolArg(n, c) ?? d.ops))],
+    [
+      'real_server',
+      {
+        kind: 'either',
+        repeatable: true,
+        handle: (n, d, c) => {
+          const rs = parseRealServer(n, c);
+          if (!rs) return;
+          const port = rs.port ?? (d.key.kind === 'address' ? d.key.port : 0);
+          if (d.realServers.some((r) => r.ip.address === rs.ip.address && (r.port ?? 0) === port)) {
+            c.report(
+              'KV301',
+              n.loc,
+              `real_server ${rs.ip.address} port ${port} is already in this virtual_server; ignored`,
+            );
+            return;
+          }
+          rs.port = port;
+          d.realServers.push(rs);
+        },
+      },
+    ],
+  ],
+  SCHED_FLAGS.map((f) => [f, value<VsDraft>((_n, d) => void d.schedFlags.push(f))] as const),
+  [['hashed', value<VsDraft>((_n, d) => void d.schedFlags.push('flag-1'))]],
+  timingEntries<VsDraft>(),
+  unsupportedAll(['snmp_name'], 'SNMP is not implemented', 'value'),
+);
+
+/** Parses the `virtual_server` arguments into its key. */
+export function parseVsKey(node: Node, ctx: Ctx): VirtualServerKey | undefined {
+  const [a, b, c3] = node.args;
+  if (!a) {
+    ctx.report('KV113', node.loc, "'virtual_server' needs IP PORT, 'fwmark N' or 'group NAME'");
+    return undefined;
+  }
+  if (a.text === 'fwmark') {
+    if (!b) return void ctx.report('KV113', a.loc, "'virtual_server fwmark' needs a mark number");
+    const mark = parseIntWord(b, 1, 0xffffffff, ctx, 'fwmark');
+    if (mark === undefined) return undefined;
+    let family: Family = 4;
+    if (c3) {
+      const f = choiceWord(c3, ['inet', 'inet6'] as const, ctx, 'fwmark family');
+      if (f === 'inet6') family = 6;
+    }
+    return { kind: 'fwmark', fwmark: mark, family };
+  }
+  if (a.text === 'group') {
+    if (!b) return void ctx.report('KV113', a.loc, "'virtual_server group' needs a virtual_server_group name");
+    return { kind: 'group', group: b.text };
+  }
+  const ip = ipWord(a, ctx, 'virtual_server');
+  if (!ip) return undefined;
+  if (!b) {
+    ctx.report('KV113', node.loc, `virtual_server ${a.text} needs a port (use 0 for all ports with persistence)`);
+    return undefined;
+  }
+  const port = portWord(b, ctx, 'virtual_server port');
+  if (port === undefined) return undefined;
+  if (c3) ctx.report('KV114', c3.loc, 'virtual_server takes IP PORT; extra words ignored');
+  return { kind: 'address', address: ip.address, family: ip.family, port };
+}
+
+export function parseVirtualServer(node: Node, ctx: Ctx): VsDraft | undefined {
+  const key = parseVsKey(node, ctx);
+  if (!key) return undefined;
+  const d: VsDraft = {
+    key,
+    schedFlags: [],
+    ops: false,
+    timing: {},
+    haSuspend: false,
+    alpha: false,
+    omega: false,
+    inhibitOnFailure: false,
+    sorryInhibit: false,
+    realServers: [],
+    loc: node.loc,
+  };
+  runBlock(node.children ?? [], VIRTUAL_SERVER, d, ctx, `virtual_server ${node.args.map((w) => w.text).join(' ')}`);
+  return d;
+}
+
+/** End-of-block defaults (keepalived: wlc, NAT, TCP, delay_loop 60, quorum 1, hysteresis 0). */
+export function finishVirtualServer(d: VsDraft, ctx: Ctx): VirtualServer {
+  const method = d.method ?? 'NAT';
+  const delayLoop = d.timing.delayLoop ?? DEFAULT_DELAY_LOOP;
+  const family: Family | undefined = d.key.kind === 'group' ? d.ipFamily : d.key.family;
+  if (d.ipFamily && d.key.kind !== 'group' && d.key.family !== d.ipFamily)
+    ctx.report('KV312', d.loc, `virtual_server: ip_family inet${d.ipFamily === 6 ? '6' : ''} contradicts its address`);
+  const vsPort = d.key.kind === 'address' ? d.key.port : 0;
+  const realServers = d.realServers.map((rs) => {
+    if (family && rs.ip.family !== family && method !== 'TUN')
+      ctx.report(
+        'KV312',
+        rs.loc,
+        `real_server ${rs.ip.address} is IPv${rs.ip.family} but the virtual server is IPv${family}`,
+      );
+    return finishRealServer(
+      rs,
+      {
+        port: vsPort,
+        weight: d.weight ?? 1,
+        method,
+        ...(d.tunnel ? { tunnel: d.tunnel } : {}),
+        inhibitOnFailure: d.inhibitOnFailure,
+        alpha: d.alpha,
+        ...(d.virtualhost ? { virtualhost: d.virtualhost } : {}),
+        timing: d.timing,
+      },
+      ctx,
+    );
+  });
+  if (d.schedFlags.some((f) => f.startsWith('sh-')) && d.scheduler !== 'sh')
+    ctx.report('KV311', d.loc, 'sh-port / sh-fallback only apply to lvs_sched sh');
+  if (d.schedFlags.some((f) => f.startsWith('mh-')) && d.scheduler !== 'mh')
+    ctx.report('KV311', d.loc, 'mh-port / mh-fallback only apply to lvs_sched mh');
+  if (d.persistenceGranularity && d.persistenceTimeout === undefined)
+    ctx.report('KV311', d.loc, 'persistence_granularity has no effect without persistence_timeout');
+  return {
+    key: d.key,
+    protocol: d.protocol ?? 'TCP',
+    scheduler: d.scheduler ?? 'wlc',
+    schedFlags: [...new Set(d.schedFlags)],
+    ops: d.ops,
+    method,
+    ...(method === 'TUN' && d.tunnel ? { tunnel: d.tunnel } : {}),
+    ...(d.persistenceTimeout !== undefined ? { persistenceTimeout: d.persistenceTimeout } : {}),
+    ...(d.persistenceGranularity ? { persistenceGranularity: d.persistenceGranularity } : {}),
+    ...(d.persistenceEngine ? { persistenceEngine: d.persistenceEngine } : {}),
+    delayLoop,
+    haSuspend: d.haSuspend,
+    alpha: d.alpha,
+    omega: d.omega,
+    quorum: d.quorum ?? 1,
+    hysteresis: d.hysteresis ?? 0,
+    ...(d.quorumUp ? { quorumUp: d.quorumUp } : {}),
+    ...(d.quorumDown ? { quorumDown: d.quorumDown } : {}),
+    inhibitOnFailure: d.inhibitOnFailure,
+    ...(d.sorry
+      ? {
+          sorryServer: {
+            ...d.sorry,
+            port: d.sorry.port || vsPort,
+            ...(d.sorryMethod ? { method: d.sorryMethod } : {}),
+          },
+        }
+      : {}),
+    sorryServerInhibit: d.sorryInhibit,
+    ...(d.virtualhost ? { virtualhost: d.virtualhost } : {}),
+    ...(d.smtpAlert !== undefined ? { smtpAlert: d.smtpAlert } : {}),
+    realServers,
+    loc: d.loc,
+  };
+}

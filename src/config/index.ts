@@ -1,0 +1,55 @@
+/**
+ * Config loader: preprocess (includes, parameters, conditionals, sequences) -> block tree ->
+ * per-block keyword tables -> resolved, frozen Config plus every diagnostic (never stops early).
+ */
+import { posix as path } from 'node:path';
+import { DiagnosticBag } from './diagnostics.js';
+import type { ConfigFs } from './fs-port.js';
+import { MemoryConfigFs } from './fs-port.js';
+import { makeCtx, runBlock } from './grammar/engine.js';
+import { newRootDraft, ROOT } from './grammar/root.js';
+import type { LoadResult } from './model.js';
+import { Preprocessor } from './preprocess.js';
+import { resolveConfig } from './resolve.js';
+import { buildTree } from './tree.js';
+
+export { formatDiagnostic } from './format.js';
+export type { ConfigFs } from './fs-port.js';
+export { MemoryConfigFs } from './fs-port.js';
+
+export interface LoadOptions {
+  /** `-i/--config-id`: selects `@id` lines; the CLI passes the host name's first label by default */
+  readonly configId?: string;
+  readonly fs: ConfigFs;
+  /** for ${_ENV NAME} */
+  readonly env?: Record<string, string>;
+  /** random source for ${_RANDOM}; deterministic when absent */
+  readonly random?: () => number;
+}
+
+function run(pre: Preprocessor, bag: DiagnosticBag): LoadResult {
+  const tree = buildTree(pre.lines, bag);
+  const ctx = makeCtx(bag);
+  const draft = newRootDraft();
+  runBlock(tree, ROOT, draft, ctx, 'the top level');
+  const config = resolveConfig(draft, pre.files, ctx);
+  return { config, diagnostics: bag.items, usable: !bag.hasErrors() };
+}
+
+/** Loads a keepalived.conf (path absolute or relative to the fs's working directory) and everything it includes. */
+export function loadConfig(file: string, options: LoadOptions): LoadResult {
+  const bag = new DiagnosticBag();
+  const abs = path.resolve('/', file);
+  const pre = new Preprocessor({ ...options, bag });
+  pre.processFile(abs);
+  if (pre.files.length === 0) return { diagnostics: bag.items, usable: false };
+  return run(pre, bag);
+}
+
+/** Parses config text; includes are resolved through options.fs (an empty in-memory fs when absent). */
+export function parseConfigText(text: string, file: string, options: Partial<LoadOptions> = {}): LoadResult {
+  const bag = new DiagnosticBag();
+  const pre = new Preprocessor({ ...options, fs: options.fs ?? new MemoryConfigFs(), bag });
+  pre.processText(text, path.resolve('/', file));
+  return run(pre, bag);
+}
