@@ -201,13 +201,15 @@ export class Preprocessor {
   }
 
   private handleInclude(keyword: string, line: string, loc: SourceLoc, defaults: IncludeChecks): void {
-    const toks = tokenizeLine(line).slice(1);
-    if (toks.length === 0) {
+    // Braces belong to the pattern here (csh-style expansion), so take raw words, not tokens.
+    const words = line.trim().split(/\s+/).slice(1);
+    if (words.length === 0) {
       this.opts.bag.report('KV113', loc, `'${keyword}' needs a file name or pattern`);
       return;
     }
-    if (toks.length > 1)
+    if (words.length > 1)
       this.opts.bag.report('KV114', loc, `'${keyword}': only one pattern is taken; extra words ignored`);
+    const toks = [{ text: words[0].replace(/^(["'])(.*)\1$/, '$2') }];
     const flag = keyword.slice('include'.length);
     const checks: IncludeChecks = {
       readable: defaults.readable || flag === 'r' || flag === 'a',
