@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: keepalived.conf writes parameters as ${NAME}
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryConfigFs } from '../../src/config/fs-port.js';
