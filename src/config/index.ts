@@ -25,6 +25,8 @@ export interface LoadOptions {
   readonly env?: Record<string, string>;
   /** random source for ${_RANDOM}; deterministic when absent */
   readonly random?: () => number;
+  /** cap on logical lines after ~SEQ/~LST and macro expansion (default 1,000,000) */
+  readonly maxLines?: number;
 }
 
 function run(pre: Preprocessor, bag: DiagnosticBag): LoadResult {

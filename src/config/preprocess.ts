@@ -25,11 +25,13 @@ export interface PreprocessOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** uniform [0,1) source for ${_RANDOM}; a fixed generator when absent (pure core) */
   readonly random?: () => number;
+  /** cap on generated logical lines (default 1,000,000) */
+  readonly maxLines?: number;
 }
 
 const MAX_INCLUDE_DEPTH = 32;
 const MAX_EXPANSION_DEPTH = 32;
-const MAX_GENERATED_LINES = 1_000_000;
+const DEFAULT_MAX_LINES = 1_000_000;
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DEF_RE = /^\s*\$([A-Za-z0-9_]+)=(.*)$/;
 const INCLUDE_KEYWORDS = new Set(['include', 'includer', 'includem', 'includew', 'includeb', 'includea']);
@@ -102,9 +104,11 @@ export class Preprocessor {
   private readonly random: () => number;
   private generated = 0;
   private tooLargeReported = false;
+  private readonly maxLines: number;
 
   constructor(private readonly opts: PreprocessOptions) {
     this.random = opts.random ?? seededRandom(0);
+    this.maxLines = opts.maxLines ?? DEFAULT_MAX_LINES;
   }
 
   /** Reads and preprocesses a file (path absolute). */
@@ -315,13 +319,9 @@ export class Preprocessor {
     const tokens = tokenizeLine(expanded, { bag: this.opts.bag, file: loc.file, line: loc.line });
     if (tokens.length === 0) return;
     this.generated++;
-    if (this.generated > MAX_GENERATED_LINES) {
+    if (this.generated > this.maxLines) {
       if (!this.tooLargeReported)
-        this.opts.bag.report(
-          'KV021',
-          loc,
-          `configuration expands to more than ${MAX_GENERATED_LINES} lines; rest dropped`,
-        );
+        this.opts.bag.report('KV021', loc, `configuration expands to more than ${this.maxLines} lines; rest dropped`);
       this.tooLargeReported = true;
       return;
     }
@@ -443,8 +443,8 @@ export class Preprocessor {
         return;
       }
       const count = Math.floor((end - start) / step) + 1;
-      if (count > MAX_GENERATED_LINES) {
-        this.opts.bag.report('KV021', loc, `~${m[1]} would generate ${count} lines (limit ${MAX_GENERATED_LINES})`);
+      if (count > this.maxLines) {
+        this.opts.bag.report('KV021', loc, `~${m[1]} would generate ${count} lines (limit ${this.maxLines})`);
         return;
       }
       names.push(args[0]);

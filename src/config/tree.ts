@@ -20,56 +20,59 @@ export interface Node {
   readonly loc: SourceLoc;
 }
 
-interface Flat {
-  readonly tok: Token;
-  readonly lineIndex: number;
-  readonly file: string;
-  readonly line: number;
-}
-
-const isOpen = (f: Flat) => f.tok.text === '{' && !f.tok.quoted;
-const isClose = (f: Flat) => f.tok.text === '}' && !f.tok.quoted;
-const wordOf = (f: Flat): Word => ({ text: f.tok.text, loc: { file: f.file, line: f.line, col: f.tok.col } });
+const isBrace = (t: Token, brace: '{' | '}') => t.text === brace && !t.quoted;
 
 export function buildTree(lines: readonly LogicalLine[], bag: DiagnosticBag): Node[] {
-  const flat: Flat[] = [];
-  lines.forEach((l, lineIndex) => {
-    for (const tok of l.tokens) flat.push({ tok, lineIndex, file: l.file, line: l.line });
-  });
-  let pos = 0;
+  // Cursor over (line, token) without materialising a flat token list (keeps GC low on big files).
+  let li = 0;
+  let ti = 0;
+  const skipEmpty = () => {
+    while (li < lines.length && ti >= lines[li].tokens.length) {
+      li++;
+      ti = 0;
+    }
+  };
+  const wordAt = (l: number, t: number): Word => {
+    const line = lines[l];
+    return { text: line.tokens[t].text, loc: { file: line.file, line: line.line, col: line.tokens[t].col } };
+  };
 
-  const parseBlock = (opener: Flat | undefined): Node[] => {
+  const parseBlock = (opener: Word | undefined): Node[] => {
     const nodes: Node[] = [];
-    while (pos < flat.length) {
-      const f = flat[pos];
-      if (isClose(f)) {
-        pos++;
+    for (skipEmpty(); li < lines.length; skipEmpty()) {
+      const tok = lines[li].tokens[ti];
+      if (isBrace(tok, '}')) {
+        const w = wordAt(li, ti);
+        ti++;
         if (opener) return nodes;
-        bag.report('KV101', wordOf(f).loc, "unexpected '}' with no open block; ignored");
+        bag.report('KV101', w.loc, "unexpected '}' with no open block; ignored");
         continue;
       }
-      if (isOpen(f)) {
-        pos++;
-        bag.report('KV102', wordOf(f).loc, "'{' without a keyword before it; block ignored");
-        parseBlock(f);
+      if (isBrace(tok, '{')) {
+        const w = wordAt(li, ti);
+        ti++;
+        bag.report('KV102', w.loc, "'{' without a keyword before it; block ignored");
+        parseBlock(w);
         continue;
       }
-      pos++;
+      const keyword = wordAt(li, ti);
+      const line = lines[li];
+      ti++;
       const args: Word[] = [];
-      while (pos < flat.length && flat[pos].lineIndex === f.lineIndex && !isOpen(flat[pos]) && !isClose(flat[pos])) {
-        args.push(wordOf(flat[pos]));
-        pos++;
+      while (ti < line.tokens.length && !isBrace(line.tokens[ti], '{') && !isBrace(line.tokens[ti], '}')) {
+        args.push(wordAt(li, ti));
+        ti++;
       }
+      skipEmpty();
       let children: Node[] | undefined;
-      if (pos < flat.length && isOpen(flat[pos])) {
-        const open = flat[pos];
-        pos++;
+      if (li < lines.length && isBrace(lines[li].tokens[ti], '{')) {
+        const open = wordAt(li, ti);
+        ti++;
         children = parseBlock(open);
       }
-      const keyword = wordOf(f);
       nodes.push(children ? { keyword, args, children, loc: keyword.loc } : { keyword, args, loc: keyword.loc });
     }
-    if (opener) bag.report('KV100', wordOf(opener).loc, "missing '}': block opened here is not closed");
+    if (opener) bag.report('KV100', opener.loc, "missing '}': block opened here is not closed");
     return nodes;
   };
 
