@@ -62,6 +62,7 @@ export const DIAGNOSTIC_CODES = {
   KV311: { severity: 'warning', title: 'setting has no effect here' },
   KV312: { severity: 'error', title: 'address family mismatch' },
   KV313: { severity: 'warning', title: 'sync group with a single instance' },
+  KV314: { severity: 'warning', title: 'virtual server has no real servers; ignored' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type DiagnosticCode = keyof typeof DIAGNOSTIC_CODES;

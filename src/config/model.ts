@@ -418,6 +418,10 @@ export interface RealServer {
 
 export interface VirtualServer {
   readonly key: VirtualServerKey;
+  /**
+   * keepalived sets UDP when an address service has no `protocol` (validate_check_config, with a
+   * KV211 warning); fwmark services ignore the protocol (TCP here, meaningless).
+   */
   readonly protocol: LvsProtocol;
   /** default wlc */
   readonly scheduler: string;

@@ -119,6 +119,7 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx):
   const virtualServers: VirtualServer[] = [];
   for (const draft of d.virtualServers) {
     const vs = finishVirtualServer(draft, ctx);
+    if (!vs) continue;
     if (vs.key.kind === 'group' && !groupNames.has(vs.key.group))
       ctx.report('KV306', vs.loc, `virtual_server group '${vs.key.group}' is not a defined virtual_server_group`);
     for (const rs of vs.realServers)

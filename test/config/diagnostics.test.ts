@@ -19,6 +19,8 @@ const chain = (n: number): Record<string, string> => {
   return files;
 };
 
+const RS_VS = 'virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n';
+
 type Case = readonly [code: string, run: () => LoadResult, line?: number];
 const text =
   (t: string, files: Record<string, string> = {}) =>
@@ -91,7 +93,7 @@ const CASES: readonly Case[] = [
   ['KV303', text(vi('VI_1', 1, ' track_script {\n  nosuch\n }\n')), 8],
   ['KV304', text(vi('VI_1', 1, ' track_file {\n  nosuch\n }\n')), 8],
   ['KV305', text(`${vi('VI_1', 1)}vrrp_sync_group G {\n group {\n  VI_1\n  VI_9\n }\n}\n`), 11],
-  ['KV306', text('virtual_server group NOPE {\n}\n'), 1],
+  ['KV306', text('virtual_server group NOPE {\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n'), 1],
   ['KV307', text(vi('VI_1', 1, ' track_process {\n  nosuch\n }\n')), 8],
   [
     'KV308',
@@ -101,7 +103,8 @@ const CASES: readonly Case[] = [
     23,
   ],
   ['KV309', text('vrrp_instance V {\n interface eth0\n}\n'), 1],
-  ['KV310', text('virtual_server 10.0.0.1 80 {\n}\nvirtual_server 10.0.0.1 80 {\n}\n'), 3],
+  ['KV310', text(`${RS_VS}${RS_VS}`), 6],
+  ['KV314', text('virtual_server 10.0.0.1 80 {\n protocol TCP\n}\n'), 1],
   ['KV311', text(vi('VI_1', 1, ' state MASTER\n nopreempt\n')), 1],
   [
     'KV312',

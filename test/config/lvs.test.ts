@@ -12,11 +12,29 @@ const vs = (body: string, head = '10.0.0.1 80'): VirtualServer => {
 const checker = (body: string, type: string, rsExtra = '', vsExtra = ''): Checker =>
   vs(`${vsExtra}\n real_server 10.0.1.1 80 {\n${rsExtra}\n  ${type} {\n${body}\n  }\n }`).realServers[0].checkers[0];
 
+test('virtual_server without protocol: keepalived defaults to UDP and says so', () => {
+  const r = parse('virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n }\n}\n');
+  assert.deepEqual(codes(r), ['KV211']);
+  assert.match(r.diagnostics[0].message, /defaulting to UDP/);
+  assert.equal(vs(' protocol TCP\n real_server 10.0.1.1 80 {\n }').protocol, 'TCP');
+});
+
+test('keepalived corrections: ops needs UDP, port 0 needs persistence, quorum capped, hysteresis < quorum, DR ports', () => {
+  const r = parse(
+    'virtual_server 10.0.0.1 0 {\n protocol TCP\n ops\n quorum 10\n hysteresis 5\n lvs_method DR\n real_server 10.0.1.1 8080 {\n  weight 3\n }\n}\n' +
+      'virtual_server fwmark 3 {\n protocol TCP\n ha_suspend\n lvs_method DR\n real_server 10.0.1.1 80 {\n }\n}\n',
+  );
+  const [a, b] = r.config!.virtualServers;
+  assert.deepEqual([a.ops, a.persistenceTimeout, a.quorum, a.hysteresis, a.realServers[0].port], [false, 360, 3, 2, 0]);
+  assert.deepEqual([b.haSuspend, b.realServers[0].port], [false, 0]);
+  assert.deepEqual(codes(r), ['KV211', 'KV211', 'KV211', 'KV211', 'KV211', 'KV311', 'KV211', 'KV211']);
+});
+
 test('virtual_server defaults as keepalived fills them', () => {
   const v = vs(' real_server 10.0.1.1 8080 {\n }\n real_server 10.0.1.2 {\n }');
   assert.deepEqual(
     [v.protocol, v.scheduler, v.method, v.delayLoop, v.quorum, v.hysteresis, v.persistenceTimeout, v.ops],
-    ['TCP', 'wlc', 'NAT', 60, 1, 0, undefined, false],
+    ['UDP', 'wlc', 'NAT', 60, 1, 0, undefined, false],
   );
   assert.deepEqual(
     v.realServers.map((r) => [r.port, r.weight, r.method, r.inhibitOnFailure]),
@@ -76,7 +94,7 @@ test('virtual_server keywords', () => {
   assert.deepEqual([v.quorum, v.hysteresis], [3, 1]);
   assert.deepEqual(v.quorumUp?.argv, ['/bin/up', 'vs']);
   assert.equal(v.quorumDown?.command, '/bin/down');
-  assert.deepEqual(v.sorryServer, { address: '10.9.9.9', family: 4, port: 8080, method: 'DR' });
+  assert.deepEqual(v.sorryServer, { address: '10.9.9.9', family: 4, port: 80, method: 'DR' });
   assert.equal(v.virtualhost, 'www.example.com');
   assert.equal(v.smtpAlert, true);
   assert.equal(v.delayLoop, 3);
@@ -92,11 +110,23 @@ test('virtual_server keywords', () => {
 });
 
 test('virtual_server keys: IPv6, fwmark with family, group', () => {
-  assert.deepEqual(vs('', '2001:DB8::1 443').key, { kind: 'address', address: '2001:db8::1', family: 6, port: 443 });
-  assert.deepEqual(vs('', 'fwmark 7 inet6').key, { kind: 'fwmark', fwmark: 7, family: 6 });
-  const fw = vs(' real_server 10.0.1.1 {\n }', 'fwmark 7');
+  const rs = ' protocol TCP\n real_server 10.0.1.1 {\n }';
+  assert.deepEqual(vs(' protocol TCP\n real_server 2001:db8::2 {\n }', '2001:DB8::1 443').key, {
+    kind: 'address',
+    address: '2001:db8::1',
+    family: 6,
+    port: 443,
+  });
+  assert.deepEqual(vs(' real_server 2001:db8::2 {\n }', 'fwmark 7 inet6').key, {
+    kind: 'fwmark',
+    fwmark: 7,
+    family: 6,
+  });
+  const fw = vs(rs.replace(' protocol TCP\n', ''), 'fwmark 7');
   assert.equal(fw.realServers[0].port, 0);
-  const r = parse('virtual_server_group G {\n 10.0.0.1 80\n}\nvirtual_server group G {\n lvs_sched rr\n}\n');
+  const r = parse(
+    'virtual_server_group G {\n 10.0.0.1 80\n}\nvirtual_server group G {\n lvs_sched rr\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n',
+  );
   assert.deepEqual(codes(r), []);
   assert.deepEqual(r.config!.virtualServers[0].key, { kind: 'group', group: 'G' });
 });
@@ -211,7 +241,7 @@ test('HTTP_GET / SSL_GET', () => {
   const s = checker('   url {\n    path /\n   }\n   enable_sni', 'SSL_GET');
   assert.ok(s.type === 'SSL_GET' && s.enableSni && s.httpProtocol === '1.0');
   const r = parse(
-    'virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n    digest xyz\n    status_code 99 300-200\n   }\n  }\n }\n}\n',
+    'virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n    digest xyz\n    status_code 99 300-200\n   }\n  }\n }\n}\n',
   );
   assert.deepEqual(codes(r), ['KV210', 'KV201', 'KV201']);
 });
@@ -242,7 +272,7 @@ test('MISC_CHECK, SMTP_CHECK, DNS_CHECK, UDP_CHECK, FILE_CHECK', () => {
   assert.ok(udp.type === 'UDP_CHECK');
   assert.deepEqual([udp.payload, udp.requireReply, udp.minReplyLength, udp.maxReplyLength], ['0a0b', '0axx', 2, 64]);
   const r = parse(
-    'track_file f {\n file /run/w\n}\nvirtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  FILE_CHECK {\n   track_file f\n   weight 3 reverse\n   dynamic\n  }\n }\n}\n',
+    'track_file f {\n file /run/w\n}\nvirtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n  FILE_CHECK {\n   track_file f\n   weight 3 reverse\n   dynamic\n  }\n }\n}\n',
   );
   assert.deepEqual(codes(r), []);
   const f = r.config!.virtualServers[0].realServers[0].checkers[0];
@@ -259,7 +289,9 @@ test('several checkers on one real server, in order; missing required checker ke
 });
 
 test('unknown scheduler and forwarding method get suggestions', () => {
-  const r = parse('virtual_server 10.0.0.1 80 {\n lvs_sched wrrr\n lvs_method dr\n}\n');
+  const r = parse(
+    'virtual_server 10.0.0.1 80 {\n protocol TCP\n lvs_sched wrrr\n lvs_method dr\n real_server 10.0.1.1 80 {\n }\n}\n',
+  );
   assert.deepEqual(codes(r), ['KV207', 'KV208']);
   assert.match(r.diagnostics[0].message, /did you mean 'wrr'/);
   assert.match(r.diagnostics[1].message, /did you mean 'DR'/);

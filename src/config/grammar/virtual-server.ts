@@ -285,13 +285,49 @@ export function parseVirtualServer(node: Node, ctx: Ctx): VsDraft | undefined {
   return d;
 }
 
-/** End-of-block defaults (keepalived: wlc, NAT, TCP, delay_loop 60, quorum 1, hysteresis 0). */
-export function finishVirtualServer(d: VsDraft, ctx: Ctx): VirtualServer {
+/**
+ * End-of-block defaults and corrections, as keepalived's validate_check_config (check_parser.c)
+ * makes them: UDP when no protocol is set on an address service, OPS only with UDP, port 0 only
+ * with persistence, ha_suspend not with fwmarks, quorum capped at the real servers' total weight,
+ * hysteresis below quorum, and real/sorry server ports aligned unless NAT.
+ */
+export function finishVirtualServer(d: VsDraft, ctx: Ctx): VirtualServer | undefined {
+  const where = `virtual_server ${vsName(d)}`;
+  if (d.realServers.length === 0) {
+    ctx.report('KV314', d.loc, `${where} has no real servers; ignored (as keepalived does)`);
+    return undefined;
+  }
+  const adjust = (message: string) => ctx.report('KV211', d.loc, `${where}: ${message}`);
+  const isFwmark = d.key.kind === 'fwmark';
   const method = d.method ?? 'NAT';
   const delayLoop = d.timing.delayLoop ?? DEFAULT_DELAY_LOOP;
   const family: Family | undefined = d.key.kind === 'group' ? d.ipFamily : d.key.family;
   if (d.ipFamily && d.key.kind !== 'group' && d.key.family !== d.ipFamily)
-    ctx.report('KV312', d.loc, `virtual_server: ip_family inet${d.ipFamily === 6 ? '6' : ''} contradicts its address`);
+    ctx.report('KV312', d.loc, `${where}: ip_family inet${d.ipFamily === 6 ? '6' : ''} contradicts its address`);
+  let protocol = d.protocol;
+  if (isFwmark && protocol) {
+    ctx.report('KV311', d.loc, `${where}: protocol is ignored for a fwmark service`);
+    protocol = undefined;
+  }
+  if (!isFwmark && !protocol) {
+    adjust("no protocol set; defaulting to UDP as keepalived does (write 'protocol TCP' for TCP services)");
+    protocol = 'UDP';
+  }
+  let ops = d.ops;
+  if (ops && !isFwmark && protocol !== 'UDP') {
+    adjust('one-packet scheduling (ops) requires UDP; cleared');
+    ops = false;
+  }
+  let persistenceTimeout = d.persistenceTimeout;
+  if (d.key.kind === 'address' && d.key.port === 0 && persistenceTimeout === undefined) {
+    adjust('port 0 is only valid for persistent services; persistence_timeout set to 360');
+    persistenceTimeout = 360;
+  }
+  let haSuspend = d.haSuspend;
+  if (haSuspend && isFwmark) {
+    adjust('ha_suspend cannot be used with fwmarks; cleared');
+    haSuspend = false;
+  }
   const vsPort = d.key.kind === 'address' ? d.key.port : 0;
   const realServers = d.realServers.map((rs) => {
     if (family && rs.ip.family !== family && method !== 'TUN')
@@ -300,7 +336,7 @@ export function finishVirtualServer(d: VsDraft, ctx: Ctx): VirtualServer {
         rs.loc,
         `real_server ${rs.ip.address} is IPv${rs.ip.family} but the virtual server is IPv${family}`,
       );
-    return finishRealServer(
+    const finished = finishRealServer(
       rs,
       {
         port: vsPort,
@@ -314,42 +350,68 @@ export function finishVirtualServer(d: VsDraft, ctx: Ctx): VirtualServer {
       },
       ctx,
     );
+    // Without NAT the real server cannot translate ports: keepalived forces the service's port.
+    if (finished.method !== 'NAT' && d.key.kind !== 'group') {
+      const want = isFwmark ? 0 : vsPort;
+      if (finished.port !== want) {
+        ctx.report(
+          'KV211',
+          rs.loc,
+          `real_server ${rs.ip.address}: port ${finished.port} reset to ${want} (${finished.method} cannot change ports)`,
+        );
+        return { ...finished, port: want };
+      }
+    }
+    return finished;
   });
+  const weightSum = realServers.reduce((a, r) => a + r.weight, 0);
+  let quorum = d.quorum ?? 1;
+  if (quorum > weightSum) {
+    adjust(`quorum ${quorum} exceeds the real servers' total weight ${weightSum}; reduced to ${weightSum}`);
+    quorum = weightSum;
+  }
+  let hysteresis = d.hysteresis ?? 0;
+  if (hysteresis > 0 && hysteresis >= quorum) {
+    const h = Math.max(0, quorum - 1);
+    adjust(`hysteresis ${hysteresis} >= quorum ${quorum}; set to ${h}`);
+    hysteresis = h;
+  }
   if (d.schedFlags.some((f) => f.startsWith('sh-')) && d.scheduler !== 'sh')
     ctx.report('KV311', d.loc, 'sh-port / sh-fallback only apply to lvs_sched sh');
   if (d.schedFlags.some((f) => f.startsWith('mh-')) && d.scheduler !== 'mh')
     ctx.report('KV311', d.loc, 'mh-port / mh-fallback only apply to lvs_sched mh');
-  if (d.persistenceGranularity && d.persistenceTimeout === undefined)
+  if (d.persistenceGranularity && persistenceTimeout === undefined)
     ctx.report('KV311', d.loc, 'persistence_granularity has no effect without persistence_timeout');
+  if (d.sorryMethod && !d.sorry)
+    ctx.report('KV311', d.loc, 'sorry_server_lvs_method has no effect without sorry_server');
+  let sorryServer: VirtualServer['sorryServer'];
+  if (d.sorry) {
+    const sorryMethod = d.sorryMethod ?? method;
+    let port = d.sorry.port || vsPort;
+    if (sorryMethod !== 'NAT' && d.key.kind !== 'group') port = isFwmark ? 0 : vsPort;
+    sorryServer = { ...d.sorry, port, ...(d.sorryMethod ? { method: d.sorryMethod } : {}) };
+  }
   return {
     key: d.key,
-    protocol: d.protocol ?? 'TCP',
+    protocol: protocol ?? 'TCP',
     scheduler: d.scheduler ?? 'wlc',
     schedFlags: [...new Set(d.schedFlags)],
-    ops: d.ops,
+    ops,
     method,
     ...(method === 'TUN' && d.tunnel ? { tunnel: d.tunnel } : {}),
-    ...(d.persistenceTimeout !== undefined ? { persistenceTimeout: d.persistenceTimeout } : {}),
+    ...(persistenceTimeout !== undefined ? { persistenceTimeout } : {}),
     ...(d.persistenceGranularity ? { persistenceGranularity: d.persistenceGranularity } : {}),
     ...(d.persistenceEngine ? { persistenceEngine: d.persistenceEngine } : {}),
     delayLoop,
-    haSuspend: d.haSuspend,
+    haSuspend,
     alpha: d.alpha,
     omega: d.omega,
-    quorum: d.quorum ?? 1,
-    hysteresis: d.hysteresis ?? 0,
+    quorum,
+    hysteresis,
     ...(d.quorumUp ? { quorumUp: d.quorumUp } : {}),
     ...(d.quorumDown ? { quorumDown: d.quorumDown } : {}),
     inhibitOnFailure: d.inhibitOnFailure,
-    ...(d.sorry
-      ? {
-          sorryServer: {
-            ...d.sorry,
-            port: d.sorry.port || vsPort,
-            ...(d.sorryMethod ? { method: d.sorryMethod } : {}),
-          },
-        }
-      : {}),
+    ...(sorryServer ? { sorryServer } : {}),
     sorryServerInhibit: d.sorryInhibit,
     ...(d.virtualhost ? { virtualhost: d.virtualhost } : {}),
     ...(d.smtpAlert !== undefined ? { smtpAlert: d.smtpAlert } : {}),
@@ -357,3 +419,10 @@ export function finishVirtualServer(d: VsDraft, ctx: Ctx): VirtualServer {
     loc: d.loc,
   };
 }
+
+const vsName = (d: VsDraft): string => {
+  const k = d.key;
+  if (k.kind === 'address') return `${k.family === 6 ? `[${k.address}]` : k.address} ${k.port}`;
+  if (k.kind === 'fwmark') return `fwmark ${k.fwmark}`;
+  return `group ${k.group}`;
+};
