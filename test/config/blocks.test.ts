@@ -182,7 +182,6 @@ vrrp_instance VI_1 {
  virtual_router_id 51
  priority 150
  advert_int 1
- version 3
  preempt_delay 10
  down_timer_adverts 4
  mcast_src_ip 192.168.1.10
@@ -193,7 +192,7 @@ vrrp_instance VI_1 {
  unicast_ttl 5
  unicast_fault_no_peer
  authentication {
-  auth_type AH
+  auth_type PASS
   auth_pass secret
  }
  dont_track_primary
@@ -302,7 +301,7 @@ test('vrrp_script, track_file, vrrp_track_process, vrrp_instance, vrrp_sync_grou
   const v = c.vrrpInstances[0];
   assert.deepEqual(
     [v.initialState, v.interface, v.vrid, v.priority, v.advertInt, v.version],
-    ['MASTER', 'eth0', 51, 150, 1, 3],
+    ['MASTER', 'eth0', 51, 150, 1, 2],
   );
   assert.equal(v.preemptDelay, 0, 'preempt_delay needs BACKUP (KV311)');
   assert.equal(v.downTimerAdverts, 4);
@@ -313,7 +312,7 @@ test('vrrp_script, track_file, vrrp_track_process, vrrp_instance, vrrp_sync_grou
   ]);
   assert.equal(v.unicastTtl, 5);
   assert.equal(v.unicastFaultNoPeer, true);
-  assert.deepEqual(v.authentication, { type: 'AH', pass: 'secret' });
+  assert.deepEqual(v.authentication, { type: 'PASS', pass: 'secret' });
   assert.equal(v.dontTrackPrimary, true);
   assert.deepEqual(
     v.trackInterfaces.map((t) => [t.name, t.weight, t.reverse]),
@@ -398,7 +397,7 @@ test('vrrp_instance: VRRPv2 advert_int rounding, IPv6 forces v3, v3 centiseconds
   expectCodes(r, ['KV211']);
   r = base(' version 3\n advert_int 0.333');
   assert.equal(r.config!.vrrpInstances[0].advertInt, 0.33);
-  r = base(' version 2', '2001:db8::1');
+  r = base(' version 2', 'fe80::1');
   assert.equal(r.config!.vrrpInstances[0].version, 3);
   expectCodes(r, ['KV211']);
   r = base(' strict_mode');
@@ -466,4 +465,47 @@ static_rules {
     c.staticRules.map((r) => r.family),
     [4, 6],
   );
+});
+
+test("vrrp_instance completion follows keepalived's vrrp_complete_instance", () => {
+  const one = (body: string, vip = '10.0.0.1') => {
+    const r = parse(
+      `vrrp_instance V {\n interface eth0\n virtual_router_id 1\n${body}\n virtual_ipaddress {\n  ${vip}\n }\n}\n`,
+    );
+    return { r, v: r.config!.vrrpInstances[0] };
+  };
+  // unset priority follows state; unset state follows priority
+  assert.equal(one(' state MASTER').v.priority, 255);
+  assert.equal(one('').v.priority, 100);
+  assert.equal(one(' priority 255').v.initialState, 'MASTER');
+  // VRRPv3 ignores authentication; AH + MASTER (not owner) starts as BACKUP
+  let x = one(' version 3\n authentication {\n  auth_type PASS\n  auth_pass abc\n }');
+  assert.equal(x.v.authentication, undefined);
+  assert.deepEqual(codes(x.r), ['KV211']);
+  x = one(' state MASTER\n priority 200\n authentication {\n  auth_type AH\n  auth_pass abc\n }');
+  assert.equal(x.v.initialState, 'BACKUP');
+  // strict mode: state must match ownership, accept cleared on v2, lower_prio_no_advert forced
+  x = one(' strict_mode\n state MASTER\n priority 100');
+  assert.deepEqual(
+    [x.v.initialState, x.v.accept, x.v.lowerPrioNoAdvert, x.v.higherPrioSendAdvert],
+    ['BACKUP', false, true, false],
+  );
+  // preemption conflicts
+  x = one(' priority 255\n nopreempt');
+  assert.equal(x.v.nopreempt, false);
+  x = one(' nopreempt\n preempt_delay 5');
+  assert.deepEqual([x.v.nopreempt, x.v.preemptDelay], [true, 0]);
+  x = one(' preempt_delay 5');
+  assert.equal(x.v.preemptDelay, 5);
+  // VRRPv3 without any VIP is dropped
+  const none = parse('vrrp_instance V {\n interface eth0\n virtual_router_id 1\n version 3\n}\n');
+  assert.equal(none.config!.vrrpInstances.length, 0);
+  assert.ok(codes(none).includes('KV309'));
+  // VIPs that do not fit one advert move to the excluded list
+  const many = Array.from({ length: 300 }, (_, i) => `10.1.${i >> 8}.${i & 255}`).join('\n  ');
+  x = one('', many);
+  assert.deepEqual([x.v.virtualIpaddresses.length, x.v.virtualIpaddressesExcluded.length], [255, 45]);
+  // v3 advert_int in 10 ms units
+  x = one(' version 3\n advert_int 0.125');
+  assert.equal(x.v.advertInt, 0.13);
 });

@@ -105,7 +105,7 @@ const CASES: readonly Case[] = [
   ['KV309', text('vrrp_instance V {\n interface eth0\n}\n'), 1],
   ['KV310', text(`${RS_VS}${RS_VS}`), 6],
   ['KV314', text('virtual_server 10.0.0.1 80 {\n protocol TCP\n}\n'), 1],
-  ['KV311', text(vi('VI_1', 1, ' state MASTER\n nopreempt\n')), 1],
+  ['KV311', text(vi('VI_1', 1, ' state MASTER\n priority 100\n nopreempt\n')), 1],
   [
     'KV312',
     text(

@@ -251,15 +251,26 @@ export const newInstanceDraft = (name: string): InstanceDraft => ({
   flags: {},
 });
 
-/** End-of-block validation and defaults (keepalived fills them from global_defs). */
+/** Ethernet MTU assumed when sizing adverts (keepalived uses the interface's real MTU). */
+const ASSUMED_MTU = 1500;
+/** RFC 5798 §5.2.6: Count IPvX Addr is 8 bits. */
+const VRRP_MAX_ADDR = 255;
+
+/**
+ * End-of-block validation and defaults, following keepalived's vrrp_complete_instance
+ * (keepalived/vrrp/vrrp.c): priority/state derivation, authentication limits, strict-mode rules,
+ * preemption conflicts, advert interval rounding, VIPs that do not fit in an advert.
+ */
 export function finishInstance(node: Node, d: InstanceDraft, g: GlobalDefs, ctx: Ctx): VrrpInstance | undefined {
   const where = `vrrp_instance ${d.name}`;
+  const adjust = (message: string) => ctx.report('KV211', node.loc, `${where}: ${message}`);
   if (d.vrid === undefined) {
     ctx.report('KV309', node.loc, `${where} has no virtual_router_id (1..255); instance ignored`);
     return undefined;
   }
   if (!d.interface && d.unicastPeers.length === 0)
     ctx.report('KV309', node.loc, `${where} has no 'interface' (needed unless unicast_peer is set)`);
+  const strict = d.strictMode ?? g.vrrpStrict;
   const first = d.vips[0] ?? d.unicastPeers[0];
   const family = first?.family ?? 4;
   for (const v of d.vips)
@@ -273,31 +284,122 @@ export function finishInstance(node: Node, d: InstanceDraft, g: GlobalDefs, ctx:
     if (p.family !== family) ctx.report('KV312', node.loc, `${where}: unicast_peer ${p.address} is not IPv${family}`);
   let version: 2 | 3 = d.version ?? g.vrrpVersion;
   if (family === 6 && version === 2) {
-    if (d.version === 2) ctx.report('KV211', node.loc, `${where}: IPv6 needs VRRP version 3; using version 3`);
+    if (d.version === 2) adjust('IPv6 needs VRRP version 3; using version 3');
     version = 3;
   }
+  if (d.vips.length === 0 && (version === 3 || strict)) {
+    ctx.report(
+      'KV309',
+      node.loc,
+      `${where}: no virtual_ipaddress; VRRPv3 and strict mode need at least one; instance ignored`,
+    );
+    return undefined;
+  }
+  if (d.vips.length === 0 && !d.noVirtualIpaddress && d.evips.length === 0)
+    ctx.report('KV311', node.loc, `${where} has no virtual_ipaddress (write no_virtual_ipaddress if intended)`);
+
+  // Unset priority follows the state (MASTER = address owner), unset state follows the priority.
+  const priority = d.priority ?? (d.state === 'MASTER' ? 255 : 100);
+  let state: 'MASTER' | 'BACKUP' = d.state ?? (priority === 255 ? 'MASTER' : 'BACKUP');
+  if (strict && d.state && (state === 'MASTER') !== (priority === 255)) {
+    state = priority === 255 ? 'MASTER' : 'BACKUP';
+    adjust(`strict mode: state MASTER must match being address owner (priority 255); state set to ${state}`);
+  }
+
+  let auth = d.auth;
+  if (auth) {
+    const drop = (why: string) => {
+      adjust(`${why}; authentication ignored`);
+      auth = undefined;
+    };
+    if (strict) drop('strict mode does not support authentication');
+    else if (version === 3) drop('VRRP version 3 does not support authentication');
+    else if (auth.pass === '') drop('authentication has no auth_pass');
+    else if (family === 6 && auth.type === 'AH') drop('AH authentication cannot be used with IPv6');
+    else if (auth.type === 'AH' && state === 'MASTER' && priority !== 255) {
+      adjust('initial state MASTER is incompatible with AH authentication; state set to BACKUP');
+      state = 'BACKUP';
+    }
+  }
+
+  if (family === 6 && d.unicastPeers.length === 0 && d.vips.length > 0 && !d.vips[0].address.startsWith('fe80:'))
+    ctx.report('KV311', d.vips[0].loc, `${where}: the first IPv6 virtual_ipaddress should be link-local (fe80::/10)`);
+
+  // Addresses that do not fit in one advert become excluded VIPs (not advertised, still added).
+  const overhead = 14 + (family === 4 ? 20 : 40) + 8 + (version === 2 ? 8 : 0) + (auth?.type === 'AH' ? 24 : 0);
+  const maxAddr = Math.min(VRRP_MAX_ADDR, Math.floor((ASSUMED_MTU - overhead) / (family === 4 ? 4 : 16)));
+  let vips = d.vips;
+  let evips = d.evips;
+  if (vips.length > maxAddr) {
+    adjust(
+      `${vips.length} virtual addresses do not fit in one advert (max ${maxAddr}); the rest become virtual_ipaddress_excluded`,
+    );
+    evips = [...evips, ...vips.slice(maxAddr)];
+    vips = vips.slice(0, maxAddr);
+  }
+
+  let nopreempt = d.nopreempt;
+  let preemptDelay = d.preemptDelay ?? 0;
+  if (nopreempt && priority === 255) {
+    adjust('nopreempt is incompatible with priority 255; cleared');
+    nopreempt = false;
+  }
+  if (state === 'MASTER') {
+    if (nopreempt)
+      ctx.report(
+        'KV311',
+        node.loc,
+        `${where}: nopreempt will not work with initial state MASTER; cleared (as keepalived does)`,
+      );
+    if (preemptDelay)
+      ctx.report('KV311', node.loc, `${where}: preempt_delay will not work with initial state MASTER; cleared`);
+    nopreempt = false;
+    preemptDelay = 0;
+  }
+  if (preemptDelay && (strict || nopreempt)) {
+    adjust(`preempt_delay is incompatible with ${strict ? 'strict mode' : 'nopreempt'}; cleared`);
+    preemptDelay = 0;
+  }
+
+  let accept = d.accept ?? !strict;
+  if (accept && strict && priority !== 255 && version === 2) {
+    adjust('accept mode with VRRP version 2 does not comply with RFC 3768 in strict mode; cleared');
+    accept = false;
+  }
+  const f = d.flags;
+  let garpLowerPrioRepeat = d.garp.lowerPrioRepeat ?? (strict ? 0 : g.vrrpGarpLowerPrioRepeat);
+  let garpLowerPrioDelay = d.garp.lowerPrioDelay ?? (strict ? 0 : g.vrrpGarpLowerPrioDelay);
+  let lowerPrioNoAdvert = f.lowerPrioNoAdvert ?? (strict ? true : g.vrrpLowerPrioNoAdvert);
+  let higherPrioSendAdvert = f.higherPrioSendAdvert ?? (strict ? false : g.vrrpHigherPrioSendAdvert);
+  if (strict) {
+    if (garpLowerPrioRepeat || garpLowerPrioDelay)
+      adjust('strict mode requires no lower-priority GARP repeats; cleared');
+    if (!lowerPrioNoAdvert) adjust('strict mode requires lower_prio_no_advert; set');
+    if (higherPrioSendAdvert) adjust('strict mode requires higher_prio_send_advert to be clear; cleared');
+    garpLowerPrioRepeat = garpLowerPrioRepeat ? 0 : garpLowerPrioRepeat;
+    garpLowerPrioDelay = garpLowerPrioDelay ? 0 : garpLowerPrioDelay;
+    lowerPrioNoAdvert = true;
+    higherPrioSendAdvert = false;
+  }
+
+  // RFC 3768 §5.3.7: v2 advert interval is whole seconds (max 255); RFC 5798 §5.2.7: v3 is centiseconds (max 40.95).
   let advertInt = d.advertInt ?? 1;
   if (version === 2 && !Number.isInteger(advertInt)) {
-    const adjusted = Math.max(1, Math.round(advertInt));
-    ctx.report('KV211', node.loc, `${where}: VRRPv2 advert_int is whole seconds; ${advertInt} becomes ${adjusted}`);
-    advertInt = adjusted;
+    const rounded = Math.max(1, Math.round(advertInt));
+    adjust(`VRRPv2 advert_int must be whole seconds; ${advertInt} rounded to ${rounded}`);
+    advertInt = rounded;
   } else if (version === 3) {
     const cs = Math.round(advertInt * 100);
     if (cs > 4095) {
-      ctx.report('KV211', node.loc, `${where}: VRRPv3 advert_int is at most 40.95 s; using 40.95`);
+      adjust(`VRRPv3 advert_int ${advertInt} is above 40.95 s; set to 40.95`);
       advertInt = 40.95;
-    } else advertInt = Math.max(1, cs) / 100;
+    } else {
+      if (Math.abs(cs - advertInt * 100) > 1e-6)
+        adjust(`VRRPv3 advert_int must be in units of 10 ms; ${advertInt} rounded`);
+      advertInt = Math.max(1, cs) / 100;
+    }
   }
-  const state = d.state ?? 'BACKUP';
-  const priority = d.priority ?? 100;
-  if (d.preemptDelay && state === 'MASTER')
-    ctx.report('KV311', node.loc, `${where}: preempt_delay needs 'state BACKUP' (ignored with MASTER)`);
-  if (d.nopreempt && state === 'MASTER')
-    ctx.report('KV311', node.loc, `${where}: nopreempt needs 'state BACKUP'; keepalived ignores it with MASTER`);
-  if (d.vips.length === 0 && !d.noVirtualIpaddress && d.evips.length === 0)
-    ctx.report('KV311', node.loc, `${where} has no virtual_ipaddress`);
-  const strict = d.strictMode ?? g.vrrpStrict;
-  const f = d.flags;
+
   return {
     name: d.name,
     initialState: state,
@@ -307,11 +409,11 @@ export function finishInstance(node: Node, d: InstanceDraft, g: GlobalDefs, ctx:
     advertInt,
     version,
     family,
-    nopreempt: d.nopreempt && state !== 'MASTER',
-    preemptDelay: state === 'MASTER' ? 0 : (d.preemptDelay ?? 0),
+    nopreempt,
+    preemptDelay,
     downTimerAdverts: d.downTimerAdverts ?? 3,
-    virtualIpaddresses: d.vips,
-    virtualIpaddressesExcluded: d.evips,
+    virtualIpaddresses: vips,
+    virtualIpaddressesExcluded: evips,
     virtualRoutes: d.routes,
     virtualRules: d.rules,
     ...(d.srcIp ? { srcIp: d.srcIp } : {}),
@@ -319,7 +421,7 @@ export function finishInstance(node: Node, d: InstanceDraft, g: GlobalDefs, ctx:
     unicastPeers: d.unicastPeers,
     ...(d.unicastTtl !== undefined ? { unicastTtl: d.unicastTtl } : {}),
     unicastFaultNoPeer: d.unicastFaultNoPeer,
-    ...(d.auth ? { authentication: d.auth } : {}),
+    ...(auth ? { authentication: auth } : {}),
     dontTrackPrimary: d.dontTrackPrimary,
     trackInterfaces: d.trackInterfaces,
     trackScripts: d.trackScripts,
@@ -331,17 +433,13 @@ export function finishInstance(node: Node, d: InstanceDraft, g: GlobalDefs, ctx:
     garpMasterRepeat: d.garp.masterRepeat ?? g.vrrpGarpMasterRepeat,
     garpMasterRefresh: d.garp.masterRefresh ?? g.vrrpGarpMasterRefresh,
     garpMasterRefreshRepeat: d.garp.masterRefreshRepeat ?? g.vrrpGarpMasterRefreshRepeat,
-    ...((d.garp.lowerPrioDelay ?? g.vrrpGarpLowerPrioDelay) !== undefined
-      ? { garpLowerPrioDelay: d.garp.lowerPrioDelay ?? g.vrrpGarpLowerPrioDelay }
-      : {}),
-    ...((d.garp.lowerPrioRepeat ?? g.vrrpGarpLowerPrioRepeat) !== undefined
-      ? { garpLowerPrioRepeat: d.garp.lowerPrioRepeat ?? g.vrrpGarpLowerPrioRepeat }
-      : {}),
-    accept: d.accept ?? !strict,
+    ...(garpLowerPrioDelay !== undefined ? { garpLowerPrioDelay } : {}),
+    ...(garpLowerPrioRepeat !== undefined ? { garpLowerPrioRepeat } : {}),
+    accept,
     strictMode: strict,
     skipCheckAdvAddr: f.skipCheckAdvAddr ?? g.vrrpSkipCheckAdvAddr,
-    lowerPrioNoAdvert: f.lowerPrioNoAdvert ?? g.vrrpLowerPrioNoAdvert,
-    higherPrioSendAdvert: f.higherPrioSendAdvert ?? g.vrrpHigherPrioSendAdvert,
+    lowerPrioNoAdvert,
+    higherPrioSendAdvert,
     ownerIgnoreAdverts: f.ownerIgnoreAdverts ?? false,
     checkUnicastSrc: f.checkUnicastSrc ?? g.vrrpCheckUnicastSrc,
     v3ChecksumAsV2: f.v3ChecksumAsV2 ?? g.v3ChecksumAsV2,
