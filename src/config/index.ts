@@ -6,7 +6,7 @@ import { posix as path } from 'node:path';
 import { DiagnosticBag } from './diagnostics.js';
 import type { ConfigFs } from './fs-port.js';
 import { MemoryConfigFs } from './fs-port.js';
-import { makeCtx, runBlock } from './grammar/engine.js';
+import { makeCtx, runBlock, TOP_LEVEL } from './grammar/engine.js';
 import { newRootDraft, ROOT } from './grammar/root.js';
 import type { LoadResult } from './model.js';
 import { Preprocessor } from './preprocess.js';
@@ -33,7 +33,7 @@ function run(pre: Preprocessor, bag: DiagnosticBag): LoadResult {
   const tree = buildTree(pre.lines, bag);
   const ctx = makeCtx(bag);
   const draft = newRootDraft();
-  runBlock(tree, ROOT, draft, ctx, 'the top level');
+  runBlock(tree, ROOT, draft, ctx, TOP_LEVEL);
   const config = resolveConfig(draft, pre.files, ctx);
   return { config, diagnostics: bag.items, usable: !bag.hasErrors() };
 }

@@ -67,8 +67,30 @@ function checkVrids(instances: readonly VrrpInstance[], ctx: Ctx): void {
   }
 }
 
+/** Fills `user`/`group` of every script without its own from global_defs script_user (model contract). */
+function applyScriptUser(
+  node: unknown,
+  user: { user: string; group?: string } | undefined,
+  seen = new Set<object>(),
+): void {
+  if (!user || !node || typeof node !== 'object' || seen.has(node)) return;
+  seen.add(node);
+  const o = node as Record<string, unknown>;
+  if (typeof o.command === 'string' && Array.isArray(o.argv) && o.loc && o.user === undefined) {
+    o.user = user.user;
+    if (user.group !== undefined) o.group = user.group;
+    return;
+  }
+  for (const v of Object.values(o)) applyScriptUser(v, user, seen);
+}
+
 export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx): Config {
   const globalDefs = finishGlobal(d.global);
+  // keepalived (vrrp_complete_instance, validate_check_config): unset smtp_alert takes the
+  // process-specific global, then the global smtp_alert, else false (real servers: true).
+  const explicitGlobalAlert = d.global.smtpAlertSet ? d.global.smtpAlert : undefined;
+  const vrrpAlert = globalDefs.smtpAlertVrrp ?? explicitGlobalAlert ?? false;
+  const checkerAlert = globalDefs.smtpAlertChecker ?? explicitGlobalAlert;
   const vrrpScripts = uniqueByName(d.vrrpScripts, 'vrrp_script', ctx);
   const trackFiles = uniqueByName(d.trackFiles, 'track_file', ctx);
   const trackProcesses = uniqueByName(d.trackProcesses, 'vrrp_track_process', ctx);
@@ -77,7 +99,7 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx):
   const finished: VrrpInstance[] = [];
   for (const { node, draft } of d.instances) {
     const vi = finishInstance(node, draft, globalDefs, ctx);
-    if (vi) finished.push(vi);
+    if (vi) finished.push({ ...vi, smtpAlert: vi.smtpAlert ?? vrrpAlert });
   }
   const vrrpInstances = uniqueByName(finished, 'vrrp_instance', ctx);
   checkVrids(vrrpInstances, ctx);
@@ -111,15 +133,20 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx):
     checkRefs(owner, g.group.trackScripts, scriptNames, 'KV303', 'vrrp_script', ctx);
     checkRefs(owner, g.group.trackFiles, fileNames, 'KV304', 'track_file', ctx);
     checkRefs(owner, g.group.trackProcesses, processNames, 'KV307', 'vrrp_track_process', ctx);
-    return g.group;
+    return { ...g.group, smtpAlert: g.group.smtpAlert ?? vrrpAlert };
   });
 
   const groupNames = new Set(virtualServerGroups.map((g) => g.name));
   const vsSeen = new Set<string>();
   const virtualServers: VirtualServer[] = [];
   for (const draft of d.virtualServers) {
-    const vs = finishVirtualServer(draft, ctx);
-    if (!vs) continue;
+    const finishedVs = finishVirtualServer(draft, ctx);
+    if (!finishedVs) continue;
+    const vs: VirtualServer = {
+      ...finishedVs,
+      smtpAlert: finishedVs.smtpAlert ?? checkerAlert ?? false,
+      realServers: finishedVs.realServers.map((rs) => ({ ...rs, smtpAlert: rs.smtpAlert ?? checkerAlert ?? true })),
+    };
     if (vs.key.kind === 'group' && !groupNames.has(vs.key.group))
       ctx.report('KV306', vs.loc, `virtual_server group '${vs.key.group}' is not a defined virtual_server_group`);
     for (const rs of vs.realServers)
@@ -135,7 +162,7 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx):
     virtualServers.push(vs);
   }
 
-  return deepFreeze({
+  const config: Config = {
     files: [...files],
     globalDefs,
     staticIpaddresses: d.staticIpaddresses,
@@ -148,7 +175,9 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx):
     vrrpInstances,
     virtualServerGroups,
     virtualServers,
-  });
+  };
+  applyScriptUser(config, globalDefs.scriptUser);
+  return deepFreeze(config);
 }
 
 export type { DiagnosticBag };

