@@ -101,6 +101,7 @@ export interface IpAddressEntry {
   readonly family: Family;
   /** /32 or /128 when not written */
   readonly prefixLen: number;
+  /** for virtual_ipaddress(_excluded): the instance's interface when not written (as keepalived) */
   readonly dev?: string;
   /** broadcast: an address, or '+' / '-' as `ip addr` takes them */
   readonly brd?: string;

@@ -144,7 +144,8 @@ export class Preprocessor {
     this.stack.push(file);
     this.files.push(file);
     const checks: IncludeChecks = { readable: false, match: false, wildcard: false, brace: false };
-    const raw = text.split('\n');
+    // A UTF-8 byte-order mark (files saved by some Windows editors) is not part of the first keyword.
+    const raw = (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text).split('\n');
     for (let i = 0; i < raw.length; i++) {
       const lineNo = i + 1;
       const physical = stripComment(raw[i]);

@@ -547,3 +547,13 @@ test('a top-level block inside another block hints at a missing brace', () => {
   assert.match(d.message, /top-level block: is a '\}' missing before it\?/);
   assert.ok(r.diagnostics.some((x) => x.code === 'KV100' && x.line === 1));
 });
+
+test('virtual addresses without dev go on the instance interface', () => {
+  const v = cfg(
+    'vrrp_instance V {\n interface bond0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1\n  10.0.0.2 dev eth9\n }\n virtual_ipaddress_excluded {\n  10.0.0.3\n }\n}\n',
+  ).vrrpInstances[0];
+  assert.deepEqual(
+    [...v.virtualIpaddresses, ...v.virtualIpaddressesExcluded].map((a) => a.dev),
+    ['bond0', 'eth9', 'bond0'],
+  );
+});

@@ -179,3 +179,8 @@ test('~SEQ generates many instances from one line', () => {
   );
   assert.equal(d.vrrpScripts.length, 50);
 });
+
+test('CRLF line endings and a UTF-8 BOM are accepted', () => {
+  const c = cfg('\uFEFFglobal_defs {\r\n router_id win\r\n}\r\n$P=7 \\\r\n\r\n');
+  assert.equal(c.globalDefs.routerId, 'win');
+});

@@ -328,8 +328,10 @@ export function finishInstance(node: Node, d: InstanceDraft, g: GlobalDefs, ctx:
   // Addresses that do not fit in one advert become excluded VIPs (not advertised, still added).
   const overhead = 14 + (family === 4 ? 20 : 40) + 8 + (version === 2 ? 8 : 0) + (auth?.type === 'AH' ? 24 : 0);
   const maxAddr = Math.min(VRRP_MAX_ADDR, Math.floor((ASSUMED_MTU - overhead) / (family === 4 ? 4 : 16)));
-  let vips = d.vips;
-  let evips = d.evips;
+  // keepalived puts an address without `dev` on the instance's interface.
+  const onInterface = (e: IpAddressEntry): IpAddressEntry => (e.dev || !d.interface ? e : { ...e, dev: d.interface });
+  let vips = d.vips.map(onInterface);
+  let evips = d.evips.map(onInterface);
   if (vips.length > maxAddr) {
     adjust(
       `${vips.length} virtual addresses do not fit in one advert (max ${maxAddr}); the rest become virtual_ipaddress_excluded`,
