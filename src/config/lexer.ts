@@ -3,13 +3,31 @@
  * (KA-man5 "Quoted strings"). Comments (`#`, `!`) are stripped before tokenizing by stripComment.
  */
 import type { DiagnosticBag } from './diagnostics.js';
+import type { SourceLoc } from './model.js';
 
-export interface Token {
-  readonly text: string;
-  /** 1-based column of the token's first character in its source line */
-  readonly col: number;
-  /** true when any part of the token was quoted (so `{`/`}` inside are plain text) */
-  readonly quoted: boolean;
+/**
+ * A token with its position. It doubles as the tree's Word: the `loc` object is only built when
+ * a grammar asks for it, so the common case allocates one object per token.
+ */
+export class Token {
+  private cached?: SourceLoc;
+  constructor(
+    readonly text: string,
+    /** 1-based column of the token's first character in its source line */
+    readonly col: number,
+    /** true when any part of the token was quoted (so `{`/`}` inside are plain text) */
+    readonly quoted: boolean,
+    readonly file = '',
+    readonly line = 0,
+  ) {}
+  get loc(): SourceLoc {
+    this.cached ??= { file: this.file, line: this.line, col: this.col };
+    return this.cached;
+  }
+  /** The same token reported at another column (after parameter substitution). */
+  at(col: number): Token {
+    return new Token(this.text, col, this.quoted, this.file, this.line);
+  }
 }
 
 /** Removes a `#` or `!` comment that starts outside quotes; returns the text before it. */
@@ -63,7 +81,9 @@ function decodeEscape(s: string, i: number): [string, number] {
  * Splits a (comment-free) line into tokens. Whitespace separates; `{` and `}` are tokens of their
  * own; quotes are removed and adjacent quoted/unquoted text joins into one token.
  */
-export function tokenizeLine(line: string, report?: { bag: DiagnosticBag; file: string; line: number }): Token[] {
+export function tokenizeLine(line: string, report?: { bag?: DiagnosticBag; file: string; line: number }): Token[] {
+  const file = report?.file ?? '';
+  const lineNo = report?.line ?? 0;
   const tokens: Token[] = [];
   let i = 0;
   const n = line.length;
@@ -74,11 +94,28 @@ export function tokenizeLine(line: string, report?: { bag: DiagnosticBag; file: 
       continue;
     }
     if (c === '{' || c === '}') {
-      tokens.push({ text: c, col: i + 1, quoted: false });
+      tokens.push(new Token(c, i + 1, false, file, lineNo));
       i++;
       continue;
     }
     const start = i;
+    // Fast path: a plain word (no quotes or escapes) is one slice.
+    let end = i;
+    while (end < n) {
+      const ch = line.charCodeAt(end);
+      // space, tab, CR, LF, { } " ' \\
+      if (ch === 32 || ch === 9 || ch === 13 || ch === 10 || ch === 123 || ch === 125) break;
+      if (ch === 34 || ch === 39 || ch === 92) {
+        end = -1;
+        break;
+      }
+      end++;
+    }
+    if (end >= 0) {
+      tokens.push(new Token(line.slice(start, end), start + 1, false, file, lineNo));
+      i = end;
+      continue;
+    }
     let text = '';
     let quoted = false;
     while (i < n) {
@@ -105,7 +142,7 @@ export function tokenizeLine(line: string, report?: { bag: DiagnosticBag; file: 
             i++;
           }
         }
-        if (!closed && report) {
+        if (!closed && report?.bag) {
           report.bag.report(
             'KV030',
             { file: report.file, line: report.line, col: start + 1 },
@@ -123,7 +160,7 @@ export function tokenizeLine(line: string, report?: { bag: DiagnosticBag; file: 
       text += ch;
       i++;
     }
-    tokens.push({ text, col: start + 1, quoted });
+    tokens.push(new Token(text, start + 1, quoted, file, lineNo));
   }
   return tokens;
 }

@@ -330,7 +330,7 @@ export class Preprocessor {
     this.lines.push({
       file: loc.file,
       line: loc.line,
-      tokens: shift === 0 ? tokens : tokens.map((t) => ({ ...t, col: loc.col })),
+      tokens: shift === 0 ? tokens : tokens.map((t) => t.at(loc.col)),
     });
   }
 

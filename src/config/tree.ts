@@ -32,10 +32,7 @@ export function buildTree(lines: readonly LogicalLine[], bag: DiagnosticBag): No
       ti = 0;
     }
   };
-  const wordAt = (l: number, t: number): Word => {
-    const line = lines[l];
-    return { text: line.tokens[t].text, loc: { file: line.file, line: line.line, col: line.tokens[t].col } };
-  };
+  const wordAt = (l: number, t: number): Word => lines[l].tokens[t];
 
   const parseBlock = (opener: Word | undefined): Node[] => {
     const nodes: Node[] = [];

@@ -350,9 +350,14 @@ export function weightWords(
 
 /** Deep-freezes a plain object graph. */
 export function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+  if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
     Object.freeze(o);
-    for (const v of Object.values(o as object)) deepFreeze(v);
+    if (Array.isArray(o)) for (let i = 0; i < o.length; i++) deepFreeze(o[i]);
+    else
+      for (const k in o) {
+        const v = o[k];
+        if (v !== null && typeof v === 'object') deepFreeze(v);
+      }
   }
   return o;
 }
