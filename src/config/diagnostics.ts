@@ -30,6 +30,7 @@ export const DIAGNOSTIC_CODES = {
   KV102: { severity: 'error', title: 'block without a keyword' },
   KV103: { severity: 'error', title: 'keyword needs a { block }' },
   KV104: { severity: 'warning', title: 'keyword takes no block; block ignored' },
+  KV105: { severity: 'error', title: 'blocks nested too deeply' },
   KV110: { severity: 'warning', title: 'unknown keyword' },
   KV111: { severity: 'warning', title: 'deprecated keyword' },
   KV112: { severity: 'warning', title: 'keyword not supported by keepvs' },

@@ -20,6 +20,8 @@ export interface Node {
   readonly loc: SourceLoc;
 }
 
+const MAX_DEPTH = 64;
+
 const isBrace = (t: Token, brace: '{' | '}') => t.text === brace && !t.quoted;
 
 export function buildTree(lines: readonly LogicalLine[], bag: DiagnosticBag): Node[] {
@@ -34,8 +36,31 @@ export function buildTree(lines: readonly LogicalLine[], bag: DiagnosticBag): No
   };
   const wordAt = (l: number, t: number): Word => lines[l].tokens[t];
 
+  let depth = 0;
+  let tooDeep = false;
   const parseBlock = (opener: Word | undefined): Node[] => {
     const nodes: Node[] = [];
+    if (opener && depth >= MAX_DEPTH) {
+      // Skip to the matching brace without recursing (bounded stack on hostile input).
+      if (!tooDeep) bag.report('KV105', opener.loc, `blocks nested more than ${MAX_DEPTH} deep; contents skipped`);
+      tooDeep = true;
+      let level = 1;
+      for (skipEmpty(); li < lines.length && level > 0; ti++, skipEmpty()) {
+        const t = lines[li].tokens[ti];
+        if (isBrace(t, '{')) level++;
+        else if (isBrace(t, '}')) level--;
+      }
+      return nodes;
+    }
+    depth++;
+    try {
+      return parseInner(opener, nodes);
+    } finally {
+      depth--;
+    }
+  };
+
+  const parseInner = (opener: Word | undefined, nodes: Node[]): Node[] => {
     for (skipEmpty(); li < lines.length; skipEmpty()) {
       const tok = lines[li].tokens[ti];
       if (isBrace(tok, '}')) {

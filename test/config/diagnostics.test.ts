@@ -52,6 +52,7 @@ const CASES: readonly Case[] = [
   ['KV102', text('{\n}\n'), 1],
   ['KV103', text('global_defs\n'), 1],
   ['KV104', text(vi('VI_1', 1, ' priority 100 {\n }\n')), 7],
+  ['KV105', text(`${'{\n'.repeat(100000)}`), 64],
   ['KV110', text('global_defs {\n router_idd x\n}\n'), 2],
   ['KV111', text('virtual_server 10.0.0.1 80 {\n lb_algo rr\n}\n'), 2],
   ['KV112', text('global_defs {\n enable_snmp_vrrp\n}\n'), 2],
