@@ -43,8 +43,28 @@ interface IncludeChecks {
   brace: boolean;
 }
 
-/** Csh-style brace expansion: `a{b,c}d` -> [abd, acd]; nested braces supported. */
-export function braceExpand(pattern: string): string[] {
+/** Upper bound on brace-expansion results for one include pattern. */
+export const MAX_BRACE_RESULTS = 4096;
+
+/** Csh-style brace expansion: `a{b,c}d` -> [abd, acd]; nested braces supported; capped at `limit` results. */
+export function braceExpand(pattern: string, limit = MAX_BRACE_RESULTS): string[] {
+  const out: string[] = [];
+  braceExpandInto(pattern, out, limit);
+  return out;
+}
+
+function braceExpandInto(pattern: string, out: string[], limit: number): void {
+  if (out.length >= limit) return;
+  const expanded = braceExpandOnce(pattern);
+  if (expanded.length === 1 && expanded[0] === pattern) {
+    out.push(pattern);
+    return;
+  }
+  for (const p of expanded) braceExpandInto(p, out, limit);
+}
+
+/** Expands the first top-level brace group only. */
+function braceExpandOnce(pattern: string): string[] {
   let depth = 0;
   let open = -1;
   for (let i = 0; i < pattern.length; i++) {
@@ -60,7 +80,7 @@ export function braceExpand(pattern: string): string[] {
         if (alternatives.length < 2) continue;
         const head = pattern.slice(0, open);
         const tail = pattern.slice(i + 1);
-        return alternatives.flatMap((alt) => braceExpand(head + alt + tail));
+        return alternatives.map((alt) => head + alt + tail);
       }
     }
   }
@@ -225,6 +245,13 @@ export class Preprocessor {
     const pattern = toks[0].text;
     const dir = path.dirname(this.stack[this.stack.length - 1]);
     const alternatives = braceExpand(pattern);
+    if (alternatives.length >= MAX_BRACE_RESULTS) {
+      this.opts.bag.report(
+        'KV021',
+        loc,
+        `${keyword}: brace expansion of '${pattern}' gives more than ${MAX_BRACE_RESULTS} patterns; rest ignored`,
+      );
+    }
     const seen = new Set<string>();
     let total = 0;
     for (const alt of alternatives) {

@@ -184,3 +184,8 @@ test('CRLF line endings and a UTF-8 BOM are accepted', () => {
   const c = cfg('\uFEFFglobal_defs {\r\n router_id win\r\n}\r\n$P=7 \\\r\n\r\n');
   assert.equal(c.globalDefs.routerId, 'win');
 });
+
+test('brace expansion bombs in include patterns are capped', () => {
+  const r = parse(`include /k/${'{a,b}'.repeat(40)}.conf\n`);
+  assert.ok(codes(r).includes('KV021'));
+});
