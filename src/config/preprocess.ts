@@ -43,6 +43,15 @@ interface IncludeChecks {
   brace: boolean;
 }
 
+/** Index of the first non-whitespace character, or -1 for a blank line. */
+function firstNonSpace(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== 32 && c !== 9 && c !== 13 && c !== 10 && c !== 11 && c !== 12) return i;
+  }
+  return -1;
+}
+
 /** Upper bound on brace-expansion results for one include pattern. */
 export const MAX_BRACE_RESULTS = 4096;
 
@@ -169,11 +178,13 @@ export class Preprocessor {
     for (let i = 0; i < raw.length; i++) {
       const lineNo = i + 1;
       const physical = stripComment(raw[i]);
-      if (physical.trim() === '') continue;
-      const loc: SourceLoc = { file, line: lineNo, col: physical.length - physical.trimStart().length + 1 };
+      const start = firstNonSpace(physical);
+      if (start < 0) continue;
+      const loc: SourceLoc = { file, line: lineNo, col: start + 1 };
+      const lead = physical.charCodeAt(start);
 
       // include lines are recognised before conditionals and parameters (KA-man5).
-      const first = /^\s*(\S+)/.exec(physical)?.[1] ?? '';
+      const first = lead === 105 /* i */ ? (/^\s*(\S+)/.exec(physical)?.[1] ?? '') : '';
       if (INCLUDE_KEYWORDS.has(first)) {
         this.handleInclude(first, physical, loc, checks);
         continue;
@@ -184,7 +195,7 @@ export class Preprocessor {
       }
 
       let body = physical;
-      const cond = /^(\s*)@(\^?)(\S*)(.*)$/.exec(body);
+      const cond = lead === 64 /* @ */ ? /^(\s*)@(\^?)(\S*)(.*)$/.exec(body) : null;
       if (cond) {
         const [, lead, negate, id, rest] = cond;
         if (id === '') this.opts.bag.report('KV031', loc, "'@' without a config id; line ignored");
@@ -193,7 +204,7 @@ export class Preprocessor {
         body = lead + ' '.repeat(id.length + 1 + negate.length) + rest;
       }
 
-      const def = DEF_RE.exec(body);
+      const def = body.includes('$') ? DEF_RE.exec(body) : null;
       if (def) {
         i = this.handleDefinition(def[1], def[2], raw, i, loc);
         continue;
@@ -323,9 +334,9 @@ export class Preprocessor {
       this.opts.bag.report('KV012', loc, 'expansion nested too deeply; line dropped');
       return;
     }
-    const trimmed = body.trimStart();
-    if (/^~(SEQx?|LST)\(/.test(trimmed)) {
-      this.expandRepeat(trimmed, loc, depth);
+    const at = firstNonSpace(body);
+    if (at >= 0 && body.charCodeAt(at) === 126 /* ~ */ && /^~(SEQx?|LST)\(/.test(body.slice(at))) {
+      this.expandRepeat(body.slice(at), loc, depth);
       return;
     }
     const expanded = this.substitute(body, loc, 0);

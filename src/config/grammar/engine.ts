@@ -95,7 +95,7 @@ const TOP_LEVEL_BLOCKS = new Set([
 
 /** Runs a block's statements through its keyword table. */
 export function runBlock<D>(nodes: readonly Node[], tbl: KeywordTable<D>, draft: D, ctx: Ctx, blockName: string): void {
-  const seen = new Set<string>();
+  let seen: Set<string> | undefined;
   for (const node of nodes) {
     const kw = node.keyword.text;
     const entry = tbl.get(kw);
@@ -126,6 +126,7 @@ export function runBlock<D>(nodes: readonly Node[], tbl: KeywordTable<D>, draft:
     }
     const canonical = entry.deprecatedFor ?? kw;
     if (!entry.repeatable && entry.kind === 'value') {
+      seen ??= new Set<string>();
       if (seen.has(canonical))
         ctx.report('KV115', node.loc, `'${kw}' set more than once in ${blockName}; last value wins`);
       seen.add(canonical);
