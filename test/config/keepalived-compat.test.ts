@@ -2,6 +2,7 @@
 // keepalived -t reports as "Unknown keyword" are exactly the lines keepvs reports as KV110.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/index.js';
@@ -36,3 +37,19 @@ for (const name of FIXTURES) {
     assert.deepEqual(ours, keepalivedUnknownLines(file));
   });
 }
+
+// The sample configurations shipped with the Debian keepalived package.
+const SAMPLES = '/usr/share/doc/keepalived/samples';
+const samples = existsSync(SAMPLES) ? readdirSync(SAMPLES).filter((f) => f.startsWith('keepalived.conf')) : [];
+test('unknown keywords agree with keepalived -t on every Debian sample config', {
+  skip: skip || (samples.length === 0 && 'no samples'),
+}, () => {
+  for (const name of samples) {
+    const file = join(SAMPLES, name);
+    const ours = loadConfig(file, { fs: new NodeConfigFs() })
+      .diagnostics.filter((d) => d.code === 'KV110')
+      .map((d) => d.line)
+      .sort((a, b) => a - b);
+    assert.deepEqual(ours, keepalivedUnknownLines(file), name);
+  }
+});
