@@ -137,10 +137,24 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx):
   });
 
   const groupNames = new Set(virtualServerGroups.map((g) => g.name));
+  const shapes = new Map(
+    virtualServerGroups.map((g) => [
+      g.name,
+      {
+        hasAddresses: g.entries.some((e) => e.kind === 'address'),
+        hasFwmarks: g.entries.some((e) => e.kind === 'fwmark'),
+        zeroPort: g.entries.some((e) => e.kind === 'address' && e.port === 0),
+      },
+    ]),
+  );
   const vsSeen = new Set<string>();
   const virtualServers: VirtualServer[] = [];
   for (const draft of d.virtualServers) {
-    const finishedVs = finishVirtualServer(draft, ctx);
+    const finishedVs = finishVirtualServer(
+      draft,
+      ctx,
+      draft.key.kind === 'group' ? shapes.get(draft.key.group) : undefined,
+    );
     if (!finishedVs) continue;
     const vs: VirtualServer = {
       ...finishedVs,

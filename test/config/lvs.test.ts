@@ -296,3 +296,14 @@ test('unknown scheduler and forwarding method get suggestions', () => {
   assert.match(r.diagnostics[0].message, /did you mean 'wrr'/);
   assert.match(r.diagnostics[1].message, /did you mean 'DR'/);
 });
+
+test('virtual_server group: fwmark-only groups take no protocol; address entries without a port need persistence', () => {
+  const r = parse(
+    'virtual_server_group M {\n fwmark 1\n}\nvirtual_server_group A {\n 10.0.0.1\n}\n' +
+      'virtual_server group M {\n real_server 10.0.1.1 {\n }\n}\nvirtual_server group A {\n protocol TCP\n real_server 10.0.1.1 {\n }\n}\n',
+  );
+  assert.deepEqual(codes(r), ['KV211']);
+  const [m, a] = r.config!.virtualServers;
+  assert.equal(m.persistenceTimeout, undefined);
+  assert.equal(a.persistenceTimeout, 360);
+});

@@ -291,14 +291,22 @@ export function parseVirtualServer(node: Node, ctx: Ctx): VsDraft | undefined {
  * with persistence, ha_suspend not with fwmarks, quorum capped at the real servers' total weight,
  * hysteresis below quorum, and real/sorry server ports aligned unless NAT.
  */
-export function finishVirtualServer(d: VsDraft, ctx: Ctx): VirtualServer | undefined {
+export interface GroupShape {
+  readonly hasAddresses: boolean;
+  readonly hasFwmarks: boolean;
+  /** an address entry without a port */
+  readonly zeroPort: boolean;
+}
+
+export function finishVirtualServer(d: VsDraft, ctx: Ctx, group?: GroupShape): VirtualServer | undefined {
   const where = `virtual_server ${vsName(d)}`;
   if (d.realServers.length === 0) {
     ctx.report('KV314', d.loc, `${where} has no real servers; ignored (as keepalived does)`);
     return undefined;
   }
   const adjust = (message: string) => ctx.report('KV211', d.loc, `${where}: ${message}`);
-  const isFwmark = d.key.kind === 'fwmark';
+  // A group made only of fwmarks behaves like a fwmark service.
+  const isFwmark = d.key.kind === 'fwmark' || (group !== undefined && !group.hasAddresses && group.hasFwmarks);
   const method = d.method ?? 'NAT';
   const delayLoop = d.timing.delayLoop ?? DEFAULT_DELAY_LOOP;
   const family: Family | undefined = d.key.kind === 'group' ? d.ipFamily : d.key.family;
@@ -319,12 +327,15 @@ export function finishVirtualServer(d: VsDraft, ctx: Ctx): VirtualServer | undef
     ops = false;
   }
   let persistenceTimeout = d.persistenceTimeout;
-  if (d.key.kind === 'address' && d.key.port === 0 && persistenceTimeout === undefined) {
+  if (
+    persistenceTimeout === undefined &&
+    ((d.key.kind === 'address' && d.key.port === 0) || (d.key.kind === 'group' && group?.zeroPort))
+  ) {
     adjust('port 0 is only valid for persistent services; persistence_timeout set to 360');
     persistenceTimeout = 360;
   }
   let haSuspend = d.haSuspend;
-  if (haSuspend && isFwmark) {
+  if (haSuspend && (isFwmark || group?.hasFwmarks)) {
     adjust('ha_suspend cannot be used with fwmarks; cleared');
     haSuspend = false;
   }
