@@ -1,217 +1,250 @@
 /**
- * keepvs's command line: keepalived's options (keepalived(8)) plus keepvs's own.
- * Pure: argv in, options or a usage error out.
+ * Pure command-line parser for `keepvs`: keepalived's options (KA-man8) plus keepvs's own.
+ * Returns a typed options object or a usage error (exit status 2, as getopt-based keepalived).
  */
+import { err, ok, type Result } from '../util/result.js';
+
+export type KeepvsCommand = 'run' | 'config-test' | 'dump-conf' | 'help' | 'version' | 'demo';
+
 export interface KeepvsOptions {
-  command: 'run' | 'config-test' | 'dump-conf' | 'help' | 'version' | 'demo';
-  configFile: string;
-  vrrpOnly: boolean;
-  checkOnly: boolean;
-  dontFork: boolean;
-  logConsole: boolean;
-  logDetail: boolean;
-  logFacility: string;
-  logFile?: string;
-  noSyslog: boolean;
-  dontRespawn: boolean;
-  pidFile: string;
-  vrrpPidFile: string;
-  checkersPidFile: string;
-  configId?: string;
-  socket: string;
-  api: { host: string; port: number } | null;
-  apiToken?: string;
-  dataplane: 'proxy' | 'nft';
-  /** `keepvs demo --duration S` */
-  duration?: number;
+  readonly command: KeepvsCommand;
+  /** -f/--use-file */
+  readonly useFile: string;
+  /** -P/--vrrp: VRRP only */
+  readonly vrrpOnly: boolean;
+  /** -C/--check: health checkers / LVS only */
+  readonly checkOnly: boolean;
+  readonly dontFork: boolean;
+  readonly logConsole: boolean;
+  readonly logDetail: boolean;
+  /** -S: syslog facility as LOCALn number 0..7, or 'user'/'daemon' */
+  readonly logFacility?: string;
+  readonly pidFile: string;
+  readonly vrrpPidFile: string;
+  readonly checkersPidFile: string;
+  readonly configId?: string;
+  readonly dontRespawn: boolean;
+  readonly logFile?: string;
+  readonly noSyslog: boolean;
+  /** keepvs: control socket for keepvsadm */
+  readonly socket?: string;
+  readonly api: { readonly host: string; readonly port: number };
+  readonly apiToken?: string;
+  readonly dataplane: 'proxy' | 'nft';
+  /** arguments after `demo` */
+  readonly demoArgs: readonly string[];
 }
 
-export const DEFAULT_CONFIG = '/etc/keepalived/keepalived.conf';
-export const DEFAULT_SOCKET = '/run/keepvs/keepvs.sock';
+export interface UsageError {
+  readonly message: string;
+  readonly exitCode: 2;
+}
 
-export type ParseArgsResult = { ok: true; options: KeepvsOptions } | { ok: false; error: string };
+export const DEFAULT_CONFIG_FILE = '/etc/keepalived/keepalived.conf';
+export const DEFAULT_API = { host: '127.0.0.1', port: 9180 } as const;
 
-const FACILITIES = new Set([
-  'user',
-  'daemon',
-  ...Array.from({ length: 8 }, (_, i) => `local${i}`),
-  ...Array.from({ length: 8 }, (_, i) => String(i)),
-]);
+type Setter = (o: Draft, v: string | undefined) => string | undefined;
+type Draft = { -readonly [K in keyof KeepvsOptions]: KeepvsOptions[K] } & { configTestFile?: string };
 
 interface OptSpec {
-  long: string;
-  short?: string;
-  /** 'none' flag, 'required' value, 'optional' value (only as --opt=value or -oVALUE) */
-  arg: 'none' | 'required' | 'optional';
-  apply: (o: KeepvsOptions, value: string | undefined) => string | undefined;
+  readonly long: string;
+  readonly short?: string;
+  /** none: flag; required: needs a value; optional: only `--x=V` / `-xV` */
+  readonly arg: 'none' | 'required' | 'optional';
+  readonly set: Setter;
 }
 
-const OPTIONS: OptSpec[] = [
-  { long: 'use-file', short: 'f', arg: 'required', apply: (o, v) => void (o.configFile = v!) },
-  { long: 'vrrp', short: 'P', arg: 'none', apply: (o) => void (o.vrrpOnly = true) },
-  { long: 'check', short: 'C', arg: 'none', apply: (o) => void (o.checkOnly = true) },
-  { long: 'dont-fork', short: 'n', arg: 'none', apply: (o) => void (o.dontFork = true) },
-  { long: 'log-console', short: 'l', arg: 'none', apply: (o) => void (o.logConsole = true) },
-  { long: 'log-detail', short: 'D', arg: 'none', apply: (o) => void (o.logDetail = true) },
+const FACILITIES = /^([0-7]|local[0-7]|user|daemon)$/;
+
+function parseApi(v: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(v);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: m[1] ?? (m[2] || DEFAULT_API.host), port };
+}
+
+/** A setter that stores a value computed from the argument (and never fails). */
+const store =
+  <K extends keyof Draft>(key: K, compute: (v: string | undefined, o: Draft) => Draft[K]): Setter =>
+  (o, v) => {
+    o[key] = compute(v, o);
+    return undefined;
+  };
+
+const OPTIONS: readonly OptSpec[] = [
+  { long: 'use-file', short: 'f', arg: 'required', set: store('useFile', (v) => v ?? '') },
+  { long: 'vrrp', short: 'P', arg: 'none', set: store('vrrpOnly', () => true) },
+  { long: 'check', short: 'C', arg: 'none', set: store('checkOnly', () => true) },
+  { long: 'dont-fork', short: 'n', arg: 'none', set: store('dontFork', () => true) },
+  { long: 'log-console', short: 'l', arg: 'none', set: store('logConsole', () => true) },
+  { long: 'log-detail', short: 'D', arg: 'none', set: store('logDetail', () => true) },
   {
     long: 'log-facility',
     short: 'S',
     arg: 'required',
-    apply: (o, v) =>
-      FACILITIES.has(v!) ? void (o.logFacility = v!) : `invalid log facility '${v}' (0-7, local0-7, user, daemon)`,
+    set: (o, v) => {
+      if (!v || !FACILITIES.test(v)) return `invalid log facility '${v}' (0-7, local0-7, user, daemon)`;
+      o.logFacility = v;
+      return undefined;
+    },
   },
-  { long: 'log-file', short: 'g', arg: 'required', apply: (o, v) => void (o.logFile = v) },
-  { long: 'no-syslog', short: 'G', arg: 'none', apply: (o) => void (o.noSyslog = true) },
-  { long: 'dont-respawn', short: 'R', arg: 'none', apply: (o) => void (o.dontRespawn = true) },
-  { long: 'pid', short: 'p', arg: 'required', apply: (o, v) => void (o.pidFile = v!) },
-  { long: 'vrrp_pid', short: 'r', arg: 'required', apply: (o, v) => void (o.vrrpPidFile = v!) },
-  { long: 'checkers_pid', short: 'c', arg: 'required', apply: (o, v) => void (o.checkersPidFile = v!) },
-  { long: 'config-id', short: 'i', arg: 'required', apply: (o, v) => void (o.configId = v) },
+  { long: 'pid', short: 'p', arg: 'required', set: store('pidFile', (v) => v ?? '') },
+  { long: 'vrrp_pid', short: 'r', arg: 'required', set: store('vrrpPidFile', (v) => v ?? '') },
+  { long: 'checkers_pid', short: 'c', arg: 'required', set: store('checkersPidFile', (v) => v ?? '') },
+  { long: 'config-id', short: 'i', arg: 'required', set: store('configId', (v) => v) },
   {
     long: 'config-test',
     short: 't',
     arg: 'optional',
-    apply: (o, v) => {
-      o.command = 'config-test';
-      if (v) o.configFile = v;
+    set: (o, v) => {
+      if (o.command !== 'help' && o.command !== 'version') o.command = 'config-test';
+      if (v) o.configTestFile = v;
       return undefined;
     },
   },
-  { long: 'dump-conf', short: 'd', arg: 'none', apply: (o) => void (o.command = 'dump-conf') },
-  { long: 'help', short: 'h', arg: 'none', apply: (o) => void (o.command = 'help') },
-  { long: 'version', short: 'v', arg: 'none', apply: (o) => void (o.command = 'version') },
-  { long: 'socket', arg: 'required', apply: (o, v) => void (o.socket = v!) },
+  {
+    long: 'dump-conf',
+    short: 'd',
+    arg: 'none',
+    set: store('command', (_v, o) => (o.command === 'run' ? 'dump-conf' : o.command)),
+  },
+  { long: 'help', short: 'h', arg: 'none', set: store('command', () => 'help') },
+  {
+    long: 'version',
+    short: 'v',
+    arg: 'none',
+    set: store('command', (_v, o) => (o.command === 'help' ? 'help' : 'version')),
+  },
+  { long: 'dont-respawn', short: 'R', arg: 'none', set: store('dontRespawn', () => true) },
+  { long: 'log-file', short: 'g', arg: 'optional', set: store('logFile', (v) => v ?? '/tmp/keepalived.log') },
+  { long: 'no-syslog', short: 'G', arg: 'none', set: store('noSyslog', () => true) },
+  { long: 'socket', arg: 'required', set: store('socket', (v) => v) },
   {
     long: 'api',
     arg: 'required',
-    apply: (o, v) => {
-      if (v === 'off' || v === 'none') {
-        o.api = null;
-        return undefined;
-      }
-      const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:]+)):(\d+)$/.exec(v!);
-      const port = m ? Number(m[3]) : Number.NaN;
-      if (!m || port > 65535) return `invalid --api '${v}' (expected HOST:PORT, e.g. 127.0.0.1:9180, or 'off')`;
-      o.api = { host: m[1] ?? m[2], port };
+    set: (o, v) => {
+      const api = v ? parseApi(v) : undefined;
+      if (!api) return `invalid --api '${v}' (expected HOST:PORT, e.g. 127.0.0.1:9180)`;
+      o.api = api;
       return undefined;
     },
   },
-  { long: 'api-token', arg: 'required', apply: (o, v) => void (o.apiToken = v) },
+  { long: 'api-token', arg: 'required', set: store('apiToken', (v) => v) },
   {
     long: 'dataplane',
     arg: 'required',
-    apply: (o, v) =>
-      v === 'proxy' || v === 'nft' ? void (o.dataplane = v) : `invalid --dataplane '${v}' (proxy or nft)`,
-  },
-  {
-    long: 'duration',
-    arg: 'required',
-    apply: (o, v) => {
-      const n = Number(v);
-      if (!(n > 0)) return `invalid --duration '${v}' (seconds > 0)`;
-      o.duration = n;
+    set: (o, v) => {
+      if (v !== 'proxy' && v !== 'nft') return `invalid --dataplane '${v}' (proxy or nft)`;
+      o.dataplane = v;
       return undefined;
     },
   },
 ];
 
-export function defaultOptions(): KeepvsOptions {
-  return {
+const usage = (message: string): Result<never, UsageError> =>
+  err({ message: `keepvs: ${message}\nTry 'keepvs --help' for more information.`, exitCode: 2 });
+
+export function parseKeepvsArgs(argv: readonly string[]): Result<KeepvsOptions, UsageError> {
+  const o: Draft = {
     command: 'run',
-    configFile: DEFAULT_CONFIG,
+    useFile: DEFAULT_CONFIG_FILE,
     vrrpOnly: false,
     checkOnly: false,
     dontFork: false,
     logConsole: false,
     logDetail: false,
-    logFacility: 'daemon',
-    noSyslog: false,
-    dontRespawn: false,
     pidFile: '/run/keepvs.pid',
     vrrpPidFile: '/run/keepvs_vrrp.pid',
     checkersPidFile: '/run/keepvs_checkers.pid',
-    socket: process.env.KEEPVS_SOCKET ?? DEFAULT_SOCKET,
-    api: { host: '127.0.0.1', port: 9180 },
+    dontRespawn: false,
+    noSyslog: false,
+    api: { ...DEFAULT_API },
     dataplane: 'proxy',
+    demoArgs: [],
   };
-}
-
-export function parseKeepvsArgs(argv: readonly string[]): ParseArgsResult {
-  const o = defaultOptions();
   const byLong = new Map(OPTIONS.map((s) => [s.long, s]));
-  const byShort = new Map(OPTIONS.filter((s) => s.short).map((s) => [s.short!, s]));
-  let i = 0;
-  if (argv[0] === 'demo') {
-    o.command = 'demo';
-    i = 1;
-  }
-  const use = (spec: OptSpec, value: string | undefined): string | undefined => spec.apply(o, value);
-  for (; i < argv.length; i++) {
+  const byShort = new Map(OPTIONS.filter((s) => s.short).map((s) => [s.short as string, s]));
+  for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    let err: string | undefined;
+    if (a === '--') {
+      if (i + 1 < argv.length) return usage(`unexpected argument '${argv[i + 1]}'`);
+      break;
+    }
     if (a.startsWith('--')) {
       const eq = a.indexOf('=');
-      const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
+      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
       const spec = byLong.get(name);
-      if (!spec) return { ok: false, error: `unrecognized option '${a}'` };
-      let value: string | undefined = eq >= 0 ? a.slice(eq + 1) : undefined;
-      if (spec.arg === 'none' && value !== undefined)
-        return { ok: false, error: `option '--${name}' doesn't allow an argument` };
-      if (spec.arg === 'required' && value === undefined) {
-        value = argv[++i];
-        if (value === undefined) return { ok: false, error: `option '--${name}' requires an argument` };
+      if (!spec) return usage(`unrecognized option '--${name}'`);
+      let v: string | undefined = eq < 0 ? undefined : a.slice(eq + 1);
+      if (spec.arg === 'none' && v !== undefined) return usage(`option '--${name}' doesn't allow an argument`);
+      if (spec.arg === 'required' && v === undefined) {
+        if (i + 1 >= argv.length) return usage(`option '--${name}' requires an argument`);
+        v = argv[++i];
       }
-      err = use(spec, value);
-    } else if (a.startsWith('-') && a.length > 1) {
-      for (let j = 1; j < a.length; j++) {
-        const spec = byShort.get(a[j]);
-        if (!spec) return { ok: false, error: `invalid option -- '${a[j]}'` };
-        if (spec.arg === 'none') {
-          err = use(spec, undefined);
-          if (err) break;
-          continue;
+      const problem = spec.set(o, v);
+      if (problem) return usage(problem);
+      continue;
+    }
+    if (a.startsWith('-') && a.length > 1) {
+      for (let k = 1; k < a.length; k++) {
+        const spec = byShort.get(a[k]);
+        if (!spec) return usage(`invalid option -- '${a[k]}'`);
+        let v: string | undefined;
+        if (spec.arg !== 'none') {
+          const attached = a.slice(k + 1);
+          if (attached) v = attached;
+          else if (spec.arg === 'required') {
+            if (i + 1 >= argv.length) return usage(`option requires an argument -- '${a[k]}'`);
+            v = argv[++i];
+          }
+          k = a.length;
         }
-        let value: string | undefined = a.slice(j + 1) || undefined;
-        if (value === undefined && spec.arg === 'required') {
-          value = argv[++i];
-          if (value === undefined) return { ok: false, error: `option requires an argument -- '${a[j]}'` };
-        }
-        err = use(spec, value);
-        break;
+        const problem = spec.set(o, v);
+        if (problem) return usage(problem);
       }
-    } else return { ok: false, error: `unexpected argument '${a}'` };
-    if (err) return { ok: false, error: err };
+      continue;
+    }
+    if (a === 'demo' && o.command === 'run') {
+      o.command = 'demo';
+      o.demoArgs = argv.slice(i + 1);
+      break;
+    }
+    return usage(`unexpected argument '${a}'`);
   }
-  if (o.vrrpOnly && o.checkOnly) return { ok: false, error: '-P/--vrrp and -C/--check cannot be used together' };
-  return { ok: true, options: o };
+  if (o.vrrpOnly && o.checkOnly) return usage('-P/--vrrp and -C/--check are mutually exclusive');
+  if (o.useFile === '') return usage('-f/--use-file needs a file name');
+  const { configTestFile, ...rest } = o;
+  if (configTestFile) rest.useFile = configTestFile;
+  return ok(rest);
 }
 
-export const USAGE = `Usage: keepvs [OPTION...]
-       keepvs demo [--duration S] [--api HOST:PORT]
+export const KEEPVS_HELP = `Usage: keepvs [OPTION...]
+       keepvs demo [DEMO OPTIONS]
+keepalived-compatible VRRP failover, health checks and virtual servers.
 
-keepalived-compatible options:
-  -f, --use-file=FILE          use the specified configuration file (default ${DEFAULT_CONFIG})
-  -P, --vrrp                   only run with the VRRP subsystem
-  -C, --check                  only run with virtual servers, health checks and the data plane
-  -n, --dont-fork              don't fork the daemon process (stay in the foreground)
-  -l, --log-console            log messages to the local console
-  -D, --log-detail             detailed log messages
-  -S, --log-facility=[0-7]     syslog facility LOG_LOCAL[0-7] (also user, daemon)
-  -g, --log-file=FILE          also log to FILE
-  -G, --no-syslog              don't log via syslog
-  -R, --dont-respawn           don't respawn a worker that dies
-  -p, --pid=FILE               supervisor pid file (default /run/keepvs.pid)
-  -r, --vrrp_pid=FILE          VRRP worker pid file (default /run/keepvs_vrrp.pid)
-  -c, --checkers_pid=FILE      checker worker pid file (default /run/keepvs_checkers.pid)
-  -i, --config-id=ID           select @ID conditional configuration lines
-  -t, --config-test[=FILE]     check the configuration for errors and exit
-  -d, --dump-conf              print the resolved configuration as JSON and exit
-  -v, --version                print the version and exit
-  -h, --help                   print this help and exit
-
-keepvs options:
-      --socket=PATH            control socket for keepvsadm (default ${DEFAULT_SOCKET}, or $KEEPVS_SOCKET)
-      --api=HOST:PORT|off      status API, metrics and dashboard (default 127.0.0.1:9180)
-      --api-token=TOKEN        bearer token required for API actions
-      --dataplane=proxy|nft    data plane (default proxy: userspace, no root)
+  -f, --use-file=FILE          Use the specified configuration file
+                               (default ${DEFAULT_CONFIG_FILE})
+  -P, --vrrp                   Only run the VRRP subsystem
+  -C, --check                  Only run the health-checker / virtual server subsystem
+  -l, --log-console            Log messages to the console
+  -D, --log-detail             Detailed log messages
+  -S, --log-facility=[0-7]     Syslog facility LOCAL[0-7] (or local0-7, user, daemon)
+  -g, --log-file[=FILE]        Also log to FILE (default /tmp/keepalived.log)
+  -G, --no-syslog              Don't log to syslog
+  -n, --dont-fork              Don't fork the daemon process
+  -R, --dont-respawn           Don't respawn child processes
+  -p, --pid=FILE               Parent pid file
+  -r, --vrrp_pid=FILE          VRRP pid file
+  -c, --checkers_pid=FILE      Checkers pid file
+  -i, --config-id ID           Select @ID conditional lines (default: first label of the host name)
+  -t, --config-test[=FILE]     Check the configuration, print every problem, and exit
+                               (exit 0: usable, 3: errors, 2: bad command line)
+  -d, --dump-conf              Print the resolved configuration as JSON and exit
+      --socket=PATH            keepvsadm control socket
+      --api=HOST:PORT          JSON status API and /metrics (default ${DEFAULT_API.host}:${DEFAULT_API.port})
+      --api-token=TOKEN        Bearer token required by the API
+      --dataplane=proxy|nft    Userspace proxy (default, no root) or nftables rendering
+  -v, --version                Display the version number
+  -h, --help                   Display this help message
 `;

@@ -1,51 +1,71 @@
-// Entry point of the `keepvs` binary: parses argv and hands over to the matching command.
+// Entry point of the `keepvs` binary: parse argv, then dispatch. Running the daemon is added by
+// the daemon engineer (see the 'run' / 'demo' cases).
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dumpConfig, reportConfigTest } from '../config/config-test.js';
+import { resolve } from 'node:path';
+import { runConfigTest } from '../config/config-test.js';
 import { loadConfig } from '../config/index.js';
-import { nodeConfigFs } from '../os/config-fs.js';
-import { VERSION } from '../version.js';
-import { parseKeepvsArgs, USAGE } from './keepvs-args.js';
+import { NodeConfigFs } from '../os/config-fs.js';
+import { KEEPVS_HELP, parseKeepvsArgs } from './keepvs-args.js';
 
-const io = { out: (t: string) => process.stdout.write(`${t}\n`), err: (t: string) => process.stderr.write(`${t}\n`) };
-
-async function main(): Promise<number> {
-  const parsed = parseKeepvsArgs(process.argv.slice(2));
-  if (!parsed.ok) {
-    io.err(`keepvs: ${parsed.error}\nTry 'keepvs --help' for more information.`);
-    return 2;
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    return pkg.version;
+  } catch {
+    return 'unknown';
   }
-  const o = parsed.options;
-  const configId = o.configId ?? hostname().split('.')[0];
-  const load = () =>
-    loadConfig(o.configFile, { fs: nodeConfigFs, configId, env: process.env as Record<string, string> });
-  switch (o.command) {
+}
+
+function main(argv: readonly string[]): number | Promise<number> {
+  const parsed = parseKeepvsArgs(argv);
+  if (!parsed.ok) {
+    process.stderr.write(`${parsed.error.message}\n`);
+    return parsed.error.exitCode;
+  }
+  const opts = parsed.value;
+  const io = {
+    fs: new NodeConfigFs(),
+    stdout: (l: string) => process.stdout.write(`${l}\n`),
+    stderr: (l: string) => process.stderr.write(`${l}\n`),
+    env: process.env as Record<string, string>,
+    hostname: hostname(),
+  };
+  const configTest = (dump: boolean) =>
+    runConfigTest(
+      { useFile: resolve(opts.useFile), dump, ...(opts.configId !== undefined ? { configId: opts.configId } : {}) },
+      io,
+    );
+  switch (opts.command) {
     case 'help':
-      io.out(USAGE);
+      process.stdout.write(KEEPVS_HELP);
       return 0;
     case 'version':
-      io.out(`keepvs ${VERSION}`);
+      process.stdout.write(`keepvs v${version()} (keepalived 2.2 configuration language)\n`);
       return 0;
     case 'config-test':
-      return reportConfigTest(load(), io);
+      return configTest(false);
     case 'dump-conf':
-      return dumpConfig(load(), io);
-    case 'demo': {
-      const { runDemo } = await import('../daemon/demo.js');
-      return runDemo(o);
-    }
+      return configTest(true);
+    case 'demo':
+      return import('../daemon/demo.js').then((m) => m.runDemo(opts));
     case 'run': {
-      const { runDaemon } = await import('../daemon/main.js');
-      return runDaemon(o, load, configId);
+      const configFile = resolve(opts.useFile);
+      const configId = opts.configId ?? hostname().split('.')[0];
+      const load = () => loadConfig(configFile, { fs: io.fs, configId, env: io.env });
+      return import('../daemon/main.js').then((m) => m.runDaemon(m.daemonOptions(opts, configFile), load, configId));
     }
   }
 }
 
-main().then(
+Promise.resolve(main(process.argv.slice(2))).then(
   (code) => {
     process.exitCode = code;
   },
   (e: unknown) => {
-    io.err(`keepvs: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.stderr.write(`keepvs: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     process.exitCode = 70;
   },
 );

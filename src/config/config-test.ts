@@ -1,33 +1,46 @@
-/** `keepvs -t` and `keepvs --dump-conf`. */
-import { formatDiagnostic } from './diagnostics.js';
-import type { LoadResult } from './model.js';
+/**
+ * `keepvs -t [-f FILE]` / `--config-test[=FILE]` and `--dump-conf`: load the whole configuration,
+ * print every diagnostic as FILE:LINE:COL: severity: message [CODE], and return the exit status.
+ * Exit status (keepalived's -t convention): 0 usable (warnings allowed), 3 errors: cannot run.
+ */
 
-/** keepalived's -t exit code for a configuration that cannot run (keepalived(8)). */
-export const EXIT_CONFIG_UNUSABLE = 3;
+import { formatDiagnostic } from './format.js';
+import type { ConfigFs } from './fs-port.js';
+import { loadConfig } from './index.js';
 
-export interface Output {
-  out(text: string): void;
-  err(text: string): void;
+export const CONFIG_TEST_OK = 0;
+export const CONFIG_TEST_ERRORS = 3;
+
+export interface ConfigTestIo {
+  readonly fs: ConfigFs;
+  readonly stdout: (line: string) => void;
+  readonly stderr: (line: string) => void;
+  readonly env?: Record<string, string>;
+  /** default config id: first label of this host name */
+  readonly hostname?: string;
 }
 
-export function reportConfigTest(result: LoadResult, io: Output): number {
-  for (const d of result.diagnostics) io.err(formatDiagnostic(d));
+export interface ConfigTestOptions {
+  /** absolute path */
+  readonly useFile: string;
+  readonly configId?: string;
+  readonly dump?: boolean;
+}
+
+export function runConfigTest(opts: ConfigTestOptions, io: ConfigTestIo): number {
+  const configId = opts.configId ?? io.hostname?.split('.')[0];
+  const result = loadConfig(opts.useFile, {
+    fs: io.fs,
+    ...(configId !== undefined ? { configId } : {}),
+    ...(io.env ? { env: io.env } : {}),
+  });
+  for (const d of result.diagnostics) io.stderr(formatDiagnostic(d));
   const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = result.diagnostics.length - errors;
-  if (!result.usable || !result.config) {
-    io.err(`configuration is not usable: ${errors} error(s), ${warnings} warning(s)`);
-    return EXIT_CONFIG_UNUSABLE;
-  }
-  const c = result.config;
-  io.err(
-    `configuration OK: ${c.vrrpInstances.length} vrrp_instance(s), ${c.virtualServers.length} virtual_server(s), ${warnings} warning(s)`,
+  if (opts.dump && result.config) io.stdout(JSON.stringify(result.config, null, 2));
+  io.stderr(
+    `keepvs: ${opts.useFile}: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}; ` +
+      (result.usable ? 'configuration is usable' : 'configuration cannot run'),
   );
-  return 0;
-}
-
-export function dumpConfig(result: LoadResult, io: Output): number {
-  for (const d of result.diagnostics) io.err(formatDiagnostic(d));
-  if (!result.config) return EXIT_CONFIG_UNUSABLE;
-  io.out(JSON.stringify(result.config, null, 2));
-  return result.usable ? 0 : EXIT_CONFIG_UNUSABLE;
+  return result.usable ? CONFIG_TEST_OK : CONFIG_TEST_ERRORS;
 }

@@ -1,39 +1,77 @@
+/**
+ * Diagnostic catalogue and collector. Every code here is documented in docs/errors.md
+ * (test/config/errors-doc.test.ts keeps both in step). Parsing never stops at the first problem:
+ * every stage reports into one DiagnosticBag and carries on.
+ */
 import type { Diagnostic, Severity, SourceLoc } from './model.js';
 
-/**
- * Every diagnostic code keepvs emits, with its severity. docs/errors.md lists the same codes;
- * test/config/errors-doc.test.ts keeps the two in step.
- */
+export interface CodeInfo {
+  readonly severity: Severity;
+  readonly title: string;
+}
+
+/** Stable codes. KV0xx: files and preprocessing; KV1xx: syntax and keywords; KV2xx: values; KV3xx: semantics. */
 export const DIAGNOSTIC_CODES = {
-  KV001: { severity: 'error', title: 'file cannot be read' },
-  KV002: { severity: 'warning', title: 'include matched no file' },
-  KV003: { severity: 'error', title: 'include loop' },
-  KV004: { severity: 'error', title: 'unterminated quoted string' },
-  KV005: { severity: 'error', title: 'unbalanced braces' },
-  KV006: { severity: 'error', title: 'bad ~SEQ / ~LST expression' },
-  KV101: { severity: 'warning', title: 'unknown keyword (ignored, as keepalived does)' },
-  KV102: { severity: 'warning', title: 'keyword not supported by keepvs' },
-  KV103: { severity: 'warning', title: 'deprecated keyword' },
-  KV104: { severity: 'error', title: 'missing or extra argument' },
-  KV105: { severity: 'error', title: 'keyword needs a block' },
-  KV106: { severity: 'error', title: 'block given to a keyword that takes none' },
-  KV201: { severity: 'error', title: 'bad number or out of range' },
-  KV202: { severity: 'error', title: 'bad address or prefix' },
-  KV203: { severity: 'error', title: 'bad value (not one of the allowed words)' },
-  KV204: { severity: 'warning', title: 'value truncated' },
-  KV301: { severity: 'error', title: 'duplicate VRID on an interface' },
-  KV302: { severity: 'warning', title: 'duplicate real server' },
-  KV303: { severity: 'error', title: 'reference to an undefined object' },
-  KV304: { severity: 'error', title: 'duplicate name' },
-  KV305: { severity: 'error', title: 'required keyword missing' },
-  KV306: { severity: 'warning', title: 'inconsistent setting' },
-} as const satisfies Record<string, { severity: Severity; title: string }>;
+  KV001: { severity: 'error', title: 'configuration file cannot be read' },
+  KV002: { severity: 'error', title: 'strict include (includer/includem/includew/includeb/includea) failed' },
+  KV003: { severity: 'warning', title: 'include matched no file' },
+  KV004: { severity: 'error', title: 'include loop' },
+  KV005: { severity: 'error', title: 'includes nested too deeply' },
+  KV010: { severity: 'error', title: 'bad parameter definition' },
+  KV011: { severity: 'error', title: 'unterminated multi-line parameter definition' },
+  KV012: { severity: 'error', title: 'parameter expansion too deep (recursive definition)' },
+  KV013: { severity: 'warning', title: 'bad predefined parameter use' },
+  KV020: { severity: 'error', title: 'bad ~SEQ or ~LST expression' },
+  KV021: { severity: 'error', title: 'sequence or list expansion too large' },
+  KV030: { severity: 'error', title: 'unterminated quoted string' },
+  KV031: { severity: 'warning', title: 'conditional line with empty config id' },
+  KV100: { severity: 'error', title: 'missing closing brace' },
+  KV101: { severity: 'error', title: 'unexpected closing brace' },
+  KV102: { severity: 'error', title: 'block without a keyword' },
+  KV103: { severity: 'error', title: 'keyword needs a { block }' },
+  KV104: { severity: 'warning', title: 'keyword takes no block; block ignored' },
+  KV105: { severity: 'error', title: 'blocks nested too deeply' },
+  KV110: { severity: 'warning', title: 'unknown keyword' },
+  KV111: { severity: 'warning', title: 'deprecated keyword' },
+  KV112: { severity: 'warning', title: 'keyword not supported by keepvs' },
+  KV113: { severity: 'error', title: 'missing argument' },
+  KV114: { severity: 'warning', title: 'extra arguments ignored' },
+  KV115: { severity: 'warning', title: 'keyword repeated; last value wins' },
+  KV200: { severity: 'error', title: 'bad number' },
+  KV201: { severity: 'error', title: 'number out of range' },
+  KV202: { severity: 'error', title: 'bad boolean' },
+  KV203: { severity: 'error', title: 'bad choice' },
+  KV204: { severity: 'error', title: 'bad IP address' },
+  KV205: { severity: 'error', title: 'bad prefix length or netmask' },
+  KV206: { severity: 'error', title: 'bad port' },
+  KV207: { severity: 'error', title: 'unknown scheduler' },
+  KV208: { severity: 'error', title: 'unknown forwarding method' },
+  KV209: { severity: 'warning', title: 'auth_pass longer than 8 characters; truncated' },
+  KV210: { severity: 'error', title: 'bad hex string' },
+  KV211: { severity: 'warning', title: 'value adjusted' },
+  KV300: { severity: 'error', title: 'duplicate VRID on one interface' },
+  KV301: { severity: 'warning', title: 'duplicate real server; ignored' },
+  KV302: { severity: 'error', title: 'duplicate name' },
+  KV303: { severity: 'error', title: 'reference to an undefined vrrp_script' },
+  KV304: { severity: 'error', title: 'reference to an undefined track_file' },
+  KV305: { severity: 'error', title: 'reference to an undefined vrrp_instance in a sync group' },
+  KV306: { severity: 'error', title: 'reference to an undefined virtual_server_group' },
+  KV307: { severity: 'error', title: 'reference to an undefined vrrp_track_process' },
+  KV308: { severity: 'error', title: 'vrrp_instance in more than one sync group' },
+  KV309: { severity: 'error', title: 'required keyword missing' },
+  KV310: { severity: 'warning', title: 'duplicate virtual server; ignored' },
+  KV311: { severity: 'warning', title: 'setting has no effect here' },
+  KV312: { severity: 'error', title: 'address family mismatch' },
+  KV313: { severity: 'warning', title: 'sync group with a single instance' },
+  KV314: { severity: 'warning', title: 'virtual server has no real servers; ignored' },
+} as const satisfies Record<string, CodeInfo>;
 
 export type DiagnosticCode = keyof typeof DIAGNOSTIC_CODES;
 
-/** Collects diagnostics; parsing never stops at the first one. */
-export class DiagnosticSink {
+/** Collects diagnostics in order; severity comes from the catalogue unless overridden. */
+export class DiagnosticBag {
   readonly items: Diagnostic[] = [];
+
   report(code: DiagnosticCode, loc: SourceLoc, message: string, severity?: Severity): void {
     this.items.push({
       code,
@@ -44,41 +82,45 @@ export class DiagnosticSink {
       message,
     });
   }
+
   hasErrors(): boolean {
     return this.items.some((d) => d.severity === 'error');
   }
 }
 
-/** `FILE:LINE:COL: error|warning: message [CODE]` */
-export function formatDiagnostic(d: Diagnostic): string {
-  return `${d.file}:${d.line}:${d.col}: ${d.severity}: ${d.message} [${d.code}]`;
-}
-
-/** Levenshtein distance, for "did you mean". */
-function distance(a: string, b: string): number {
+/** Levenshtein distance, for "did you mean" suggestions. */
+export function editDistance(a: string, b: string): number {
+  if (a === b) return 0;
   const prev = new Array<number>(b.length + 1);
   for (let j = 0; j <= b.length; j++) prev[j] = j;
   for (let i = 1; i <= a.length; i++) {
     let diag = prev[0];
     prev[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j];
+      const above = prev[j];
       prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
+      diag = above;
     }
   }
   return prev[b.length];
 }
 
-export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
+/** The closest candidate within a distance that scales with the word's length, if any. */
+export function suggest(word: string, candidates: Iterable<string>): string | undefined {
+  const limit = Math.max(2, Math.floor(word.length / 3));
   let best: string | undefined;
-  let bestD = Number.POSITIVE_INFINITY;
+  let bestDist = Number.POSITIVE_INFINITY;
   for (const c of candidates) {
-    const d = distance(word, c);
-    if (d < bestD) {
-      bestD = d;
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDist) {
+      bestDist = d;
       best = c;
     }
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 4)) ? best : undefined;
+  return bestDist <= limit ? best : undefined;
 }
+
+export const didYouMean = (word: string, candidates: Iterable<string>): string => {
+  const s = suggest(word, candidates);
+  return s ? `; did you mean '${s}'?` : '';
+};

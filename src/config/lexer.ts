@@ -1,140 +1,166 @@
 /**
- * Tokens of a logical line and the block tree built from them. Braces may stand on the keyword's
- * line or on their own; quoted strings keep spaces and take shell-like escapes (keepalived.conf(5)
- * "Quoted strings"); adjacent quoted and unquoted text joins into one word.
+ * Line tokenizer: keepalived.conf words, braces, quoted strings with shell-like escapes
+ * (KA-man5 "Quoted strings"). Comments (`#`, `!`) are stripped before tokenizing by stripComment.
  */
-import type { DiagnosticSink } from './diagnostics.js';
+import type { DiagnosticBag } from './diagnostics.js';
 import type { SourceLoc } from './model.js';
-import type { LogicalLine } from './preprocess.js';
 
-export interface Word {
-  readonly text: string;
-  readonly loc: SourceLoc;
+/**
+ * A token with its position. It doubles as the tree's Word: the `loc` object is only built when
+ * a grammar asks for it, so the common case allocates one object per token.
+ */
+export class Token {
+  private cached?: SourceLoc;
+  constructor(
+    readonly text: string,
+    /** 1-based column of the token's first character in its source line */
+    readonly col: number,
+    /** true when any part of the token was quoted (so `{`/`}` inside are plain text) */
+    readonly quoted: boolean,
+    readonly file = '',
+    readonly line = 0,
+  ) {}
+  get loc(): SourceLoc {
+    this.cached ??= { file: this.file, line: this.line, col: this.col };
+    return this.cached;
+  }
+  /** The same token reported at another column (after parameter substitution). */
+  at(col: number): Token {
+    return new Token(this.text, col, this.quoted, this.file, this.line);
+  }
 }
 
-type Token = Word & { readonly brace?: '{' | '}' };
+/** Removes a `#` or `!` comment that starts outside quotes; returns the text before it. */
+export function stripComment(line: string): string {
+  let quote = '';
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = '';
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '\\') i++;
+    else if (c === '#' || c === '!') return line.slice(0, i);
+  }
+  return line;
+}
 
-const ESCAPES: Record<string, string> = { a: '\x07', b: '\b', E: '\x1b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+const SIMPLE_ESCAPES: Record<string, string> = {
+  a: '\x07',
+  b: '\b',
+  E: '\x1b',
+  e: '\x1b',
+  f: '\f',
+  n: '\n',
+  r: '\r',
+  t: '\t',
+  v: '\v',
+};
 
-export function tokenize(line: LogicalLine, diag: DiagnosticSink): Token[] {
-  const out: Token[] = [];
-  const s = line.text;
+/** Decodes one escape starting after the backslash at s[i]; returns [text, next index]. */
+function decodeEscape(s: string, i: number): [string, number] {
+  const c = s[i];
+  if (c === undefined) return ['\\', i];
+  if (c in SIMPLE_ESCAPES) return [SIMPLE_ESCAPES[c], i + 1];
+  if (c >= '0' && c <= '7') {
+    let j = i;
+    while (j < s.length && j < i + 3 && s[j] >= '0' && s[j] <= '7') j++;
+    return [String.fromCharCode(Number.parseInt(s.slice(i, j), 8) & 0xff), j];
+  }
+  if (c === 'x') {
+    let j = i + 1;
+    while (j < s.length && j < i + 3 && /[0-9a-fA-F]/.test(s[j])) j++;
+    if (j === i + 1) return ['x', i + 1];
+    return [String.fromCharCode(Number.parseInt(s.slice(i + 1, j), 16)), j];
+  }
+  if (c === 'c' && i + 1 < s.length) return [String.fromCharCode(s.charCodeAt(i + 1) & 0x1f), i + 2];
+  return [c, i + 1];
+}
+
+/**
+ * Splits a (comment-free) line into tokens. Whitespace separates; `{` and `}` are tokens of their
+ * own; quotes are removed and adjacent quoted/unquoted text joins into one token.
+ */
+export function tokenizeLine(line: string, report?: { bag?: DiagnosticBag; file: string; line: number }): Token[] {
+  const file = report?.file ?? '';
+  const lineNo = report?.line ?? 0;
+  const tokens: Token[] = [];
   let i = 0;
-  const at = (col: number): SourceLoc => ({ file: line.loc.file, line: line.loc.line, col: line.loc.col + col });
-  while (i < s.length) {
-    const c = s[i];
-    if (c === ' ' || c === '\t') {
+  const n = line.length;
+  while (i < n) {
+    const c = line[i];
+    if (c === ' ' || c === '\t' || c === '\r' || c === '\n' || c === '\f' || c === '\v') {
       i++;
       continue;
     }
     if (c === '{' || c === '}') {
-      out.push({ text: c, brace: c, loc: at(i) });
+      tokens.push(new Token(c, i + 1, false, file, lineNo));
       i++;
       continue;
     }
     const start = i;
+    // Fast path: a plain word (no quotes or escapes) is one slice.
+    let end = i;
+    while (end < n) {
+      const ch = line.charCodeAt(end);
+      // space, tab, CR, LF, { } " ' \\
+      if (ch === 32 || ch === 9 || ch === 13 || ch === 10 || ch === 123 || ch === 125) break;
+      if (ch === 34 || ch === 39 || ch === 92) {
+        end = -1;
+        break;
+      }
+      end++;
+    }
+    if (end >= 0) {
+      tokens.push(new Token(line.slice(start, end), start + 1, false, file, lineNo));
+      i = end;
+      continue;
+    }
     let text = '';
-    while (i < s.length && s[i] !== ' ' && s[i] !== '\t' && s[i] !== '{' && s[i] !== '}') {
-      const q = s[i];
-      if (q === '"' || q === "'") {
+    let quoted = false;
+    while (i < n) {
+      const ch = line[i];
+      if (ch === ' ' || ch === '\t' || ch === '\r' || ch === '\n' || ch === '{' || ch === '}') break;
+      if (ch === '"' || ch === "'") {
+        quoted = true;
+        const close = ch;
         i++;
         let closed = false;
-        while (i < s.length) {
-          const d = s[i];
-          if (d === q) {
+        while (i < n) {
+          const q = line[i];
+          if (q === close) {
             closed = true;
             i++;
             break;
           }
-          if (d === '\\' && q === '"' && i + 1 < s.length) {
-            const [value, used] = unescape1(s, i + 1);
-            text += value;
-            i += 1 + used;
-            continue;
+          if (q === '\\' && close === '"') {
+            const [dec, next] = decodeEscape(line, i + 1);
+            text += dec;
+            i = next;
+          } else {
+            text += q;
+            i++;
           }
-          text += d;
-          i++;
         }
-        if (!closed) diag.report('KV004', at(start), 'quoted string is not closed on this line');
-      } else {
-        text += q;
-        i++;
+        if (!closed && report?.bag) {
+          report.bag.report(
+            'KV030',
+            { file: report.file, line: report.line, col: start + 1 },
+            `unterminated quoted string (missing ${close}); taken to the end of the line`,
+          );
+        }
+        continue;
       }
+      if (ch === '\\') {
+        const [dec, next] = decodeEscape(line, i + 1);
+        text += dec;
+        i = next;
+        continue;
+      }
+      text += ch;
+      i++;
     }
-    out.push({ text, loc: at(start) });
+    tokens.push(new Token(text, start + 1, quoted, file, lineNo));
   }
-  return out;
-}
-
-function unescape1(s: string, i: number): [string, number] {
-  const c = s[i];
-  if (c in ESCAPES) return [ESCAPES[c], 1];
-  if (c >= '0' && c <= '7') {
-    const m = /^[0-7]{1,3}/.exec(s.slice(i))![0];
-    return [String.fromCharCode(Number.parseInt(m, 8) & 0xff), m.length];
-  }
-  if (c === 'x') {
-    const m = /^[0-9a-fA-F]{1,2}/.exec(s.slice(i + 1));
-    if (m) return [String.fromCharCode(Number.parseInt(m[0], 16)), 1 + m[0].length];
-  }
-  if (c === 'c' && i + 1 < s.length) return [String.fromCharCode(s.charCodeAt(i + 1) & 0x1f), 2];
-  return [c, 1];
-}
-
-/** A statement: keyword, arguments, and a block if braces followed it. */
-export interface Node {
-  readonly keyword: string;
-  readonly args: readonly Word[];
-  readonly loc: SourceLoc;
-  children?: Node[];
-  /** where the closing brace was (for diagnostics) */
-  closeLoc?: SourceLoc;
-}
-
-/** Builds the statement tree, reporting unbalanced braces without stopping. */
-export function parseTree(lines: readonly LogicalLine[], diag: DiagnosticSink): Node[] {
-  const root: Node[] = [];
-  const stack: { node: Node | undefined; children: Node[] }[] = [{ node: undefined, children: root }];
-  let last: Node | undefined; // the most recent statement, which a lone `{` line may open
-  for (const line of lines) {
-    const tokens = tokenize(line, diag);
-    let words: Word[] = [];
-    const flush = () => {
-      if (words.length === 0) return;
-      const node: Node = { keyword: words[0].text, args: words.slice(1), loc: words[0].loc };
-      stack[stack.length - 1].children.push(node);
-      last = node;
-      words = [];
-    };
-    for (const t of tokens) {
-      if (t.brace === '{') {
-        let opener: Node | undefined;
-        if (words.length > 0) {
-          flush();
-          opener = last;
-        } else if (last && !last.children && stack[stack.length - 1].children.at(-1) === last) opener = last;
-        if (!opener) {
-          diag.report('KV005', t.loc, "'{' without a keyword before it");
-          opener = { keyword: '', args: [], loc: t.loc };
-        }
-        opener.children = [];
-        stack.push({ node: opener, children: opener.children });
-        last = undefined;
-      } else if (t.brace === '}') {
-        flush();
-        if (stack.length === 1) diag.report('KV005', t.loc, "'}' without a matching '{'");
-        else {
-          const closed = stack.pop()!;
-          if (closed.node) closed.node.closeLoc = t.loc;
-          last = closed.node;
-        }
-      } else words.push(t);
-    }
-    flush();
-  }
-  for (let i = stack.length - 1; i > 0; i--) {
-    const n = stack[i].node!;
-    diag.report('KV005', n.loc, `block '${n.keyword}' is not closed (missing '}')`);
-  }
-  return root;
+  return tokens;
 }

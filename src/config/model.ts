@@ -88,6 +88,11 @@ export interface GlobalDefs {
   readonly startupScript?: ScriptSpec;
   readonly shutdownScript?: ScriptSpec;
   readonly maxAutoPriority?: number;
+  /** `startup_script_timeout` / `shutdown_script_timeout` seconds (keepalived default 10) */
+  readonly startupScriptTimeout?: number;
+  readonly shutdownScriptTimeout?: number;
+  readonly noEmailFaults?: boolean;
+  readonly checkerLogAllFailures?: boolean;
 }
 
 /** `virtual_ipaddress`, `virtual_ipaddress_excluded` and `static_ipaddress` entries. */
@@ -96,6 +101,7 @@ export interface IpAddressEntry {
   readonly family: Family;
   /** /32 or /128 when not written */
   readonly prefixLen: number;
+  /** for virtual_ipaddress(_excluded): the instance's interface when not written (as keepalived) */
   readonly dev?: string;
   /** broadcast: an address, or '+' / '-' as `ip addr` takes them */
   readonly brd?: string;
@@ -413,6 +419,10 @@ export interface RealServer {
 
 export interface VirtualServer {
   readonly key: VirtualServerKey;
+  /**
+   * keepalived sets UDP when an address service has no `protocol` (validate_check_config, with a
+   * KV211 warning); fwmark services ignore the protocol (TCP here, meaningless).
+   */
   readonly protocol: LvsProtocol;
   /** default wlc */
   readonly scheduler: string;

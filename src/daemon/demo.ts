@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KeepvsOptions } from '../cli/keepvs-args.js';
 import { loadConfig } from '../config/index.js';
-import { nodeConfigFs } from '../os/config-fs.js';
-import { startDaemon } from './main.js';
+import { NodeConfigFs } from '../os/config-fs.js';
+import { type DaemonOptions, daemonOptions, startDaemon } from './main.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -87,8 +87,42 @@ ${servers}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function runDemo(o: KeepvsOptions): Promise<number> {
+/** `keepvs demo [--duration S] [--api HOST:PORT|off]` */
+export function parseDemoArgs(
+  args: readonly string[],
+): { duration?: number; api?: { host: string; port: number } | null } | string {
+  const out: { duration?: number; api?: { host: string; port: number } | null } = {};
+  for (let i = 0; i < args.length; i++) {
+    const [name, inline] = args[i].split('=', 2);
+    const value = inline ?? args[++i];
+    if (name === '--duration') {
+      const n = Number(value);
+      if (!(n > 0)) return `invalid --duration '${value}' (seconds > 0)`;
+      out.duration = n;
+    } else if (name === '--api') {
+      if (value === 'off') out.api = null;
+      else {
+        const m = /^([^:]+):(\d+)$/.exec(value ?? '');
+        if (!m) return `invalid --api '${value}' (HOST:PORT or off)`;
+        out.api = { host: m[1], port: Number(m[2]) };
+      }
+    } else return `unknown demo option '${args[i]}' (--duration S, --api HOST:PORT|off)`;
+  }
+  return out;
+}
+
+export async function runDemo(options: KeepvsOptions): Promise<number> {
   const say = (t: string) => process.stdout.write(`${t}\n`);
+  const args = parseDemoArgs(options.demoArgs);
+  if (typeof args === 'string') {
+    process.stderr.write(`keepvs demo: ${args}\n`);
+    return 2;
+  }
+  const o = {
+    ...daemonOptions(options, ''),
+    ...(args.api !== undefined ? { api: args.api } : {}),
+    duration: args.duration,
+  };
   const dir = mkdtempSync(join(tmpdir(), 'keepvs-demo-'));
   const rsPorts = [await freePort(), await freePort(), await freePort()];
   const vipPort = await freePort();
@@ -97,7 +131,7 @@ export async function runDemo(o: KeepvsOptions): Promise<number> {
   writeFileSync(configFile, demoConfig(vipPort, rsPorts));
   // the default dashboard port when it is free, else any free port
   const api = o.api && o.api.port === 9180 && !(await portFree(9180)) ? { host: '127.0.0.1', port: 0 } : o.api;
-  const opts: KeepvsOptions = {
+  const opts: DaemonOptions = {
     ...o,
     configFile,
     socket: join(dir, 'keepvs.sock'),
@@ -107,7 +141,7 @@ export async function runDemo(o: KeepvsOptions): Promise<number> {
     noSyslog: true,
     api: o.api === null ? null : (api ?? null),
   };
-  const load = () => loadConfig(configFile, { fs: nodeConfigFs, configId: 'demo' });
+  const load = () => loadConfig(configFile, { fs: new NodeConfigFs(), configId: 'demo' });
   const h = await startDaemon(opts, load, 'demo');
   if (typeof h === 'number') return h;
   say('keepvs demo');

@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../api/server.js';
 import type { AdminAction, DaemonStatus, StatusSource, VrrpInstanceStatus, WorkerStatus } from '../api/types.js';
 import type { KeepvsOptions } from '../cli/keepvs-args.js';
-import { formatDiagnostic } from '../config/diagnostics.js';
+import { formatDiagnostic } from '../config/format.js';
 import type { LoadResult } from '../config/model.js';
 import { EventBus, type KeepvsEvent } from '../util/events.js';
 import { VERSION } from '../version.js';
@@ -32,6 +32,47 @@ interface Worker {
   startedAt?: number;
   failures: number;
   pidFile: string;
+}
+
+/** What the supervisor needs from the command line (keepvs-args.ts parses it). */
+export interface DaemonOptions {
+  readonly configFile: string;
+  readonly vrrpOnly: boolean;
+  readonly checkOnly: boolean;
+  readonly logConsole: boolean;
+  readonly logDetail: boolean;
+  readonly logFacility: string;
+  readonly logFile?: string;
+  readonly noSyslog: boolean;
+  readonly dontRespawn: boolean;
+  readonly pidFile: string;
+  readonly vrrpPidFile: string;
+  readonly checkersPidFile: string;
+  readonly socket: string;
+  readonly api: { readonly host: string; readonly port: number } | null;
+  readonly apiToken?: string;
+}
+
+export const DEFAULT_SOCKET = '/run/keepvs/keepvs.sock';
+
+export function daemonOptions(o: KeepvsOptions, configFile: string): DaemonOptions {
+  return {
+    configFile,
+    vrrpOnly: o.vrrpOnly,
+    checkOnly: o.checkOnly,
+    logConsole: o.logConsole,
+    logDetail: o.logDetail,
+    logFacility: o.logFacility ?? 'daemon',
+    ...(o.logFile ? { logFile: o.logFile } : {}),
+    noSyslog: o.noSyslog,
+    dontRespawn: o.dontRespawn,
+    pidFile: o.pidFile,
+    vrrpPidFile: o.vrrpPidFile,
+    checkersPidFile: o.checkersPidFile,
+    socket: o.socket ?? process.env.KEEPVS_SOCKET ?? DEFAULT_SOCKET,
+    api: o.api,
+    ...(o.apiToken ? { apiToken: o.apiToken } : {}),
+  };
 }
 
 export interface DaemonHandle {
@@ -54,7 +95,7 @@ export class Supervisor implements StatusSource {
   private routerId: string | undefined;
 
   constructor(
-    private readonly opts: KeepvsOptions,
+    private readonly opts: DaemonOptions,
     private readonly configId: string,
     private readonly load: () => LoadResult,
     readonly logger: DaemonLogger,
@@ -295,7 +336,7 @@ function removePid(path: string): void {
   }
 }
 
-function apiToken(opts: KeepvsOptions, logger: DaemonLogger): string {
+function apiToken(opts: DaemonOptions, logger: DaemonLogger): string {
   if (opts.apiToken) return opts.apiToken;
   const token = randomBytes(18).toString('base64url');
   const file = join(dirname(opts.socket), 'api-token');
@@ -312,7 +353,7 @@ function apiToken(opts: KeepvsOptions, logger: DaemonLogger): string {
 
 /** Starts the daemon; resolves with handles once the API listens (used by `run` and `demo`). */
 export async function startDaemon(
-  opts: KeepvsOptions,
+  opts: DaemonOptions,
   load: () => LoadResult,
   configId: string,
 ): Promise<DaemonHandle | number> {
@@ -357,7 +398,7 @@ export async function startDaemon(
   return { supervisor, ...(api ? { api } : {}), ...(apiUrl ? { apiUrl } : {}), token };
 }
 
-export async function runDaemon(opts: KeepvsOptions, load: () => LoadResult, configId = 'keepvs'): Promise<number> {
+export async function runDaemon(opts: DaemonOptions, load: () => LoadResult, configId = 'keepvs'): Promise<number> {
   const h = await startDaemon(opts, load, configId);
   if (typeof h === 'number') return h;
   return new Promise<number>((resolve) => {

@@ -9,7 +9,7 @@ import type { AdminAction } from '../api/types.js';
 import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/model.js';
 import { startControlServer } from '../control/server.js';
-import { nodeConfigFs } from '../os/config-fs.js';
+import { NodeConfigFs } from '../os/config-fs.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
 import { SystemClock } from '../util/clock.js';
 import type { EventSink, KeepvsEvent } from '../util/events.js';
@@ -38,7 +38,7 @@ const events: EventSink = { emit: (event: KeepvsEvent) => send({ type: 'event', 
 
 function load(init: WorkerInit): Config | undefined {
   const r = loadConfig(init.configFile, {
-    fs: nodeConfigFs,
+    fs: new NodeConfigFs(),
     configId: init.configId,
     env: process.env as Record<string, string>,
   });

@@ -1,23 +1,30 @@
-import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+/** Real ConfigFs for the config loader: node:fs plus fast-glob (include patterns). */
+import { readFileSync, statSync } from 'node:fs';
 import fg from 'fast-glob';
-import type { ConfigFs } from '../config/preprocess.js';
+import type { ConfigFs } from '../config/fs-port.js';
 
-/** The config loader's view of the real file system. */
-export const nodeConfigFs: ConfigFs = {
-  readFile(path) {
+export class NodeConfigFs implements ConfigFs {
+  readFile(path: string): string | Error {
     try {
-      return { text: readFileSync(path, 'utf8') };
+      return readFileSync(path, 'utf8');
     } catch (e) {
-      return { error: (e as NodeJS.ErrnoException).code ?? String(e) };
+      return e instanceof Error ? e : new Error(String(e));
     }
-  },
-  glob(pattern) {
-    // keepalived expands csh-style braces and shell wildcards (glob(3) with GLOB_BRACE)
-    return fg.sync(pattern, { onlyFiles: true, absolute: true, dot: false }).sort();
-  },
-  dirname,
-  resolve(base, path) {
-    return isAbsolute(path) ? path : resolve(base, path);
-  },
-};
+  }
+  glob(pattern: string): readonly string[] {
+    try {
+      // keepalived uses glob(3): no brace expansion here (done by the preprocessor), sorted results.
+      return fg.sync(pattern, { absolute: true, onlyFiles: true, braceExpansion: false, dot: false }).sort();
+    } catch {
+      return [];
+    }
+  }
+  stat(path: string): 'file' | 'dir' | undefined {
+    try {
+      const s = statSync(path);
+      return s.isDirectory() ? 'dir' : 'file';
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,31 +1,29 @@
-import { dirname, resolve } from 'node:path';
+import assert from 'node:assert/strict';
 import { parseConfigText } from '../../src/config/index.js';
-import type { LoadResult } from '../../src/config/model.js';
-import type { ConfigFs } from '../../src/config/preprocess.js';
+import type { Config, Diagnostic, LoadResult } from '../../src/config/model.js';
 
-/** An in-memory file system for include tests. */
-export function memFs(files: Record<string, string>): ConfigFs {
-  return {
-    readFile: (p) => (p in files ? { text: files[p] } : { error: 'ENOENT' }),
-    glob: (pattern) => {
-      const re = new RegExp(
-        `^${pattern
-          .replace(/[.+^$()|\\]/g, '\\$&')
-          .replace(/\*/g, '[^/]*')
-          .replace(/\?/g, '.')
-          .replace(/\{([^}]*)\}/g, (_m, alts: string) => `(${alts.split(',').join('|')})`)}$`,
-      );
-      return Object.keys(files)
-        .filter((f) => re.test(f))
-        .sort();
-    },
-    dirname,
-    resolve: (base, p) => resolve(base, p),
-  };
-}
+export const FILE = '/etc/keepalived/keepalived.conf';
 
-export function parse(text: string, extra: Record<string, string> = {}, configId = 'lb1'): LoadResult {
-  return parseConfigText(text, '/etc/keepalived/keepalived.conf', { fs: memFs(extra), configId, random: () => 0.5 });
+export const parse = (text: string, options: Parameters<typeof parseConfigText>[2] = {}): LoadResult =>
+  parseConfigText(text, FILE, options);
+
+export function cfg(text: string): Config {
+  const r = parse(text);
+  assert.ok(r.config, 'config expected');
+  return r.config;
 }
 
 export const codes = (r: LoadResult): string[] => r.diagnostics.map((d) => d.code);
+
+/** Asserts that exactly the given codes were reported (order-insensitive, with multiplicity). */
+export function expectCodes(r: LoadResult, expected: string[]): void {
+  assert.deepEqual([...codes(r)].sort(), [...expected].sort(), r.diagnostics.map(show).join('\n'));
+}
+
+export const show = (d: Diagnostic): string => `${d.line}:${d.col} ${d.code} ${d.severity} ${d.message}`;
+
+export function only(r: LoadResult, code: string): Diagnostic {
+  const found = r.diagnostics.filter((d) => d.code === code);
+  assert.equal(found.length, 1, `one ${code} expected, got:\n${r.diagnostics.map(show).join('\n')}`);
+  return found[0];
+}

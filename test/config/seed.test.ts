@@ -2,26 +2,27 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/index.js';
-import { nodeConfigFs } from '../../src/os/config-fs.js';
+import { NodeConfigFs } from '../../src/os/config-fs.js';
 
-const fixtures = join(process.cwd(), 'test', 'fixtures', 'conf');
-const load = (name: string) => loadConfig(join(fixtures, name), { fs: nodeConfigFs, configId: 'lb1' });
+const dir = join(import.meta.dirname, '..', '..', '..', 'test', 'fixtures', 'conf');
+const load = (name: string) => loadConfig(join(dir, name), { fs: new NodeConfigFs() });
 
-test('seed: NetSeek LVS-DR config loads as keepalived reads it', () => {
+test('seed-netseek: the classic DR example loads with keepalived defaults', () => {
   const r = load('seed-netseek.conf');
-  assert.equal(r.usable, true, JSON.stringify(r.diagnostics));
+  assert.equal(r.usable, true);
   const c = r.config!;
-  assert.equal(c.globalDefs.routerId, 'LVS_DEVEL');
   assert.deepEqual(c.globalDefs.notificationEmail, ['cnseek@']);
+  assert.equal(c.globalDefs.routerId, 'LVS_DEVEL');
   assert.deepEqual(c.globalDefs.smtpServer, { host: '127.0.0.1', port: 25 });
   const vi = c.vrrpInstances[0];
-  assert.equal(vi.name, 'VI_1');
   assert.equal(vi.initialState, 'MASTER');
   assert.equal(vi.vrid, 51);
-  assert.equal(vi.version, 2);
+  assert.equal(vi.priority, 100);
   assert.deepEqual(vi.authentication, { type: 'PASS', pass: '1111' });
-  assert.equal(vi.virtualIpaddresses[0].address, '61.164.122.8');
-  assert.equal(vi.virtualIpaddresses[0].prefixLen, 32);
+  assert.deepEqual(
+    vi.virtualIpaddresses.map((v) => `${v.address}/${v.prefixLen}`),
+    ['61.164.122.8/32'],
+  );
   const vs = c.virtualServers[0];
   assert.deepEqual(vs.key, { kind: 'address', address: '61.164.122.8', family: 4, port: 80 });
   assert.equal(vs.scheduler, 'wrr');
@@ -29,35 +30,64 @@ test('seed: NetSeek LVS-DR config loads as keepalived reads it', () => {
   assert.equal(vs.persistenceTimeout, 60);
   assert.equal(vs.delayLoop, 6);
   assert.equal(vs.realServers.length, 2);
-  const ch = vs.realServers[0].checkers[0];
+  const rs = vs.realServers[0];
+  assert.equal(rs.weight, 3);
+  assert.equal(rs.method, 'DR');
+  const ch = rs.checkers[0];
   assert.equal(ch.type, 'TCP_CHECK');
   assert.equal(ch.connectTimeout, 10);
-  assert.equal(ch.retry, 3);
   assert.equal(ch.delayBeforeRetry, 3);
+  // keepalived 2.x ignores nb_get_retry in TCP_CHECK (unknown keyword), so retry keeps its default 1.
+  assert.equal(ch.retry, 1);
   assert.equal(ch.delayLoop, 6);
-  // deprecated spellings are accepted and reported
-  const deprecated = r.diagnostics.filter((d) => d.code === 'KV103').map((d) => d.message);
-  assert.ok(deprecated.some((m) => m.includes("'lb_algo'")));
-  assert.ok(deprecated.some((m) => m.includes("'lb_kind'")));
-  assert.ok(deprecated.some((m) => m.includes("'nb_get_retry'")));
+  assert.ok(ch.type === 'TCP_CHECK' && ch.connectPort === 80);
+  const kinds = r.diagnostics.map((d) => `${d.line}:${d.code}`);
+  assert.deepEqual(kinds, ['32:KV111', '33:KV111', '40:KV110', '49:KV110']);
+  assert.match(r.diagnostics[2].message, /did you mean 'retry'/);
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(vs.realServers[0].checkers[0]));
 });
 
-test('seed: the lvs_sync_daemon_inteface typo is reported with a suggestion, and the config still runs', () => {
-  const r = load('seed-lvs-dr.conf');
-  assert.equal(r.usable, true);
-  const typo = r.diagnostics.find((d) => d.code === 'KV101');
-  assert.ok(typo);
-  assert.equal(typo.line, 17);
-  assert.equal(typo.severity, 'warning');
-  assert.match(typo.message, /lvs_sync_daemon_inteface.*did you mean 'lvs_sync_daemon_interface'/);
-  assert.equal(r.config!.vrrpInstances[0].advertInt, 5);
-  assert.equal(r.config!.virtualServers[0].realServers[1].weight, 100);
-  assert.equal(r.config!.virtualServers[0].scheduler, 'wlc');
+test('seed-wugk: the lvs_sync_daemon_inteface typo is reported with a suggestion, as keepalived does', () => {
+  for (const [file, state, prio] of [
+    ['seed-wugk-master.conf', 'MASTER', 100],
+    ['seed-wugk-backup.conf', 'BACKUP', 90],
+  ] as const) {
+    const r = load(file);
+    assert.equal(r.usable, true);
+    const typo = r.diagnostics.find((d) => d.code === 'KV110' && d.line === 15);
+    assert.ok(typo);
+    assert.equal(typo.col, 5);
+    assert.match(typo.message, /unknown keyword 'lvs_sync_daemon_inteface'.*did you mean 'lvs_sync_daemon_interface'/);
+    const vi = r.config!.vrrpInstances[0];
+    assert.equal(vi.initialState, state);
+    assert.equal(vi.priority, prio);
+    assert.equal(vi.advertInt, 5);
+    assert.equal(vi.lvsSyncDaemonInterface, undefined);
+    const vs = r.config!.virtualServers[0];
+    assert.equal(vs.scheduler, 'wlc');
+    assert.deepEqual(
+      vs.realServers.map((s) => [s.address, s.port, s.weight]),
+      [
+        ['192.168.2.79', 80, 100],
+        ['192.168.2.80', 80, 100],
+      ],
+    );
+  }
 });
 
-test('seed: vrrp_script with track_script weight', () => {
+test('seed-global-defs: e-mail list and SMTP settings', () => {
+  const r = load('seed-global-defs.conf');
+  assert.deepEqual(r.diagnostics, []);
+  const g = r.config!.globalDefs;
+  assert.deepEqual(g.notificationEmail, ['acassen@firewall.loc', 'failover@firewall.loc', 'sysadmin@firewall.loc']);
+  assert.equal(g.notificationEmailFrom, 'Alexandre.Cassen@firewall.loc');
+  assert.equal(g.smtpConnectTimeout, 30);
+  assert.equal(g.smtpAlert, false, 'smtp_alert was not written');
+});
+
+test('seed-vrrp-script: vrrp_script referenced by track_script with a weight override', () => {
   const r = load('seed-vrrp-script.conf');
-  assert.equal(r.usable, true, JSON.stringify(r.diagnostics));
+  assert.deepEqual(r.diagnostics, []);
   const s = r.config!.vrrpScripts[0];
   assert.equal(s.name, 'check_running');
   assert.deepEqual(s.script.argv, ['/usr/local/bin/check_running']);
@@ -67,6 +97,4 @@ test('seed: vrrp_script with track_script weight', () => {
   const t = r.config!.vrrpInstances[0].trackScripts[0];
   assert.equal(t.name, 'check_running');
   assert.equal(t.weight, 20);
-  assert.equal(r.config!.vrrpInstances[0].virtualIpaddresses[0].dev, 'eth0');
-  assert.equal(r.config!.vrrpInstances[0].virtualIpaddresses[0].prefixLen, 24);
 });

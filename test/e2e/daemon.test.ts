@@ -37,7 +37,7 @@ function config(weight = 1): string {
         `  real_server 127.0.0.1 ${p} {\n    weight ${weight}\n    HTTP_GET {\n      url {\n        path /health\n      }\n      connect_timeout 1\n      retry 0\n    }\n  }`,
     )
     .join('\n');
-  return `global_defs {\n  router_id E2E\n}\nvirtual_server 127.0.0.1 ${vipPort} {\n  delay_loop 1\n  lvs_sched rr\n${rs}\n}\n`;
+  return `global_defs {\n  router_id E2E\n}\nvirtual_server 127.0.0.1 ${vipPort} {\n  delay_loop 1\n  lvs_sched rr\n  protocol TCP\n${rs}\n}\n`;
 }
 
 function get(port: number, path = '/'): Promise<{ status: number; body: string }> {

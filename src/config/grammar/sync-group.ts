@@ -1,71 +1,66 @@
-/** `vrrp_sync_group NAME { group { ... } ... }` */
-import type { Node } from '../lexer.js';
-import type { NotifyScripts, SyncGroup, WeightedTrack } from '../model.js';
-import { applyTable, argAt, blockWords, boolArg, type Ctx, type KeywordTable, weightedTracks } from './common.js';
-import { notifyEntries } from './vrrp-instance.js';
+/** `vrrp_sync_group NAME { group { VI_1 VI_2 } ... }` (KA-man5 "VRRP synchronization group"). */
+import type { SyncGroup } from '../model.js';
+import type { Node } from '../tree.js';
+import { block, boolArg, type Ctx, deprecated, runBlock, table, value } from './engine.js';
+import { newTrackingDraft, type TrackingDraft, trackingEntries } from './tracking.js';
 
-interface GroupBuilder {
-  group: string[];
-  trackInterfaces: WeightedTrack[];
-  trackScripts: WeightedTrack[];
-  trackFiles: WeightedTrack[];
-  trackProcesses: WeightedTrack[];
-  notify: { -readonly [K in keyof NotifyScripts]: NotifyScripts[K] };
-  smtpAlert?: boolean;
-  syncGroupTrackingWeight: boolean;
+type Draft = TrackingDraft & { name: string; group?: { name: string; loc: Node['loc'] }[]; trackingWeight: boolean };
+
+export const SYNC_GROUP = table<Draft>(
+  [
+    [
+      'group',
+      block((n, d) => {
+        d.group ??= [];
+        for (const child of n.children ?? [])
+          for (const w of [child.keyword, ...child.args]) d.group.push({ name: w.text, loc: w.loc });
+      }),
+    ],
+    ['sync_group_tracking_weight', value((n, d, c) => (d.trackingWeight = boolArg(n, c) ?? d.trackingWeight))],
+    [
+      'global_tracking',
+      deprecated(
+        value((_n, d) => (d.trackingWeight = true)),
+        'sync_group_tracking_weight',
+      ),
+    ],
+  ],
+  trackingEntries<Draft>(),
+);
+
+export interface ParsedSyncGroup {
+  readonly group: SyncGroup;
+  /** member names with their locations, for reference checks */
+  readonly members: readonly { name: string; loc: Node['loc'] }[];
 }
 
-const syncGroupTable: KeywordTable<GroupBuilder> = {
-  group: { block: true, handle: (n, _c, g) => void g.group.push(...blockWords(n).map((w) => w.text)) },
-  track_interface: {
-    block: true,
-    handle: (n, c, g) => void g.trackInterfaces.push(...weightedTracks(n, c, { min: -254, max: 254 })),
-  },
-  track_script: {
-    block: true,
-    handle: (n, c, g) => void g.trackScripts.push(...weightedTracks(n, c, { min: -253, max: 253 })),
-  },
-  track_file: {
-    block: true,
-    handle: (n, c, g) => void g.trackFiles.push(...weightedTracks(n, c, { min: -254, max: 254 })),
-  },
-  track_process: {
-    block: true,
-    handle: (n, c, g) => void g.trackProcesses.push(...weightedTracks(n, c, { min: -254, max: 254 })),
-  },
-  sync_group_tracking_weight: { handle: (n, c, g) => void (g.syncGroupTrackingWeight = boolArg(n, c)) },
-  global_tracking: {
-    deprecated: 'sync_group_tracking_weight',
-    handle: (_n, _c, g) => void (g.syncGroupTrackingWeight = true),
-  },
-  track_bfd: { unsupported: 'BFD is not implemented' },
-  ...notifyEntries<GroupBuilder>(),
-};
-
-export function parseSyncGroup(n: Node, ctx: Ctx): SyncGroup | undefined {
-  const name = argAt(n, 0, ctx, 'a name')?.text;
-  const b: GroupBuilder = {
-    group: [],
-    trackInterfaces: [],
-    trackScripts: [],
-    trackFiles: [],
-    trackProcesses: [],
-    notify: {},
-    syncGroupTrackingWeight: false,
-  };
-  applyTable(n.children, syncGroupTable, b, ctx, `vrrp_sync_group ${name ?? ''}`);
-  if (!name) return undefined;
-  if (b.group.length === 0) ctx.diag.report('KV305', n.loc, `vrrp_sync_group ${name} has no group { ... } members`);
+export function parseSyncGroup(node: Node, ctx: Ctx): ParsedSyncGroup | undefined {
+  const name = node.args[0]?.text;
+  if (!name) {
+    ctx.report('KV113', node.loc, "'vrrp_sync_group' needs a name");
+    return undefined;
+  }
+  const d: Draft = { ...newTrackingDraft(), name, trackingWeight: false };
+  runBlock(node.children ?? [], SYNC_GROUP, d, ctx, `vrrp_sync_group ${name}`);
+  if (!d.group || d.group.length === 0) {
+    ctx.report('KV309', node.loc, `vrrp_sync_group ${name} has no 'group { ... }' members; ignored`);
+    return undefined;
+  }
+  if (d.group.length === 1)
+    ctx.report('KV313', node.loc, `vrrp_sync_group ${name} has only one member; a sync group needs two or more`);
   return {
-    name,
-    group: b.group,
-    trackInterfaces: b.trackInterfaces,
-    trackScripts: b.trackScripts,
-    trackFiles: b.trackFiles,
-    trackProcesses: b.trackProcesses,
-    notify: b.notify,
-    ...(b.smtpAlert !== undefined ? { smtpAlert: b.smtpAlert } : {}),
-    syncGroupTrackingWeight: b.syncGroupTrackingWeight,
-    loc: n.loc,
+    members: d.group,
+    group: {
+      name,
+      group: d.group.map((g) => g.name),
+      trackInterfaces: d.trackInterfaces,
+      trackScripts: d.trackScripts,
+      trackFiles: d.trackFiles,
+      trackProcesses: d.trackProcesses,
+      notify: d.notify,
+      ...(d.smtpAlert !== undefined ? { smtpAlert: d.smtpAlert } : {}),
+      syncGroupTrackingWeight: d.trackingWeight,
+      loc: node.loc,
+    },
   };
 }

@@ -1,370 +1,455 @@
-/** `vrrp_instance NAME { ... }` (keepalived.conf(5) "VRRP instance(s)"). */
-import type { Node } from '../lexer.js';
-import type {
-  IpAddressEntry,
-  NotifyScripts,
-  RouteEntry,
-  RuleEntry,
-  UnicastPeer,
-  VrrpInstance,
-  WeightedTrack,
-} from '../model.js';
-import { parseIpAddressBlock, parseRouteBlock, parseRuleBlock } from './addresses.js';
+/** `vrrp_instance NAME { ... }` (KA-man5 "VRRP instance(s)", keepalived/vrrp/vrrp_parser.c). */
+import type { GlobalDefs, IpAddressEntry, RouteEntry, RuleEntry, UnicastPeer, VrrpInstance } from '../model.js';
+import type { Node } from '../tree.js';
 import {
-  applyTable,
-  argAt,
+  arg,
+  block,
   boolArg,
   type Ctx,
+  choiceWord,
+  deprecated,
   intArg,
-  type KeywordTable,
+  ipWord,
+  type KeywordEntry,
+  type Mutable,
   noExtra,
-  oneOf,
-  parseAddress,
-  parseNumber,
-  scriptArg,
-  secondsArg,
+  parseIntWord,
+  runBlock,
   stringArg,
-  unsupported,
-  weightedTracks,
-} from './common.js';
-import type { GlobalBuilder } from './global.js';
+  table,
+  timerArg,
+  unsupportedAll,
+  value,
+} from './engine.js';
+import { listBlock, parseAddressEntry, parseRouteEntry, parseRuleEntry } from './ip-entries.js';
+import { newTrackingDraft, type TrackingDraft, trackingEntries } from './tracking.js';
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
-export interface InstanceBuilder {
-  initialState: 'MASTER' | 'BACKUP';
+export interface InstanceDraft extends TrackingDraft {
+  name: string;
+  state?: 'MASTER' | 'BACKUP';
   interface?: string;
   vrid?: number;
-  priority: number;
-  advertInt: number;
+  priority?: number;
+  advertInt?: number;
   version?: 2 | 3;
   nopreempt: boolean;
-  preemptDelay: number;
-  downTimerAdverts: number;
+  preemptDelay?: number;
+  downTimerAdverts?: number;
   vips: IpAddressEntry[];
-  vipsExcluded: IpAddressEntry[];
+  evips: IpAddressEntry[];
   routes: RouteEntry[];
   rules: RuleEntry[];
+  noVirtualIpaddress: boolean;
   srcIp?: string;
   mcastDstIp?: string;
   unicastPeers: UnicastPeer[];
   unicastTtl?: number;
   unicastFaultNoPeer: boolean;
-  authentication?: { type: 'PASS' | 'AH'; pass: string };
+  auth?: { type: 'PASS' | 'AH'; pass: string };
   dontTrackPrimary: boolean;
-  trackInterfaces: WeightedTrack[];
-  trackScripts: WeightedTrack[];
-  trackFiles: WeightedTrack[];
-  trackProcesses: WeightedTrack[];
-  notify: Mutable<NotifyScripts>;
-  smtpAlert?: boolean;
-  garpMasterDelay?: number;
-  garpMasterRepeat?: number;
-  garpMasterRefresh?: number;
-  garpMasterRefreshRepeat?: number;
-  garpLowerPrioDelay?: number;
-  garpLowerPrioRepeat?: number;
+  garp: Partial<
+    Record<
+      'masterDelay' | 'masterRepeat' | 'masterRefresh' | 'masterRefreshRepeat' | 'lowerPrioDelay' | 'lowerPrioRepeat',
+      number
+    >
+  >;
   accept?: boolean;
   strictMode?: boolean;
-  skipCheckAdvAddr?: boolean;
-  lowerPrioNoAdvert?: boolean;
-  higherPrioSendAdvert?: boolean;
-  ownerIgnoreAdverts: boolean;
-  checkUnicastSrc?: boolean;
-  v3ChecksumAsV2?: boolean;
-  promoteSecondaries: boolean;
+  flags: Partial<
+    Record<
+      | 'skipCheckAdvAddr'
+      | 'lowerPrioNoAdvert'
+      | 'higherPrioSendAdvert'
+      | 'ownerIgnoreAdverts'
+      | 'checkUnicastSrc'
+      | 'v3ChecksumAsV2'
+      | 'promoteSecondaries',
+      boolean
+    >
+  >;
   lvsSyncDaemonInterface?: string;
 }
 
-/** notify_* keywords shared by vrrp_instance and vrrp_sync_group. */
-export function notifyEntries<T extends { notify: Mutable<NotifyScripts>; smtpAlert?: boolean }>(): KeywordTable<T> {
-  const set = (k: keyof NotifyScripts) => ({
-    handle: (n: Node, c: Ctx, t: T) => {
-      t.notify[k] = scriptArg(n, c);
-    },
+type E = KeywordEntry<InstanceDraft>;
+type FlagKey = keyof InstanceDraft['flags'];
+type GarpKey = keyof InstanceDraft['garp'];
+
+const flag = (key: FlagKey): E =>
+  value((n, d, c) => {
+    const v = boolArg(n, c);
+    if (v !== undefined) d.flags[key] = v;
   });
-  return {
-    notify_master: set('master'),
-    notify_backup: set('backup'),
-    notify_fault: set('fault'),
-    notify_stop: set('stop'),
-    notify_deleted: set('deleted'),
-    notify: set('notify'),
-    notify_master_rx_lower_pri: set('masterRxLowerPri'),
-    smtp_alert: { handle: (n, c, t) => void (t.smtpAlert = boolArg(n, c)) },
-    ...unsupported<T>('not implemented yet', 'notify_priority_changes'),
-  };
-}
+const garp = (key: GarpKey, min: number, max: number): E =>
+  value((n, d, c) => {
+    const v = intArg(n, c, min, max);
+    if (v !== undefined) d.garp[key] = v;
+  });
 
-function unicastPeers(n: Node, ctx: Ctx, b: InstanceBuilder): void {
-  for (const c of n.children ?? []) {
-    const a = parseAddress({ text: c.keyword, loc: c.loc }, ctx, { what: 'unicast_peer' });
-    if (!a) continue;
-    const peer: Mutable<UnicastPeer> = { address: a.address, family: a.family };
-    for (let i = 0; i < c.args.length; i += 2) {
-      const k = c.args[i].text;
-      const v = parseNumber(c.args[i + 1], ctx, { min: 0, max: 255, integer: true, what: k });
-      if (k === 'min_ttl') peer.minTtl = v;
-      else if (k === 'max_ttl') peer.maxTtl = v;
-      else ctx.diag.report('KV203', c.args[i].loc, `unicast_peer takes min_ttl/max_ttl, not '${k}'`);
-    }
-    b.unicastPeers.push(peer);
-  }
-}
-
-function authentication(n: Node, ctx: Ctx, b: InstanceBuilder): void {
+function authentication(n: Node, d: InstanceDraft, c: Ctx): void {
   let type: 'PASS' | 'AH' | undefined;
   let pass: string | undefined;
-  for (const c of n.children ?? []) {
-    if (c.keyword === 'auth_type')
-      type = oneOf(argAt(c, 0, ctx, 'PASS or AH'), ['PASS', 'AH'] as const, ctx, 'auth_type', true);
-    else if (c.keyword === 'auth_pass') {
-      const w = argAt(c, 0, ctx, 'a password');
+  for (const child of n.children ?? []) {
+    if (child.keyword.text === 'auth_type') {
+      const w = arg(child, 0, c, 'PASS|AH');
+      if (w) type = choiceWord(w, ['PASS', 'AH'] as const, c, 'auth_type');
+      noExtra(child, 1, c);
+    } else if (child.keyword.text === 'auth_pass') {
+      const w = arg(child, 0, c, 'a password');
       if (!w) continue;
+      noExtra(child, 1, c);
       pass = w.text;
-      // VRRPv2 carries 8 octets of authentication data (RFC 3768 §5.3.10); keepalived truncates
+      // RFC 2338 §5.3.10: the authentication data field is 8 octets; keepalived keeps the first 8.
       if (pass.length > 8) {
-        ctx.diag.report('KV204', w.loc, `auth_pass is longer than 8 characters: only '${pass.slice(0, 8)}' is used`);
+        c.report(
+          'KV209',
+          w.loc,
+          `auth_pass '${pass}' is ${pass.length} characters; only the first 8 ('${pass.slice(0, 8)}') are used, as keepalived does`,
+        );
         pass = pass.slice(0, 8);
       }
     } else
-      ctx.diag.report(
-        'KV101',
-        c.loc,
-        `unknown keyword '${c.keyword}' in authentication (expected auth_type, auth_pass)`,
-      );
+      c.report('KV110', child.loc, `unknown keyword '${child.keyword.text}' in authentication (auth_type, auth_pass)`);
   }
   if (!type) {
-    ctx.diag.report('KV305', n.loc, 'authentication block has no auth_type');
+    c.report('KV309', n.loc, 'authentication without auth_type; ignored');
     return;
   }
-  b.authentication = { type, pass: pass ?? '' };
+  if (type === 'PASS' && pass === undefined) c.report('KV309', n.loc, 'auth_type PASS without auth_pass');
+  d.auth = { type, pass: pass ?? '' };
 }
 
-const notVmac = 'VMAC/ipvlan interfaces are not supported by keepvs';
-
-export const vrrpInstanceTable: KeywordTable<InstanceBuilder> = {
-  state: {
-    handle: (n, c, b) => {
-      noExtra(n, 1, c);
-      const s = oneOf(argAt(n, 0, c, 'MASTER or BACKUP'), ['MASTER', 'BACKUP'] as const, c, 'state', true);
-      if (s) b.initialState = s;
-    },
-  },
-  interface: { handle: (n, c, b) => void (b.interface = stringArg(n, c)) },
-  virtual_router_id: { handle: (n, c, b) => void (b.vrid = intArg(n, c, 1, 255)) },
-  priority: { handle: (n, c, b) => void (b.priority = intArg(n, c, 1, 255) ?? b.priority) },
-  advert_int: { handle: (n, c, b) => void (b.advertInt = secondsArg(n, c, 0.01, 255) ?? 1) },
-  version: { handle: (n, c, b) => void (b.version = intArg(n, c, 2, 3) as 2 | 3 | undefined) },
-  nopreempt: { handle: (_n, _c, b) => void (b.nopreempt = true) },
-  preempt: { handle: (_n, _c, b) => void (b.nopreempt = false) },
-  preempt_delay: { handle: (n, c, b) => void (b.preemptDelay = secondsArg(n, c, 0, 1000) ?? 0) },
-  down_timer_adverts: { handle: (n, c, b) => void (b.downTimerAdverts = intArg(n, c, 1, 100) ?? 3) },
-  virtual_ipaddress: { block: true, handle: (n, c, b) => void b.vips.push(...parseIpAddressBlock(n, c)) },
-  virtual_ipaddress_excluded: {
-    block: true,
-    handle: (n, c, b) => void b.vipsExcluded.push(...parseIpAddressBlock(n, c)),
-  },
-  no_virtual_ipaddress: { handle: () => undefined },
-  virtual_routes: { block: true, handle: (n, c, b) => void b.routes.push(...parseRouteBlock(n, c)) },
-  virtual_rules: { block: true, handle: (n, c, b) => void b.rules.push(...parseRuleBlock(n, c)) },
-  mcast_src_ip: {
-    handle: (n, c, b) =>
-      void (b.srcIp = parseAddress(argAt(n, 0, c, 'an address'), c, { what: 'mcast_src_ip' })?.address),
-  },
-  unicast_src_ip: {
-    handle: (n, c, b) =>
-      void (b.srcIp = parseAddress(argAt(n, 0, c, 'an address'), c, { what: 'unicast_src_ip' })?.address),
-  },
-  mcast_dst_ip: {
-    handle: (n, c, b) =>
-      void (b.mcastDstIp = parseAddress(argAt(n, 0, c, 'an address'), c, { what: 'mcast_dst_ip' })?.address),
-  },
-  unicast_peer: { block: true, handle: unicastPeers },
-  unicast_ttl: { handle: (n, c, b) => void (b.unicastTtl = intArg(n, c, 1, 255)) },
-  unicast_fault_no_peer: { handle: (n, c, b) => void (b.unicastFaultNoPeer = boolArg(n, c)) },
-  authentication: { block: true, handle: authentication },
-  dont_track_primary: { handle: (_n, _c, b) => void (b.dontTrackPrimary = true) },
-  track_interface: {
-    block: true,
-    handle: (n, c, b) => void b.trackInterfaces.push(...weightedTracks(n, c, { min: -254, max: 254 })),
-  },
-  track_script: {
-    block: true,
-    handle: (n, c, b) => void b.trackScripts.push(...weightedTracks(n, c, { min: -253, max: 253 })),
-  },
-  track_file: {
-    block: true,
-    handle: (n, c, b) => void b.trackFiles.push(...weightedTracks(n, c, { min: -254, max: 254 })),
-  },
-  track_process: {
-    block: true,
-    handle: (n, c, b) => void b.trackProcesses.push(...weightedTracks(n, c, { min: -254, max: 254 })),
-  },
-  ...notifyEntries<InstanceBuilder>(),
-  garp_master_delay: { handle: (n, c, b) => void (b.garpMasterDelay = intArg(n, c, 0, 3600)) },
-  garp_master_repeat: { handle: (n, c, b) => void (b.garpMasterRepeat = intArg(n, c, 1, 1000)) },
-  garp_master_refresh: { handle: (n, c, b) => void (b.garpMasterRefresh = intArg(n, c, 0, 86400)) },
-  garp_master_refresh_repeat: { handle: (n, c, b) => void (b.garpMasterRefreshRepeat = intArg(n, c, 1, 1000)) },
-  garp_lower_prio_delay: { handle: (n, c, b) => void (b.garpLowerPrioDelay = intArg(n, c, 0, 3600)) },
-  garp_lower_prio_repeat: { handle: (n, c, b) => void (b.garpLowerPrioRepeat = intArg(n, c, 0, 1000)) },
-  accept: { handle: (_n, _c, b) => void (b.accept = true) },
-  no_accept: { handle: (_n, _c, b) => void (b.accept = false) },
-  strict_mode: { handle: (n, c, b) => void (b.strictMode = boolArg(n, c)) },
-  skip_check_adv_addr: { handle: (n, c, b) => void (b.skipCheckAdvAddr = boolArg(n, c)) },
-  lower_prio_no_advert: { handle: (n, c, b) => void (b.lowerPrioNoAdvert = boolArg(n, c)) },
-  higher_prio_send_advert: { handle: (n, c, b) => void (b.higherPrioSendAdvert = boolArg(n, c)) },
-  owner_ignore_adverts: { handle: (_n, _c, b) => void (b.ownerIgnoreAdverts = true) },
-  check_unicast_src: { handle: (_n, _c, b) => void (b.checkUnicastSrc = true) },
-  v3_checksum_as_v2: { handle: (n, c, b) => void (b.v3ChecksumAsV2 = boolArg(n, c)) },
-  promote_secondaries: { handle: (_n, _c, b) => void (b.promoteSecondaries = true) },
-  lvs_sync_daemon_interface: {
-    deprecated: 'global_defs lvs_sync_daemon',
-    handle: (n, c, b) => void (b.lvsSyncDaemonInterface = stringArg(n, c)),
-  },
-  debug: { unsupported: 'keepalived does not implement it either' },
-  ...unsupported<InstanceBuilder>(
-    notVmac,
-    'use_vmac',
-    'use_vmac_addr',
-    'vmac_xmit_base',
-    'use_ipvlan',
-    'garp_extra_if',
-    'vmac_garp_intvl',
-  ),
-  ...unsupported<InstanceBuilder>(
-    'not implemented yet',
-    'vrf',
-    'native_ipv6',
-    'track_bfd',
-    'track_src_ip',
-    'linkbeat_use_polling',
-    'timer_expired_backup',
-    'thread_timer_expired',
-    'old_unicast_checksum',
-    'kernel_rx_buf_size',
-    'auth_hmac',
-  ),
-};
-
-export function newInstanceBuilder(): InstanceBuilder {
-  return {
-    initialState: 'BACKUP',
-    priority: 100,
-    advertInt: 1,
-    nopreempt: false,
-    preemptDelay: 0,
-    downTimerAdverts: 3,
-    vips: [],
-    vipsExcluded: [],
-    routes: [],
-    rules: [],
-    unicastPeers: [],
-    unicastFaultNoPeer: false,
-    dontTrackPrimary: false,
-    trackInterfaces: [],
-    trackScripts: [],
-    trackFiles: [],
-    trackProcesses: [],
-    notify: {},
-    ownerIgnoreAdverts: false,
-    promoteSecondaries: false,
-  };
+function unicastPeer(n: Node, d: InstanceDraft, c: Ctx): void {
+  for (const child of n.children ?? []) {
+    const ip = ipWord(child.keyword, c, 'unicast_peer');
+    if (!ip) continue;
+    const peer: Mutable<UnicastPeer> = { ...ip };
+    for (let i = 0; i < child.args.length; i += 2) {
+      const k = child.args[i];
+      const v = child.args[i + 1];
+      if ((k.text === 'min_ttl' || k.text === 'max_ttl') && v) {
+        const t = parseIntWord(v, 0, 255, c, `unicast_peer ${k.text}`);
+        if (t !== undefined) peer[k.text === 'min_ttl' ? 'minTtl' : 'maxTtl'] = t;
+      } else c.report('KV114', k.loc, `unicast_peer: unexpected '${k.text}' ignored (expected min_ttl N / max_ttl N)`);
+    }
+    if (d.unicastPeers.some((p) => p.address === peer.address))
+      c.report('KV311', child.loc, `unicast_peer ${peer.address} listed twice`);
+    else d.unicastPeers.push(peer);
+  }
 }
 
-export function parseVrrpInstance(n: Node, ctx: Ctx, g: GlobalBuilder): VrrpInstance | undefined {
-  const name = argAt(n, 0, ctx, 'a name')?.text;
-  const b = newInstanceBuilder();
-  applyTable(n.children, vrrpInstanceTable, b, ctx, `vrrp_instance ${name ?? ''}`);
-  if (!name) return undefined;
-  if (b.vrid === undefined) {
-    ctx.diag.report('KV305', n.loc, `vrrp_instance ${name} has no virtual_router_id`);
+const srcIp = value<InstanceDraft>((n, d, c) => {
+  const w = arg(n, 0, c, 'an address');
+  if (!w) return;
+  noExtra(n, 1, c);
+  d.srcIp = ipWord(w, c, `'${n.keyword.text}'`)?.address ?? d.srcIp;
+});
+
+export const VRRP_INSTANCE = table<InstanceDraft>(
+  [
+    [
+      'state',
+      value((n, d, c) => {
+        const w = arg(n, 0, c, 'MASTER|BACKUP');
+        if (!w) return;
+        noExtra(n, 1, c);
+        d.state = choiceWord(w, ['MASTER', 'BACKUP'] as const, c, 'state') ?? d.state;
+      }),
+    ],
+    ['interface', value((n, d, c) => (d.interface = stringArg(n, c, 'an interface name') ?? d.interface))],
+    ['virtual_router_id', value((n, d, c) => (d.vrid = intArg(n, c, 1, 255) ?? d.vrid))],
+    ['priority', value((n, d, c) => (d.priority = intArg(n, c, 1, 255) ?? d.priority))],
+    ['advert_int', value((n, d, c) => (d.advertInt = timerArg(n, c, 0.01, 255) ?? d.advertInt))],
+    ['version', value((n, d, c) => (d.version = (intArg(n, c, 2, 3) as 2 | 3 | undefined) ?? d.version))],
+    ['nopreempt', value((_n, d) => (d.nopreempt = true))],
+    ['preempt', value((_n, d) => (d.nopreempt = false))],
+    ['preempt_delay', value((n, d, c) => (d.preemptDelay = timerArg(n, c, 0, 1000) ?? d.preemptDelay))],
+    ['down_timer_adverts', value((n, d, c) => (d.downTimerAdverts = intArg(n, c, 1, 100) ?? d.downTimerAdverts))],
+    ['virtual_ipaddress', block((n, d, c) => d.vips.push(...listBlock(n, c, parseAddressEntry)))],
+    ['virtual_ipaddress_excluded', block((n, d, c) => d.evips.push(...listBlock(n, c, parseAddressEntry)))],
+    ['virtual_routes', block((n, d, c) => d.routes.push(...listBlock(n, c, parseRouteEntry)))],
+    ['virtual_rules', block((n, d, c) => d.rules.push(...listBlock(n, c, parseRuleEntry)))],
+    ['no_virtual_ipaddress', value((_n, d) => (d.noVirtualIpaddress = true))],
+    ['mcast_src_ip', srcIp],
+    ['unicast_src_ip', srcIp],
+    [
+      'mcast_dst_ip',
+      value((n, d, c) => {
+        const w = arg(n, 0, c, 'a multicast address');
+        if (w) d.mcastDstIp = ipWord(w, c, 'mcast_dst_ip')?.address ?? d.mcastDstIp;
+      }),
+    ],
+    ['unicast_peer', block(unicastPeer)],
+    ['unicast_ttl', value((n, d, c) => (d.unicastTtl = intArg(n, c, 1, 255) ?? d.unicastTtl))],
+    ['unicast_fault_no_peer', value((_n, d) => (d.unicastFaultNoPeer = true))],
+    ['authentication', block(authentication, { repeatable: false })],
+    ['dont_track_primary', value((_n, d) => (d.dontTrackPrimary = true))],
+    ['garp_master_delay', garp('masterDelay', 0, 86400)],
+    ['garp_master_repeat', garp('masterRepeat', 0, 65535)],
+    ['garp_master_refresh', garp('masterRefresh', 0, 86400)],
+    ['garp_master_refresh_repeat', garp('masterRefreshRepeat', 1, 65535)],
+    ['garp_lower_prio_delay', garp('lowerPrioDelay', 0, 86400)],
+    ['garp_lower_prio_repeat', garp('lowerPrioRepeat', 0, 65535)],
+    ['accept', value((_n, d) => (d.accept = true))],
+    ['no_accept', value((_n, d) => (d.accept = false))],
+    ['strict_mode', value((n, d, c) => (d.strictMode = boolArg(n, c) ?? d.strictMode))],
+    ['skip_check_adv_addr', flag('skipCheckAdvAddr')],
+    ['lower_prio_no_advert', flag('lowerPrioNoAdvert')],
+    ['higher_prio_send_advert', flag('higherPrioSendAdvert')],
+    ['owner_ignore_adverts', flag('ownerIgnoreAdverts')],
+    ['check_unicast_src', flag('checkUnicastSrc')],
+    ['v3_checksum_as_v2', flag('v3ChecksumAsV2')],
+    ['promote_secondaries', flag('promoteSecondaries')],
+    [
+      'lvs_sync_daemon_interface',
+      deprecated(
+        value((n, d, c) => (d.lvsSyncDaemonInterface = stringArg(n, c, 'an interface') ?? d.lvsSyncDaemonInterface)),
+        'lvs_sync_daemon (global_defs)',
+      ),
+    ],
+    [
+      'native_ipv6',
+      deprecated(
+        value((_n, d) => (d.version = 3)),
+        'an IPv6 virtual_ipaddress',
+      ),
+    ],
+  ],
+  trackingEntries<InstanceDraft>(),
+  unsupportedAll(
+    ['use_vmac', 'use_vmac_addr', 'vmac_xmit_base', 'use_ipvlan', 'garp_extra_if', 'vmac_garp_intvl'],
+    'VMAC / ipvlan interfaces are not implemented',
+  ),
+  unsupportedAll(['auth_hmac'], 'HMAC authentication is not implemented', 'block'),
+  unsupportedAll(
+    [
+      'vrf',
+      'kernel_rx_buf_size',
+      'debug',
+      'linkbeat_use_polling',
+      'track_src_ip',
+      'old_unicast_checksum',
+      'timer_expired_backup',
+      'thread_timer_expired',
+    ],
+    'this vrrp_instance option has no keepvs equivalent',
+  ),
+);
+
+export const newInstanceDraft = (name: string): InstanceDraft => ({
+  ...newTrackingDraft(),
+  name,
+  nopreempt: false,
+  vips: [],
+  evips: [],
+  routes: [],
+  rules: [],
+  noVirtualIpaddress: false,
+  unicastPeers: [],
+  unicastFaultNoPeer: false,
+  dontTrackPrimary: false,
+  garp: {},
+  flags: {},
+});
+
+/** Ethernet MTU assumed when sizing adverts (keepalived uses the interface's real MTU). */
+const ASSUMED_MTU = 1500;
+/** RFC 5798 §5.2.6: Count IPvX Addr is 8 bits. */
+const VRRP_MAX_ADDR = 255;
+
+/**
+ * End-of-block validation and defaults, following keepalived's vrrp_complete_instance
+ * (keepalived/vrrp/vrrp.c): priority/state derivation, authentication limits, strict-mode rules,
+ * preemption conflicts, advert interval rounding, VIPs that do not fit in an advert.
+ */
+export function finishInstance(node: Node, d: InstanceDraft, g: GlobalDefs, ctx: Ctx): VrrpInstance | undefined {
+  const where = `vrrp_instance ${d.name}`;
+  const adjust = (message: string) => ctx.report('KV211', node.loc, `${where}: ${message}`);
+  if (d.vrid === undefined) {
+    ctx.report('KV309', node.loc, `${where} has no virtual_router_id (1..255); instance ignored`);
     return undefined;
   }
-  const family = b.vips[0]?.family ?? b.unicastPeers[0]?.family ?? 4;
-  let version = b.version ?? g.vrrpVersion;
+  if (!d.interface && d.unicastPeers.length === 0)
+    ctx.report('KV309', node.loc, `${where} has no 'interface' (needed unless unicast_peer is set)`);
+  const strict = d.strictMode ?? g.vrrpStrict;
+  const first = d.vips[0] ?? d.unicastPeers[0];
+  const family = first?.family ?? 4;
+  for (const v of d.vips)
+    if (v.family !== family)
+      ctx.report(
+        'KV312',
+        v.loc,
+        `${where}: ${v.address} is IPv${v.family} but the instance is IPv${family} (use virtual_ipaddress_excluded for mixed families)`,
+      );
+  for (const p of d.unicastPeers)
+    if (p.family !== family) ctx.report('KV312', node.loc, `${where}: unicast_peer ${p.address} is not IPv${family}`);
+  let version: 2 | 3 = d.version ?? g.vrrpVersion;
   if (family === 6 && version === 2) {
-    if (b.version === 2) ctx.diag.report('KV306', n.loc, `vrrp_instance ${name}: IPv6 needs VRRP version 3; using 3`);
+    if (d.version === 2) adjust('IPv6 needs VRRP version 3; using version 3');
     version = 3;
   }
-  if (version === 2 && !Number.isInteger(b.advertInt)) {
-    ctx.diag.report('KV201', n.loc, `vrrp_instance ${name}: VRRPv2 advert_int must be whole seconds (RFC 3768 §5.3.7)`);
+  if (d.vips.length === 0 && (version === 3 || strict)) {
+    ctx.report(
+      'KV309',
+      node.loc,
+      `${where}: no virtual_ipaddress; VRRPv3 and strict mode need at least one; instance ignored`,
+    );
+    return undefined;
   }
-  for (const v of b.vips) {
-    if (v.family !== family) {
-      ctx.diag.report(
-        'KV202',
-        v.loc,
-        `virtual_ipaddress ${v.address}: all VIPs of an instance must share one family (use virtual_ipaddress_excluded)`,
-      );
+  if (d.vips.length === 0 && !d.noVirtualIpaddress && d.evips.length === 0)
+    ctx.report('KV311', node.loc, `${where} has no virtual_ipaddress (write no_virtual_ipaddress if intended)`);
+
+  // Unset priority follows the state (MASTER = address owner), unset state follows the priority.
+  const priority = d.priority ?? (d.state === 'MASTER' ? 255 : 100);
+  let state: 'MASTER' | 'BACKUP' = d.state ?? (priority === 255 ? 'MASTER' : 'BACKUP');
+  if (strict && d.state && (state === 'MASTER') !== (priority === 255)) {
+    state = priority === 255 ? 'MASTER' : 'BACKUP';
+    adjust(`strict mode: state MASTER must match being address owner (priority 255); state set to ${state}`);
+  }
+
+  let auth = d.auth;
+  if (auth) {
+    const drop = (why: string) => {
+      adjust(`${why}; authentication ignored`);
+      auth = undefined;
+    };
+    if (strict) drop('strict mode does not support authentication');
+    else if (version === 3) drop('VRRP version 3 does not support authentication');
+    else if (auth.pass === '') drop('authentication has no auth_pass');
+    else if (family === 6 && auth.type === 'AH') drop('AH authentication cannot be used with IPv6');
+    else if (auth.type === 'AH' && state === 'MASTER' && priority !== 255) {
+      adjust('initial state MASTER is incompatible with AH authentication; state set to BACKUP');
+      state = 'BACKUP';
     }
   }
-  if (b.preemptDelay > 0 && b.initialState === 'MASTER') {
-    ctx.diag.report('KV306', n.loc, `vrrp_instance ${name}: preempt_delay needs state BACKUP; ignored`);
-    b.preemptDelay = 0;
-  }
-  if (b.nopreempt && b.initialState === 'MASTER') {
-    ctx.diag.report(
-      'KV306',
-      n.loc,
-      `vrrp_instance ${name}: nopreempt needs state BACKUP (keepalived treats it as BACKUP)`,
+
+  if (family === 6 && d.unicastPeers.length === 0 && d.vips.length > 0 && !d.vips[0].address.startsWith('fe80:'))
+    ctx.report('KV311', d.vips[0].loc, `${where}: the first IPv6 virtual_ipaddress should be link-local (fe80::/10)`);
+
+  // Addresses that do not fit in one advert become excluded VIPs (not advertised, still added).
+  const overhead = 14 + (family === 4 ? 20 : 40) + 8 + (version === 2 ? 8 : 0) + (auth?.type === 'AH' ? 24 : 0);
+  const maxAddr = Math.min(VRRP_MAX_ADDR, Math.floor((ASSUMED_MTU - overhead) / (family === 4 ? 4 : 16)));
+  // keepalived puts an address without `dev` on the instance's interface.
+  const onInterface = (e: IpAddressEntry): IpAddressEntry => (e.dev || !d.interface ? e : { ...e, dev: d.interface });
+  let vips = d.vips.map(onInterface);
+  let evips = d.evips.map(onInterface);
+  if (vips.length > maxAddr) {
+    adjust(
+      `${vips.length} virtual addresses do not fit in one advert (max ${maxAddr}); the rest become virtual_ipaddress_excluded`,
     );
-    b.initialState = 'BACKUP';
+    evips = [...evips, ...vips.slice(maxAddr)];
+    vips = vips.slice(0, maxAddr);
   }
-  if (!b.interface && b.unicastPeers.length === 0) {
-    ctx.diag.report('KV305', n.loc, `vrrp_instance ${name} has no interface (needed for multicast)`);
+
+  let nopreempt = d.nopreempt;
+  let preemptDelay = d.preemptDelay ?? 0;
+  if (nopreempt && priority === 255) {
+    adjust('nopreempt is incompatible with priority 255; cleared');
+    nopreempt = false;
   }
-  const strict = b.strictMode ?? g.vrrpStrict;
+  if (state === 'MASTER') {
+    if (nopreempt)
+      ctx.report(
+        'KV311',
+        node.loc,
+        `${where}: nopreempt will not work with initial state MASTER; cleared (as keepalived does)`,
+      );
+    if (preemptDelay)
+      ctx.report('KV311', node.loc, `${where}: preempt_delay will not work with initial state MASTER; cleared`);
+    nopreempt = false;
+    preemptDelay = 0;
+  }
+  if (preemptDelay && (strict || nopreempt)) {
+    adjust(`preempt_delay is incompatible with ${strict ? 'strict mode' : 'nopreempt'}; cleared`);
+    preemptDelay = 0;
+  }
+
+  let accept = d.accept ?? !strict;
+  if (accept && strict && priority !== 255 && version === 2) {
+    adjust('accept mode with VRRP version 2 does not comply with RFC 3768 in strict mode; cleared');
+    accept = false;
+  }
+  const f = d.flags;
+  let garpLowerPrioRepeat = d.garp.lowerPrioRepeat ?? (strict ? 0 : g.vrrpGarpLowerPrioRepeat);
+  let garpLowerPrioDelay = d.garp.lowerPrioDelay ?? (strict ? 0 : g.vrrpGarpLowerPrioDelay);
+  let lowerPrioNoAdvert = f.lowerPrioNoAdvert ?? (strict ? true : g.vrrpLowerPrioNoAdvert);
+  let higherPrioSendAdvert = f.higherPrioSendAdvert ?? (strict ? false : g.vrrpHigherPrioSendAdvert);
+  if (strict) {
+    if (garpLowerPrioRepeat || garpLowerPrioDelay)
+      adjust('strict mode requires no lower-priority GARP repeats; cleared');
+    if (!lowerPrioNoAdvert) adjust('strict mode requires lower_prio_no_advert; set');
+    if (higherPrioSendAdvert) adjust('strict mode requires higher_prio_send_advert to be clear; cleared');
+    garpLowerPrioRepeat = garpLowerPrioRepeat ? 0 : garpLowerPrioRepeat;
+    garpLowerPrioDelay = garpLowerPrioDelay ? 0 : garpLowerPrioDelay;
+    lowerPrioNoAdvert = true;
+    higherPrioSendAdvert = false;
+  }
+
+  // RFC 3768 §5.3.7: v2 advert interval is whole seconds (max 255); RFC 5798 §5.2.7: v3 is centiseconds (max 40.95).
+  let advertInt = d.advertInt ?? 1;
+  if (version === 2 && !Number.isInteger(advertInt)) {
+    const rounded = Math.max(1, Math.round(advertInt));
+    adjust(`VRRPv2 advert_int must be whole seconds; ${advertInt} rounded to ${rounded}`);
+    advertInt = rounded;
+  } else if (version === 3) {
+    const cs = Math.round(advertInt * 100);
+    if (cs > 4095) {
+      adjust(`VRRPv3 advert_int ${advertInt} is above 40.95 s; set to 40.95`);
+      advertInt = 40.95;
+    } else {
+      if (Math.abs(cs - advertInt * 100) > 1e-6)
+        adjust(`VRRPv3 advert_int must be in units of 10 ms; ${advertInt} rounded`);
+      advertInt = Math.max(1, cs) / 100;
+    }
+  }
+
   return {
-    name,
-    initialState: b.initialState,
-    ...(b.interface !== undefined ? { interface: b.interface } : {}),
-    vrid: b.vrid,
-    priority: b.priority,
-    advertInt: b.advertInt,
+    name: d.name,
+    initialState: state,
+    ...(d.interface ? { interface: d.interface } : {}),
+    vrid: d.vrid,
+    priority,
+    advertInt,
     version,
     family,
-    nopreempt: b.nopreempt,
-    preemptDelay: b.preemptDelay,
-    downTimerAdverts: b.downTimerAdverts,
-    virtualIpaddresses: b.vips,
-    virtualIpaddressesExcluded: b.vipsExcluded,
-    virtualRoutes: b.routes,
-    virtualRules: b.rules,
-    ...(b.srcIp !== undefined ? { srcIp: b.srcIp } : {}),
-    ...(b.mcastDstIp !== undefined ? { mcastDstIp: b.mcastDstIp } : {}),
-    unicastPeers: b.unicastPeers,
-    ...(b.unicastTtl !== undefined ? { unicastTtl: b.unicastTtl } : {}),
-    unicastFaultNoPeer: b.unicastFaultNoPeer,
-    ...(b.authentication ? { authentication: b.authentication } : {}),
-    dontTrackPrimary: b.dontTrackPrimary,
-    trackInterfaces: b.trackInterfaces,
-    trackScripts: b.trackScripts,
-    trackFiles: b.trackFiles,
-    trackProcesses: b.trackProcesses,
-    notify: b.notify,
-    ...(b.smtpAlert !== undefined ? { smtpAlert: b.smtpAlert } : {}),
-    garpMasterDelay: b.garpMasterDelay ?? g.vrrpGarpMasterDelay,
-    garpMasterRepeat: b.garpMasterRepeat ?? g.vrrpGarpMasterRepeat,
-    garpMasterRefresh: b.garpMasterRefresh ?? g.vrrpGarpMasterRefresh,
-    garpMasterRefreshRepeat: b.garpMasterRefreshRepeat ?? g.vrrpGarpMasterRefreshRepeat,
-    ...((b.garpLowerPrioDelay ?? g.vrrpGarpLowerPrioDelay) !== undefined
-      ? { garpLowerPrioDelay: b.garpLowerPrioDelay ?? g.vrrpGarpLowerPrioDelay }
-      : {}),
-    ...((b.garpLowerPrioRepeat ?? g.vrrpGarpLowerPrioRepeat) !== undefined
-      ? { garpLowerPrioRepeat: b.garpLowerPrioRepeat ?? g.vrrpGarpLowerPrioRepeat }
-      : {}),
-    // keepalived: accept mode is the default unless strict mode is on
-    accept: b.accept ?? !strict,
+    nopreempt,
+    preemptDelay,
+    downTimerAdverts: d.downTimerAdverts ?? 3,
+    virtualIpaddresses: vips,
+    virtualIpaddressesExcluded: evips,
+    virtualRoutes: d.routes,
+    virtualRules: d.rules,
+    ...(d.srcIp ? { srcIp: d.srcIp } : {}),
+    ...(d.mcastDstIp ? { mcastDstIp: d.mcastDstIp } : {}),
+    unicastPeers: d.unicastPeers,
+    ...(d.unicastTtl !== undefined ? { unicastTtl: d.unicastTtl } : {}),
+    unicastFaultNoPeer: d.unicastFaultNoPeer,
+    ...(auth ? { authentication: auth } : {}),
+    dontTrackPrimary: d.dontTrackPrimary,
+    trackInterfaces: d.trackInterfaces,
+    trackScripts: d.trackScripts,
+    trackFiles: d.trackFiles,
+    trackProcesses: d.trackProcesses,
+    notify: d.notify,
+    ...(d.smtpAlert !== undefined ? { smtpAlert: d.smtpAlert } : {}),
+    garpMasterDelay: d.garp.masterDelay ?? g.vrrpGarpMasterDelay,
+    garpMasterRepeat: d.garp.masterRepeat ?? g.vrrpGarpMasterRepeat,
+    garpMasterRefresh: d.garp.masterRefresh ?? g.vrrpGarpMasterRefresh,
+    garpMasterRefreshRepeat: d.garp.masterRefreshRepeat ?? g.vrrpGarpMasterRefreshRepeat,
+    ...(garpLowerPrioDelay !== undefined ? { garpLowerPrioDelay } : {}),
+    ...(garpLowerPrioRepeat !== undefined ? { garpLowerPrioRepeat } : {}),
+    accept,
     strictMode: strict,
-    skipCheckAdvAddr: b.skipCheckAdvAddr ?? g.vrrpSkipCheckAdvAddr,
-    lowerPrioNoAdvert: b.lowerPrioNoAdvert ?? g.vrrpLowerPrioNoAdvert,
-    higherPrioSendAdvert: b.higherPrioSendAdvert ?? g.vrrpHigherPrioSendAdvert,
-    ownerIgnoreAdverts: b.ownerIgnoreAdverts,
-    checkUnicastSrc: b.checkUnicastSrc ?? g.vrrpCheckUnicastSrc,
-    v3ChecksumAsV2: b.v3ChecksumAsV2 ?? g.v3ChecksumAsV2,
-    promoteSecondaries: b.promoteSecondaries,
-    ...(b.lvsSyncDaemonInterface !== undefined ? { lvsSyncDaemonInterface: b.lvsSyncDaemonInterface } : {}),
-    loc: n.loc,
+    skipCheckAdvAddr: f.skipCheckAdvAddr ?? g.vrrpSkipCheckAdvAddr,
+    lowerPrioNoAdvert,
+    higherPrioSendAdvert,
+    ownerIgnoreAdverts: f.ownerIgnoreAdverts ?? false,
+    checkUnicastSrc: f.checkUnicastSrc ?? g.vrrpCheckUnicastSrc,
+    v3ChecksumAsV2: f.v3ChecksumAsV2 ?? g.v3ChecksumAsV2,
+    promoteSecondaries: f.promoteSecondaries ?? false,
+    ...(d.lvsSyncDaemonInterface ? { lvsSyncDaemonInterface: d.lvsSyncDaemonInterface } : {}),
+    loc: node.loc,
   };
 }
+
+export const parseInstanceBody = (node: Node, d: InstanceDraft, ctx: Ctx): void =>
+  runBlock(node.children ?? [], VRRP_INSTANCE, d, ctx, `vrrp_instance ${d.name}`);

@@ -1,0 +1,197 @@
+/**
+ * Whole-config validation after every block is parsed: defaults that depend on global_defs,
+ * duplicate names and VRIDs, and references between blocks (track_script -> vrrp_script, ...).
+ */
+import type { DiagnosticBag } from './diagnostics.js';
+import { type Ctx, deepFreeze } from './grammar/engine.js';
+import { finishGlobal } from './grammar/global-defs.js';
+import type { RootDraft } from './grammar/root.js';
+import { finishVirtualServer } from './grammar/virtual-server.js';
+import { finishInstance } from './grammar/vrrp-instance.js';
+import type { Config, SourceLoc, VirtualServer, VrrpInstance, WeightedTrack } from './model.js';
+
+function uniqueByName<T extends { name: string; loc: SourceLoc }>(items: readonly T[], what: string, ctx: Ctx): T[] {
+  const seen = new Map<string, T>();
+  for (const it of items) {
+    const prev = seen.get(it.name);
+    if (prev) {
+      ctx.report(
+        'KV302',
+        it.loc,
+        `${what} '${it.name}' is already defined at ${prev.loc.file}:${prev.loc.line}; this one is ignored`,
+      );
+      continue;
+    }
+    seen.set(it.name, it);
+  }
+  return [...seen.values()];
+}
+
+const vsKeyText = (vs: VirtualServer): string => {
+  const k = vs.key;
+  if (k.kind === 'address') return `${vs.protocol} ${k.family === 6 ? `[${k.address}]` : k.address}:${k.port}`;
+  if (k.kind === 'fwmark') return `FWM ${k.fwmark} IPv${k.family}`;
+  return `group ${k.group} ${vs.protocol}`;
+};
+
+function checkRefs(
+  owner: string,
+  tracks: readonly WeightedTrack[],
+  names: ReadonlySet<string>,
+  code: 'KV303' | 'KV304' | 'KV307',
+  what: string,
+  ctx: Ctx,
+): void {
+  for (const t of tracks)
+    if (!names.has(t.name)) ctx.report(code, t.loc, `${owner} tracks ${what} '${t.name}', which is not defined`);
+}
+
+function checkVrids(instances: readonly VrrpInstance[], ctx: Ctx): void {
+  const seen = new Map<string, VrrpInstance>();
+  for (const vi of instances) {
+    const key = `${vi.interface ?? ''}/${vi.family}/${vi.vrid}`;
+    const prev = seen.get(key);
+    // keepalived allows a repeated VRID on one interface only when the unicast peer sets are disjoint.
+    const disjointUnicast =
+      prev &&
+      prev.unicastPeers.length > 0 &&
+      vi.unicastPeers.length > 0 &&
+      !prev.unicastPeers.some((p) => vi.unicastPeers.some((q) => q.address === p.address));
+    if (prev && !disjointUnicast)
+      ctx.report(
+        'KV300',
+        vi.loc,
+        `vrrp_instance ${vi.name}: virtual_router_id ${vi.vrid} is already used on ${vi.interface ?? '(no interface)'} by ${prev.name} (IPv${vi.family})`,
+      );
+    else seen.set(key, vi);
+  }
+}
+
+/** Fills `user`/`group` of every script without its own from global_defs script_user (model contract). */
+function applyScriptUser(
+  node: unknown,
+  user: { user: string; group?: string } | undefined,
+  seen = new Set<object>(),
+): void {
+  if (!user || !node || typeof node !== 'object' || seen.has(node)) return;
+  seen.add(node);
+  const o = node as Record<string, unknown>;
+  if (typeof o.command === 'string' && Array.isArray(o.argv) && o.loc && o.user === undefined) {
+    o.user = user.user;
+    if (user.group !== undefined) o.group = user.group;
+    return;
+  }
+  for (const v of Object.values(o)) applyScriptUser(v, user, seen);
+}
+
+export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx): Config {
+  const globalDefs = finishGlobal(d.global);
+  // keepalived (vrrp_complete_instance, validate_check_config): unset smtp_alert takes the
+  // process-specific global, then the global smtp_alert, else false (real servers: true).
+  const explicitGlobalAlert = d.global.smtpAlertSet ? d.global.smtpAlert : undefined;
+  const vrrpAlert = globalDefs.smtpAlertVrrp ?? explicitGlobalAlert ?? false;
+  const checkerAlert = globalDefs.smtpAlertChecker ?? explicitGlobalAlert;
+  const vrrpScripts = uniqueByName(d.vrrpScripts, 'vrrp_script', ctx);
+  const trackFiles = uniqueByName(d.trackFiles, 'track_file', ctx);
+  const trackProcesses = uniqueByName(d.trackProcesses, 'vrrp_track_process', ctx);
+  const virtualServerGroups = uniqueByName(d.virtualServerGroups, 'virtual_server_group', ctx);
+
+  const finished: VrrpInstance[] = [];
+  for (const { node, draft } of d.instances) {
+    const vi = finishInstance(node, draft, globalDefs, ctx);
+    if (vi) finished.push({ ...vi, smtpAlert: vi.smtpAlert ?? vrrpAlert });
+  }
+  const vrrpInstances = uniqueByName(finished, 'vrrp_instance', ctx);
+  checkVrids(vrrpInstances, ctx);
+
+  const scriptNames = new Set(vrrpScripts.map((s) => s.name));
+  const fileNames = new Set(trackFiles.map((s) => s.name));
+  const processNames = new Set(trackProcesses.map((s) => s.name));
+  for (const vi of vrrpInstances) {
+    const owner = `vrrp_instance ${vi.name}`;
+    checkRefs(owner, vi.trackScripts, scriptNames, 'KV303', 'vrrp_script', ctx);
+    checkRefs(owner, vi.trackFiles, fileNames, 'KV304', 'track_file', ctx);
+    checkRefs(owner, vi.trackProcesses, processNames, 'KV307', 'vrrp_track_process', ctx);
+  }
+
+  const instanceNames = new Set(vrrpInstances.map((v) => v.name));
+  const memberOf = new Map<string, string>();
+  const syncGroups = uniqueByName(
+    d.syncGroups.map((g) => ({ ...g, name: g.group.name, loc: g.group.loc })),
+    'vrrp_sync_group',
+    ctx,
+  ).map((g) => {
+    const owner = `vrrp_sync_group ${g.name}`;
+    for (const m of g.members) {
+      if (!instanceNames.has(m.name))
+        ctx.report('KV305', m.loc, `${owner}: member '${m.name}' is not a defined vrrp_instance`);
+      const other = memberOf.get(m.name);
+      if (other && other !== g.name)
+        ctx.report('KV308', m.loc, `vrrp_instance '${m.name}' is already in sync group '${other}'`);
+      else memberOf.set(m.name, g.name);
+    }
+    checkRefs(owner, g.group.trackScripts, scriptNames, 'KV303', 'vrrp_script', ctx);
+    checkRefs(owner, g.group.trackFiles, fileNames, 'KV304', 'track_file', ctx);
+    checkRefs(owner, g.group.trackProcesses, processNames, 'KV307', 'vrrp_track_process', ctx);
+    return { ...g.group, smtpAlert: g.group.smtpAlert ?? vrrpAlert };
+  });
+
+  const groupNames = new Set(virtualServerGroups.map((g) => g.name));
+  const shapes = new Map(
+    virtualServerGroups.map((g) => [
+      g.name,
+      {
+        hasAddresses: g.entries.some((e) => e.kind === 'address'),
+        hasFwmarks: g.entries.some((e) => e.kind === 'fwmark'),
+        zeroPort: g.entries.some((e) => e.kind === 'address' && e.port === 0),
+      },
+    ]),
+  );
+  const vsSeen = new Set<string>();
+  const virtualServers: VirtualServer[] = [];
+  for (const draft of d.virtualServers) {
+    const finishedVs = finishVirtualServer(
+      draft,
+      ctx,
+      draft.key.kind === 'group' ? shapes.get(draft.key.group) : undefined,
+    );
+    if (!finishedVs) continue;
+    const vs: VirtualServer = {
+      ...finishedVs,
+      smtpAlert: finishedVs.smtpAlert ?? checkerAlert ?? false,
+      realServers: finishedVs.realServers.map((rs) => ({ ...rs, smtpAlert: rs.smtpAlert ?? checkerAlert ?? true })),
+    };
+    if (vs.key.kind === 'group' && !groupNames.has(vs.key.group))
+      ctx.report('KV306', vs.loc, `virtual_server group '${vs.key.group}' is not a defined virtual_server_group`);
+    for (const rs of vs.realServers)
+      for (const ch of rs.checkers)
+        if (ch.type === 'FILE_CHECK' && !fileNames.has(ch.trackFile))
+          ctx.report('KV304', ch.loc, `FILE_CHECK uses track_file '${ch.trackFile}', which is not defined`);
+    const key = vsKeyText(vs);
+    if (vsSeen.has(key)) {
+      ctx.report('KV310', vs.loc, `virtual_server ${key} is defined twice; this one is ignored`);
+      continue;
+    }
+    vsSeen.add(key);
+    virtualServers.push(vs);
+  }
+
+  const config: Config = {
+    files: [...files],
+    globalDefs,
+    staticIpaddresses: d.staticIpaddresses,
+    staticRoutes: d.staticRoutes,
+    staticRules: d.staticRules,
+    vrrpScripts,
+    trackFiles,
+    trackProcesses,
+    syncGroups,
+    vrrpInstances,
+    virtualServerGroups,
+    virtualServers,
+  };
+  applyScriptUser(config, globalDefs.scriptUser);
+  return deepFreeze(config);
+}
+
+export type { DiagnosticBag };
