@@ -130,6 +130,8 @@ export interface ServiceSnapshot extends ServiceParams {
   readonly stats: Stats;
   readonly rates: Rates;
   readonly dests: readonly DestSnapshot[];
+  /** new connections refused with "no destination available" (additive) */
+  readonly noDest?: number;
 }
 
 /** IPVS connection states as ipvsadm -Lc prints them. */
