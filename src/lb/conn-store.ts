@@ -122,9 +122,8 @@ export class ConnStore {
    */
   sweep(now: number, expire: (slot: number) => void): void {
     const upTo = Math.floor(now / 1000);
-    if (this.wheelCursor < 0) this.wheelCursor = upTo - 1;
-    // jump over long empty stretches
-    if (upTo - this.wheelCursor > 4096) {
+    // first sweep, or a long jump: visit only the buckets that exist
+    if (this.wheelCursor < 0 || upTo - this.wheelCursor > 4096) {
       const due = [...this.wheel.keys()].filter((b) => b <= upTo).sort((a, b) => a - b);
       for (const b of due) this.sweepBucket(b, now, expire);
       this.wheelCursor = upTo;

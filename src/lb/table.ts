@@ -330,14 +330,9 @@ export class LbTable implements ForwardingTable {
     svc.params = p.value;
     svc.flags = expandFlags(p.value.schedFlags);
     if (schedChanged) {
-      // bind the new scheduler and replay the list into it (tail first, so its view matches)
+      // bind the new scheduler to the whole list at once (IPVS init_service sees every dest)
       svc.scheduler = this.newScheduler(p.value.scheduler);
-      const all = svc.dests;
-      svc.dests = [];
-      for (let i = all.length - 1; i >= 0; i--) {
-        svc.dests.unshift(all[i]);
-        svc.scheduler.destsChanged(svc, { kind: 'add', dest: all[i] });
-      }
+      for (const d of svc.dests) svc.scheduler.destsChanged(svc, { kind: 'add', dest: d });
     } else {
       // flags may change hashing tables
       for (const d of svc.dests) svc.scheduler.destsChanged(svc, { kind: 'upd', dest: d });
@@ -479,7 +474,7 @@ export class LbTable implements ForwardingTable {
 
   // ---------------------------------------------------------------- data plane
 
-  open(key: ServiceKey, client: Endpoint, hint?: OpenHint): ConnHandle | null {
+  open(key: ServiceKey, client: Endpoint, hint?: OpenHint): Handle | null {
     const svc = this.services.get(serviceId(key)) ?? this.find(key);
     if (!svc) {
       this.noService++;

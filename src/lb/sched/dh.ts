@@ -3,7 +3,7 @@
  * indexed by a multiplicative hash of the destination (virtual) address; no fallback:
  * an unavailable bucket server means no destination (ip_vs_dh.c).
  */
-import type { SchedClient, SchedDest, SchedService, Scheduler } from './types.js';
+import type { DestChange, SchedClient, SchedDest, SchedService, Scheduler } from './types.js';
 
 const BUCKETS = 256;
 
@@ -16,7 +16,7 @@ export class DestinationHashing implements Scheduler {
     if (!d || d.weight <= 0 || d.overloaded) return null;
     return d;
   }
-  destsChanged(svc: SchedService): void {
+  destsChanged(svc: SchedService, _change?: DestChange): void {
     const n = svc.dests.length;
     for (let i = 0; i < BUCKETS; i++) this.buckets[i] = n === 0 ? null : svc.dests[i % n];
   }

@@ -9,7 +9,7 @@
  * Deviation: IPVS hashes with hsiphash; this uses a murmur3-style 32-bit mix with two
  * seeds. Same algorithm and distribution, different concrete slot assignment.
  */
-import { gcd, type SchedClient, type SchedDest, type SchedService, type Scheduler } from './types.js';
+import { type DestChange, gcd, type SchedClient, type SchedDest, type SchedService, type Scheduler } from './types.js';
 
 export const MH_DEFAULT_TABLE_SIZE = 4093;
 /** IP_VS_MH_TAB_BITS = CONFIG_IP_VS_MH_TAB_INDEX(12) / 2 */
@@ -57,7 +57,7 @@ export class MaglevHashing implements Scheduler {
     return null;
   }
 
-  destsChanged(svc: SchedService): void {
+  destsChanged(svc: SchedService, _change?: DestChange): void {
     const size = this.tableSize;
     const dests = svc.dests;
     let g = 0;

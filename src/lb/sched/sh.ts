@@ -4,7 +4,7 @@
  * Flags: `sh-port` hashes the source port too, `sh-fallback` walks to another bucket
  * when the chosen server is unavailable (weight 0 or OVERLOAD).
  */
-import type { SchedClient, SchedDest, SchedService, Scheduler } from './types.js';
+import type { DestChange, SchedClient, SchedDest, SchedService, Scheduler } from './types.js';
 
 const BITS = 8;
 const BUCKETS = 1 << BITS;
@@ -37,7 +37,7 @@ export class SourceHashing implements Scheduler {
     }
     return null;
   }
-  destsChanged(svc: SchedService): void {
+  destsChanged(svc: SchedService, _change?: DestChange): void {
     const dests = svc.dests;
     let p = 0;
     let count = 0;
