@@ -13,8 +13,9 @@ import type { Clock, TimerHandle } from '../util/clock.js';
 import { err, ok, type Result } from '../util/result.js';
 import { addressFold, canonicalAddress, maskAddress, parseV4 } from './addr.js';
 import { ConnStore, F_INACTIVE, F_OPS, F_TEMPLATE, F_UNHASHED, F_USED, F_V6, PROTO_SHIFT } from './conn-store.js';
+import { HEAP_SLOTS } from './sched/heap.js';
 import { DEFAULT_SCHEDULER, SCHED_FLAGS, SCHEDULERS } from './sched/index.js';
-import type { SchedClient, SchedDest, SchedService, Scheduler } from './sched/types.js';
+import type { SchedClient, SchedDest, SchedService, Scheduler, SchedulerFactory } from './sched/types.js';
 import { Counters, ESTIMATOR_INTERVAL_MS } from './stats.js';
 import { CONN_STATES, DEFAULT_TIMEOUTS, mergeTimeouts, STATE_INDEX, stateTimeoutSeconds } from './timeouts.js';
 import {
@@ -56,6 +57,8 @@ export interface LbTableOptions {
   readonly timeouts?: Partial<Timeouts>;
   /** Called when connections are dropped because their destination was removed (expireNodestConn). */
   readonly onConnsDropped?: (event: DroppedConns) => void;
+  /** scheduler registry (default: every IPVS scheduler, SCHEDULERS) */
+  readonly schedulers?: Readonly<Record<string, SchedulerFactory>>;
 }
 
 export interface DroppedConns {
@@ -79,6 +82,7 @@ class Dest implements SchedDest {
   persistConns = 0;
   overloaded = false;
   removed = false;
+  readonly heapPos = new Int32Array(HEAP_SLOTS).fill(-1);
   readonly counters = new Counters();
   constructor(
     readonly id: string,
@@ -172,8 +176,10 @@ export class LbTable implements ForwardingTable {
   expireNodestConn: boolean;
   expireQuiescentTemplate: boolean;
   private readonly onConnsDropped?: (event: DroppedConns) => void;
+  private readonly schedulers: Readonly<Record<string, SchedulerFactory>>;
 
   constructor(options: LbTableOptions) {
+    this.schedulers = options.schedulers ?? SCHEDULERS;
     this.clock = options.clock;
     this.random = options.random ?? xorshift(0x9e3779b9);
     this.expireNodestConn = options.expireNodestConn ?? false;
@@ -256,7 +262,7 @@ export class LbTable implements ForwardingTable {
 
   private validateServiceParams(key: ServiceKey, p: ServiceParams): Result<ServiceParams, TableOpError> {
     const scheduler = p.scheduler || DEFAULT_SCHEDULER;
-    if (!SCHEDULERS[scheduler])
+    if (!Object.hasOwn(this.schedulers, scheduler))
       return opError('no-scheduler', `Scheduler or persistence engine not found: ${scheduler}`);
     for (const f of p.schedFlags)
       if (!SCHED_FLAGS.includes(f)) return opError('invalid', `invalid scheduler flag ${f}`);
@@ -316,7 +322,7 @@ export class LbTable implements ForwardingTable {
   }
 
   private newScheduler(name: string): Scheduler {
-    return SCHEDULERS[name]({ random: this.random, now: () => this.clock.now() });
+    return this.schedulers[name]({ random: this.random, now: () => this.clock.now() });
   }
 
   private editService(key: ServiceKey, params: ServiceParams): Result<void, TableOpError> {
@@ -332,6 +338,7 @@ export class LbTable implements ForwardingTable {
     if (schedChanged) {
       // bind the new scheduler to the whole list at once (IPVS init_service sees every dest)
       svc.scheduler = this.newScheduler(p.value.scheduler);
+      for (const d of svc.dests) d.heapPos.fill(-1);
       for (const d of svc.dests) svc.scheduler.destsChanged(svc, { kind: 'add', dest: d });
     } else {
       // flags may change hashing tables

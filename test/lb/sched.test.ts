@@ -242,6 +242,7 @@ function fakeService(weights: number[]): { svc: SchedService & { dests: SchedDes
     activeConns: 0,
     inactConns: 0,
     overloaded: false,
+    heapPos: new Int32Array(2).fill(-1),
   }));
   return { svc: { dests, flags: new Set(), family: 4 }, dests };
 }

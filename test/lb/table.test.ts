@@ -14,6 +14,8 @@ test('add/edit/del service and dest with IPVS errors', () => {
   assert.equal(none.ok ? '' : none.error.code, 'no-service');
   const badSched = table.apply({ op: 'edit-service', key, params: svcParams({ scheduler: 'nope' }) });
   assert.equal(badSched.ok ? '' : badSched.error.code, 'no-scheduler');
+  const protoName = table.apply({ op: 'edit-service', key, params: svcParams({ scheduler: 'constructor' }) });
+  assert.equal(protoName.ok ? '' : protoName.error.code, 'no-scheduler');
   const dest = { address: '198.18.1.1', port: 80 };
   mustApply(table, { op: 'add-dest', key, dest, params: destParams() });
   const dup = table.apply({ op: 'add-dest', key, dest, params: destParams() });

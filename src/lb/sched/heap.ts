@@ -3,11 +3,42 @@
  * Lets lc/wlc/sed/nq/fo/ovf answer in O(log n) where IPVS scans its list; the
  * ordering function carries IPVS's tie-break (list order), so the choice is the same.
  */
-export class IndexedHeap<T> {
-  private readonly items: T[] = [];
-  private readonly pos = new Map<T, number>();
+/** Items carry their heap positions in `heapPos[slot]` (-1 = absent): no Map lookups per swap. */
+export interface HeapItem {
+  readonly heapPos: Int32Array;
+}
 
-  constructor(private readonly before: (a: T, b: T) => boolean) {}
+/** Positions stored per item: one slot per heap an item can be in at once. */
+export const HEAP_SLOTS = 2;
+
+class PosView<T extends HeapItem> {
+  constructor(private readonly slot: number) {}
+  get(item: T): number | undefined {
+    const p = item.heapPos[this.slot];
+    return p < 0 ? undefined : p;
+  }
+  has(item: T): boolean {
+    return item.heapPos[this.slot] >= 0;
+  }
+  set(item: T, i: number): void {
+    item.heapPos[this.slot] = i;
+  }
+  delete(item: T): void {
+    item.heapPos[this.slot] = -1;
+  }
+}
+
+export class IndexedHeap<T extends HeapItem> {
+  private readonly items: T[] = [];
+  private readonly pos: PosView<T>;
+
+  /** `slot` (0..HEAP_SLOTS-1) must differ between heaps that hold the same item at once. */
+  constructor(
+    private readonly before: (a: T, b: T) => boolean,
+    slot = 0,
+  ) {
+    this.pos = new PosView<T>(slot);
+  }
 
   get size(): number {
     return this.items.length;
@@ -19,8 +50,8 @@ export class IndexedHeap<T> {
     return this.pos.has(item);
   }
   clear(): void {
+    for (const x of this.items) this.pos.delete(x);
     this.items.length = 0;
-    this.pos.clear();
   }
   /** Inserts, or re-positions an item already present. */
   upsert(item: T): void {

@@ -17,7 +17,7 @@ import { wlcBetter } from './wlc.js';
 export class NeverQueue implements Scheduler {
   readonly name = 'nq';
   private readonly idle = new IndexedHeap<SchedDest>(nearerHead);
-  private readonly bySed = new IndexedHeap<SchedDest>((a, b) => wlcBetter(a, b, sedOverhead));
+  private readonly bySed = new IndexedHeap<SchedDest>((a, b) => wlcBetter(a, b, sedOverhead), 1);
 
   pick(): SchedDest | null {
     return this.idle.peek() ?? this.bySed.peek() ?? null;

@@ -21,6 +21,8 @@ export interface SchedDest {
   readonly activeConns: number;
   readonly inactConns: number;
   readonly overloaded: boolean;
+  /** positions in scheduler heaps (HEAP_SLOTS entries, -1 = absent); scratch owned by the scheduler */
+  readonly heapPos: Int32Array;
 }
 
 export interface SchedService {
