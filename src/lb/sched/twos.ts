@@ -20,8 +20,13 @@ export class TwoChoices implements Scheduler {
 
   pick(svc: SchedService, _client: SchedClient): SchedDest | null {
     let total = 0;
-    for (const d of svc.dests) if (isAvailable(d)) total += d.weight;
-    if (total === 0) return null;
+    let lastEligible: SchedDest | null = null;
+    for (const d of svc.dests) {
+      if (!isAvailable(d)) continue;
+      total += d.weight;
+      lastEligible = d;
+    }
+    if (!lastEligible) return null;
     // +1 so the random weights range over [0, total] inclusive, as the kernel does
     let r1 = Math.floor(this.ctx.random() * (total + 1));
     let r2 = Math.floor(this.ctx.random() * (total + 1));
@@ -35,7 +40,8 @@ export class TwoChoices implements Scheduler {
       if (r2 <= 0 && !c2) c2 = d;
       if (c1 && c2) break;
     }
-    if (!c1) return null;
+    // the kernel starts choice1 at the last eligible dest
+    if (!c1) c1 = lastEligible;
     if (c2 && c2.weight * connOverhead(c1) > c1.weight * connOverhead(c2)) return c2;
     return c1;
   }
