@@ -24,6 +24,7 @@ import {
   type Protocol,
   type ServiceKey,
   type ServiceParams,
+  type TableOp,
 } from './types.js';
 
 export interface RsHealth {
@@ -201,6 +202,41 @@ function destParams(
   };
 }
 
+/**
+ * keepalived's quorum decision (check/ipwrapper.c update_quorum_state): with the quorum
+ * held it is lost when the live weight is 0 or below quorum - hysteresis; without it, it
+ * is gained when the live weight is non-zero and at least quorum + hysteresis. With no
+ * previous state the plain comparison applies.
+ */
+export function quorumHeld(
+  vs: Pick<VirtualServer, 'quorum' | 'hysteresis'>,
+  liveWeight: number,
+  previous?: boolean,
+): boolean {
+  if (previous === undefined) return liveWeight > 0 && liveWeight >= vs.quorum;
+  if (previous) return !(liveWeight === 0 || liveWeight < vs.quorum - vs.hysteresis);
+  return liveWeight > 0 && liveWeight >= vs.quorum + vs.hysteresis;
+}
+
+/** Sum of the effective weights of the live real servers of `vs` under `health`. */
+export function liveWeight(vs: VirtualServer, health: HealthInput = {}): number {
+  const rsHealth = health.realServers?.[virtualServerId(vs)] ?? {};
+  let sum = 0;
+  for (const rs of vs.realServers) {
+    const h = rsHealth[realServerId(rs)];
+    const up = h ? h.up : !(rs.alpha || vs.alpha);
+    if (up) sum += h?.weight ?? rs.weight;
+  }
+  return sum;
+}
+
+/** `lvs_timeouts` from global_defs as a set-timeouts op (0 = keep), or null when unset. */
+export function timeoutsOp(globalDefs: Pick<Config['globalDefs'], 'lvsTimeouts'>): TableOp | null {
+  const t = globalDefs.lvsTimeouts;
+  if (!t || (t.tcp === undefined && t.tcpfin === undefined && t.udp === undefined)) return null;
+  return { op: 'set-timeouts', tcp: t.tcp ?? 0, tcpfin: t.tcpfin ?? 0, udp: t.udp ?? 0 };
+}
+
 /** Computes the desired services and destinations. */
 export function desiredTable(
   config: Pick<Config, 'virtualServers' | 'virtualServerGroups'>,
@@ -219,9 +255,9 @@ export function desiredTable(
       const weight = h?.weight ?? rs.weight;
       return { rs, up, weight };
     });
-    const liveWeight = rsState.reduce((sum, s) => sum + (s.up ? s.weight : 0), 0);
-    const quorumHeld = health.quorum?.[vsId] ?? (liveWeight >= vs.quorum && liveWeight > 0);
-    const useSorry = !quorumHeld && vs.sorryServer !== undefined;
+    const live = rsState.reduce((sum, s) => sum + (s.up ? s.weight : 0), 0);
+    const held = health.quorum?.[vsId] ?? quorumHeld(vs, live);
+    const useSorry = !held && vs.sorryServer !== undefined;
     for (const { key, port } of serviceKeys(vs, config, diags)) {
       const sid = JSON.stringify(key);
       if (seen.has(sid)) {

@@ -341,8 +341,8 @@ export class LbTable implements ForwardingTable {
       for (const d of svc.dests) d.heapPos.fill(-1);
       for (const d of svc.dests) svc.scheduler.destsChanged(svc, { kind: 'add', dest: d });
     } else {
-      // flags may change hashing tables
-      for (const d of svc.dests) svc.scheduler.destsChanged(svc, { kind: 'upd', dest: d });
+      // flags may change hashing tables: one rebuild is enough
+      if (svc.dests.length > 0) svc.scheduler.destsChanged(svc, { kind: 'upd', dest: svc.dests[0] });
     }
     return ok(undefined);
   }

@@ -184,3 +184,48 @@ test('IPv6 services, clients and /64 persistence', () => {
   assert.equal(conns.find((c) => !c.template)!.client.address, '2001:db8:9:9::1');
   table.dispose();
 });
+
+test('re-arming earlier takes effect: ESTABLISHED (900 s) -> CLOSE (10 s)', () => {
+  const { table, clock, key } = tableWith('rr', [1]);
+  const h = table.open(key, client(1))!;
+  h.setState('ESTABLISHED');
+  clock.advance(5000);
+  h.setState('CLOSE');
+  clock.advance(9000);
+  assert.equal(h.alive, true);
+  clock.advance(2000);
+  assert.equal(h.alive, false);
+  table.dispose();
+});
+
+test('estimator arithmetic matches ip_vs_est.c on a single tick', () => {
+  const { table, clock, key } = tableWith('rr', [1]);
+  for (let i = 0; i < 10; i++) table.open(key, client(i))!.countIn(1, 1000);
+  clock.advance(2000);
+  // cps: (10 << 9) / 4 = 1280 -> (1280 + 0x1ff) >> 10 = 1; inbps: (10000 << 4) / 4 = 40000 -> (40000 + 15) >> 5 = 1250
+  const r = table.snapshot().services[0].rates;
+  assert.equal(r.cps, 1);
+  assert.equal(r.inPps, 1);
+  assert.equal(r.inBps, 1250);
+  assert.deepEqual(table.snapshot().services[0].dests[0].rates, r);
+  table.dispose();
+});
+
+test('many connections: counts stay consistent through expiry and closes', () => {
+  const { table, clock, key } = tableWith('wlc', [1, 2, 3]);
+  const handles = Array.from({ length: 3000 }, (_, i) => table.open(key, client(i))!);
+  handles.forEach((h, i) => {
+    if (i % 3 === 0) h.setState('ESTABLISHED');
+    if (i % 5 === 0) h.close();
+  });
+  const sum = () => table.snapshot().services[0].dests.reduce((a, d) => a + d.activeConns + d.inactConns, 0);
+  assert.equal(sum(), table.connectionCount());
+  assert.equal(table.connections().length, table.connectionCount());
+  clock.advance(61_000); // SYN_RECV ones expire
+  assert.equal(sum(), table.connectionCount());
+  assert.equal(table.connectionCount(), handles.filter((_, i) => i % 3 === 0 && i % 5 !== 0).length);
+  clock.advance(900_000);
+  assert.equal(table.connectionCount(), 0);
+  assert.equal(sum(), 0);
+  table.dispose();
+});

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import type { RealServer, VirtualServer, VirtualServerGroup } from '../../src/config/model.js';
-import { desiredTable, type HealthInput, realServerId, virtualServerId } from '../../src/lb/desired.js';
+import {
+  desiredTable,
+  type HealthInput,
+  liveWeight,
+  quorumHeld,
+  realServerId,
+  timeoutsOp,
+  virtualServerId,
+} from '../../src/lb/desired.js';
 import { diffTables, tableStateOf } from '../../src/lb/diff.js';
 import { LbTable } from '../../src/lb/table.js';
 import { FakeClock } from '../../src/util/clock.js';
@@ -258,4 +266,28 @@ test('diff idempotence (property): random desired states converge in one apply',
     ),
     { numRuns: 100 },
   );
+});
+
+test('quorum with hysteresis (update_quorum_state) and live weight', () => {
+  const v = vs({ quorum: 4, hysteresis: 1 });
+  assert.equal(liveWeight(v), 4);
+  assert.equal(liveWeight(v, down(v, '198.18.1.2')), 1);
+  // held: lost only below quorum - hysteresis (3) or at 0
+  assert.equal(quorumHeld(v, 3, true), true);
+  assert.equal(quorumHeld(v, 2, true), false);
+  // not held: gained only at quorum + hysteresis (5)
+  assert.equal(quorumHeld(v, 4, false), false);
+  assert.equal(quorumHeld(v, 5, false), true);
+  assert.equal(quorumHeld({ quorum: 0, hysteresis: 0 }, 0, undefined), false);
+  assert.equal(quorumHeld(v, 4), true);
+});
+
+test('lvs_timeouts become a set-timeouts op', () => {
+  assert.equal(timeoutsOp({}), null);
+  assert.deepEqual(timeoutsOp({ lvsTimeouts: { tcp: 7200, udp: 60 } }), {
+    op: 'set-timeouts',
+    tcp: 7200,
+    tcpfin: 0,
+    udp: 60,
+  });
 });
