@@ -627,6 +627,11 @@ export class LbTable implements ForwardingTable {
   }
 
   /** @internal */
+  isOneShot(slot: number): boolean {
+    return (this.store.flags[slot] & F_OPS) !== 0;
+  }
+
+  /** @internal */
   alive(slot: number, gen: number): boolean {
     return this.store.used(slot) && this.store.gen[slot] === gen;
   }
@@ -821,7 +826,9 @@ export class Handle implements ConnHandle {
   setState(state: ConnState): void {
     if (this.alive) this.table.setConnState(this.slot, state);
   }
+  /** 0 for one-packet (ops) entries: forward the datagram, then close(). */
   idleTimeoutMs(): number {
+    if (this.alive && this.table.isOneShot(this.slot)) return 0;
     return this.table.stateTimeoutMs(this.state ?? 'CLOSE');
   }
   countIn(packets: number, bytes: number): void {

@@ -79,3 +79,44 @@ test('no destination is null and counted', () => {
   assert.equal(table.noServiceCount(), 1);
   table.dispose();
 });
+
+test('applyAll tolerates replays and reports what still fails', () => {
+  const table = new LbTable({ clock: new FakeClock() });
+  const key = tcp('198.18.0.100', 80);
+  const dest = { address: '198.18.1.1', port: 80 };
+  const ops = [
+    { op: 'add-service', key, params: svcParams() },
+    { op: 'add-dest', key, dest, params: destParams({ weight: 2 }) },
+  ] as const;
+  assert.deepEqual(table.applyAll(ops), []);
+  assert.deepEqual(table.applyAll(ops), []);
+  assert.deepEqual(
+    table.applyAll([
+      { op: 'del-dest', key, dest },
+      { op: 'del-dest', key, dest },
+    ]),
+    [],
+  );
+  assert.deepEqual(
+    table.applyAll([
+      { op: 'del-service', key },
+      { op: 'del-service', key },
+    ]),
+    [],
+  );
+  const errors = table.applyAll([{ op: 'edit-service', key, params: svcParams() }]);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].error.code, 'no-service');
+  table.dispose();
+});
+
+test('canonical addresses: IPv6 written differently is the same service', () => {
+  const table = new LbTable({ clock: new FakeClock() });
+  mustApply(table, { op: 'add-service', key: tcp('2001:DB8:0:0::1', 80), params: svcParams() });
+  const dup = table.apply({ op: 'add-service', key: tcp('2001:db8::1', 80), params: svcParams() });
+  assert.equal(dup.ok ? '' : dup.error.code, 'service-exists');
+  assert.equal(table.snapshot().services[0].id, 'tcp:[2001:db8::1]:80');
+  const bad = table.apply({ op: 'add-service', key: tcp('2001:db8::zz', 80), params: svcParams() });
+  assert.equal(bad.ok ? '' : bad.error.code, 'invalid');
+  table.dispose();
+});

@@ -33,7 +33,8 @@ export class SourceHashing implements Scheduler {
     if (!svc.flags.has('sh-fallback')) return null;
     for (let offset = 0; offset < BUCKETS; offset++) {
       const alt = this.buckets[shBucket(client.addrFold, port, (offset + first) % BUCKETS)];
-      if (alt && !unavailable(alt)) return alt;
+      if (!alt) break;
+      if (!unavailable(alt)) return alt;
     }
     return null;
   }
