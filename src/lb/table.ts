@@ -28,6 +28,7 @@ import {
   type Endpoint,
   type ForwardingTable,
   type ForwardMethod,
+  type OpenHint,
   type Protocol,
   type ServiceKey,
   type ServiceParams,
@@ -65,12 +66,6 @@ export interface DroppedConns {
   readonly key: ServiceKey;
   readonly dest: Endpoint;
   readonly conns: readonly ConnSnapshot[];
-}
-
-/** Extra facts a data plane may give when opening a connection (all optional). */
-export interface OpenHint {
-  /** protocol of a fwmark service's connection (default tcp) */
-  readonly protocol?: Protocol;
 }
 
 class Dest implements SchedDest {

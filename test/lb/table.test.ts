@@ -120,3 +120,23 @@ test('canonical addresses: IPv6 written differently is the same service', () => 
   assert.equal(bad.ok ? '' : bad.error.code, 'invalid');
   table.dispose();
 });
+
+test('fwmark services: protocol from the open hint, persistence per client', () => {
+  const table = new LbTable({ clock: new FakeClock() });
+  const key = { kind: 'fwmark', family: 4, fwmark: 7 } as const;
+  mustApply(table, { op: 'add-service', key, params: svcParams({ scheduler: 'rr', persistentTimeout: 30 }) });
+  mustApply(table, { op: 'add-dest', key, dest: { address: '198.18.1.1', port: 0 }, params: destParams() });
+  mustApply(table, { op: 'add-dest', key, dest: { address: '198.18.1.2', port: 0 }, params: destParams() });
+  const a = table.open(key, client(1), { protocol: 'udp' })!;
+  assert.equal(table.open(key, client(1, 999), { protocol: 'tcp' })!.dest.address, a.dest.address);
+  const conns = table.connections().filter((c) => !c.template);
+  assert.deepEqual(
+    conns.map((c) => [c.protocol, c.state]),
+    [
+      ['udp', 'UDP'],
+      ['tcp', 'SYN_RECV'],
+    ],
+  );
+  assert.equal(table.snapshot().services[0].id, 'fwm:7:4');
+  table.dispose();
+});
