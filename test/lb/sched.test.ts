@@ -366,3 +366,36 @@ test('edit-service can switch scheduler; flags alias (flag-1 = sh-fallback)', ()
   assert.equal(table.open(tcp('198.18.0.1', 1), client(1)), null);
   table.dispose();
 });
+
+test('sh/dh bucket choice matches the kernel formulas (computed here with BigInt)', async () => {
+  const { SourceHashing } = await import('../../src/lb/sched/sh.js');
+  const { DestinationHashing } = await import('../../src/lb/sched/dh.js');
+  const { svc, dests } = fakeService([2, 1]);
+  const sh = new SourceHashing();
+  sh.destsChanged(svc);
+  const dh = new DestinationHashing();
+  dh.destsChanged(svc);
+  for (const fold of [0, 1, 0x0a000001, 0xc0a80101, 0xffffffff, 0x12345678]) {
+    for (const port of [0, 80, 65535]) {
+      // ip_vs_sh_hashkey: hash_32(port + addr, 8) = ((port + addr) * 0x61C88647 mod 2^32) >> 24
+      const shBucket = Number(((BigInt((port + fold) >>> 0) * 0x61c88647n) & 0xffffffffn) >> 24n);
+      const expected = shBucket % 3 === 2 ? dests[1] : dests[0]; // weights 2,1: d0 d0 d1 d0 d0 d1 ...
+      const flagged = { ...svc, flags: new Set(['sh-port']) };
+      assert.equal(sh.pick(flagged, { addrFold: fold, port, dstFold: 0 }), expected);
+    }
+    // ip_vs_dh_hashkey: (addr * 2654435761) & 255, buckets round-robin over the list
+    const dhBucket = Number((BigInt(fold) * 2654435761n) & 255n);
+    assert.equal(dh.pick(svc, { addrFold: 0, port: 0, dstFold: fold }), dests[dhBucket % 2]);
+  }
+});
+
+test('mh: large weight ratios are shifted down as the kernel does (rshift)', () => {
+  // weights 1 and 1000: max/gcd = 1000, fls(1000) = 10 > 6 bits -> rshift 4 -> turns 62 and 1
+  const { svc, dests } = fakeService([1, 1000]);
+  const mh = new MaglevHashing();
+  mh.destsChanged(svc);
+  const share = mh.slotShare();
+  const expectedSmall = 4093 / 63;
+  assert.ok(Math.abs(share.get(dests[0])! - expectedSmall) < 3, `small ${share.get(dests[0])}`);
+  assert.equal(share.get(dests[0])! + share.get(dests[1])!, 4093);
+});
