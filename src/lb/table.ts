@@ -821,10 +821,17 @@ export class Handle implements ConnHandle {
   setState(state: ConnState): void {
     if (this.alive) this.table.setConnState(this.slot, state);
   }
-  /** 0 for one-packet (ops) entries: forward the datagram, then close(). */
+  /**
+   * Idle timeout of the entry's state. For one-packet (ops) entries this is still the UDP
+   * timeout (a data plane may keep its reply path that long), though the table drops the
+   * entry itself at its next tick.
+   */
   idleTimeoutMs(): number {
-    if (this.alive && this.table.isOneShot(this.slot)) return 0;
     return this.table.stateTimeoutMs(this.state ?? 'CLOSE');
+  }
+  /** true for one-packet (ops) entries */
+  get oneShot(): boolean {
+    return this.alive && this.table.isOneShot(this.slot);
   }
   countIn(packets: number, bytes: number): void {
     if (this.alive) this.table.countTraffic(this.slot, true, packets, bytes);
