@@ -79,9 +79,12 @@ export function virtualServerId(vs: VirtualServer): string {
   }
 }
 
-/** Stable id of a real server within its virtual server (as configured: port 0 stays 0). */
+/**
+ * Stable id of a real server within its virtual server, as configured (address text as the
+ * config model holds it, port 0 stays 0). check/format.ts rsConfiguredIdOf builds the same.
+ */
 export function realServerId(rs: Pick<RealServer, 'address' | 'port' | 'family'>): string {
-  return destId({ address: canonicalAddress(rs.address, rs.family) ?? rs.address, port: rs.port }, rs.family);
+  return destId({ address: rs.address, port: rs.port }, rs.family);
 }
 
 /** `persistence_granularity`: IPv4 netmask or IPv6 prefix length, as a prefix length. */
