@@ -258,6 +258,7 @@ test('diff idempotence (property): random desired states converge in one apply',
             ),
             virtualServerGroups: [],
           });
+          assert.deepEqual(diffTables(d, d), [], 'diff(x, x) = []');
           assert.deepEqual(table.applyAll(diffTables(tableStateOf(table.snapshot()), d)), []);
           assert.deepEqual(diffTables(tableStateOf(table.snapshot()), d), []);
         }
