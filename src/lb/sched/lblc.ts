@@ -1,64 +1,67 @@
 /**
- * lblc / lblcr: locality-based least connection (ip_vs_lblc.c, ip_vs_lblcr.c), keyed by the
- * destination (virtual) address the client asked for. lblc keeps one server per key and reuses
- * it unless it is unavailable or "overloaded" (more active connections than its weight while some
- * other server has less than half its weight in use); lblcr keeps a set per key and grows it
- * with the wlc choice when every member is overloaded. Cached entries are dropped when their
- * server leaves; the kernel's idle garbage collection is replaced by that (keys map 1:1 to VIPs).
+ * lblc: locality-based least connection (ip_vs_lblc.c). A cache maps a destination
+ * (virtual) address to a server; the cached server is reused unless it is gone, has
+ * weight 0, or is "overloaded" in lblc's sense (ActiveConn > weight while some server
+ * has ActiveConn*2 < weight); otherwise wlc picks and the cache is updated. Entries idle
+ * longer than the expiration (24 h, sysctl lblc_expiration) are dropped.
  */
-import { eligible, overhead, type SchedDest, type Scheduler } from './scheduler.js';
+import type { DestChange, SchedClient, SchedContext, SchedDest, SchedService, Scheduler } from './types.js';
+import { WeightedLeastConnection } from './wlc.js';
 
-function wlc(ds: readonly SchedDest[]): SchedDest | null {
-  let best: SchedDest | null = null;
-  for (const d of ds)
-    if (eligible(d) && (best === null || overhead(d) * best.weight < overhead(best) * d.weight)) best = d;
-  return best;
+export const LBLC_EXPIRATION_MS = 24 * 60 * 60 * 1000;
+const GC_INTERVAL_MS = 60 * 1000;
+
+/** lblc/lblcr's overload test: busy beyond its weight while a half-idle server exists. */
+export function lblcOverloaded(dest: SchedDest, svc: SchedService): boolean {
+  if (dest.activeConns > dest.weight) {
+    for (const d of svc.dests) if (d.activeConns * 2 < d.weight) return true;
+  }
+  return false;
 }
 
-function overloaded(d: SchedDest, all: readonly SchedDest[]): boolean {
-  if (d.activeConns <= d.weight) return false;
-  return all.some((o) => o !== d && eligible(o) && o.activeConns * 2 < o.weight);
+interface CacheEntry {
+  dest: SchedDest;
+  lastUse: number;
 }
 
-export function createLblc(): Scheduler {
-  const cache = new Map<string, SchedDest>();
-  return {
-    name: 'lblc',
-    update(dests) {
-      for (const [k, d] of cache) if (!dests.includes(d)) cache.delete(k);
-    },
-    pick(ds, input) {
-      const key = input.vip.address;
-      const cached = cache.get(key);
-      if (cached && eligible(cached) && !overloaded(cached, ds)) return cached;
-      const d = wlc(ds);
-      if (d) cache.set(key, d);
-      return d;
-    },
-  };
+export class LocalityLeastConnection implements Scheduler {
+  readonly name = 'lblc';
+  private readonly cache = new Map<number, CacheEntry>();
+  private readonly wlc = new WeightedLeastConnection();
+  private lastGc = 0;
+
+  constructor(
+    private readonly ctx: SchedContext,
+    private readonly expirationMs = LBLC_EXPIRATION_MS,
+  ) {}
+
+  pick(svc: SchedService, client: SchedClient): SchedDest | null {
+    const now = this.ctx.now();
+    this.gc(now);
+    const en = this.cache.get(client.dstFold);
+    if (en) {
+      en.lastUse = now;
+      if (en.dest.weight > 0 && !lblcOverloaded(en.dest, svc)) return en.dest;
+    }
+    const d = this.wlc.pick(svc, client);
+    if (!d) return null;
+    if (en) en.dest = d;
+    else this.cache.set(client.dstFold, { dest: d, lastUse: now });
+    return d;
+  }
+  destsChanged(svc: SchedService, change: DestChange): void {
+    this.wlc.destsChanged(svc, change);
+    if (change.kind === 'del') for (const [k, e] of this.cache) if (e.dest === change.dest) this.cache.delete(k);
+  }
+  loadChanged(svc: SchedService, dest: SchedDest): void {
+    this.wlc.loadChanged(svc, dest);
+  }
+  private gc(now: number): void {
+    if (now - this.lastGc < GC_INTERVAL_MS) return;
+    this.lastGc = now;
+    for (const [k, e] of this.cache) if (now - e.lastUse > this.expirationMs) this.cache.delete(k);
+  }
 }
 
-export function createLblcr(): Scheduler {
-  const sets = new Map<string, SchedDest[]>();
-  return {
-    name: 'lblcr',
-    update(dests) {
-      for (const [k, s] of sets)
-        sets.set(
-          k,
-          s.filter((d) => dests.includes(d)),
-        );
-    },
-    pick(ds, input) {
-      const key = input.vip.address;
-      const set = sets.get(key) ?? [];
-      const member = wlc(set);
-      if (member && !overloaded(member, ds)) return member;
-      const d = wlc(ds);
-      if (!d) return member;
-      if (!set.includes(d)) set.push(d);
-      sets.set(key, set);
-      return d;
-    },
-  };
-}
+export const createLocalityLeastConnection = (ctx: SchedContext): LocalityLeastConnection =>
+  new LocalityLeastConnection(ctx);

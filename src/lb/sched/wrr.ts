@@ -1,46 +1,71 @@
 /**
- * wrr: interleaved weighted round robin (ip_vs_wrr.c). The current weight `cw` starts at the
- * maximum weight and steps down by the gcd of all weights on each pass; a destination is picked
- * when its weight >= cw. Over one full cycle each destination is picked weight/gcd times.
+ * wrr: interleaved weighted round robin (ip_vs_wrr.c). The current weight `cw` starts at
+ * the maximum weight (less gcd-1) and steps down by the gcd each pass over the list; a
+ * destination is picked when its weight >= cw and it is not OVERLOADed.
  */
-import { gcd, type Scheduler } from './scheduler.js';
+import { type DestChange, gcd, type SchedDest, type SchedService, type Scheduler } from './types.js';
 
-export function createWrr(): Scheduler {
-  let index = -1;
-  let cw = 0;
-  let maxWeight = 0;
-  let step = 1;
-  return {
-    name: 'wrr',
-    update(dests) {
-      maxWeight = 0;
-      let g = 0;
-      for (const d of dests) {
-        if (d.weight > 0) {
-          maxWeight = Math.max(maxWeight, d.weight);
-          g = gcd(g, d.weight);
+export class WeightedRoundRobin implements Scheduler {
+  readonly name = 'wrr';
+  /** index of the current list entry; -1 = head */
+  private cl = -1;
+  private cw = 0;
+  private mw = 0;
+  private di = 1;
+
+  private recompute(svc: SchedService): void {
+    let g = 0;
+    let max = 0;
+    for (const d of svc.dests) {
+      if (d.weight > 0) g = g > 0 ? gcd(d.weight, g) : d.weight;
+      if (d.weight > max) max = d.weight;
+    }
+    this.di = g || 1;
+    this.mw = max - (this.di - 1);
+  }
+
+  pick(svc: SchedService): SchedDest | null {
+    if (this.mw <= 0) return null;
+    const n = svc.dests.length;
+    const last = this.cl;
+    let stop = -2;
+    let lastPass = false;
+    let restarted = false;
+    let i = this.cl;
+    for (;;) {
+      for (i = i + 1; i < n; i++) {
+        const d = svc.dests[i];
+        if (!d.overloaded && d.weight >= this.cw) {
+          this.cl = i;
+          return d;
+        }
+        if (i === stop) {
+          this.cl = i;
+          return null; // all destinations are overloaded
         }
       }
-      step = g || 1;
-      // IPVS restarts the cycle when weights change
-      index = -1;
-      cw = 0;
-    },
-    pick(dests) {
-      const n = dests.length;
-      if (n === 0 || maxWeight === 0) return null;
-      // at most one full cycle: n positions x (maxWeight/step) weight levels
-      const limit = n * (Math.floor(maxWeight / step) + 1);
-      for (let k = 0; k < limit; k++) {
-        index = (index + 1) % n;
-        if (index === 0) {
-          cw -= step;
-          if (cw <= 0) cw = maxWeight;
+      i = -1;
+      this.cw -= this.di;
+      if (this.cw <= 0) {
+        this.cw = this.mw;
+        if (lastPass || last === -1) {
+          this.cl = -1;
+          return null;
         }
-        const d = dests[index];
-        if (d.available && !d.overloaded && d.weight >= cw && d.weight > 0) return d;
+        restarted = true;
       }
-      return null;
-    },
-  };
+      lastPass = this.cw <= this.di;
+      if (lastPass && restarted && last !== -1) stop = last;
+    }
+  }
+
+  destsChanged(svc: SchedService, _change: DestChange): void {
+    this.cl = -1;
+    this.recompute(svc);
+    if (this.cw > this.mw || this.cw === 0) this.cw = this.mw;
+    else if (this.di > 1) this.cw = Math.floor(this.cw / this.di) * this.di + 1;
+  }
+  loadChanged(): void {}
 }
+
+export const createWeightedRoundRobin = (): WeightedRoundRobin => new WeightedRoundRobin();
