@@ -9,7 +9,7 @@ import type { Clock } from '../util/clock.js';
 import type { EventSink, KeepvsEvent } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
 import type { ProcessRunner } from '../util/ports.js';
-import { fmtTrio, rsPort } from './format.js';
+import { fmtTrio, rsPort, vsIdOf } from './format.js';
 import { createChecker } from './index.js';
 import { HealthPolicy, type PolicySnapshot } from './policy.js';
 import { CheckScheduler, type SchedulerStats } from './runner.js';
@@ -78,6 +78,24 @@ export class CheckManager {
     this.ports = { dialer: opts.dialer, runner: opts.runner, files: opts.files ?? NO_FILES };
     this.scheduler = new CheckScheduler(opts.clock);
     this.policy = new HealthPolicy(this.config, this.hooks());
+    this.warnUnsupported(this.config);
+  }
+
+  /** Settings keepvs accepts but does not act on are said out loud, never silently ignored. */
+  private warnUnsupported(config: Config): void {
+    for (const vs of config.virtualServers) {
+      if (vs.haSuspend) this.log.log('warning', `ha_suspend is not supported; checks of VS ${vsIdOf(vs)} always run`);
+      for (const rs of vs.realServers)
+        for (const c of rs.checkers) {
+          const at = `${c.loc.file}:${c.loc.line}`;
+          if ('bindIf' in c && c.bindIf !== undefined)
+            this.log.log('warning', `${at}: ${c.type} bind_if is not supported`);
+          if ('fwmark' in c && c.fwmark !== undefined)
+            this.log.log('warning', `${at}: ${c.type} fwmark is not supported`);
+          if ((c.type === 'HTTP_GET' || c.type === 'SSL_GET') && c.fastRecovery)
+            this.log.log('warning', `${at}: ${c.type} fast_recovery is not supported`);
+        }
+    }
   }
 
   start(): void {
@@ -102,6 +120,7 @@ export class CheckManager {
     this.scheduler.stop();
     this.config = config;
     this.policy = new HealthPolicy(config, this.hooks(), this.policy);
+    this.warnUnsupported(config);
     this.dirty = true;
     if (this.running) this.schedule();
     this.flush();

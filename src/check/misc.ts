@@ -1,7 +1,7 @@
 /**
  * MISC_CHECK (keepalived check_misc.c): runs `misc_path` by argv (never a shell) as `user`,
  * killed with its process group after `misc_timeout`. Exit 0 = up, else down; with
- * `misc_dynamic`: 0 = up at the configured weight, 1 = down, 2..255 = up with weight (code - 2).
+ * `misc_dynamic`: 0 = up (weight unchanged, as keepalived's legacy case), 1 = down, 2..255 = up with weight (code - 2).
  */
 import type { MiscCheck } from '../config/model.js';
 import { fmtTrio } from './format.js';
@@ -26,7 +26,7 @@ export function createMiscCheck(cfg: MiscCheck, ports: CheckPorts): Checker {
         return { up: false, reason: `Misc check to ${where} for [${cmd}] killed by signal ${r.signal}` };
       const code = r.exitCode;
       if (cfg.miscDynamic) {
-        if (code === 0) return { up: true, reason: `Misc check to ${where} for [${cmd}] success.`, weight: t.weight };
+        if (code === 0) return { up: true, reason: `Misc check to ${where} for [${cmd}] succeeded.` };
         if (code === 1) return { up: false, reason: `Misc check to ${where} for [${cmd}] failed.` };
         return {
           up: true,

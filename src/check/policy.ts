@@ -185,7 +185,10 @@ export class HealthPolicy {
     if (c.retryIt < cfg.retry) {
       c.retryIt++;
       if (c.isUp || cfg.logAllFailures)
-        this.log.log('info', `${result.reason}, retry ${c.retryIt} of ${cfg.retry} in ${cfg.delayBeforeRetry}s`);
+        this.log.log(
+          cfg.logAllFailures ? 'info' : 'debug',
+          `${result.reason} Retry ${c.retryIt} of ${cfg.retry} in ${cfg.delayBeforeRetry}s.`,
+        );
       return cfg.delayBeforeRetry;
     }
     if (c.isUp || cfg.logAllFailures) {
