@@ -244,3 +244,24 @@ describe('SSL_GET', () => {
     assert.equal((await runHttp(plain, cfg, 1000)).up, false);
   });
 });
+
+describe('IPv6', () => {
+  it('TCP_CHECK and HTTP_GET reach ::1', async (t) => {
+    const srv = rawServer((s) => s.end('HTTP/1.0 200 OK\r\n\r\n'));
+    servers.push(srv);
+    let port: number;
+    try {
+      port = await listen(srv, '::1');
+    } catch {
+      t.skip('no IPv6 loopback');
+      return;
+    }
+    const cfg = httpCheck();
+    const rs = realServer(port, [cfg], { address: '::1', family: 6 });
+    const tgt = targetOf(virtualServer([rs]), rs, cfg);
+    const r = await createHttpCheck(cfg, ports).run(tgt, AbortSignal.timeout(2000));
+    assert.equal(r.up, true, r.reason);
+    const r2 = await createTcpCheck(tcpCheck(), ports).run(tgt, AbortSignal.timeout(2000));
+    assert.match(r2.reason, /\[::1\]:tcp:\d+ success/);
+  });
+});

@@ -1,0 +1,113 @@
+/** Stream parsers (HTTP, SMTP) fed the same bytes re-split at random offsets must give the same verdict. */
+import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { createHttpCheck } from '../../src/check/http.js';
+import { targetOf } from '../../src/check/manager.js';
+import { createSmtpCheck } from '../../src/check/smtp.js';
+import type { CheckPorts, Dialer } from '../../src/check/types.js';
+import type { Checker, SmtpCheck } from '../../src/config/model.js';
+import { httpCheck, loc, realServer, timing, virtualServer } from './fixtures.js';
+import { md5 } from './servers.js';
+
+/**
+ * A Dialer whose connection replays `chunks` after the first write (a server answering a request),
+ * or, with `greeting`, pushes those chunks at once and the `afterWrite` chunk on the first write.
+ */
+function replayDialer(chunks: Buffer[], afterWrite?: Buffer): Dialer {
+  return {
+    connectTcp: async () => {
+      let sent = false;
+      const d = new Duplex({
+        read() {},
+        write(_c, _e, cb) {
+          if (!sent) {
+            sent = true;
+            setImmediate(() => {
+              if (afterWrite) d.push(afterWrite);
+              else {
+                for (const c of chunks) d.push(c);
+                d.push(null);
+              }
+            });
+          }
+          cb();
+        },
+      });
+      if (afterWrite)
+        chunks.forEach((c, i) => {
+          setTimeout(() => d.push(c), i);
+        });
+      return d;
+    },
+    udpExchange: async () => ({ kind: 'silence' }),
+    dnsQuery: async () => ({ ok: false, code: 'X' }),
+    ping: async () => false,
+  };
+}
+
+function split(bytes: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const p of [...points, bytes.length]) {
+    if (p > prev) out.push(bytes.subarray(prev, p));
+    prev = p;
+  }
+  return out;
+}
+
+async function verdict(cfg: Checker, dialer: Dialer) {
+  const ports: CheckPorts = {
+    dialer,
+    runner: { run: async () => ({ exitCode: 0, signal: null, timedOut: false, stdout: '' }) },
+    files: { readText: async () => undefined },
+  };
+  const rs = realServer(80, [cfg]);
+  const vs = virtualServer([rs]);
+  const check = cfg.type === 'SMTP_CHECK' ? createSmtpCheck(cfg, ports) : createHttpCheck(cfg as never, ports);
+  return check.run(targetOf(vs, rs, cfg), AbortSignal.timeout(2000));
+}
+
+describe('re-split stream input', () => {
+  const body = 'hello keepvs\n';
+  const cases: [string, string, boolean][] = [
+    ['content-length', `HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n${body}`, true],
+    [
+      'chunked',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n7;x=1\r\nkeepvs\n\r\n0\r\n\r\n',
+      true,
+    ],
+    ['close-delimited', `HTTP/1.0 200 OK\r\n\r\n${body}`, true],
+    ['wrong body', 'HTTP/1.0 200 OK\r\n\r\nhello other\n', false],
+    ['bad chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n', false],
+  ];
+  for (const [name, text, expected] of cases) {
+    it(`HTTP ${name}: same verdict at any split`, async () => {
+      const bytes = Buffer.from(text, 'latin1');
+      const cfg = httpCheck({
+        urls: [{ path: '/', statusCodes: [[200, 299]], digest: md5(body), regexNoMatch: false, loc }],
+      });
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.nat(), { maxLength: 8 }), async (cuts) => {
+          const r = await verdict(cfg, replayDialer(split(bytes, cuts)));
+          assert.equal(r.up, expected, `${r.reason} cuts=${cuts}`);
+        }),
+        { numRuns: 60 },
+      );
+    });
+  }
+
+  it('SMTP multi-line banner: same verdict at any split', async () => {
+    const smtp: SmtpCheck = { type: 'SMTP_CHECK', loc, alpha: false, logAllFailures: false, ...timing, heloName: 'h' };
+    const banner = Buffer.from('220-mx.example ESMTP\r\n220-more\r\n220 ready\r\n');
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.nat(), { maxLength: 6 }), async (cuts) => {
+        const r = await verdict(smtp, replayDialer(split(banner, cuts), Buffer.from('250 hi\r\n')));
+        assert.equal(r.up, true, r.reason);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
