@@ -14,16 +14,18 @@ const MAX_HEADER_BYTES = 64 * 1024;
 /** bytes of the previous chunk kept so a regex can match across chunk boundaries */
 const REGEX_WINDOW = 4096;
 
-/** The request line and headers keepalived's http_request() writes for each protocol variant. */
+/**
+ * The request keepalived's http_request_thread writes (check_http.c request_template):
+ * `Connection: close` for 1.0C and 1.1, before `Host:`; Host is the virtualhost (url, checker,
+ * real server, virtual server, in that order) or `addr:port` (`[addr]:port` for IPv6).
+ */
 export function buildRequest(cfg: HttpCheck, url: HttpUrl, t: CheckTarget): string {
   const vhost = url.virtualhost ?? cfg.virtualhost ?? t.rs.virtualhost ?? t.vs.virtualhost;
-  const defaultPort = cfg.type === 'SSL_GET' ? 443 : 80;
   const addr = t.family === 6 ? `[${t.address}]` : t.address;
-  const host = vhost ?? (t.port === defaultPort ? addr : `${addr}:${t.port}`);
+  const host = vhost ?? `${addr}:${t.port}`;
   const version = cfg.httpProtocol === '1.1' ? '1.1' : '1.0';
-  let req = `GET ${url.path} HTTP/${version}\r\nUser-Agent: KeepAliveClient\r\nHost: ${host}\r\n`;
-  if (cfg.httpProtocol !== '1.0') req += 'Connection: close\r\n';
-  return `${req}\r\n`;
+  const connection = cfg.httpProtocol === '1.0' ? '' : 'Connection: close\r\n';
+  return `GET ${url.path} HTTP/${version}\r\nUser-Agent: KeepAliveClient\r\n${connection}Host: ${host}\r\n\r\n`;
 }
 
 interface ParsedHead {
@@ -49,13 +51,17 @@ export function parseHead(text: string): ParsedHead | undefined {
   return { status: Number(m[1]), contentLength, chunked };
 }
 
-/** Incremental chunked-transfer decoder (RFC 9112 §7.1); returns true once the last chunk is seen. */
+/**
+ * Incremental chunked-transfer framing reader (RFC 9112 §7.1): only tells when the last chunk
+ * has been seen. The digest covers the raw body bytes, framing included, as keepalived and its
+ * genhash compute it, so existing digests keep matching.
+ */
 class ChunkDecoder {
   private buf: Buffer = Buffer.alloc(0);
-  private remaining = -1; // -1: expecting a size line; -2: expecting CRLF after data
+  private remaining = -1; // -1: size line; -2: CRLF after data; -3: trailer; >0: data left
   done = false;
   bad = false;
-  constructor(private readonly sink: (b: Buffer) => void) {}
+  constructor(private readonly sink: (b: Buffer) => void = () => {}) {}
   push(chunk: Buffer): boolean {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     for (;;) {
@@ -72,11 +78,16 @@ class ChunkDecoder {
           return true;
         }
         this.buf = this.buf.subarray(nl + 2);
-        if (size === 0) {
+        this.remaining = size === 0 ? -3 : size;
+      } else if (this.remaining === -3) {
+        // trailer section, ended by an empty line
+        const nl = this.buf.indexOf('\r\n');
+        if (nl < 0) return false;
+        this.buf = this.buf.subarray(nl + 2);
+        if (nl === 0) {
           this.done = true;
           return true;
         }
-        this.remaining = size;
       } else if (this.remaining === -2) {
         if (this.buf.length < 2) return false;
         this.buf = this.buf.subarray(2);
@@ -142,7 +153,7 @@ async function checkUrl(
         tail = text.slice(-REGEX_WINDOW);
       }
     };
-    const chunks = new ChunkDecoder(onBody);
+    const chunks = new ChunkDecoder();
     const outcome = await readUntil(sock, signal, (chunk) => {
       if (!parsed) {
         head = Buffer.concat([head, chunk]);
@@ -161,7 +172,10 @@ async function checkUrl(
         chunk = head.subarray(end + 4);
         head = Buffer.alloc(0);
       }
-      if (parsed.chunked) return chunks.push(chunk);
+      if (parsed.chunked) {
+        onBody(chunk);
+        return chunks.push(chunk);
+      }
       if (parsed.contentLength !== undefined) {
         const left = parsed.contentLength - bodyBytes;
         if (chunk.length >= left) {
@@ -193,8 +207,9 @@ async function checkUrl(
         return { up: false, reason: `MD5 digest error to ${where} url(${url.path}), MD5SUM [${sum}].` };
     }
     if (regex && regexHit === url.regexNoMatch)
-      return { up: false, reason: `Regex ${url.regexNoMatch ? '' : 'no '}match failure to ${where} url(${url.path}).` };
-    return { up: true, reason: `HTTP status code success to ${where} url(${index + 1}).` };
+      return { up: false, reason: `Regex match failed ${where} url(${url.path}).` };
+    const what = regex ? 'Regex match' : md5 ? 'MD5 digest' : 'HTTP status code';
+    return { up: true, reason: `${what} success to ${where} url(${url.path}).` };
   } finally {
     sock.destroy();
   }
