@@ -1,4 +1,4 @@
-/** SMTP_CHECK (keepalived check_smtp.c): banner 220, `HELO helo_name` answered 250, then QUIT (RFC 5321 §4.1). */
+/** SMTP_CHECK (keepalived check_smtp.c): banner 220, `HELO helo_name` answered 250, QUIT answered (RFC 5321 §4.1). */
 import type { SmtpCheck } from '../config/model.js';
 import { fmtTrio } from './format.js';
 import { readUntil } from './stream-io.js';
@@ -67,13 +67,16 @@ export function createSmtpCheck(cfg: SmtpCheck, ports: CheckPorts): Checker {
         const pending = { buf: '' };
         const banner = await readReply(sock, signal, pending);
         if (banner !== 220)
-          return { up: false, reason: `SMTP banner from ${where} was ${banner ?? 'invalid'}, expected 220.` };
+          return { up: false, reason: `Bad greeting banner from server ${where} (${banner ?? 'unreadable'}).` };
         sock.write(`HELO ${cfg.heloName}\r\n`);
         const helo = await readReply(sock, signal, pending);
         if (helo !== 250)
-          return { up: false, reason: `SMTP HELO to ${where} answered ${helo ?? 'invalid'}, expected 250.` };
+          return { up: false, reason: `Bad HELO response from server ${where} (${helo ?? 'unreadable'}).` };
         sock.write('QUIT\r\n');
-        return { up: true, reason: `SMTP connection to ${where} success.` };
+        // check_smtp.c waits for the QUIT reply (any code) before declaring success
+        const quit = await readReply(sock, signal, pending);
+        if (quit === undefined) return { up: false, reason: `No QUIT response from server ${where}.` };
+        return { up: true, reason: `Remote SMTP server ${where} succeed on service.` };
       } finally {
         sock.end();
         sock.destroy();

@@ -89,7 +89,7 @@ describe('MISC_CHECK', () => {
 
 describe('SMTP_CHECK', () => {
   const smtp: SmtpCheck = { type: 'SMTP_CHECK', ...base, heloName: 'keepvs.test' };
-  async function smtpServer(banner: string, heloReply = '250 ok\r\n') {
+  async function smtpServer(banner: string, heloReply = '250 ok\r\n', quitReply = '221 bye\r\n') {
     const lines: string[] = [];
     const srv = rawServer((s) => {
       s.write(banner);
@@ -101,7 +101,7 @@ describe('SMTP_CHECK', () => {
           buf = buf.slice(buf.indexOf('\r\n') + 2);
           lines.push(line);
           if (line.startsWith('HELO')) s.write(heloReply);
-          if (line === 'QUIT') s.end('221 bye\r\n');
+          if (line === 'QUIT' && quitReply) s.end(quitReply);
         }
       });
     }, false);
@@ -120,6 +120,7 @@ describe('SMTP_CHECK', () => {
     assert.equal((await run(smtp, (await smtpServer('220 ok\r\n', '500 no\r\n')).port)).up, false);
     assert.equal((await run(smtp, (await smtpServer('HTTP/1.0 200 OK\r\n')).port)).up, false);
     assert.equal((await run(smtp, (await smtpServer('')).port, 300)).up, false);
+    assert.equal((await run(smtp, (await smtpServer('220 ok\r\n', '250 ok\r\n', '')).port, 300)).up, false);
     assert.equal((await run(smtp, await deadPort())).up, false);
   });
 });

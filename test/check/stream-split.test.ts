@@ -13,29 +13,28 @@ import { md5 } from './servers.js';
 
 /**
  * A Dialer whose connection replays `chunks` after the first write (a server answering a request),
- * or, with `greeting`, pushes those chunks at once and the `afterWrite` chunk on the first write.
+ * or, with `answers`, pushes `chunks` at once (a greeting) and answers[n] on the n-th write.
  */
-function replayDialer(chunks: Buffer[], afterWrite?: Buffer): Dialer {
+function replayDialer(chunks: Buffer[], answers?: Buffer[]): Dialer {
   return {
     connectTcp: async () => {
-      let sent = false;
+      let writes = 0;
       const d = new Duplex({
         read() {},
         write(_c, _e, cb) {
-          if (!sent) {
-            sent = true;
-            setImmediate(() => {
-              if (afterWrite) d.push(afterWrite);
-              else {
-                for (const c of chunks) d.push(c);
-                d.push(null);
-              }
-            });
-          }
+          const n = writes++;
+          setImmediate(() => {
+            if (answers) {
+              if (answers[n]) d.push(answers[n]);
+            } else if (n === 0) {
+              for (const c of chunks) d.push(c);
+              d.push(null);
+            }
+          });
           cb();
         },
       });
-      if (afterWrite)
+      if (answers)
         chunks.forEach((c, i) => {
           setTimeout(() => d.push(c), i);
         });
@@ -101,7 +100,10 @@ describe('re-split stream input', () => {
     const banner = Buffer.from('220-mx.example ESMTP\r\n220-more\r\n220 ready\r\n');
     await fc.assert(
       fc.asyncProperty(fc.array(fc.nat(), { maxLength: 6 }), async (cuts) => {
-        const r = await verdict(smtp, replayDialer(split(banner, cuts), Buffer.from('250 hi\r\n')));
+        const r = await verdict(
+          smtp,
+          replayDialer(split(banner, cuts), [Buffer.from('250 hi\r\n'), Buffer.from('221 bye\r\n')]),
+        );
         assert.equal(r.up, true, r.reason);
       }),
       { numRuns: 60 },
