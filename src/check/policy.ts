@@ -12,6 +12,13 @@ import type { CheckResult, DestHealth, HealthView, ServiceHealth } from './types
 
 /** IPVS_WEIGHT_MAX-ish bound of a programmed weight (keepalived real_weight clamps to 0..65535). */
 const WEIGHT_MAX = 65535;
+/**
+ * Checkers whose epilog keeps cycling through retries (delay_before_retry) even while down
+ * (check_tcp.c tcp_epilog); the others (check_udp.c, check_misc.c, check_http.c) retry only
+ * while up.
+ */
+const RETRY_WHILE_DOWN: ReadonlySet<CheckerConfig['type']> = new Set(['TCP_CHECK']);
+
 export const realWeight = (w: number): number => Math.max(0, Math.min(WEIGHT_MAX, Math.trunc(w)));
 
 export interface PolicyHooks {
@@ -181,6 +188,15 @@ export class HealthPolicy {
       c.retryIt = 0;
       this.updateCheckerState(vs, rs, c, true);
       return cfg.delayLoop;
+    }
+    if (!c.isUp && c.hasRun && !RETRY_WHILE_DOWN.has(cfg.type)) {
+      // udp/misc/http epilogs retry only while the checker is up: a down one waits delay_loop
+      c.retryIt = 0;
+      if (cfg.logAllFailures) this.log.log('info', result.reason);
+      // check_http.c epilog: a known-failed url is re-checked after max(delay_before_retry, delay_loop)
+      return cfg.type === 'HTTP_GET' || cfg.type === 'SSL_GET'
+        ? Math.max(cfg.delayBeforeRetry, cfg.delayLoop)
+        : cfg.delayLoop;
     }
     if (c.retryIt < cfg.retry) {
       c.retryIt++;

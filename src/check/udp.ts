@@ -26,8 +26,9 @@ export function parsePattern(hex: string): { value: number[]; wild: boolean[] } 
 
 export function matchesReply(reply: Uint8Array, pattern: string): boolean {
   const p = parsePattern(pattern);
-  if (reply.length * 2 < p.value.length) return false;
-  for (let i = 0; i < p.value.length; i++) {
+  // check_udp.c check_udp_reply compares only the shorter of reply and pattern
+  const nibbles = Math.min(p.value.length, reply.length * 2);
+  for (let i = 0; i < nibbles; i++) {
     if (p.wild[i]) continue;
     const byte = reply[i >> 1];
     const nib = i % 2 === 0 ? byte >> 4 : byte & 0xf;

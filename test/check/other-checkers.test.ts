@@ -193,7 +193,9 @@ describe('UDP_CHECK', () => {
     assert.equal((await run(udp({ requireReply: 'dead' }), port)).up, false);
     assert.equal((await run(udp({ requireReply: 'beef', maxReplyLength: 3 }), port)).up, false);
     assert.equal((await run(udp({ requireReply: 'beef', minReplyLength: 5 }), port)).up, false);
-    assert.equal(matchesReply(Buffer.from([0xab]), 'abcd'), false);
+    // as check_udp_reply: only the shorter of reply and pattern is compared
+    assert.equal(matchesReply(Buffer.from([0xab]), 'abcd'), true);
+    assert.equal(matchesReply(Buffer.from([0xac]), 'abcd'), false);
   });
   it('fails on ICMP port unreachable; without require_reply silence is up', async () => {
     const r = await run(udp(), await deadPort());

@@ -8,7 +8,7 @@ import { FakeClock } from '../../src/util/clock.js';
 import { EventBus } from '../../src/util/events.js';
 import { MemoryLogger } from '../../src/util/logger.js';
 import type { ProcessRunner, RunOptions } from '../../src/util/ports.js';
-import { config, loc, realServer, tcpCheck, virtualServer } from './fixtures.js';
+import { config, httpCheck, loc, realServer, tcpCheck, virtualServer } from './fixtures.js';
 
 const VS = 'tcp:198.18.0.100:80';
 const script = (name: string): ScriptSpec => ({ command: name, argv: [name], loc });
@@ -53,6 +53,19 @@ describe('HealthPolicy (pure)', () => {
     assert.match(logger.text(), /Adding service \[127\.0\.0\.1\]:tcp:1 to VS/);
     assert.match(logger.text(), /Gained quorum 1\+0=1 <= 1/);
     assert.deepEqual(notified, ['down.sh', 'up.sh']);
+  });
+
+  it('retries while up only, except TCP_CHECK which keeps cycling retries (tcp_epilog)', () => {
+    const { h } = hooks();
+    const tcp = tcpCheck({ retry: 1, delayBeforeRetry: 2, delayLoop: 5 });
+    const http = { ...httpCheck(), retry: 1, delayBeforeRetry: 7, delayLoop: 5 };
+    const p = new HealthPolicy(config([virtualServer([realServer(1, [tcp]), realServer(2, [http])])]), h);
+    const [kt, kh] = p.checkerKeys();
+    assert.deepEqual([p.report(kt, down), p.report(kt, down)], [2, 5]);
+    assert.deepEqual([p.report(kh, down), p.report(kh, down)], [7, 5]);
+    // both are down now
+    assert.deepEqual([p.report(kt, down), p.report(kt, down)], [2, 5]);
+    assert.deepEqual([p.report(kh, down), p.report(kh, down)], [7, 7]);
   });
 
   it('alpha starts the server down until a check passes', () => {
