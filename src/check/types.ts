@@ -54,7 +54,9 @@ export interface UdpExchangeOptions {
   readonly localAddress?: string;
   readonly localPort?: number;
   readonly payload: Uint8Array;
-  /** wait for a reply datagram (else success = no ICMP error before the signal aborts) */
+  /** replies for which this returns false are ignored and the wait goes on (e.g. a DNS id mismatch) */
+  readonly accept?: (reply: Uint8Array) => boolean;
+  /** ends the wait for a reply or an ICMP error (the result is then `silence`) */
   readonly signal: AbortSignal;
 }
 
@@ -65,26 +67,11 @@ export type UdpExchangeResult =
   /** the signal aborted before any reply or error */
   | { readonly kind: 'silence' };
 
-export interface DnsQueryOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly family: Family;
-  readonly localAddress?: string;
-  readonly name: string;
-  readonly type: 'A' | 'NS' | 'CNAME' | 'SOA' | 'MX' | 'TXT' | 'AAAA';
-  readonly timeoutMs: number;
-  readonly signal: AbortSignal;
-}
-
 /** Network port for checkers (implemented by src/os/dialer.ts). */
 export interface Dialer {
   /** Resolves once connected (and TLS handshake done); rejects with an Error carrying `code`. */
   connectTcp(options: TcpDialOptions): Promise<Duplex>;
   udpExchange(options: UdpExchangeOptions): Promise<UdpExchangeResult>;
-  /** One DNS query to the server; ok when the reply carries at least one answer of `type`. */
-  dnsQuery(
-    options: DnsQueryOptions,
-  ): Promise<{ readonly ok: true; readonly answers: number } | { readonly ok: false; readonly code: string }>;
   /** ICMP echo; resolves true on an echo reply. Rejects (code KV_PING_UNAVAILABLE) when no ICMP socket is allowed. */
   ping(options: { readonly host: string; readonly family: Family; readonly signal: AbortSignal }): Promise<boolean>;
 }

@@ -3,11 +3,10 @@
  * when the probe ends or hits its deadline, the socket is destroyed.
  */
 import dgram from 'node:dgram';
-import { Resolver } from 'node:dns';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
-import type { Dialer, DnsQueryOptions, TcpDialOptions, UdpExchangeOptions, UdpExchangeResult } from '../check/types.js';
+import type { Dialer, TcpDialOptions, UdpExchangeOptions, UdpExchangeResult } from '../check/types.js';
 import { LbError } from '../util/errors.js';
 import { IcmpPinger } from './icmp.js';
 
@@ -80,7 +79,9 @@ export class NodeDialer implements Dialer {
       o.signal.addEventListener('abort', onAbort, { once: true });
       // a connected UDP socket reports ICMP port unreachable as ECONNREFUSED
       sock.on('error', (e: NodeJS.ErrnoException) => finish({ kind: 'error', code: e.code ?? 'EIO' }));
-      sock.on('message', (msg) => finish({ kind: 'reply', data: msg }));
+      sock.on('message', (msg) => {
+        if (!o.accept || o.accept(msg)) finish({ kind: 'reply', data: msg });
+      });
       const go = () =>
         sock.connect(o.port, o.host, () => {
           sock.send(o.payload, (e) => {
@@ -90,42 +91,6 @@ export class NodeDialer implements Dialer {
       if (o.localAddress !== undefined || o.localPort !== undefined)
         sock.bind({ address: o.localAddress, port: o.localPort ?? 0 }, go);
       else go();
-    });
-  }
-
-  dnsQuery(o: DnsQueryOptions): Promise<{ ok: true; answers: number } | { ok: false; code: string }> {
-    return new Promise((resolve) => {
-      const resolver = new Resolver({ timeout: o.timeoutMs, tries: 1 });
-      const server = o.family === 6 ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
-      let done = false;
-      const finish = (r: { ok: true; answers: number } | { ok: false; code: string }) => {
-        if (done) return;
-        done = true;
-        o.signal.removeEventListener('abort', onAbort);
-        resolver.cancel();
-        resolve(r);
-      };
-      const onAbort = () => finish({ ok: false, code: 'ETIMEOUT' });
-      if (o.signal.aborted) return onAbort();
-      o.signal.addEventListener('abort', onAbort, { once: true });
-      try {
-        resolver.setServers([server]);
-        if (o.localAddress)
-          resolver.setLocalAddress(
-            o.family === 4 ? o.localAddress : undefined,
-            o.family === 6 ? o.localAddress : undefined,
-          );
-      } catch (e) {
-        finish({ ok: false, code: (e as NodeJS.ErrnoException).code ?? 'EINVAL' });
-        return;
-      }
-      resolver.resolve(o.name === '.' ? '' : o.name, o.type, (e, records) => {
-        if (e) finish({ ok: false, code: e.code ?? 'EDNS' });
-        else {
-          const n = Array.isArray(records) ? records.length : records ? 1 : 0;
-          finish(n > 0 ? { ok: true, answers: n } : { ok: false, code: 'ENODATA' });
-        }
-      });
     });
   }
 

@@ -9,6 +9,7 @@ import { createChecker } from '../../src/check/index.js';
 import { targetOf } from '../../src/check/manager.js';
 import type { CheckPorts } from '../../src/check/types.js';
 import { matchesReply } from '../../src/check/udp.js';
+import { decodeQuestion } from '../../src/codec/dns.js';
 import type {
   Checker,
   DnsCheck,
@@ -125,27 +126,38 @@ describe('SMTP_CHECK', () => {
   });
 });
 
-/** A tiny DNS responder: answers A queries for `good.test` with 127.0.0.1, NXDOMAIN otherwise (RFC 1035 §4.1). */
+/**
+ * A tiny DNS responder (RFC 1035 §4.1): `good.test` gets an A answer, `empty.test` NOERROR with
+ * no answer, anything else NXDOMAIN. `garbage` first sends junk and a reply with a wrong id.
+ */
 async function dnsServer(mode: 'answer' | 'garbage' | 'silent'): Promise<number> {
   const sock = dgram.createSocket('udp4');
   sock.on('message', (q, rinfo) => {
     if (mode === 'silent') return;
-    if (mode === 'garbage') return sock.send(Buffer.from('not dns'), rinfo.port, rinfo.address);
-    let off = 12;
-    const labels: string[] = [];
-    while (q[off] !== 0) {
-      labels.push(q.subarray(off + 1, off + 1 + q[off]).toString());
-      off += q[off] + 1;
-    }
-    const question = q.subarray(12, off + 5);
-    const good = labels.join('.') === 'good.test';
+    const parsed = decodeQuestion(q);
+    if (!parsed.ok) return;
+    const name = parsed.value.question.name;
+    const good = name === 'good.test';
+    const rcode = good || name === 'empty.test' ? 0 : 3;
+    const question = q.subarray(12);
     const head = Buffer.alloc(12);
     q.copy(head, 0, 0, 2);
-    head.writeUInt16BE(good ? 0x8180 : 0x8183, 2);
+    head.writeUInt16BE(0x8180 | rcode, 2);
     head.writeUInt16BE(1, 4);
     head.writeUInt16BE(good ? 1 : 0, 6);
     const answer = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
-    sock.send(Buffer.concat(good ? [head, question, answer] : [head, question]), rinfo.port, rinfo.address);
+    const reply = Buffer.concat(good ? [head, question, answer] : [head, question]);
+    if (mode === 'garbage') {
+      sock.send(Buffer.from('not dns'), rinfo.port, rinfo.address);
+      const wrongId = Buffer.from(reply);
+      wrongId.writeUInt16BE((q.readUInt16BE(0) + 1) & 0xffff, 0);
+      sock.send(wrongId, rinfo.port, rinfo.address);
+      const query = Buffer.from(q); // QR clear: a query, not a reply
+      sock.send(query, rinfo.port, rinfo.address);
+      setTimeout(() => sock.send(reply, rinfo.port, rinfo.address), 20);
+      return;
+    }
+    sock.send(reply, rinfo.port, rinfo.address);
   });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
   cleanups.push(() => {
@@ -155,15 +167,33 @@ async function dnsServer(mode: 'answer' | 'garbage' | 'silent'): Promise<number>
 }
 
 describe('DNS_CHECK', () => {
-  const dns = (name: string): DnsCheck => ({ type: 'DNS_CHECK', ...base, queryType: 'A', name });
-  it('is up when the server answers, down on NXDOMAIN, garbage or silence', async () => {
+  const dns = (name: string, over: Partial<DnsCheck> = {}): DnsCheck => ({
+    type: 'DNS_CHECK',
+    ...base,
+    queryType: 'A',
+    name,
+    ...over,
+  });
+  it('passes on RCODE 0 (with or without answers), fails on NXDOMAIN and silence', async () => {
     const port = await dnsServer('answer');
     const r = await run(dns('good.test'), port);
     assert.equal(r.up, true, r.reason);
-    assert.equal((await run(dns('bad.test'), port)).up, false);
-    assert.equal((await run(dns('good.test'), await dnsServer('garbage'))).up, false);
-    const r2 = await run({ ...dns('good.test'), connectTimeout: 0.3 }, await dnsServer('silent'));
+    assert.match(r.reason, /1 answers/);
+    assert.equal((await run(dns('empty.test', { queryType: 'SOA' }), port)).up, true);
+    const nx = await run(dns('bad.test'), port);
+    assert.equal(nx.up, false);
+    assert.match(nx.reason, /rcode = 3 NXDOMAIN/);
+    const r2 = await run(dns('good.test', { connectTimeout: 0.3 }), await dnsServer('silent'));
     assert.equal(r2.up, false);
+    assert.match(r2.reason, /timeout/);
+  });
+  it('ignores junk, wrong ids and queries, and takes the real reply', async () => {
+    const r = await run(dns('good.test'), await dnsServer('garbage'));
+    assert.equal(r.up, true, r.reason);
+  });
+  it('fails on ICMP port unreachable and on an unencodable name', async () => {
+    assert.match((await run(dns('good.test'), await deadPort())).reason, /ECONNREFUSED/);
+    assert.match((await run(dns('a..b'), 53)).reason, /cannot encode/);
   });
 });
 

@@ -231,7 +231,6 @@ function fakeDialer(state: { up: Set<number>; hang: Set<number>; calls: number[]
       return Promise.reject(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
     },
     udpExchange: async () => ({ kind: 'silence' }),
-    dnsQuery: async () => ({ ok: false, code: 'ENOTIMP' }),
     ping: async () => false,
   };
 }

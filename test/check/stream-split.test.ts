@@ -41,7 +41,6 @@ function replayDialer(chunks: Buffer[], answers?: Buffer[]): Dialer {
       return d;
     },
     udpExchange: async () => ({ kind: 'silence' }),
-    dnsQuery: async () => ({ ok: false, code: 'X' }),
     ping: async () => false,
   };
 }
