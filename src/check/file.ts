@@ -1,33 +1,58 @@
 /**
- * FILE_CHECK (keepalived track_file semantics applied to a real server): the file holds an
- * integer. With weight 0, non-zero means down. Otherwise value*weight (negated with `reverse`)
- * is added to the configured weight; a result <= -254 means down. An unreadable or
- * non-numeric file reads as 0, as keepalived's track_file does.
+ * FILE_CHECK (keepalived check_file.c + track_file.c applied to a real server). The file holds an
+ * integer (strtol base 0: decimal, 0x hex, 0 octal; a missing or non-numeric file reads as 0; a
+ * number outside int32 is ignored and the previous value kept).
+ * - weight 0: non-zero means down (with `reverse`: zero means down).
+ * - weight W: the real server's weight becomes configured + value*W (negated with `reverse`);
+ *   only a product at INT_MIN (IPVS_WEIGHT_FAULT) means down. Negative results drain the
+ *   server (weight clamps at 0).
+ * keepalived watches the file with inotify; keepvs reads it every delay_loop.
  */
 import type { Config, FileCheck } from '../config/model.js';
 import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
-const WEIGHT_FAULT = -254;
+const INT_MIN = -(2 ** 31);
+const INT_MAX = 2 ** 31 - 1;
+
+/** strtol(buf, NULL, 0) on the leading number; undefined when out of the int32 range. */
+export function parseTrackValue(text: string | undefined): number | undefined {
+  if (text === undefined) return 0;
+  const m = /^\s*([+-]?)(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)/i.exec(text);
+  if (!m) return 0;
+  const digits = m[2];
+  const magnitude = /^0x/i.test(digits)
+    ? Number.parseInt(digits.slice(2), 16)
+    : digits.length > 1 && digits.startsWith('0')
+      ? Number.parseInt(digits, 8)
+      : Number(digits);
+  const v = m[1] === '-' ? -magnitude : magnitude;
+  return v < INT_MIN || v > INT_MAX + 1 ? undefined : v;
+}
 
 export function createFileCheck(cfg: FileCheck, ports: CheckPorts, config: Config): Checker {
   const track = config.trackFiles.find((f) => f.name === cfg.trackFile);
+  let last = 0;
   return {
     type: 'FILE_CHECK',
     async run(t: CheckTarget): Promise<CheckResult> {
       const path = track?.file ?? cfg.trackFile;
-      const text = await ports.files.readText(path);
-      const m = text === undefined ? null : /^\s*(-?\d+)/.exec(text);
-      const value = m ? Number(m[1]) : 0;
+      const parsed = parseTrackValue(await ports.files.readText(path));
+      const note = parsed === undefined ? ' (invalid number ignored)' : '';
+      if (parsed !== undefined) last = parsed;
+      const value = last;
+      const sign = cfg.weightReverse ? -1 : 1;
       if (cfg.weight === 0) {
-        return value === 0
-          ? { up: true, reason: `File check ${path} = 0, success.` }
-          : { up: false, reason: `File check ${path} = ${value}, failed.` };
+        const down = cfg.weightReverse ? value === 0 : value !== 0;
+        return down
+          ? { up: false, reason: `Tracked file ${path} = ${value}${note}: now FAULT state for ${t.address}.` }
+          : { up: true, reason: `Tracked file ${path} = ${value}${note}: leaving FAULT state for ${t.address}.` };
       }
-      const delta = value * cfg.weight * (cfg.weightReverse ? -1 : 1);
-      if (delta <= WEIGHT_FAULT) return { up: false, reason: `File check ${path} = ${value}, weight fault.` };
+      const delta = Math.max(INT_MIN, Math.min(INT_MAX, value * cfg.weight * sign));
+      if (delta <= INT_MIN)
+        return { up: false, reason: `Tracked file ${path} = ${value}${note}: now FAULT state for ${t.address}.` };
       return {
         up: true,
-        reason: `File check ${path} = ${value}, weight ${t.weight + delta}.`,
+        reason: `Tracked file ${path} = ${value}${note}: weight ${t.weight + delta} for ${t.address}.`,
         weight: t.weight + delta,
       };
     },
