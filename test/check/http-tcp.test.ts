@@ -270,3 +270,20 @@ describe('IPv6', () => {
     assert.match(r2.reason, /\[::1\]:tcp:\d+ success/);
   });
 });
+
+describe('deadlines release sockets', () => {
+  it('a hung server sees its connection closed when the probe is aborted', async () => {
+    let closedAt = 0;
+    const port = await serve((s) => {
+      s.on('close', () => {
+        closedAt = performance.now();
+      });
+    });
+    const t0 = performance.now();
+    const r = await runHttp(port, httpCheck({ urls: [url()] }), 200);
+    assert.equal(r.up, false);
+    await new Promise((res) => setTimeout(res, 100));
+    assert.ok(closedAt > 0, 'server-side socket closed');
+    assert.ok(closedAt - t0 < 1000);
+  });
+});
