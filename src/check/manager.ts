@@ -100,6 +100,8 @@ export class CheckManager {
 
   start(): void {
     if (this.running) return;
+    // a restart after stop() begins from fresh state, as a new keepalived checker process would
+    if (this.policy.isStopped()) this.policy = new HealthPolicy(this.config, this.hooks());
     this.running = true;
     this.schedule();
     this.flush();

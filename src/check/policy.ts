@@ -159,6 +159,10 @@ export class HealthPolicy {
     }
   }
 
+  isStopped(): boolean {
+    return this.stopped;
+  }
+
   /** Keys of every checker, in configuration order (the scheduler runs one loop per key). */
   checkerKeys(): string[] {
     return [...this.byKey.keys()];

@@ -275,6 +275,10 @@ describe('CheckManager with a FakeClock', () => {
     assert.deepEqual(views.filter((v, i) => i === 0 || v !== views[i - 1]).slice(-2), [false, true]);
     m.stop();
     assert.equal(clock.pending(), 0, 'stop cancels every timer');
+    assert.equal(m.health().services[VS].dests['127.0.0.1:2'].inPool, false, 'stopped: nothing in the pool');
+    m.start();
+    assert.equal(m.health().services[VS].dests['127.0.0.1:2'].inPool, true, 'restart begins afresh');
+    m.stop();
   });
 
   it('warmup delays the first probe randomly, alpha + quorum with the manager', async () => {
