@@ -81,7 +81,10 @@ export class CheckManager {
     this.warnUnsupported(this.config);
   }
 
-  /** Settings keepvs accepts but does not act on are said out loud, never silently ignored. */
+  /**
+   * Settings keepvs accepts but does not act on are said out loud, never silently ignored.
+   * (fast_recovery needs no warning: keepvs always checks every url of a probe back to back.)
+   */
   private warnUnsupported(config: Config): void {
     for (const vs of config.virtualServers) {
       if (vs.haSuspend) this.log.log('warning', `ha_suspend is not supported; checks of VS ${vsIdOf(vs)} always run`);
@@ -92,8 +95,6 @@ export class CheckManager {
             this.log.log('warning', `${at}: ${c.type} bind_if is not supported`);
           if ('fwmark' in c && c.fwmark !== undefined)
             this.log.log('warning', `${at}: ${c.type} fwmark is not supported`);
-          if ((c.type === 'HTTP_GET' || c.type === 'SSL_GET') && c.fastRecovery)
-            this.log.log('warning', `${at}: ${c.type} fast_recovery is not supported`);
         }
     }
   }
