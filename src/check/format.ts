@@ -4,7 +4,10 @@ import { destId, serviceId } from '../lb/types.js';
 
 const proto = (p: LvsProtocol): 'tcp' | 'udp' | 'sctp' => p.toLowerCase() as 'tcp' | 'udp' | 'sctp';
 
-/** Service id (lb/types serviceId); a virtual_server_group VS is `group:<name>`. */
+/**
+ * Service id (lb/types serviceId); a virtual_server_group VS is `group:<name>:<proto>`, as the lb
+ * engine's virtualServerId (src/lb/desired.ts) names it.
+ */
 export function vsIdOf(vs: VirtualServer): string {
   const k = vs.key;
   if (k.kind === 'address')
@@ -16,13 +19,18 @@ export function vsIdOf(vs: VirtualServer): string {
       port: k.port,
     });
   if (k.kind === 'fwmark') return serviceId({ kind: 'fwmark', family: k.family, fwmark: k.fwmark });
-  return `group:${k.group}`;
+  return `group:${k.group}:${proto(vs.protocol)}`;
 }
 
 /** Port a real server is reached on: its own, else the virtual server's (fwmark services keep 0). */
 export function rsPort(vs: VirtualServer, rs: RealServer): number {
   if (rs.port !== 0) return rs.port;
   return vs.key.kind === 'address' ? vs.key.port : 0;
+}
+
+/** The lb engine's realServerId: the real server as configured (port 0 stays 0). */
+export function rsConfiguredIdOf(rs: RealServer): string {
+  return destId({ address: rs.address, port: rs.port }, rs.family);
 }
 
 export function rsIdOf(vs: VirtualServer, rs: RealServer): string {

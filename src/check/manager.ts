@@ -13,7 +13,7 @@ import { fmtTrio, rsPort, vsIdOf } from './format.js';
 import { createChecker } from './index.js';
 import { HealthPolicy, type PolicySnapshot } from './policy.js';
 import { CheckScheduler, type SchedulerStats } from './runner.js';
-import type { CheckPorts, CheckTarget, Dialer, FileReader, HealthView } from './types.js';
+import type { CheckPorts, CheckTarget, Dialer, FileReader, HealthView, LbHealthInput } from './types.js';
 
 export interface CheckManagerOptions {
   readonly config: Config;
@@ -131,6 +131,11 @@ export class CheckManager {
 
   health(): HealthView {
     return this.policy.health();
+  }
+
+  /** The same health keyed for src/lb/desired.ts (its HealthInput shape). */
+  lbHealthInput(): LbHealthInput {
+    return this.policy.lbHealthInput();
   }
 
   snapshot(): CheckManagerSnapshot {

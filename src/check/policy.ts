@@ -7,8 +7,8 @@
 import type { Checker as CheckerConfig, Config, RealServer, ScriptSpec, VirtualServer } from '../config/model.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
-import { fmtRs, fmtVs, rsIdOf, vsIdOf } from './format.js';
-import type { CheckResult, DestHealth, HealthView, ServiceHealth } from './types.js';
+import { fmtRs, fmtVs, rsConfiguredIdOf, rsIdOf, vsIdOf } from './format.js';
+import type { CheckResult, DestHealth, HealthView, LbHealthInput, ServiceHealth } from './types.js';
 
 /** IPVS_WEIGHT_MAX-ish bound of a programmed weight (keepalived real_weight clamps to 0..65535). */
 const WEIGHT_MAX = 65535;
@@ -263,6 +263,23 @@ export class HealthPolicy {
       services[s.id] = sorry ? { quorumUp: s.quorumUp, dests, sorry } : { quorumUp: s.quorumUp, dests };
     }
     return { services };
+  }
+
+  /** Health for the lb engine's desired-state builder (see LbHealthInput). */
+  lbHealthInput(): LbHealthInput {
+    const realServers: Record<string, Record<string, { up: boolean; weight?: number }>> = {};
+    const quorum: Record<string, boolean> = {};
+    for (const s of this.services) {
+      const m: Record<string, { up: boolean; weight?: number }> = {};
+      for (const r of s.rs) {
+        const up = this.stopped ? false : r.alive;
+        m[rsConfiguredIdOf(r.rs)] =
+          r.effectiveWeight === r.rs.weight ? { up } : { up, weight: realWeight(r.effectiveWeight) };
+      }
+      realServers[s.id] = m;
+      quorum[s.id] = this.stopped ? false : s.quorumUp;
+    }
+    return { realServers, quorum };
   }
 
   snapshot(): PolicySnapshot {

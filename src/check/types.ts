@@ -91,7 +91,7 @@ export interface CheckPorts {
 /**
  * Health input for the virtual-server table (consumed by src/lb/desired.ts).
  *
- * services[serviceId(key)] (src/lb/types serviceId; a virtual_server_group VS uses `group:<name>`):
+ * services[serviceId(key)] (src/lb/types serviceId; a virtual_server_group VS uses `group:<name>:<proto>`):
  * - quorumUp: keepalived's quorum_state_up.
  * - dests[destId(dest)]:
  *   - up: the real server passes all its checkers (keepalived ISALIVE).
@@ -116,4 +116,17 @@ export interface DestHealth {
   readonly up: boolean;
   readonly weight: number;
   readonly inPool: boolean;
+}
+
+/**
+ * The same health in the shape the lb engine's desired-state builder takes (src/lb/desired.ts
+ * `HealthInput`): keyed by its virtualServerId / realServerId (the real server as configured,
+ * port 0 kept). `weight` is present only when a checker changed it (misc_dynamic, FILE_CHECK).
+ * The lb engine applies inhibit_on_failure and the sorry server itself from `up` and `quorum`.
+ */
+export interface LbHealthInput {
+  readonly realServers: Readonly<
+    Record<string, Readonly<Record<string, { readonly up: boolean; readonly weight?: number }>>>
+  >;
+  readonly quorum: Readonly<Record<string, boolean>>;
 }

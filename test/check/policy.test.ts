@@ -88,6 +88,23 @@ describe('HealthPolicy (pure)', () => {
     assert.equal(p.health().services[VS].dests['127.0.0.1:1'].up, true);
   });
 
+  it('lbHealthInput speaks the lb engine ids (configured port, group:<name>:<proto>) and dynamic weights', () => {
+    const { h } = hooks();
+    const vs1 = virtualServer([realServer(0, [tcpCheck()], { weight: 3 })]);
+    const vs2 = virtualServer([realServer(8080, [tcpCheck()])], { key: { kind: 'group', group: 'web' } });
+    const p = new HealthPolicy(config([vs1, vs2]), h);
+    const [k1] = p.checkerKeys();
+    assert.deepEqual(Object.keys(p.health().services[VS].dests), ['127.0.0.1:80']);
+    p.report(k1, { up: true, reason: 'dyn', weight: 7 });
+    assert.deepEqual(p.lbHealthInput(), {
+      realServers: {
+        [VS]: { '127.0.0.1:0': { up: true, weight: 7 } },
+        'group:web:tcp': { '127.0.0.1:8080': { up: true } },
+      },
+      quorum: { [VS]: true, 'group:web:tcp': true },
+    });
+  });
+
   it('inhibit_on_failure keeps the server in the pool at weight 0', () => {
     const { h, logger } = hooks();
     const p = new HealthPolicy(
