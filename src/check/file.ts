@@ -1,32 +1,60 @@
 /**
- * FILE_CHECK (keepalived track_file used by a real server): the file holds an integer. With
- * weight 0 a non-zero value is a failure; otherwise value x weight (reversed with `reverse`)
- * becomes the dynamic weight when `dynamic`, and a negative result is a failure.
+ * FILE_CHECK (keepalived check_file.c + track_file.c applied to a real server). The file holds an
+ * integer (strtol base 0: decimal, 0x hex, 0 octal; a missing or non-numeric file reads as 0; a
+ * number outside int32 is ignored and the previous value kept).
+ * - weight 0: non-zero means down (with `reverse`: zero means down).
+ * - weight W: the real server's weight becomes configured + value*W (negated with `reverse`);
+ *   only a product at INT_MIN (IPVS_WEIGHT_FAULT) means down. Negative results drain the
+ *   server (weight clamps at 0).
+ * keepalived watches the file with inotify; keepvs reads it every delay_loop.
  */
 import type { Config, FileCheck } from '../config/model.js';
-import type { CheckIo, CheckResult, CheckTarget, HealthChecker } from './types.js';
+import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
-export function createFileCheck(config: FileCheck, io: CheckIo, model?: Config): HealthChecker {
-  const tf = model?.trackFiles.find((t) => t.name === config.trackFile);
+const INT_MIN = -(2 ** 31);
+const INT_MAX = 2 ** 31 - 1;
+
+/** strtol(buf, NULL, 0) on the leading number; undefined when out of the int32 range. */
+export function parseTrackValue(text: string | undefined): number | undefined {
+  if (text === undefined) return 0;
+  const m = /^\s*([+-]?)(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)/i.exec(text);
+  if (!m) return 0;
+  const digits = m[2];
+  const magnitude = /^0x/i.test(digits)
+    ? Number.parseInt(digits.slice(2), 16)
+    : digits.length > 1 && digits.startsWith('0')
+      ? Number.parseInt(digits, 8)
+      : Number(digits);
+  const v = m[1] === '-' ? -magnitude : magnitude;
+  return v < INT_MIN || v > INT_MAX + 1 ? undefined : v;
+}
+
+export function createFileCheck(cfg: FileCheck, ports: CheckPorts, config: Config): Checker {
+  const track = config.trackFiles.find((f) => f.name === cfg.trackFile);
+  let last = 0;
   return {
     type: 'FILE_CHECK',
-    async run(target: CheckTarget): Promise<CheckResult> {
-      if (!tf) return { ok: false, reason: `FILE_CHECK: track_file ${config.trackFile} is not defined` };
-      let text: string;
-      try {
-        text = await io.readFile(tf.file);
-      } catch (e) {
-        return { ok: false, reason: `FILE_CHECK: cannot read ${tf.file} (${(e as NodeJS.ErrnoException).code ?? e})` };
+    async run(t: CheckTarget): Promise<CheckResult> {
+      const path = track?.file ?? cfg.trackFile;
+      const parsed = parseTrackValue(await ports.files.readText(path));
+      const note = parsed === undefined ? ' (invalid number ignored)' : '';
+      if (parsed !== undefined) last = parsed;
+      const value = last;
+      const sign = cfg.weightReverse ? -1 : 1;
+      if (cfg.weight === 0) {
+        const down = cfg.weightReverse ? value === 0 : value !== 0;
+        return down
+          ? { up: false, reason: `Tracked file ${path} = ${value}${note}: now FAULT state for ${t.address}.` }
+          : { up: true, reason: `Tracked file ${path} = ${value}${note}: leaving FAULT state for ${t.address}.` };
       }
-      const value = Number.parseInt(text.trim() || '0', 10);
-      if (!Number.isFinite(value)) return { ok: false, reason: `FILE_CHECK: ${tf.file} does not hold a number` };
-      const w = config.weight;
-      if (w === 0)
-        return value === 0 ? { ok: true, reason: `${tf.file} is 0` } : { ok: false, reason: `${tf.file} is ${value}` };
-      const delta = (config.weightReverse ? -1 : 1) * value * w;
-      const weight = config.dynamic ? target.weight + delta : target.weight;
-      if (weight < 0) return { ok: false, reason: `FILE_CHECK ${tf.file}: weight ${weight} < 0` };
-      return { ok: true, weight: Math.min(65535, weight), reason: `FILE_CHECK ${tf.file}: value ${value}` };
+      const delta = Math.max(INT_MIN, Math.min(INT_MAX, value * cfg.weight * sign));
+      if (delta <= INT_MIN)
+        return { up: false, reason: `Tracked file ${path} = ${value}${note}: now FAULT state for ${t.address}.` };
+      return {
+        up: true,
+        reason: `Tracked file ${path} = ${value}${note}: weight ${t.weight + delta} for ${t.address}.`,
+        weight: t.weight + delta,
+      };
     },
   };
 }

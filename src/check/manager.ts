@@ -1,347 +1,212 @@
 /**
- * Health-check policy as keepalived applies it (check_api.c, ipwrapper.c), driven by the injected
- * Clock: each checker runs every delay_loop after a random warmup (staggering many servers); a
- * failure is retried `retry` times, delay_before_retry apart, before the server goes down; one
- * success brings it back; `alpha` starts it down. A real server is up when all its checkers are.
- * Per virtual server, the sum of live weights against quorum +- hysteresis gives quorum up/down.
+ * The health-checking subsystem as the daemon sees it: builds one checker per configured
+ * checker, runs them on the scheduler, feeds results to the policy, and publishes the
+ * HealthView, KeepvsEvents and keepalived-style log lines.
  */
-import type { Config, RealServer, VirtualServer } from '../config/model.js';
-import { type HealthView, healthKey, serviceKeysOf } from '../lb/desired.js';
-import { destId, serviceId } from '../lb/types.js';
-import type { Clock, TimerHandle } from '../util/clock.js';
-import type { EventSink } from '../util/events.js';
+import { isIPv4 } from 'node:net';
+import type { Checker as CheckerConfig, Config, RealServer, VirtualServer } from '../config/model.js';
+import type { Clock } from '../util/clock.js';
+import type { EventSink, KeepvsEvent } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
+import type { ProcessRunner } from '../util/ports.js';
+import { fmtTrio, rsPort, vsIdOf } from './format.js';
 import { createChecker } from './index.js';
-import type { CheckIo, HealthChecker } from './types.js';
+import { HealthPolicy, type PolicySnapshot } from './policy.js';
+import { CheckScheduler, type SchedulerStats } from './runner.js';
+import type { CheckPorts, CheckTarget, Dialer, FileReader, HealthView, LbHealthInput } from './types.js';
 
-interface CheckerState {
-  readonly id: string;
-  readonly fingerprint: string;
-  readonly checker: HealthChecker;
-  readonly config: RealServer['checkers'][number];
-  up: boolean;
-  retries: number;
-  weight?: number;
-  timer?: TimerHandle;
-  abort?: AbortController;
-  lastReason: string;
-  lastDurationMs: number;
-  runs: number;
-  failures: number;
-}
-
-interface RsState {
-  readonly id: string;
-  readonly rs: RealServer;
-  readonly vsLabel: string;
-  readonly services: string[];
-  readonly destId: string;
-  checkers: CheckerState[];
-  up: boolean;
-  weight: number;
-}
-
-interface VsState {
-  readonly vs: VirtualServer;
-  readonly label: string;
-  readonly services: string[];
-  readonly servers: RsState[];
-  quorumUp: boolean;
-}
-
-export interface CheckManagerDeps {
+export interface CheckManagerOptions {
+  readonly config: Config;
   readonly clock: Clock;
-  readonly io: CheckIo;
+  readonly dialer: Dialer;
+  readonly runner: ProcessRunner;
   readonly logger: Logger;
   readonly events: EventSink;
+  /** FILE_CHECK reader; default: none (FILE_CHECK then reads every file as missing = 0) */
+  readonly files?: FileReader;
+  /** [0,1) source for warmup delays; default Math.random */
   readonly random?: () => number;
 }
 
-export interface RealServerHealthSnapshot {
-  readonly service: string;
-  readonly dest: string;
-  readonly up: boolean;
-  readonly weight: number;
-  readonly checkers: readonly {
-    type: string;
-    up: boolean;
-    reason: string;
-    durationMs: number;
-    runs: number;
-    failures: number;
-  }[];
+export interface CheckManagerSnapshot extends PolicySnapshot {
+  readonly running: boolean;
+  readonly scheduler: SchedulerStats;
 }
 
-export interface CheckSnapshot {
-  readonly servers: readonly RealServerHealthSnapshot[];
-  readonly quorum: readonly { service: string; up: boolean }[];
+/** Grace on top of a checker's own timeout before the scheduler gives up on it. */
+const DEADLINE_GRACE_MS = 1000;
+/** ChildProcessRunner kills with SIGKILL 1 s after SIGTERM. */
+const MISC_KILL_GRACE_MS = 1500;
+
+const NO_FILES: FileReader = { readText: async () => undefined };
+
+export function targetOf(vs: VirtualServer, rs: RealServer, c: CheckerConfig): CheckTarget {
+  const connect = 'connectIp' in c ? (c as { connectIp?: string }).connectIp : undefined;
+  const cport = 'connectPort' in c ? (c as { connectPort?: number }).connectPort : undefined;
+  const address = connect ?? rs.address;
+  return {
+    vs,
+    rs,
+    address,
+    port: cport ?? rsPort(vs, rs),
+    family: connect !== undefined ? (isIPv4(connect) ? 4 : 6) : rs.family,
+    weight: rs.weight,
+  };
 }
 
-function vsLabel(vs: VirtualServer): string {
-  const k = vs.key;
-  const proto = vs.protocol.toLowerCase();
-  if (k.kind === 'fwmark') return `FWM ${k.fwmark}`;
-  if (k.kind === 'group') return `[${k.group}]:${proto}`;
-  return `[${k.address}]:${proto}:${k.port}`;
+function timeoutMsOf(c: CheckerConfig): number {
+  if (c.type === 'MISC_CHECK') return c.miscTimeout * 1000 + MISC_KILL_GRACE_MS;
+  const n = c.type === 'HTTP_GET' || c.type === 'SSL_GET' ? Math.max(1, c.urls.length) : 1;
+  return c.connectTimeout * 1000 * n + DEADLINE_GRACE_MS;
 }
 
 export class CheckManager {
-  private vss: VsState[] = [];
-  private readonly listeners = new Set<() => void>();
+  private config: Config;
+  private policy: HealthPolicy;
+  private readonly scheduler: CheckScheduler;
+  private readonly ports: CheckPorts;
+  private readonly listeners = new Set<(view: HealthView) => void>();
+  private readonly log: Logger;
+  private readonly random: () => number;
   private running = false;
+  private dirty = false;
 
-  constructor(
-    private config: Config,
-    private readonly deps: CheckManagerDeps,
-  ) {
-    this.vss = this.build(config, new Map());
+  constructor(private readonly opts: CheckManagerOptions) {
+    this.config = opts.config;
+    this.log = opts.logger;
+    this.random = opts.random ?? Math.random;
+    this.ports = { dialer: opts.dialer, runner: opts.runner, files: opts.files ?? NO_FILES };
+    this.scheduler = new CheckScheduler(opts.clock);
+    this.policy = new HealthPolicy(this.config, this.hooks());
+    this.warnUnsupported(this.config);
   }
 
-  onChange(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private changed(): void {
-    for (const l of this.listeners) l();
-  }
-
-  private build(config: Config, previous: Map<string, CheckerState>): VsState[] {
-    const out: VsState[] = [];
+  /**
+   * Settings keepvs accepts but does not act on are said out loud, never silently ignored.
+   * (fast_recovery needs no warning: keepvs always checks every url of a probe back to back.)
+   */
+  private warnUnsupported(config: Config): void {
     for (const vs of config.virtualServers) {
-      const services = serviceKeysOf(vs, config).map(serviceId);
-      const label = vsLabel(vs);
-      const servers: RsState[] = vs.realServers.map((rs) => {
-        const did = destId({ address: rs.address, port: rs.port }, rs.family);
-        const id = `${label}|${did}`;
-        const checkers = rs.checkers.map((c, i) => {
-          const cid = `${id}|${i}|${c.type}`;
-          const fingerprint = JSON.stringify({ ...c, loc: undefined });
-          const prev = previous.get(cid);
-          const st: CheckerState = {
-            id: cid,
-            fingerprint,
-            checker: createChecker(c, this.deps.io, config),
-            config: c,
-            up: prev && prev.fingerprint === fingerprint ? prev.up : !c.alpha,
-            retries: 0,
-            lastReason: prev?.lastReason ?? 'not checked yet',
-            lastDurationMs: prev?.lastDurationMs ?? 0,
-            runs: prev?.runs ?? 0,
-            failures: prev?.failures ?? 0,
-            ...(prev?.weight !== undefined ? { weight: prev.weight } : {}),
-          };
-          return st;
-        });
-        const up = checkers.every((c) => c.up);
-        return { id, rs, vsLabel: label, services, destId: did, checkers, up, weight: this.rsWeight(rs, checkers) };
-      });
-      const st: VsState = { vs, label, services, servers, quorumUp: true };
-      st.quorumUp = this.quorumOk(st, true);
-      out.push(st);
+      if (vs.haSuspend) this.log.log('warning', `ha_suspend is not supported; checks of VS ${vsIdOf(vs)} always run`);
+      for (const rs of vs.realServers)
+        for (const c of rs.checkers) {
+          const at = `${c.loc.file}:${c.loc.line}`;
+          if ('bindIf' in c && c.bindIf !== undefined)
+            this.log.log('warning', `${at}: ${c.type} bind_if is not supported`);
+          if ('fwmark' in c && c.fwmark !== undefined)
+            this.log.log('warning', `${at}: ${c.type} fwmark is not supported`);
+        }
     }
-    return out;
-  }
-
-  private rsWeight(rs: RealServer, checkers: CheckerState[]): number {
-    const dyn = checkers.find((c) => c.weight !== undefined);
-    return dyn?.weight ?? rs.weight;
-  }
-
-  /** keepalived update_quorum_state: gain at >= quorum + hysteresis, lose below quorum - hysteresis. */
-  private quorumOk(v: VsState, current: boolean): boolean {
-    const sum = v.servers.filter((s) => s.up).reduce((n, s) => n + s.weight, 0);
-    if (sum === 0 && v.servers.length > 0) return false;
-    if (current) return sum >= v.vs.quorum - v.vs.hysteresis;
-    return sum >= v.vs.quorum + v.vs.hysteresis;
   }
 
   start(): void {
+    if (this.running) return;
+    // a restart after stop() begins from fresh state, as a new keepalived checker process would
+    if (this.policy.isStopped()) this.policy = new HealthPolicy(this.config, this.hooks());
     this.running = true;
-    for (const v of this.vss)
-      for (const s of v.servers) for (const c of s.checkers) this.schedule(v, s, c, this.warmupDelay(c));
+    this.schedule();
+    this.flush();
   }
 
-  private warmupDelay(c: CheckerState): number {
-    // spread first checks over [0, warmup] so many servers do not start in one burst
-    return (this.deps.random ?? Math.random)() * c.config.warmup * 1000;
-  }
-
-  private schedule(v: VsState, s: RsState, c: CheckerState, delayMs: number): void {
-    c.timer?.cancel();
+  /** Stops every probe (sockets and children released) and applies omega notifiers. */
+  stop(): void {
+    this.scheduler.stop();
     if (!this.running) return;
-    c.timer = this.deps.clock.setTimer(delayMs, () => void this.runOnce(v, s, c));
+    this.running = false;
+    this.policy.stop();
+    this.dirty = true;
+    this.flush();
   }
 
-  private async runOnce(v: VsState, s: RsState, c: CheckerState): Promise<void> {
-    if (!this.running) return;
-    const ac = new AbortController();
-    c.abort = ac;
-    const started = this.deps.clock.now();
-    // every check has a hard deadline, whatever the checker does
-    const hard = this.deps.clock.setTimer(
-      (c.config.connectTimeout + 1) * 1000 + (c.config.type === 'MISC_CHECK' ? c.config.miscTimeout * 1000 : 0),
-      () => ac.abort(),
-    );
-    let result: { ok: boolean; reason: string; weight?: number };
-    try {
-      result = await c.checker.run({ address: s.rs.address, port: s.rs.port, weight: s.rs.weight }, ac.signal);
-    } catch (e) {
-      result = { ok: false, reason: `checker error: ${e instanceof Error ? e.message : String(e)}` };
-    }
-    hard.cancel();
-    if (!this.running || c.abort !== ac) return;
-    c.lastDurationMs = this.deps.clock.now() - started;
-    c.runs++;
-    this.record(v, s, c, result);
-  }
-
-  /** The retry policy, separated from I/O so tests can drive it with a fake clock. */
-  record(v: VsState, s: RsState, c: CheckerState, result: { ok: boolean; reason: string; weight?: number }): void {
-    c.lastReason = result.reason;
-    const cfg = c.config;
-    if (result.ok) {
-      c.retries = 0;
-      const weightChanged = result.weight !== undefined && result.weight !== c.weight;
-      if (result.weight !== undefined) c.weight = result.weight;
-      if (!c.up) {
-        c.up = true;
-        this.deps.logger.log('info', result.reason);
-        this.update(v, s, `${result.reason}`);
-      } else if (weightChanged) this.update(v, s, result.reason);
-      this.schedule(v, s, c, cfg.delayLoop * 1000);
-      return;
-    }
-    c.failures++;
-    if (c.up && c.retries < cfg.retry) {
-      c.retries++;
-      if (this.deps.logger) this.deps.logger.log('debug', `${result.reason}; retry ${c.retries} of ${cfg.retry}`);
-      this.schedule(v, s, c, cfg.delayBeforeRetry * 1000);
-      return;
-    }
-    c.retries = 0;
-    if (c.up) {
-      c.up = false;
-      this.deps.logger.log('warning', result.reason);
-      this.update(v, s, result.reason);
-    } else if (cfg.logAllFailures) this.deps.logger.log('warning', result.reason);
-    this.schedule(v, s, c, cfg.delayLoop * 1000);
-  }
-
-  private update(v: VsState, s: RsState, reason: string): void {
-    const up = s.checkers.every((c) => c.up);
-    const weight = this.rsWeight(s.rs, s.checkers);
-    const at = this.deps.clock.wallNow();
-    const rsLabel = `[${s.rs.address}]:${v.vs.protocol.toLowerCase()}:${s.rs.port}`;
-    if (up !== s.up) {
-      s.up = up;
-      this.deps.logger.log(
-        'notice',
-        `${up ? 'Adding' : 'Removing'} service ${rsLabel} ${up ? 'to' : 'from'} VS ${v.label}`,
-      );
-      for (const svc of v.services)
-        this.deps.events.emit({ type: 'rs-health', service: svc, dest: s.destId, up, reason, at });
-    }
-    if (weight !== s.weight) {
-      s.weight = weight;
-      for (const svc of v.services)
-        this.deps.events.emit({ type: 'rs-weight', service: svc, dest: s.destId, weight, reason, at });
-    }
-    const q = this.quorumOk(v, v.quorumUp);
-    if (q !== v.quorumUp) {
-      v.quorumUp = q;
-      this.deps.logger.log(
-        'notice',
-        `${q ? 'Gained' : 'Lost'} quorum ${v.vs.quorum}+${v.vs.hysteresis} for VS ${v.label}`,
-      );
-      for (const svc of v.services) this.deps.events.emit({ type: 'vs-quorum', service: svc, up: q, at });
-    }
-    this.changed();
+  /** Applies a new configuration, migrating the state of unchanged checkers (no flapping). */
+  reload(config: Config): void {
+    this.scheduler.stop();
+    this.config = config;
+    this.policy = new HealthPolicy(config, this.hooks(), this.policy);
+    this.warnUnsupported(config);
+    this.dirty = true;
+    if (this.running) this.schedule();
+    this.flush();
   }
 
   health(): HealthView {
-    const dests = new Map<string, { up: boolean; weight?: number }>();
-    const quorumUp = new Map<string, boolean>();
-    for (const v of this.vss) {
-      for (const svc of v.services) {
-        quorumUp.set(svc, v.quorumUp);
-        for (const s of v.servers) {
-          const dyn = s.checkers.find((c) => c.weight !== undefined);
-          dests.set(healthKey(svc, s.destId), { up: s.up, ...(dyn ? { weight: s.weight } : {}) });
-        }
-      }
-    }
-    return { dests, quorumUp };
+    return this.policy.health();
   }
 
-  snapshot(): CheckSnapshot {
-    const servers: RealServerHealthSnapshot[] = [];
-    const quorum: { service: string; up: boolean }[] = [];
-    for (const v of this.vss) {
-      for (const svc of v.services) {
-        quorum.push({ service: svc, up: v.quorumUp });
-        for (const s of v.servers) {
-          servers.push({
-            service: svc,
-            dest: s.destId,
-            up: s.up,
-            weight: s.weight,
-            checkers: s.checkers.map((c) => ({
-              type: c.config.type,
-              up: c.up,
-              reason: c.lastReason,
-              durationMs: c.lastDurationMs,
-              runs: c.runs,
-              failures: c.failures,
-            })),
-          });
-        }
-      }
-    }
-    return { servers, quorum };
+  /** The same health keyed for src/lb/desired.ts (its HealthInput shape). */
+  lbHealthInput(): LbHealthInput {
+    return this.policy.lbHealthInput();
   }
 
-  /** Keeps the state of checkers whose configuration did not change, so nothing flaps. */
-  reload(config: Config): void {
-    const previous = new Map<string, CheckerState>();
-    for (const v of this.vss) for (const s of v.servers) for (const c of s.checkers) previous.set(c.id, c);
-    const wasRunning = this.running;
-    this.stopTimers();
-    this.config = config;
-    this.vss = this.build(config, previous);
-    this.running = wasRunning;
-    if (wasRunning) {
-      for (const v of this.vss) {
-        for (const s of v.servers) {
-          for (const c of s.checkers)
-            this.schedule(
-              v,
-              s,
-              c,
-              previous.has(c.id)
-                ? c.config.delayLoop * 1000 * (this.deps.random ?? Math.random)()
-                : this.warmupDelay(c),
-            );
-        }
-      }
-    }
-    this.changed();
+  snapshot(): CheckManagerSnapshot {
+    return { ...this.policy.snapshot(), running: this.running, scheduler: this.scheduler.stats() };
   }
 
-  private stopTimers(): void {
-    for (const v of this.vss) {
-      for (const s of v.servers) {
-        for (const c of s.checkers) {
-          c.timer?.cancel();
-          c.abort?.abort();
-          c.abort = undefined;
-        }
+  /** Called with the new HealthView after any change of health, weight or quorum. */
+  onChange(cb: (view: HealthView) => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  private hooks() {
+    return {
+      logger: this.log,
+      wallNow: () => this.opts.clock.wallNow(),
+      events: {
+        emit: (e: KeepvsEvent) => {
+          this.dirty = true;
+          this.opts.events.emit(e);
+        },
+      },
+      notify: (script: { argv: readonly string[]; user?: string; group?: string; command: string }, why: string) => {
+        this.log.log('info', `Executing [${script.command}] for ${why}`);
+        this.opts.runner
+          .run(script.argv, { user: script.user, group: script.group })
+          .then((r) => {
+            if (r.spawnError) this.log.log('warning', `notify script [${script.command}] failed: ${r.spawnError}`);
+          })
+          .catch(() => {});
+      },
+    };
+  }
+
+  private flush(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const view = this.policy.health();
+    for (const l of this.listeners) {
+      try {
+        l(view);
+      } catch {
+        // a faulty listener must not stop the checks
       }
     }
   }
 
-  stop(): void {
-    this.running = false;
-    this.stopTimers();
+  private schedule(): void {
+    const policy = this.policy;
+    const keys = policy.checkerKeys();
+    keys.forEach((key, i) => {
+      const c = policy.checker(key)!;
+      const cfg = c.config;
+      const checker = createChecker(cfg, this.ports, this.config);
+      const target = targetOf(c.vs, c.rs, cfg);
+      // spread first probes over delay_loop, plus keepalived's random warmup
+      const firstDelayMs = (i / keys.length) * cfg.delayLoop * 1000 + this.random() * cfg.warmup * 1000;
+      const where = fmtTrio(target.address, c.vs.protocol.toLowerCase(), target.port);
+      this.scheduler.add({
+        key,
+        firstDelayMs,
+        timeoutMs: timeoutMsOf(cfg),
+        timeoutReason: `${cfg.type} to ${where} timed out.`,
+        probe: (signal) => checker.run(target, signal),
+        onResult: (result) => {
+          if (policy !== this.policy) return Number.POSITIVE_INFINITY;
+          const next = policy.report(key, result);
+          this.flush();
+          return next;
+        },
+      });
+    });
   }
 }

@@ -1,29 +1,42 @@
 /**
- * MISC_CHECK (keepalived check_misc.c): run misc_path (argv, no shell) with misc_timeout; exit 0
- * is up, anything else down. With misc_dynamic: 0 up, 1 down, 2..255 up with weight code-2.
+ * MISC_CHECK (keepalived check_misc.c): runs `misc_path` by argv (never a shell) as `user`,
+ * killed with its process group after `misc_timeout`. Exit 0 = up, else down; with
+ * `misc_dynamic`: 0 = up (weight unchanged, as keepalived's legacy case), 1 = down, 2..255 = up with weight (code - 2).
  */
 import type { MiscCheck } from '../config/model.js';
-import type { CheckIo, CheckResult, CheckTarget, HealthChecker } from './types.js';
+import { fmtTrio } from './format.js';
+import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
-export function createMiscCheck(config: MiscCheck, io: CheckIo): HealthChecker {
+export function createMiscCheck(cfg: MiscCheck, ports: CheckPorts): Checker {
   return {
     type: 'MISC_CHECK',
-    async run(_target: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
-      const spec = config.miscPath;
-      const r = await io.runner.run(spec.argv, {
-        timeoutMs: config.miscTimeout * 1000,
+    async run(t: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
+      const where = fmtTrio(t.address, t.vs.protocol.toLowerCase(), t.port);
+      const cmd = cfg.miscPath.command;
+      const r = await ports.runner.run(cfg.miscPath.argv, {
+        user: cfg.miscPath.user,
+        group: cfg.miscPath.group,
+        timeoutMs: Math.max(1, cfg.miscTimeout * 1000),
         signal,
-        ...(spec.user ? { user: spec.user } : {}),
-        ...(spec.group ? { group: spec.group } : {}),
       });
-      if (r.spawnError) return { ok: false, reason: `Misc check ${spec.command} could not run (${r.spawnError})` };
-      if (r.timedOut) return { ok: false, reason: `Misc check ${spec.command} timed out` };
-      const code = r.exitCode ?? 255;
-      if (config.miscDynamic && code >= 2)
-        return { ok: true, weight: code - 2, reason: `Misc check ${spec.command} set weight ${code - 2}` };
+      if (r.spawnError !== undefined)
+        return { up: false, reason: `Misc check for [${cmd}] could not start: ${r.spawnError}` };
+      if (r.timedOut) return { up: false, reason: `Misc check to ${where} for [${cmd}] timed out` };
+      if (r.exitCode === null)
+        return { up: false, reason: `Misc check to ${where} for [${cmd}] killed by signal ${r.signal}` };
+      const code = r.exitCode;
+      if (cfg.miscDynamic) {
+        if (code === 0) return { up: true, reason: `Misc check to ${where} for [${cmd}] succeeded.` };
+        if (code === 1) return { up: false, reason: `Misc check to ${where} for [${cmd}] failed.` };
+        return {
+          up: true,
+          reason: `Misc check to ${where} for [${cmd}] success, weight ${code - 2}.`,
+          weight: code - 2,
+        };
+      }
       return code === 0
-        ? { ok: true, reason: `Misc check ${spec.command} succeeded` }
-        : { ok: false, reason: `Misc check ${spec.command} failed (exit ${r.exitCode ?? r.signal})` };
+        ? { up: true, reason: `Misc check to ${where} for [${cmd}] success.` }
+        : { up: false, reason: `Misc check to ${where} for [${cmd}] failed with exit status ${code}.` };
     },
   };
 }

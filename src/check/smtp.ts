@@ -1,58 +1,84 @@
-/** SMTP_CHECK (keepalived check_smtp.c): expect a 220 banner, HELO helo_name -> 250, QUIT. */
+/** SMTP_CHECK (keepalived check_smtp.c): banner 220, `HELO helo_name` answered 250, QUIT answered (RFC 5321 §4.1). */
 import type { SmtpCheck } from '../config/model.js';
-import { connectTcp } from './tcp.js';
-import { type CheckResult, type CheckTarget, fmtTarget, type HealthChecker } from './types.js';
+import { fmtTrio } from './format.js';
+import { readUntil } from './stream-io.js';
+import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
-export function createSmtpCheck(config: SmtpCheck): HealthChecker {
+const MAX_REPLY = 8192;
+
+/** Reads one (possibly multi-line, RFC 5321 §4.2.1) reply; returns its code or undefined. */
+async function readReply(
+  sock: import('node:stream').Duplex,
+  signal: AbortSignal,
+  pending: { buf: string },
+): Promise<number | undefined> {
+  let code: number | undefined;
+  let bad = false;
+  const scan = (): boolean => {
+    for (;;) {
+      const nl = pending.buf.indexOf('\n');
+      if (nl < 0) {
+        if (pending.buf.length > MAX_REPLY) bad = true;
+        return bad;
+      }
+      const line = pending.buf.slice(0, nl).replace(/\r$/, '');
+      pending.buf = pending.buf.slice(nl + 1);
+      const m = /^(\d{3})([ -]|$)/.exec(line);
+      if (!m) {
+        bad = true;
+        return true;
+      }
+      if (m[2] !== '-') {
+        code = Number(m[1]);
+        return true;
+      }
+    }
+  };
+  if (scan()) return bad ? undefined : code;
+  const r = await readUntil(sock, signal, (chunk) => {
+    pending.buf += chunk.toString('latin1');
+    return scan();
+  });
+  return r === 'done' && !bad ? code : undefined;
+}
+
+export function createSmtpCheck(cfg: SmtpCheck, ports: CheckPorts): Checker {
   return {
     type: 'SMTP_CHECK',
-    async run(target: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
-      const address = config.connectIp ?? target.address;
-      const port = config.connectPort ?? target.port;
-      const where = fmtTarget(address, port);
-      const timeoutMs = config.connectTimeout * 1000;
-      const c = await connectTcp({
-        address,
-        port,
-        timeoutMs,
-        signal,
-        ...(config.bindTo ? { bindTo: config.bindTo } : {}),
-      });
-      if ('error' in c) return { ok: false, reason: `SMTP connection to ${where} failed (${c.error})` };
-      const sock = c.socket;
-      let buf = '';
-      const reply = () =>
-        new Promise<string>((resolve) => {
-          const t = setTimeout(() => resolve('timeout'), timeoutMs);
-          const onData = (d: Buffer) => {
-            buf += d.toString('latin1');
-            // a complete reply ends with a line whose 4th character is a space ("250 ok")
-            const lines = buf.split('\r\n');
-            const last = lines.findIndex((l) => /^\d{3} /.test(l) || /^\d{3}$/.test(l));
-            if (last >= 0) {
-              clearTimeout(t);
-              sock.off('data', onData);
-              const code = lines[last].slice(0, 3);
-              buf = lines.slice(last + 1).join('\r\n');
-              resolve(code);
-            } else if (buf.length > 8192) {
-              clearTimeout(t);
-              resolve('garbage');
-            }
-          };
-          sock.on('data', onData);
-          sock.once('close', () => resolve('closed'));
-        });
-      sock.on('error', () => {});
+    async run(t: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
+      const where = fmtTrio(t.address, 'tcp', t.port);
+      let sock: import('node:stream').Duplex;
       try {
-        const banner = await reply();
-        if (banner !== '220') return { ok: false, reason: `SMTP banner from ${where} was ${banner}, expected 220` };
-        sock.write(`HELO ${config.heloName}\r\n`);
-        const helo = await reply();
-        if (helo !== '250') return { ok: false, reason: `SMTP HELO to ${where} answered ${helo}, expected 250` };
+        sock = await ports.dialer.connectTcp({
+          host: t.address,
+          port: t.port,
+          family: t.family,
+          localAddress: cfg.bindTo,
+          localPort: cfg.bindPort,
+          signal,
+        });
+      } catch (e) {
+        return {
+          up: false,
+          reason: `SMTP connection to ${where} failed (${(e as { code?: string }).code ?? 'error'}).`,
+        };
+      }
+      try {
+        const pending = { buf: '' };
+        const banner = await readReply(sock, signal, pending);
+        if (banner !== 220)
+          return { up: false, reason: `Bad greeting banner from server ${where} (${banner ?? 'unreadable'}).` };
+        sock.write(`HELO ${cfg.heloName}\r\n`);
+        const helo = await readReply(sock, signal, pending);
+        if (helo !== 250)
+          return { up: false, reason: `Bad HELO response from server ${where} (${helo ?? 'unreadable'}).` };
         sock.write('QUIT\r\n');
-        return { ok: true, reason: `SMTP check of ${where} succeeded` };
+        // check_smtp.c waits for the QUIT reply (any code) before declaring success
+        const quit = await readReply(sock, signal, pending);
+        if (quit === undefined) return { up: false, reason: `No QUIT response from server ${where}.` };
+        return { up: true, reason: `Remote SMTP server ${where} succeed on service.` };
       } finally {
+        sock.end();
         sock.destroy();
       }
     },

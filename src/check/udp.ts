@@ -1,71 +1,67 @@
 /**
- * UDP_CHECK (keepalived check_udp.c): send `payload`; with `require_reply`, the reply must match
- * (X nibbles are wildcards) within min/max length. Without it, an ICMP port unreachable (seen as
- * ECONNREFUSED on a connected socket) within connect_timeout is a failure, silence a success.
+ * UDP_CHECK (keepalived check_udp.c): send `payload`; an ICMP unreachable fails the check. With
+ * `require_reply`, the reply must match it (X nibbles are wildcards) within min/max_reply_length;
+ * without it, any reply or silence until connect_timeout counts as up.
  */
-import dgram from 'node:dgram';
-import net from 'node:net';
 import type { UdpCheck } from '../config/model.js';
-import { type CheckResult, type CheckTarget, fmtTarget, type HealthChecker } from './types.js';
+import { fmtTrio } from './format.js';
+import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
-export function replyMatches(pattern: string, reply: Buffer): boolean {
-  for (let i = 0; i < pattern.length; i++) {
-    const p = pattern[i];
-    if (p === 'x') continue;
+/** Parses hex with optional X/x wildcard nibbles into value and mask nibble arrays. */
+export function parsePattern(hex: string): { value: number[]; wild: boolean[] } {
+  const clean = hex.replace(/\s+/g, '');
+  const value: number[] = [];
+  const wild: boolean[] = [];
+  for (const ch of clean) {
+    if (ch === 'x' || ch === 'X') {
+      value.push(0);
+      wild.push(true);
+    } else {
+      value.push(Number.parseInt(ch, 16));
+      wild.push(false);
+    }
+  }
+  return { value, wild };
+}
+
+export function matchesReply(reply: Uint8Array, pattern: string): boolean {
+  const p = parsePattern(pattern);
+  // check_udp.c check_udp_reply compares only the shorter of reply and pattern
+  const nibbles = Math.min(p.value.length, reply.length * 2);
+  for (let i = 0; i < nibbles; i++) {
+    if (p.wild[i]) continue;
     const byte = reply[i >> 1];
-    if (byte === undefined) return false;
-    const nibble = i % 2 === 0 ? byte >> 4 : byte & 0xf;
-    if (nibble !== Number.parseInt(p, 16)) return false;
+    const nib = i % 2 === 0 ? byte >> 4 : byte & 0xf;
+    if (nib !== p.value[i]) return false;
   }
   return true;
 }
 
-export function createUdpCheck(config: UdpCheck): HealthChecker {
+export function createUdpCheck(cfg: UdpCheck, ports: CheckPorts): Checker {
+  const payload = Buffer.from((cfg.payload ?? '').replace(/\s+/g, ''), 'hex');
   return {
     type: 'UDP_CHECK',
-    run(target: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
-      const address = config.connectIp ?? target.address;
-      const port = config.connectPort ?? target.port;
-      const where = fmtTarget(address, port, 'udp');
-      const want = config.requireReply;
-      return new Promise((resolve) => {
-        const sock = dgram.createSocket(net.isIPv6(address) ? 'udp6' : 'udp4');
-        let done = false;
-        const finish = (r: CheckResult) => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          signal.removeEventListener('abort', abort);
-          sock.close();
-          resolve(r);
-        };
-        const timer = setTimeout(
-          () =>
-            finish(
-              want !== undefined
-                ? { ok: false, reason: `UDP check of ${where}: no reply` }
-                : { ok: true, reason: `UDP check of ${where}: no error` },
-            ),
-          config.connectTimeout * 1000,
-        );
-        const abort = () => finish({ ok: false, reason: 'aborted' });
-        signal.addEventListener('abort', abort);
-        sock.on('error', (e: NodeJS.ErrnoException) =>
-          finish({ ok: false, reason: `UDP check of ${where} failed (${e.code ?? e.message})` }),
-        );
-        sock.on('message', (reply) => {
-          if (want === undefined) return finish({ ok: true, reason: `UDP check of ${where}: got a reply` });
-          const lenOk = reply.length >= config.minReplyLength && reply.length <= config.maxReplyLength;
-          finish(
-            lenOk && replyMatches(want, reply)
-              ? { ok: true, reason: `UDP check of ${where}: reply matched` }
-              : { ok: false, reason: `UDP check of ${where}: unexpected reply (${reply.length} bytes)` },
-          );
-        });
-        sock.connect(port, address, () => {
-          sock.send(Buffer.from(config.payload ?? '', 'hex'));
-        });
+    async run(t: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
+      const where = fmtTrio(t.address, 'udp', t.port);
+      const inner = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, cfg.connectTimeout * 1000))]);
+      const r = await ports.dialer.udpExchange({
+        host: t.address,
+        port: t.port,
+        family: t.family,
+        localAddress: cfg.bindTo,
+        localPort: cfg.bindPort,
+        payload,
+        signal: inner,
       });
+      if (r.kind === 'error') return { up: false, reason: `UDP check to ${where} failed (${r.code}).` };
+      if (cfg.requireReply === undefined) return { up: true, reason: `UDP check to ${where} success.` };
+      if (r.kind === 'silence') return { up: false, reason: `UDP check to ${where}: no reply.` };
+      const len = r.data.length;
+      if (len < cfg.minReplyLength || len > cfg.maxReplyLength)
+        return { up: false, reason: `UDP check to ${where}: reply length ${len} out of range.` };
+      if (!matchesReply(r.data, cfg.requireReply))
+        return { up: false, reason: `UDP check to ${where}: reply does not match.` };
+      return { up: true, reason: `UDP check to ${where} success.` };
     },
   };
 }
