@@ -140,3 +140,8 @@ export class FakeTable implements ForwardingTable {
     };
   }
 }
+
+/** Entry for cluster workers (ClusterOptions.tableModule). */
+export function createReplicaTable(): FakeTable {
+  return new FakeTable();
+}
