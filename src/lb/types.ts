@@ -130,6 +130,8 @@ export interface ServiceSnapshot extends ServiceParams {
   readonly stats: Stats;
   readonly rates: Rates;
   readonly dests: readonly DestSnapshot[];
+  /** new connections refused with "no destination available" (additive) */
+  readonly noDest?: number;
 }
 
 /** IPVS connection states as ipvsadm -Lc prints them. */
@@ -192,7 +194,13 @@ export interface TableSnapshot {
  */
 export interface ForwardingTable {
   /** A destination for a new connection from `client` to service `key`, or null (no destination). */
-  open(key: ServiceKey, client: Endpoint): ConnHandle | null;
+  open(key: ServiceKey, client: Endpoint, hint?: OpenHint): ConnHandle | null;
+}
+
+/** Optional facts for `open` (additive): the protocol of a fwmark service's connection. */
+export interface OpenHint {
+  /** default tcp */
+  readonly protocol?: Protocol;
 }
 
 /** One accounted connection (IPVS connection entry). */

@@ -1,0 +1,108 @@
+/**
+ * Address helpers for the table: parsing, canonical text, 32-bit folds for hashing
+ * (IPVS folds IPv6 by XOR of its four words, ip_vs_sh.c / ip_vs_mh.c) and masking for
+ * persistence granularity.
+ */
+import ipaddr from 'ipaddr.js';
+import type { Family } from '../config/model.js';
+
+/** Canonical text of an address of the given family, or null if it is not one. */
+export function canonicalAddress(text: string, family: Family): string | null {
+  try {
+    if (family === 4) {
+      if (!ipaddr.IPv4.isValidFourPartDecimal(text)) return null;
+      return ipaddr.IPv4.parse(text).toString();
+    }
+    if (!ipaddr.IPv6.isValid(text)) return null;
+    return ipaddr.IPv6.parse(text).toString();
+  } catch {
+    return null;
+  }
+}
+
+/** Fast IPv4 dotted-quad to uint32, or -1. */
+export function parseV4(text: string): number {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 255) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      part = part * 10 + (c - 48);
+      digits++;
+      if (digits > 3) return -1;
+    } else return -1;
+  }
+  if (dots !== 3 || digits === 0 || part > 255) return -1;
+  return value * 256 + part;
+}
+
+export function v4ToText(v: number): string {
+  return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+}
+
+/** The four 32-bit words of an IPv6 address. */
+export function v6Words(text: string): [number, number, number, number] | null {
+  try {
+    const p = ipaddr.IPv6.parse(text).parts;
+    return [
+      ((p[0] << 16) | p[1]) >>> 0,
+      ((p[2] << 16) | p[3]) >>> 0,
+      ((p[4] << 16) | p[5]) >>> 0,
+      ((p[6] << 16) | p[7]) >>> 0,
+    ];
+  } catch {
+    return null;
+  }
+}
+
+/** 32-bit fold of an address in host order: IPv4 value, or XOR of the IPv6 words (as IPVS). */
+export function addressFold(text: string): number {
+  const v4 = parseV4(text);
+  if (v4 >= 0) return v4 >>> 0;
+  const w = v6Words(text);
+  if (!w) return 0;
+  return (w[0] ^ w[1] ^ w[2] ^ w[3]) >>> 0;
+}
+
+/** The address with all bits after `prefixLen` cleared, as canonical text (persistence granularity). */
+export function maskAddress(text: string, family: Family, prefixLen: number): string {
+  if (family === 4) {
+    const v = parseV4(text);
+    if (v < 0) return text;
+    const mask = prefixLen <= 0 ? 0 : prefixLen >= 32 ? 0xffffffff : (0xffffffff << (32 - prefixLen)) >>> 0;
+    return v4ToText((v & mask) >>> 0);
+  }
+  try {
+    const bytes = ipaddr.IPv6.parse(text).toByteArray();
+    for (let i = 0; i < 16; i++) {
+      const keep = Math.max(0, Math.min(8, prefixLen - i * 8));
+      bytes[i] &= keep === 0 ? 0 : (0xff << (8 - keep)) & 0xff;
+    }
+    return ipaddr.fromByteArray(bytes).toString();
+  } catch {
+    return text;
+  }
+}
+
+/** Prefix length of a contiguous IPv4 netmask (`255.255.255.0` -> 24), or null. */
+export function netmaskToPrefix(mask: string): number | null {
+  const v = parseV4(mask);
+  if (v < 0) return null;
+  let len = 0;
+  while (len < 32 && (v >>> (31 - len)) & 1) len++;
+  const rebuilt = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return rebuilt === v ? len : null;
+}
+
+/** Dotted IPv4 netmask of a prefix length (24 -> `255.255.255.0`). */
+export function prefixToNetmask(len: number): string {
+  return v4ToText(len <= 0 ? 0 : len >= 32 ? 0xffffffff : (0xffffffff << (32 - len)) >>> 0);
+}

@@ -1,0 +1,26 @@
+/**
+ * dh: destination hashing. A static 256-bucket table filled round-robin over the list,
+ * indexed by a multiplicative hash of the destination (virtual) address; no fallback:
+ * an unavailable bucket server means no destination (ip_vs_dh.c).
+ */
+import type { DestChange, SchedClient, SchedDest, SchedService, Scheduler } from './types.js';
+
+const BUCKETS = 256;
+
+export class DestinationHashing implements Scheduler {
+  readonly name = 'dh';
+  private buckets: (SchedDest | null)[] = new Array(BUCKETS).fill(null);
+
+  pick(_svc: SchedService, client: SchedClient): SchedDest | null {
+    const d = this.buckets[(Math.imul(client.dstFold, 2654435761 | 0) >>> 0) & (BUCKETS - 1)];
+    if (!d || d.weight <= 0 || d.overloaded) return null;
+    return d;
+  }
+  destsChanged(svc: SchedService, _change?: DestChange): void {
+    const n = svc.dests.length;
+    for (let i = 0; i < BUCKETS; i++) this.buckets[i] = n === 0 ? null : svc.dests[i % n];
+  }
+  loadChanged(): void {}
+}
+
+export const createDestinationHashing = (): DestinationHashing => new DestinationHashing();

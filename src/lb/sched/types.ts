@@ -1,0 +1,86 @@
+/**
+ * The scheduler contract. A scheduler sees a service's destinations in IPVS list order
+ * (new destinations are inserted at the head, as `__ip_vs_update_dest` does) and the
+ * live load of each one; it returns a destination or null ("no destination available").
+ */
+import type { Family } from '../../config/model.js';
+
+/** A destination as schedulers see it. Owned and mutated by the table only. */
+export interface SchedDest {
+  readonly id: string;
+  readonly address: string;
+  readonly port: number;
+  readonly family: Family;
+  /** 32-bit fold of the address (IPv6: XOR of the four words) */
+  readonly addrFold: number;
+  /** insertion sequence: a larger value is nearer the list head */
+  readonly seq: number;
+  readonly weight: number;
+  /** latest non-zero weight (IPVS last_weight; mh builds its table from it) */
+  readonly lastWeight: number;
+  readonly activeConns: number;
+  readonly inactConns: number;
+  readonly overloaded: boolean;
+  /** positions in scheduler heaps (HEAP_SLOTS entries, -1 = absent); scratch owned by the scheduler */
+  readonly heapPos: Int32Array;
+}
+
+export interface SchedService {
+  /** in IPVS list order (head first) */
+  readonly dests: readonly SchedDest[];
+  readonly flags: ReadonlySet<string>;
+  readonly family: Family;
+}
+
+/** What a scheduler may hash on. */
+export interface SchedClient {
+  /** source address fold */
+  readonly addrFold: number;
+  readonly port: number;
+  /** destination (virtual) address fold: dh, lblc, lblcr */
+  readonly dstFold: number;
+}
+
+export type DestChange =
+  | { readonly kind: 'add'; readonly dest: SchedDest }
+  /** `index` = where the dest was in the list before removal */
+  | { readonly kind: 'del'; readonly dest: SchedDest; readonly index: number }
+  | { readonly kind: 'upd'; readonly dest: SchedDest };
+
+export interface Scheduler {
+  readonly name: string;
+  pick(svc: SchedService, client: SchedClient): SchedDest | null;
+  /** A destination was added, removed or re-weighted (IPVS add_dest/del_dest/upd_dest). */
+  destsChanged(svc: SchedService, change: DestChange): void;
+  /** A destination's ActiveConn/InActConn or OVERLOAD changed. */
+  loadChanged(svc: SchedService, dest: SchedDest): void;
+}
+
+export interface SchedContext {
+  /** uniform in [0, 1) */
+  random(): number;
+  /** monotonic ms */
+  now(): number;
+}
+
+export type SchedulerFactory = (ctx: SchedContext) => Scheduler;
+
+/** IPVS's per-destination load: ActiveConn * 256 + InActConn (ip_vs_dest_conn_overhead). */
+export function connOverhead(d: SchedDest): number {
+  return d.activeConns * 256 + d.inactConns;
+}
+
+/** Eligible for a new connection in the common IPVS sense: weight > 0 and not OVERLOAD. */
+export function isAvailable(d: SchedDest): boolean {
+  return d.weight > 0 && !d.overloaded;
+}
+
+/** List-order tie-break: the dest nearer the list head wins. */
+export function nearerHead(a: SchedDest, b: SchedDest): boolean {
+  return a.seq > b.seq;
+}
+
+export function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
