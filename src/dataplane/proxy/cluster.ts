@@ -32,7 +32,10 @@ export interface ReplicaTable extends ForwardingTable {
 
 export interface ClusterOptions extends DataPlaneOptions {
   readonly workers: number;
-  /** module (path or file URL) exporting `createReplicaTable(): ReplicaTable`, imported by each worker */
+  /**
+   * module (path or file URL) exporting `createReplicaTable(options: DataPlaneOptions): ReplicaTable`,
+   * imported by each worker; lb-replica.ts (LB_REPLICA_MODULE) builds lb's LbTable
+   */
   readonly tableModule: string;
   /** default 250 ms */
   readonly statsIntervalMs?: number;

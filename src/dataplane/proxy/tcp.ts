@@ -13,6 +13,8 @@ import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import { DestStats, moveState } from './stats.js';
 
 const kConn = Symbol('keepvs.conn');
+/** lb's Handle reports `alive === false` once the table expired or dropped the entry */
+type MaybeAlive = { readonly alive?: boolean };
 type Tagged = Socket & { [kConn]: TcpConn };
 
 /** Socket options for the connection to the real server: shared, never mutated. */
@@ -166,7 +168,8 @@ export class TcpService {
   readonly id: string;
   readonly conns = new Set<TcpConn>();
   readonly dests = new Map<string, DestStats>();
-  private readonly destByEndpoint = new Map<Endpoint, DestStats>();
+  /** address -> port -> stats: pre-resolved, no string built per connection */
+  private readonly destIndex = new Map<string, Map<number, DestStats>>();
   readonly server: Server;
   listener: ListenerState = 'waiting-for-address';
   error: string | undefined;
@@ -192,25 +195,26 @@ export class TcpService {
   }
 
   destStats(ep: Endpoint): DestStats {
-    let d = this.destByEndpoint.get(ep);
-    if (d) return d;
+    let byPort = this.destIndex.get(ep.address);
+    const hit = byPort?.get(ep.port);
+    if (hit) return hit;
     const id = destId(ep, this.key.family);
-    d = this.dests.get(id);
+    let d = this.dests.get(id);
     if (!d) {
       d = new DestStats(id, { address: ep.address, port: ep.port });
       this.dests.set(id, d);
     }
-    // the table hands out the same Endpoint object per destination: remember it (bounded by dests)
-    if (this.destByEndpoint.size < 4096) this.destByEndpoint.set(ep, d);
+    if (!byPort) {
+      byPort = new Map();
+      this.destIndex.set(ep.address, byPort);
+    }
+    byPort.set(ep.port, d);
     return d;
   }
 
   forgetDest(ep: Endpoint, expire: boolean): void {
-    const id = destId(ep, this.key.family);
-    const d = this.dests.get(id);
-    if (!d) return;
-    for (const [k, v] of this.destByEndpoint) if (v === d) this.destByEndpoint.delete(k);
-    if (expire) for (const c of [...d.open]) c.expire();
+    const d = this.dests.get(destId(ep, this.key.family));
+    if (d && expire) for (const c of [...d.open]) c.expire();
   }
 
   listen(): void {
@@ -301,7 +305,7 @@ export class TcpService {
     for (const c of this.conns) {
       if (!c.connected) {
         if (now - c.started > connectTimeout) c.connectFailed();
-      } else if (now - c.last > c.handle.idleTimeoutMs()) c.expire();
+      } else if (now - c.last > c.handle.idleTimeoutMs() || (c.handle as MaybeAlive).alive === false) c.expire();
     }
   }
 

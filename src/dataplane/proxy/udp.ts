@@ -225,7 +225,7 @@ export class UdpService {
   sweep(now: number): void {
     for (const f of this.flows.values()) {
       const timeout = f.handle ? f.handle.idleTimeoutMs() : f.timeoutMs;
-      if (now - f.last > timeout) f.expire();
+      if (now - f.last > timeout || (f.handle as { alive?: boolean } | null)?.alive === false) f.expire();
     }
   }
 

@@ -7,8 +7,8 @@ async function main(): Promise<void> {
   const config = JSON.parse(process.env.KEEPVS_DP_WORKER ?? '{}') as WorkerConfig;
   const send = (m: WorkerToPrimary) => process.send?.(m);
   const modUrl = config.tableModule.startsWith('file:') ? config.tableModule : pathToFileURL(config.tableModule).href;
-  const mod = (await import(modUrl)) as { createReplicaTable(): ReplicaTable };
-  const table = mod.createReplicaTable();
+  const mod = (await import(modUrl)) as { createReplicaTable(options: WorkerConfig['options']): ReplicaTable };
+  const table = mod.createReplicaTable(config.options);
   const bindPorts = new Map<string, number>();
   const dp = new ProxyDataPlane(table, {
     ...config.options,
