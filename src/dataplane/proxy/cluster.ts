@@ -227,6 +227,11 @@ export class ClusterDataPlane implements DataPlane {
     };
   }
 
+  /** process ids of the workers (for benchmarks and supervision) */
+  pids(): number[] {
+    return this.workers.map((w) => w.pid ?? 0).filter((p) => p > 0);
+  }
+
   async stop(drainMs: number): Promise<void> {
     const gone = this.workers.map((w, index) => {
       if (!w.connected) return Promise.resolve();

@@ -30,6 +30,8 @@ export class TcpConn {
   serverEnded = false;
   closed = 0;
   failed = false;
+  clientDrainArmed = false;
+  serverDrainArmed = false;
 
   constructor(
     readonly svc: TcpService,
@@ -99,7 +101,14 @@ function onClientData(this: Tagged, chunk: Buffer): void {
   c.handle.countIn(1, chunk.length);
   c.dest.inPkts++;
   c.dest.inBytes += chunk.length;
-  if (!c.server.write(chunk)) this.pause();
+  if (!c.server.write(chunk)) {
+    this.pause();
+    // drain listeners only for connections that ever meet back-pressure (most never do)
+    if (!c.serverDrainArmed) {
+      c.serverDrainArmed = true;
+      c.server.on('drain', onServerDrain);
+    }
+  }
 }
 
 function onServerData(this: Tagged, chunk: Buffer): void {
@@ -108,13 +117,21 @@ function onServerData(this: Tagged, chunk: Buffer): void {
   c.handle.countOut(1, chunk.length);
   c.dest.outPkts++;
   c.dest.outBytes += chunk.length;
-  if (!c.client.write(chunk)) this.pause();
+  if (!c.client.write(chunk)) {
+    this.pause();
+    if (!c.clientDrainArmed) {
+      c.clientDrainArmed = true;
+      c.client.on('drain', onClientDrain);
+    }
+  }
 }
 
+/** the client drained what we wrote to it: read from the server again */
 function onClientDrain(this: Tagged): void {
   this[kConn].server.resume();
 }
 
+/** the server drained what we wrote to it: read from the client again */
 function onServerDrain(this: Tagged): void {
   this[kConn].client.resume();
 }
@@ -279,13 +296,11 @@ export class TcpService {
     dest.open.add(c);
     c.setState('SYN_RECV');
     client.on('data', onClientData);
-    client.on('drain', onClientDrain);
     client.on('end', onClientEnd);
     client.on('error', onClientError);
     client.on('close', onClose);
     server.on('connect', onServerConnect);
     server.on('data', onServerData);
-    server.on('drain', onServerDrain);
     server.on('end', onServerEnd);
     server.on('error', onServerError);
     server.on('close', onClose);
