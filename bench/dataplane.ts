@@ -134,21 +134,37 @@ function iperf(port: number): number {
   return (JSON.parse(out).end.sum_received.bits_per_second as number) / 1e9;
 }
 
-async function idleMemory(port: number, pids: number[]): Promise<number> {
+/**
+ * Memory of idle proxied connections: RSS growth of the proxy's processes with IDLE_CONNS open,
+ * idle connections (all of it divided by the count), and the marginal cost of the second half
+ * (one-time growth such as heap and pool sizing excluded).
+ */
+async function idleMemory(port: number, pids: number[]): Promise<{ total: number; marginal: number }> {
+  const socks: net.Socket[] = [];
+  const addConns = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      socks.push(s);
+      if (i % 200 === 199) await Promise.all(socks.slice(-200).map((x) => once(x, 'connect').catch(() => {})));
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  };
   await new Promise((r) => setTimeout(r, 1000));
   const before = rssKiB(pids);
-  const socks: net.Socket[] = [];
-  for (let i = 0; i < IDLE_CONNS; i++) {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('error', () => {});
-    socks.push(s);
-    if (i % 200 === 199) await Promise.all(socks.slice(-200).map((x) => once(x, 'connect').catch(() => {})));
-  }
-  await new Promise((r) => setTimeout(r, 2000));
+  const half = Math.floor(IDLE_CONNS / 2);
+  await addConns(half);
+  const mid = rssKiB(pids);
+  await addConns(IDLE_CONNS - half);
   const after = rssKiB(pids);
+  const open = socks.filter((s) => !s.destroyed && s.readyState === 'open').length;
   for (const s of socks) s.destroy();
   await new Promise((r) => setTimeout(r, 1500));
-  return ((after - before) * 1024) / IDLE_CONNS;
+  if (open < IDLE_CONNS) process.stderr.write(`idle memory: only ${open}/${IDLE_CONNS} connections open\n`);
+  return {
+    total: ((after - before) * 1024) / IDLE_CONNS,
+    marginal: ((after - mid) * 1024) / (IDLE_CONNS - half),
+  };
 }
 
 const median = (xs: number[]): number => {
@@ -238,7 +254,7 @@ listen iperf
     await wrk(`http://127.0.0.1:${p.http}/small`, 64, true, 2);
   }
   // idle memory first, before load has grown heaps and buffers
-  const idle: Record<string, number> = {};
+  const idle: Record<string, { total: number; marginal: number }> = {};
   for (const p of paths.slice(1)) idle[p.name] = await idleMemory(p.http, p.pids);
   for (let round = 0; round < ROUNDS; round++) {
     for (const p of paths) {
@@ -261,7 +277,10 @@ listen iperf
       process.stderr.write(`round ${round + 1}/${ROUNDS} ${p.name} done\n`);
     }
   }
-  for (const p of paths.slice(1)) add(p.name, `idle conn memory B/conn (${IDLE_CONNS})`, idle[p.name]!);
+  for (const p of paths.slice(1)) {
+    add(p.name, `idle conn memory B/conn (${IDLE_CONNS}, all)`, idle[p.name]!.total);
+    add(p.name, 'idle conn memory B/conn (marginal, 2nd half)', idle[p.name]!.marginal);
+  }
 
   const metrics = Object.keys(results.keepvs!);
   const fmt = (v: number | undefined) =>
