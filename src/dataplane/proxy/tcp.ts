@@ -32,6 +32,11 @@ export class TcpConn {
   failed = false;
   clientDrainArmed = false;
   serverDrainArmed = false;
+  /** traffic not yet reported to the table: flushed by the sweep and at close (no table call per chunk) */
+  inPkts = 0;
+  inBytes = 0;
+  outPkts = 0;
+  outBytes = 0;
 
   constructor(
     readonly svc: TcpService,
@@ -66,8 +71,21 @@ export class TcpConn {
     destroyQuietly(this.server);
   }
 
+  /** Reports pending traffic to the table (which also refreshes the entry's expiry there). */
+  flush(): void {
+    if (this.inPkts) {
+      this.handle.countIn(this.inPkts, this.inBytes);
+      this.inPkts = this.inBytes = 0;
+    }
+    if (this.outPkts) {
+      this.handle.countOut(this.outPkts, this.outBytes);
+      this.outPkts = this.outBytes = 0;
+    }
+  }
+
   finish(): void {
     if (this.state === null) return;
+    this.flush();
     this.handle.setState('CLOSE');
     moveState(this.dest, this.state, null);
     this.state = null;
@@ -98,7 +116,8 @@ declare module 'node:net' {
 function onClientData(this: Tagged, chunk: Buffer): void {
   const c = this[kConn];
   c.last = c.svc.ctx.now;
-  c.handle.countIn(1, chunk.length);
+  c.inPkts++;
+  c.inBytes += chunk.length;
   c.dest.inPkts++;
   c.dest.inBytes += chunk.length;
   if (!c.server.write(chunk)) {
@@ -114,7 +133,8 @@ function onClientData(this: Tagged, chunk: Buffer): void {
 function onServerData(this: Tagged, chunk: Buffer): void {
   const c = this[kConn];
   c.last = c.svc.ctx.now;
-  c.handle.countOut(1, chunk.length);
+  c.outPkts++;
+  c.outBytes += chunk.length;
   c.dest.outPkts++;
   c.dest.outBytes += chunk.length;
   if (!c.client.write(chunk)) {
@@ -318,6 +338,7 @@ export class TcpService {
   sweep(now: number): void {
     const connectTimeout = this.ctx.connectTimeoutMs;
     for (const c of this.conns) {
+      c.flush();
       if (!c.connected) {
         if (now - c.started > connectTimeout) c.connectFailed();
       } else if (now - c.last > c.handle.idleTimeoutMs() || (c.handle as MaybeAlive).alive === false) c.expire();
