@@ -1,24 +1,81 @@
-/** What the daemon asks of a data plane: follow the table's changes, report, stop. */
-import type { TableOp } from '../lb/types.js';
+/**
+ * The data plane port: whatever moves packets for the virtual services (the userspace proxy here,
+ * nftables elsewhere, a recording fake in tests). The daemon feeds it the same TableOps it feeds
+ * the table; the data plane opens/closes listeners and reacts to destinations leaving.
+ */
+import type { Endpoint, Protocol, ServiceKey, TableOp } from '../lb/types.js';
 
-export interface ListenerSnapshot {
-  readonly service: string;
-  readonly state: 'listening' | 'waiting-for-address' | 'closed' | 'error';
-  readonly detail?: string;
+/** Per-destination view as the data plane accounts it (summed over workers). */
+export interface DataPlaneDestSnapshot extends Endpoint {
+  readonly id: string;
+  readonly activeConns: number;
+  readonly inactConns: number;
+  readonly conns: number;
+  readonly inPkts: number;
+  readonly outPkts: number;
+  readonly inBytes: number;
+  readonly outBytes: number;
+  /** connects to this real server that were refused, reset or timed out */
+  readonly connectFailures: number;
+}
+
+export type ListenerState = 'listening' | 'waiting-for-address' | 'failed' | 'draining';
+
+export interface DataPlaneServiceSnapshot {
+  readonly id: string;
+  readonly key: ServiceKey;
+  readonly protocol: Protocol;
+  readonly listener: ListenerState;
+  /** bound port (differs from key.port only when key.port was 0 in tests) */
+  readonly boundPort: number;
+  /** last listener error (EADDRNOTAVAIL...) */
+  readonly error?: string;
+  /** connections/flows the table gave no destination: closed (TCP) or dropped (UDP) */
+  readonly noDest: number;
+  /** connections whose real server refused or timed out */
+  readonly connectFailures: number;
+  /** open client connections (TCP) or flows (UDP) */
+  readonly open: number;
+  readonly dests: readonly DataPlaneDestSnapshot[];
 }
 
 export interface DataPlaneSnapshot {
   readonly kind: string;
-  readonly listeners: readonly ListenerSnapshot[];
-  readonly openConnections: number;
-  readonly noDestination: number;
-  readonly connectFailures: number;
+  readonly workers: number;
+  readonly services: readonly DataPlaneServiceSnapshot[];
+  /** ops the data plane could not honour (fwmark, sctp, bad address), newest last */
+  readonly diagnostics: readonly DataPlaneDiagnostic[];
+}
+
+export interface DataPlaneDiagnostic {
+  /** stable codes: DP_UNSUPPORTED_FWMARK, DP_UNSUPPORTED_PROTOCOL, DP_UNSUPPORTED_FORWARD, DP_LISTEN_FAILED */
+  readonly code: string;
+  readonly service: string;
+  readonly message: string;
 }
 
 export interface DataPlane {
-  /** Applies table operations (after the table itself accepted them). Idempotent. */
+  /** Applies table changes in order; tolerant of replays (add of an existing service is a no-op). */
   apply(ops: readonly TableOp[]): Promise<void>;
   snapshot(): DataPlaneSnapshot;
-  /** Closes listeners; open connections get `drainMs` to finish, then are cut. */
+  /** Closes every listener, lets open connections finish for up to drainMs, then closes them. */
   stop(drainMs: number): Promise<void>;
+}
+
+/** What to do with connections to a destination that was deleted (IPVS sysctl expire_nodest_conn). */
+export type NodestPolicy = 'close' | 'keep';
+
+export interface DataPlaneOptions {
+  /** default 'keep' (the IPVS default expire_nodest_conn = 0) */
+  readonly expireNodestConn?: NodestPolicy;
+  /** connect timeout towards real servers, ms (default 5000) */
+  readonly connectTimeoutMs?: number;
+  /** del-service: how long open connections may drain before being closed, ms (default 2000) */
+  readonly drainMs?: number;
+  /** PROXY protocol header sent to real servers, per service id (or '*' for all TCP services) */
+  readonly proxyProtocol?: Readonly<Record<string, 'v1' | 'v2'>>;
+  /** period of the shared idle/connect-timeout sweep, ms (default 1000) */
+  readonly sweepMs?: number;
+  /** retry period for UDP services whose VIP is not local yet, ms (default 1000) */
+  readonly bindRetryMs?: number;
 }

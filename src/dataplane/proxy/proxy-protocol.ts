@@ -1,39 +1,58 @@
 /**
  * PROXY protocol headers towards real servers (HAProxy's proxy-protocol.txt, versions 1 and 2),
- * so real servers can see the client address behind the userspace data plane.
+ * so a real server behind the full-NAT proxy can still see the client address.
  */
 import { isIPv6 } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import type { Endpoint } from '../../lb/types.js';
 
-/** `PROXY TCP4 <src> <dst> <sport> <dport>\r\n` (proxy-protocol.txt §2.1) */
-export function proxyV1(client: Endpoint, local: Endpoint): Buffer {
-  const six = isIPv6(client.address);
-  return Buffer.from(
-    `PROXY ${six ? 'TCP6' : 'TCP4'} ${client.address} ${local.address} ${client.port} ${local.port}\r\n`,
-    'ascii',
-  );
+export type ProxyProtocolVersion = 'v1' | 'v2';
+
+/** v2 signature: \r\n\r\n\0\r\nQUIT\n (proxy-protocol.txt section 2.2) */
+export const PROXY_V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+
+function unmapped(address: string): string {
+  // a v4 client seen on a dual-stack socket: report it as IPv4
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
-const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+/** v1 (section 2.1): "PROXY TCP4 <src> <dst> <sport> <dport>\r\n", at most 107 bytes. */
+export function proxyV1(srcAddr: string, srcPort: number, dstAddr: string, dstPort: number): Buffer {
+  const s = unmapped(srcAddr);
+  const d = unmapped(dstAddr);
+  const v6 = isIPv6(s) || isIPv6(d);
+  if (v6 && !(isIPv6(s) && isIPv6(d))) return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
+  return Buffer.from(`PROXY ${v6 ? 'TCP6' : 'TCP4'} ${s} ${d} ${srcPort} ${dstPort}\r\n`, 'latin1');
+}
 
-/** Binary header (proxy-protocol.txt §2.2): version 2, PROXY command, TCP over IPv4/IPv6 (or UDP). */
-export function proxyV2(client: Endpoint, local: Endpoint, transport: 'tcp' | 'udp' = 'tcp'): Buffer {
-  const src = ipaddr.process(client.address);
-  const dst = ipaddr.process(local.address);
-  const six = src.kind() === 'ipv6' || dst.kind() === 'ipv6';
-  const toBytes = (a: ipaddr.IPv4 | ipaddr.IPv6) =>
-    (six && a.kind() === 'ipv4' ? (a as ipaddr.IPv4).toIPv4MappedAddress() : a).toByteArray();
-  const addrLen = six ? 36 : 12;
-  const buf = Buffer.alloc(16 + addrLen);
-  V2_SIGNATURE.copy(buf, 0);
-  buf[12] = 0x21; // version 2, command PROXY
-  buf[13] = (six ? 0x20 : 0x10) | (transport === 'tcp' ? 0x01 : 0x02);
-  buf.writeUInt16BE(addrLen, 14);
-  const alen = six ? 16 : 4;
-  Buffer.from(toBytes(src)).copy(buf, 16);
-  Buffer.from(toBytes(dst)).copy(buf, 16 + alen);
-  buf.writeUInt16BE(client.port, 16 + 2 * alen);
-  buf.writeUInt16BE(local.port, 18 + 2 * alen);
-  return buf;
+/**
+ * v2 (section 2.2): signature, ver/cmd 0x21 (v2, PROXY), family/transport
+ * (0x11 TCP4, 0x12 UDP4, 0x21 TCP6, 0x22 UDP6), big-endian length, then addresses and ports.
+ */
+export function proxyV2(
+  transport: 'tcp' | 'udp',
+  srcAddr: string,
+  srcPort: number,
+  dstAddr: string,
+  dstPort: number,
+): Buffer {
+  const s = unmapped(srcAddr);
+  const d = unmapped(dstAddr);
+  const v6 = isIPv6(s) || isIPv6(d);
+  const alen = v6 ? 36 : 12;
+  const b = Buffer.alloc(16 + alen);
+  PROXY_V2_SIGNATURE.copy(b, 0);
+  b[12] = 0x21;
+  b[13] = (v6 ? 0x20 : 0x10) | (transport === 'tcp' ? 0x01 : 0x02);
+  b.writeUInt16BE(alen, 14);
+  const bytes = (a: string): number[] => {
+    const p = ipaddr.parse(a);
+    if (v6) return (p.kind() === 'ipv4' ? (p as ipaddr.IPv4).toIPv4MappedAddress() : p).toByteArray();
+    return p.toByteArray();
+  };
+  const n = v6 ? 16 : 4;
+  Buffer.from(bytes(s)).copy(b, 16);
+  Buffer.from(bytes(d)).copy(b, 16 + n);
+  b.writeUInt16BE(srcPort, 16 + 2 * n);
+  b.writeUInt16BE(dstPort, 18 + 2 * n);
+  return b;
 }

@@ -1,0 +1,195 @@
+/**
+ * The userspace proxy data plane of one process: a TcpService or UdpService per virtual service,
+ * one shared sweep timer for idle/connect timeouts, op handlers in a table (one per TableOp).
+ * Multi-core operation wraps this in cluster.ts; a single process uses it directly.
+ */
+import { performance } from 'node:perf_hooks';
+import { type ForwardingTable, serviceId, type TableOp } from '../../lb/types.js';
+import type {
+  DataPlane,
+  DataPlaneDiagnostic,
+  DataPlaneOptions,
+  DataPlaneServiceSnapshot,
+  DataPlaneSnapshot,
+} from '../port.js';
+import type { ProxyContext } from './context.js';
+import { loadFreebind } from './freebind.js';
+import type { DestStats } from './stats.js';
+import { TcpService } from './tcp.js';
+import { UdpService } from './udp.js';
+
+type Service = TcpService | UdpService;
+
+export interface ProxyDataPlaneOptions extends DataPlaneOptions {
+  /** bind VIPs not (yet) local through IP_FREEBIND (default true; falls back to bind-retry) */
+  readonly freebind?: boolean;
+  /** ports to bind instead of key.port (cluster primary resolving port 0) */
+  readonly bindPorts?: ReadonlyMap<string, number>;
+  /** default true; a cluster leaves UDP to one worker */
+  readonly udp?: boolean;
+}
+
+type OpHandler<K extends TableOp['op']> = (dp: ProxyDataPlane, op: Extract<TableOp, { op: K }>) => Promise<void> | void;
+
+const OP_HANDLERS: { [K in TableOp['op']]: OpHandler<K> } = {
+  'add-service': (dp, op) => dp.addService(op),
+  'edit-service': (dp, op) => {
+    const s = dp.services.get(serviceId(op.key));
+    if (s instanceof UdpService) s.ops = op.params.ops;
+  },
+  'del-service': (dp, op) => dp.deleteService(serviceId(op.key)),
+  'add-dest': (dp, op) => dp.checkForward(op),
+  'edit-dest': (dp, op) => dp.checkForward(op),
+  'del-dest': (dp, op) => {
+    dp.services.get(serviceId(op.key))?.forgetDest(op.dest, dp.expireNodest === 'close');
+  },
+  clear: async (dp) => {
+    await Promise.all([...dp.services.keys()].map((id) => dp.deleteService(id)));
+  },
+  zero: (dp, op) => {
+    for (const s of dp.services.values()) if (!op.key || s.id === serviceId(op.key)) s.zero();
+  },
+  // timeouts live in the table: ConnHandle.idleTimeoutMs() reads them on every sweep
+  'set-timeouts': () => {},
+};
+
+export class ProxyDataPlane implements DataPlane {
+  readonly services = new Map<string, Service>();
+  private readonly draining = new Set<Service>();
+  private readonly diagnostics: DataPlaneDiagnostic[] = [];
+  readonly expireNodest: 'close' | 'keep';
+  private readonly drainMs: number;
+  private readonly ctx: ProxyContext;
+  private readonly sweepTimer: NodeJS.Timeout;
+
+  constructor(table: ForwardingTable, options: ProxyDataPlaneOptions = {}) {
+    this.expireNodest = options.expireNodestConn ?? 'keep';
+    this.drainMs = options.drainMs ?? 2000;
+    const pp = options.proxyProtocol ?? {};
+    const ports = options.bindPorts;
+    this.ctx = {
+      table,
+      now: performance.now(),
+      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+      bindRetryMs: options.bindRetryMs ?? 1000,
+      freebind: options.freebind === false ? null : loadFreebind(),
+      bindPort: (id, port) => ports?.get(id) ?? port,
+      proxyProtocol: (id) => pp[id] ?? pp['*'],
+      diagnostic: (code, service, message) => this.diagnose(code, service, message),
+      udpEnabled: options.udp ?? true,
+    };
+    this.sweepTimer = setInterval(() => this.sweep(), options.sweepMs ?? 1000);
+    this.sweepTimer.unref();
+  }
+
+  private diagnose(code: string, service: string, message: string): void {
+    this.diagnostics.push({ code, service, message });
+    if (this.diagnostics.length > 100) this.diagnostics.shift();
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    this.ctx.now = now;
+    for (const s of this.services.values()) s.sweep(now);
+    for (const s of this.draining) s.sweep(now);
+  }
+
+  async apply(ops: readonly TableOp[]): Promise<void> {
+    this.ctx.now = performance.now();
+    for (const op of ops) await (OP_HANDLERS[op.op] as OpHandler<typeof op.op>)(this, op as never);
+  }
+
+  addService(op: Extract<TableOp, { op: 'add-service' }>): void {
+    const id = serviceId(op.key);
+    if (this.services.has(id)) return; // replays are harmless
+    const key = op.key;
+    if (key.kind === 'fwmark') {
+      this.diagnose('DP_UNSUPPORTED_FWMARK', id, 'fwmark services need the kernel (nft) data plane');
+      return;
+    }
+    if (key.protocol === 'sctp') {
+      this.diagnose('DP_UNSUPPORTED_PROTOCOL', id, 'SCTP is not proxied in userspace');
+      return;
+    }
+    let s: Service;
+    if (key.protocol === 'tcp') s = new TcpService(this.ctx, key);
+    else {
+      if (!this.ctx.udpEnabled) return;
+      s = new UdpService(this.ctx, key, op.params.ops);
+    }
+    this.services.set(id, s);
+    s.listen();
+  }
+
+  checkForward(op: Extract<TableOp, { op: 'add-dest' | 'edit-dest' }>): void {
+    const s = this.services.get(serviceId(op.key));
+    if (!s) return;
+    s.destStats(op.dest);
+    if (op.params.forward !== 'masq') {
+      this.diagnose(
+        'DP_UNSUPPORTED_FORWARD',
+        s.id,
+        `${op.params.forward} forwarding needs the kernel; the userspace proxy forwards ${op.dest.address}:${op.dest.port} with full NAT`,
+      );
+    }
+  }
+
+  async deleteService(id: string): Promise<void> {
+    const s = this.services.get(id);
+    if (!s) return;
+    this.services.delete(id);
+    this.draining.add(s);
+    await s.close(this.drainMs);
+    this.draining.delete(s);
+  }
+
+  snapshot(): DataPlaneSnapshot {
+    const services: DataPlaneServiceSnapshot[] = [];
+    for (const s of [...this.services.values(), ...this.draining]) services.push(serviceSnapshot(s));
+    return { kind: 'proxy', workers: 1, services, diagnostics: [...this.diagnostics] };
+  }
+
+  async stop(drainMs: number): Promise<void> {
+    clearInterval(this.sweepTimer);
+    const all = [...this.services.values()];
+    this.services.clear();
+    const t = setInterval(() => this.sweep(), 100);
+    try {
+      await Promise.all([...all.map((s) => s.close(drainMs))]);
+      await Promise.all([...this.draining].map((s) => s.close(0)));
+    } finally {
+      clearInterval(t);
+    }
+  }
+}
+
+function destSnapshot(d: DestStats) {
+  return {
+    id: d.id,
+    address: d.endpoint.address,
+    port: d.endpoint.port,
+    activeConns: d.activeConns,
+    inactConns: d.inactConns,
+    conns: d.conns,
+    inPkts: d.inPkts,
+    outPkts: d.outPkts,
+    inBytes: d.inBytes,
+    outBytes: d.outBytes,
+    connectFailures: d.connectFailures,
+  };
+}
+
+function serviceSnapshot(s: Service): DataPlaneServiceSnapshot {
+  return {
+    id: s.id,
+    key: s.key,
+    protocol: s.key.protocol,
+    listener: s.listener,
+    boundPort: s.boundPort,
+    ...(s.error ? { error: s.error } : {}),
+    noDest: s.noDest,
+    connectFailures: s.connectFailures,
+    open: s.conns.size,
+    dests: [...s.dests.values()].map(destSnapshot),
+  };
+}

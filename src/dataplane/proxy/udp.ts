@@ -1,0 +1,251 @@
+/**
+ * UDP virtual service: per-client flows (IPVS UDP connection entries) with the table's UDP timeout.
+ * Each flow owns a connected upstream socket so replies find their client; `ops` (one-packet
+ * scheduling) asks the table for every datagram and closes that entry at once, keeping one upstream
+ * socket per client and real server so replies still come back.
+ */
+import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
+import { type ConnHandle, destId, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
+import type { ListenerState } from '../port.js';
+import type { ProxyContext } from './context.js';
+import { DestStats, moveState } from './stats.js';
+
+const kFlow = Symbol('keepvs.flow');
+type Tagged = Socket & { [kFlow]: UdpFlow };
+
+/** datagrams queued per flow while its upstream socket connects; more are dropped (UDP may drop) */
+const MAX_PENDING = 64;
+
+class UdpFlow {
+  readonly upstream: Tagged;
+  last: number;
+  timeoutMs: number;
+  pending: Buffer[] | null = [];
+  open = true;
+
+  constructor(
+    readonly svc: UdpService,
+    readonly key: string,
+    readonly client: Endpoint,
+    readonly dest: DestStats,
+    /** null in ops mode: each datagram had its own entry */
+    readonly handle: ConnHandle | null,
+  ) {
+    this.last = svc.ctx.now;
+    this.timeoutMs = handle ? handle.idleTimeoutMs() : 0;
+    this.upstream = dgram.createSocket(svc.key.family === 6 ? 'udp6' : 'udp4') as Tagged;
+    this.upstream[kFlow] = this;
+    this.upstream.on('message', onReply);
+    this.upstream.on('error', onUpstreamError);
+    this.upstream.connect(dest.endpoint.port, dest.endpoint.address, onUpstreamConnect);
+  }
+
+  send(msg: Buffer): void {
+    if (this.pending) {
+      if (this.pending.length < MAX_PENDING) this.pending.push(msg);
+      return;
+    }
+    this.upstream.send(msg);
+  }
+
+  expire(): void {
+    if (!this.open) return;
+    this.open = false;
+    try {
+      this.upstream.close();
+    } catch {
+      // already closed after an error
+    }
+    this.svc.flows.delete(this.key);
+    this.dest.open.delete(this);
+    if (this.handle) {
+      moveState(this.dest, 'UDP', null);
+      this.handle.close();
+    }
+  }
+}
+
+function onUpstreamConnect(this: Tagged, err?: Error | null): void {
+  const f = this[kFlow];
+  if (err) {
+    f.expire();
+    return;
+  }
+  const q = f.pending;
+  f.pending = null;
+  if (q) for (const m of q) f.upstream.send(m);
+}
+
+function onReply(this: Tagged, msg: Buffer): void {
+  const f = this[kFlow];
+  f.last = f.svc.ctx.now;
+  f.dest.outPkts++;
+  f.dest.outBytes += msg.length;
+  f.handle?.countOut(1, msg.length);
+  f.svc.socket?.send(msg, f.client.port, f.client.address);
+}
+
+function onUpstreamError(this: Tagged): void {
+  // ICMP port unreachable from the real server surfaces here (ECONNREFUSED on a connected socket)
+  const f = this[kFlow];
+  f.dest.connectFailures++;
+  f.svc.connectFailures++;
+  f.expire();
+}
+
+export class UdpService {
+  readonly id: string;
+  readonly flows = new Map<string, UdpFlow>();
+  readonly dests = new Map<string, DestStats>();
+  socket: Socket | null = null;
+  listener: ListenerState = 'waiting-for-address';
+  error: string | undefined;
+  boundPort = 0;
+  noDest = 0;
+  connectFailures = 0;
+  ops: boolean;
+  private retry: NodeJS.Timeout | null = null;
+  private closing = false;
+
+  constructor(
+    readonly ctx: ProxyContext,
+    readonly key: Extract<ServiceKey, { kind: 'addr' }>,
+    ops: boolean,
+  ) {
+    this.id = serviceId(key);
+    this.ops = ops;
+  }
+
+  get conns(): { readonly size: number } {
+    return this.flows;
+  }
+
+  destStats(ep: Endpoint): DestStats {
+    const id = destId(ep, this.key.family);
+    let d = this.dests.get(id);
+    if (!d) {
+      d = new DestStats(id, { address: ep.address, port: ep.port });
+      this.dests.set(id, d);
+    }
+    return d;
+  }
+
+  forgetDest(ep: Endpoint, expire: boolean): void {
+    const d = this.dests.get(destId(ep, this.key.family));
+    if (d && expire) for (const f of [...d.open]) f.expire();
+  }
+
+  /**
+   * Binds the VIP. Node's dgram cannot adopt a freebind fd, so a VIP that is not local yet is
+   * retried every bindRetryMs until it arrives (e.g. when this director becomes MASTER).
+   */
+  listen(): void {
+    if (this.closing) return;
+    const s = dgram.createSocket(this.key.family === 6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
+    s.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      this.error = e.message;
+      this.ctx.diagnostic('DP_LISTEN_FAILED', this.id, e.message);
+      s.close();
+      if (this.socket === s) this.socket = null;
+      if (e.code === 'EADDRNOTAVAIL' && !this.closing) {
+        this.listener = 'waiting-for-address';
+        this.retry = setTimeout(() => {
+          this.retry = null;
+          this.listen();
+        }, this.ctx.bindRetryMs);
+        this.retry.unref();
+      } else this.listener = 'failed';
+    });
+    s.bind({ address: this.key.address, port: this.ctx.bindPort(this.id, this.key.port), exclusive: true }, () => {
+      this.socket = s;
+      this.boundPort = s.address().port;
+      this.listener = 'listening';
+      this.error = undefined;
+    });
+  }
+
+  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    const key = `${rinfo.address} ${rinfo.port}`;
+    if (this.ops) {
+      this.onePacket(msg, rinfo, key);
+      return;
+    }
+    let f = this.flows.get(key);
+    if (!f) {
+      const client = { address: rinfo.address, port: rinfo.port };
+      const handle = this.ctx.table.open(this.key, client);
+      if (!handle) {
+        this.noDest++;
+        return;
+      }
+      const dest = this.destStats(handle.dest);
+      dest.conns++;
+      handle.setState('UDP');
+      moveState(dest, null, 'UDP');
+      f = new UdpFlow(this, key, client, dest, handle);
+      this.flows.set(key, f);
+      dest.open.add(f);
+    }
+    f.last = this.ctx.now;
+    f.dest.inPkts++;
+    f.dest.inBytes += msg.length;
+    f.handle?.countIn(1, msg.length);
+    f.send(msg);
+  }
+
+  /** IPVS --ops: every datagram is scheduled on its own and its entry expires right after. */
+  private onePacket(msg: Buffer, rinfo: RemoteInfo, clientKey: string): void {
+    const client = { address: rinfo.address, port: rinfo.port };
+    const handle = this.ctx.table.open(this.key, client);
+    if (!handle) {
+      this.noDest++;
+      return;
+    }
+    const dest = this.destStats(handle.dest);
+    dest.conns++;
+    dest.inPkts++;
+    dest.inBytes += msg.length;
+    handle.setState('UDP');
+    handle.countIn(1, msg.length);
+    const timeoutMs = handle.idleTimeoutMs();
+    handle.close();
+    const key = `${clientKey} ${dest.id}`;
+    let f = this.flows.get(key);
+    if (!f) {
+      f = new UdpFlow(this, key, client, dest, null);
+      this.flows.set(key, f);
+      dest.open.add(f);
+    }
+    f.timeoutMs = timeoutMs;
+    f.last = this.ctx.now;
+    f.send(msg);
+  }
+
+  sweep(now: number): void {
+    for (const f of this.flows.values()) {
+      const timeout = f.handle ? f.handle.idleTimeoutMs() : f.timeoutMs;
+      if (now - f.last > timeout || (f.handle as { alive?: boolean } | null)?.alive === false) f.expire();
+    }
+  }
+
+  close(_drainMs: number): Promise<void> {
+    // UDP has no connections to drain: flows end with the listener, as IPVS entries simply expire
+    this.closing = true;
+    this.listener = 'draining';
+    if (this.retry) clearTimeout(this.retry);
+    for (const f of [...this.flows.values()]) f.expire();
+    const s = this.socket;
+    this.socket = null;
+    if (!s) return Promise.resolve();
+    return new Promise((resolve) => s.close(() => resolve()));
+  }
+
+  zero(): void {
+    this.noDest = 0;
+    this.connectFailures = 0;
+    for (const d of this.dests.values()) {
+      d.conns = d.inPkts = d.outPkts = d.inBytes = d.outBytes = d.connectFailures = 0;
+    }
+  }
+}

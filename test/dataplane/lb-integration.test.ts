@@ -1,0 +1,126 @@
+/** The proxy with lb's real table: wlc/lc under load, Active/InAct as the table reports them. */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
+import { test } from 'node:test';
+import { ClusterDataPlane } from '../../src/dataplane/proxy/cluster.js';
+import { ProxyDataPlane } from '../../src/dataplane/proxy/engine.js';
+import { LB_REPLICA_MODULE } from '../../src/dataplane/proxy/lb-replica.js';
+import { LbTable } from '../../src/lb/table.js';
+import { serviceId, type TableOp } from '../../src/lb/types.js';
+import { SystemClock } from '../../src/util/clock.js';
+import { connect, DEST_PARAMS, freePort, realServer, SVC_PARAMS, tcpKey, waitFor } from './helpers.js';
+
+const closeOnFin = (s: Socket) => s.on('end', () => s.end());
+
+test('wlc with weights 1:3 under 40 concurrent connections: the table and the proxy agree', async () => {
+  const a = await realServer(closeOnFin);
+  const b = await realServer(closeOnFin);
+  const table = new LbTable({ clock: new SystemClock() });
+  const dp = new ProxyDataPlane(table, { sweepMs: 50 });
+  const key = tcpKey(await freePort());
+  const ops: TableOp[] = [
+    { op: 'add-service', key, params: { ...SVC_PARAMS, scheduler: 'wlc' } },
+    { op: 'add-dest', key, dest: { address: '127.0.0.1', port: a.port }, params: { ...DEST_PARAMS, weight: 1 } },
+    { op: 'add-dest', key, dest: { address: '127.0.0.1', port: b.port }, params: { ...DEST_PARAMS, weight: 3 } },
+  ];
+  assert.deepEqual(table.applyAll(ops), []);
+  await dp.apply(ops);
+  const clients: Socket[] = [];
+  try {
+    await waitFor(() => dp.snapshot().services[0]?.listener === 'listening', 2000, 'listening');
+    const port = dp.snapshot().services[0]!.boundPort;
+    for (let i = 0; i < 40; i++) clients.push(await connect(port));
+    await waitFor(() => a.sockets.size + b.sockets.size === 40, 3000, 'all connected');
+    await waitFor(
+      () => table.snapshot().services[0]!.dests.reduce((n, d) => n + d.activeConns, 0) === 40,
+      3000,
+      'active',
+    );
+    const byPort = (p: number) => table.snapshot().services[0]!.dests.find((d) => d.port === p)!;
+    // wlc: overhead/weight equalised -> 10 and 30
+    assert.equal(byPort(a.port).activeConns, 10);
+    assert.equal(byPort(b.port).activeConns, 30);
+    assert.equal(a.sockets.size, 10);
+    // the proxy's own view matches the table's
+    const proxyView = dp.snapshot().services[0]!.dests.find((d) => d.port === b.port)!;
+    assert.equal(proxyView.activeConns, 30);
+    // half-close 10 of them: those become InAct in the table (FIN_WAIT)
+    for (const c of clients.slice(0, 10)) c.end();
+    // the real server answers FIN with FIN: the entries go away entirely
+    await waitFor(() => dp.snapshot().services[0]!.open === 30, 3000, 'ten closed');
+    const snap = table.snapshot().services[0]!.dests;
+    assert.equal(
+      snap.reduce((n, d) => n + d.activeConns + d.inactConns, 0),
+      30,
+    );
+    assert.equal(
+      snap.reduce((n, d) => n + d.stats.conns, 0),
+      40,
+    );
+  } finally {
+    for (const c of clients) c.destroy();
+    await dp.stop(0);
+    table.dispose();
+    await a.close();
+    await b.close();
+  }
+});
+
+test('half-closed connections count as InActConn in the real table', async () => {
+  const a = await realServer(() => {});
+  const table = new LbTable({ clock: new SystemClock() });
+  const dp = new ProxyDataPlane(table, { sweepMs: 50 });
+  const key = tcpKey(await freePort());
+  const ops: TableOp[] = [
+    { op: 'add-service', key, params: { ...SVC_PARAMS, scheduler: 'lc' } },
+    { op: 'add-dest', key, dest: { address: '127.0.0.1', port: a.port }, params: DEST_PARAMS },
+  ];
+  table.applyAll(ops);
+  await dp.apply(ops);
+  try {
+    await waitFor(() => dp.snapshot().services[0]?.listener === 'listening', 2000, 'listening');
+    const port = dp.snapshot().services[0]!.boundPort;
+    const c1 = await connect(port);
+    const c2 = await connect(port);
+    const d = () => table.snapshot().services[0]!.dests[0]!;
+    await waitFor(() => d().activeConns === 2, 2000, 'two active');
+    c1.end();
+    await waitFor(() => d().activeConns === 1 && d().inactConns === 1, 2000, 'one active, one inactive');
+    c1.destroy();
+    c2.destroy();
+  } finally {
+    await dp.stop(0);
+    table.dispose();
+    await a.close();
+  }
+});
+
+test('cluster of 2 workers with lb replicas forwards, and counts reach the primary', async () => {
+  const a = await realServer((s) => s.end('ok'));
+  const dp = await ClusterDataPlane.start({ workers: 2, tableModule: LB_REPLICA_MODULE, statsIntervalMs: 50 });
+  const key = tcpKey(await freePort());
+  try {
+    await dp.apply([
+      { op: 'add-service', key, params: { ...SVC_PARAMS, scheduler: 'wlc' } },
+      { op: 'add-dest', key, dest: { address: '127.0.0.1', port: a.port }, params: DEST_PARAMS },
+    ]);
+    await waitFor(
+      () => dp.snapshot().services.find((s) => s.id === serviceId(key))?.listener === 'listening',
+      3000,
+      'listening',
+    );
+    const port = dp.snapshot().services[0]!.boundPort;
+    for (let i = 0; i < 10; i++) {
+      const c = await connect(port);
+      c.resume();
+      await once(c, 'end');
+      c.destroy();
+    }
+    await waitFor(() => dp.snapshot().services[0]!.dests[0]?.conns === 10, 3000, 'ten counted');
+    assert.equal(dp.snapshot().services[0]!.dests[0]!.outBytes, 20);
+  } finally {
+    await dp.stop(0);
+    await a.close();
+  }
+});
