@@ -3,7 +3,7 @@
 // Usage: node scripts/run-tests.mjs [substring filter ...]
 // Node 20's `--test` takes no globs, so the file list is built here.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -19,7 +19,10 @@ function walk(dir, out) {
 }
 
 const filters = process.argv.slice(2);
-let files = walk(testRoot, []).sort();
+// only tests whose source still exists (a stale dist/ may hold removed ones)
+let files = walk(testRoot, [])
+  .filter((f) => existsSync(join(root, 'test', relative(testRoot, f)).replace(/\.js$/, '.ts')))
+  .sort();
 if (filters.length) files = files.filter((f) => filters.some((s) => relative(testRoot, f).includes(s)));
 if (files.length === 0) {
   console.error('run-tests: no test files found (did `tsc` run?)');

@@ -52,7 +52,7 @@ function renderServices(st) {
     return;
   }
 
-  const listeners = new Map(lvs.dataplane.listeners.map((l) => [l.service, l]));
+  const listeners = new Map(lvs.dataplane.services.map((l) => [l.id, { state: l.listener }]));
   $('services').innerHTML = lvs.table.services
     .map((svc) => {
       const l = listeners.get(svc.id);

@@ -90,19 +90,15 @@ export function createMetrics(source: StatusSource): Registry {
   gauge('keepvs_real_server_cps', 'Connections per second (IPVS estimator)', ['service', 'real_server'], (g) =>
     eachDest((l, d) => g.set(l, d.rates.cps)),
   );
-  gauge(
-    'keepvs_check_duration_seconds',
-    'Duration of the last health check',
-    ['service', 'real_server', 'checker'],
-    (g) => {
-      for (const s of st().lvs?.checks.servers ?? []) {
-        for (const c of s.checkers)
-          g.set({ service: s.service, real_server: s.dest, checker: c.type }, c.durationMs / 1000);
-      }
-    },
-  );
-  gauge('keepvs_service_no_destination', 'Connections refused for want of a destination', [], (g) => {
-    g.set(st().lvs?.dataplane.noDestination ?? 0);
+  gauge('keepvs_checks_failed', 'Failing checkers of a real server', ['service', 'real_server'], (g) => {
+    for (const s of st().lvs?.checks.servers ?? [])
+      g.set({ service: s.service, real_server: s.dest }, s.checkers.filter((c) => !c.up).length);
+  });
+  gauge('keepvs_service_no_destination', 'Connections refused for want of a destination', ['service'], (g) => {
+    for (const s of st().lvs?.dataplane.services ?? []) g.set({ service: s.id }, s.noDest);
+  });
+  gauge('keepvs_service_connect_failures', 'Connections whose real server refused or timed out', ['service'], (g) => {
+    for (const s of st().lvs?.dataplane.services ?? []) g.set({ service: s.id }, s.connectFailures);
   });
   gauge('keepvs_worker_restarts', 'Worker restarts', ['worker'], (g) => {
     for (const w of st().workers) g.set({ worker: w.role }, w.restarts);

@@ -1,7 +1,5 @@
 /** What the API, metrics and dashboard read: plain snapshots, no live references. */
-import type { CheckSnapshot } from '../check/manager.js';
-import type { DataPlaneSnapshot } from '../dataplane/port.js';
-import type { TableSnapshot } from '../lb/types.js';
+import type { LvsSnapshot } from '../daemon/lvs-service.js';
 import type { KeepvsEvent, VrrpStateName } from '../util/events.js';
 
 export interface VrrpInstanceStatus {
@@ -34,11 +32,7 @@ export interface DaemonStatus {
   readonly startedAt: number;
   readonly workers: readonly WorkerStatus[];
   readonly vrrp: readonly VrrpInstanceStatus[];
-  readonly lvs?: {
-    readonly table: TableSnapshot;
-    readonly checks: CheckSnapshot;
-    readonly dataplane: DataPlaneSnapshot;
-  };
+  readonly lvs?: LvsSnapshot;
   readonly maintenance: boolean;
 }
 

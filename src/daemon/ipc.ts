@@ -1,10 +1,8 @@
 /** Messages between the supervisor and its workers (child_process IPC). */
 import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
-import type { CheckSnapshot } from '../check/manager.js';
-import type { DataPlaneSnapshot } from '../dataplane/port.js';
-import type { TableSnapshot } from '../lb/types.js';
 import type { KeepvsEvent } from '../util/events.js';
 import type { LogLevel } from '../util/logger.js';
+import type { LvsSnapshot } from './lvs-service.js';
 
 export type WorkerRole = 'lvs' | 'vrrp';
 
@@ -26,12 +24,7 @@ export type FromWorker =
   | { readonly type: 'ready' }
   | { readonly type: 'log'; readonly level: LogLevel; readonly message: string }
   | { readonly type: 'event'; readonly event: KeepvsEvent }
-  | {
-      readonly type: 'lvs-snapshot';
-      readonly table: TableSnapshot;
-      readonly checks: CheckSnapshot;
-      readonly dataplane: DataPlaneSnapshot;
-    }
+  | { readonly type: 'lvs-snapshot'; readonly snapshot: LvsSnapshot }
   | { readonly type: 'vrrp-snapshot'; readonly instances: readonly VrrpInstanceStatus[] }
   | { readonly type: 'admin-result'; readonly id: number; readonly ok: boolean; readonly error?: string }
   | { readonly type: 'fatal'; readonly message: string };

@@ -1,21 +1,22 @@
 /**
  * The LVS side of keepvs in one object: the virtual-server table, the data plane, the health
- * checks, and the rule that joins them: desired(config, health, admin overrides) -> diff -> apply
- * to the table, then to the data plane. Reload swaps the config and applies only the diff.
+ * checks, and the rule that joins them: desired(config, health, operator overrides) -> diff ->
+ * apply to the table, then to the data plane. Reload swaps the config and applies only the diff.
  */
-
-import { CheckManager, type CheckSnapshot } from '../check/manager.js';
-import type { CheckIo } from '../check/types.js';
+import { CheckManager, type CheckManagerSnapshot } from '../check/manager.js';
 import type { Config } from '../config/model.js';
-import type { DataPlane } from '../dataplane/port.js';
-import { ProxyDataPlane } from '../dataplane/proxy/proxy.js';
-import { type DesiredTable, desiredTable } from '../lb/desired.js';
-import { diffTables } from '../lb/diff.js';
-import { VirtualServerTable } from '../lb/table.js';
-import type { TableOp, TableSnapshot } from '../lb/types.js';
+import type { DataPlane, DataPlaneSnapshot } from '../dataplane/port.js';
+import { ProxyDataPlane } from '../dataplane/proxy/engine.js';
+import { type DesiredTable, desiredTable, timeoutsOp } from '../lb/desired.js';
+import { diffTables, type TableState, tableStateOf } from '../lb/diff.js';
+import { LbTable } from '../lb/table.js';
+import { serviceId, type TableOp, type TableSnapshot } from '../lb/types.js';
+import { NodeDialer } from '../os/dialer.js';
+import { NodeFileReader } from '../os/file-reader.js';
 import type { Clock } from '../util/clock.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
+import type { ProcessRunner } from '../util/ports.js';
 
 /** Operator overrides from the API (drain, set weight), kept across reloads. */
 export interface AdminOverride {
@@ -25,18 +26,35 @@ export interface AdminOverride {
 
 export interface LvsServiceDeps {
   readonly clock: Clock;
-  readonly io: CheckIo;
+  readonly runner: ProcessRunner;
   readonly logger: Logger;
   readonly events: EventSink;
-  readonly dataplane?: (table: VirtualServerTable) => DataPlane;
+  readonly dataplane?: (table: LbTable) => DataPlane;
   readonly expireNodestConn?: boolean;
 }
 
+/** Health of one real server of one table service, as the API and dashboard show it. */
+export interface RealServerHealth {
+  readonly service: string;
+  readonly dest: string;
+  readonly up: boolean;
+  readonly weight: number;
+  readonly checkers: readonly { type: string; up: boolean; reason: string }[];
+}
+
+export interface LvsSnapshot {
+  readonly table: TableSnapshot;
+  readonly checks: { readonly servers: readonly RealServerHealth[]; readonly detail: CheckManagerSnapshot };
+  readonly dataplane: DataPlaneSnapshot;
+}
+
 export class LvsService {
-  readonly table: VirtualServerTable;
+  readonly table: LbTable;
   readonly dataplane: DataPlane;
   readonly checks: CheckManager;
-  private applied: DesiredTable = new Map();
+  private desired: DesiredTable = { services: [], diagnostics: [] };
+  /** services this config manages; services added by hand with keepvsadm are left alone */
+  private managed = new Set<string>();
   /** key: `${serviceId}|${destId}` */
   readonly overrides = new Map<string, AdminOverride>();
   private pending = Promise.resolve();
@@ -45,15 +63,18 @@ export class LvsService {
     private config: Config,
     private readonly deps: LvsServiceDeps,
   ) {
-    this.table = new VirtualServerTable(deps.clock, { expireNodestConn: deps.expireNodestConn ?? false });
-    const lt = config.globalDefs.lvsTimeouts;
-    if (lt) this.table.apply({ op: 'set-timeouts', tcp: lt.tcp ?? 0, tcpfin: lt.tcpfin ?? 0, udp: lt.udp ?? 0 });
+    this.table = new LbTable({ clock: deps.clock, expireNodestConn: deps.expireNodestConn ?? false });
+    const timeouts = timeoutsOp(config.globalDefs);
+    if (timeouts) this.table.apply(timeouts);
     this.dataplane = deps.dataplane
       ? deps.dataplane(this.table)
-      : new ProxyDataPlane(this.table, { logger: deps.logger });
-    this.checks = new CheckManager(config, {
+      : new ProxyDataPlane(this.table, { expireNodestConn: deps.expireNodestConn ? 'close' : 'keep' });
+    this.checks = new CheckManager({
+      config,
       clock: deps.clock,
-      io: deps.io,
+      dialer: new NodeDialer(),
+      runner: deps.runner,
+      files: new NodeFileReader(),
       logger: deps.logger,
       events: deps.events,
     });
@@ -61,7 +82,6 @@ export class LvsService {
   }
 
   async start(): Promise<void> {
-    this.table.start();
     await this.sync();
     this.checks.start();
   }
@@ -74,38 +94,39 @@ export class LvsService {
     return this.pending;
   }
 
-  private desired(): DesiredTable {
-    const want = desiredTable(this.config, this.checks.health());
-    if (this.overrides.size === 0) return want;
-    const out = new Map(want);
-    for (const [sid, svc] of want) {
-      const dests = new Map(svc.dests);
-      for (const [did, d] of svc.dests) {
-        const o = this.overrides.get(`${sid}|${did}`);
-        if (o) dests.set(did, { dest: d.dest, params: { ...d.params, weight: o.weight } });
-      }
-      out.set(sid, { ...svc, dests });
-    }
-    return out;
+  private wanted(): TableState {
+    this.desired = desiredTable(this.config, this.checks.lbHealthInput());
+    for (const d of this.desired.diagnostics) this.deps.logger.log('warning', d);
+    return {
+      services: this.desired.services.map((s) => {
+        const sid = serviceId(s.key);
+        return {
+          key: s.key,
+          params: s.params,
+          dests: s.dests.map((d) => {
+            const o = this.overrides.get(`${sid}|${d.dest.address}:${d.dest.port}`);
+            return o ? { dest: d.dest, params: { ...d.params, weight: o.weight } } : d;
+          }),
+        };
+      }),
+    };
   }
 
   private async syncNow(): Promise<void> {
-    const want = this.desired();
-    const ops = diffTables(this.applied, want);
+    const want = this.wanted();
+    const ids = new Set(want.services.map((s) => serviceId(s.key)));
+    const managed = new Set([...this.managed, ...ids]);
+    const ops = diffTables(tableStateOf(this.table.snapshot()), want, { managed });
+    this.managed = ids;
     if (ops.length === 0) return;
-    const accepted: TableOp[] = [];
-    for (const op of ops) {
-      const r = this.table.apply(op);
-      if (r.ok) accepted.push(op);
-      else this.deps.logger.log('warning', `table: ${op.op} refused: ${r.error.message}`);
-    }
-    this.applied = want;
-    await this.dataplane.apply(accepted);
+    await this.applyOps(ops);
   }
 
-  /** Direct table changes from keepvsadm (they stand until the next health or config change touches them). */
+  /** Table first, then the data plane, for the ops the table accepted. */
   async applyOps(ops: readonly TableOp[]): Promise<{ ok: boolean; error?: string }[]> {
     const results = ops.map((op) => this.table.apply(op));
+    for (const [i, r] of results.entries())
+      if (!r.ok) this.deps.logger.log('warning', `table: ${ops[i].op} refused: ${r.error.message}`);
     await this.dataplane.apply(ops.filter((_, i) => results[i].ok));
     return results.map((r) => (r.ok ? { ok: true } : { ok: false, error: r.error.message }));
   }
@@ -113,7 +134,14 @@ export class LvsService {
   async reload(config: Config): Promise<void> {
     this.config = config;
     this.checks.reload(config);
+    const timeouts = timeoutsOp(config.globalDefs);
+    if (timeouts) this.table.apply(timeouts);
     await this.sync();
+  }
+
+  /** True when `dest` is a configured real server of table service `service`. */
+  hasRealServer(service: string, dest: string): boolean {
+    return this.realServerHealth().some((s) => s.service === service && s.dest === dest);
   }
 
   setOverride(service: string, dest: string, override: AdminOverride | undefined): void {
@@ -122,13 +150,38 @@ export class LvsService {
     void this.sync();
   }
 
-  snapshot(): { table: TableSnapshot; checks: CheckSnapshot; dataplane: ReturnType<DataPlane['snapshot']> } {
-    return { table: this.table.snapshot(), checks: this.checks.snapshot(), dataplane: this.dataplane.snapshot() };
+  /** Joins checker state (keyed by virtual_server) to the table's services. */
+  realServerHealth(): RealServerHealth[] {
+    const snap = this.checks.snapshot();
+    const byVs = new Map(snap.services.map((s) => [s.id, s]));
+    const out: RealServerHealth[] = [];
+    for (const d of this.desired.services) {
+      const vs = byVs.get(d.virtualServer);
+      const sid = serviceId(d.key);
+      for (const r of vs?.realServers ?? []) {
+        out.push({
+          service: sid,
+          dest: r.id,
+          up: r.up,
+          weight: r.weight,
+          checkers: r.checkers.map((c) => ({ type: c.type, up: c.up, reason: c.lastReason })),
+        });
+      }
+    }
+    return out;
+  }
+
+  snapshot(): LvsSnapshot {
+    return {
+      table: this.table.snapshot(),
+      checks: { servers: this.realServerHealth(), detail: this.checks.snapshot() },
+      dataplane: this.dataplane.snapshot(),
+    };
   }
 
   async stop(drainMs = 2000): Promise<void> {
     this.checks.stop();
-    this.table.stop();
     await this.dataplane.stop(drainMs);
+    this.table.dispose();
   }
 }

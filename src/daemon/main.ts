@@ -147,7 +147,7 @@ export class Supervisor implements StatusSource {
         this.bus.emit(m.event);
         break;
       case 'lvs-snapshot':
-        this.lvs = { table: m.table, checks: m.checks, dataplane: m.dataplane };
+        this.lvs = m.snapshot;
         break;
       case 'vrrp-snapshot':
         this.vrrp = m.instances;

@@ -3,7 +3,6 @@
  * worker parses the configuration itself (as keepalived's children do) and reports snapshots,
  * events and logs over IPC; a crash here leaves the supervisor and the other worker running.
  */
-import { readFile } from 'node:fs/promises';
 import type net from 'node:net';
 import type { AdminAction } from '../api/types.js';
 import { loadConfig } from '../config/index.js';
@@ -52,12 +51,7 @@ interface Role {
 }
 
 async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promise<Role> {
-  const svc = new LvsService(config, {
-    clock: new SystemClock(),
-    io: { runner: new ChildProcessRunner(), readFile: (p) => readFile(p, 'utf8') },
-    logger,
-    events,
-  });
+  const svc = new LvsService(config, { clock: new SystemClock(), runner: new ChildProcessRunner(), logger, events });
   await svc.start();
   let control: net.Server | undefined;
   try {
@@ -73,7 +67,7 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
       `control socket ${init.socket} unavailable (keepvsadm will not connect): ${e instanceof Error ? e.message : e}`,
     );
   }
-  const report = () => send({ type: 'lvs-snapshot', ...svc.snapshot() });
+  const report = () => send({ type: 'lvs-snapshot', snapshot: svc.snapshot() });
   const timer = setInterval(report, 1000);
   svc.checks.onChange(() => setImmediate(report));
   report();
@@ -86,8 +80,8 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
       if (a.action === 'drain' || a.action === 'restore' || a.action === 'weight') {
         const known = svc.table.snapshot().services.find((s) => s.id === a.service);
         if (!known) return { ok: false, error: `no such service ${a.service}` };
-        const inConfig = svc.checks.snapshot().servers.some((s) => s.service === a.service && s.dest === a.dest);
-        if (!inConfig) return { ok: false, error: `no such real server ${a.dest} in ${a.service}` };
+        if (!svc.hasRealServer(a.service, a.dest))
+          return { ok: false, error: `no such real server ${a.dest} in ${a.service}` };
         if (a.action === 'restore') svc.setOverride(a.service, a.dest, undefined);
         else svc.setOverride(a.service, a.dest, { weight: a.action === 'drain' ? 0 : a.weight, reason: a.action });
         events.emit({

@@ -64,14 +64,31 @@ function source() {
           {
             service: 'tcp:198.18.0.100:80',
             dest: '10.0.0.1:80',
-            up: true,
+            up: false,
             weight: 3,
-            checkers: [{ type: 'TCP_CHECK', up: true, reason: 'ok', durationMs: 12, runs: 3, failures: 0 }],
+            checkers: [{ type: 'TCP_CHECK', up: false, reason: 'refused' }],
           },
         ],
-        quorum: [],
+        detail: { running: true, services: [], scheduler: {} as never },
       },
-      dataplane: { kind: 'proxy', listeners: [], openConnections: 0, noDestination: 7, connectFailures: 0 },
+      dataplane: {
+        kind: 'proxy',
+        workers: 1,
+        diagnostics: [],
+        services: [
+          {
+            id: 'tcp:198.18.0.100:80',
+            key: { kind: 'addr', protocol: 'tcp', family: 4, address: '198.18.0.100', port: 80 },
+            protocol: 'tcp',
+            listener: 'listening',
+            boundPort: 80,
+            noDest: 7,
+            connectFailures: 0,
+            open: 0,
+            dests: [],
+          },
+        ],
+      },
     },
     maintenance: false,
   };
@@ -188,9 +205,9 @@ test('GET /metrics exposes VRRP, real-server and data-plane figures in Prometheu
     m,
     /^keepvs_real_server_active_connections\{service="tcp:198.18.0.100:80",real_server="10.0.0.1:80"\} 4$/m,
   );
-  assert.match(m, /^keepvs_real_server_up\{service="tcp:198.18.0.100:80",real_server="10.0.0.1:80"\} 1$/m);
-  assert.match(m, /^keepvs_service_no_destination 7$/m);
-  assert.match(m, /^keepvs_check_duration_seconds\{.*checker="TCP_CHECK"\} 0\.012$/m);
+  assert.match(m, /^keepvs_real_server_up\{service="tcp:198.18.0.100:80",real_server="10.0.0.1:80"\} 0$/m);
+  assert.match(m, /^keepvs_service_no_destination\{service="tcp:198.18.0.100:80"\} 7$/m);
+  assert.match(m, /^keepvs_checks_failed\{service="tcp:198.18.0.100:80",real_server="10.0.0.1:80"\} 1$/m);
   await app.close();
 });
 
