@@ -490,7 +490,13 @@ export class TrackManager {
     for (const vi of this.config.vrrpInstances) {
       const next = this.evaluate(vi);
       const prev = this.last.get(vi.name);
-      if (prev && prev.effective === next.effective && prev.fault === next.fault) continue;
+      if (
+        prev &&
+        prev.effective === next.effective &&
+        prev.fault === next.fault &&
+        prev.initializing === next.initializing
+      )
+        continue;
       this.last.set(vi.name, next);
       if (prev && prev.fault !== next.fault) {
         this.logger.log('info', `(${vi.name}) ${next.fault ? `entering FAULT: ${next.reason}` : 'leaving FAULT'}`);

@@ -17,6 +17,11 @@ export interface PriorityResult {
   readonly fault: boolean;
   /** why the instance is in FAULT, or how the priority was derived */
   readonly reason: string;
+  /**
+   * true when the only reason for FAULT is a weight-0 script with no result yet: keepalived keeps
+   * such an instance in INIT (not FAULT, no notify_fault) until the script has run once.
+   */
+  readonly initializing?: boolean;
 }
 
 /**
@@ -25,6 +30,7 @@ export interface PriorityResult {
  */
 export function computePriority(base: number, items: readonly TrackedItem[]): PriorityResult {
   const faults: string[] = [];
+  let failed = 0;
   const adjustments: string[] = [];
   let total = 0;
   for (const item of items) {
@@ -33,8 +39,10 @@ export function computePriority(base: number, items: readonly TrackedItem[]): Pr
       if (item.blocksUntilKnown) faults.push(`${item.kind} ${item.name} has no result yet`);
       continue;
     }
-    if (c.fault) faults.push(`${item.kind} ${item.name} failed`);
-    else if (c.delta !== 0) {
+    if (c.fault) {
+      failed++;
+      faults.push(`${item.kind} ${item.name} failed`);
+    } else if (c.delta !== 0) {
       total += c.delta;
       adjustments.push(`${item.kind} ${item.name} ${c.delta > 0 ? '+' : ''}${c.delta}`);
     }
@@ -42,7 +50,10 @@ export function computePriority(base: number, items: readonly TrackedItem[]): Pr
   let effective: number;
   if (base === OWNER_PRIORITY) effective = OWNER_PRIORITY;
   else effective = Math.min(OWNER_PRIORITY - 1, Math.max(1, base + total));
-  if (faults.length > 0) return { effective, fault: true, reason: faults.join('; ') };
+  if (faults.length > 0) {
+    const reason = faults.join('; ');
+    return failed === 0 ? { effective, fault: true, reason, initializing: true } : { effective, fault: true, reason };
+  }
   const reason =
     base === OWNER_PRIORITY
       ? 'address owner: priority fixed at 255'

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TrackFile, TrackProcess, VrrpScript } from '../../src/config/model.js';
 import { ChildProcessRunner } from '../../src/os/process-runner.js';
-import { NodeFileWatcher, ProcProcessLister } from '../../src/os/watchers.js';
+import { NodeFileWatcher, ProcProcessLister, SysfsLinkWatcher } from '../../src/os/watchers.js';
 import { type TrackingState, TrackManager } from '../../src/track/manager.js';
 import type { ProcessInfo } from '../../src/track/process-match.js';
 import { FakeClock, SystemClock } from '../../src/util/clock.js';
@@ -62,6 +62,7 @@ test('vrrp_script weight 0: FAULT after fall failures, back after rise successes
   const { clock, changes, mgr } = harness(cfg, runner);
   mgr.start();
   assert.equal(changes.at(-1)?.[1].fault, true, 'INIT: waits for the first result');
+  assert.equal(changes.at(-1)?.[1].initializing, true);
   await flush();
   assert.deepEqual(changes.at(-1)?.[1], { effective: 100, fault: false, reason: 'base 100' });
   code = 1;
@@ -318,4 +319,64 @@ test('track_file with a real temp file changing, init_file, and reload keeping s
 test('ProcProcessLister sees this process', async () => {
   const list = await new ProcProcessLister().list();
   assert.ok(list.some((p) => p.pid === process.pid && p.comm.length > 0));
+});
+
+test('reload keeps unchanged scripts running with their state and restarts changed ones', async () => {
+  const runner = new FakeRunner(() => exit(1));
+  const cfg = config({
+    vrrpScripts: [vscript('a', { weight: -10, fall: 2, rise: 2 }), vscript('b', { weight: -5 })],
+    vrrpInstances: [instance('A', { trackScripts: [wt('a'), wt('b')] })],
+  });
+  const { clock, mgr } = harness(cfg, runner);
+  mgr.start();
+  await flush();
+  assert.equal(mgr.stateOf('A')?.effective, 85);
+  const cfg2 = config({
+    vrrpScripts: [vscript('a', { weight: -10, fall: 2, rise: 2 }), vscript('b', { weight: -5, interval: 2 })],
+    vrrpInstances: [instance('A', { trackScripts: [wt('a'), wt('b')] })],
+  });
+  const before = runner.calls.length;
+  mgr.reload(cfg2);
+  // b was redefined: it restarts (runs at once, fresh state); a keeps its FAILED state without a run
+  assert.deepEqual(
+    runner.calls.slice(before).map((c) => c.argv[0]),
+    ['/bin/check-b'],
+  );
+  await flush();
+  assert.equal(mgr.snapshot().scripts.find((s) => s.name === 'a')?.status, 'FAILED');
+  assert.equal(mgr.stateOf('A')?.effective, 85);
+  clock.advance(1000);
+  await flush();
+  assert.equal(runner.calls.filter((c) => c.argv[0] === '/bin/check-a').length, 2, 'a keeps its 1 s schedule');
+  mgr.stop();
+  assert.equal(clock.pending(), 0, 'stop cancels every timer');
+});
+
+test('a script that outlives its timeout is killed and counts as a failure (real runner)', async () => {
+  const cfg = config({
+    vrrpScripts: [vscript('sleepy', { script: script('/bin/sleep 5'), timeout: 0.2, interval: 10 })],
+    vrrpInstances: [instance('A', { trackScripts: [wt('sleepy')] })],
+  });
+  const logger = new MemoryLogger();
+  const mgr = new TrackManager({
+    config: cfg,
+    clock: new SystemClock(),
+    runner: new ChildProcessRunner(),
+    fileWatcher: noFiles,
+    linkWatcher: links({}),
+    processLister: procs([]),
+    logger,
+  });
+  mgr.start();
+  for (let i = 0; i < 150 && !/timed out/.test(logger.text()); i++) await new Promise((r) => setTimeout(r, 20));
+  mgr.stop();
+  assert.match(logger.text(), /VRRP_Script\(sleepy\) failed \(timed out\)/);
+  assert.equal(mgr.stateOf('A')?.fault, true);
+});
+
+test('SysfsLinkWatcher: loopback is up, a missing interface is down', async () => {
+  const w = new SysfsLinkWatcher();
+  assert.equal(await w.linkUp('lo'), true);
+  assert.equal(await w.linkUp('kv-no-such-if0'), false);
+  assert.equal(await w.linkUp('../etc'), false);
 });

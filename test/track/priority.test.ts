@@ -72,6 +72,8 @@ test('effective priority: clamped 1..254, owner 255 unchanged, faults win', () =
     { kind: 'script', name: 's', contribution: undefined, blocksUntilKnown: true },
   ]);
   assert.equal(blocked.fault, true);
+  assert.equal(blocked.initializing, true);
+  assert.equal(computePriority(100, [item(0, true)]).initializing, undefined);
   assert.match(blocked.reason, /script s has no result yet/);
   assert.match(computePriority(100, [item(0, true, 'chk')]).reason, /script chk failed/);
 });
