@@ -29,6 +29,11 @@ export interface NotifierOptions {
   readonly scriptTimeoutMs?: number;
   /** router_id fallback (keepalived uses the host name) */
   readonly hostname?: string;
+  /**
+   * run real servers' notify_up/notify_down and quorum_up/quorum_down on rs-health / vs-quorum
+   * events (default true). Set false when the checker engine runs them itself, so they run once.
+   */
+  readonly runCheckerScripts?: boolean;
   /** mails waiting beyond this are dropped, oldest first (default 100) */
   readonly mailQueueLimit?: number;
 }
@@ -59,12 +64,20 @@ function entryMatches(e: VsgEntry, protoAddr: { address: string; port: number } 
   return lo !== undefined && hi !== undefined && x !== undefined && x >= lo && x <= hi;
 }
 
-/** Parses lb/types serviceId text: `tcp:1.2.3.4:80`, `udp:[::1]:53`, `fwm:7:4`. */
-function parseServiceId(
-  id: string,
-): { protocol: string; address: string; port: number } | { fwmark: number } | undefined {
+type ParsedServiceId =
+  | { protocol: string; address: string; port: number }
+  | { fwmark: number }
+  | { group: string; protocol: string };
+
+/**
+ * Parses lb/types serviceId text: `tcp:1.2.3.4:80`, `udp:[::1]:53`, `fwm:7:4`, and the
+ * virtual_server_group form `group:<name>:<proto>` the checker and lb engines use.
+ */
+function parseServiceId(id: string): ParsedServiceId | undefined {
   const fw = /^fwm:(\d+):[46]$/.exec(id);
   if (fw) return { fwmark: Number(fw[1]) };
+  const grp = /^group:(.+):([a-z]+)$/.exec(id);
+  if (grp) return { group: grp[1], protocol: grp[2] };
   const m = /^([a-z]+):(\[[^\]]+\]|[^:]+):(\d+)$/.exec(id);
   if (!m) return undefined;
   return { protocol: m[1], address: m[2].replace(/^\[|\]$/g, ''), port: Number(m[3]) };
@@ -259,6 +272,10 @@ export class Notifier {
     if (!id) return undefined;
     return this.config.virtualServers.find((vs) => {
       const k = vs.key;
+      if ('group' in id) {
+        const g = id as { group: string; protocol: string };
+        return k.kind === 'group' && k.group === g.group && g.protocol === vs.protocol.toLowerCase();
+      }
       if (k.kind === 'fwmark') return 'fwmark' in id && id.fwmark === k.fwmark;
       if (k.kind === 'address')
         return (
@@ -267,7 +284,7 @@ export class Notifier {
       const group = this.config.virtualServerGroups.find((x) => x.name === k.group);
       if (!group) return false;
       if ('address' in id && id.protocol !== vs.protocol.toLowerCase()) return false;
-      return group.entries.some((e) => entryMatches(e, id));
+      return group.entries.some((e) => entryMatches(e, id as { address: string; port: number } | { fwmark: number }));
     });
   }
 
@@ -285,7 +302,8 @@ export class Notifier {
       return;
     }
     const script = up ? rs.notifyUp : rs.notifyDown;
-    if (script) this.runScript(script.argv, script, this.opts.scriptTimeoutMs ?? 30000);
+    if (script && this.opts.runCheckerScripts !== false)
+      this.runScript(script.argv, script, this.opts.scriptTimeoutMs ?? 30000);
     this.writeFifo('lvs', rsFifoLine(rs, vs, up));
     const g = this.config.globalDefs;
     if (rs.smtpAlert ?? vs.smtpAlert ?? g.smtpAlertChecker ?? g.smtpAlert) {
@@ -300,7 +318,8 @@ export class Notifier {
       return;
     }
     const script = up ? vs.quorumUp : vs.quorumDown;
-    if (script) this.runScript(script.argv, script, this.opts.scriptTimeoutMs ?? 30000);
+    if (script && this.opts.runCheckerScripts !== false)
+      this.runScript(script.argv, script, this.opts.scriptTimeoutMs ?? 30000);
     this.writeFifo('lvs', vsFifoLine(vs, up));
     const g = this.config.globalDefs;
     if (vs.smtpAlert ?? g.smtpAlertChecker ?? g.smtpAlert) this.queueMail(virtualServerMail(this.routerId(), vs, up));

@@ -164,6 +164,34 @@ test('rs-health runs notify_up/notify_down; vs-quorum runs quorum_up/quorum_down
   n.stop();
 });
 
+test('virtual_server_group services (group:<name>:<proto>) and runCheckerScripts=false', async () => {
+  const cfg = notifyConfig({
+    virtualServers: [vs({ key: { kind: 'group', group: 'WEB' }, quorumUp: script('/bin/q-up') })],
+    virtualServerGroups: [
+      {
+        name: 'WEB',
+        entries: [{ kind: 'address', address: '10.0.0.1', lastAddress: '10.0.0.5', family: 4, port: 80, loc }],
+        loc,
+      },
+    ],
+  });
+  const { n, runner } = make(cfg);
+  n.handle({ type: 'rs-health', service: 'group:WEB:tcp', dest: '1.2.3.4:80', up: false, reason: 'x', at });
+  n.handle({ type: 'vs-quorum', service: 'tcp:10.0.0.3:80', up: true, at });
+  n.handle({ type: 'vs-quorum', service: 'tcp:10.0.0.6:80', up: true, at });
+  await n.idle();
+  assert.deepEqual(
+    runner.calls.map((c) => c.argv),
+    [['/bin/rs-down'], ['/bin/q-up']],
+  );
+  const quiet = make(cfg, new FakeRunner(), { runCheckerScripts: false });
+  quiet.n.handle({ type: 'rs-health', service: 'group:WEB:tcp', dest: '1.2.3.4:80', up: false, reason: 'x', at });
+  await quiet.n.idle();
+  assert.equal(quiet.runner.calls.length, 0);
+  n.stop();
+  quiet.n.stop();
+});
+
 test('nothing crashes on a missing script or a bad user (real runner)', async () => {
   const cfg = config({
     vrrpInstances: [
