@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -211,6 +211,30 @@ test('nothing crashes on a missing script or a bad user (real runner)', async ()
 
 const haveMkfifo = spawnSync('mkfifo', ['--version']).status === 0;
 
+/** An in-process FIFO reader: opened non-blocking, so it is a reader before anything is written. */
+function openReader(path: string): { drain(): string; close(): void } {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  return {
+    drain() {
+      let out = '';
+      const buf = Buffer.alloc(65536);
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(fd, buf, 0, buf.length, null);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break;
+          throw e;
+        }
+        if (n === 0) break;
+        out += buf.subarray(0, n).toString('utf8');
+      }
+      return out;
+    },
+    close: () => closeSync(fd),
+  };
+}
+
 test('FIFO lines exactly as keepalived writes them, with a reader and with none', {
   skip: !haveMkfifo && 'no mkfifo',
 }, async () => {
@@ -227,20 +251,12 @@ test('FIFO lines exactly as keepalived writes them, with a reader and with none'
     });
     const { n } = make(cfg, new ChildProcessRunner() as unknown as FakeRunner);
     await n.idle();
+    assert.ok(statSync(fifo).isFIFO(), 'the FIFO is created when missing');
     // nobody reads yet: lines are dropped, nothing blocks
     n.handle(vrrpState('VI_1', 'BACKUP'));
     await flush();
-    const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const lvsReader = spawn('cat', [lvsFifo], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    let lvsOut = '';
-    reader.stdout.on('data', (d) => {
-      out += d;
-    });
-    lvsReader.stdout.on('data', (d) => {
-      lvsOut += d;
-    });
-    await new Promise((r) => setTimeout(r, 150)); // let cat open the FIFOs
+    const reader = openReader(fifo);
+    const lvsReader = openReader(lvsFifo);
     n.handle(vrrpState('VI_1', 'MASTER', 102));
     n.handle({ type: 'sync-group-state', group: 'G1', from: 'MASTER', to: 'BACKUP', at });
     n.handle({ type: 'vs-quorum', service: 'tcp:192.168.201.15:80', up: true, at });
@@ -248,15 +264,27 @@ test('FIFO lines exactly as keepalived writes them, with a reader and with none'
     n.handle({ type: 'rs-health', service: 'fwm:7:4', dest: '10.0.0.9:8080', up: true, reason: 'x', at });
     await n.idle();
     await flush();
-    n.stop(); // closes the FIFOs: cat sees EOF
-    await Promise.all([new Promise((r) => reader.on('close', r)), new Promise((r) => lvsReader.on('close', r))]);
     const lvsLines = [
       'VS [192.168.201.15]:tcp:80 UP\n',
       'RS [1.2.3.4]:tcp:80 [192.168.201.15]:tcp:80 DOWN\n',
       'RS [10.0.0.9]:tcp:8080 FWM 7 UP\n',
     ];
-    assert.equal(out, ['INSTANCE "VI_1" MASTER 102\n', 'GROUP "G1" BACKUP 0\n', ...lvsLines].join(''));
-    assert.equal(lvsOut, lvsLines.join(''));
+    assert.equal(reader.drain(), ['INSTANCE "VI_1" MASTER 102\n', 'GROUP "G1" BACKUP 0\n', ...lvsLines].join(''));
+    assert.equal(lvsReader.drain(), lvsLines.join(''));
+
+    // the reader goes away: the next line is dropped (EPIPE), a new reader gets later lines
+    reader.close();
+    n.handle(vrrpState('VI_1', 'FAULT', 100));
+    await n.idle();
+    await flush();
+    const again = openReader(fifo);
+    n.handle(vrrpState('VI_1', 'BACKUP', 100));
+    await n.idle();
+    await flush();
+    assert.equal(again.drain(), 'INSTANCE "VI_1" BACKUP 100\n');
+    again.close();
+    lvsReader.close();
+    n.stop();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
