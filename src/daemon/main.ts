@@ -14,6 +14,10 @@ import type { AdminAction, DaemonStatus, StatusSource, VrrpInstanceStatus, Worke
 import type { KeepvsOptions } from '../cli/keepvs-args.js';
 import { formatDiagnostic } from '../config/format.js';
 import type { LoadResult } from '../config/model.js';
+import { SmtpMailer } from '../notify/mail.js';
+import { Notifier } from '../notify/manager.js';
+import { ChildProcessRunner } from '../os/process-runner.js';
+import { SystemClock } from '../util/clock.js';
 import { EventBus, type KeepvsEvent } from '../util/events.js';
 import { VERSION } from '../version.js';
 import type { FromWorker, ToWorker, WorkerRole } from './ipc.js';
@@ -101,9 +105,21 @@ export class Supervisor implements StatusSource {
     readonly logger: DaemonLogger,
   ) {}
 
+  private notifier: Notifier | undefined;
+
   start(result: LoadResult): void {
     const c = result.config!;
     this.routerId = c.globalDefs.routerId;
+    // notify scripts, FIFOs and mail for every event; the checker engine runs notify_up/down itself
+    this.notifier = new Notifier({
+      config: c,
+      runner: new ChildProcessRunner(),
+      logger: this.logger,
+      clock: new SystemClock(),
+      ...(c.globalDefs.smtpServer ? { mailer: new SmtpMailer(c.globalDefs) } : {}),
+      runCheckerScripts: false,
+    });
+    this.bus.subscribe((e) => this.notifier?.handle(e));
     const wantLvs = !this.opts.vrrpOnly;
     const wantVrrp = !this.opts.checkOnly && c.vrrpInstances.length > 0;
     if (wantLvs)
@@ -213,6 +229,7 @@ export class Supervisor implements StatusSource {
       return { ok: false, message };
     }
     this.routerId = r.config.globalDefs.routerId;
+    this.notifier?.reload(r.config);
     for (const role of this.workers.keys()) this.sendTo(role, { type: 'reload' });
     if (!this.workers.has('vrrp') && !this.opts.checkOnly && r.config.vrrpInstances.length > 0) {
       this.spawn({ role: 'vrrp', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.vrrpPidFile });
@@ -245,6 +262,7 @@ export class Supervisor implements StatusSource {
         }),
     );
     await Promise.all(exits);
+    await this.notifier?.stop();
     for (const w of this.workers.values()) removePid(w.pidFile);
   }
 
