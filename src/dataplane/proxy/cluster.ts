@@ -81,6 +81,8 @@ export interface WorkerConfig {
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
+const ignoreSendError = (): void => {};
+
 export class ClusterDataPlane implements DataPlane {
   private readonly workers: ChildProcess[] = [];
   private readonly latest = new Map<number, DataPlaneSnapshot>();
@@ -158,7 +160,8 @@ export class ClusterDataPlane implements DataPlane {
           loads.set(k, cur);
         }
     }
-    if (w.connected) w.send({ type: 'peer-load', loads: [...loads.values()] } satisfies PrimaryToWorker);
+    // a worker that just exited gives EPIPE: its exit handler deals with it, the send is dropped
+    if (w.connected) w.send({ type: 'peer-load', loads: [...loads.values()] } satisfies PrimaryToWorker, ignoreSendError);
   }
 
   async apply(ops: readonly TableOp[]): Promise<void> {
@@ -175,7 +178,7 @@ export class ClusterDataPlane implements DataPlane {
     const done = this.workers.map((w, index) => {
       if (!w.connected) return Promise.resolve();
       const p = this.expect(`applied:${index}:${seq}`);
-      w.send({ type: 'ops', seq, ops, bindPorts } satisfies PrimaryToWorker);
+      w.send({ type: 'ops', seq, ops, bindPorts } satisfies PrimaryToWorker, ignoreSendError);
       return p;
     });
     await Promise.all(done);
@@ -245,7 +248,7 @@ export class ClusterDataPlane implements DataPlane {
     const gone = this.workers.map((w, index) => {
       if (!w.connected) return Promise.resolve();
       const p = this.expect(`stopped:${index}`);
-      w.send({ type: 'stop', drainMs } satisfies PrimaryToWorker);
+      w.send({ type: 'stop', drainMs } satisfies PrimaryToWorker, ignoreSendError);
       return p;
     });
     const hardStop = setTimeout(() => {
