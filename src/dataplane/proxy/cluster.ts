@@ -161,7 +161,8 @@ export class ClusterDataPlane implements DataPlane {
         }
     }
     // a worker that just exited gives EPIPE: its exit handler deals with it, the send is dropped
-    if (w.connected) w.send({ type: 'peer-load', loads: [...loads.values()] } satisfies PrimaryToWorker, ignoreSendError);
+    if (w.connected)
+      w.send({ type: 'peer-load', loads: [...loads.values()] } satisfies PrimaryToWorker, ignoreSendError);
   }
 
   async apply(ops: readonly TableOp[]): Promise<void> {

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+
+const CHROMIUM = '/usr/bin/chromium';
+let demo: ChildProcess | undefined;
+
+after(() => {
+  if (demo && demo.exitCode === null) demo.kill('SIGKILL');
+});
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+test('dashboard in headless Chromium shows the demo service, its real servers and live health', {
+  skip: !existsSync(CHROMIUM) && 'Debian chromium is not installed',
+}, async () => {
+  const { chromium } = await import('playwright-core');
+  const port = await freePort();
+  let out = '';
+  demo = spawn(process.execPath, ['bin/keepvs.js', 'demo', '--duration', '40', '--api', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  demo.stdout?.on('data', (d) => (out += d));
+  demo.stderr?.on('data', (d) => (out += d));
+  // the demo prints its three rounds of traffic, the last after rs2 came back
+  const deadline = Date.now() + 30000;
+  while (!out.includes('rs2 back') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  assert.match(out, /balanced \(6 requests\): (rs\d ){5}rs\d/, out);
+  assert.match(out, /rs2 health: down/, out);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 10000 });
+    await page.waitForSelector('#live.up', { timeout: 10000 });
+    const rows = await page.locator('.svc tbody tr').count();
+    assert.equal(rows, 3);
+    const text = await page.locator('#services').innerText();
+    assert.match(text, /tcp:127\.0\.0\.1:\d+/);
+    assert.match(text, /up/);
+    const timeline = await page.locator('#timeline').innerText();
+    assert.match(timeline, /DOWN/);
+    assert.match(timeline, /UP/);
+    mkdirSync('test-output', { recursive: true });
+    const shot = join(process.cwd(), 'test-output', 'dashboard.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`# dashboard screenshot: ${shot}`);
+  } finally {
+    await browser.close();
+    demo.kill('SIGTERM');
+  }
+});
