@@ -52,6 +52,12 @@ function main(argv: readonly string[]): number | Promise<number> {
     case 'demo':
       return import('../daemon/demo.js').then((m) => m.runDemo(opts));
     case 'run': {
+      if (opts.dataplane === 'nft') {
+        process.stderr.write(
+          'keepvs: --dataplane nft is not available in this build; use the default userspace proxy\n',
+        );
+        return 2;
+      }
       const configFile = resolve(opts.useFile);
       const configId = opts.configId ?? hostname().split('.')[0];
       const load = () => loadConfig(configFile, { fs: io.fs, configId, env: io.env });
