@@ -87,7 +87,7 @@ export function formatList(t: TableSnapshot, o: FormatOptions, only?: ServiceSna
       break;
     case 'thresholds':
       lines.push('Prot LocalAddress:Port');
-      lines.push('  -> RemoteAddress:Port            Uthreshold Lthreshold ActiveConn InActConn');
+      lines.push('  -> RemoteAddress:Port           Uthreshold Lthreshold ActiveConn InActConn');
       break;
     case 'persistent-conn':
       lines.push('Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn');
