@@ -102,15 +102,9 @@ function destroyQuietly(s: Socket): void {
 
 function resetQuietly(s: Socket): void {
   if (s.destroyed) return;
-  if (s.connecting || !s._handle) s.destroy();
+  // resetAndDestroy needs a connected handle (Node's private `_handle`, null once closed)
+  if (s.connecting || !(s as unknown as { _handle: unknown })._handle) s.destroy();
   else s.resetAndDestroy();
-}
-
-declare module 'node:net' {
-  interface Socket {
-    /** libuv handle; null once closed (used to choose reset vs destroy) */
-    _handle: unknown;
-  }
 }
 
 function onClientData(this: Tagged, chunk: Buffer): void {
@@ -199,7 +193,8 @@ function onClose(this: Tagged, hadError: boolean): void {
   if (c.closed === 2) c.finish();
 }
 
-function onNoDestClose(this: Socket): void {}
+/** a refused client may still report ECONNRESET: nothing to do */
+function ignoreError(): void {}
 
 export class TcpService {
   readonly id: string;
@@ -302,7 +297,7 @@ export class TcpService {
     if (!handle) {
       // no destination: close cleanly, as IPVS would refuse the SYN
       this.noDest++;
-      client.on('error', onNoDestClose);
+      client.on('error', ignoreError);
       client.destroy();
       return;
     }
