@@ -117,8 +117,9 @@ test('cluster of 2 workers with lb replicas forwards, and counts reach the prima
       await once(c, 'end');
       c.destroy();
     }
-    await waitFor(() => dp.snapshot().services[0]!.dests[0]?.conns === 10, 3000, 'ten counted');
-    assert.equal(dp.snapshot().services[0]!.dests[0]!.outBytes, 20);
+    // workers report every 50 ms: wait for a report that includes the last reply's bytes
+    await waitFor(() => dp.snapshot().services[0]!.dests[0]?.outBytes === 20, 3000, 'bytes counted');
+    assert.equal(dp.snapshot().services[0]!.dests[0]!.conns, 10);
   } finally {
     await dp.stop(0);
     await a.close();
