@@ -1,27 +1,49 @@
 /**
- * The VRRP worker. Priority tracking (vrrp_script, track_file, track_process, track_interface)
- * runs here and its effective priority and FAULT reason are reported. Elections are not run by
- * this build: the raw-socket VRRP driver is not part of it yet, so every instance is reported as
- * not running, with that reason, instead of pretending to hold or release a VIP.
+ * The VRRP worker: priority tracking (vrrp_script, track_file, track_process, track_interface)
+ * feeding the VRRP driver (src/vrrp/manager.ts), which runs the elections on raw sockets, holds
+ * or releases the VIPs and sends gratuitous ARPs. Raw sockets need root (CAP_NET_RAW); without
+ * it every instance is reported as not running, with the reason.
  */
 import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
 import type { Config } from '../config/model.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
+import { sendGratuitousArp, Vrrp4Socket } from '../os/vrrp-socket.js';
 import { NodeFileWatcher, ProcProcessLister, SysfsLinkWatcher } from '../os/watchers.js';
 import { TrackManager } from '../track/manager.js';
 import { SystemClock } from '../util/clock.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
+import { VrrpManager } from '../vrrp/manager.js';
 import type { FromWorker } from './ipc.js';
 
-export const VRRP_NOT_RUN =
-  'VRRP elections are not run by this keepvs build (raw-socket driver pending); this director holds no VIP';
+export const VRRP_NEEDS_ROOT = 'VRRP needs raw sockets (root or CAP_NET_RAW); not running';
+
+const instancesKey = (c: Config) =>
+  JSON.stringify({ i: c.vrrpInstances.map((i) => ({ ...i, loc: undefined })), g: c.globalDefs.vrrpMcastGroup4 });
 
 export async function startVrrpRole(config: Config, logger: Logger, events: EventSink, send: (m: FromWorker) => void) {
   let current = config;
+  const clock = new SystemClock();
+  const runner = new ChildProcessRunner();
   const tracking = new Map<string, { effective: number; fault: boolean; reason: string }>();
-  const describe = (): VrrpInstanceStatus[] =>
-    current.vrrpInstances.map((i) => {
+  const root = process.getuid?.() === 0;
+  const newManager = (c: Config) =>
+    new VrrpManager(
+      c,
+      clock,
+      {
+        openSocket: (ifname, source, onPacket) =>
+          new Vrrp4Socket(ifname, source, 112, onPacket, c.globalDefs.vrrpMcastGroup4),
+        gratuitousArp: (ifname, vip, count) => void sendGratuitousArp(ifname, vip, count),
+        runner,
+      },
+      logger,
+      events,
+    );
+  let manager: VrrpManager | undefined;
+  const describe = (): VrrpInstanceStatus[] => {
+    if (manager) return manager.snapshot();
+    return current.vrrpInstances.map((i) => {
       const t = tracking.get(i.name);
       return {
         name: i.name,
@@ -33,14 +55,15 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
         vips: i.virtualIpaddresses.map((v) => `${v.address}/${v.prefixLen}`),
         lastTransitions: [],
         stats: {},
-        note: t?.fault ? `${VRRP_NOT_RUN}; tracking reports FAULT: ${t.reason}` : VRRP_NOT_RUN,
+        note: VRRP_NEEDS_ROOT,
       };
     });
+  };
   const report = () => send({ type: 'vrrp-snapshot', instances: describe() });
   const tracker = new TrackManager({
     config,
-    clock: new SystemClock(),
-    runner: new ChildProcessRunner(),
+    clock,
+    runner,
     fileWatcher: new NodeFileWatcher(),
     linkWatcher: new SysfsLinkWatcher(),
     processLister: new ProcProcessLister(),
@@ -56,25 +79,62 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
         reason: s.reason,
         at: Date.now(),
       });
+      manager?.setTracking(instance, s.effective, s.fault, s.reason);
       report();
     },
   });
   tracker.start();
-  for (const i of config.vrrpInstances) logger.log('warning', `VRRP_Instance(${i.name}) not started: ${VRRP_NOT_RUN}`);
+  if (root) {
+    manager = newManager(config);
+    await manager.start();
+    for (const [name, t] of tracking) manager.setTracking(name, t.effective, t.fault, t.reason);
+  } else
+    for (const i of config.vrrpInstances)
+      logger.log('warning', `VRRP_Instance(${i.name}) not started: ${VRRP_NEEDS_ROOT}`);
   report();
   const timer = setInterval(report, 1000);
+  let maintenance = false;
   return {
     async reload(c: Config) {
+      const changed = instancesKey(c) !== instancesKey(current);
       current = c;
       tracker.reload(c);
+      // unchanged instances keep running (no flap); a changed VRRP section restarts the elections
+      if (manager && changed) {
+        await manager.stop();
+        manager = newManager(c);
+        await manager.start();
+      }
       report();
     },
     async admin(a: AdminAction) {
-      return { ok: false, error: `${a.action}: ${VRRP_NOT_RUN}` };
+      if (a.action !== 'maintenance') return { ok: false, error: `${a.action} is not a VRRP action` };
+      if (!manager) return { ok: false, error: VRRP_NEEDS_ROOT };
+      maintenance = a.on;
+      // maintenance: lowest priority, so that any peer preempts this director
+      for (const i of current.vrrpInstances) {
+        const t = tracking.get(i.name);
+        manager.setTracking(
+          i.name,
+          maintenance ? 1 : (t?.effective ?? i.priority),
+          t?.fault ?? false,
+          maintenance ? 'maintenance' : (t?.reason ?? 'maintenance off'),
+        );
+      }
+      events.emit({
+        type: 'admin',
+        action: 'maintenance',
+        target: 'director',
+        detail: maintenance ? 'on' : 'off',
+        at: Date.now(),
+      });
+      report();
+      return { ok: true };
     },
     async stop() {
       clearInterval(timer);
       tracker.stop();
+      await manager?.stop();
     },
   };
 }

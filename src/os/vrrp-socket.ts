@@ -1,0 +1,174 @@
+/**
+ * Raw IPv4 VRRP sockets through koffi (libc socket/setsockopt/bind/sendto/read): IP protocol 112,
+ * bound to the interface, joined to 224.0.0.18, TTL 255 and TOS 0xc0 as keepalived sends them
+ * (RFC 5798 §5.1.1.3: TTL 255; the lab README lists the options this kernel needs). The kernel
+ * builds the IP header on send; reads return the whole IP packet, so TTL checks are possible.
+ */
+import { readFileSync } from 'node:fs';
+import koffi from 'koffi';
+
+const AF_INET = 2;
+const SOCK_RAW = 3;
+const SOCK_NONBLOCK = 0o4000;
+const SOL_SOCKET = 1;
+const SO_BINDTODEVICE = 25;
+const IPPROTO_IP = 0;
+const IP_TOS = 1;
+const IP_TTL = 2;
+const IP_MULTICAST_IF = 32;
+const IP_MULTICAST_TTL = 33;
+const IP_MULTICAST_LOOP = 34;
+const IP_ADD_MEMBERSHIP = 35;
+export const AF_PACKET = 17;
+
+let libc: ReturnType<typeof load> | undefined;
+function load() {
+  const lib = koffi.load('libc.so.6');
+  return {
+    socket: lib.func('int socket(int, int, int)'),
+    setsockopt: lib.func('int setsockopt(int, int, int, void *, uint32_t)'),
+    bind: lib.func('int bind(int, void *, uint32_t)'),
+    sendto: lib.func('long sendto(int, void *, size_t, int, void *, uint32_t)'),
+    read: lib.func('long read(int, void *, size_t)'),
+    close: lib.func('int close(int)'),
+  };
+}
+export function libcFns() {
+  libc ??= load();
+  return libc;
+}
+
+export function ifindexOf(ifname: string): number {
+  return Number(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8'));
+}
+
+export function macOf(ifname: string): Uint8Array {
+  return Uint8Array.from(
+    readFileSync(`/sys/class/net/${ifname}/address`, 'utf8')
+      .trim()
+      .split(':')
+      .map((h) => Number.parseInt(h, 16)),
+  );
+}
+
+function sockaddrIn(address: string): Buffer {
+  const sa = Buffer.alloc(16);
+  sa.writeUInt16LE(AF_INET, 0);
+  Buffer.from(address.split('.').map(Number)).copy(sa, 4);
+  return sa;
+}
+
+export interface RawPacket {
+  readonly data: Uint8Array;
+}
+
+export class Vrrp4Socket {
+  private readonly fd: number;
+  private readonly handle: { close(): void };
+  private readonly buf = Buffer.alloc(4096);
+
+  constructor(
+    readonly ifname: string,
+    readonly sourceAddress: string,
+    protocol: number,
+    onPacket: (packet: Uint8Array) => void,
+    multicastGroup = '224.0.0.18',
+  ) {
+    const c = libcFns();
+    const fd = c.socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK, protocol) as number;
+    if (fd < 0) throw new Error(`raw socket: errno ${koffi.errno()} (VRRP needs root or CAP_NET_RAW)`);
+    this.fd = fd;
+    const int = (v: number) => {
+      const b = Buffer.alloc(4);
+      b.writeInt32LE(v);
+      return b;
+    };
+    const mreqn = Buffer.alloc(12);
+    Buffer.from(multicastGroup.split('.').map(Number)).copy(mreqn, 0);
+    Buffer.from(sourceAddress.split('.').map(Number)).copy(mreqn, 4);
+    mreqn.writeInt32LE(ifindexOf(ifname), 8);
+    const opts: [number, number, Buffer][] = [
+      [SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifname}\0`)],
+      [IPPROTO_IP, IP_TOS, int(0xc0)],
+      [IPPROTO_IP, IP_TTL, int(255)],
+      [IPPROTO_IP, IP_MULTICAST_TTL, int(255)],
+      [IPPROTO_IP, IP_MULTICAST_LOOP, int(0)],
+      [IPPROTO_IP, IP_MULTICAST_IF, mreqn],
+      [IPPROTO_IP, IP_ADD_MEMBERSHIP, mreqn],
+    ];
+    for (const [level, name, value] of opts) {
+      if ((c.setsockopt(fd, level, name, value, value.length) as number) < 0) {
+        c.close(fd);
+        throw new Error(`setsockopt ${name} on ${ifname}: errno ${koffi.errno()}`);
+      }
+    }
+    // the source address goes into the IP header (and the VRRPv3 pseudo-header checksum)
+    const sa = sockaddrIn(sourceAddress);
+    if ((c.bind(fd, sa, sa.length) as number) < 0) {
+      c.close(fd);
+      throw new Error(`bind ${sourceAddress}: errno ${koffi.errno()}`);
+    }
+    // koffi 3.3.4 calls back with (status, events), although its typings declare (events)
+    const onReady = (_status: number, events: { readable?: boolean }) => {
+      if (!events?.readable) return;
+      for (;;) {
+        const n = Number(c.read(fd, this.buf, this.buf.length));
+        if (n <= 0) break;
+        onPacket(Uint8Array.from(this.buf.subarray(0, n)));
+      }
+    };
+    const poll = koffi.node.poll as unknown as (
+      fd: number,
+      want: { readable: boolean },
+      cb: typeof onReady,
+    ) => { close(): void };
+    this.handle = poll(fd, { readable: true }, onReady);
+  }
+
+  send(payload: Uint8Array, destination: string): boolean {
+    const sa = sockaddrIn(destination);
+    return (
+      (libcFns().sendto(this.fd, Buffer.from(payload), payload.length, 0, sa, sa.length) as number) === payload.length
+    );
+  }
+
+  close(): void {
+    this.handle.close();
+    libcFns().close(this.fd);
+  }
+}
+
+/** Gratuitous ARP (RFC 5227 §3 ARP announcement as keepalived sends it: a request with spa = tpa = VIP). */
+export function sendGratuitousArp(ifname: string, vip: string, count: number): number {
+  const c = libcFns();
+  const ETH_P_ARP = 0x0806;
+  const fd = c.socket(AF_PACKET, SOCK_RAW, ((ETH_P_ARP & 0xff) << 8) | (ETH_P_ARP >> 8)) as number;
+  if (fd < 0) return 0;
+  const mac = macOf(ifname);
+  const frame = Buffer.alloc(42);
+  frame.fill(0xff, 0, 6);
+  Buffer.from(mac).copy(frame, 6);
+  frame.writeUInt16BE(ETH_P_ARP, 12);
+  frame.writeUInt16BE(1, 14); // Ethernet
+  frame.writeUInt16BE(0x0800, 16); // IPv4
+  frame[18] = 6;
+  frame[19] = 4;
+  frame.writeUInt16BE(1, 20); // request
+  Buffer.from(mac).copy(frame, 22);
+  const ip = Buffer.from(vip.split('.').map(Number));
+  ip.copy(frame, 28);
+  frame.fill(0xff, 32, 38);
+  ip.copy(frame, 38);
+  // struct sockaddr_ll
+  const sll = Buffer.alloc(20);
+  sll.writeUInt16LE(AF_PACKET, 0);
+  sll.writeUInt16BE(ETH_P_ARP, 2);
+  sll.writeInt32LE(ifindexOf(ifname), 4);
+  sll[11] = 6;
+  sll.fill(0xff, 12, 18);
+  let sent = 0;
+  for (let i = 0; i < count; i++)
+    if ((c.sendto(fd, frame, frame.length, 0, sll, sll.length) as number) === frame.length) sent++;
+  c.close(fd);
+  return sent;
+}

@@ -1,0 +1,341 @@
+/**
+ * The VRRP driver: binds each instance's state machine (instance.ts) to the clock, a raw socket
+ * per interface, the VIPs and gratuitous ARPs. IPv4 with VRRP v2 (auth none or PASS) and v3,
+ * multicast or unicast peers. IPv6 instances and AH authentication are reported as not run.
+ */
+import { networkInterfaces } from 'node:os';
+import type { VrrpInstanceStatus } from '../api/types.js';
+import { decodeIpv4 } from '../codec/ipv4.js';
+import { AUTH_AH, AUTH_NONE, AUTH_PASS, decodeVrrp, encodeVrrp, passAuthData, VRRP_PROTOCOL } from '../codec/vrrp.js';
+import type { Config, VrrpInstance } from '../config/model.js';
+import type { Clock, TimerHandle } from '../util/clock.js';
+import type { EventSink, VrrpStateName } from '../util/events.js';
+import type { Logger } from '../util/logger.js';
+import type { ProcessRunner } from '../util/ports.js';
+import {
+  type InstanceEvent,
+  type InstanceParams,
+  type InstanceState,
+  initialState,
+  nextDeadline,
+  step,
+} from './instance.js';
+
+/** The edges the driver needs (real ones: src/os/vrrp-socket.ts). */
+export interface VrrpSocketPort {
+  send(payload: Uint8Array, destination: string): boolean;
+  close(): void;
+}
+
+export interface VrrpIo {
+  openSocket(ifname: string, source: string, onPacket: (packet: Uint8Array) => void): VrrpSocketPort;
+  gratuitousArp(ifname: string, vip: string, count: number): void;
+  runner: ProcessRunner;
+}
+
+interface Running {
+  readonly config: VrrpInstance;
+  readonly params: InstanceParams;
+  state: InstanceState;
+  timer?: TimerHandle;
+  socket: VrrpSocketPort;
+  garpTimer?: TimerHandle;
+  readonly transitions: { from: VrrpStateName; to: VrrpStateName; reason: string; at: number }[];
+  readonly stats: Record<string, number>;
+}
+
+function primaryIpv4(ifname: string): string | undefined {
+  return networkInterfaces()[ifname]?.find((a) => a.family === 'IPv4' && !a.internal)?.address;
+}
+
+export class VrrpManager {
+  private readonly running = new Map<string, Running>();
+  private readonly notRun = new Map<string, string>();
+  private readonly sockets = new Map<string, { socket: VrrpSocketPort; members: Running[] }>();
+
+  constructor(
+    private config: Config,
+    private readonly clock: Clock,
+    private readonly io: VrrpIo,
+    private readonly logger: Logger,
+    private readonly events: EventSink,
+  ) {}
+
+  private params(i: VrrpInstance, primary: string): InstanceParams {
+    return {
+      version: i.version,
+      priority: i.priority,
+      advertIntMs: i.advertInt * 1000,
+      preempt: !i.nopreempt,
+      preemptDelayMs: i.preemptDelay * 1000,
+      initialMaster: i.initialState === 'MASTER',
+      primaryAddress: primary,
+      downTimerAdverts: i.downTimerAdverts,
+      lowerPrioNoAdvert: i.lowerPrioNoAdvert,
+    };
+  }
+
+  async start(): Promise<void> {
+    for (const i of this.config.vrrpInstances) {
+      const why = this.unsupported(i);
+      if (why) {
+        this.notRun.set(i.name, why);
+        this.logger.log('warning', `VRRP_Instance(${i.name}) not started: ${why}`);
+        continue;
+      }
+      const ifname = i.interface!;
+      const source = i.srcIp ?? primaryIpv4(ifname);
+      if (!source) {
+        this.notRun.set(i.name, `interface ${ifname} has no IPv4 address`);
+        continue;
+      }
+      let shared = this.sockets.get(ifname);
+      try {
+        if (!shared) {
+          const members: Running[] = [];
+          const socket = this.io.openSocket(ifname, source, (pkt) => this.onPacket(members, pkt));
+          shared = { socket, members };
+          this.sockets.set(ifname, shared);
+        }
+      } catch (e) {
+        this.notRun.set(i.name, `cannot open the VRRP socket: ${e instanceof Error ? e.message : e}`);
+        this.logger.log('error', `VRRP_Instance(${i.name}) ${this.notRun.get(i.name)}`);
+        continue;
+      }
+      const params = this.params(i, source);
+      const r: Running = {
+        config: i,
+        params,
+        state: initialState(params),
+        socket: shared.socket,
+        transitions: [],
+        stats: {},
+      };
+      shared.members.push(r);
+      this.running.set(i.name, r);
+      // keepalived removes VIPs a crash may have left behind before it starts
+      await this.vips(r, 'del');
+      this.apply(r, { type: 'startup' });
+    }
+  }
+
+  private unsupported(i: VrrpInstance): string | undefined {
+    if (i.family === 6) return 'IPv6 instances are not run by this build';
+    if (i.authentication?.type === 'AH') return 'AH authentication is not run by this build';
+    if (!i.interface) return 'no interface';
+    return undefined;
+  }
+
+  private count(r: Running, key: string): void {
+    r.stats[key] = (r.stats[key] ?? 0) + 1;
+  }
+
+  private onPacket(members: Running[], pkt: Uint8Array): void {
+    const ip = decodeIpv4(pkt);
+    if (!ip.ok || ip.value.header.protocol !== VRRP_PROTOCOL) return;
+    const h = ip.value.header;
+    const vrid = ip.value.payload[1];
+    for (const r of members) {
+      if (r.config.vrid !== vrid) continue;
+      if (h.src === r.params.primaryAddress) continue;
+      const d = decodeVrrp(ip.value.payload, 4, { src: h.src, dst: h.dst, checksumAsV2: r.config.v3ChecksumAsV2 });
+      if (!d.ok) {
+        this.count(r, d.error.code);
+        continue;
+      }
+      const a = d.value;
+      // RFC 5798 §7.1: multicast adverts must arrive with TTL 255
+      if (h.dst.startsWith('224.') && h.ttl !== 255) {
+        this.count(r, 'vrrpStatsIpTtlErrors');
+        continue;
+      }
+      if (a.version !== r.config.version) {
+        this.count(r, 'vrrpStatsVersionErrors');
+        continue;
+      }
+      if (a.version === 2) {
+        const want = r.config.authentication;
+        const type = want ? (want.type === 'PASS' ? AUTH_PASS : AUTH_AH) : AUTH_NONE;
+        if (a.authType !== type) {
+          this.count(r, 'authtype_mismatch');
+          continue;
+        }
+        if (
+          type === AUTH_PASS &&
+          Buffer.compare(Buffer.from(a.authData!), Buffer.from(passAuthData(want!.pass))) !== 0
+        ) {
+          this.count(r, 'auth_failure');
+          continue;
+        }
+        // keepalived drops v2 adverts whose interval differs (two masters otherwise)
+        if (a.advertInt !== r.config.advertInt) {
+          this.count(r, 'advert_interval_err');
+          continue;
+        }
+      }
+      this.count(r, 'advert_rcvd');
+      if (a.priority === 0) this.count(r, 'pri_zero_rcvd');
+      const advertIntMs = a.version === 3 ? (a.maxAdvertIntCs ?? 100) * 10 : (a.advertInt ?? 1) * 1000;
+      this.apply(r, { type: 'advert', from: h.src, priority: a.priority, advertIntMs });
+    }
+  }
+
+  private apply(r: Running, e: InstanceEvent): void {
+    const now = this.clock.now();
+    const res = step(r.params, r.state, e, now);
+    const before = r.state;
+    r.state = res.state;
+    for (const a of res.actions) {
+      if (a.type === 'send-advert') this.sendAdvert(r, a.priority);
+      else {
+        const at = this.clock.wallNow();
+        r.transitions.push({ from: a.from, to: a.to, reason: a.reason, at });
+        if (r.transitions.length > 20) r.transitions.shift();
+        this.logger.log('notice', `VRRP_Instance(${r.config.name}) Entering ${a.to} STATE (${a.reason})`);
+        this.events.emit({
+          type: 'vrrp-state',
+          instance: r.config.name,
+          from: a.from === 'STOP' ? 'INIT' : a.from,
+          to: a.to,
+          priority: r.state.effectivePriority,
+          reason: a.reason,
+          at,
+        });
+        if (a.to === 'MASTER') void this.becomeMaster(r);
+        else if (a.from === 'MASTER') void this.leaveMaster(r);
+      }
+    }
+    if (before !== r.state || res.actions.length) this.schedule(r);
+  }
+
+  private schedule(r: Running): void {
+    r.timer?.cancel();
+    const d = nextDeadline(r.state);
+    if (d === undefined) return;
+    r.timer = this.clock.setTimer(Math.max(0, d - this.clock.now()), () => this.apply(r, { type: 'timer' }));
+  }
+
+  private sendAdvert(r: Running, priority: number): void {
+    const i = r.config;
+    const addresses = i.virtualIpaddresses.map((v) => v.address);
+    const dests = i.unicastPeers.length
+      ? i.unicastPeers.map((p) => p.address)
+      : [i.mcastDstIp ?? this.config.globalDefs.vrrpMcastGroup4];
+    for (const dst of dests) {
+      const payload = encodeVrrp(
+        i.version === 2
+          ? {
+              version: 2,
+              vrid: i.vrid,
+              priority,
+              family: 4,
+              addresses,
+              advertInt: i.advertInt,
+              authType: i.authentication ? AUTH_PASS : AUTH_NONE,
+              authData: i.authentication ? passAuthData(i.authentication.pass) : new Uint8Array(8),
+            }
+          : { version: 3, vrid: i.vrid, priority, family: 4, addresses, maxAdvertIntCs: Math.round(i.advertInt * 100) },
+        { src: r.params.primaryAddress, dst, checksumAsV2: i.v3ChecksumAsV2 },
+      );
+      if (r.socket.send(payload, dst)) this.count(r, 'advert_sent');
+      else this.count(r, 'send_errors');
+    }
+    if (priority === 0) this.count(r, 'pri_zero_sent');
+  }
+
+  private async vips(r: Running, op: 'add' | 'del'): Promise<void> {
+    const i = r.config;
+    for (const v of [...i.virtualIpaddresses, ...i.virtualIpaddressesExcluded]) {
+      const argv = [
+        'ip',
+        v.family === 6 ? '-6' : '-4',
+        'addr',
+        op,
+        `${v.address}/${v.prefixLen}`,
+        'dev',
+        v.dev ?? i.interface!,
+      ];
+      if (op === 'add') {
+        if (v.brd) argv.push('brd', v.brd);
+        if (v.scope) argv.push('scope', v.scope);
+        if (v.label) argv.push('label', v.label);
+      }
+      const res = await this.io.runner.run(argv, { timeoutMs: 5000, captureBytes: 0 });
+      if (op === 'add' && res.exitCode !== 0 && res.exitCode !== 2)
+        this.logger.log('error', `VRRP_Instance(${i.name}) ${argv.join(' ')} failed`);
+    }
+  }
+
+  private async becomeMaster(r: Running): Promise<void> {
+    await this.vips(r, 'add');
+    const i = r.config;
+    const burst = () => {
+      for (const v of i.virtualIpaddresses)
+        if (v.family === 4) this.io.gratuitousArp(v.dev ?? i.interface!, v.address, i.garpMasterRepeat);
+    };
+    // keepalived: a burst right after taking over, another garp_master_delay seconds later
+    burst();
+    r.garpTimer?.cancel();
+    if (i.garpMasterDelay > 0)
+      r.garpTimer = this.clock.setTimer(i.garpMasterDelay * 1000, () => r.state.state === 'MASTER' && burst());
+  }
+
+  private async leaveMaster(r: Running): Promise<void> {
+    r.garpTimer?.cancel();
+    await this.vips(r, 'del');
+  }
+
+  setTracking(instance: string, effective: number, fault: boolean, reason: string): void {
+    const r = this.running.get(instance);
+    if (!r) return;
+    this.apply(r, { type: 'priority', effective });
+    if (fault !== r.state.fault) this.apply(r, { type: 'fault', on: fault, reason });
+  }
+
+  snapshot(): VrrpInstanceStatus[] {
+    return this.config.vrrpInstances.map((i) => {
+      const r = this.running.get(i.name);
+      const base = {
+        name: i.name,
+        vrid: i.vrid,
+        ...(i.interface ? { interface: i.interface } : {}),
+        priority: i.priority,
+        vips: i.virtualIpaddresses.map((v) => `${v.address}/${v.prefixLen}`),
+      };
+      if (!r)
+        return {
+          ...base,
+          state: 'INIT' as const,
+          effectivePriority: i.priority,
+          lastTransitions: [],
+          stats: {},
+          note: this.notRun.get(i.name) ?? 'not started',
+        };
+      return {
+        ...base,
+        state: r.state.state,
+        effectivePriority: r.state.effectivePriority,
+        ...(r.state.state === 'MASTER'
+          ? { masterAddress: r.params.primaryAddress }
+          : r.state.masterAddress
+            ? { masterAddress: r.state.masterAddress }
+            : {}),
+        lastTransitions: [...r.transitions],
+        stats: { ...r.stats },
+      };
+    });
+  }
+
+  /** Graceful stop: masters send priority 0 and release their VIPs. */
+  async stop(): Promise<void> {
+    for (const r of this.running.values()) {
+      const wasMaster = r.state.state === 'MASTER';
+      this.apply(r, { type: 'shutdown' });
+      r.timer?.cancel();
+      r.garpTimer?.cancel();
+      if (wasMaster) await this.vips(r, 'del');
+    }
+    for (const s of this.sockets.values()) s.socket.close();
+    this.sockets.clear();
+  }
+}
