@@ -102,12 +102,8 @@ export class Vrrp4Socket {
         throw new Error(`setsockopt ${name} on ${ifname}: errno ${koffi.errno()}`);
       }
     }
-    // the source address goes into the IP header (and the VRRPv3 pseudo-header checksum)
-    const sa = sockaddrIn(sourceAddress);
-    if ((c.bind(fd, sa, sa.length) as number) < 0) {
-      c.close(fd);
-      throw new Error(`bind ${sourceAddress}: errno ${koffi.errno()}`);
-    }
+    // no bind(): a raw socket bound to an address only receives packets sent to it, and adverts go
+    // to 224.0.0.18. IP_MULTICAST_IF above (with the address) sets the multicast source address.
     // koffi 3.3.4 calls back with (status, events), although its typings declare (events)
     const onReady = (_status: number, events: { readable?: boolean }) => {
       if (!events?.readable) return;

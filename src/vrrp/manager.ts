@@ -205,14 +205,15 @@ export class VrrpManager {
         else if (a.from === 'MASTER') void this.leaveMaster(r);
       }
     }
-    if (before !== r.state || res.actions.length) this.schedule(r);
+    // a timer may fire a fraction of a millisecond early: always re-arm after one
+    if (before !== r.state || res.actions.length || e.type === 'timer') this.schedule(r);
   }
 
   private schedule(r: Running): void {
     r.timer?.cancel();
     const d = nextDeadline(r.state);
     if (d === undefined) return;
-    r.timer = this.clock.setTimer(Math.max(0, d - this.clock.now()), () => this.apply(r, { type: 'timer' }));
+    r.timer = this.clock.setTimer(Math.max(0, Math.ceil(d - this.clock.now())), () => this.apply(r, { type: 'timer' }));
   }
 
   private sendAdvert(r: Running, priority: number): void {
