@@ -47,6 +47,8 @@ export interface IpContext {
   readonly dst: string;
   /** keepalived's v3_checksum_as_v2: checksum without the pseudo-header */
   readonly checksumAsV2?: boolean;
+  /** the kernel already verified the checksum (IPv6 raw sockets with IPV6_CHECKSUM) */
+  readonly kernelChecked?: boolean;
 }
 
 export type VrrpDecodeError =

@@ -7,7 +7,7 @@
 import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
 import type { Config } from '../config/model.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
-import { sendGratuitousArp, Vrrp4Socket } from '../os/vrrp-socket.js';
+import { sendGratuitousArp, sendUnsolicitedNa, Vrrp4Socket, Vrrp6Socket } from '../os/vrrp-socket.js';
 import { NodeFileWatcher, ProcProcessLister, SysfsLinkWatcher } from '../os/watchers.js';
 import { TrackManager } from '../track/manager.js';
 import { SystemClock } from '../util/clock.js';
@@ -32,9 +32,18 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
       c,
       clock,
       {
-        openSocket: (ifname, source, onPacket) =>
-          new Vrrp4Socket(ifname, source, 112, onPacket, c.globalDefs.vrrpMcastGroup4),
+        openSocket: (ifname, family, source, onPacket) =>
+          family === 4
+            ? new Vrrp4Socket(
+                ifname,
+                source,
+                112,
+                (packet) => onPacket({ family: 4, packet }),
+                c.globalDefs.vrrpMcastGroup4,
+              )
+            : new Vrrp6Socket(ifname, (vrrp, src) => onPacket({ family: 6, vrrp, src }), c.globalDefs.vrrpMcastGroup6),
         gratuitousArp: (ifname, vip, count) => void sendGratuitousArp(ifname, vip, count),
+        unsolicitedNa: (ifname, vip, count) => void sendUnsolicitedNa(ifname, vip, count),
         runner,
       },
       logger,

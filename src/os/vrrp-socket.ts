@@ -5,6 +5,7 @@
  * builds the IP header on send; reads return the whole IP packet, so TTL checks are possible.
  */
 import { readFileSync } from 'node:fs';
+import ipaddr from 'ipaddr.js';
 import koffi from 'koffi';
 
 const AF_INET = 2;
@@ -165,6 +166,148 @@ export function sendGratuitousArp(ifname: string, vip: string, count: number): n
   let sent = 0;
   for (let i = 0; i < count; i++)
     if ((c.sendto(fd, frame, frame.length, 0, sll, sll.length) as number) === frame.length) sent++;
+  c.close(fd);
+  return sent;
+}
+
+const AF_INET6 = 10;
+const IPPROTO_IPV6 = 41;
+const IPV6_CHECKSUM = 7;
+const IPV6_UNICAST_HOPS = 16;
+const IPV6_MULTICAST_IF = 17;
+const IPV6_MULTICAST_HOPS = 18;
+const IPV6_MULTICAST_LOOP = 19;
+const IPV6_JOIN_GROUP = 20;
+const IPV6_TCLASS = 67;
+
+let recvfromFn: ((...a: unknown[]) => unknown) | undefined;
+
+function sockaddrIn6(address: string, scopeId: number): Buffer {
+  const sa = Buffer.alloc(28);
+  sa.writeUInt16LE(AF_INET6, 0);
+  Buffer.from(ipv6Bytes(address)).copy(sa, 8);
+  sa.writeUInt32LE(
+    address.toLowerCase().startsWith('fe80') || address.toLowerCase().startsWith('ff02') ? scopeId : 0,
+    24,
+  );
+  return sa;
+}
+
+function ipv6Bytes(address: string): number[] {
+  return ipaddr.IPv6.parse(address).toByteArray();
+}
+
+function formatIpv6(b: Buffer): string {
+  return ipaddr.fromByteArray([...b]).toString();
+}
+
+/**
+ * VRRPv3 over IPv6 (RFC 5798 §5.1.2): raw socket, protocol 112, joined to ff02::12, hop limit 255,
+ * traffic class 0xc0, and the kernel computing and verifying the checksum (IPV6_CHECKSUM = 6).
+ * recvfrom gives the payload and the source address; the hop limit is not checked here.
+ */
+export class Vrrp6Socket {
+  private readonly fd: number;
+  private readonly handle: { close(): void };
+  private readonly buf = Buffer.alloc(4096);
+  private readonly ifindex: number;
+
+  constructor(
+    readonly ifname: string,
+    onPacket: (payload: Uint8Array, src: string) => void,
+    group = 'ff02::12',
+  ) {
+    const c = libcFns();
+    recvfromFn ??= koffi.load('libc.so.6').func('long recvfrom(int, void *, size_t, int, void *, void *)');
+    const fd = c.socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK, 112) as number;
+    if (fd < 0) throw new Error(`raw IPv6 socket: errno ${koffi.errno()} (VRRP needs root or CAP_NET_RAW)`);
+    this.fd = fd;
+    this.ifindex = ifindexOf(ifname);
+    const int = (v: number) => {
+      const b = Buffer.alloc(4);
+      b.writeInt32LE(v);
+      return b;
+    };
+    const mreq = Buffer.alloc(20);
+    Buffer.from(ipv6Bytes(group)).copy(mreq, 0);
+    mreq.writeUInt32LE(this.ifindex, 16);
+    const opts: [number, number, Buffer][] = [
+      [SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifname}\0`)],
+      [IPPROTO_IPV6, IPV6_CHECKSUM, int(6)],
+      [IPPROTO_IPV6, IPV6_MULTICAST_HOPS, int(255)],
+      [IPPROTO_IPV6, IPV6_UNICAST_HOPS, int(255)],
+      [IPPROTO_IPV6, IPV6_MULTICAST_IF, int(this.ifindex)],
+      [IPPROTO_IPV6, IPV6_MULTICAST_LOOP, int(0)],
+      [IPPROTO_IPV6, IPV6_TCLASS, int(0xc0)],
+      [IPPROTO_IPV6, IPV6_JOIN_GROUP, mreq],
+    ];
+    for (const [level, name, value] of opts) {
+      if ((c.setsockopt(fd, level, name, value, value.length) as number) < 0) {
+        c.close(fd);
+        throw new Error(`setsockopt ${name} on ${ifname}: errno ${koffi.errno()}`);
+      }
+    }
+    const from = Buffer.alloc(28);
+    const fromLen = Buffer.alloc(4);
+    const onReady = (_status: number, events: { readable?: boolean }) => {
+      if (!events?.readable) return;
+      for (;;) {
+        fromLen.writeUInt32LE(28);
+        const n = Number(recvfromFn!(fd, this.buf, this.buf.length, 0, from, fromLen));
+        if (n <= 0) break;
+        onPacket(Uint8Array.from(this.buf.subarray(0, n)), formatIpv6(from.subarray(8, 24)));
+      }
+    };
+    const poll = koffi.node.poll as unknown as (
+      fd: number,
+      want: { readable: boolean },
+      cb: typeof onReady,
+    ) => { close(): void };
+    this.handle = poll(fd, { readable: true }, onReady);
+  }
+
+  send(payload: Uint8Array, destination: string): boolean {
+    const sa = sockaddrIn6(destination, this.ifindex);
+    const b = Buffer.from(payload);
+    // the kernel fills the checksum (IPV6_CHECKSUM)
+    b[6] = 0;
+    b[7] = 0;
+    return (libcFns().sendto(this.fd, b, b.length, 0, sa, sa.length) as number) === b.length;
+  }
+
+  close(): void {
+    this.handle.close();
+    libcFns().close(this.fd);
+  }
+}
+
+/** Unsolicited neighbour advertisements for an IPv6 VIP (RFC 4861 §7.2.6), from the VIP to ff02::1. */
+export function sendUnsolicitedNa(ifname: string, vip: string, count: number): number {
+  const c = libcFns();
+  const fd = c.socket(AF_INET6, SOCK_RAW, 58) as number;
+  if (fd < 0) return 0;
+  const int = (v: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(v);
+    return b;
+  };
+  const ifindex = ifindexOf(ifname);
+  c.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifname}\0`), ifname.length + 1);
+  c.setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, int(255), 4);
+  c.setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, int(ifindex), 4);
+  // the VIP as source address
+  const src = sockaddrIn6(vip, ifindex);
+  c.bind(fd, src, src.length);
+  const na = Buffer.alloc(32);
+  na[0] = 136; // Neighbor Advertisement
+  na[4] = 0xa0; // R (a director forwards) and O, not S
+  Buffer.from(ipv6Bytes(vip)).copy(na, 8);
+  na[24] = 2; // target link-layer address option
+  na[25] = 1;
+  Buffer.from(macOf(ifname)).copy(na, 26);
+  const dst = sockaddrIn6('ff02::1', ifindex);
+  let sent = 0;
+  for (let i = 0; i < count; i++) if ((c.sendto(fd, na, na.length, 0, dst, dst.length) as number) === na.length) sent++;
   c.close(fd);
   return sent;
 }

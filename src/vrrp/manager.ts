@@ -27,9 +27,15 @@ export interface VrrpSocketPort {
   close(): void;
 }
 
+/** A received advert: IPv4 sockets hand over the whole IP packet, IPv6 ones the VRRP message. */
+export type Received =
+  | { readonly family: 4; readonly packet: Uint8Array }
+  | { readonly family: 6; readonly vrrp: Uint8Array; readonly src: string };
+
 export interface VrrpIo {
-  openSocket(ifname: string, source: string, onPacket: (packet: Uint8Array) => void): VrrpSocketPort;
+  openSocket(ifname: string, family: 4 | 6, source: string, onPacket: (r: Received) => void): VrrpSocketPort;
   gratuitousArp(ifname: string, vip: string, count: number): void;
+  unsolicitedNa(ifname: string, vip: string, count: number): void;
   runner: ProcessRunner;
 }
 
@@ -44,8 +50,11 @@ interface Running {
   readonly stats: Record<string, number>;
 }
 
-function primaryIpv4(ifname: string): string | undefined {
-  return networkInterfaces()[ifname]?.find((a) => a.family === 'IPv4' && !a.internal)?.address;
+/** The interface's primary address: IPv4, or for VRRPv3 over IPv6 the link-local one (RFC 5798 §5.1.2.1). */
+function primaryAddress(ifname: string, family: 4 | 6): string | undefined {
+  const addrs = networkInterfaces()[ifname] ?? [];
+  if (family === 4) return addrs.find((a) => a.family === 'IPv4' && !a.internal)?.address;
+  return addrs.find((a) => a.family === 'IPv6' && a.address.toLowerCase().startsWith('fe80'))?.address.split('%')[0];
 }
 
 export class VrrpManager {
@@ -84,18 +93,19 @@ export class VrrpManager {
         continue;
       }
       const ifname = i.interface!;
-      const source = i.srcIp ?? primaryIpv4(ifname);
+      const source = i.srcIp ?? primaryAddress(ifname, i.family);
       if (!source) {
-        this.notRun.set(i.name, `interface ${ifname} has no IPv4 address`);
+        this.notRun.set(i.name, `interface ${ifname} has no ${i.family === 4 ? 'IPv4' : 'IPv6 link-local'} address`);
         continue;
       }
-      let shared = this.sockets.get(ifname);
+      const sockKey = `${ifname}/${i.family}`;
+      let shared = this.sockets.get(sockKey);
       try {
         if (!shared) {
           const members: Running[] = [];
-          const socket = this.io.openSocket(ifname, source, (pkt) => this.onPacket(members, pkt));
+          const socket = this.io.openSocket(ifname, i.family, source, (r) => this.onPacket(members, r));
           shared = { socket, members };
-          this.sockets.set(ifname, shared);
+          this.sockets.set(sockKey, shared);
         }
       } catch (e) {
         this.notRun.set(i.name, `cannot open the VRRP socket: ${e instanceof Error ? e.message : e}`);
@@ -120,7 +130,6 @@ export class VrrpManager {
   }
 
   private unsupported(i: VrrpInstance): string | undefined {
-    if (i.family === 6) return 'IPv6 instances are not run by this build';
     if (i.authentication?.type === 'AH') return 'AH authentication is not run by this build';
     if (!i.interface) return 'no interface';
     return undefined;
@@ -130,15 +139,28 @@ export class VrrpManager {
     r.stats[key] = (r.stats[key] ?? 0) + 1;
   }
 
-  private onPacket(members: Running[], pkt: Uint8Array): void {
-    const ip = decodeIpv4(pkt);
-    if (!ip.ok || ip.value.header.protocol !== VRRP_PROTOCOL) return;
-    const h = ip.value.header;
-    const vrid = ip.value.payload[1];
+  private onPacket(members: Running[], rcv: Received): void {
+    let h: { src: string; dst: string; ttl: number };
+    let payload: Uint8Array;
+    if (rcv.family === 4) {
+      const ip = decodeIpv4(rcv.packet);
+      if (!ip.ok || ip.value.header.protocol !== VRRP_PROTOCOL) return;
+      h = ip.value.header;
+      payload = ip.value.payload;
+    } else {
+      h = { src: rcv.src, dst: 'ff02::12', ttl: 255 };
+      payload = rcv.vrrp;
+    }
+    const vrid = payload[1];
     for (const r of members) {
       if (r.config.vrid !== vrid) continue;
       if (h.src === r.params.primaryAddress) continue;
-      const d = decodeVrrp(ip.value.payload, 4, { src: h.src, dst: h.dst, checksumAsV2: r.config.v3ChecksumAsV2 });
+      const d = decodeVrrp(payload, rcv.family, {
+        src: h.src,
+        dst: h.dst,
+        checksumAsV2: r.config.v3ChecksumAsV2,
+        kernelChecked: rcv.family === 6,
+      });
       if (!d.ok) {
         this.count(r, d.error.code);
         continue;
@@ -221,7 +243,10 @@ export class VrrpManager {
     const addresses = i.virtualIpaddresses.map((v) => v.address);
     const dests = i.unicastPeers.length
       ? i.unicastPeers.map((p) => p.address)
-      : [i.mcastDstIp ?? this.config.globalDefs.vrrpMcastGroup4];
+      : [
+          i.mcastDstIp ??
+            (i.family === 6 ? this.config.globalDefs.vrrpMcastGroup6 : this.config.globalDefs.vrrpMcastGroup4),
+        ];
     for (const dst of dests) {
       const payload = encodeVrrp(
         i.version === 2
@@ -235,11 +260,27 @@ export class VrrpManager {
               authType: i.authentication ? AUTH_PASS : AUTH_NONE,
               authData: i.authentication ? passAuthData(i.authentication.pass) : new Uint8Array(8),
             }
-          : { version: 3, vrid: i.vrid, priority, family: 4, addresses, maxAdvertIntCs: Math.round(i.advertInt * 100) },
+          : {
+              version: 3,
+              vrid: i.vrid,
+              priority,
+              family: i.family,
+              addresses,
+              maxAdvertIntCs: Math.round(i.advertInt * 100),
+            },
         { src: r.params.primaryAddress, dst, checksumAsV2: i.v3ChecksumAsV2 },
       );
-      if (r.socket.send(payload, dst)) this.count(r, 'advert_sent');
-      else this.count(r, 'send_errors');
+      let sent = false;
+      try {
+        sent = r.socket.send(payload, dst);
+      } catch (e) {
+        // a send must never take the worker down: count it and log it
+        this.logger.log(
+          'error',
+          `VRRP_Instance(${i.name}) cannot send to ${dst}: ${e instanceof Error ? e.message : e}`,
+        );
+      }
+      this.count(r, sent ? 'advert_sent' : 'send_errors');
     }
     if (priority === 0) this.count(r, 'pri_zero_sent');
   }
@@ -256,6 +297,8 @@ export class VrrpManager {
         'dev',
         v.dev ?? i.interface!,
       ];
+      // IPv6 VIPs skip duplicate address detection, so they are usable at once (as keepalived's nodad)
+      if (op === 'add' && v.family === 6) argv.push('nodad');
       if (op === 'add') {
         if (v.brd) argv.push('brd', v.brd);
         if (v.scope) argv.push('scope', v.scope);
@@ -271,8 +314,10 @@ export class VrrpManager {
     await this.vips(r, 'add');
     const i = r.config;
     const burst = () => {
-      for (const v of i.virtualIpaddresses)
+      for (const v of i.virtualIpaddresses) {
         if (v.family === 4) this.io.gratuitousArp(v.dev ?? i.interface!, v.address, i.garpMasterRepeat);
+        else this.io.unsolicitedNa(v.dev ?? i.interface!, v.address, i.garpMasterRepeat);
+      }
     };
     // keepalived: a burst right after taking over, another garp_master_delay seconds later
     burst();

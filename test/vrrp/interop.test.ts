@@ -21,9 +21,11 @@ function lab(...args: string[]): string {
   return execFileSync('bash', [LAB, ...args], { env, encoding: 'utf8' });
 }
 
-function hasVip(host: string, vip = '198.18.0.100'): boolean {
-  return execFileSync('ip', ['-n', `${P}-${host}`, '-4', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }).includes(
-    `${vip}/`,
+let VIP = '198.18.0.100';
+function hasVip(host: string): boolean {
+  const fam = VIP.includes(':') ? '-6' : '-4';
+  return execFileSync('ip', ['-n', `${P}-${host}`, fam, 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }).includes(
+    `${VIP}/`,
   );
 }
 
@@ -31,7 +33,7 @@ function conf(name: string, priority: number, version: number, extra = ''): stri
   const file = join(dir, `${name}.conf`);
   writeFileSync(
     file,
-    `global_defs {\n  router_id ${name}\n}\nvrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority ${priority}\n  advert_int 1\n  version ${version}\n${extra}\n  virtual_ipaddress {\n    198.18.0.100/24 dev eth0\n  }\n}\n`,
+    `global_defs {\n  router_id ${name}\n}\nvrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority ${priority}\n  advert_int 1\n  version ${version}\n${extra}\n  virtual_ipaddress {\n    ${VIP.includes(':') ? `${VIP}/64` : `${VIP}/24`} dev eth0\n  }\n}\n`,
   );
   return file;
 }
@@ -123,31 +125,37 @@ after(async () => {
 
 const opts = { skip: !canRun && 'needs root, keepalived and ../shared/lab', timeout: 90000 };
 
-for (const [version, extra] of [
-  [2, '  authentication {\n    auth_type PASS\n    auth_pass s3cr3t\n  }'],
-  [3, ''],
+for (const [version, extra, vip] of [
+  [2, '  authentication {\n    auth_type PASS\n    auth_pass s3cr3t\n  }', '198.18.0.100'],
+  [3, '', '198.18.0.100'],
+  [3, '', '2001:2::100'],
 ] as const) {
-  test(`VRRPv${version}: keepvs (priority 100) and keepalived (90): start, stop, preempt, crash`, opts, async () => {
-    const ka = startKeepalived('lb2', conf(`ka${version}`, 90, version, extra));
-    let kv = startKeepvs('lb1', conf(`kv${version}`, 100, version, extra));
-    try {
-      await until('keepvs master with the VIP', () => hasVip('lb1') && !hasVip('lb2'), 15000);
-      // graceful stop: a priority 0 advert, keepalived takes over after its skew time
-      await stop(kv);
-      const failover = await until('keepalived takes the VIP', () => hasVip('lb2') && !hasVip('lb1'), 5000);
-      assert.ok(failover < 3000, `graceful failover took ${failover} ms`);
-      // keepvs comes back with the higher priority and preempts
-      kv = startKeepvs('lb1', conf(`kv${version}`, 100, version, extra));
-      await until('keepvs preempts back', () => hasVip('lb1') && !hasVip('lb2'), 15000);
-      // crash of the supervisor: the orphaned VRRP worker releases the VIP, keepalived takes over
-      await stop(kv, 'SIGKILL');
-      await until('keepalived takes over after a crash', () => hasVip('lb2') && !hasVip('lb1'), 6000);
-      await stop(ka);
-      assert.equal(hasVip('lb2'), false, 'keepalived released the VIP on stop');
-    } finally {
-      await stop(kv, 'SIGKILL');
-      await stop(ka, 'SIGKILL');
-      await new Promise((r) => setTimeout(r, 1500));
-    }
-  });
+  test(
+    `VRRPv${version} ${vip}: keepvs (priority 100) and keepalived (90): start, stop, preempt, crash`,
+    opts,
+    async () => {
+      VIP = vip;
+      const ka = startKeepalived('lb2', conf(`ka${version}`, 90, version, extra));
+      let kv = startKeepvs('lb1', conf(`kv${version}`, 100, version, extra));
+      try {
+        await until('keepvs master with the VIP', () => hasVip('lb1') && !hasVip('lb2'), 15000);
+        // graceful stop: a priority 0 advert, keepalived takes over after its skew time
+        await stop(kv);
+        const failover = await until('keepalived takes the VIP', () => hasVip('lb2') && !hasVip('lb1'), 5000);
+        assert.ok(failover < 3000, `graceful failover took ${failover} ms`);
+        // keepvs comes back with the higher priority and preempts
+        kv = startKeepvs('lb1', conf(`kv${version}`, 100, version, extra));
+        await until('keepvs preempts back', () => hasVip('lb1') && !hasVip('lb2'), 15000);
+        // crash of the supervisor: the orphaned VRRP worker releases the VIP, keepalived takes over
+        await stop(kv, 'SIGKILL');
+        await until('keepalived takes over after a crash', () => hasVip('lb2') && !hasVip('lb1'), 6000);
+        await stop(ka);
+        assert.equal(hasVip('lb2'), false, 'keepalived released the VIP on stop');
+      } finally {
+        await stop(kv, 'SIGKILL');
+        await stop(ka, 'SIGKILL');
+        await new Promise((r) => setTimeout(r, 1500));
+      }
+    },
+  );
 }
