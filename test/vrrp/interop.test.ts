@@ -159,3 +159,31 @@ for (const [version, extra, vip] of [
     },
   );
 }
+
+test(
+  'VRRPv2 unicast peers: keepvs and keepalived elect over unicast; link-down of the master moves the VIP',
+  opts,
+  async () => {
+    VIP = '198.18.0.100';
+    const ka = startKeepalived(
+      'lb2',
+      conf('ka-uc', 90, 2, '  unicast_src_ip 198.18.0.2\n  unicast_peer {\n    198.18.0.1\n  }'),
+    );
+    const kv = startKeepvs(
+      'lb1',
+      conf('kv-uc', 100, 2, '  unicast_src_ip 198.18.0.1\n  unicast_peer {\n    198.18.0.2\n  }'),
+    );
+    try {
+      await until('keepvs master over unicast', () => hasVip('lb1') && !hasVip('lb2'), 15000);
+      // the master's interface goes down: its own interface is tracked, so it goes FAULT and releases the VIP
+      execFileSync('ip', ['-n', `${P}-lb1`, 'link', 'set', 'eth0', 'down']);
+      await until('keepalived takes over after link-down', () => hasVip('lb2'), 8000);
+      execFileSync('ip', ['-n', `${P}-lb1`, 'link', 'set', 'eth0', 'up']);
+      await until('keepvs back as master after link-up', () => hasVip('lb1') && !hasVip('lb2'), 15000);
+    } finally {
+      execFileSync('ip', ['-n', `${P}-lb1`, 'link', 'set', 'eth0', 'up']);
+      await stop(kv, 'SIGKILL');
+      await stop(ka, 'SIGKILL');
+    }
+  },
+);
