@@ -32,14 +32,15 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
       c,
       clock,
       {
-        openSocket: (ifname, family, source, onPacket) =>
+        openSocket: (ifname, family, source, onPacket, ah) =>
           family === 4
             ? new Vrrp4Socket(
                 ifname,
                 source,
-                112,
+                ah ? 51 : 112,
                 (packet) => onPacket({ family: 4, packet }),
                 c.globalDefs.vrrpMcastGroup4,
+                ah,
               )
             : new Vrrp6Socket(ifname, (vrrp, src) => onPacket({ family: 6, vrrp, src }), c.globalDefs.vrrpMcastGroup6),
         gratuitousArp: (ifname, vip, count) => void sendGratuitousArp(ifname, vip, count),

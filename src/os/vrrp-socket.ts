@@ -74,6 +74,8 @@ export class Vrrp4Socket {
     protocol: number,
     onPacket: (packet: Uint8Array) => void,
     multicastGroup = '224.0.0.18',
+    /** send whole IP packets (AH: the ICV covers our own IP header) */
+    headerIncluded = false,
   ) {
     const c = libcFns();
     const fd = c.socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK, protocol) as number;
@@ -96,6 +98,7 @@ export class Vrrp4Socket {
       [IPPROTO_IP, IP_MULTICAST_LOOP, int(0)],
       [IPPROTO_IP, IP_MULTICAST_IF, mreqn],
       [IPPROTO_IP, IP_ADD_MEMBERSHIP, mreqn],
+      ...(headerIncluded ? ([[IPPROTO_IP, 3 /* IP_HDRINCL */, int(1)]] as [number, number, Buffer][]) : []),
     ];
     for (const [level, name, value] of opts) {
       if ((c.setsockopt(fd, level, name, value, value.length) as number) < 0) {

@@ -5,6 +5,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import type { VrrpInstanceStatus } from '../api/types.js';
+import { AH_PROTOCOL, decodeAh, encodeAhPacket, verifyIcv } from '../codec/ah.js';
 import { decodeIpv4 } from '../codec/ipv4.js';
 import { AUTH_AH, AUTH_NONE, AUTH_PASS, decodeVrrp, encodeVrrp, passAuthData, VRRP_PROTOCOL } from '../codec/vrrp.js';
 import type { Config, VrrpInstance } from '../config/model.js';
@@ -33,7 +34,14 @@ export type Received =
   | { readonly family: 6; readonly vrrp: Uint8Array; readonly src: string };
 
 export interface VrrpIo {
-  openSocket(ifname: string, family: 4 | 6, source: string, onPacket: (r: Received) => void): VrrpSocketPort;
+  /** `ah`: an IPv4 socket for IP protocol 51 sending whole packets (IP_HDRINCL) */
+  openSocket(
+    ifname: string,
+    family: 4 | 6,
+    source: string,
+    onPacket: (r: Received) => void,
+    ah?: boolean,
+  ): VrrpSocketPort;
   gratuitousArp(ifname: string, vip: string, count: number): void;
   unsolicitedNa(ifname: string, vip: string, count: number): void;
   runner: ProcessRunner;
@@ -47,6 +55,7 @@ interface Running {
   socket: VrrpSocketPort;
   garpTimer?: TimerHandle;
   readonly transitions: { from: VrrpStateName; to: VrrpStateName; reason: string; at: number }[];
+  ahSeq?: number;
   readonly stats: Record<string, number>;
 }
 
@@ -98,12 +107,13 @@ export class VrrpManager {
         this.notRun.set(i.name, `interface ${ifname} has no ${i.family === 4 ? 'IPv4' : 'IPv6 link-local'} address`);
         continue;
       }
-      const sockKey = `${ifname}/${i.family}`;
+      const ah = i.authentication?.type === 'AH';
+      const sockKey = `${ifname}/${i.family}${ah ? '/ah' : ''}`;
       let shared = this.sockets.get(sockKey);
       try {
         if (!shared) {
           const members: Running[] = [];
-          const socket = this.io.openSocket(ifname, i.family, source, (r) => this.onPacket(members, r));
+          const socket = this.io.openSocket(ifname, i.family, source, (r) => this.onPacket(members, r), ah);
           shared = { socket, members };
           this.sockets.set(sockKey, shared);
         }
@@ -130,7 +140,7 @@ export class VrrpManager {
   }
 
   private unsupported(i: VrrpInstance): string | undefined {
-    if (i.authentication?.type === 'AH') return 'AH authentication is not run by this build';
+    if (i.authentication?.type === 'AH' && i.family === 6) return 'AH is VRRPv2, IPv4 only';
     if (!i.interface) return 'no interface';
     return undefined;
   }
@@ -142,11 +152,21 @@ export class VrrpManager {
   private onPacket(members: Running[], rcv: Received): void {
     let h: { src: string; dst: string; ttl: number };
     let payload: Uint8Array;
+    let ahCheck: ((pass: string) => boolean) | undefined;
     if (rcv.family === 4) {
       const ip = decodeIpv4(rcv.packet);
-      if (!ip.ok || ip.value.header.protocol !== VRRP_PROTOCOL) return;
+      if (!ip.ok) return;
       h = ip.value.header;
-      payload = ip.value.payload;
+      if (ip.value.header.protocol === AH_PROTOCOL) {
+        const ah = decodeAh(ip.value.payload);
+        if (!ah.ok || ah.value.ah.nextHeader !== VRRP_PROTOCOL) return;
+        const header = ip.value.header;
+        const unicast = !header.dst.startsWith('224.');
+        const inner = ah.value;
+        ahCheck = (pass) => verifyIcv(header, inner.ah, inner.payload, pass, unicast);
+        payload = inner.payload;
+      } else if (ip.value.header.protocol === VRRP_PROTOCOL) payload = ip.value.payload;
+      else return;
     } else {
       h = { src: rcv.src, dst: 'ff02::12', ttl: 255 };
       payload = rcv.vrrp;
@@ -257,8 +277,8 @@ export class VrrpManager {
               family: 4,
               addresses,
               advertInt: i.advertInt,
-              authType: i.authentication ? AUTH_PASS : AUTH_NONE,
-              authData: i.authentication ? passAuthData(i.authentication.pass) : new Uint8Array(8),
+              authType: i.authentication ? (i.authentication.type === 'AH' ? AUTH_AH : AUTH_PASS) : AUTH_NONE,
+              authData: i.authentication?.type === 'PASS' ? passAuthData(i.authentication.pass) : new Uint8Array(8),
             }
           : {
               version: 3,
@@ -272,7 +292,18 @@ export class VrrpManager {
       );
       let sent = false;
       try {
-        sent = r.socket.send(payload, dst);
+        if (i.authentication?.type === 'AH') {
+          // keepalived: IP ID and AH sequence number count up per advert
+          r.ahSeq = (r.ahSeq ?? 0) + 1;
+          const packet = encodeAhPacket(
+            { tos: 0xc0, id: r.ahSeq & 0xffff, ttl: 255, src: r.params.primaryAddress, dst },
+            r.ahSeq,
+            payload,
+            i.authentication.pass,
+            !dst.startsWith('224.'),
+          );
+          sent = r.socket.send(packet, dst);
+        } else sent = r.socket.send(payload, dst);
       } catch (e) {
         // a send must never take the worker down: count it and log it
         this.logger.log(

@@ -127,6 +127,7 @@ const opts = { skip: !canRun && 'needs root, keepalived and ../shared/lab', time
 
 for (const [version, extra, vip] of [
   [2, '  authentication {\n    auth_type PASS\n    auth_pass s3cr3t\n  }', '198.18.0.100'],
+  [2, '  authentication {\n    auth_type AH\n    auth_pass s3cr3t\n  }', '198.18.0.100'],
   [3, '', '198.18.0.100'],
   [3, '', '2001:2::100'],
 ] as const) {
