@@ -132,7 +132,7 @@ for (const [version, extra, vip] of [
   [3, '', '2001:2::100'],
 ] as const) {
   test(
-    `VRRPv${version} ${vip}: keepvs (priority 100) and keepalived (90): start, stop, preempt, crash`,
+    `VRRPv${version} ${vip}${extra.includes('AH') ? ' AH' : extra ? ' PASS' : ''}: keepvs (priority 100) and keepalived (90): start, stop, preempt, crash`,
     opts,
     async () => {
       VIP = vip;
