@@ -44,7 +44,9 @@ export type InstanceEvent =
   | { readonly type: 'timer' }
   | { readonly type: 'advert'; readonly from: string; readonly priority: number; readonly advertIntMs: number }
   | { readonly type: 'priority'; readonly effective: number }
-  | { readonly type: 'fault'; readonly on: boolean; readonly reason: string };
+  | { readonly type: 'fault'; readonly on: boolean; readonly reason: string }
+  /** vrrp_sync_group: another member moved, this one follows (keepalived's TSM) */
+  | { readonly type: 'sync'; readonly to: 'MASTER' | 'BACKUP'; readonly reason: string };
 
 export type InstanceAction =
   | { readonly type: 'send-advert'; readonly priority: number }
@@ -180,6 +182,11 @@ export function step(p: InstanceParams, s: InstanceState, e: InstanceEvent, now:
           return { state: toBackup(p, cleared, now, `fault cleared (${e.reason})`, actions), actions };
         return { state: cleared, actions };
       }
+      return { state: s, actions };
+    }
+    case 'sync': {
+      if (e.to === 'MASTER' && s.state === 'BACKUP') return { state: toMaster(p, s, now, e.reason, actions), actions };
+      if (e.to === 'BACKUP' && s.state === 'MASTER') return { state: toBackup(p, s, now, e.reason, actions), actions };
       return { state: s, actions };
     }
     case 'advert': {

@@ -56,6 +56,8 @@ interface Running {
   garpTimer?: TimerHandle;
   readonly transitions: { from: VrrpStateName; to: VrrpStateName; reason: string; at: number }[];
   ahSeq?: number;
+  /** FAULT imposed by a sync-group member rather than by this instance's own tracking */
+  syncFault?: boolean;
   readonly stats: Record<string, number>;
 }
 
@@ -245,10 +247,35 @@ export class VrrpManager {
         });
         if (a.to === 'MASTER') void this.becomeMaster(r);
         else if (a.from === 'MASTER') void this.leaveMaster(r);
+        this.syncGroup(r, a.to);
       }
     }
     // a timer may fire a fraction of a millisecond early: always re-arm after one
     if (before !== r.state || res.actions.length || e.type === 'timer') this.schedule(r);
+  }
+
+  /** vrrp_sync_group: members move together (FAULT takes all to FAULT, MASTER and BACKUP follow). */
+  private syncGroup(r: Running, to: VrrpStateName): void {
+    if (to !== 'MASTER' && to !== 'BACKUP' && to !== 'FAULT') return;
+    const group = this.config.syncGroups.find((g) => g.group.includes(r.config.name));
+    if (!group) return;
+    for (const name of group.group) {
+      const m = this.running.get(name);
+      if (!m || m === r) continue;
+      const reason = `sync group ${group.name}: ${r.config.name} is ${to}`;
+      if (to === 'FAULT') {
+        if (!m.state.fault) {
+          m.syncFault = true;
+          this.apply(m, { type: 'fault', on: true, reason });
+        }
+      } else if (m.syncFault) {
+        // the member that failed recovered: the others leave FAULT with it
+        m.syncFault = false;
+        this.apply(m, { type: 'fault', on: false, reason });
+      } else if (r.state.fault === false && m.state.state !== to && m.state.state !== 'FAULT') {
+        this.apply(m, { type: 'sync', to, reason });
+      }
+    }
   }
 
   private schedule(r: Running): void {

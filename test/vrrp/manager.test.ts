@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { encodeIpv4 } from '../../src/codec/ipv4.js';
+import { decodeVrrp, encodeVrrp } from '../../src/codec/vrrp.js';
+import { FakeClock } from '../../src/util/clock.js';
+import { EventBus, type KeepvsEvent } from '../../src/util/events.js';
+import { MemoryLogger } from '../../src/util/logger.js';
+import type { ProcessRunner } from '../../src/util/ports.js';
+import { type Received, VrrpManager } from '../../src/vrrp/manager.js';
+import { parse } from '../config/helpers.js';
+
+const CONF = `vrrp_sync_group G {
+  group {
+    VI_A
+    VI_B
+  }
+}
+vrrp_instance VI_A {
+  state BACKUP
+  interface eth0
+  mcast_src_ip 198.18.0.1
+  virtual_router_id 10
+  priority 100
+  advert_int 1
+  virtual_ipaddress {
+    198.18.0.100/24
+  }
+}
+vrrp_instance VI_B {
+  state BACKUP
+  interface eth1
+  mcast_src_ip 198.18.1.1
+  virtual_router_id 11
+  priority 100
+  advert_int 1
+  virtual_ipaddress {
+    198.18.1.254/24
+  }
+}`;
+
+function setup() {
+  const r = parse(CONF);
+  assert.equal(r.usable, true, JSON.stringify(r.diagnostics));
+  const clock = new FakeClock();
+  const sent: { ifname: string; dst: string; payload: Uint8Array }[] = [];
+  const inject = new Map<string, (r: Received) => void>();
+  const ipCommands: string[] = [];
+  const runner: ProcessRunner = {
+    run: async (argv) => {
+      ipCommands.push(argv.join(' '));
+      return { exitCode: 0, signal: null, timedOut: false, stdout: '' };
+    },
+  };
+  const garps: string[] = [];
+  const bus = new EventBus();
+  const events: KeepvsEvent[] = [];
+  bus.subscribe((e) => events.push(e));
+  const m = new VrrpManager(
+    r.config!,
+    clock,
+    {
+      openSocket: (ifname, _family, _source, onPacket) => {
+        inject.set(ifname, onPacket);
+        return { send: (payload, dst) => (sent.push({ ifname, dst, payload }), true), close: () => {} };
+      },
+      gratuitousArp: (ifname, vip, count) => void garps.push(`${ifname} ${vip} x${count}`),
+      unsolicitedNa: () => {},
+      runner,
+    },
+    new MemoryLogger(),
+    bus,
+  );
+  /** an advert from a peer, as the raw socket would hand it over */
+  const advert = (ifname: string, vrid: number, priority: number, src: string, ttl = 255) => {
+    const vrrp = encodeVrrp({
+      version: 2,
+      vrid,
+      priority,
+      family: 4,
+      addresses: ['198.18.0.100'],
+      advertInt: 1,
+      authType: 0,
+      authData: new Uint8Array(8),
+    });
+    const ip = encodeIpv4({
+      tos: 0xc0,
+      totalLength: 20 + vrrp.length,
+      id: 1,
+      fragment: 0,
+      ttl,
+      protocol: 112,
+      src,
+      dst: '224.0.0.18',
+    });
+    inject.get(ifname)!({ family: 4, packet: Uint8Array.from([...ip, ...vrrp]) });
+  };
+  const flush = () => new Promise((res) => setImmediate(res));
+  return { m, clock, sent, advert, ipCommands, garps, events, flush };
+}
+
+const state = (m: VrrpManager, name: string) => m.snapshot().find((i) => i.name === name)!.state;
+
+test('the driver elects, adds VIPs, sends GARP bursts and adverts with the configured fields', async () => {
+  const { m, clock, sent, ipCommands, garps, flush } = setup();
+  await m.start();
+  assert.ok(ipCommands.includes('ip -4 addr del 198.18.0.100/24 dev eth0'), 'stale VIPs removed at start');
+  assert.equal(state(m, 'VI_A'), 'BACKUP');
+  clock.advance(3700);
+  await flush();
+  assert.equal(state(m, 'VI_A'), 'MASTER');
+  assert.ok(ipCommands.includes('ip -4 addr add 198.18.0.100/24 dev eth0'));
+  assert.deepEqual(garps.slice(0, 1), ['eth0 198.18.0.100 x5']);
+  const adv = sent.find((s) => s.ifname === 'eth0')!;
+  assert.equal(adv.dst, '224.0.0.18');
+  const d = decodeVrrp(adv.payload, 4);
+  assert.ok(d.ok && d.value.vrid === 10 && d.value.priority === 100 && d.value.addresses[0] === '198.18.0.100');
+  clock.advance(5000);
+  await flush();
+  assert.equal(garps.filter((g) => g.startsWith('eth0')).length, 2, 'second burst after garp_master_delay');
+  await m.stop();
+  const last = decodeVrrp(sent.filter((s) => s.ifname === 'eth0').at(-1)!.payload, 4);
+  assert.ok(last.ok && last.value.priority === 0, 'priority 0 advert on stop');
+  assert.ok(ipCommands.includes('ip -4 addr del 198.18.0.100/24 dev eth0'));
+});
+
+test('a higher-priority peer keeps it backup; packets with a bad TTL or from itself are ignored and counted', async () => {
+  const { m, clock, advert, flush } = setup();
+  await m.start();
+  for (let t = 0; t < 5; t++) {
+    advert('eth0', 10, 150, '198.18.0.2');
+    clock.advance(1000);
+    await flush();
+  }
+  assert.equal(state(m, 'VI_A'), 'BACKUP');
+  assert.equal(m.snapshot()[0].stats.advert_rcvd, 5);
+  assert.equal(m.snapshot()[0].masterAddress, '198.18.0.2');
+  advert('eth0', 10, 150, '198.18.0.2', 64);
+  advert('eth0', 10, 150, '198.18.0.1');
+  assert.equal(m.snapshot()[0].stats.vrrpStatsIpTtlErrors, 1, 'RFC 5798 §7.1: TTL must be 255');
+  assert.equal(m.snapshot()[0].stats.advert_rcvd, 5, 'its own adverts are not counted');
+  await m.stop();
+});
+
+test('vrrp_sync_group: members move together to MASTER, and FAULT in one takes all to FAULT and back', async () => {
+  const { m, clock, advert, flush } = setup();
+  await m.start();
+  // VI_B hears a higher master on its link; VI_A's timer runs out first and pulls VI_B along
+  advert('eth1', 11, 150, '198.18.1.2');
+  clock.advance(3700);
+  await flush();
+  assert.equal(state(m, 'VI_A'), 'MASTER');
+  assert.equal(state(m, 'VI_B'), 'MASTER');
+  m.setTracking('VI_B', 100, true, 'eth1 down');
+  await flush();
+  assert.equal(state(m, 'VI_B'), 'FAULT');
+  assert.equal(state(m, 'VI_A'), 'FAULT');
+  m.setTracking('VI_B', 100, false, 'eth1 up');
+  await flush();
+  assert.equal(state(m, 'VI_B'), 'BACKUP');
+  assert.equal(state(m, 'VI_A'), 'BACKUP');
+  await m.stop();
+});
