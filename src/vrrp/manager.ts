@@ -8,7 +8,7 @@ import type { VrrpInstanceStatus } from '../api/types.js';
 import { AH_PROTOCOL, decodeAh, encodeAhPacket, verifyIcv } from '../codec/ah.js';
 import { decodeIpv4 } from '../codec/ipv4.js';
 import { AUTH_AH, AUTH_NONE, AUTH_PASS, decodeVrrp, encodeVrrp, passAuthData, VRRP_PROTOCOL } from '../codec/vrrp.js';
-import type { Config, VrrpInstance } from '../config/model.js';
+import type { Config, RouteEntry, RuleEntry, VrrpInstance } from '../config/model.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { EventSink, VrrpStateName } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
@@ -95,7 +95,28 @@ export class VrrpManager {
     };
   }
 
+  /** static_ipaddress / static_routes / static_rules: set at start, removed at stop (keepalived). */
+  private async statics(op: 'add' | 'del'): Promise<void> {
+    const c = this.config;
+    for (const a of c.staticIpaddresses) {
+      if (!a.dev) {
+        this.logger.log('error', `static_ipaddress ${a.address} has no dev (${a.loc.file}:${a.loc.line}); not applied`);
+        continue;
+      }
+      const argv = ['ip', a.family === 6 ? '-6' : '-4', 'addr', op, `${a.address}/${a.prefixLen}`, 'dev', a.dev];
+      if (op === 'add') {
+        if (a.family === 6) argv.push('nodad');
+        if (a.brd) argv.push('brd', a.brd);
+        if (a.scope) argv.push('scope', a.scope);
+        if (a.label) argv.push('label', a.label);
+      }
+      await this.io.runner.run(argv, { timeoutMs: 5000 });
+    }
+    await this.routesAndRules(c.staticRoutes, c.staticRules, op, 'static');
+  }
+
   async start(): Promise<void> {
+    await this.statics('add');
     for (const i of this.config.vrrpInstances) {
       const why = this.unsupported(i);
       if (why) {
@@ -368,8 +389,30 @@ export class VrrpManager {
     }
   }
 
+  /** `virtual_routes` / `virtual_rules` and `static_*` entries, applied with `ip route` / `ip rule`. */
+  private async routesAndRules(
+    routes: readonly RouteEntry[],
+    rules: readonly RuleEntry[],
+    op: 'add' | 'del',
+    owner: string,
+  ): Promise<void> {
+    for (const e of routes) {
+      const argv = ['ip', e.family === 6 ? '-6' : '-4', 'route', op === 'add' ? 'replace' : 'del', ...e.args];
+      const res = await this.io.runner.run(argv, { timeoutMs: 5000 });
+      if (op === 'add' && res.exitCode !== 0)
+        this.logger.log('error', `${owner}: ${argv.join(' ')} failed (${e.loc.file}:${e.loc.line})`);
+    }
+    for (const e of rules) {
+      const argv = ['ip', e.family === 6 ? '-6' : '-4', 'rule', op, ...e.args];
+      const res = await this.io.runner.run(argv, { timeoutMs: 5000 });
+      if (op === 'add' && res.exitCode !== 0)
+        this.logger.log('error', `${owner}: ${argv.join(' ')} failed (${e.loc.file}:${e.loc.line})`);
+    }
+  }
+
   private async becomeMaster(r: Running): Promise<void> {
     await this.vips(r, 'add');
+    await this.routesAndRules(r.config.virtualRoutes, r.config.virtualRules, 'add', `VRRP_Instance(${r.config.name})`);
     const i = r.config;
     const burst = () => {
       for (const v of i.virtualIpaddresses) {
@@ -386,6 +429,7 @@ export class VrrpManager {
 
   private async leaveMaster(r: Running): Promise<void> {
     r.garpTimer?.cancel();
+    await this.routesAndRules(r.config.virtualRoutes, r.config.virtualRules, 'del', `VRRP_Instance(${r.config.name})`);
     await this.vips(r, 'del');
   }
 
@@ -441,5 +485,6 @@ export class VrrpManager {
     }
     for (const s of this.sockets.values()) s.socket.close();
     this.sockets.clear();
+    await this.statics('del');
   }
 }

@@ -25,6 +25,9 @@ vrrp_instance VI_A {
   virtual_ipaddress {
     198.18.0.100/24
   }
+  virtual_routes {
+    10.9.0.0/16 via 198.18.0.254
+  }
 }
 vrrp_instance VI_B {
   state BACKUP
@@ -109,7 +112,8 @@ test('the driver elects, adds VIPs, sends GARP bursts and adverts with the confi
   await flush();
   assert.equal(state(m, 'VI_A'), 'MASTER');
   assert.ok(ipCommands.includes('ip -4 addr add 198.18.0.100/24 dev eth0'));
-  assert.deepEqual(garps.slice(0, 1), ['eth0 198.18.0.100 x5']);
+  assert.ok(ipCommands.includes('ip -4 route replace 10.9.0.0/16 via 198.18.0.254'), 'virtual_routes added on MASTER');
+  assert.ok(garps.includes('eth0 198.18.0.100 x5'));
   const adv = sent.find((s) => s.ifname === 'eth0')!;
   assert.equal(adv.dst, '224.0.0.18');
   const d = decodeVrrp(adv.payload, 4);
@@ -120,6 +124,10 @@ test('the driver elects, adds VIPs, sends GARP bursts and adverts with the confi
   await m.stop();
   const last = decodeVrrp(sent.filter((s) => s.ifname === 'eth0').at(-1)!.payload, 4);
   assert.ok(last.ok && last.value.priority === 0, 'priority 0 advert on stop');
+  assert.ok(
+    ipCommands.includes('ip -4 route del 10.9.0.0/16 via 198.18.0.254'),
+    'virtual_routes removed on leaving MASTER',
+  );
   assert.ok(ipCommands.includes('ip -4 addr del 198.18.0.100/24 dev eth0'));
 });
 
