@@ -188,3 +188,32 @@ test(
     }
   },
 );
+
+test(
+  'the reverse: keepalived master (100), keepvs backup (90) takes over on stop, link-down and crash',
+  opts,
+  async () => {
+    VIP = '198.18.0.100';
+    const kaConf = conf('ka-rev', 100, 3, '');
+    const kv = startKeepvs('lb2', conf('kv-rev', 90, 3, ''));
+    let ka = startKeepalived('lb1', kaConf);
+    try {
+      await until('keepalived master, keepvs backup', () => hasVip('lb1') && !hasVip('lb2'), 15000);
+      await stop(ka);
+      const graceful = await until('keepvs takes over on a graceful stop', () => hasVip('lb2') && !hasVip('lb1'), 5000);
+      assert.ok(graceful < 3000, `took ${graceful} ms`);
+      ka = startKeepalived('lb1', kaConf);
+      await until('keepalived preempts back', () => hasVip('lb1') && !hasVip('lb2'), 15000);
+      execFileSync('ip', ['-n', `${P}-lb1`, 'link', 'set', 'eth0', 'down']);
+      await until('keepvs takes over when the master loses its link', () => hasVip('lb2'), 8000);
+      execFileSync('ip', ['-n', `${P}-lb1`, 'link', 'set', 'eth0', 'up']);
+      await until('keepalived preempts back after link-up', () => !hasVip('lb2'), 15000);
+      await stop(ka, 'SIGKILL');
+      await until('keepvs takes over after keepalived crashed', () => hasVip('lb2'), 8000);
+    } finally {
+      execFileSync('ip', ['-n', `${P}-lb1`, 'link', 'set', 'eth0', 'up']);
+      await stop(kv, 'SIGKILL');
+      await stop(ka, 'SIGKILL');
+    }
+  },
+);
