@@ -58,6 +58,7 @@ export class LvsService {
   /** key: `${serviceId}|${destId}` */
   readonly overrides = new Map<string, AdminOverride>();
   private pending = Promise.resolve();
+  private reported = new Set<string>();
 
   constructor(
     private config: Config,
@@ -96,7 +97,11 @@ export class LvsService {
 
   private wanted(): TableState {
     this.desired = desiredTable(this.config, this.checks.lbHealthInput());
-    for (const d of this.desired.diagnostics) this.deps.logger.log('warning', d);
+    // log each desired-state problem once, not on every health change
+    for (const d of this.desired.diagnostics) {
+      if (!this.reported.has(d)) this.deps.logger.log('warning', d);
+    }
+    this.reported = new Set(this.desired.diagnostics);
     return {
       services: this.desired.services.map((s) => {
         const sid = serviceId(s.key);

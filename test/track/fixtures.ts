@@ -1,3 +1,4 @@
+import { newGlobalDraft } from '../../src/config/grammar/global-defs.js';
 import type { Config, GlobalDefs, ScriptSpec, SourceLoc, VrrpInstance } from '../../src/config/model.js';
 import type { ProcessRunner, RunOptions, RunResult } from '../../src/util/ports.js';
 
@@ -10,35 +11,10 @@ export const script = (command: string, user?: string): ScriptSpec => ({
   loc,
 });
 
+/** keepalived's global defaults, from the config grammar itself (not a second copy). */
 export function globalDefs(over: Partial<GlobalDefs> = {}): GlobalDefs {
-  return {
-    notificationEmail: [],
-    smtpConnectTimeout: 30,
-    smtpAlert: false,
-    enableScriptSecurity: false,
-    vrrpMcastGroup4: '224.0.0.18',
-    vrrpMcastGroup6: 'ff02::12',
-    vrrpVersion: 2,
-    vrrpGarpMasterDelay: 5,
-    vrrpGarpMasterRepeat: 5,
-    vrrpGarpMasterRefresh: 0,
-    vrrpGarpMasterRefreshRepeat: 1,
-    vrrpGarpInterval: 0,
-    vrrpGnaInterval: 0,
-    vrrpMinGarp: false,
-    vrrpLowerPrioNoAdvert: false,
-    vrrpHigherPrioSendAdvert: false,
-    vrrpStrict: false,
-    vrrpSkipCheckAdvAddr: false,
-    vrrpCheckUnicastSrc: false,
-    vrrpStartupDelay: 0,
-    v3ChecksumAsV2: false,
-    lvsFlush: false,
-    lvsFlushOnStop: false,
-    dynamicInterfaces: false,
-    defaultInterface: 'eth0',
-    ...over,
-  };
+  const { smtpAlertSet: _explicit, ...defaults } = newGlobalDraft();
+  return { ...defaults, ...over };
 }
 
 export function instance(name: string, over: Partial<VrrpInstance> = {}): VrrpInstance {
