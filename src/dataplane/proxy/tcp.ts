@@ -1,37 +1,88 @@
 /**
  * TCP virtual service: one listener, each accepted client gets the real server the table picks
  * (full NAT: a new connection from the director). Hot-path design, from the measured notes:
- * per-connection cost dominates, so there are no per-connection closures or timers. Both sockets
- * point at one TcpConn through a symbol and share module-level handlers; idle and connect
- * timeouts are checked by the service's sweep, called from one shared interval.
+ * per-connection and per-chunk cost dominates, so the service drives Node's TCP handles directly
+ * (handles.ts), with no stream objects, no per-connection closures and no per-connection timers.
+ * Both handles point at one TcpConn through a symbol and share module-level callbacks; idle and
+ * connect timeouts are checked by the service's sweep, called from one shared interval.
+ * Back-pressure: at most one write is in flight per direction; while libuv still holds part of
+ * it, the source handle stops reading, so a slow peer holds at most one read's worth here.
  */
-import net, { type Server, type Socket } from 'node:net';
 import { type ConnHandle, type ConnState, destId, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
 import type { ListenerState } from '../port.js';
 import type { ProxyContext } from './context.js';
+import {
+  errorName,
+  loadStreamHandles,
+  type ShutdownReq,
+  type SockAddr,
+  type StreamHandles,
+  type TcpHandle,
+  UV_EOF,
+  type WriteReq,
+} from './handles.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import { DestStats, moveState } from './stats.js';
 
 const kConn = Symbol('keepvs.conn');
+const kService = Symbol('keepvs.service');
+const kSource = Symbol('keepvs.source');
+const kReadBuffer = Symbol('keepvs.readBuffer');
 /** lb's Handle reports `alive === false` once the table expired or dropped the entry */
 type MaybeAlive = { readonly alive?: boolean };
-type Tagged = Socket & { [kConn]: TcpConn };
+type ConnHandleTagged = TcpHandle & { [kConn]: TcpConn; [kReadBuffer]?: Buffer };
+type ServerHandle = TcpHandle & { [kService]: TcpService };
+type ConnWriteReq = WriteReq & { [kConn]: TcpConn; [kSource]: ConnHandleTagged | null };
+type ConnShutdownReq = ShutdownReq & { [kConn]: TcpConn };
 
-/** Socket options for the connection to the real server: shared, never mutated. */
-const UPSTREAM_SOCKET_OPTIONS = { allowHalfOpen: true, noDelay: true, keepAlive: true } as const;
+const H: StreamHandles | null = loadStreamHandles();
+
+/**
+ * Reads start in a fresh ArrayBuffer per read (Node's default: right for small, sparse reads and
+ * free for idle connections). A read this large marks a bulk transfer: from then on the handle
+ * reads into a buffer of its own, reused for every read, capped per process so idle connections
+ * that once moved bulk data cannot pin unbounded memory.
+ */
+const BULK_READ_BYTES = 16 * 1024;
+const READ_BUFFER_BYTES = 64 * 1024;
+/** at most 64 MiB of read buffers per process; connections beyond it keep the default reads */
+const MAX_READ_BUFFERS = 1024;
+const readBuffers = { live: 0, free: [] as Buffer[] };
+
+function attachReadBuffer(h: ConnHandleTagged): void {
+  if (readBuffers.live >= MAX_READ_BUFFERS) return;
+  const buf = readBuffers.free.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  readBuffers.live++;
+  h[kReadBuffer] = buf;
+  h.useUserBuffer(buf);
+}
+
+/** The handle is closed (its fd too, so libuv writes nothing more from the buffer): reuse it. */
+function releaseReadBuffer(h: ConnHandleTagged): void {
+  const buf = h[kReadBuffer];
+  if (!buf) return;
+  h[kReadBuffer] = undefined;
+  readBuffers.live--;
+  if (readBuffers.free.length < 64) readBuffers.free.push(buf);
+}
 
 export class TcpConn {
-  readonly server: Socket;
+  readonly upstream: ConnHandleTagged;
   state: ConnState | null = null;
   last: number;
   readonly started: number;
   connected = false;
   clientEnded = false;
   serverEnded = false;
-  closed = 0;
+  /** a FIN was sent on that handle: it can no longer be reset (libuv refuses) */
+  clientShut = false;
+  upstreamShut = false;
+  shutdownsDone = 0;
+  closed = false;
   failed = false;
-  clientDrainArmed = false;
-  serverDrainArmed = false;
+  /** bytes libuv still holds for a write to the client / to the real server (back-pressure) */
+  pendingToClient = 0;
+  pendingToUpstream = 0;
   /** traffic not yet reported to the table: flushed by the sweep and at close (no table call per chunk) */
   inPkts = 0;
   inBytes = 0;
@@ -40,12 +91,13 @@ export class TcpConn {
 
   constructor(
     readonly svc: TcpService,
-    readonly client: Socket,
+    readonly client: ConnHandleTagged,
     readonly handle: ConnHandle,
     readonly dest: DestStats,
+    handles: StreamHandles,
   ) {
     this.last = this.started = svc.ctx.now;
-    this.server = new net.Socket(UPSTREAM_SOCKET_OPTIONS);
+    this.upstream = handles.newSocket() as ConnHandleTagged;
   }
 
   setState(s: ConnState): void {
@@ -57,18 +109,25 @@ export class TcpConn {
 
   /** Connection expired (idle, nodest, drain): both sides go away now. */
   expire(): void {
-    destroyQuietly(this.client);
-    destroyQuietly(this.server);
+    this.close(null);
   }
 
   connectFailed(): void {
-    if (this.failed || this.connected) return;
+    if (this.failed || this.connected || this.closed) return;
     this.failed = true;
     this.dest.connectFailures++;
     this.svc.connectFailures++;
     // the client learns at once, as it would from the real server's RST
-    resetQuietly(this.client);
-    destroyQuietly(this.server);
+    this.close(this.client);
+  }
+
+  /** Closes both handles; `reset` (if any) gets an RST instead of a FIN. */
+  close(reset: TcpHandle | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeHandle(this.client, reset === this.client && !this.clientShut);
+    closeHandle(this.upstream, reset === this.upstream && this.connected && !this.upstreamShut);
+    this.finish();
   }
 
   /** Reports pending traffic to the table (which also refreshes the entry's expiry there). */
@@ -83,7 +142,7 @@ export class TcpConn {
     }
   }
 
-  finish(): void {
+  private finish(): void {
     if (this.state === null) return;
     this.flush();
     this.handle.setState('CLOSE');
@@ -96,105 +155,133 @@ export class TcpConn {
   }
 }
 
-function destroyQuietly(s: Socket): void {
-  if (!s.destroyed) s.destroy();
+function closeHandle(h: ConnHandleTagged, reset: boolean): void {
+  // a failed reset leaves the handle marked closing in Node: only try it when it can work
+  if (!reset || h.reset() !== 0) h.close();
+  releaseReadBuffer(h);
 }
 
-function resetQuietly(s: Socket): void {
-  if (s.destroyed) return;
-  // resetAndDestroy needs a connected handle (Node's private `_handle`, null once closed)
-  if (s.connecting || !(s as unknown as { _handle: unknown })._handle) s.destroy();
-  else s.resetAndDestroy();
+function onConnection(this: ServerHandle, status: number, client?: TcpHandle): void {
+  if (status < 0 || !client) return; // e.g. EMFILE: the kernel keeps the SYN queued for later
+  this[kService].accept(client as ConnHandleTagged);
 }
 
-function onClientData(this: Tagged, chunk: Buffer): void {
+function onConnect(this: { [kConn]: TcpConn }, status: number): void {
   const c = this[kConn];
-  c.last = c.svc.ctx.now;
-  c.inPkts++;
-  c.inBytes += chunk.length;
-  c.dest.inPkts++;
-  c.dest.inBytes += chunk.length;
-  if (!c.server.write(chunk)) {
-    this.pause();
-    // drain listeners only for connections that ever meet back-pressure (most never do)
-    if (!c.serverDrainArmed) {
-      c.serverDrainArmed = true;
-      c.server.on('drain', onServerDrain);
-    }
+  if (c.closed) return;
+  if (status < 0) {
+    c.connectFailed();
+    return;
   }
-}
-
-function onServerData(this: Tagged, chunk: Buffer): void {
-  const c = this[kConn];
-  c.last = c.svc.ctx.now;
-  c.outPkts++;
-  c.outBytes += chunk.length;
-  c.dest.outPkts++;
-  c.dest.outBytes += chunk.length;
-  if (!c.client.write(chunk)) {
-    this.pause();
-    if (!c.clientDrainArmed) {
-      c.clientDrainArmed = true;
-      c.client.on('drain', onClientDrain);
-    }
-  }
-}
-
-/** the client drained what we wrote to it: read from the server again */
-function onClientDrain(this: Tagged): void {
-  this[kConn].server.resume();
-}
-
-/** the server drained what we wrote to it: read from the client again */
-function onServerDrain(this: Tagged): void {
-  this[kConn].client.resume();
-}
-
-// Half-close passes through: each FIN is forwarded on its own (IPVS state names as ipvsadm -Lc).
-function onClientEnd(this: Tagged): void {
-  const c = this[kConn];
-  c.clientEnded = true;
-  c.setState(c.serverEnded ? 'TIME_WAIT' : 'FIN_WAIT');
-  c.server.end();
-}
-
-function onServerEnd(this: Tagged): void {
-  const c = this[kConn];
-  c.serverEnded = true;
-  c.setState(c.clientEnded ? 'LAST_ACK' : 'CLOSE_WAIT');
-  c.client.end();
-}
-
-function onServerConnect(this: Tagged): void {
-  const c = this[kConn];
   c.connected = true;
   c.last = c.svc.ctx.now;
-  if (!c.clientEnded) c.setState('ESTABLISHED');
+  c.setState('ESTABLISHED');
+  const header = c.svc.proxyHeader(c.client);
+  if (header) write(c, c.upstream, null, header);
+  if (c.closed) return;
+  // the client is read only now: its bytes wait in the kernel until the real server can take them
+  if (c.client.readStart() < 0 || c.upstream.readStart() < 0) c.close(null);
 }
 
-function onServerError(this: Tagged): void {
-  const c = this[kConn];
-  if (!c.connected) c.connectFailed();
-  else resetQuietly(c.client); // a reset mid-stream reaches the client as a reset
-}
-
-function onClientError(this: Tagged): void {
-  const c = this[kConn];
-  resetQuietly(c.server);
-}
-
-function onClose(this: Tagged, hadError: boolean): void {
-  const c = this[kConn];
-  c.closed++;
-  if (hadError) {
-    const peer = this === c.client ? c.server : c.client;
-    resetQuietly(peer);
+/** Writes `data` to `to`; while libuv holds part of it, `source` stops reading. False: failed. */
+function write(c: TcpConn, to: ConnHandleTagged, source: ConnHandleTagged | null, data: Uint8Array): boolean {
+  const req = (H as StreamHandles).newWriteReq() as ConnWriteReq;
+  req.handle = to;
+  req.buffer = data;
+  req.oncomplete = onWriteDone;
+  req[kConn] = c;
+  req[kSource] = source;
+  const err = to.writeBuffer(req, data);
+  if (err !== 0) {
+    // the destination is gone: the source learns by a reset
+    c.close(source);
+    return false;
   }
-  if (c.closed === 2) c.finish();
+  if ((H as StreamHandles).lastWriteWasAsync()) {
+    if (to === c.client) c.pendingToClient += data.length;
+    else c.pendingToUpstream += data.length;
+    source?.readStop();
+  }
+  return true;
 }
 
-/** a refused client may still report ECONNRESET: nothing to do */
-function ignoreError(): void {}
+function onWriteDone(this: ConnWriteReq, status: number): void {
+  const c = this[kConn];
+  const source = this[kSource];
+  const bytes = this.buffer?.length ?? 0;
+  this.buffer = null;
+  if (this.handle === c.client) c.pendingToClient -= bytes;
+  else c.pendingToUpstream -= bytes;
+  if (c.closed) return;
+  if (status < 0) c.close(source);
+  else if (source && source.readStart() < 0) c.close(null);
+}
+
+function onRead(this: ConnHandleTagged, data: ArrayBuffer | undefined): void {
+  const h = H as StreamHandles;
+  const n = h.readResult();
+  const c = this[kConn];
+  if (c.closed) return;
+  const fromClient = this === c.client;
+  if (n > 0) {
+    const own = this[kReadBuffer];
+    const chunk = data === undefined ? (own as Buffer).subarray(0, n) : new Uint8Array(data, h.readOffset(), n);
+    c.last = c.svc.ctx.now;
+    const d = c.dest;
+    if (fromClient) {
+      c.inPkts++;
+      c.inBytes += n;
+      d.inPkts++;
+      d.inBytes += n;
+    } else {
+      c.outPkts++;
+      c.outBytes += n;
+      d.outPkts++;
+      d.outBytes += n;
+    }
+    if (write(c, fromClient ? c.upstream : c.client, this, chunk) && own === undefined && n >= BULK_READ_BYTES)
+      attachReadBuffer(this);
+    return;
+  }
+  if (n === 0) return; // nothing this time (EAGAIN): reads into a user buffer report it
+  if (n === UV_EOF) {
+    ended(c, fromClient);
+    return;
+  }
+  // ECONNRESET and friends: the other side gets a reset too
+  c.close(fromClient ? c.upstream : c.client);
+}
+
+/** Half-close passes through: each FIN is forwarded on its own (IPVS state names as ipvsadm -Lc). */
+function ended(c: TcpConn, fromClient: boolean): void {
+  let to: ConnHandleTagged;
+  if (fromClient) {
+    c.clientEnded = true;
+    c.setState(c.serverEnded ? 'TIME_WAIT' : 'FIN_WAIT');
+    c.upstreamShut = true;
+    to = c.upstream;
+  } else {
+    c.serverEnded = true;
+    c.setState(c.clientEnded ? 'LAST_ACK' : 'CLOSE_WAIT');
+    c.clientShut = true;
+    to = c.client;
+  }
+  // libuv sends the FIN after the writes still queued on that handle
+  const req = (H as StreamHandles).newShutdownReq() as ConnShutdownReq;
+  req.handle = to;
+  req.oncomplete = onShutdownDone;
+  req[kConn] = c;
+  if (to.shutdown(req) !== 0) shutdownDone(c);
+}
+
+function onShutdownDone(this: ConnShutdownReq): void {
+  shutdownDone(this[kConn]);
+}
+
+function shutdownDone(c: TcpConn): void {
+  c.shutdownsDone++;
+  if (c.shutdownsDone === 2) c.close(null);
+}
 
 export class TcpService {
   readonly id: string;
@@ -202,7 +289,7 @@ export class TcpService {
   readonly dests = new Map<string, DestStats>();
   /** address -> port -> stats: pre-resolved, no string built per connection */
   private readonly destIndex = new Map<string, Map<number, DestStats>>();
-  readonly server: Server;
+  private server: ServerHandle | null = null;
   listener: ListenerState = 'waiting-for-address';
   error: string | undefined;
   boundPort = 0;
@@ -211,7 +298,9 @@ export class TcpService {
   private retry: NodeJS.Timeout | null = null;
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
-  private header: 'v1' | 'v2' | undefined;
+  private readonly header: 'v1' | 'v2' | undefined;
+  /** one scratch object for getpeername/getsockname: filled and read at once */
+  private readonly addr: SockAddr = {};
 
   constructor(
     readonly ctx: ProxyContext,
@@ -219,11 +308,6 @@ export class TcpService {
   ) {
     this.id = serviceId(key);
     this.header = ctx.proxyProtocol(this.id);
-    this.server = net.createServer(
-      { allowHalfOpen: true, noDelay: true, keepAlive: true, pauseOnConnect: false },
-      (client) => this.accept(client),
-    );
-    this.server.on('error', (e) => this.listenFailed(e));
   }
 
   destStats(ep: Endpoint): DestStats {
@@ -250,34 +334,56 @@ export class TcpService {
   }
 
   listen(): void {
+    if (!H) {
+      this.listenFailed('Node does not expose its TCP handles (process.binding tcp_wrap): TCP is not proxied');
+      return;
+    }
+    const { address } = this.key;
     const port = this.ctx.bindPort(this.id, this.key.port);
     const fb = this.ctx.freebind;
-    try {
-      if (fb) {
-        const bound = fb.bind('tcp', this.key.address, port);
-        this.boundPort = bound.port;
-        this.server.listen({ fd: bound.fd, exclusive: true, backlog: 4096 }, () => this.listening());
-      } else {
-        this.server.listen({ host: this.key.address, port, backlog: 4096 }, () => this.listening());
+    const server = H.newServer() as ServerHandle;
+    server[kService] = this;
+    server.onconnection = onConnection;
+    let err: number;
+    let what: string;
+    if (fb) {
+      let fd: number;
+      try {
+        fd = fb.bind('tcp', address, port).fd;
+      } catch (e) {
+        server.close();
+        this.listenFailed((e as Error).message);
+        return;
       }
-    } catch (e) {
-      this.listenFailed(e as Error);
+      what = 'open';
+      err = server.open(fd);
+      if (err !== 0) fb.close(fd);
+    } else {
+      what = 'bind';
+      err = this.key.family === 6 ? server.bind6(address, port, H.ipv6Only) : server.bind(address, port);
     }
-  }
-
-  private listening(): void {
-    const a = this.server.address();
-    if (a && typeof a === 'object') this.boundPort = a.port;
+    if (err === 0) {
+      what = 'listen';
+      err = server.listen(4096);
+    }
+    if (err !== 0) {
+      server.close();
+      this.listenFailed(`${what} ${errorName(err)} ${address}:${port}`, errorName(err));
+      return;
+    }
+    this.server = server;
+    const a = this.addr;
+    this.boundPort = server.getsockname(a) === 0 ? (a.port ?? port) : port;
     this.listener = 'listening';
     this.error = undefined;
   }
 
-  private listenFailed(e: Error): void {
-    this.error = e.message;
+  private listenFailed(message: string, code?: string): void {
+    this.error = message;
     this.listener = 'failed';
-    this.ctx.diagnostic('DP_LISTEN_FAILED', this.id, e.message);
+    this.ctx.diagnostic('DP_LISTEN_FAILED', this.id, message);
     // without freebind, wait for the VIP to arrive and try again
-    if (!this.ctx.freebind && /EADDRNOTAVAIL/.test(String((e as NodeJS.ErrnoException).code ?? e.message))) {
+    if (!this.ctx.freebind && code === 'EADDRNOTAVAIL') {
       this.listener = 'waiting-for-address';
       this.retry = setTimeout(() => {
         this.retry = null;
@@ -287,46 +393,54 @@ export class TcpService {
     }
   }
 
-  private accept(client: Socket): void {
-    const address = client.remoteAddress;
-    if (address === undefined) {
-      client.destroy();
+  accept(client: ConnHandleTagged): void {
+    const h = H as StreamHandles;
+    const a = this.addr;
+    if (client.getpeername(a) !== 0 || a.address === undefined) {
+      client.close();
       return;
     }
-    const handle = this.ctx.table.open(this.key, { address, port: client.remotePort ?? 0 });
+    const handle = this.ctx.table.open(this.key, { address: a.address, port: a.port ?? 0 });
     if (!handle) {
       // no destination: close cleanly, as IPVS would refuse the SYN
       this.noDest++;
-      client.on('error', ignoreError);
-      client.destroy();
+      client.close();
       return;
     }
     const dest = this.destStats(handle.dest);
-    const c = new TcpConn(this, client, handle, dest);
+    const c = new TcpConn(this, client, handle, dest, h);
     dest.conns++;
-    const server = c.server as Tagged;
-    (client as Tagged)[kConn] = c;
-    server[kConn] = c;
+    const upstream = c.upstream;
+    client[kConn] = c;
+    upstream[kConn] = c;
+    client.onread = onRead;
+    upstream.onread = onRead;
     this.conns.add(c);
     dest.open.add(c);
     c.setState('SYN_RECV');
-    client.on('data', onClientData);
-    client.on('end', onClientEnd);
-    client.on('error', onClientError);
-    client.on('close', onClose);
-    server.on('connect', onServerConnect);
-    server.on('data', onServerData);
-    server.on('end', onServerEnd);
-    server.on('error', onServerError);
-    server.on('close', onClose);
-    server.connect(handle.dest.port, handle.dest.address);
-    if (this.header) {
-      const h =
-        this.header === 'v1'
-          ? proxyV1(address, client.remotePort ?? 0, client.localAddress ?? '', client.localPort ?? 0)
-          : proxyV2('tcp', address, client.remotePort ?? 0, client.localAddress ?? '', client.localPort ?? 0);
-      server.write(h);
-    }
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    const req = h.newConnectReq();
+    req.oncomplete = onConnect;
+    req.address = handle.dest.address;
+    req.port = handle.dest.port;
+    req[kConn] = c;
+    const family6 = handle.dest.address.includes(':');
+    const err = family6
+      ? upstream.connect6(req, handle.dest.address, handle.dest.port)
+      : upstream.connect(req, handle.dest.address, handle.dest.port);
+    if (err !== 0) c.connectFailed();
+  }
+
+  /** The PROXY protocol header for this client, when the service sends one. */
+  proxyHeader(client: TcpHandle): Buffer | null {
+    if (!this.header) return null;
+    const peer: SockAddr = {};
+    const local: SockAddr = {};
+    client.getpeername(peer);
+    client.getsockname(local);
+    const args = [peer.address ?? '', peer.port ?? 0, local.address ?? '', local.port ?? 0] as const;
+    return this.header === 'v1' ? proxyV1(...args) : proxyV2('tcp', ...args);
   }
 
   /** Connect timeouts and IPVS-style idle expiry, from the shared sweep. */
@@ -357,7 +471,8 @@ export class TcpService {
   private startClose(drainMs: number): Promise<void> {
     if (this.retry) clearTimeout(this.retry);
     this.listener = 'draining';
-    if (this.server.listening) this.server.close();
+    this.server?.close();
+    this.server = null;
     if (this.conns.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(() => {
