@@ -27,7 +27,8 @@ export interface SockAddr {
 
 /** One libuv TCP handle (uv_tcp_t) as Node's TCPWrap exposes it. Methods return 0 or a negative errno. */
 export interface TcpHandle {
-  onread: ((this: never, data: ArrayBuffer | undefined) => void) | null;
+  /** with a user buffer: no argument, and a returned buffer is where the next read lands */
+  onread: ((this: never, data: ArrayBuffer | undefined) => Uint8Array | undefined) | null;
   onconnection: ((this: never, status: number, client?: TcpHandle) => void) | null;
   readonly fd: number;
   readStart(): number;
@@ -81,8 +82,6 @@ export interface StreamHandles {
   newShutdownReq(): ShutdownReq;
   /** inside `onread`: bytes read (> 0), UV_EOF or a negative errno */
   readResult(): number;
-  /** inside `onread` without a user buffer: where the bytes start in the ArrayBuffer */
-  readOffset(): number;
   /** right after writeBuffer: true when libuv queued part of it (completion comes later) */
   lastWriteWasAsync(): boolean;
   /** bind6 flag: IPv6 only */
@@ -100,7 +99,6 @@ interface StreamWrapBinding {
   ShutdownWrap: new () => ShutdownReq;
   streamBaseState: Int32Array;
   kReadBytesOrError: number;
-  kArrayBufferOffset: number;
   kLastWriteWasAsync: number;
 }
 
@@ -121,7 +119,7 @@ export function loadStreamHandles(): StreamHandles | null {
     if (!needed.every((m) => typeof (proto as Record<string, unknown>)[m] === 'function')) return null;
     if (!(stream.streamBaseState instanceof Int32Array)) return null;
     const state = stream.streamBaseState;
-    const { kReadBytesOrError, kArrayBufferOffset, kLastWriteWasAsync } = stream;
+    const { kReadBytesOrError, kLastWriteWasAsync } = stream;
     const { TCP, TCPConnectWrap, constants } = tcp;
     const { WriteWrap, ShutdownWrap } = stream;
     cached = {
@@ -131,7 +129,6 @@ export function loadStreamHandles(): StreamHandles | null {
       newWriteReq: () => new WriteWrap(),
       newShutdownReq: () => new ShutdownWrap(),
       readResult: () => state[kReadBytesOrError] ?? 0,
-      readOffset: () => state[kArrayBufferOffset] ?? 0,
       lastWriteWasAsync: () => state[kLastWriteWasAsync] !== 0,
       ipv6Only: constants.UV_TCP_IPV6ONLY,
     };

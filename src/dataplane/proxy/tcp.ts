@@ -38,23 +38,27 @@ type ConnShutdownReq = ShutdownReq & { [kConn]: TcpConn };
 const H: StreamHandles | null = loadStreamHandles();
 
 /**
- * Reads start in a fresh ArrayBuffer per read (Node's default: right for small, sparse reads and
- * free for idle connections). A read this large marks a bulk transfer: from then on the handle
- * reads into a buffer of its own, reused for every read, capped per process so idle connections
- * that once moved bulk data cannot pin unbounded memory.
+ * Read buffers. Every handle reads into one buffer shared by the whole process; a small read is
+ * copied out at once (into a slab, see copyOut), so an idle connection owns no buffer at all and
+ * no read allocates an ArrayBuffer (Node's default path allocates 64 KiB per read and shrinks it).
+ * A read this large marks a bulk transfer: that handle then reads into a buffer of its own and
+ * its data is written with no copy (the handle stops reading while a write from that buffer is
+ * in flight). Own buffers are capped per process, so connections that once moved bulk data and
+ * now idle cannot pin unbounded memory; beyond the cap they keep the shared buffer and the copy.
  */
 const BULK_READ_BYTES = 16 * 1024;
 const READ_BUFFER_BYTES = 64 * 1024;
-/** at most 64 MiB of read buffers per process; connections beyond it keep the default reads */
+/** at most 64 MiB of own read buffers per process */
 const MAX_READ_BUFFERS = 1024;
+const SHARED_READ_BUFFER = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
 const readBuffers = { live: 0, free: [] as Buffer[] };
 
-function attachReadBuffer(h: ConnHandleTagged): void {
-  if (readBuffers.live >= MAX_READ_BUFFERS) return;
+function ownReadBuffer(h: ConnHandleTagged): Buffer | undefined {
+  if (readBuffers.live >= MAX_READ_BUFFERS) return undefined;
   const buf = readBuffers.free.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
   readBuffers.live++;
   h[kReadBuffer] = buf;
-  h.useUserBuffer(buf);
+  return buf;
 }
 
 /** The handle is closed (its fd too, so libuv writes nothing more from the buffer): reuse it. */
@@ -65,6 +69,29 @@ function releaseReadBuffer(h: ConnHandleTagged): void {
   readBuffers.live--;
   if (readBuffers.free.length < 64) readBuffers.free.push(buf);
 }
+
+/**
+ * Copies the first n bytes of the shared buffer into a slab slice the pending write may keep.
+ * Slices never overlap and a full slab is replaced, not rewritten, so a write still in flight
+ * keeps its bytes (the slab lives as long as any slice of it).
+ */
+const SLAB_BYTES = 256 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slabUsed = 0;
+
+function copyOut(n: number): Buffer {
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, n));
+    slabUsed = 0;
+  }
+  const chunk = slab.subarray(slabUsed, slabUsed + n);
+  SHARED_READ_BUFFER.copy(chunk, 0, 0, n);
+  slabUsed = (slabUsed + n + 7) & ~7;
+  return chunk;
+}
+
+/** A write request that completed synchronously is untouched by libuv: the next write reuses it. */
+let spareWriteReq: ConnWriteReq | null = null;
 
 export class TcpConn {
   readonly upstream: ConnHandleTagged;
@@ -185,7 +212,8 @@ function onConnect(this: { [kConn]: TcpConn }, status: number): void {
 
 /** Writes `data` to `to`; while libuv holds part of it, `source` stops reading. False: failed. */
 function write(c: TcpConn, to: ConnHandleTagged, source: ConnHandleTagged | null, data: Uint8Array): boolean {
-  const req = (H as StreamHandles).newWriteReq() as ConnWriteReq;
+  const req = spareWriteReq ?? ((H as StreamHandles).newWriteReq() as ConnWriteReq);
+  spareWriteReq = null;
   req.handle = to;
   req.buffer = data;
   req.oncomplete = onWriteDone;
@@ -201,6 +229,9 @@ function write(c: TcpConn, to: ConnHandleTagged, source: ConnHandleTagged | null
     if (to === c.client) c.pendingToClient += data.length;
     else c.pendingToUpstream += data.length;
     source?.readStop();
+  } else {
+    req.buffer = null;
+    spareWriteReq = req;
   }
   return true;
 }
@@ -217,15 +248,18 @@ function onWriteDone(this: ConnWriteReq, status: number): void {
   else if (source && source.readStart() < 0) c.close(null);
 }
 
-function onRead(this: ConnHandleTagged, data: ArrayBuffer | undefined): void {
-  const h = H as StreamHandles;
-  const n = h.readResult();
+/**
+ * Called by the handle for each read. Returns the buffer its next read should land in when that
+ * changes (Node's user-buffer reader takes the return value), here when a bulk transfer starts.
+ */
+function onRead(this: ConnHandleTagged): Buffer | undefined {
+  const n = (H as StreamHandles).readResult();
   const c = this[kConn];
-  if (c.closed) return;
+  if (c.closed) return undefined;
   const fromClient = this === c.client;
   if (n > 0) {
     const own = this[kReadBuffer];
-    const chunk = data === undefined ? (own as Buffer).subarray(0, n) : new Uint8Array(data, h.readOffset(), n);
+    const chunk = own === undefined ? copyOut(n) : n === own.length ? own : own.subarray(0, n);
     c.last = c.svc.ctx.now;
     const d = c.dest;
     if (fromClient) {
@@ -239,17 +273,16 @@ function onRead(this: ConnHandleTagged, data: ArrayBuffer | undefined): void {
       d.outPkts++;
       d.outBytes += n;
     }
+    // a copied chunk is safe whatever happens, but one write in flight per direction is the back-pressure
     if (write(c, fromClient ? c.upstream : c.client, this, chunk) && own === undefined && n >= BULK_READ_BYTES)
-      attachReadBuffer(this);
-    return;
+      return ownReadBuffer(this);
+    return undefined;
   }
-  if (n === 0) return; // nothing this time (EAGAIN): reads into a user buffer report it
-  if (n === UV_EOF) {
-    ended(c, fromClient);
-    return;
-  }
+  if (n === 0) return undefined; // nothing this time (EAGAIN): the user-buffer reader reports it
+  if (n === UV_EOF) ended(c, fromClient);
   // ECONNRESET and friends: the other side gets a reset too
-  c.close(fromClient ? c.upstream : c.client);
+  else c.close(fromClient ? c.upstream : c.client);
+  return undefined;
 }
 
 /** Half-close passes through: each FIN is forwarded on its own (IPVS state names as ipvsadm -Lc). */
@@ -265,6 +298,12 @@ function ended(c: TcpConn, fromClient: boolean): void {
     c.setState(c.clientEnded ? 'LAST_ACK' : 'CLOSE_WAIT');
     c.clientShut = true;
     to = c.client;
+  }
+  // both FINs seen and nothing queued either way: close() sends the FINs itself, no shutdown round
+  // (libuv would drop queued writes on close, hence the pending check)
+  if (c.clientEnded && c.serverEnded && c.pendingToUpstream === 0 && c.pendingToClient === 0) {
+    c.close(null);
+    return;
   }
   // libuv sends the FIN after the writes still queued on that handle
   const req = (H as StreamHandles).newShutdownReq() as ConnShutdownReq;
@@ -415,6 +454,8 @@ export class TcpService {
     upstream[kConn] = c;
     client.onread = onRead;
     upstream.onread = onRead;
+    client.useUserBuffer(SHARED_READ_BUFFER);
+    upstream.useUserBuffer(SHARED_READ_BUFFER);
     this.conns.add(c);
     dest.open.add(c);
     c.setState('SYN_RECV');
