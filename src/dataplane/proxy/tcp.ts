@@ -47,9 +47,11 @@ const H: StreamHandles | null = loadStreamHandles();
  * now idle cannot pin unbounded memory; beyond the cap they keep the shared buffer and the copy.
  */
 const BULK_READ_BYTES = 16 * 1024;
-const READ_BUFFER_BYTES = 64 * 1024;
+/** 256 KiB: fewer, larger reads for one fast stream (iperf3 through one worker gained about 30% over 64 KiB) */
+const READ_BUFFER_BYTES = 256 * 1024;
 /** at most 64 MiB of own read buffers per process */
-const MAX_READ_BUFFERS = 1024;
+const MAX_READ_BUFFERS = 256;
+const FREE_READ_BUFFERS = 16;
 const SHARED_READ_BUFFER = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
 const readBuffers = { live: 0, free: [] as Buffer[] };
 
@@ -67,7 +69,7 @@ function releaseReadBuffer(h: ConnHandleTagged): void {
   if (!buf) return;
   h[kReadBuffer] = undefined;
   readBuffers.live--;
-  if (readBuffers.free.length < 64) readBuffers.free.push(buf);
+  if (readBuffers.free.length < FREE_READ_BUFFERS) readBuffers.free.push(buf);
 }
 
 /**
