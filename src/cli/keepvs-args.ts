@@ -31,6 +31,8 @@ export interface KeepvsOptions {
   readonly api: { readonly host: string; readonly port: number };
   readonly apiToken?: string;
   readonly dataplane: 'proxy' | 'nft';
+  /** proxy worker processes; undefined: one per core */
+  readonly dataplaneWorkers?: number;
   /** arguments after `demo` */
   readonly demoArgs: readonly string[];
 }
@@ -140,6 +142,16 @@ const OPTIONS: readonly OptSpec[] = [
       return undefined;
     },
   },
+  {
+    long: 'dataplane-workers',
+    arg: 'required',
+    set: (o, v) => {
+      const n = Number(v);
+      if (!/^[0-9]+$/.test(v ?? '') || n < 1 || n > 256) return `invalid --dataplane-workers '${v}' (1 to 256)`;
+      o.dataplaneWorkers = n;
+      return undefined;
+    },
+  },
 ];
 
 const usage = (message: string): Result<never, UsageError> =>
@@ -245,6 +257,8 @@ keepalived-compatible VRRP failover, health checks and virtual servers.
       --api=HOST:PORT          JSON status API and /metrics (default ${DEFAULT_API.host}:${DEFAULT_API.port})
       --api-token=TOKEN        Bearer token required by the API
       --dataplane=proxy|nft    Userspace proxy (default, no root) or nftables rendering
+      --dataplane-workers=N    Proxy processes sharing the load (default: one per core;
+                               1 forwards inside the LVS worker itself)
   -v, --version                Display the version number
   -h, --help                   Display this help message
 `;

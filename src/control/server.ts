@@ -7,7 +7,7 @@ import { type ControlResponse, MAX_REQUEST_BYTES, parseRequest } from './protoco
 
 export interface ControlTarget {
   snapshot(): TableSnapshot;
-  connections(): ConnSnapshot[];
+  connections(): ConnSnapshot[] | Promise<ConnSnapshot[]>;
   apply(ops: readonly TableOp[]): Promise<{ ok: boolean; error?: string }[]>;
 }
 
@@ -50,7 +50,7 @@ export async function startControlServer(path: string, target: ControlTarget): P
     if (typeof req === 'string') return { ok: false, error: req };
     try {
       if (req.cmd === 'snapshot') return { ok: true, snapshot: target.snapshot() };
-      if (req.cmd === 'connections') return { ok: true, connections: target.connections() };
+      if (req.cmd === 'connections') return { ok: true, connections: await target.connections() };
       return { ok: true, results: await target.apply(req.ops) };
     } catch (e) {
       return { ok: false, error: e instanceof Error ? e.message : String(e) };

@@ -12,6 +12,7 @@ export interface WorkerInit {
   readonly configId: string;
   readonly socket: string;
   readonly logDetail: boolean;
+  readonly dataplaneWorkers: number;
 }
 
 export type ToWorker =

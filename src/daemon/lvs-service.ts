@@ -5,12 +5,16 @@
  */
 import { CheckManager, type CheckManagerSnapshot } from '../check/manager.js';
 import type { Config } from '../config/model.js';
+import { MemoryDataPlane } from '../dataplane/memory.js';
 import type { DataPlane, DataPlaneSnapshot } from '../dataplane/port.js';
+import { ClusterDataPlane } from '../dataplane/proxy/cluster.js';
 import { ProxyDataPlane } from '../dataplane/proxy/engine.js';
+import { LB_REPLICA_MODULE } from '../dataplane/proxy/lb-replica.js';
 import { type DesiredTable, desiredTable, timeoutsOp } from '../lb/desired.js';
 import { diffTables, type TableState, tableStateOf } from '../lb/diff.js';
+import { withReplicaCounters } from '../lb/merge.js';
 import { LbTable } from '../lb/table.js';
-import { serviceId, type TableOp, type TableSnapshot } from '../lb/types.js';
+import { type ConnSnapshot, serviceId, type TableOp, type TableSnapshot } from '../lb/types.js';
 import { NodeDialer } from '../os/dialer.js';
 import { NodeFileReader } from '../os/file-reader.js';
 import type { Clock } from '../util/clock.js';
@@ -31,6 +35,8 @@ export interface LvsServiceDeps {
   readonly events: EventSink;
   readonly dataplane?: (table: LbTable) => DataPlane;
   readonly expireNodestConn?: boolean;
+  /** > 1: a ClusterDataPlane of that many proxy processes, each with a table replica */
+  readonly dataplaneWorkers?: number;
 }
 
 /** Health of one real server of one table service, as the API and dashboard show it. */
@@ -50,7 +56,8 @@ export interface LvsSnapshot {
 
 export class LvsService {
   readonly table: LbTable;
-  readonly dataplane: DataPlane;
+  private dp: DataPlane;
+  private cluster: ClusterDataPlane | null = null;
   readonly checks: CheckManager;
   private desired: DesiredTable = { services: [], diagnostics: [] };
   /** services this config manages; services added by hand with keepvsadm are left alone */
@@ -67,9 +74,12 @@ export class LvsService {
     this.table = new LbTable({ clock: deps.clock, expireNodestConn: deps.expireNodestConn ?? false });
     const timeouts = timeoutsOp(config.globalDefs);
     if (timeouts) this.table.apply(timeouts);
-    this.dataplane = deps.dataplane
+    // until start() forks the proxy workers, ops only reach the table (nothing listens yet)
+    this.dp = deps.dataplane
       ? deps.dataplane(this.table)
-      : new ProxyDataPlane(this.table, { expireNodestConn: deps.expireNodestConn ? 'close' : 'keep' });
+      : (deps.dataplaneWorkers ?? 1) > 1
+        ? new MemoryDataPlane()
+        : new ProxyDataPlane(this.table, { expireNodestConn: deps.expireNodestConn ? 'close' : 'keep' });
     this.checks = new CheckManager({
       config,
       clock: deps.clock,
@@ -82,7 +92,23 @@ export class LvsService {
     this.checks.onChange(() => void this.sync());
   }
 
+  get dataplane(): DataPlane {
+    return this.dp;
+  }
+
   async start(): Promise<void> {
+    const workers = this.deps.dataplaneWorkers ?? 1;
+    if (!this.deps.dataplane && workers > 1) {
+      this.cluster = await ClusterDataPlane.start({
+        workers,
+        tableModule: LB_REPLICA_MODULE,
+        expireNodestConn: this.deps.expireNodestConn ? 'close' : 'keep',
+      });
+      this.dp = this.cluster;
+      // the replicas start from the timeouts the primary table already holds
+      const timeouts = timeoutsOp(this.config.globalDefs);
+      if (timeouts) await this.cluster.apply([timeouts]);
+    }
     await this.sync();
     this.checks.start();
   }
@@ -132,7 +158,7 @@ export class LvsService {
     const results = ops.map((op) => this.table.apply(op));
     for (const [i, r] of results.entries())
       if (!r.ok) this.deps.logger.log('warning', `table: ${ops[i].op} refused: ${r.error.message}`);
-    await this.dataplane.apply(ops.filter((_, i) => results[i].ok));
+    await this.dp.apply(ops.filter((_, i) => results[i].ok));
     return results.map((r) => (r.ok ? { ok: true } : { ok: false, error: r.error.message }));
   }
 
@@ -140,7 +166,10 @@ export class LvsService {
     this.config = config;
     this.checks.reload(config);
     const timeouts = timeoutsOp(config.globalDefs);
-    if (timeouts) this.table.apply(timeouts);
+    if (timeouts) {
+      this.table.apply(timeouts);
+      await this.cluster?.apply([timeouts]);
+    }
     await this.sync();
   }
 
@@ -176,9 +205,20 @@ export class LvsService {
     return out;
   }
 
+  /** The table as ipvsadm shows it: with proxy workers, their replicas' counters summed. */
+  tableSnapshot(): TableSnapshot {
+    const own = this.table.snapshot();
+    return this.cluster ? withReplicaCounters(own, this.cluster.tableSnapshots()) : own;
+  }
+
+  /** Connection entries (ipvsadm -Lc): from every proxy worker when there are several. */
+  async connections(): Promise<ConnSnapshot[]> {
+    return this.cluster ? this.cluster.connections() : this.table.connections();
+  }
+
   snapshot(): LvsSnapshot {
     return {
-      table: this.table.snapshot(),
+      table: this.tableSnapshot(),
       checks: { servers: this.realServerHealth(), detail: this.checks.snapshot() },
       dataplane: this.dataplane.snapshot(),
     };
@@ -186,7 +226,7 @@ export class LvsService {
 
   async stop(drainMs = 2000): Promise<void> {
     this.checks.stop();
-    await this.dataplane.stop(drainMs);
+    await this.dp.stop(drainMs);
     this.table.dispose();
   }
 }

@@ -6,6 +6,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -55,6 +56,8 @@ export interface DaemonOptions {
   readonly socket: string;
   readonly api: { readonly host: string; readonly port: number } | null;
   readonly apiToken?: string;
+  /** proxy worker processes (1: in the LVS worker itself) */
+  readonly dataplaneWorkers: number;
 }
 
 export const DEFAULT_SOCKET = '/run/keepvs/keepvs.sock';
@@ -76,6 +79,7 @@ export function daemonOptions(o: KeepvsOptions, configFile: string): DaemonOptio
     socket: o.socket ?? process.env.KEEPVS_SOCKET ?? DEFAULT_SOCKET,
     api: o.api,
     ...(o.apiToken ? { apiToken: o.apiToken } : {}),
+    dataplaneWorkers: o.dataplaneWorkers ?? availableParallelism(),
   };
 }
 
@@ -145,6 +149,7 @@ export class Supervisor implements StatusSource {
         configId: this.configId,
         socket: this.opts.socket,
         logDetail: this.opts.logDetail,
+        dataplaneWorkers: this.opts.dataplaneWorkers,
       },
     };
     child.send(init);

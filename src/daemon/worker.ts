@@ -51,13 +51,19 @@ interface Role {
 }
 
 async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promise<Role> {
-  const svc = new LvsService(config, { clock: new SystemClock(), runner: new ChildProcessRunner(), logger, events });
+  const svc = new LvsService(config, {
+    clock: new SystemClock(),
+    runner: new ChildProcessRunner(),
+    logger,
+    events,
+    dataplaneWorkers: init.dataplaneWorkers,
+  });
   await svc.start();
   let control: net.Server | undefined;
   try {
     control = await startControlServer(init.socket, {
-      snapshot: () => svc.table.snapshot(),
-      connections: () => svc.table.connections(),
+      snapshot: () => svc.tableSnapshot(),
+      connections: () => svc.connections(),
       apply: (ops) => svc.applyOps(ops),
     });
     logger.log('info', `control socket ready at ${init.socket}`);

@@ -72,8 +72,12 @@ class Dest implements SchedDest {
   readonly addrFold: number;
   weight: number;
   lastWeight: number;
+  /** what schedulers and thresholds see: this table's connections plus peerActive/peerInact */
   activeConns = 0;
   inactConns = 0;
+  /** connections other proxy workers hold (setPeerLoad): the director is one table to schedulers */
+  peerActive = 0;
+  peerInact = 0;
   persistConns = 0;
   overloaded = false;
   removed = false;
@@ -713,6 +717,25 @@ export class LbTable implements ForwardingTable {
     });
   }
 
+  /**
+   * Connections to `dest` held by other proxy workers (each with its own replica of this table):
+   * added to what lc/wlc/sed/nq/... and the OVERLOAD thresholds see, left out of snapshot().
+   */
+  setPeerLoad(key: ServiceKey, dest: Endpoint, active: number, inact: number): void {
+    const svc = this.find(key);
+    const address = svc ? canonicalAddress(dest.address, svc.family) : null;
+    const d = svc && address !== null ? svc.byId.get(destId({ address, port: dest.port }, svc.family)) : undefined;
+    if (!svc || !d || (d.peerActive === active && d.peerInact === inact)) return;
+    d.activeConns += active - d.peerActive;
+    d.inactConns += inact - d.peerInact;
+    d.peerActive = active;
+    d.peerInact = inact;
+    const p = d.params;
+    if (p.uThreshold !== 0 && d.totalConns >= p.uThreshold) d.overloaded = true;
+    else if (d.overloaded) this.updateOverloadOnEdit(d, p);
+    if (!d.removed) svc.scheduler.loadChanged(svc, d);
+  }
+
   // ---------------------------------------------------------------- observers
 
   snapshot(): TableSnapshot {
@@ -723,8 +746,8 @@ export class LbTable implements ForwardingTable {
         address: d.address,
         port: d.port,
         family: d.family,
-        activeConns: d.activeConns,
-        inactConns: d.inactConns,
+        activeConns: d.activeConns - d.peerActive,
+        inactConns: d.inactConns - d.peerInact,
         persistConns: d.persistConns,
         overloaded: d.overloaded,
         stats: d.counters.stats(),

@@ -117,7 +117,8 @@ after(async () => {
 
 test('traffic is balanced across the real servers', async () => {
   const seen = new Set<string>();
-  for (let i = 0; i < 6; i++) seen.add((await get(vipPort)).body);
+  // two proxy workers (one per core here), each with its own rr position: enough requests reach both
+  for (let i = 0; i < 30; i++) seen.add((await get(vipPort)).body);
   assert.deepEqual([...seen].sort(), ['rs0', 'rs1', 'rs2']);
   assert.ok(existsSync(join(dir, 'keepvs.pid')));
   assert.ok(existsSync(join(dir, 'checkers.pid')));
@@ -233,10 +234,59 @@ test('keepvsadm -Ln lists the running table', async () => {
   assert.match(out, new RegExp(`^  -> 127\\.0\\.0\\.1:${rsPorts[0]}\\s+Masq\\s+5\\s+\\d+\\s+\\d+`, 'm'));
 });
 
+function keepvsadm(...args: string[]): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const p = spawn(process.execPath, [join(root, 'bin/keepvsadm.js'), '--socket', join(dir, 'keepvs.sock'), ...args]);
+    let s = '';
+    p.stdout.on('data', (d) => (s += d));
+    p.on('close', () => resolve(s));
+  });
+}
+
+const childPids = (pid: number): number[] =>
+  readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+
+test('two proxy workers: connections held in both are summed in keepvsadm -Ln, listed by -Lnc and in the API', async () => {
+  const s0 = await status();
+  assert.equal(s0.lvs.dataplane.kind, 'proxy-cluster');
+  assert.equal(s0.lvs.dataplane.workers, 2);
+  const held: net.Socket[] = [];
+  try {
+    for (let i = 0; i < 8; i++) {
+      const c = net.connect(vipPort, '127.0.0.1');
+      c.on('error', () => {});
+      await new Promise((r) => c.once('connect', r));
+      held.push(c);
+    }
+    const activeOf = (out: string) =>
+      [...out.matchAll(/^ {2}-> \S+\s+Masq\s+\d+\s+(\d+)\s+\d+/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    await until('8 ActiveConn summed over the workers', async () => activeOf(await keepvsadm('-Ln')) === 8);
+    const listed = await keepvsadm('-Lnc');
+    assert.equal(listed.match(/^TCP .*ESTABLISHED/gm)?.length, 8, listed);
+    // the API shows the LVS worker's latest report (once a second)
+    await until('8 active in the API', async () => {
+      const api = await status();
+      return (
+        api.lvs.table.services[0].dests.reduce((n: number, d: { activeConns: number }) => n + d.activeConns, 0) === 8
+      );
+    });
+  } finally {
+    for (const c of held) c.destroy();
+  }
+  await until('connections gone from the count', async () => activeOf0(await keepvsadm('-Ln')));
+});
+
+const activeOf0 = (out: string) =>
+  [...out.matchAll(/^ {2}-> \S+\s+Masq\s+\d+\s+(\d+)\s+\d+/gm)].every((m) => m[1] === '0');
+
 test('SIGTERM stops cleanly and removes the pid files', async () => {
+  const lvsPid = Number(readFileSync(join(dir, 'checkers.pid'), 'utf8'));
+  const proxyPids = childPids(lvsPid);
+  assert.ok(proxyPids.length >= 2, `proxy workers under the LVS worker: ${proxyPids}`);
   const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
   daemon.kill('SIGTERM');
   assert.equal(await exited, 0);
+  await until('proxy workers gone', async () => proxyPids.every((p) => !existsSync(`/proc/${p}/stat`)), 5000);
   assert.equal(existsSync(join(dir, 'keepvs.pid')), false);
   assert.equal(existsSync(join(dir, 'checkers.pid')), false);
 });

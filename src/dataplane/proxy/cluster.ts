@@ -13,7 +13,15 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { type Endpoint, type ForwardingTable, type ServiceKey, serviceId, type TableOp } from '../../lb/types.js';
+import {
+  type ConnSnapshot,
+  type Endpoint,
+  type ForwardingTable,
+  type ServiceKey,
+  serviceId,
+  type TableOp,
+  type TableSnapshot,
+} from '../../lb/types.js';
 import type {
   DataPlane,
   DataPlaneDestSnapshot,
@@ -28,6 +36,10 @@ export interface ReplicaTable extends ForwardingTable {
   apply(op: TableOp): unknown;
   /** connections to `dest` held by the other workers (optional: without it schedulers see local counts) */
   setPeerLoad?(key: ServiceKey, dest: Endpoint, active: number, inact: number): void;
+  /** the replica's own counters (Active/InAct/persistent, stats, rates), summed by the primary */
+  snapshot?(): TableSnapshot;
+  /** the replica's connection entries (ipvsadm -Lc) */
+  connections?(): ConnSnapshot[];
 }
 
 export interface ClusterOptions extends DataPlaneOptions {
@@ -57,12 +69,14 @@ export type PrimaryToWorker =
       readonly bindPorts: [string, number][];
     }
   | { readonly type: 'peer-load'; readonly loads: PeerLoad[] }
+  | { readonly type: 'list-connections'; readonly seq: number }
   | { readonly type: 'stop'; readonly drainMs: number };
 
 export type WorkerToPrimary =
   | { readonly type: 'ready' }
   | { readonly type: 'applied'; readonly seq: number }
-  | { readonly type: 'stats'; readonly snapshot: DataPlaneSnapshot }
+  | { readonly type: 'stats'; readonly snapshot: DataPlaneSnapshot; readonly table?: TableSnapshot }
+  | { readonly type: 'connections'; readonly seq: number; readonly connections: ConnSnapshot[] }
   | { readonly type: 'stopped' };
 
 export interface PeerLoad {
@@ -86,6 +100,8 @@ const ignoreSendError = (): void => {};
 export class ClusterDataPlane implements DataPlane {
   private readonly workers: ChildProcess[] = [];
   private readonly latest = new Map<number, DataPlaneSnapshot>();
+  private readonly latestTables = new Map<number, TableSnapshot>();
+  private readonly listings = new Map<string, (c: ConnSnapshot[]) => void>();
   private readonly waiters = new Map<string, () => void>();
   private readonly reserved = new Map<string, { fd: number; port: number }>();
   private readonly freebind = loadFreebind();
@@ -116,6 +132,8 @@ export class ClusterDataPlane implements DataPlane {
       w.on('message', (m: WorkerToPrimary) => this.onMessage(index, w, m));
       w.on('exit', () => {
         this.latest.delete(index);
+        this.latestTables.delete(index);
+        for (const [k, r] of [...this.listings]) if (k.startsWith(`${index}:`)) r([]);
         this.resolve(`ready:${index}`); // a worker that dies at start does not hang start()
         this.resolve(`stopped:${index}`);
         for (const k of [...this.waiters.keys()]) if (k.startsWith(`applied:${index}:`)) this.resolve(k);
@@ -140,8 +158,10 @@ export class ClusterDataPlane implements DataPlane {
     if (m.type === 'ready') this.resolve(`ready:${index}`);
     else if (m.type === 'applied') this.resolve(`applied:${index}:${m.seq}`);
     else if (m.type === 'stopped') this.resolve(`stopped:${index}`);
+    else if (m.type === 'connections') this.listings.get(`${index}:${m.seq}`)?.(m.connections);
     else if (m.type === 'stats') {
       this.latest.set(index, m.snapshot);
+      if (m.table) this.latestTables.set(index, m.table);
       this.sendPeerLoads(index, w);
     }
   }
@@ -238,6 +258,32 @@ export class ClusterDataPlane implements DataPlane {
       services: [...services.values()].map(({ destMap, ...s }) => ({ ...s, dests: [...destMap.values()] })),
       diagnostics,
     };
+  }
+
+  /** The replicas' latest table snapshots (one per live worker), for the whole director's counters. */
+  tableSnapshots(): TableSnapshot[] {
+    return [...this.latestTables.values()];
+  }
+
+  /** Every worker's connection entries; a worker that does not answer within timeoutMs adds none. */
+  async connections(timeoutMs = 1000): Promise<ConnSnapshot[]> {
+    const seq = ++this.seq;
+    const parts = this.workers.map(
+      (w, index) =>
+        new Promise<ConnSnapshot[]>((resolve) => {
+          if (!w.connected) return resolve([]);
+          const key = `${index}:${seq}`;
+          const done = (c: ConnSnapshot[]) => {
+            clearTimeout(t);
+            this.listings.delete(key);
+            resolve(c);
+          };
+          const t = setTimeout(() => done([]), timeoutMs);
+          this.listings.set(key, done);
+          w.send({ type: 'list-connections', seq } satisfies PrimaryToWorker, ignoreSendError);
+        }),
+    );
+    return (await Promise.all(parts)).flat();
   }
 
   /** process ids of the workers (for benchmarks and supervision) */

@@ -12,5 +12,8 @@ export function createReplicaTable(options: DataPlaneOptions = {}): ReplicaTable
   return {
     open: (key, client) => table.open(key, client),
     apply: (op: TableOp) => table.apply(op),
+    setPeerLoad: (key, dest, active, inact) => table.setPeerLoad(key, dest, active, inact),
+    snapshot: () => table.snapshot(),
+    connections: () => table.connections(),
   };
 }

@@ -15,7 +15,11 @@ async function main(): Promise<void> {
     bindPorts,
     udp: config.index === 0,
   });
-  const stats = setInterval(() => send({ type: 'stats', snapshot: dp.snapshot() }), config.statsIntervalMs);
+  const report = () => {
+    const t = table.snapshot?.();
+    send({ type: 'stats', snapshot: dp.snapshot(), ...(t ? { table: t } : {}) });
+  };
+  const stats = setInterval(report, config.statsIntervalMs);
   let queue = Promise.resolve();
   process.on('message', (m: PrimaryToWorker) => {
     if (m.type === 'ops') {
@@ -25,8 +29,10 @@ async function main(): Promise<void> {
         // do not wait for del-service drains: the primary only needs to know the ops are in
         void dp.apply(m.ops);
         send({ type: 'applied', seq: m.seq });
-        send({ type: 'stats', snapshot: dp.snapshot() });
+        report();
       });
+    } else if (m.type === 'list-connections') {
+      send({ type: 'connections', seq: m.seq, connections: table.connections?.() ?? [] });
     } else if (m.type === 'peer-load') {
       if (table.setPeerLoad) for (const l of m.loads) table.setPeerLoad(l.key, l.dest, l.active, l.inact);
     } else if (m.type === 'stop') {

@@ -1,0 +1,75 @@
+/**
+ * The whole director's table when connections live in several proxy workers: the primary table
+ * is the authority for services, real servers and their parameters; each worker's replica holds
+ * the connections it forwarded. Counters (ActiveConn, InActConn, persistent templates, stats,
+ * rates, no-destination refusals) are the sum over the replicas, as ipvsadm would show them for
+ * one kernel table.
+ */
+import type { DestSnapshot, Rates, ServiceSnapshot, Stats, TableSnapshot } from './types.js';
+
+const ZERO_STATS: Stats = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
+const ZERO_RATES: Rates = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
+
+function addStats(a: Stats, b: Stats): Stats {
+  return {
+    conns: a.conns + b.conns,
+    inPkts: a.inPkts + b.inPkts,
+    outPkts: a.outPkts + b.outPkts,
+    inBytes: a.inBytes + b.inBytes,
+    outBytes: a.outBytes + b.outBytes,
+  };
+}
+
+function addRates(a: Rates, b: Rates): Rates {
+  return {
+    cps: a.cps + b.cps,
+    inPps: a.inPps + b.inPps,
+    outPps: a.outPps + b.outPps,
+    inBps: a.inBps + b.inBps,
+    outBps: a.outBps + b.outBps,
+  };
+}
+
+const destKey = (d: { address: string; port: number }) => `${d.address}|${d.port}`;
+
+/** `primary` with every counter replaced by the sum of the replicas' counters. */
+export function withReplicaCounters(primary: TableSnapshot, replicas: readonly TableSnapshot[]): TableSnapshot {
+  const services = new Map<string, ServiceSnapshot[]>();
+  for (const r of replicas)
+    for (const s of r.services) {
+      const list = services.get(s.id);
+      if (list) list.push(s);
+      else services.set(s.id, [s]);
+    }
+  return {
+    ...primary,
+    services: primary.services.map((s) => {
+      const copies = services.get(s.id) ?? [];
+      const dests = new Map<string, DestSnapshot[]>();
+      for (const c of copies)
+        for (const d of c.dests) {
+          const list = dests.get(destKey(d));
+          if (list) list.push(d);
+          else dests.set(destKey(d), [d]);
+        }
+      const noDest = copies.reduce((n, c) => n + (c.noDest ?? 0), 0);
+      return {
+        ...s,
+        stats: copies.reduce((a, c) => addStats(a, c.stats), ZERO_STATS),
+        rates: copies.reduce((a, c) => addRates(a, c.rates), ZERO_RATES),
+        ...(s.noDest !== undefined || noDest ? { noDest } : {}),
+        dests: s.dests.map((d) => {
+          const ds = dests.get(destKey(d)) ?? [];
+          return {
+            ...d,
+            activeConns: ds.reduce((n, x) => n + x.activeConns, 0),
+            inactConns: ds.reduce((n, x) => n + x.inactConns, 0),
+            persistConns: ds.reduce((n, x) => n + x.persistConns, 0),
+            stats: ds.reduce((a, x) => addStats(a, x.stats), ZERO_STATS),
+            rates: ds.reduce((a, x) => addRates(a, x.rates), ZERO_RATES),
+          };
+        }),
+      };
+    }),
+  };
+}
