@@ -3,11 +3,9 @@
  *
  * Why not net.Socket: a proxied connection's cost is per connection and per chunk, not per byte
  * (reference/node-dataplane-notes.md). net.Socket adds a Duplex stream, its state machine and
- * several ticks per chunk on top of the handle; the proxy needs none of it (it never buffers: one
- * write in flight per direction, the source paused meanwhile). Driving the handles directly cut
- * the CPU per proxied connection by about a quarter and per keep-alive request by about a tenth
- * in bench/dataplane.sh. Bulk reads land in a reused buffer per hot connection instead of a
- * fresh 64 KiB ArrayBuffer per read, which was what held bulk throughput below HAProxy's.
+ * extra ticks per chunk on top of the handle; the proxy needs none of it (it never buffers: one
+ * write in flight per direction, the source paused meanwhile). What this saved, measured with
+ * bench/dataplane.sh, is in docs/dataplane.md ("Fast path").
  *
  * The handles come from `process.binding('tcp_wrap' | 'stream_wrap')`, which Node 20 still
  * allows (DEP0111 is documentation-only). `loadStreamHandles()` checks the shape it relies on and
