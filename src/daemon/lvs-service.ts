@@ -103,6 +103,12 @@ export class LvsService {
         workers,
         tableModule: LB_REPLICA_MODULE,
         expireNodestConn: this.deps.expireNodestConn ? 'close' : 'keep',
+        replay: () => this.replayOps(),
+        onWorkerExit: (index, code, signal) =>
+          this.deps.logger.log(
+            'error',
+            `proxy worker ${index} exited (${signal ?? `code ${code}`}); forking it again in 1 s`,
+          ),
       });
       this.dp = this.cluster;
       // the replicas start from the timeouts the primary table already holds
@@ -203,6 +209,15 @@ export class LvsService {
       }
     }
     return out;
+  }
+
+  /** What a new proxy worker needs to hold the primary table: its timeouts, services and real servers. */
+  private replayOps(): TableOp[] {
+    const t = this.table.timeoutsNow();
+    return [
+      { op: 'set-timeouts', tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp },
+      ...diffTables({ services: [] }, tableStateOf(this.table.snapshot())),
+    ];
   }
 
   /** The table as ipvsadm shows it: with proxy workers, their replicas' counters summed. */

@@ -243,6 +243,12 @@ function keepvsadm(...args: string[]): Promise<string> {
   });
 }
 
+/** sockets listening on 127.0.0.1:port (/proc/net/tcp: local address in hex, state 0A = LISTEN) */
+const listenersOn = (port: number): number =>
+  readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(`0100007F:${port.toString(16).toUpperCase().padStart(4, '0')} 00000000:0000 0A`)).length;
+
 const childPids = (pid: number): number[] =>
   readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 
@@ -278,6 +284,26 @@ test('two proxy workers: connections held in both are summed in keepvsadm -Ln, l
 
 const activeOf0 = (out: string) =>
   [...out.matchAll(/^ {2}-> \S+\s+Masq\s+\d+\s+(\d+)\s+\d+/gm)].every((m) => m[1] === '0');
+
+test('a proxy worker killed with SIGKILL is forked again with the table, and traffic goes on', async () => {
+  const lvsPid = Number(readFileSync(join(dir, 'checkers.pid'), 'utf8'));
+  const before = childPids(lvsPid);
+  assert.equal(before.length, 2);
+  assert.equal(listenersOn(vipPort), 2);
+  process.kill(before[0]!, 'SIGKILL');
+  const after = await until('a new proxy worker', async () => {
+    const now = childPids(lvsPid);
+    return now.length === 2 && !now.includes(before[0]!) && now;
+  });
+  assert.ok(after.includes(before[1]!), 'the other worker was left alone');
+  // one SO_REUSEPORT listener per worker on the VIP port: the new worker was given the service
+  await until('two listeners again', async () => listenersOn(vipPort) === 2);
+  await until('every connection answered', async () => {
+    const out = await Promise.all(Array.from({ length: 20 }, () => get(vipPort)));
+    return out.every((r) => /^rs[01]$/.test(r.body));
+  });
+  assert.match(output, /proxy worker \d exited \(SIGKILL\); forking it again/);
+});
 
 test('SIGTERM stops cleanly and removes the pid files', async () => {
   const lvsPid = Number(readFileSync(join(dir, 'checkers.pid'), 'utf8'));

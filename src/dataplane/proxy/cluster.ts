@@ -52,6 +52,16 @@ export interface ClusterOptions extends DataPlaneOptions {
   /** default 250 ms */
   readonly statsIntervalMs?: number;
   /**
+   * The ops that rebuild a replica from nothing (the owner's current table). When given, a worker
+   * that dies is forked again after respawnDelayMs and fed these, so a crash costs one worker's
+   * connections, not its share of the listening capacity for good.
+   */
+  readonly replay?: () => readonly TableOp[];
+  /** default 1000 ms */
+  readonly respawnDelayMs?: number;
+  /** a worker exited outside stop() (before any respawn) */
+  readonly onWorkerExit?: (index: number, code: number | null, signal: string | null) => void;
+  /**
    * Node flags of the workers. Default `--max-semi-space-size=1`: a 1 MiB young generation keeps
    * an idle proxied connection near 4 KiB (the 16 MiB default holds about 3 KiB more of garbage
    * per connection) with no measured throughput cost (bench/dataplane.sh).
@@ -106,6 +116,8 @@ export class ClusterDataPlane implements DataPlane {
   private readonly reserved = new Map<string, { fd: number; port: number }>();
   private readonly freebind = loadFreebind();
   private seq = 0;
+  private restarts = 0;
+  private stopping = false;
 
   private constructor(private readonly options: ClusterOptions) {}
 
@@ -117,29 +129,52 @@ export class ClusterDataPlane implements DataPlane {
   }
 
   private async fork(): Promise<void> {
-    const { workers, tableModule, statsIntervalMs, workerExecArgv, ...options } = this.options;
-    const count = this.freebind ? Math.max(1, workers) : 1;
-    const ready: Promise<void>[] = [];
-    for (let index = 0; index < count; index++) {
-      const config: WorkerConfig = { index, tableModule, statsIntervalMs: statsIntervalMs ?? 250, options };
-      const w = fork(WORKER_MAIN, [], {
-        env: { ...process.env, KEEPVS_DP_WORKER: JSON.stringify(config) },
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        execArgv: [...(workerExecArgv ?? DEFAULT_WORKER_EXEC_ARGV)],
-      });
-      this.workers.push(w);
-      ready.push(this.expect(`ready:${index}`));
-      w.on('message', (m: WorkerToPrimary) => this.onMessage(index, w, m));
-      w.on('exit', () => {
-        this.latest.delete(index);
-        this.latestTables.delete(index);
-        for (const [k, r] of [...this.listings]) if (k.startsWith(`${index}:`)) r([]);
-        this.resolve(`ready:${index}`); // a worker that dies at start does not hang start()
-        this.resolve(`stopped:${index}`);
-        for (const k of [...this.waiters.keys()]) if (k.startsWith(`applied:${index}:`)) this.resolve(k);
-      });
-    }
-    await Promise.all(ready);
+    const count = this.freebind ? Math.max(1, this.options.workers) : 1;
+    await Promise.all(Array.from({ length: count }, (_, index) => this.spawn(index)));
+  }
+
+  /** Forks worker `index` (again); resolves once its replica module is loaded. */
+  private spawn(index: number): Promise<void> {
+    const { workers, tableModule, statsIntervalMs, workerExecArgv, replay, respawnDelayMs, onWorkerExit, ...options } =
+      this.options;
+    const config: WorkerConfig = { index, tableModule, statsIntervalMs: statsIntervalMs ?? 250, options };
+    const w = fork(WORKER_MAIN, [], {
+      env: { ...process.env, KEEPVS_DP_WORKER: JSON.stringify(config) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: [...(workerExecArgv ?? DEFAULT_WORKER_EXEC_ARGV)],
+    });
+    this.workers[index] = w;
+    const ready = this.expect(`ready:${index}`);
+    w.on('message', (m: WorkerToPrimary) => this.onMessage(index, w, m));
+    w.on('exit', (code, signal) => {
+      if (this.workers[index] !== w) return;
+      this.latest.delete(index);
+      this.latestTables.delete(index);
+      for (const [k, r] of [...this.listings]) if (k.startsWith(`${index}:`)) r([]);
+      this.resolve(`ready:${index}`); // a worker that dies at start does not hang start()
+      this.resolve(`stopped:${index}`);
+      for (const k of [...this.waiters.keys()]) if (k.startsWith(`applied:${index}:`)) this.resolve(k);
+      if (this.stopping) return;
+      onWorkerExit?.(index, code, signal);
+      if (replay) setTimeout(() => void this.respawn(index), respawnDelayMs ?? 1000).unref();
+    });
+    return ready;
+  }
+
+  private async respawn(index: number): Promise<void> {
+    if (this.stopping) return;
+    this.restarts++;
+    await this.spawn(index);
+    const w = this.workers[index];
+    const ops = this.options.replay?.() ?? [];
+    if (this.stopping || !w?.connected || ops.length === 0) return;
+    const bindPorts: [string, number][] = [...this.reserved].map(([id, r]) => [id, r.port]);
+    w.send({ type: 'ops', seq: ++this.seq, ops, bindPorts } satisfies PrimaryToWorker, ignoreSendError);
+  }
+
+  /** workers forked again after dying */
+  get restartCount(): number {
+    return this.restarts;
   }
 
   private expect(key: string): Promise<void> {
@@ -292,6 +327,7 @@ export class ClusterDataPlane implements DataPlane {
   }
 
   async stop(drainMs: number): Promise<void> {
+    this.stopping = true;
     const gone = this.workers.map((w, index) => {
       if (!w.connected) return Promise.resolve();
       const p = this.expect(`stopped:${index}`);
