@@ -232,6 +232,11 @@ export class VrrpManager {
           this.count(r, 'auth_failure');
           continue;
         }
+        // RFC 2402 §3.4.4: the ICV must match, and an AH instance takes nothing that came without AH
+        if (type === AUTH_AH && !ahCheck?.(want!.pass)) {
+          this.count(r, 'auth_failure');
+          continue;
+        }
         // keepalived drops v2 adverts whose interval differs (two masters otherwise)
         if (a.advertInt !== r.config.advertInt) {
           this.count(r, 'advert_interval_err');

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { encodeAhPacket } from '../../src/codec/ah.js';
 import { encodeIpv4 } from '../../src/codec/ipv4.js';
 import { decodeVrrp, encodeVrrp } from '../../src/codec/vrrp.js';
 import { FakeClock } from '../../src/util/clock.js';
@@ -41,8 +42,8 @@ vrrp_instance VI_B {
   }
 }`;
 
-function setup() {
-  const r = parse(CONF);
+function setup(conf = CONF) {
+  const r = parse(conf);
   assert.equal(r.usable, true, JSON.stringify(r.diagnostics));
   const clock = new FakeClock();
   const sent: { ifname: string; dst: string; payload: Uint8Array }[] = [];
@@ -97,8 +98,24 @@ function setup() {
     });
     inject.get(ifname)!({ family: 4, packet: Uint8Array.from([...ip, ...vrrp]) });
   };
+  /** the same advert inside keepalived's AH (HMAC-MD5-96 keyed with `pass`) */
+  const ahAdvert = (ifname: string, vrid: number, priority: number, src: string, pass: string) => {
+    const vrrp = encodeVrrp({
+      version: 2,
+      vrid,
+      priority,
+      family: 4,
+      addresses: ['198.18.0.100'],
+      advertInt: 1,
+      authType: 2,
+      authData: new Uint8Array(8),
+    });
+    const packet = encodeAhPacket({ tos: 0xc0, id: 1, ttl: 255, src, dst: '224.0.0.18' }, 1, vrrp, pass, false);
+    inject.get(ifname)!({ family: 4, packet });
+  };
   const flush = () => new Promise((res) => setImmediate(res));
-  return { m, clock, sent, advert, ipCommands, garps, events, flush };
+  const raw = (ifname: string, packet: Uint8Array) => inject.get(ifname)!({ family: 4, packet });
+  return { m, clock, sent, advert, ahAdvert, raw, ipCommands, garps, events, flush };
 }
 
 const state = (m: VrrpManager, name: string) => m.snapshot().find((i) => i.name === name)!.state;
@@ -167,4 +184,75 @@ test('vrrp_sync_group: members move together to MASTER, and FAULT in one takes a
   assert.equal(state(m, 'VI_B'), 'BACKUP');
   assert.equal(state(m, 'VI_A'), 'BACKUP');
   await m.stop();
+});
+
+const AH_CONF = `vrrp_instance VI_A {
+  state BACKUP
+  interface eth0
+  mcast_src_ip 198.18.0.1
+  virtual_router_id 10
+  priority 100
+  advert_int 1
+  authentication {
+    auth_type AH
+    auth_pass secret
+  }
+  virtual_ipaddress {
+    198.18.0.100/24
+  }
+}`;
+
+test('AH: adverts with the right ICV keep it backup; a wrong key or no AH header is an auth failure', async () => {
+  const good = setup(AH_CONF);
+  await good.m.start();
+  for (let t = 0; t < 5; t++) {
+    good.ahAdvert('eth0', 10, 150, '198.18.0.2', 'secret');
+    good.clock.advance(1000);
+    await good.flush();
+  }
+  assert.equal(state(good.m, 'VI_A'), 'BACKUP');
+  assert.equal(good.m.snapshot()[0].stats.auth_failure ?? 0, 0);
+  await good.m.stop();
+
+  const bad = setup(AH_CONF);
+  await bad.m.start();
+  for (let t = 0; t < 5; t++) {
+    bad.ahAdvert('eth0', 10, 150, '198.18.0.2', 'guess');
+    bad.clock.advance(1000);
+    await bad.flush();
+  }
+  assert.equal(state(bad.m, 'VI_A'), 'MASTER', 'adverts with a wrong ICV are not heard');
+  assert.equal(bad.m.snapshot()[0].stats.auth_failure, 5);
+  await bad.m.stop();
+
+  const plain = setup(AH_CONF);
+  await plain.m.start();
+  const vrrp = encodeVrrp({
+    version: 2,
+    vrid: 10,
+    priority: 150,
+    family: 4,
+    addresses: ['198.18.0.100'],
+    advertInt: 1,
+    authType: 2,
+    authData: new Uint8Array(8),
+  });
+  const ip = encodeIpv4({
+    tos: 0xc0,
+    totalLength: 20 + vrrp.length,
+    id: 1,
+    fragment: 0,
+    ttl: 255,
+    protocol: 112,
+    src: '198.18.0.2',
+    dst: '224.0.0.18',
+  });
+  for (let t = 0; t < 5; t++) {
+    plain.raw('eth0', Uint8Array.from([...ip, ...vrrp]));
+    plain.clock.advance(1000);
+    await plain.flush();
+  }
+  assert.equal(state(plain.m, 'VI_A'), 'MASTER', 'an AH-less advert is not heard by an AH instance');
+  assert.equal(plain.m.snapshot()[0].stats.auth_failure, 5);
+  await plain.m.stop();
 });
