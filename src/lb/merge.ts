@@ -3,7 +3,7 @@
  * is the authority for services, real servers and their parameters; each worker's replica holds
  * the connections it forwarded. Counters (ActiveConn, InActConn, persistent templates, stats,
  * rates, no-destination refusals) are the sum over the replicas, as ipvsadm would show them for
- * one kernel table.
+ * one kernel table; OVERLOAD is shown when any replica has it.
  */
 import type { DestSnapshot, Rates, ServiceSnapshot, Stats, TableSnapshot } from './types.js';
 
@@ -65,6 +65,8 @@ export function withReplicaCounters(primary: TableSnapshot, replicas: readonly T
             activeConns: ds.reduce((n, x) => n + x.activeConns, 0),
             inactConns: ds.reduce((n, x) => n + x.inactConns, 0),
             persistConns: ds.reduce((n, x) => n + x.persistConns, 0),
+            // each replica sees the whole director's load (setPeerLoad), so any of them may flag it
+            overloaded: d.overloaded || ds.some((x) => x.overloaded),
             stats: ds.reduce((a, x) => addStats(a, x.stats), ZERO_STATS),
             rates: ds.reduce((a, x) => addRates(a, x.rates), ZERO_RATES),
           };
