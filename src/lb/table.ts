@@ -432,6 +432,11 @@ export class LbTable implements ForwardingTable {
     svc.byId.delete(d.id);
     d.removed = true;
     svc.scheduler.destsChanged(svc, { kind: 'del', dest: d, index });
+    // a removed server is never scheduled: other workers' load must not keep it in the trash
+    d.activeConns -= d.peerActive;
+    d.inactConns -= d.peerInact;
+    d.peerActive = 0;
+    d.peerInact = 0;
     if (this.expireNodestConn) {
       const dropped = this.dropConnsOf(d);
       if (dropped.length > 0)

@@ -125,3 +125,53 @@ test('cluster of 2 workers with lb replicas forwards, and counts reach the prima
     await a.close();
   }
 });
+
+for (const [scheduler, weights, expected] of [
+  ['lc', [1, 1], [4, 4]],
+  ['wlc', [1, 3], [2, 6]],
+] as const) {
+  test(`cluster of 2 workers with lb replicas: ${scheduler} balances over the whole director`, async () => {
+    const servers = [await realServer(closeOnFin), await realServer(closeOnFin)];
+    const dp = await ClusterDataPlane.start({ workers: 2, tableModule: LB_REPLICA_MODULE, statsIntervalMs: 50 });
+    const key = tcpKey(await freePort());
+    const clients: Socket[] = [];
+    try {
+      await dp.apply([
+        { op: 'add-service', key, params: { ...SVC_PARAMS, scheduler } },
+        ...servers.map(
+          (s, i): TableOp => ({
+            op: 'add-dest',
+            key,
+            dest: { address: '127.0.0.1', port: s.port },
+            params: { ...DEST_PARAMS, weight: weights[i]! },
+          }),
+        ),
+      ]);
+      await waitFor(() => dp.snapshot().services[0]?.listener === 'listening', 3000, 'listening');
+      assert.equal(dp.snapshot().workers, 2);
+      // one at a time, with time for the counts to travel: whichever worker accepts, its replica
+      // sees the other worker's connections (setPeerLoad); with local counts alone both would
+      // start on the same server and the shares would skew
+      for (let i = 0; i < 8; i++) {
+        clients.push(await connect(key.port));
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.deepEqual(
+        servers.map((s) => s.sockets.size),
+        expected,
+      );
+      // the replicas' own counts, summed, are the director's (peer load is not counted twice)
+      const tables = dp.tableSnapshots();
+      assert.equal(tables.length, 2);
+      const active = servers.map((s) =>
+        tables.reduce((n, t) => n + (t.services[0]?.dests.find((d) => d.port === s.port)?.activeConns ?? 0), 0),
+      );
+      assert.deepEqual(active, expected);
+      assert.equal((await dp.connections()).length, 8);
+    } finally {
+      for (const c of clients) c.destroy();
+      await dp.stop(0);
+      for (const s of servers) await s.close();
+    }
+  });
+}

@@ -69,3 +69,14 @@ test('peer load for an unknown service or real server is ignored', () => {
   assert.deepEqual(openEstablished(t, 2).sort(), [a.address, b.address]);
   t.dispose();
 });
+
+test('a real server removed while only other workers hold connections to it comes back with no load', () => {
+  const t = table('lc');
+  t.setPeerLoad(key, a, 4, 0);
+  assert.deepEqual(openEstablished(t, 1), [b.address]);
+  // without local connections a is freed at once, not trashed with the peers' 4 (and revived with them)
+  assert.equal(t.apply({ op: 'del-dest', key, dest: a }).ok, true);
+  assert.equal(t.apply({ op: 'add-dest', key, dest: a, params: destParams({ weight: 1 }) }).ok, true);
+  assert.deepEqual(openEstablished(t, 1), [a.address]);
+  t.dispose();
+});

@@ -107,6 +107,35 @@ const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
 const ignoreSendError = (): void => {};
 
+/**
+ * The load the workers other than `index` reported, per service and real server. Every real
+ * server worker `index` itself reported is listed, at 0 when no other worker holds connections to
+ * it: a worker that died or a server the others dropped must not leave a stale load behind.
+ */
+export function peerLoadsFor(index: number, latest: ReadonlyMap<number, DataPlaneSnapshot>): PeerLoad[] {
+  const loads = new Map<string, { key: ServiceKey; dest: Endpoint; active: number; inact: number }>();
+  const entry = (s: DataPlaneServiceSnapshot, d: DataPlaneDestSnapshot) => {
+    const k = `${s.id} ${d.id}`;
+    let cur = loads.get(k);
+    if (!cur) {
+      cur = { key: s.key, dest: { address: d.address, port: d.port }, active: 0, inact: 0 };
+      loads.set(k, cur);
+    }
+    return cur;
+  };
+  for (const s of latest.get(index)?.services ?? []) for (const d of s.dests) entry(s, d);
+  for (const [id, snap] of latest) {
+    if (id === index) continue;
+    for (const s of snap.services)
+      for (const d of s.dests) {
+        const cur = entry(s, d);
+        cur.active += d.activeConns;
+        cur.inact += d.inactConns;
+      }
+  }
+  return [...loads.values()];
+}
+
 export class ClusterDataPlane implements DataPlane {
   private readonly workers: ChildProcess[] = [];
   private readonly latest = new Map<number, DataPlaneSnapshot>();
@@ -203,21 +232,9 @@ export class ClusterDataPlane implements DataPlane {
 
   /** Sends worker `w` the load every other worker reported. */
   private sendPeerLoads(index: number, w: ChildProcess): void {
-    const loads = new Map<string, { key: ServiceKey; dest: Endpoint; active: number; inact: number }>();
-    for (const [id, snap] of this.latest) {
-      if (id === index) continue;
-      for (const s of snap.services)
-        for (const d of s.dests) {
-          const k = `${s.id} ${d.id}`;
-          const cur = loads.get(k) ?? { key: s.key, dest: { address: d.address, port: d.port }, active: 0, inact: 0 };
-          cur.active += d.activeConns;
-          cur.inact += d.inactConns;
-          loads.set(k, cur);
-        }
-    }
     // a worker that just exited gives EPIPE: its exit handler deals with it, the send is dropped
     if (w.connected)
-      w.send({ type: 'peer-load', loads: [...loads.values()] } satisfies PrimaryToWorker, ignoreSendError);
+      w.send({ type: 'peer-load', loads: peerLoadsFor(index, this.latest) } satisfies PrimaryToWorker, ignoreSendError);
   }
 
   async apply(ops: readonly TableOp[]): Promise<void> {
