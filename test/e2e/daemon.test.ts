@@ -96,6 +96,8 @@ before(async () => {
       join(dir, 'checkers.pid'),
       '-r',
       join(dir, 'vrrp.pid'),
+      // two proxy processes whatever the core count: the tests below check the summed view
+      '--dataplane-workers=2',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -284,6 +286,31 @@ test('two proxy workers: connections held in both are summed in keepvsadm -Ln, l
 
 const activeOf0 = (out: string) =>
   [...out.matchAll(/^ {2}-> \S+\s+Masq\s+\d+\s+(\d+)\s+\d+/gm)].every((m) => m[1] === '0');
+
+test('keepvsadm --set reaches the proxy workers: -Lnc shows their expiry, -L --timeout the table', async () => {
+  assert.equal(await keepvsadm('--set', '7', '0', '0'), '');
+  try {
+    assert.match(await keepvsadm('-L', '--timeout'), /^Timeout \(tcp tcpfin udp\): 7 120 300$/m);
+    const c = net.connect(vipPort, '127.0.0.1');
+    c.on('error', () => {});
+    await new Promise((r) => c.once('connect', r));
+    try {
+      // the entry lives in whichever worker accepted it: its replica has the new tcp timeout
+      const listed = await until('the held connection listed', async () => {
+        const out = await keepvsadm('-Lnc');
+        return /^TCP .*ESTABLISHED/m.test(out) && out;
+      });
+      const expiry = listed.match(/^TCP\s+(\d\d):(\d\d)\s+ESTABLISHED/m);
+      assert.ok(expiry, listed);
+      assert.ok(Number(expiry[1]) * 60 + Number(expiry[2]) <= 7, listed);
+    } finally {
+      c.destroy();
+    }
+  } finally {
+    await keepvsadm('--set', '900', '0', '0');
+  }
+  assert.match(await keepvsadm('-L', '--timeout'), /^Timeout \(tcp tcpfin udp\): 900 120 300$/m);
+});
 
 test('a proxy worker killed with SIGKILL is forked again with the table, and traffic goes on', async () => {
   const lvsPid = Number(readFileSync(join(dir, 'checkers.pid'), 'utf8'));
