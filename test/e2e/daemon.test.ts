@@ -177,6 +177,8 @@ test('reload under continuous traffic loses no request; a bad config is rejected
   await new Promise((r) => setTimeout(r, 300));
   stop = true;
   await load;
+  // a reload applies the diff in place: still the two proxy workers, none forked on top
+  assert.equal(childPids(Number(readFileSync(join(dir, 'checkers.pid'), 'utf8'))).length, 2);
   assert.equal(failures, 0, `${failures} of ${done} requests failed`);
   assert.ok(done > 10);
   assert.equal((await status()).lvs.table.services[0].dests.length, 3);
