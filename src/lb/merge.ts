@@ -10,24 +10,11 @@ import type { DestSnapshot, Rates, ServiceSnapshot, Stats, TableSnapshot } from 
 const ZERO_STATS: Stats = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
 const ZERO_RATES: Rates = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
 
-function addStats(a: Stats, b: Stats): Stats {
-  return {
-    conns: a.conns + b.conns,
-    inPkts: a.inPkts + b.inPkts,
-    outPkts: a.outPkts + b.outPkts,
-    inBytes: a.inBytes + b.inBytes,
-    outBytes: a.outBytes + b.outBytes,
-  };
-}
-
-function addRates(a: Rates, b: Rates): Rates {
-  return {
-    cps: a.cps + b.cps,
-    inPps: a.inPps + b.inPps,
-    outPps: a.outPps + b.outPps,
-    inBps: a.inBps + b.inBps,
-    outBps: a.outBps + b.outBps,
-  };
+/** Field-wise sum of two counter records of the same shape (Stats, Rates). */
+function add<T extends object>(a: T, b: T): T {
+  const out = { ...a } as Record<string, number>;
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + (v as number);
+  return out as T;
 }
 
 const destKey = (d: { address: string; port: number }) => `${d.address}|${d.port}`;
@@ -55,8 +42,8 @@ export function withReplicaCounters(primary: TableSnapshot, replicas: readonly T
       const noDest = copies.reduce((n, c) => n + (c.noDest ?? 0), 0);
       return {
         ...s,
-        stats: copies.reduce((a, c) => addStats(a, c.stats), ZERO_STATS),
-        rates: copies.reduce((a, c) => addRates(a, c.rates), ZERO_RATES),
+        stats: copies.reduce((a, c) => add(a, c.stats), ZERO_STATS),
+        rates: copies.reduce((a, c) => add(a, c.rates), ZERO_RATES),
         ...(s.noDest !== undefined || noDest ? { noDest } : {}),
         dests: s.dests.map((d) => {
           const ds = dests.get(destKey(d)) ?? [];
@@ -67,8 +54,8 @@ export function withReplicaCounters(primary: TableSnapshot, replicas: readonly T
             persistConns: ds.reduce((n, x) => n + x.persistConns, 0),
             // each replica sees the whole director's load (setPeerLoad), so any of them may flag it
             overloaded: d.overloaded || ds.some((x) => x.overloaded),
-            stats: ds.reduce((a, x) => addStats(a, x.stats), ZERO_STATS),
-            rates: ds.reduce((a, x) => addRates(a, x.rates), ZERO_RATES),
+            stats: ds.reduce((a, x) => add(a, x.stats), ZERO_STATS),
+            rates: ds.reduce((a, x) => add(a, x.rates), ZERO_RATES),
           };
         }),
       };

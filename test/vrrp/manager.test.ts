@@ -75,17 +75,21 @@ function setup(conf = CONF) {
     bus,
   );
   /** an advert from a peer, as the raw socket would hand it over */
-  const advert = (ifname: string, vrid: number, priority: number, src: string, ttl = 255) => {
-    const vrrp = encodeVrrp({
+  /** a v2 advert from a peer (authType 2 announces AH in the VRRP header) */
+  const v2 = (vrid: number, priority: number, authType = 0) =>
+    encodeVrrp({
       version: 2,
       vrid,
       priority,
       family: 4,
       addresses: ['198.18.0.100'],
       advertInt: 1,
-      authType: 0,
+      authType,
       authData: new Uint8Array(8),
     });
+  /** an advert as the raw socket would hand it over, without AH */
+  const advert = (ifname: string, vrid: number, priority: number, src: string, ttl = 255, authType = 0) => {
+    const vrrp = v2(vrid, priority, authType);
     const ip = encodeIpv4({
       tos: 0xc0,
       totalLength: 20 + vrrp.length,
@@ -100,22 +104,17 @@ function setup(conf = CONF) {
   };
   /** the same advert inside keepalived's AH (HMAC-MD5-96 keyed with `pass`) */
   const ahAdvert = (ifname: string, vrid: number, priority: number, src: string, pass: string) => {
-    const vrrp = encodeVrrp({
-      version: 2,
-      vrid,
-      priority,
-      family: 4,
-      addresses: ['198.18.0.100'],
-      advertInt: 1,
-      authType: 2,
-      authData: new Uint8Array(8),
-    });
-    const packet = encodeAhPacket({ tos: 0xc0, id: 1, ttl: 255, src, dst: '224.0.0.18' }, 1, vrrp, pass, false);
+    const packet = encodeAhPacket(
+      { tos: 0xc0, id: 1, ttl: 255, src, dst: '224.0.0.18' },
+      1,
+      v2(vrid, priority, 2),
+      pass,
+      false,
+    );
     inject.get(ifname)!({ family: 4, packet });
   };
   const flush = () => new Promise((res) => setImmediate(res));
-  const raw = (ifname: string, packet: Uint8Array) => inject.get(ifname)!({ family: 4, packet });
-  return { m, clock, sent, advert, ahAdvert, raw, ipCommands, garps, events, flush };
+  return { m, clock, sent, advert, ahAdvert, ipCommands, garps, events, flush };
 }
 
 const state = (m: VrrpManager, name: string) => m.snapshot().find((i) => i.name === name)!.state;
@@ -227,28 +226,8 @@ test('AH: adverts with the right ICV keep it backup; a wrong key or no AH header
 
   const plain = setup(AH_CONF);
   await plain.m.start();
-  const vrrp = encodeVrrp({
-    version: 2,
-    vrid: 10,
-    priority: 150,
-    family: 4,
-    addresses: ['198.18.0.100'],
-    advertInt: 1,
-    authType: 2,
-    authData: new Uint8Array(8),
-  });
-  const ip = encodeIpv4({
-    tos: 0xc0,
-    totalLength: 20 + vrrp.length,
-    id: 1,
-    fragment: 0,
-    ttl: 255,
-    protocol: 112,
-    src: '198.18.0.2',
-    dst: '224.0.0.18',
-  });
   for (let t = 0; t < 5; t++) {
-    plain.raw('eth0', Uint8Array.from([...ip, ...vrrp]));
+    plain.advert('eth0', 10, 150, '198.18.0.2', 255, 2);
     plain.clock.advance(1000);
     await plain.flush();
   }
