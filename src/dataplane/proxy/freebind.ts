@@ -6,24 +6,26 @@
  * net.Server.listen({ fd }). Linux only; callers fall back to a plain listen when unavailable.
  */
 import { isIPv6 } from 'node:net';
-import ipaddr from 'ipaddr.js';
-import koffi from 'koffi';
-
-// linux/socket.h, linux/in.h, linux/in6.h
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_STREAM = 1;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
-const SO_REUSEADDR = 2;
-const SO_REUSEPORT = 15;
-const SOL_IP = 0;
-const IP_FREEBIND = 15;
-const SOL_IPV6 = 41;
-const IPV6_V6ONLY = 26;
-const IPV6_FREEBIND = 78;
+import {
+  AF_INET,
+  AF_INET6,
+  encodeSockaddr,
+  errno,
+  IP_FREEBIND,
+  IPV6_FREEBIND,
+  IPV6_V6ONLY,
+  loadLibc,
+  NONBLOCK_CLOEXEC,
+  SO_REUSEADDR,
+  SO_REUSEPORT,
+  SOCK_DGRAM,
+  SOCK_STREAM,
+  SOL_IP,
+  SOL_IPV6,
+  SOL_SOCKET,
+  setIntOption,
+  socketAddress,
+} from './libc.js';
 
 export interface BoundSocket {
   readonly fd: number;
@@ -36,83 +38,41 @@ export interface FreebindLib {
   close(fd: number): void;
 }
 
-interface LibcFns {
-  socket: (d: number, t: number, p: number) => number;
-  setsockopt: (fd: number, level: number, name: number, val: Buffer, len: number) => number;
-  bind: (fd: number, addr: Buffer, len: number) => number;
-  getsockname: (fd: number, addr: Buffer, len: Buffer) => number;
-  close: (fd: number) => number;
-  strerror: (e: number) => string;
-}
-
-function sockaddr(address: string, port: number): Buffer {
-  if (isIPv6(address)) {
-    const b = Buffer.alloc(28);
-    b.writeUInt16LE(AF_INET6, 0);
-    b.writeUInt16BE(port, 2);
-    ipv6Bytes(address).copy(b, 8);
-    return b;
-  }
-  const b = Buffer.alloc(16);
-  b.writeUInt16LE(AF_INET, 0);
-  b.writeUInt16BE(port, 2);
-  const parts = address.split('.').map(Number);
-  for (let i = 0; i < 4; i++) b[4 + i] = parts[i] ?? 0;
-  return b;
-}
-
-function ipv6Bytes(address: string): Buffer {
-  return Buffer.from(ipaddr.IPv6.parse(address).toByteArray());
-}
-
 /** Loads libc through koffi; null when that is impossible (non-Linux, missing library). */
 export function loadFreebind(): FreebindLib | null {
-  let fns: LibcFns;
-  try {
-    const lib = koffi.load('libc.so.6');
-    fns = {
-      socket: lib.func('int socket(int, int, int)'),
-      setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
-      bind: lib.func('int bind(int, const void *, uint32_t)'),
-      getsockname: lib.func('int getsockname(int, void *, void *)'),
-      close: lib.func('int close(int)'),
-      strerror: lib.func('const char *strerror(int)'),
-    };
-  } catch {
-    return null;
-  }
-  const one = Buffer.alloc(4);
-  one.writeInt32LE(1);
+  const libc = loadLibc();
+  if (!libc) return null;
   const fail = (fd: number, what: string): never => {
-    const e = koffi.errno();
-    if (fd >= 0) fns.close(fd);
-    const error = new Error(`${what}: ${fns.strerror(e)}`) as Error & { errno: number };
+    const e = errno();
+    if (fd >= 0) libc.close(fd);
+    const error = new Error(`${what}: ${libc.strerror(e)}`) as Error & { errno: number };
     error.errno = e;
     throw error;
   };
   return {
     bind(kind, address, port) {
       const v6 = isIPv6(address);
-      const type = (kind === 'tcp' ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
-      const fd = fns.socket(v6 ? AF_INET6 : AF_INET, type, 0);
+      const fd = libc.socket(
+        v6 ? AF_INET6 : AF_INET,
+        (kind === 'tcp' ? SOCK_STREAM : SOCK_DGRAM) | NONBLOCK_CLOEXEC,
+        0,
+      );
       if (fd < 0) fail(fd, 'socket');
-      if (fns.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4) < 0) fail(fd, 'SO_REUSEADDR');
-      if (fns.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, one, 4) < 0) fail(fd, 'SO_REUSEPORT');
+      if (!setIntOption(libc, fd, SOL_SOCKET, SO_REUSEADDR)) fail(fd, 'SO_REUSEADDR');
+      if (!setIntOption(libc, fd, SOL_SOCKET, SO_REUSEPORT)) fail(fd, 'SO_REUSEPORT');
       if (v6) {
         // a specific v6 VIP; `::` should not also take v4 traffic meant for a v4 service
-        if (fns.setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, one, 4) < 0) fail(fd, 'IPV6_V6ONLY');
-        if (fns.setsockopt(fd, SOL_IPV6, IPV6_FREEBIND, one, 4) < 0) fail(fd, 'IPV6_FREEBIND');
-      } else if (fns.setsockopt(fd, SOL_IP, IP_FREEBIND, one, 4) < 0) fail(fd, 'IP_FREEBIND');
-      const sa = sockaddr(address, port);
-      if (fns.bind(fd, sa, sa.length) < 0) fail(fd, `bind ${address}:${port}`);
-      const out = Buffer.alloc(28);
-      const len = Buffer.alloc(4);
-      len.writeUInt32LE(28);
-      if (fns.getsockname(fd, out, len) < 0) fail(fd, 'getsockname');
-      return { fd, port: out.readUInt16BE(2) };
+        if (!setIntOption(libc, fd, SOL_IPV6, IPV6_V6ONLY)) fail(fd, 'IPV6_V6ONLY');
+        if (!setIntOption(libc, fd, SOL_IPV6, IPV6_FREEBIND)) fail(fd, 'IPV6_FREEBIND');
+      } else if (!setIntOption(libc, fd, SOL_IP, IP_FREEBIND)) fail(fd, 'IP_FREEBIND');
+      const sa = encodeSockaddr(address, port);
+      if (libc.bind(fd, sa, sa.length) < 0) fail(fd, `bind ${address}:${port}`);
+      const local = socketAddress(libc, fd, 'local');
+      if (!local) fail(fd, 'getsockname');
+      return { fd, port: local?.port ?? port };
     },
     close(fd) {
-      fns.close(fd);
+      libc.close(fd);
     },
   };
 }

@@ -1,117 +1,113 @@
 /**
  * TCP virtual service: one listener, each accepted client gets the real server the table picks
  * (full NAT: a new connection from the director). Hot-path design, from the measured notes:
- * per-connection and per-chunk cost dominates, so the service drives Node's TCP handles directly
- * (handles.ts), with no stream objects, no per-connection closures and no per-connection timers.
- * Both handles point at one TcpConn through a symbol and share module-level callbacks; idle and
- * connect timeouts are checked by the service's sweep, called from one shared interval.
- * Back-pressure: at most one write is in flight per direction; while libuv still holds part of
- * it, the source handle stops reading, so a slow peer holds at most one read's worth here.
+ * per-connection and per-chunk cost dominates, so sockets are plain fds driven by the process's
+ * epoll set (poller.ts) through libc (libc.ts): per chunk one recv() into a buffer shared by the
+ * whole process and one send() from it, no object, view or callback in between. An idle
+ * connection owns no buffer; idle and connect timeouts are checked by the service's sweep.
+ * Back-pressure: bytes the destination does not take at once are copied aside (at most one
+ * read's worth per direction) and the source is not read again until they are gone.
  */
 import { type ConnHandle, type ConnState, destId, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
 import type { ListenerState } from '../port.js';
 import type { ProxyContext } from './context.js';
 import {
-  errorName,
-  loadStreamHandles,
-  type ShutdownReq,
-  type SockAddr,
-  type StreamHandles,
-  type TcpHandle,
-  UV_EOF,
-  type WriteReq,
-} from './handles.js';
+  AF_INET,
+  AF_INET6,
+  decodeSockaddr,
+  EAGAIN,
+  EINPROGRESS,
+  EINTR,
+  EMFILE,
+  ENFILE,
+  EPOLLERR,
+  EPOLLHUP,
+  EPOLLIN,
+  EPOLLOUT,
+  encodeSockaddr,
+  errno,
+  errnoName,
+  IPPROTO_TCP,
+  IPV6_V6ONLY,
+  type Libc,
+  loadLibc,
+  MSG_NOSIGNAL,
+  NONBLOCK_CLOEXEC,
+  SHUT_WR,
+  SO_REUSEADDR,
+  SOCK_STREAM,
+  SOL_IPV6,
+  SOL_SOCKET,
+  setIntOption,
+  socketAddress,
+  socketError,
+  TCP_NODELAY,
+} from './libc.js';
+import { type FdOwner, type Poller, processPoller } from './poller.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import { DestStats, moveState } from './stats.js';
 
-const kConn = Symbol('keepvs.conn');
-const kService = Symbol('keepvs.service');
-const kSource = Symbol('keepvs.source');
-const kReadBuffer = Symbol('keepvs.readBuffer');
 /** lb's Handle reports `alive === false` once the table expired or dropped the entry */
 type MaybeAlive = { readonly alive?: boolean };
-type ConnHandleTagged = TcpHandle & { [kConn]: TcpConn; [kReadBuffer]?: Buffer };
-type ServerHandle = TcpHandle & { [kService]: TcpService };
-type ConnWriteReq = WriteReq & { [kConn]: TcpConn; [kSource]: ConnHandleTagged | null };
-type ConnShutdownReq = ShutdownReq & { [kConn]: TcpConn };
 
-const H: StreamHandles | null = loadStreamHandles();
+const LIBC: Libc | null = loadLibc();
 
-/**
- * Read buffers. Every handle reads into one buffer shared by the whole process; a small read is
- * copied out at once (into a slab, see copyOut), so an idle connection owns no buffer at all and
- * no read allocates an ArrayBuffer (Node's default path allocates 64 KiB per read and shrinks it).
- * A read this large marks a bulk transfer: that handle then reads into a buffer of its own and
- * its data is written with no copy (the handle stops reading while a write from that buffer is
- * in flight). Own buffers are capped per process, so connections that once moved bulk data and
- * now idle cannot pin unbounded memory; beyond the cap they keep the shared buffer and the copy.
- */
-const BULK_READ_BYTES = 16 * 1024;
 /** 256 KiB: fewer, larger reads for one fast stream (iperf3 through 2 workers: 13.8-15.0 Gbit/s at 64 KiB, 19.0-22.3 at 256) */
 const READ_BUFFER_BYTES = 256 * 1024;
-/** at most 64 MiB of own read buffers per process */
-const MAX_READ_BUFFERS = 256;
-const FREE_READ_BUFFERS = 16;
-const SHARED_READ_BUFFER = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-const readBuffers = { live: 0, free: [] as Buffer[] };
-
-function ownReadBuffer(h: ConnHandleTagged): Buffer | undefined {
-  if (readBuffers.live >= MAX_READ_BUFFERS) return undefined;
-  const buf = readBuffers.free.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-  readBuffers.live++;
-  h[kReadBuffer] = buf;
-  return buf;
-}
-
-/** The handle is closed (its fd too, so libuv writes nothing more from the buffer): reuse it. */
-function releaseReadBuffer(h: ConnHandleTagged): void {
-  const buf = h[kReadBuffer];
-  if (!buf) return;
-  h[kReadBuffer] = undefined;
-  readBuffers.live--;
-  if (readBuffers.free.length < FREE_READ_BUFFERS) readBuffers.free.push(buf);
-}
-
+/** reads land here and are written out before the next read: one buffer per process */
+const READ_BUFFER = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
 /**
- * Copies the first n bytes of the shared buffer into a slab slice the pending write may keep.
- * Slices never overlap and a full slab is replaced, not rewritten, so a write still in flight
- * keeps its bytes (the slab lives as long as any slice of it).
+ * A read this large marks a bulk transfer: that direction then reads into a buffer of its own, so
+ * what the destination does not take at once stays where it is (no copy). Own buffers are capped
+ * per process, so connections that once moved bulk data and now idle cannot pin unbounded memory.
  */
-const SLAB_BYTES = 256 * 1024;
-let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-let slabUsed = 0;
+const BULK_READ_BYTES = 16 * 1024;
+/** at most 64 MiB of own read buffers per process */
+const MAX_OWN_BUFFERS = 256;
+const FREE_OWN_BUFFERS = 16;
+const ownBuffers = { live: 0, free: [] as Buffer[] };
 
-function copyOut(n: number): Buffer {
-  if (slabUsed + n > SLAB_BYTES) {
-    slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, n));
-    slabUsed = 0;
-  }
-  const chunk = slab.subarray(slabUsed, slabUsed + n);
-  SHARED_READ_BUFFER.copy(chunk, 0, 0, n);
-  slabUsed = (slabUsed + n + 7) & ~7;
-  return chunk;
+function takeOwnBuffer(): Buffer | null {
+  if (ownBuffers.live >= MAX_OWN_BUFFERS) return null;
+  ownBuffers.live++;
+  return ownBuffers.free.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
 }
 
-/** A write request that completed synchronously is untouched by libuv: the next write reuses it. */
-let spareWriteReq: ConnWriteReq | null = null;
+/** Only once its socket is closed: nothing reads into it or writes from it any more. */
+function giveBackOwnBuffer(b: Buffer | null): void {
+  if (!b) return;
+  ownBuffers.live--;
+  if (ownBuffers.free.length < FREE_OWN_BUFFERS) ownBuffers.free.push(b);
+}
+/** accepts per listener event: other connections' data is not kept waiting by a SYN flood */
+const ACCEPT_BATCH = 64;
+/** a listener out of fds (EMFILE) leaves the set this long; the kernel keeps the SYNs queued */
+const ACCEPT_PAUSE_MS = 100;
+const ERR_OR_HUP = EPOLLERR | EPOLLHUP;
 
-export class TcpConn {
-  readonly upstream: ConnHandleTagged;
+/** accept4 fills this with the client's address: no getpeername per connection */
+const PEER_ADDR = Buffer.alloc(28);
+const PEER_ADDR_LEN = Buffer.alloc(4);
+
+export class TcpConn implements FdOwner {
+  readonly upstream: number;
   state: ConnState | null = null;
   last: number;
   readonly started: number;
   connected = false;
   clientEnded = false;
   serverEnded = false;
-  /** a FIN was sent on that handle: it can no longer be reset (libuv refuses) */
+  /** a FIN was sent to that side (it is then closed with a FIN, not reset) */
   clientShut = false;
   upstreamShut = false;
-  shutdownsDone = 0;
   closed = false;
   failed = false;
-  /** bytes libuv still holds for a write to the client / to the real server (back-pressure) */
-  pendingToClient = 0;
-  pendingToUpstream = 0;
+  /** bytes the destination has not taken yet (back-pressure: the source is not read meanwhile) */
+  private toClient: Buffer | null = null;
+  private toUpstream: Buffer | null = null;
+  /** each direction's own read buffer once it moved bulk data (null: the shared one) */
+  private fromClientBuffer: Buffer | null = null;
+  private fromUpstreamBuffer: Buffer | null = null;
   /** traffic not yet reported to the table: flushed by the sweep and at close (no table call per chunk) */
   inPkts = 0;
   inBytes = 0;
@@ -120,13 +116,21 @@ export class TcpConn {
 
   constructor(
     readonly svc: TcpService,
-    readonly client: ConnHandleTagged,
+    readonly client: number,
     readonly handle: ConnHandle,
     readonly dest: DestStats,
-    handles: StreamHandles,
+    upstream: number,
   ) {
     this.last = this.started = svc.ctx.now;
-    this.upstream = handles.newSocket() as ConnHandleTagged;
+    this.upstream = upstream;
+  }
+
+  get pendingToClient(): number {
+    return this.toClient?.length ?? 0;
+  }
+
+  get pendingToUpstream(): number {
+    return this.toUpstream?.length ?? 0;
   }
 
   setState(s: ConnState): void {
@@ -138,7 +142,7 @@ export class TcpConn {
 
   /** Connection expired (idle, nodest, drain): both sides go away now. */
   expire(): void {
-    this.close(null);
+    this.close(-1);
   }
 
   connectFailed(): void {
@@ -150,12 +154,17 @@ export class TcpConn {
     this.close(this.client);
   }
 
-  /** Closes both handles; `reset` (if any) gets an RST instead of a FIN. */
-  close(reset: TcpHandle | null): void {
+  /** Closes both sockets; `reset` (if either) gets an RST instead of a FIN. */
+  close(reset: number): void {
     if (this.closed) return;
     this.closed = true;
-    closeHandle(this.client, reset === this.client && !this.clientShut);
-    closeHandle(this.upstream, reset === this.upstream && this.connected && !this.upstreamShut);
+    const p = this.svc.poller;
+    p.close(this.client, reset === this.client && !this.clientShut);
+    p.close(this.upstream, reset === this.upstream && this.connected && !this.upstreamShut);
+    this.toClient = this.toUpstream = null;
+    giveBackOwnBuffer(this.fromClientBuffer);
+    giveBackOwnBuffer(this.fromUpstreamBuffer);
+    this.fromClientBuffer = this.fromUpstreamBuffer = null;
     this.finish();
   }
 
@@ -182,155 +191,190 @@ export class TcpConn {
     this.dest.open.delete(this);
     this.svc.onConnGone();
   }
-}
 
-function closeHandle(h: ConnHandleTagged, reset: boolean): void {
-  // a failed reset leaves the handle marked closing in Node: only try it when it can work
-  if (!reset || h.reset() !== 0) h.close();
-  releaseReadBuffer(h);
-}
-
-function onConnection(this: ServerHandle, status: number, client?: TcpHandle): void {
-  if (status < 0 || !client) return; // e.g. EMFILE: the kernel keeps the SYN queued for later
-  this[kService].accept(client as ConnHandleTagged);
-}
-
-function onConnect(this: { [kConn]: TcpConn }, status: number): void {
-  const c = this[kConn];
-  if (c.closed) return;
-  if (status < 0) {
-    c.connectFailed();
-    return;
-  }
-  c.connected = true;
-  c.last = c.svc.ctx.now;
-  c.setState('ESTABLISHED');
-  const header = c.svc.proxyHeader(c.client);
-  if (header) write(c, c.upstream, null, header);
-  if (c.closed) return;
-  // the client is read only now: its bytes wait in the kernel until the real server can take them
-  if (c.client.readStart() < 0 || c.upstream.readStart() < 0) c.close(null);
-}
-
-/** Writes `data` to `to`; while libuv holds part of it, `source` stops reading. False: failed. */
-function write(c: TcpConn, to: ConnHandleTagged, source: ConnHandleTagged | null, data: Uint8Array): boolean {
-  const req = spareWriteReq ?? ((H as StreamHandles).newWriteReq() as ConnWriteReq);
-  spareWriteReq = null;
-  req.handle = to;
-  req.buffer = data;
-  req.oncomplete = onWriteDone;
-  req[kConn] = c;
-  req[kSource] = source;
-  const err = to.writeBuffer(req, data);
-  if (err !== 0) {
-    // the destination is gone: the source learns by a reset
-    c.close(source);
-    return false;
-  }
-  if ((H as StreamHandles).lastWriteWasAsync()) {
-    if (to === c.client) c.pendingToClient += data.length;
-    else c.pendingToUpstream += data.length;
-    source?.readStop();
-  } else {
-    req.buffer = null;
-    spareWriteReq = req;
-  }
-  return true;
-}
-
-function onWriteDone(this: ConnWriteReq, status: number): void {
-  const c = this[kConn];
-  const source = this[kSource];
-  const bytes = this.buffer?.length ?? 0;
-  this.buffer = null;
-  if (this.handle === c.client) c.pendingToClient -= bytes;
-  else c.pendingToUpstream -= bytes;
-  if (c.closed) return;
-  if (status < 0) c.close(source);
-  else if (source && source.readStart() < 0) c.close(null);
-}
-
-/**
- * Called by the handle for each read. Returns the buffer its next read should land in when that
- * changes (Node's user-buffer reader takes the return value), here when a bulk transfer starts.
- */
-function onRead(this: ConnHandleTagged): Buffer | undefined {
-  const n = (H as StreamHandles).readResult();
-  const c = this[kConn];
-  if (c.closed) return undefined;
-  const fromClient = this === c.client;
-  if (n > 0) {
-    const own = this[kReadBuffer];
-    const chunk = own === undefined ? copyOut(n) : n === own.length ? own : own.subarray(0, n);
-    c.last = c.svc.ctx.now;
-    const d = c.dest;
-    if (fromClient) {
-      c.inPkts++;
-      c.inBytes += n;
-      d.inPkts++;
-      d.inBytes += n;
-    } else {
-      c.outPkts++;
-      c.outBytes += n;
-      d.outPkts++;
-      d.outBytes += n;
+  onEvent(fd: number, events: number): void {
+    if (!this.connected) {
+      if (fd === this.upstream) this.connectDone(events);
+      return;
     }
-    // a copied chunk is safe whatever happens, but one write in flight per direction is the back-pressure
-    if (write(c, fromClient ? c.upstream : c.client, this, chunk) && own === undefined && n >= BULK_READ_BYTES)
-      return ownReadBuffer(this);
-    return undefined;
+    const fromClient = fd === this.client;
+    const other = fromClient ? this.upstream : this.client;
+    if (events & EPOLLOUT && (fromClient ? this.toClient : this.toUpstream) !== null) {
+      this.drain(fd, other);
+      if (this.closed) return;
+    }
+    if (events & (EPOLLIN | ERR_OR_HUP)) {
+      if (this.svc.poller.mask(fd) & EPOLLIN) this.readFrom(fd, other, fromClient);
+      else if (events & ERR_OR_HUP) this.hangup(fd, other);
+    }
   }
-  if (n === 0) return undefined; // nothing this time (EAGAIN): the user-buffer reader reports it
-  if (n === UV_EOF) ended(c, fromClient);
-  // ECONNRESET and friends: the other side gets a reset too
-  else c.close(fromClient ? c.upstream : c.client);
-  return undefined;
-}
 
-/** Half-close passes through: each FIN is forwarded on its own (IPVS state names as ipvsadm -Lc). */
-function ended(c: TcpConn, fromClient: boolean): void {
-  let to: ConnHandleTagged;
-  if (fromClient) {
-    c.clientEnded = true;
-    c.setState(c.serverEnded ? 'TIME_WAIT' : 'FIN_WAIT');
-    c.upstreamShut = true;
-    to = c.upstream;
-  } else {
-    c.serverEnded = true;
-    c.setState(c.clientEnded ? 'LAST_ACK' : 'CLOSE_WAIT');
-    c.clientShut = true;
-    to = c.client;
+  /**
+   * The non-blocking connect to the real server ended: writable is connected, an error or hang-up
+   * is a refusal or a reset (no SO_ERROR read on success; closes are deferred past the batch, so
+   * this event cannot belong to an earlier socket with the same number).
+   */
+  private connectDone(events: number): void {
+    if (events & ERR_OR_HUP) {
+      this.connectFailed();
+      return;
+    }
+    this.connected = true;
+    this.last = this.svc.ctx.now;
+    this.setState('ESTABLISHED');
+    const header = this.svc.proxyHeader(this.client);
+    if (header) this.send(this.upstream, this.client, header, header.length);
+    if (this.closed) return;
+    // the client is read only now: its bytes wait in the kernel until the real server can take them
+    const p = this.svc.poller;
+    p.watch(this.upstream, EPOLLIN | (this.toUpstream ? EPOLLOUT : 0), this);
+    p.watch(this.client, this.toUpstream ? 0 : EPOLLIN, this);
   }
-  // both FINs seen and nothing queued either way: close() sends the FINs itself, no shutdown round
-  // (libuv would drop queued writes on close, hence the pending check)
-  if (c.clientEnded && c.serverEnded && c.pendingToUpstream === 0 && c.pendingToClient === 0) {
-    c.close(null);
-    return;
+
+  private readFrom(fd: number, to: number, fromClient: boolean): void {
+    const libc = this.svc.libc;
+    const own = fromClient ? this.fromClientBuffer : this.fromUpstreamBuffer;
+    const buf = own ?? READ_BUFFER;
+    const n = libc.recv(fd, buf, READ_BUFFER_BYTES, 0);
+    if (n > 0) {
+      this.last = this.svc.ctx.now;
+      const d = this.dest;
+      if (fromClient) {
+        this.inPkts++;
+        this.inBytes += n;
+        d.inPkts++;
+        d.inBytes += n;
+      } else {
+        this.outPkts++;
+        this.outBytes += n;
+        d.outPkts++;
+        d.outBytes += n;
+      }
+      this.send(to, fd, buf, n);
+      if (own === null && n >= BULK_READ_BYTES && !this.closed) {
+        if (fromClient) this.fromClientBuffer = takeOwnBuffer();
+        else this.fromUpstreamBuffer = takeOwnBuffer();
+      }
+      return;
+    }
+    if (n === 0) {
+      this.ended(fromClient);
+      return;
+    }
+    const e = errno();
+    if (e === EAGAIN || e === EINTR) return;
+    // ECONNRESET and friends: the other side gets a reset too
+    this.close(to);
   }
-  // libuv sends the FIN after the writes still queued on that handle
-  const req = (H as StreamHandles).newShutdownReq() as ConnShutdownReq;
-  req.handle = to;
-  req.oncomplete = onShutdownDone;
-  req[kConn] = c;
-  if (to.shutdown(req) !== 0) shutdownDone(c);
+
+  /** Writes data[0..n) to `to`; what it does not take now is kept and `source` waits for it. */
+  private send(to: number, source: number, data: Buffer, n: number): void {
+    const libc = this.svc.libc;
+    let w = libc.send(to, data, n, MSG_NOSIGNAL);
+    if (w === n) return;
+    if (w < 0) {
+      const e = errno();
+      if (e !== EAGAIN && e !== EINTR) {
+        // the destination is gone: the source learns by a reset
+        this.close(source);
+        return;
+      }
+      w = 0;
+    }
+    // an own buffer is not read into again until the rest is gone; the shared one is, so copy
+    let rest: Buffer;
+    if (data === READ_BUFFER) {
+      rest = Buffer.allocUnsafeSlow(n - w);
+      data.copy(rest, 0, w, n);
+    } else rest = data.subarray(w, n);
+    if (to === this.client) this.toClient = rest;
+    else this.toUpstream = rest;
+    const p = this.svc.poller;
+    p.watch(source, p.mask(source) & ~EPOLLIN, this);
+    p.watch(to, p.mask(to) | EPOLLOUT, this);
+  }
+
+  /** `to` can take more: write what waits for it; once it is all gone, read `source` again. */
+  private drain(to: number, source: number): void {
+    const toClient = to === this.client;
+    const rest = (toClient ? this.toClient : this.toUpstream) as Buffer;
+    let w = this.svc.libc.send(to, rest, rest.length, MSG_NOSIGNAL);
+    if (w < 0) {
+      const e = errno();
+      if (e !== EAGAIN && e !== EINTR) {
+        this.close(source);
+        return;
+      }
+      w = 0;
+    }
+    if (w < rest.length) {
+      if (toClient) this.toClient = rest.subarray(w);
+      else this.toUpstream = rest.subarray(w);
+      return;
+    }
+    if (toClient) this.toClient = null;
+    else this.toUpstream = null;
+    const p = this.svc.poller;
+    p.watch(to, p.mask(to) & ~EPOLLOUT, this);
+    const sourceEnded = toClient ? this.serverEnded : this.clientEnded;
+    if (!sourceEnded) p.watch(source, p.mask(source) | EPOLLIN, this);
+    // a FIN that waited for these bytes goes now
+    else this.forwardFin(to);
+  }
+
+  /** Half-close passes through: each FIN is forwarded on its own (IPVS state names as ipvsadm -Lc). */
+  private ended(fromClient: boolean): void {
+    const source = fromClient ? this.client : this.upstream;
+    const to = fromClient ? this.upstream : this.client;
+    if (fromClient) {
+      this.clientEnded = true;
+      this.setState(this.serverEnded ? 'TIME_WAIT' : 'FIN_WAIT');
+    } else {
+      this.serverEnded = true;
+      this.setState(this.clientEnded ? 'LAST_ACK' : 'CLOSE_WAIT');
+    }
+    if ((fromClient ? this.toUpstream : this.toClient) === null) this.forwardFin(to);
+    if (this.closed) return;
+    // a socket at EOF stays readable: stop watching it for input
+    const p = this.svc.poller;
+    p.watch(source, p.mask(source) & ~EPOLLIN, this);
+  }
+
+  /** Sends the FIN to `to` (its source ended and nothing waits for it); both done: close. */
+  private forwardFin(to: number): void {
+    if (this.clientEnded && this.serverEnded && this.toClient === null && this.toUpstream === null) {
+      // close() sends the FINs itself, nothing left to read either way
+      if (to === this.client) this.clientShut = true;
+      else this.upstreamShut = true;
+      this.close(-1);
+      return;
+    }
+    if (to === this.client) this.clientShut = true;
+    else this.upstreamShut = true;
+    this.svc.libc.shutdown(to, SHUT_WR);
+  }
+
+  /** An error or hang-up on a socket not read now (ended, or paused by back-pressure). */
+  private hangup(fd: number, other: number): void {
+    if (socketError(this.svc.libc, fd) !== 0) {
+      this.close(other);
+      return;
+    }
+    // both directions of `fd` are over; the other side finishes on its own
+    const p = this.svc.poller;
+    p.watch(fd, p.mask(fd) & EPOLLOUT, this);
+  }
 }
 
-function onShutdownDone(this: ConnShutdownReq): void {
-  shutdownDone(this[kConn]);
-}
-
-function shutdownDone(c: TcpConn): void {
-  c.shutdownsDone++;
-  if (c.shutdownsDone === 2) c.close(null);
-}
-
-export class TcpService {
+export class TcpService implements FdOwner {
   readonly id: string;
   readonly conns = new Set<TcpConn>();
   readonly dests = new Map<string, DestStats>();
   /** address -> port -> stats: pre-resolved, no string built per connection */
   private readonly destIndex = new Map<string, Map<number, DestStats>>();
-  private server: ServerHandle | null = null;
+  /** sockaddr of each real server, encoded once */
+  private readonly sockaddrs = new WeakMap<DestStats, Buffer>();
+  private server = -1;
   listener: ListenerState = 'waiting-for-address';
   error: string | undefined;
   boundPort = 0;
@@ -340,8 +384,8 @@ export class TcpService {
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
   private readonly header: 'v1' | 'v2' | undefined;
-  /** one scratch object for getpeername/getsockname: filled and read at once */
-  private readonly addr: SockAddr = {};
+  readonly libc: Libc;
+  readonly poller: Poller;
 
   constructor(
     readonly ctx: ProxyContext,
@@ -349,6 +393,8 @@ export class TcpService {
   ) {
     this.id = serviceId(key);
     this.header = ctx.proxyProtocol(this.id);
+    this.libc = LIBC as Libc;
+    this.poller = (LIBC ? processPoller(LIBC) : null) as Poller;
   }
 
   destStats(ep: Endpoint): DestStats {
@@ -375,46 +421,39 @@ export class TcpService {
   }
 
   listen(): void {
-    if (!H) {
-      this.listenFailed('Node does not expose its TCP handles (process.binding tcp_wrap): TCP is not proxied');
+    if (!LIBC) {
+      this.listenFailed('keepvs proxies TCP through libc (koffi), which this system does not offer');
       return;
     }
+    const libc = LIBC;
     const { address } = this.key;
     const port = this.ctx.bindPort(this.id, this.key.port);
     const fb = this.ctx.freebind;
-    const server = H.newServer() as ServerHandle;
-    server[kService] = this;
-    server.onconnection = onConnection;
-    let err: number;
-    let what: string;
+    let fd: number;
     if (fb) {
-      let fd: number;
       try {
         fd = fb.bind('tcp', address, port).fd;
       } catch (e) {
-        server.close();
         this.listenFailed((e as Error).message);
         return;
       }
-      what = 'open';
-      err = server.open(fd);
-      if (err !== 0) fb.close(fd);
     } else {
-      what = 'bind';
-      err = this.key.family === 6 ? server.bind6(address, port, H.ipv6Only) : server.bind(address, port);
+      const bound = plainBind(libc, address, port);
+      if (typeof bound === 'string') {
+        this.listenFailed(`bind ${bound} ${address}:${port}`, bound);
+        return;
+      }
+      fd = bound;
     }
-    if (err === 0) {
-      what = 'listen';
-      err = server.listen(4096);
-    }
-    if (err !== 0) {
-      server.close();
-      this.listenFailed(`${what} ${errorName(err)} ${address}:${port}`, errorName(err));
+    if (libc.listen(fd, 4096) !== 0) {
+      const name = errnoName(errno());
+      libc.close(fd);
+      this.listenFailed(`listen ${name} ${address}:${port}`, name);
       return;
     }
-    this.server = server;
-    const a = this.addr;
-    this.boundPort = server.getsockname(a) === 0 ? (a.port ?? port) : port;
+    this.server = fd;
+    this.poller.watch(fd, EPOLLIN, this);
+    this.boundPort = socketAddress(libc, fd, 'local')?.port ?? port;
     this.listener = 'listening';
     this.error = undefined;
   }
@@ -434,55 +473,77 @@ export class TcpService {
     }
   }
 
-  accept(client: ConnHandleTagged): void {
-    const h = H as StreamHandles;
-    const a = this.addr;
-    if (client.getpeername(a) !== 0 || a.address === undefined) {
-      client.close();
-      return;
+  /** The listener is readable: accept what is queued (a bounded batch per event). */
+  onEvent(fd: number): void {
+    const libc = this.libc;
+    for (let i = 0; i < ACCEPT_BATCH && this.server === fd; i++) {
+      PEER_ADDR_LEN.writeUInt32LE(PEER_ADDR.length);
+      const client = libc.accept4(fd, PEER_ADDR, PEER_ADDR_LEN, NONBLOCK_CLOEXEC);
+      if (client < 0) {
+        const e = errno();
+        if (e === EMFILE || e === ENFILE) this.pauseAccepting(fd);
+        return;
+      }
+      const peer = decodeSockaddr(PEER_ADDR);
+      if (peer) this.accept(client, peer.address, peer.port);
+      else libc.close(client);
     }
-    const handle = this.ctx.table.open(this.key, { address: a.address, port: a.port ?? 0 });
+  }
+
+  private pauseAccepting(fd: number): void {
+    this.poller.watch(fd, 0, this);
+    setTimeout(() => {
+      if (this.server === fd) this.poller.watch(fd, EPOLLIN, this);
+    }, ACCEPT_PAUSE_MS).unref();
+  }
+
+  private accept(client: number, address: string, port: number): void {
+    const libc = this.libc;
+    const handle = this.ctx.table.open(this.key, { address, port });
     if (!handle) {
       // no destination: close cleanly, as IPVS would refuse the SYN
       this.noDest++;
-      client.close();
+      this.poller.close(client);
       return;
     }
     const dest = this.destStats(handle.dest);
-    const c = new TcpConn(this, client, handle, dest, h);
+    let sa = this.sockaddrs.get(dest);
+    if (!sa) {
+      sa = encodeSockaddr(handle.dest.address, handle.dest.port);
+      this.sockaddrs.set(dest, sa);
+    }
+    const upstream = libc.socket(sa.length === 28 ? AF_INET6 : AF_INET, SOCK_STREAM | NONBLOCK_CLOEXEC, 0);
+    if (upstream < 0) {
+      // out of fds: the client goes as if the real server had refused it
+      this.connectFailures++;
+      dest.connectFailures++;
+      handle.setState('CLOSE');
+      handle.close();
+      this.poller.close(client, true);
+      return;
+    }
+    const c = new TcpConn(this, client, handle, dest, upstream);
     dest.conns++;
-    const upstream = c.upstream;
-    client[kConn] = c;
-    upstream[kConn] = c;
-    client.onread = onRead;
-    upstream.onread = onRead;
-    client.useUserBuffer(SHARED_READ_BUFFER);
-    upstream.useUserBuffer(SHARED_READ_BUFFER);
     this.conns.add(c);
     dest.open.add(c);
     c.setState('SYN_RECV');
-    client.setNoDelay(true);
-    upstream.setNoDelay(true);
-    const req = h.newConnectReq();
-    req.oncomplete = onConnect;
-    req.address = handle.dest.address;
-    req.port = handle.dest.port;
-    req[kConn] = c;
-    const family6 = handle.dest.address.includes(':');
-    const err = family6
-      ? upstream.connect6(req, handle.dest.address, handle.dest.port)
-      : upstream.connect(req, handle.dest.address, handle.dest.port);
-    if (err !== 0) c.connectFailed();
+    setIntOption(libc, client, IPPROTO_TCP, TCP_NODELAY);
+    setIntOption(libc, upstream, IPPROTO_TCP, TCP_NODELAY);
+    if (libc.connect(upstream, sa, sa.length) === 0) {
+      this.poller.watch(upstream, EPOLLOUT, c);
+      return;
+    }
+    const e = errno();
+    if (e === EINPROGRESS) this.poller.watch(upstream, EPOLLOUT, c);
+    else c.connectFailed();
   }
 
   /** The PROXY protocol header for this client, when the service sends one. */
-  proxyHeader(client: TcpHandle): Buffer | null {
+  proxyHeader(client: number): Buffer | null {
     if (!this.header) return null;
-    const peer: SockAddr = {};
-    const local: SockAddr = {};
-    client.getpeername(peer);
-    client.getsockname(local);
-    const args = [peer.address ?? '', peer.port ?? 0, local.address ?? '', local.port ?? 0] as const;
+    const peer = socketAddress(this.libc, client, 'peer');
+    const local = socketAddress(this.libc, client, 'local');
+    const args = [peer?.address ?? '', peer?.port ?? 0, local?.address ?? '', local?.port ?? 0] as const;
     return this.header === 'v1' ? proxyV1(...args) : proxyV2('tcp', ...args);
   }
 
@@ -514,8 +575,8 @@ export class TcpService {
   private startClose(drainMs: number): Promise<void> {
     if (this.retry) clearTimeout(this.retry);
     this.listener = 'draining';
-    this.server?.close();
-    this.server = null;
+    if (this.server >= 0) this.poller.close(this.server);
+    this.server = -1;
     if (this.conns.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(() => {
@@ -535,4 +596,19 @@ export class TcpService {
       d.conns = d.inPkts = d.outPkts = d.inBytes = d.outBytes = d.connectFailures = 0;
     }
   }
+}
+
+/** A listening socket bound without IP_FREEBIND (as Node would), or the errno name of the failure. */
+function plainBind(libc: Libc, address: string, port: number): number | string {
+  const sa = encodeSockaddr(address, port);
+  const fd = libc.socket(sa.length === 28 ? AF_INET6 : AF_INET, SOCK_STREAM | NONBLOCK_CLOEXEC, 0);
+  if (fd < 0) return errnoName(errno());
+  setIntOption(libc, fd, SOL_SOCKET, SO_REUSEADDR);
+  if (sa.length === 28) setIntOption(libc, fd, SOL_IPV6, IPV6_V6ONLY);
+  if (libc.bind(fd, sa, sa.length) !== 0) {
+    const name = errnoName(errno());
+    libc.close(fd);
+    return name;
+  }
+  return fd;
 }

@@ -1,0 +1,189 @@
+/**
+ * The socket and epoll calls of the proxy data plane, straight from libc through koffi (an FFI
+ * made for calling C libraries from Node). Linux only. Every function returns what libc returns
+ * (-1 on failure, errno then in `errno()`); no exceptions on the hot path.
+ *
+ * Why libc and not Node's sockets: per request, a proxy does one read and one write per direction;
+ * Node adds a C++-to-JS callback, a handle object and a view per chunk on top, which measured as
+ * the difference between keepvs and HAProxy (docs/dataplane.md, "Fast path").
+ */
+import { isIPv6 } from 'node:net';
+import { constants } from 'node:os';
+import ipaddr from 'ipaddr.js';
+import koffi from 'koffi';
+
+// linux/socket.h, linux/in.h, linux/in6.h, linux/tcp.h, sys/epoll.h, asm-generic/errno.h
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+/** SOCK_NONBLOCK | SOCK_CLOEXEC, also accept4's and pipe2's flags */
+export const NONBLOCK_CLOEXEC = 0o4000 | 0o2000000;
+export const EPOLL_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
+export const SO_ERROR = 4;
+export const SO_LINGER = 13;
+export const SO_REUSEPORT = 15;
+export const SOL_IP = 0;
+export const IP_FREEBIND = 15;
+export const SOL_IPV6 = 41;
+export const IPV6_V6ONLY = 26;
+export const IPV6_FREEBIND = 78;
+export const IPPROTO_TCP = 6;
+export const TCP_NODELAY = 1;
+export const SHUT_WR = 1;
+/** a write to a reset peer fails with EPIPE instead of raising SIGPIPE */
+export const MSG_NOSIGNAL = 0x4000;
+export const EPOLLIN = 0x1;
+export const EPOLLOUT = 0x4;
+export const EPOLLERR = 0x8;
+export const EPOLLHUP = 0x10;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+export const EPOLL_CTL_MOD = 3;
+/** struct epoll_event is packed on x86-64: u32 events, u64 data (we keep the fd in its low half) */
+export const EPOLL_EVENT_BYTES = 12;
+export const EAGAIN = constants.errno.EAGAIN;
+export const EINPROGRESS = constants.errno.EINPROGRESS;
+export const EINTR = constants.errno.EINTR;
+export const EMFILE = constants.errno.EMFILE;
+export const ENFILE = constants.errno.ENFILE;
+export const EADDRNOTAVAIL = constants.errno.EADDRNOTAVAIL;
+
+export interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, len: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Buffer, len: Buffer): number;
+  bind(fd: number, addr: Buffer, len: number): number;
+  listen(fd: number, backlog: number): number;
+  accept4(fd: number, addr: Buffer | null, len: Buffer | null, flags: number): number;
+  connect(fd: number, addr: Buffer, len: number): number;
+  getsockname(fd: number, addr: Buffer, len: Buffer): number;
+  getpeername(fd: number, addr: Buffer, len: Buffer): number;
+  recv(fd: number, buf: Buffer, len: number, flags: number): number;
+  send(fd: number, buf: Buffer, len: number, flags: number): number;
+  shutdown(fd: number, how: number): number;
+  close(fd: number): number;
+  pipe2(fds: Int32Array, flags: number): number;
+  epoll_create1(flags: number): number;
+  epoll_ctl(epfd: number, op: number, fd: number, event: Buffer): number;
+  epoll_wait(epfd: number, events: Buffer, max: number, timeoutMs: number): number;
+  strerror(errnum: number): string;
+}
+
+let loaded: Libc | null | undefined;
+
+/** libc through koffi, or null where that is impossible (not Linux, no koffi build). */
+export function loadLibc(): Libc | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (process.platform !== 'linux') return null;
+  try {
+    const lib = koffi.load('libc.so.6');
+    loaded = {
+      socket: lib.func('int socket(int, int, int)'),
+      setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
+      getsockopt: lib.func('int getsockopt(int, int, int, void *, void *)'),
+      bind: lib.func('int bind(int, const void *, uint32_t)'),
+      listen: lib.func('int listen(int, int)'),
+      accept4: lib.func('int accept4(int, void *, void *, int)'),
+      connect: lib.func('int connect(int, const void *, uint32_t)'),
+      getsockname: lib.func('int getsockname(int, void *, void *)'),
+      getpeername: lib.func('int getpeername(int, void *, void *)'),
+      recv: lib.func('long recv(int, void *, unsigned long, int)'),
+      send: lib.func('long send(int, const void *, unsigned long, int)'),
+      shutdown: lib.func('int shutdown(int, int)'),
+      close: lib.func('int close(int)'),
+      pipe2: lib.func('int pipe2(int *, int)'),
+      epoll_create1: lib.func('int epoll_create1(int)'),
+      epoll_ctl: lib.func('int epoll_ctl(int, int, int, void *)'),
+      epoll_wait: lib.func('int epoll_wait(int, void *, int, int)'),
+      strerror: lib.func('const char *strerror(int)'),
+    } as Libc;
+  } catch {
+    loaded = null;
+  }
+  return loaded;
+}
+
+/** errno of the last failed call */
+export function errno(): number {
+  return koffi.errno();
+}
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+/** 'EADDRINUSE' for its number (as Node names system errors) */
+export function errnoName(e: number): string {
+  return ERRNO_NAMES.get(e) ?? `errno ${e}`;
+}
+
+/** One int option value, reused (setsockopt copies it). */
+const INT_ONE = Buffer.alloc(4);
+INT_ONE.writeInt32LE(1);
+
+export function setIntOption(libc: Libc, fd: number, level: number, name: number): boolean {
+  return libc.setsockopt(fd, level, name, INT_ONE, 4) === 0;
+}
+
+/** struct linger { on = 1, linger = 0 }: close() then sends an RST instead of a FIN */
+const LINGER_ZERO = Buffer.alloc(8);
+LINGER_ZERO.writeInt32LE(1, 0);
+
+export function setLingerZero(libc: Libc, fd: number): void {
+  libc.setsockopt(fd, SOL_SOCKET, SO_LINGER, LINGER_ZERO, 8);
+}
+
+/** struct sockaddr_in / sockaddr_in6 for an address and port */
+export function encodeSockaddr(address: string, port: number): Buffer {
+  if (isIPv6(address)) {
+    const b = Buffer.alloc(28);
+    b.writeUInt16LE(AF_INET6, 0);
+    b.writeUInt16BE(port, 2);
+    Buffer.from(ipaddr.IPv6.parse(address).toByteArray()).copy(b, 8);
+    return b;
+  }
+  const b = Buffer.alloc(16);
+  b.writeUInt16LE(AF_INET, 0);
+  b.writeUInt16BE(port, 2);
+  const parts = address.split('.');
+  for (let i = 0; i < 4; i++) b[4 + i] = Number(parts[i] ?? 0);
+  return b;
+}
+
+export interface SocketAddress {
+  address: string;
+  port: number;
+}
+
+/** Reads back a sockaddr filled by the kernel (IPv6 in its compact form, as Node prints it). */
+export function decodeSockaddr(b: Buffer): SocketAddress | null {
+  const family = b.readUInt16LE(0);
+  const port = b.readUInt16BE(2);
+  if (family === AF_INET) return { address: `${b[4]}.${b[5]}.${b[6]}.${b[7]}`, port };
+  if (family === AF_INET6) {
+    return { address: ipaddr.fromByteArray([...b.subarray(8, 24)]).toString(), port };
+  }
+  return null;
+}
+
+const ADDR_BUF = Buffer.alloc(28);
+const ADDR_LEN = Buffer.alloc(4);
+
+/** getpeername/getsockname as an address, or null (e.g. the peer already reset) */
+export function socketAddress(libc: Libc, fd: number, which: 'peer' | 'local'): SocketAddress | null {
+  ADDR_LEN.writeUInt32LE(ADDR_BUF.length);
+  const r = which === 'peer' ? libc.getpeername(fd, ADDR_BUF, ADDR_LEN) : libc.getsockname(fd, ADDR_BUF, ADDR_LEN);
+  return r === 0 ? decodeSockaddr(ADDR_BUF) : null;
+}
+
+const ERR_BUF = Buffer.alloc(4);
+const ERR_LEN = Buffer.alloc(4);
+
+/** SO_ERROR: the outcome of a non-blocking connect (0 = connected) */
+export function socketError(libc: Libc, fd: number): number {
+  ERR_LEN.writeUInt32LE(4);
+  if (libc.getsockopt(fd, SOL_SOCKET, SO_ERROR, ERR_BUF, ERR_LEN) !== 0) return errno();
+  return ERR_BUF.readInt32LE(0);
+}
