@@ -248,14 +248,15 @@ listen iperf
     row[metric] ??= [];
     row[metric].push(v);
   };
+  // idle memory first, on fresh processes: after load, heaps shrink and the table's closed
+  // connection entries expire while the idle connections are counted (RSS falls, figures go negative)
+  const idle: Record<string, { total: number; marginal: number }> = {};
+  for (const p of paths.slice(1)) idle[p.name] = await idleMemory(p.http, p.pids);
   // warm-up (JIT, pools) for every path: a daemon serves warm; not measured
   for (const p of paths) {
     await wrk(`http://127.0.0.1:${p.http}/small`, 64, false, 3);
     await wrk(`http://127.0.0.1:${p.http}/small`, 64, true, 2);
   }
-  // idle memory first, before load has grown heaps and buffers
-  const idle: Record<string, { total: number; marginal: number }> = {};
-  for (const p of paths.slice(1)) idle[p.name] = await idleMemory(p.http, p.pids);
   for (let round = 0; round < ROUNDS; round++) {
     for (const p of paths) {
       const t0 = cpuTicks(p.pids);

@@ -80,6 +80,16 @@ export class Poller {
     this.masks[fd] = mask;
   }
 
+  /** how many fds are in the set (0: the poller is not driving) */
+  get watching(): number {
+    return this.registered;
+  }
+
+  /** libuv's epoll fd was found and is in the set (the wait may block) */
+  get nested(): boolean {
+    return this.libuvFd >= 0;
+  }
+
   mask(fd: number): number {
     return this.masks[fd] ?? 0;
   }
