@@ -315,11 +315,18 @@ export class TcpConn implements FdOwner {
     if (toClient) this.toClient = null;
     else this.toUpstream = null;
     const p = this.svc.poller;
+    if (toClient ? this.serverEnded : this.clientEnded) {
+      p.watch(to, p.mask(to) & ~EPOLLOUT, this);
+      // a FIN that waited for these bytes goes now
+      this.forwardFin(to);
+      return;
+    }
+    // a paused source most likely has more: read it now, not after another wait; if `to` cannot
+    // take all of it again, both stay as they are (no epoll change in a steady bulk transfer)
+    this.readFrom(source, to, !toClient);
+    if (this.closed || (toClient ? this.toClient : this.toUpstream) !== null) return;
     p.watch(to, p.mask(to) & ~EPOLLOUT, this);
-    const sourceEnded = toClient ? this.serverEnded : this.clientEnded;
-    if (!sourceEnded) p.watch(source, p.mask(source) | EPOLLIN, this);
-    // a FIN that waited for these bytes goes now
-    else this.forwardFin(to);
+    if (!(toClient ? this.serverEnded : this.clientEnded)) p.watch(source, p.mask(source) | EPOLLIN, this);
   }
 
   /** Half-close passes through: each FIN is forwarded on its own (IPVS state names as ipvsadm -Lc). */
