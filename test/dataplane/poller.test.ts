@@ -9,7 +9,7 @@ import { processPoller } from '../../src/dataplane/proxy/poller.js';
 import { FakeTable } from './fake-table.js';
 import { addOps, tcpKey, waitFor } from './helpers.js';
 
-test('sockaddr encoding round-trips IPv4 and IPv6 (compact form, as Node prints it)', () => {
+test('sockaddr encoding round-trips IPv4 and IPv6 (compact form, as Node prints it), with scope ids', () => {
   for (const [address, port] of [
     ['127.0.0.1', 80],
     ['10.1.2.3', 65535],
@@ -20,6 +20,10 @@ test('sockaddr encoding round-trips IPv4 and IPv6 (compact form, as Node prints 
     assert.equal(b.length, address.includes(':') ? 28 : 16);
     assert.deepEqual(decodeSockaddr(b), { address, port });
   }
+  // a link-local real server carries its interface as sin6_scope_id
+  const zoned = encodeSockaddr('fe80::1%7', 80);
+  assert.equal(zoned.readUInt32LE(24), 7);
+  assert.deepEqual(decodeSockaddr(zoned), { address: 'fe80::1', port: 80 });
   assert.equal(errnoName(constants.errno.EADDRINUSE), 'EADDRINUSE');
 });
 

@@ -223,6 +223,31 @@ test('no destination: the client is closed at once and the refusal is counted', 
   }
 });
 
+test('a table that throws on one connection costs that client only: reset, reported, next one served', async () => {
+  const a = await realServer((s) => s.end('ok'));
+  const { dp, port, table } = await setup([a.port]);
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  const open = table.open.bind(table);
+  let failures = 1;
+  table.open = (key, client) => {
+    if (failures-- > 0) throw new Error('table bug');
+    return open(key, client);
+  };
+  try {
+    // the reset may arrive before Node reports the connect
+    assert.equal(await outcome(net.connect(port, '127.0.0.1')), 'reset');
+    const good = await connect(port);
+    assert.equal(String(await readAll(good)), 'ok');
+    await waitFor(() => warnings.some((m) => m.includes('table bug')), 2000, 'warning');
+  } finally {
+    process.off('warning', onWarning);
+    await dp.stop(0);
+    await a.close();
+  }
+});
+
 test('weight 0 keeps established connections and sends new ones elsewhere (table decides)', async () => {
   const a = await realServer();
   const b = await realServer((s) => s.end('b'));

@@ -8,7 +8,7 @@
  * the difference between keepvs and HAProxy (docs/dataplane.md, "Fast path").
  */
 import { isIPv6 } from 'node:net';
-import { constants } from 'node:os';
+import { constants, networkInterfaces } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import koffi from 'koffi';
 
@@ -137,11 +137,14 @@ export function setLingerZero(libc: Libc, fd: number): void {
 
 /** struct sockaddr_in / sockaddr_in6 for an address and port */
 export function encodeSockaddr(address: string, port: number): Buffer {
-  if (isIPv6(address)) {
+  const zoned = address.indexOf('%');
+  if (isIPv6(zoned < 0 ? address : address.slice(0, zoned))) {
     const b = Buffer.alloc(28);
     b.writeUInt16LE(AF_INET6, 0);
     b.writeUInt16BE(port, 2);
-    Buffer.from(ipaddr.IPv6.parse(address).toByteArray()).copy(b, 8);
+    Buffer.from(ipaddr.IPv6.parse(zoned < 0 ? address : address.slice(0, zoned)).toByteArray()).copy(b, 8);
+    // a link-local real server (fe80::1%eth0): sin6_scope_id is the interface's index
+    if (zoned >= 0) b.writeUInt32LE(scopeId(address.slice(zoned + 1)), 24);
     return b;
   }
   const b = Buffer.alloc(16);
@@ -150,6 +153,12 @@ export function encodeSockaddr(address: string, port: number): Buffer {
   const parts = address.split('.');
   for (let i = 0; i < 4; i++) b[4 + i] = Number(parts[i] ?? 0);
   return b;
+}
+
+/** An interface name or number as the index the kernel wants (0 when unknown: connect fails). */
+function scopeId(zone: string): number {
+  if (/^\d+$/.test(zone)) return Number(zone);
+  return networkInterfaces()[zone]?.find((a) => a.family === 'IPv6' && a.scopeid)?.scopeid ?? 0;
 }
 
 export interface SocketAddress {

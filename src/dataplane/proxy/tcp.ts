@@ -506,7 +506,14 @@ export class TcpService implements FdOwner {
 
   private accept(client: number, address: string, port: number): void {
     const libc = this.libc;
-    const handle = this.ctx.table.open(this.key, { address, port });
+    let handle: ConnHandle | null;
+    try {
+      handle = this.ctx.table.open(this.key, { address, port });
+    } catch (e) {
+      // the poller reports it; the client must not leak
+      this.poller.close(client, true);
+      throw e;
+    }
     if (!handle) {
       // no destination: close cleanly, as IPVS would refuse the SYN
       this.noDest++;
