@@ -258,7 +258,9 @@ listen iperf
     await wrk(`http://127.0.0.1:${p.http}/small`, 64, true, 2);
   }
   for (let round = 0; round < ROUNDS; round++) {
-    for (const p of paths) {
+    // each round starts with another path, so no path always runs right after the same one
+    const order = paths.map((_, i) => paths[(i + round) % paths.length]!);
+    for (const p of order) {
       const t0 = cpuTicks(p.pids);
       const ka = await wrk(`http://127.0.0.1:${p.http}/small`, 64, false);
       const cpuKa = ((cpuTicks(p.pids) - t0) / HZ) * 1e6;
@@ -290,7 +292,7 @@ listen iperf
     `# keepvs data-plane benchmark, ${new Date().toISOString()}, ${hostname()}, ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}`,
   );
   console.log(
-    `# ${ROUNDS} interleaved rounds, ${DURATION}s each, medians; keepvs ${WORKERS} workers, HAProxy nbthread ${WORKERS} tune.bufsize 65536, nginx 1 worker; wrk -t1 -c64 (bulk -c16)`,
+    `# ${ROUNDS} interleaved rounds (order rotated each round), ${DURATION}s each, medians; keepvs ${WORKERS} workers, HAProxy nbthread ${WORKERS} tune.bufsize 65536, nginx 1 worker; wrk -t1 -c64 (bulk -c16)`,
   );
   console.log('| metric | direct | keepvs | HAProxy | keepvs/HAProxy | keepvs/direct |');
   console.log('| --- | --- | --- | --- | --- | --- |');
