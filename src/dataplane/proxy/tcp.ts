@@ -199,7 +199,7 @@ export class TcpConn implements FdOwner {
     }
     const fromClient = fd === this.client;
     const other = fromClient ? this.upstream : this.client;
-    if (events & EPOLLOUT && (fromClient ? this.toClient : this.toUpstream) !== null) {
+    if (events & EPOLLOUT && this.pending(fd) !== null) {
       this.drain(fd, other);
       if (this.closed) return;
     }
@@ -269,26 +269,15 @@ export class TcpConn implements FdOwner {
 
   /** Writes data[0..n) to `to`; what it does not take now is kept and `source` waits for it. */
   private send(to: number, source: number, data: Buffer, n: number): void {
-    const libc = this.svc.libc;
-    let w = libc.send(to, data, n, MSG_NOSIGNAL);
-    if (w === n) return;
-    if (w < 0) {
-      const e = errno();
-      if (e !== EAGAIN && e !== EINTR) {
-        // the destination is gone: the source learns by a reset
-        this.close(source);
-        return;
-      }
-      w = 0;
-    }
+    const w = this.sendNow(to, source, data, n);
+    if (w === n || w < 0) return;
     // an own buffer is not read into again until the rest is gone; the shared one is, so copy
     let rest: Buffer;
     if (data === READ_BUFFER) {
       rest = Buffer.allocUnsafeSlow(n - w);
       data.copy(rest, 0, w, n);
     } else rest = data.subarray(w, n);
-    if (to === this.client) this.toClient = rest;
-    else this.toUpstream = rest;
+    this.setPending(to, rest);
     const p = this.svc.poller;
     p.watch(source, p.mask(source) & ~EPOLLIN, this);
     p.watch(to, p.mask(to) | EPOLLOUT, this);
@@ -296,26 +285,16 @@ export class TcpConn implements FdOwner {
 
   /** `to` can take more: write what waits for it; once it is all gone, read `source` again. */
   private drain(to: number, source: number): void {
-    const toClient = to === this.client;
-    const rest = (toClient ? this.toClient : this.toUpstream) as Buffer;
-    let w = this.svc.libc.send(to, rest, rest.length, MSG_NOSIGNAL);
-    if (w < 0) {
-      const e = errno();
-      if (e !== EAGAIN && e !== EINTR) {
-        this.close(source);
-        return;
-      }
-      w = 0;
-    }
+    const rest = this.pending(to) as Buffer;
+    const w = this.sendNow(to, source, rest, rest.length);
+    if (w < 0) return;
     if (w < rest.length) {
-      if (toClient) this.toClient = rest.subarray(w);
-      else this.toUpstream = rest.subarray(w);
+      this.setPending(to, rest.subarray(w));
       return;
     }
-    if (toClient) this.toClient = null;
-    else this.toUpstream = null;
+    this.setPending(to, null);
     const p = this.svc.poller;
-    if (toClient ? this.serverEnded : this.clientEnded) {
+    if (this.hasEnded(source)) {
       p.watch(to, p.mask(to) & ~EPOLLOUT, this);
       // a FIN that waited for these bytes goes now
       this.forwardFin(to);
@@ -323,10 +302,36 @@ export class TcpConn implements FdOwner {
     }
     // a paused source most likely has more: read it now, not after another wait; if `to` cannot
     // take all of it again, both stay as they are (no epoll change in a steady bulk transfer)
-    this.readFrom(source, to, !toClient);
-    if (this.closed || (toClient ? this.toClient : this.toUpstream) !== null) return;
+    this.readFrom(source, to, source === this.client);
+    if (this.closed || this.pending(to) !== null) return;
     p.watch(to, p.mask(to) & ~EPOLLOUT, this);
-    if (!(toClient ? this.serverEnded : this.clientEnded)) p.watch(source, p.mask(source) | EPOLLIN, this);
+    if (!this.hasEnded(source)) p.watch(source, p.mask(source) | EPOLLIN, this);
+  }
+
+  /** send() what `to` takes now: the byte count, or -1 when `to` failed (the connection is then closed, `source` reset). */
+  private sendNow(to: number, source: number, data: Buffer, n: number): number {
+    const w = this.svc.libc.send(to, data, n, MSG_NOSIGNAL);
+    if (w >= 0) return w;
+    const e = errno();
+    if (e === EAGAIN || e === EINTR) return 0;
+    // the destination is gone: the source learns by a reset
+    this.close(source);
+    return -1;
+  }
+
+  /** that side's FIN was read */
+  private hasEnded(side: number): boolean {
+    return side === this.client ? this.clientEnded : this.serverEnded;
+  }
+
+  /** bytes waiting for `to` (null: none) */
+  private pending(to: number): Buffer | null {
+    return to === this.client ? this.toClient : this.toUpstream;
+  }
+
+  private setPending(to: number, rest: Buffer | null): void {
+    if (to === this.client) this.toClient = rest;
+    else this.toUpstream = rest;
   }
 
   /** Half-close passes through: each FIN is forwarded on its own (IPVS state names as ipvsadm -Lc). */
@@ -340,7 +345,7 @@ export class TcpConn implements FdOwner {
       this.serverEnded = true;
       this.setState(this.clientEnded ? 'LAST_ACK' : 'CLOSE_WAIT');
     }
-    if ((fromClient ? this.toUpstream : this.toClient) === null) this.forwardFin(to);
+    if (this.pending(to) === null) this.forwardFin(to);
     if (this.closed) return;
     // a socket at EOF stays readable: stop watching it for input
     const p = this.svc.poller;
