@@ -6,7 +6,7 @@
 import { CheckManager, type CheckManagerSnapshot } from '../check/manager.js';
 import type { Config } from '../config/model.js';
 import { MemoryDataPlane } from '../dataplane/memory.js';
-import type { DataPlane, DataPlaneSnapshot } from '../dataplane/port.js';
+import type { DataPlane, DataPlaneSnapshot, NodestPolicy } from '../dataplane/port.js';
 import { ClusterDataPlane } from '../dataplane/proxy/cluster.js';
 import { ProxyDataPlane } from '../dataplane/proxy/engine.js';
 import { LB_REPLICA_MODULE } from '../dataplane/proxy/lb-replica.js';
@@ -54,6 +54,9 @@ export interface LvsSnapshot {
   readonly dataplane: DataPlaneSnapshot;
 }
 
+/** The proxy's side of expire_nodest_conn, as the table is given it. */
+const nodestPolicy = (deps: LvsServiceDeps): NodestPolicy => (deps.expireNodestConn ? 'close' : 'keep');
+
 export class LvsService {
   readonly table: LbTable;
   private dp: DataPlane;
@@ -79,7 +82,7 @@ export class LvsService {
       ? deps.dataplane(this.table)
       : (deps.dataplaneWorkers ?? 1) > 1
         ? new MemoryDataPlane()
-        : new ProxyDataPlane(this.table, { expireNodestConn: deps.expireNodestConn ? 'close' : 'keep' });
+        : new ProxyDataPlane(this.table, { expireNodestConn: nodestPolicy(deps) });
     this.checks = new CheckManager({
       config,
       clock: deps.clock,
@@ -102,7 +105,7 @@ export class LvsService {
       this.cluster = await ClusterDataPlane.start({
         workers,
         tableModule: LB_REPLICA_MODULE,
-        expireNodestConn: this.deps.expireNodestConn ? 'close' : 'keep',
+        expireNodestConn: nodestPolicy(this.deps),
         replay: () => this.replayOps(),
         onWorkerExit: (index, code, signal) =>
           this.deps.logger.log(

@@ -1,6 +1,6 @@
 /** A recording fake DataPlane (seesaw's dummy NCC): remembers ops and keeps a listener per service. */
 import { type ServiceKey, serviceId, type TableOp } from '../lb/types.js';
-import type { DataPlane, DataPlaneServiceSnapshot, DataPlaneSnapshot } from './port.js';
+import { type DataPlane, type DataPlaneServiceSnapshot, type DataPlaneSnapshot, quietDestSnapshot } from './port.js';
 
 export class MemoryDataPlane implements DataPlane {
   readonly applied: TableOp[] = [];
@@ -47,19 +47,7 @@ export class MemoryDataPlane implements DataPlane {
       noDest: 0,
       connectFailures: 0,
       open: 0,
-      dests: [...s.dests.entries()].map(([did, d]) => ({
-        id: did,
-        address: d.address,
-        port: d.port,
-        activeConns: 0,
-        inactConns: 0,
-        conns: 0,
-        inPkts: 0,
-        outPkts: 0,
-        inBytes: 0,
-        outBytes: 0,
-        connectFailures: 0,
-      })),
+      dests: [...s.dests.entries()].map(([did, d]) => quietDestSnapshot(did, d)),
     }));
     return { kind: 'memory', workers: 1, services, diagnostics: [] };
   }

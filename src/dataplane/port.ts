@@ -19,6 +19,23 @@ export interface DataPlaneDestSnapshot extends Endpoint {
   readonly connectFailures: number;
 }
 
+/** A destination with no traffic counted (yet): only the connection counts given. */
+export function quietDestSnapshot(id: string, ep: Endpoint, activeConns = 0, inactConns = 0): DataPlaneDestSnapshot {
+  return {
+    id,
+    address: ep.address,
+    port: ep.port,
+    activeConns,
+    inactConns,
+    conns: 0,
+    inPkts: 0,
+    outPkts: 0,
+    inBytes: 0,
+    outBytes: 0,
+    connectFailures: 0,
+  };
+}
+
 export type ListenerState = 'listening' | 'waiting-for-address' | 'failed' | 'draining';
 
 export interface DataPlaneServiceSnapshot {

@@ -1,7 +1,7 @@
 /** What the cluster primary tells each proxy worker about the connections the others hold. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { DataPlaneSnapshot } from '../../src/dataplane/port.js';
+import { type DataPlaneSnapshot, quietDestSnapshot } from '../../src/dataplane/port.js';
 import { peerLoadsFor } from '../../src/dataplane/proxy/cluster.js';
 import { serviceId } from '../../src/lb/types.js';
 import { tcpKey } from './helpers.js';
@@ -23,19 +23,9 @@ function report(dests: Record<number, [active: number, inact: number]>): DataPla
         noDest: 0,
         connectFailures: 0,
         open: 0,
-        dests: Object.entries(dests).map(([port, [activeConns, inactConns]]) => ({
-          id: `198.18.1.1:${port}`,
-          address: '198.18.1.1',
-          port: Number(port),
-          activeConns,
-          inactConns,
-          conns: 0,
-          inPkts: 0,
-          outPkts: 0,
-          inBytes: 0,
-          outBytes: 0,
-          connectFailures: 0,
-        })),
+        dests: Object.entries(dests).map(([port, [active, inact]]) =>
+          quietDestSnapshot(`198.18.1.1:${port}`, { address: '198.18.1.1', port: Number(port) }, active, inact),
+        ),
       },
     ],
   };
