@@ -61,7 +61,7 @@ function main(argv: readonly string[]): number | Promise<number> {
       const configFile = resolve(opts.useFile);
       const configId = opts.configId ?? hostname().split('.')[0];
       const load = () => loadConfig(configFile, { fs: io.fs, configId, env: io.env });
-      return import('../daemon/main.js').then((m) => m.runDaemon(m.daemonOptions(opts, configFile), load, configId));
+      return import('../daemon/main.js').then((m) => m.runDaemon(m.daemonOptions(opts, configFile), load));
     }
   }
 }

@@ -142,7 +142,7 @@ export async function runDemo(options: KeepvsOptions): Promise<number> {
     api: o.api === null ? null : (api ?? null),
   };
   const load = () => loadConfig(configFile, { fs: new NodeConfigFs(), configId: 'demo' });
-  const h = await startDaemon(opts, load, 'demo');
+  const h = await startDaemon(opts, load);
   if (typeof h === 'number') return h;
   say('keepvs demo');
   say(`  real servers : ${rsPorts.map((p, i) => `rs${i + 1}=127.0.0.1:${p}`).join('  ')}`);

@@ -1,5 +1,6 @@
 /** Messages between the supervisor and its workers (child_process IPC). */
 import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
+import type { Config } from '../config/model.js';
 import type { KeepvsEvent } from '../util/events.js';
 import type { LogLevel } from '../util/logger.js';
 import type { LvsSnapshot } from './lvs-service.js';
@@ -8,8 +9,12 @@ export type WorkerRole = 'lvs' | 'vrrp';
 
 export interface WorkerInit {
   readonly role: WorkerRole;
-  readonly configFile: string;
-  readonly configId: string;
+  /**
+   * The supervisor's last good configuration, resolved. Workers never re-read the file: a broken
+   * edit on disk must not stop a worker that restarts after a crash (keepalived's children read
+   * the parent's copy since 2.2.0).
+   */
+  readonly config: Config;
   readonly socket: string;
   readonly logDetail: boolean;
   readonly dataplaneWorkers: number;
@@ -17,7 +22,7 @@ export interface WorkerInit {
 
 export type ToWorker =
   | { readonly type: 'init'; readonly init: WorkerInit }
-  | { readonly type: 'reload' }
+  | { readonly type: 'reload'; readonly config: Config }
   | { readonly type: 'stop'; readonly drainMs: number }
   | { readonly type: 'admin'; readonly id: number; readonly action: AdminAction };
 

@@ -14,7 +14,7 @@ import { buildApi } from '../api/server.js';
 import type { AdminAction, DaemonStatus, StatusSource, VrrpInstanceStatus, WorkerStatus } from '../api/types.js';
 import type { KeepvsOptions } from '../cli/keepvs-args.js';
 import { formatDiagnostic } from '../config/format.js';
-import type { LoadResult } from '../config/model.js';
+import type { Config, LoadResult } from '../config/model.js';
 import { SmtpMailer } from '../notify/mail.js';
 import { Notifier } from '../notify/manager.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
@@ -101,10 +101,11 @@ export class Supervisor implements StatusSource {
   private nextAdmin = 1;
   private readonly pendingAdmin = new Map<number, (r: { ok: boolean; error?: string }) => void>();
   private routerId: string | undefined;
+  /** the last configuration that passed validation: what every worker (re)starts and reloads with */
+  private config: Config | undefined;
 
   constructor(
     private readonly opts: DaemonOptions,
-    private readonly configId: string,
     private readonly load: () => LoadResult,
     readonly logger: DaemonLogger,
   ) {}
@@ -113,6 +114,7 @@ export class Supervisor implements StatusSource {
 
   start(result: LoadResult): void {
     const c = result.config!;
+    this.config = c;
     this.routerId = c.globalDefs.routerId;
     // notify scripts, FIFOs and mail for every event; the checker engine runs notify_up/down itself
     this.notifier = new Notifier({
@@ -145,8 +147,7 @@ export class Supervisor implements StatusSource {
       type: 'init',
       init: {
         role: w.role,
-        configFile: this.opts.configFile,
-        configId: this.configId,
+        config: this.config!,
         socket: this.opts.socket,
         logDetail: this.opts.logDetail,
         dataplaneWorkers: this.opts.dataplaneWorkers,
@@ -233,9 +234,16 @@ export class Supervisor implements StatusSource {
       this.bus.emit({ type: 'config-reload', ok: false, message, at });
       return { ok: false, message };
     }
+    this.config = r.config;
     this.routerId = r.config.globalDefs.routerId;
     this.notifier?.reload(r.config);
-    for (const role of this.workers.keys()) this.sendTo(role, { type: 'reload' });
+    for (const [role, w] of this.workers) {
+      // a worker given up on (exit status 3, -R) gets another chance with a configuration that passed
+      if (w.state === 'stopped' && !this.stopping) {
+        this.logger.log('notice', `${role} worker was stopped; starting it with the new configuration`);
+        this.spawn(w);
+      } else this.sendTo(role, { type: 'reload', config: r.config });
+    }
     if (!this.workers.has('vrrp') && !this.opts.checkOnly && r.config.vrrpInstances.length > 0) {
       this.spawn({ role: 'vrrp', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.vrrpPidFile });
     }
@@ -375,11 +383,7 @@ function apiToken(opts: DaemonOptions, logger: DaemonLogger): string {
 }
 
 /** Starts the daemon; resolves with handles once the API listens (used by `run` and `demo`). */
-export async function startDaemon(
-  opts: DaemonOptions,
-  load: () => LoadResult,
-  configId: string,
-): Promise<DaemonHandle | number> {
+export async function startDaemon(opts: DaemonOptions, load: () => LoadResult): Promise<DaemonHandle | number> {
   const logger = new DaemonLogger({
     console: opts.logConsole,
     detail: opts.logDetail,
@@ -403,7 +407,7 @@ export async function startDaemon(
   }
   logger.log('notice', `Starting keepvs ${VERSION} with ${opts.configFile}`);
   writePid(opts.pidFile, process.pid, logger);
-  const supervisor = new Supervisor(opts, configId, load, logger);
+  const supervisor = new Supervisor(opts, load, logger);
   supervisor.start(result);
   const token = apiToken(opts, logger);
   let api: FastifyInstance | undefined;
@@ -421,8 +425,8 @@ export async function startDaemon(
   return { supervisor, ...(api ? { api } : {}), ...(apiUrl ? { apiUrl } : {}), token };
 }
 
-export async function runDaemon(opts: DaemonOptions, load: () => LoadResult, configId = 'keepvs'): Promise<number> {
-  const h = await startDaemon(opts, load, configId);
+export async function runDaemon(opts: DaemonOptions, load: () => LoadResult): Promise<number> {
+  const h = await startDaemon(opts, load);
   if (typeof h === 'number') return h;
   return new Promise<number>((resolve) => {
     const shutdown = async (sig: string) => {

@@ -1,14 +1,13 @@
 /**
  * A worker process forked by the supervisor, like keepalived's VRRP and checker children. Each
- * worker parses the configuration itself (as keepalived's children do) and reports snapshots,
- * events and logs over IPC; a crash here leaves the supervisor and the other worker running.
+ * worker runs the configuration the supervisor validated and sends it (at init and at each good
+ * reload), and reports snapshots, events and logs over IPC; a crash here leaves the supervisor
+ * and the other worker running.
  */
 import type net from 'node:net';
 import type { AdminAction } from '../api/types.js';
-import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/model.js';
 import { startControlServer } from '../control/server.js';
-import { NodeConfigFs } from '../os/config-fs.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
 import { SystemClock } from '../util/clock.js';
 import type { EventSink, KeepvsEvent } from '../util/events.js';
@@ -34,15 +33,6 @@ class IpcLogger implements Logger {
 }
 
 const events: EventSink = { emit: (event: KeepvsEvent) => send({ type: 'event', event }) };
-
-function load(init: WorkerInit): Config | undefined {
-  const r = loadConfig(init.configFile, {
-    fs: new NodeConfigFs(),
-    configId: init.configId,
-    env: process.env as Record<string, string>,
-  });
-  return r.usable ? r.config : undefined;
-}
 
 interface Role {
   reload(config: Config): Promise<void>;
@@ -111,26 +101,19 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
 }
 
 let role: Role | undefined;
-let init: WorkerInit | undefined;
 
 process.on('message', (m: ToWorker) => {
   void (async () => {
     if (m.type === 'init') {
-      init = m.init;
       const logger = new IpcLogger(m.init.role === 'lvs' ? 'Keepvs_lvs: ' : 'Keepvs_vrrp: ', m.init.logDetail);
-      const config = load(m.init);
-      if (!config) {
-        send({ type: 'fatal', message: 'configuration is not usable' });
-        process.exit(3);
-      }
+      const config = m.init.config;
       role =
         m.init.role === 'lvs'
           ? await startLvs(m.init, config, logger)
           : await startVrrpRole(config, logger, events, send);
       send({ type: 'ready' });
-    } else if (m.type === 'reload' && role && init) {
-      const config = load(init);
-      if (config) await role.reload(config);
+    } else if (m.type === 'reload' && role) {
+      await role.reload(m.config);
     } else if (m.type === 'admin' && role) {
       const r = await role.admin(m.action);
       send({ type: 'admin-result', id: m.id, ...r });

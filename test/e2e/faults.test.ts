@@ -1,0 +1,103 @@
+/**
+ * Faults of the control plane with traffic flowing: the supervisor's last good configuration
+ * for worker restarts, the data plane outliving an LVS worker crash, operator state across
+ * restarts. Lean cases (seconds each); figures under load are in bench/faults.ts.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import type http from 'node:http';
+import { after, before, test } from 'node:test';
+import { type DaemonUnderTest, freePort, get, httpRealServer, startDaemon, until } from './harness.js';
+
+const servers: http.Server[] = [];
+const rsPorts: number[] = [];
+let vipPort = 0;
+let d: DaemonUnderTest;
+
+function config(opts: { weight?: number; extra?: string } = {}): string {
+  const rs = rsPorts
+    .map(
+      (p) =>
+        `  real_server 127.0.0.1 ${p} {\n    weight ${opts.weight ?? 1}\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }`,
+    )
+    .join('\n');
+  return `global_defs {\n  router_id FAULTS\n}\nvirtual_server 127.0.0.1 ${vipPort} {\n  delay_loop 1\n  lvs_sched rr\n  protocol TCP\n${rs}\n}\n${opts.extra ?? ''}`;
+}
+
+const lvsWorker = async () => (await d.status()).workers.find((w) => w.role === 'lvs')!;
+
+before(async () => {
+  for (let i = 0; i < 2; i++) rsPorts.push(await freePort());
+  vipPort = await freePort();
+  for (let i = 0; i < 2; i++) servers.push(await httpRealServer(rsPorts[i]!, `rs${i}`));
+  d = await startDaemon(
+    config(),
+    ['--dataplane-workers=2'],
+    (s) => s.lvs?.checks.servers.every((x) => x.up) === true && s.lvs.checks.servers.length === 2,
+  );
+});
+
+after(async () => {
+  await d?.stop();
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
+});
+
+test('bad edit, then an LVS worker crash: the worker restarts on the last good configuration', async () => {
+  writeFileSync(d.conf, `${config()}\nvirtual_server {\n`);
+  d.proc.kill('SIGHUP');
+  await until(
+    'reload rejected',
+    async () => /Reload rejected/.test(d.output),
+    5000,
+    () => d.output,
+  );
+  const pid = (await lvsWorker()).pid!;
+  process.kill(pid, 'SIGKILL');
+  await until(
+    'LVS worker running again',
+    async () => {
+      const w = await lvsWorker();
+      return w.pid !== pid && w.state === 'running';
+    },
+    10000,
+    () => d.output,
+  );
+  assert.match((await get(vipPort)).body, /^rs[01]$/);
+  // the fixed file is taken at the next SIGHUP
+  writeFileSync(d.conf, config({ weight: 3 }));
+  d.proc.kill('SIGHUP');
+  await until(
+    'new weight',
+    async () => (await d.status()).lvs?.table.services[0]?.dests.every((x) => x.weight === 3),
+    5000,
+    () => d.output,
+  );
+  writeFileSync(d.conf, config());
+  d.proc.kill('SIGHUP');
+  await until('weight 1 again', async () =>
+    (await d.status()).lvs?.table.services[0]?.dests.every((x) => x.weight === 1),
+  );
+});
+
+test('a worker stopped for good (-R) comes back on the next good reload', async () => {
+  const r = await startDaemon(config(), ['--dataplane-workers=1', '-R', '--socket', `${d.dir}/r.sock`], (s) =>
+    s.workers.some((w) => w.role === 'lvs' && w.state === 'running'),
+  );
+  try {
+    const pid = (await r.status()).workers.find((w) => w.role === 'lvs')!.pid!;
+    process.kill(pid, 'SIGKILL');
+    await until('stopped', async () => (await r.status()).workers.find((w) => w.role === 'lvs')?.state === 'stopped');
+    r.proc.kill('SIGHUP');
+    await until(
+      'running after the reload',
+      async () => (await r.status()).workers.find((w) => w.role === 'lvs')?.state === 'running',
+      10000,
+      () => r.output,
+    );
+  } finally {
+    await r.stop();
+  }
+});

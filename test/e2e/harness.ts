@@ -1,0 +1,209 @@
+/** A keepvs daemon on loopback for end-to-end tests: real servers, HTTP helpers, keepvsadm, API. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = process.cwd();
+
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+/** An HTTP real server answering `name` (and `ok` on /health); its sockets can be listed. */
+export async function httpRealServer(port: number, name: string): Promise<http.Server> {
+  const s = http.createServer((req, res) => res.end(req.url === '/health' ? 'ok' : name));
+  s.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => s.listen(port, '127.0.0.1', r));
+  return s;
+}
+
+export function get(
+  port: number,
+  path = '/',
+  agent: http.Agent | false = false,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent, timeout: 3000 }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+  });
+}
+
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  ms = 10000,
+  log = () => '',
+): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what} ${last ?? ''}\n${log().slice(-3000)}`);
+}
+
+export const childPids = (pid: number): number[] => {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+};
+
+export const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+export interface DaemonUnderTest {
+  readonly dir: string;
+  readonly conf: string;
+  readonly apiPort: number;
+  readonly proc: ChildProcess;
+  output: string;
+  status(): Promise<DaemonStatusJson>;
+  keepvsadm(...args: string[]): Promise<string>;
+  act(action: string, body: object): Promise<{ status: number; body: string }>;
+  /** the pid of a worker as the API reports it */
+  workerPid(role: 'lvs' | 'vrrp'): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export interface DaemonStatusJson {
+  workers: { role: string; pid?: number; state: string; restarts: number }[];
+  lvs?: {
+    table: {
+      services: {
+        id: string;
+        scheduler: string;
+        dests: {
+          address: string;
+          port: number;
+          weight: number;
+          activeConns: number;
+          inactConns: number;
+          stats: { conns: number };
+        }[];
+      }[];
+    };
+    checks: { servers: { service: string; dest: string; up: boolean; weight: number }[] };
+    dataplane: { kind: string; workers: number; services: { id: string; listener: string; open: number }[] };
+  };
+}
+
+/** Starts `keepvs -n -l` on `configText` (extra args appended); resolves once `ready` holds. */
+export async function startDaemon(
+  configText: string,
+  extraArgs: readonly string[],
+  ready: (s: DaemonStatusJson) => boolean,
+): Promise<DaemonUnderTest> {
+  const dir = mkdtempSync(join(tmpdir(), 'kv-e2e-'));
+  const conf = join(dir, 'keepalived.conf');
+  writeFileSync(conf, configText);
+  const apiPort = await freePort();
+  const socket = join(dir, 'keepvs.sock');
+  const proc = spawn(
+    process.execPath,
+    [
+      join(root, 'bin/keepvs.js'),
+      '-n',
+      '-l',
+      '-G',
+      '-f',
+      conf,
+      '--socket',
+      socket,
+      '--api',
+      `127.0.0.1:${apiPort}`,
+      '--api-token',
+      'e2e-token',
+      '-p',
+      join(dir, 'keepvs.pid'),
+      '-c',
+      join(dir, 'checkers.pid'),
+      '-r',
+      join(dir, 'vrrp.pid'),
+      ...extraArgs,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const d: DaemonUnderTest = {
+    dir,
+    conf,
+    apiPort,
+    proc,
+    output: '',
+    status: async () => JSON.parse((await get(apiPort, '/api/v1/status')).body) as DaemonStatusJson,
+    keepvsadm: (...args) =>
+      new Promise<string>((resolve) => {
+        const p = spawn(process.execPath, [join(root, 'bin/keepvsadm.js'), '--socket', socket, ...args]);
+        let s = '';
+        p.stdout.on('data', (x) => (s += x));
+        p.stderr.on('data', (x) => (s += x));
+        p.on('close', () => resolve(s));
+      }),
+    act: (action, body) =>
+      new Promise((resolve, reject) => {
+        const payload = JSON.stringify(body);
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port: apiPort,
+            path: `/api/v1/actions/${action}`,
+            method: 'POST',
+            agent: false,
+            headers: { authorization: 'Bearer e2e-token', 'content-type': 'application/json' },
+          },
+          (res) => {
+            let b = '';
+            res.on('data', (x) => (b += x));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+          },
+        );
+        req.on('error', reject);
+        req.end(payload);
+      }),
+    workerPid: async (role) => (await d.status()).workers.find((w) => w.role === role)?.pid ?? 0,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const gone = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 8000);
+        await gone;
+        clearTimeout(t);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  proc.stdout?.on('data', (x) => (d.output += x));
+  proc.stderr?.on('data', (x) => (d.output += x));
+  await until(
+    'daemon ready',
+    async () => ready(await d.status()),
+    15000,
+    () => d.output,
+  );
+  return d;
+}
