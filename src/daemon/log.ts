@@ -3,6 +3,7 @@
  * through the `logger` program's socket-free fallback avoided: libc syslog(3) via koffi).
  */
 import { appendFileSync } from 'node:fs';
+import { loadSyslog } from '../os/libc.js';
 import type { Logger, LogLevel } from '../util/logger.js';
 
 const SYSLOG_LEVEL: Record<LogLevel, number> = { error: 3, warning: 4, notice: 5, info: 6, debug: 7 };
@@ -12,19 +13,17 @@ for (let i = 0; i < 8; i++) {
   FACILITY[String(i)] = (16 + i) << 3;
 }
 
-type SyslogFn = (priority: number, format: string, message: string) => void;
+type SyslogFn = (priority: number, message: string) => void;
 
 async function openSyslog(ident: string, facility: string): Promise<SyslogFn | undefined> {
+  const lib = loadSyslog();
+  if (!lib) return undefined;
   try {
-    const koffi = (await import('koffi')).default;
-    const libc = koffi.load('libc.so.6');
-    const openlog = libc.func('void openlog(const char *ident, int option, int facility)');
-    const syslog = libc.func('void syslog(int priority, const char *format, ...)');
     // LOG_PID | LOG_NDELAY; ident must stay alive for the process lifetime
     const keep = Buffer.from(`${ident}\0`);
-    openlog(keep, 0x01 | 0x08, FACILITY[facility] ?? FACILITY.daemon);
+    lib.openlog(keep, 0x01 | 0x08, FACILITY[facility] ?? FACILITY.daemon);
     (globalThis as { __keepvsIdent?: Buffer }).__keepvsIdent = keep;
-    return (p, f, m) => syslog(p, f, 'str', m);
+    return (p, m) => lib.syslog(p, m);
   } catch {
     return undefined;
   }
@@ -64,7 +63,7 @@ export class DaemonLogger implements Logger {
         // a full disk must not stop the daemon
       }
     }
-    this.syslogFn?.(SYSLOG_LEVEL[level] | (FACILITY[this.o.facility] ?? FACILITY.daemon), '%s', line);
+    this.syslogFn?.(SYSLOG_LEVEL[level] | (FACILITY[this.o.facility] ?? FACILITY.daemon), line);
   }
 
   child(prefix: string): Logger {

@@ -14,7 +14,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { Config, Family, LvsMethod, RealServer, VirtualServer, VsgEntry } from '../config/model.js';
-import { canonicalAddress, netmaskToPrefix } from './addr.js';
+import { canonicalAddress, netmaskToPrefix } from '../util/address.js';
 import { DEFAULT_SCHEDULER, SCHED_FLAGS } from './sched/index.js';
 import {
   type DestParams,

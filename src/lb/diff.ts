@@ -4,7 +4,7 @@
  * is harmless. Within a service, adds/edits come before deletes so a swap (sorry server
  * in, real servers out) never leaves a moment with no destination.
  */
-import { canonicalAddress } from './addr.js';
+import { canonicalAddress } from '../util/address.js';
 import {
   type DestParams,
   destId,

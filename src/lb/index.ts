@@ -1,5 +1,5 @@
 /** The lb module's public entry points. */
-export { canonicalAddress, maskAddress, netmaskToPrefix, prefixToNetmask } from './addr.js';
+export { canonicalAddress, maskAddress, netmaskToPrefix, prefixToNetmask } from '../util/address.js';
 export {
   type DesiredDest,
   type DesiredService,

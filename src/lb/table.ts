@@ -9,9 +9,9 @@
  *   (estimator while a service exists, expiry while an entry exists); `dispose()` stops them.
  */
 import type { Family } from '../config/model.js';
+import { addressFold, canonicalAddress, maskAddress, parseV4 } from '../util/address.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import { err, ok, type Result } from '../util/result.js';
-import { addressFold, canonicalAddress, maskAddress, parseV4 } from './addr.js';
 import { ConnStore, F_INACTIVE, F_OPS, F_TEMPLATE, F_UNHASHED, F_USED, F_V6, PROTO_SHIFT } from './conn-store.js';
 import { HEAP_SLOTS } from './sched/heap.js';
 import { DEFAULT_SCHEDULER, SCHED_FLAGS, SCHEDULERS } from './sched/index.js';

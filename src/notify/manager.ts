@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Config, NotifyScripts, RealServer, ScriptSpec, VirtualServer, VsgEntry } from '../config/model.js';
 import { NotifyFifo } from '../os/notify-fifo.js';
+import { parseV4 } from '../util/address.js';
 import type { Clock } from '../util/clock.js';
 import type { KeepvsEvent } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
@@ -48,20 +49,14 @@ const specificScript: Record<NotifyState, keyof NotifyScripts> = {
   DELETED: 'deleted',
 };
 
-function ipv4ToNumber(a: string): number | undefined {
-  const p = a.split('.');
-  if (p.length !== 4) return undefined;
-  return p.reduce((n, x) => n * 256 + Number(x), 0);
-}
-
 function entryMatches(e: VsgEntry, protoAddr: { address: string; port: number } | { fwmark: number }): boolean {
   if (e.kind === 'fwmark') return 'fwmark' in protoAddr && protoAddr.fwmark === e.fwmark;
   if (!('address' in protoAddr) || e.port !== protoAddr.port) return false;
   if (protoAddr.address === e.address || protoAddr.address === e.lastAddress) return true;
-  const lo = ipv4ToNumber(e.address);
-  const hi = ipv4ToNumber(e.lastAddress);
-  const x = ipv4ToNumber(protoAddr.address);
-  return lo !== undefined && hi !== undefined && x !== undefined && x >= lo && x <= hi;
+  const lo = parseV4(e.address);
+  const hi = parseV4(e.lastAddress);
+  const x = parseV4(protoAddr.address);
+  return lo >= 0 && hi >= 0 && x >= 0 && x >= lo && x <= hi;
 }
 
 type ParsedServiceId =

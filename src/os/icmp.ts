@@ -6,80 +6,22 @@
  */
 
 import { isIPv4 } from 'node:net';
-import koffi from 'koffi';
+import { inetChecksum } from '../codec/inet-checksum.js';
+import { sockaddrBytes } from '../util/address.js';
 import { LbError } from '../util/errors.js';
+import { AF_INET, AF_INET6, errno, type Libc, requireLibc, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW } from './libc.js';
 
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_RAW = 3;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0o4000;
 const IPPROTO_ICMP = 1;
 const IPPROTO_ICMPV6 = 58;
 const POLLIN = 1;
 const POLL_SLICE_MS = 50;
 
-type Fn = (...args: unknown[]) => number;
-interface Libc {
-  socket: Fn;
-  sendto: Fn;
-  recv: Fn;
-  close: Fn;
-  poll: Fn & { async: (...args: unknown[]) => void };
-}
-
-/** RFC 1071 Internet checksum. */
-function checksum(b: Buffer): number {
-  let sum = 0;
-  for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
-  if (b.length % 2) sum += b[b.length - 1] << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return ~sum & 0xffff;
-}
-
-function sockaddr(host: string, family: 4 | 6): Buffer {
-  if (family === 4) {
-    const sa = Buffer.alloc(16);
-    sa.writeUInt16LE(AF_INET, 0);
-    host.split('.').forEach((o, i) => {
-      sa.writeUInt8(Number(o), 4 + i);
-    });
-    return sa;
-  }
-  const sa = Buffer.alloc(28);
-  sa.writeUInt16LE(AF_INET6, 0);
-  expand6(host).copy(sa, 8);
-  return sa;
-}
-
-function expand6(host: string): Buffer {
-  const [head, tail] = host.includes('::') ? host.split('::') : [host, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  const b = Buffer.alloc(16);
-  groups.forEach((g, i) => {
-    b.writeUInt16BE(Number.parseInt(g || '0', 16), i * 2);
-  });
-  return b;
-}
-
 export class IcmpPinger {
-  private libc?: Libc;
   private seq = 0;
   private readonly ident = process.pid & 0xffff;
 
   private lib(): Libc {
-    if (this.libc) return this.libc;
-    const l = koffi.load('libc.so.6');
-    this.libc = {
-      socket: l.func('int socket(int, int, int)') as Fn,
-      sendto: l.func('long sendto(int, void *, unsigned long, int, void *, unsigned int)') as Fn,
-      recv: l.func('long recv(int, _Out_ void *, unsigned long, int)') as Fn,
-      close: l.func('int close(int)') as Fn,
-      poll: l.func('int poll(_Inout_ void *, unsigned long, int)') as Libc['poll'],
-    };
-    return this.libc;
+    return requireLibc();
   }
 
   async ping(host: string, family: 4 | 6, signal: AbortSignal): Promise<boolean> {
@@ -95,7 +37,7 @@ export class IcmpPinger {
     }
     if (fd < 0)
       throw new LbError('KV_PING_UNAVAILABLE', 'no ICMP socket: not root and ping_group_range excludes us', {
-        errno: koffi.errno(),
+        errno: errno(),
       });
     try {
       this.seq = (this.seq + 1) & 0xffff;
@@ -105,10 +47,10 @@ export class IcmpPinger {
       pkt.writeUInt16BE(this.ident, 4);
       pkt.writeUInt16BE(seq, 6);
       pkt.write('keepvs!!', 8, 'latin1');
-      if (family === 4) pkt.writeUInt16BE(checksum(pkt), 2); // the kernel fills the ICMPv6 checksum
-      const sa = sockaddr(host, family);
+      if (family === 4) pkt.writeUInt16BE(inetChecksum(pkt), 2); // the kernel fills the ICMPv6 checksum
+      const sa = sockaddrBytes(host, 0);
       if (libc.sendto(fd, pkt, pkt.length, 0, sa, sa.length) < 0)
-        throw new LbError('ESENDTO', 'ICMP sendto failed', { errno: koffi.errno(), address: host });
+        throw new LbError('ESENDTO', 'ICMP sendto failed', { errno: errno(), address: host });
       const buf = Buffer.alloc(1500);
       const pfd = Buffer.alloc(8);
       while (!signal.aborted) {

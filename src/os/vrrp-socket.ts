@@ -5,13 +5,21 @@
  * builds the IP header on send; reads return the whole IP packet, so TTL checks are possible.
  */
 import { readFileSync } from 'node:fs';
-import ipaddr from 'ipaddr.js';
-import koffi from 'koffi';
+import { ETH_P_ARP, gratuitousArpFrame, unsolicitedNaMessage } from '../codec/announce.js';
+import { addressBytes, addressFromBytes, sockaddrBytes } from '../util/address.js';
+import {
+  AF_INET,
+  AF_INET6,
+  AF_PACKET,
+  errno,
+  intOption as int,
+  requireLibc,
+  SOCK_NONBLOCK,
+  SOCK_RAW,
+  SOL_SOCKET,
+  watchReadable,
+} from './libc.js';
 
-const AF_INET = 2;
-const SOCK_RAW = 3;
-const SOCK_NONBLOCK = 0o4000;
-const SOL_SOCKET = 1;
 const SO_BINDTODEVICE = 25;
 const IPPROTO_IP = 0;
 const IP_TOS = 1;
@@ -20,24 +28,6 @@ const IP_MULTICAST_IF = 32;
 const IP_MULTICAST_TTL = 33;
 const IP_MULTICAST_LOOP = 34;
 const IP_ADD_MEMBERSHIP = 35;
-export const AF_PACKET = 17;
-
-let libc: ReturnType<typeof load> | undefined;
-function load() {
-  const lib = koffi.load('libc.so.6');
-  return {
-    socket: lib.func('int socket(int, int, int)'),
-    setsockopt: lib.func('int setsockopt(int, int, int, void *, uint32_t)'),
-    bind: lib.func('int bind(int, void *, uint32_t)'),
-    sendto: lib.func('long sendto(int, void *, size_t, int, void *, uint32_t)'),
-    read: lib.func('long read(int, void *, size_t)'),
-    close: lib.func('int close(int)'),
-  };
-}
-export function libcFns() {
-  libc ??= load();
-  return libc;
-}
 
 export function ifindexOf(ifname: string): number {
   return Number(readFileSync(`/sys/class/net/${ifname}/ifindex`, 'utf8'));
@@ -52,12 +42,7 @@ export function macOf(ifname: string): Uint8Array {
   );
 }
 
-function sockaddrIn(address: string): Buffer {
-  const sa = Buffer.alloc(16);
-  sa.writeUInt16LE(AF_INET, 0);
-  Buffer.from(address.split('.').map(Number)).copy(sa, 4);
-  return sa;
-}
+const sockaddrIn = (address: string): Buffer => sockaddrBytes(address, 0);
 
 export interface RawPacket {
   readonly data: Uint8Array;
@@ -77,18 +62,13 @@ export class Vrrp4Socket {
     /** send whole IP packets (AH: the ICV covers our own IP header) */
     headerIncluded = false,
   ) {
-    const c = libcFns();
-    const fd = c.socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK, protocol) as number;
-    if (fd < 0) throw new Error(`raw socket: errno ${koffi.errno()} (VRRP needs root or CAP_NET_RAW)`);
+    const c = requireLibc();
+    const fd = c.socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK, protocol);
+    if (fd < 0) throw new Error(`raw socket: errno ${errno()} (VRRP needs root or CAP_NET_RAW)`);
     this.fd = fd;
-    const int = (v: number) => {
-      const b = Buffer.alloc(4);
-      b.writeInt32LE(v);
-      return b;
-    };
     const mreqn = Buffer.alloc(12);
-    Buffer.from(multicastGroup.split('.').map(Number)).copy(mreqn, 0);
-    Buffer.from(sourceAddress.split('.').map(Number)).copy(mreqn, 4);
+    Buffer.from(addressBytes(multicastGroup)).copy(mreqn, 0);
+    Buffer.from(addressBytes(sourceAddress)).copy(mreqn, 4);
     mreqn.writeInt32LE(ifindexOf(ifname), 8);
     const opts: [number, number, Buffer][] = [
       [SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifname}\0`)],
@@ -101,64 +81,39 @@ export class Vrrp4Socket {
       ...(headerIncluded ? ([[IPPROTO_IP, 3 /* IP_HDRINCL */, int(1)]] as [number, number, Buffer][]) : []),
     ];
     for (const [level, name, value] of opts) {
-      if ((c.setsockopt(fd, level, name, value, value.length) as number) < 0) {
+      if (c.setsockopt(fd, level, name, value, value.length) < 0) {
         c.close(fd);
-        throw new Error(`setsockopt ${name} on ${ifname}: errno ${koffi.errno()}`);
+        throw new Error(`setsockopt ${name} on ${ifname}: errno ${errno()}`);
       }
     }
     // no bind(): a raw socket bound to an address only receives packets sent to it, and adverts go
     // to 224.0.0.18. IP_MULTICAST_IF above (with the address) sets the multicast source address.
-    // koffi 3.3.4 calls back with (status, events), although its typings declare (events)
-    const onReady = (_status: number, events: { readable?: boolean }) => {
-      if (!events?.readable) return;
+    this.handle = watchReadable(fd, () => {
       for (;;) {
         const n = Number(c.read(fd, this.buf, this.buf.length));
         if (n <= 0) break;
         onPacket(Uint8Array.from(this.buf.subarray(0, n)));
       }
-    };
-    const poll = koffi.node.poll as unknown as (
-      fd: number,
-      want: { readable: boolean },
-      cb: typeof onReady,
-    ) => { close(): void };
-    this.handle = poll(fd, { readable: true }, onReady);
+    });
   }
 
   send(payload: Uint8Array, destination: string): boolean {
     const sa = sockaddrIn(destination);
-    return (
-      (libcFns().sendto(this.fd, Buffer.from(payload), payload.length, 0, sa, sa.length) as number) === payload.length
-    );
+    return requireLibc().sendto(this.fd, Buffer.from(payload), payload.length, 0, sa, sa.length) === payload.length;
   }
 
   close(): void {
     this.handle.close();
-    libcFns().close(this.fd);
+    requireLibc().close(this.fd);
   }
 }
 
 /** Gratuitous ARP (RFC 5227 §3 ARP announcement as keepalived sends it: a request with spa = tpa = VIP). */
 export function sendGratuitousArp(ifname: string, vip: string, count: number): number {
-  const c = libcFns();
-  const ETH_P_ARP = 0x0806;
-  const fd = c.socket(AF_PACKET, SOCK_RAW, ((ETH_P_ARP & 0xff) << 8) | (ETH_P_ARP >> 8)) as number;
+  const c = requireLibc();
+  const fd = c.socket(AF_PACKET, SOCK_RAW, ((ETH_P_ARP & 0xff) << 8) | (ETH_P_ARP >> 8));
   if (fd < 0) return 0;
-  const mac = macOf(ifname);
-  const frame = Buffer.alloc(42);
-  frame.fill(0xff, 0, 6);
-  Buffer.from(mac).copy(frame, 6);
-  frame.writeUInt16BE(ETH_P_ARP, 12);
-  frame.writeUInt16BE(1, 14); // Ethernet
-  frame.writeUInt16BE(0x0800, 16); // IPv4
-  frame[18] = 6;
-  frame[19] = 4;
-  frame.writeUInt16BE(1, 20); // request
-  Buffer.from(mac).copy(frame, 22);
-  const ip = Buffer.from(vip.split('.').map(Number));
-  ip.copy(frame, 28);
-  frame.fill(0xff, 32, 38);
-  ip.copy(frame, 38);
+  const frame = gratuitousArpFrame(macOf(ifname), vip);
   // struct sockaddr_ll
   const sll = Buffer.alloc(20);
   sll.writeUInt16LE(AF_PACKET, 0);
@@ -167,13 +122,11 @@ export function sendGratuitousArp(ifname: string, vip: string, count: number): n
   sll[11] = 6;
   sll.fill(0xff, 12, 18);
   let sent = 0;
-  for (let i = 0; i < count; i++)
-    if ((c.sendto(fd, frame, frame.length, 0, sll, sll.length) as number) === frame.length) sent++;
+  for (let i = 0; i < count; i++) if (c.sendto(fd, frame, frame.length, 0, sll, sll.length) === frame.length) sent++;
   c.close(fd);
   return sent;
 }
 
-const AF_INET6 = 10;
 const IPPROTO_IPV6 = 41;
 const IPV6_CHECKSUM = 7;
 const IPV6_UNICAST_HOPS = 16;
@@ -183,25 +136,10 @@ const IPV6_MULTICAST_LOOP = 19;
 const IPV6_JOIN_GROUP = 20;
 const IPV6_TCLASS = 67;
 
-let recvfromFn: ((...a: unknown[]) => unknown) | undefined;
-
+/** sockaddr_in6; the scope id only for link-scoped addresses (fe80::/10 unicast, ff02:: multicast). */
 function sockaddrIn6(address: string, scopeId: number): Buffer {
-  const sa = Buffer.alloc(28);
-  sa.writeUInt16LE(AF_INET6, 0);
-  Buffer.from(ipv6Bytes(address)).copy(sa, 8);
-  sa.writeUInt32LE(
-    address.toLowerCase().startsWith('fe80') || address.toLowerCase().startsWith('ff02') ? scopeId : 0,
-    24,
-  );
-  return sa;
-}
-
-function ipv6Bytes(address: string): number[] {
-  return ipaddr.IPv6.parse(address).toByteArray();
-}
-
-function formatIpv6(b: Buffer): string {
-  return ipaddr.fromByteArray([...b]).toString();
+  const a = address.toLowerCase();
+  return sockaddrBytes(address, 0, a.startsWith('fe80') || a.startsWith('ff02') ? scopeId : 0);
 }
 
 /**
@@ -220,19 +158,13 @@ export class Vrrp6Socket {
     onPacket: (payload: Uint8Array, src: string) => void,
     group = 'ff02::12',
   ) {
-    const c = libcFns();
-    recvfromFn ??= koffi.load('libc.so.6').func('long recvfrom(int, void *, size_t, int, void *, void *)');
-    const fd = c.socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK, 112) as number;
-    if (fd < 0) throw new Error(`raw IPv6 socket: errno ${koffi.errno()} (VRRP needs root or CAP_NET_RAW)`);
+    const c = requireLibc();
+    const fd = c.socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK, 112);
+    if (fd < 0) throw new Error(`raw IPv6 socket: errno ${errno()} (VRRP needs root or CAP_NET_RAW)`);
     this.fd = fd;
     this.ifindex = ifindexOf(ifname);
-    const int = (v: number) => {
-      const b = Buffer.alloc(4);
-      b.writeInt32LE(v);
-      return b;
-    };
     const mreq = Buffer.alloc(20);
-    Buffer.from(ipv6Bytes(group)).copy(mreq, 0);
+    Buffer.from(addressBytes(group)).copy(mreq, 0);
     mreq.writeUInt32LE(this.ifindex, 16);
     const opts: [number, number, Buffer][] = [
       [SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifname}\0`)],
@@ -245,28 +177,21 @@ export class Vrrp6Socket {
       [IPPROTO_IPV6, IPV6_JOIN_GROUP, mreq],
     ];
     for (const [level, name, value] of opts) {
-      if ((c.setsockopt(fd, level, name, value, value.length) as number) < 0) {
+      if (c.setsockopt(fd, level, name, value, value.length) < 0) {
         c.close(fd);
-        throw new Error(`setsockopt ${name} on ${ifname}: errno ${koffi.errno()}`);
+        throw new Error(`setsockopt ${name} on ${ifname}: errno ${errno()}`);
       }
     }
     const from = Buffer.alloc(28);
     const fromLen = Buffer.alloc(4);
-    const onReady = (_status: number, events: { readable?: boolean }) => {
-      if (!events?.readable) return;
+    this.handle = watchReadable(fd, () => {
       for (;;) {
         fromLen.writeUInt32LE(28);
-        const n = Number(recvfromFn!(fd, this.buf, this.buf.length, 0, from, fromLen));
+        const n = Number(c.recvfrom(fd, this.buf, this.buf.length, 0, from, fromLen));
         if (n <= 0) break;
-        onPacket(Uint8Array.from(this.buf.subarray(0, n)), formatIpv6(from.subarray(8, 24)));
+        onPacket(Uint8Array.from(this.buf.subarray(0, n)), addressFromBytes(from.subarray(8, 24)));
       }
-    };
-    const poll = koffi.node.poll as unknown as (
-      fd: number,
-      want: { readable: boolean },
-      cb: typeof onReady,
-    ) => { close(): void };
-    this.handle = poll(fd, { readable: true }, onReady);
+    });
   }
 
   send(payload: Uint8Array, destination: string): boolean {
@@ -275,25 +200,20 @@ export class Vrrp6Socket {
     // the kernel fills the checksum (IPV6_CHECKSUM)
     b[6] = 0;
     b[7] = 0;
-    return (libcFns().sendto(this.fd, b, b.length, 0, sa, sa.length) as number) === b.length;
+    return requireLibc().sendto(this.fd, b, b.length, 0, sa, sa.length) === b.length;
   }
 
   close(): void {
     this.handle.close();
-    libcFns().close(this.fd);
+    requireLibc().close(this.fd);
   }
 }
 
 /** Unsolicited neighbour advertisements for an IPv6 VIP (RFC 4861 §7.2.6), from the VIP to ff02::1. */
 export function sendUnsolicitedNa(ifname: string, vip: string, count: number): number {
-  const c = libcFns();
-  const fd = c.socket(AF_INET6, SOCK_RAW, 58) as number;
+  const c = requireLibc();
+  const fd = c.socket(AF_INET6, SOCK_RAW, 58);
   if (fd < 0) return 0;
-  const int = (v: number) => {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(v);
-    return b;
-  };
   const ifindex = ifindexOf(ifname);
   c.setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${ifname}\0`), ifname.length + 1);
   c.setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, int(255), 4);
@@ -301,16 +221,10 @@ export function sendUnsolicitedNa(ifname: string, vip: string, count: number): n
   // the VIP as source address
   const src = sockaddrIn6(vip, ifindex);
   c.bind(fd, src, src.length);
-  const na = Buffer.alloc(32);
-  na[0] = 136; // Neighbor Advertisement
-  na[4] = 0xa0; // R (a director forwards) and O, not S
-  Buffer.from(ipv6Bytes(vip)).copy(na, 8);
-  na[24] = 2; // target link-layer address option
-  na[25] = 1;
-  Buffer.from(macOf(ifname)).copy(na, 26);
+  const na = unsolicitedNaMessage(macOf(ifname), vip);
   const dst = sockaddrIn6('ff02::1', ifindex);
   let sent = 0;
-  for (let i = 0; i < count; i++) if ((c.sendto(fd, na, na.length, 0, dst, dst.length) as number) === na.length) sent++;
+  for (let i = 0; i < count; i++) if (c.sendto(fd, na, na.length, 0, dst, dst.length) === na.length) sent++;
   c.close(fd);
   return sent;
 }

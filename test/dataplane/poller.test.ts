@@ -4,8 +4,8 @@ import net, { type AddressInfo } from 'node:net';
 import { constants } from 'node:os';
 import { test } from 'node:test';
 import { ProxyDataPlane } from '../../src/dataplane/proxy/engine.js';
-import { decodeSockaddr, encodeSockaddr, errnoName, loadLibc } from '../../src/dataplane/proxy/libc.js';
 import { processPoller } from '../../src/dataplane/proxy/poller.js';
+import { decodeSockaddr, encodeSockaddr, errnoName, loadLibc } from '../../src/os/libc.js';
 import { FakeTable } from './fake-table.js';
 import { addOps, tcpKey, waitFor } from './helpers.js';
 

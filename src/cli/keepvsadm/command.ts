@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import ipaddr from 'ipaddr.js';
 import type { Family } from '../../config/model.js';
 import type { DestParams, Endpoint, ServiceKey, ServiceParams, TableOp } from '../../lb/types.js';
+import { maskTextToPrefix } from '../../util/address.js';
 import type { Command } from './parse.js';
 
 let services: Map<string, number> | undefined;
@@ -66,12 +67,6 @@ export async function serviceKeyOf(c: Command): Promise<ServiceKey | string> {
   return { kind: 'addr', protocol: s.kind, family: e.family, address: e.address, port: e.port };
 }
 
-function netmaskToPrefix(mask: string, family: Family): number | undefined {
-  if (family === 6 || /^\d+$/.test(mask)) return /^\d+$/.test(mask) ? Number(mask) : undefined;
-  if (!ipaddr.IPv4.isValidFourPartDecimal(mask)) return undefined;
-  return ipaddr.IPv4.parse(mask).prefixLengthFromSubnetMask() ?? undefined;
-}
-
 export async function opsFor(c: Command): Promise<TableOp[] | string> {
   if (c.cmd === 'clear') return [{ op: 'clear' }];
   if (c.cmd === 'set')
@@ -86,7 +81,7 @@ export async function opsFor(c: Command): Promise<TableOp[] | string> {
   if (c.cmd === 'add-service' || c.cmd === 'edit-service') {
     let prefix: number | undefined;
     if (c.netmask !== undefined) {
-      prefix = netmaskToPrefix(c.netmask, key.family);
+      prefix = maskTextToPrefix(c.netmask, key.family) ?? undefined;
       if (prefix === undefined) return 'illegal netmask specified';
     }
     const params: ServiceParams = {

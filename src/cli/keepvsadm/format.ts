@@ -2,7 +2,9 @@
  * ipvsadm's output formats, byte for byte (ipvsadm.c print_service_entry, print_title,
  * print_largenum, list_conn). Pure: snapshots and a name resolver in, text out.
  */
+
 import type { ConnSnapshot, DestSnapshot, ServiceSnapshot, TableSnapshot } from '../../lb/types.js';
+import { prefixToNetmask } from '../../util/address.js';
 
 /** keepvs reports the IPVS version its table follows (the kernel's IP_VS_VERSION_CODE). */
 export const IPVS_VERSION = '1.2.1';
@@ -37,11 +39,6 @@ function endpoint(address: string, port: number, family: number, proto: string, 
   return `${host}:${p}`;
 }
 
-function prefixToMask(len: number): string {
-  const n = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  return [24, 16, 8, 0].map((s) => (n >>> s) & 0xff).join('.');
-}
-
 export function serviceName(s: ServiceSnapshot, o: FormatOptions): string {
   if (s.key.kind === 'fwmark') return `FWM  ${s.key.fwmark}${s.key.family === 6 ? ' IPv6' : ''}`;
   const proto = s.key.protocol.toUpperCase();
@@ -62,7 +59,7 @@ function serviceFlags(s: ServiceSnapshot): string {
   if (s.persistentTimeout !== undefined) {
     out += ` persistent ${s.persistentTimeout}`;
     const len = s.persistentPrefixLen;
-    if (s.key.family === 4 && len !== undefined && len !== 32) out += ` mask ${prefixToMask(len)}`;
+    if (s.key.family === 4 && len !== undefined && len !== 32) out += ` mask ${prefixToNetmask(len)}`;
     if (s.key.family === 6 && len !== undefined && len !== 128) out += ` mask ${len}`;
     if (s.pe) out += ` pe ${s.pe}`;
   }
@@ -184,7 +181,7 @@ export function formatSave(t: TableSnapshot, o: FormatOptions): string {
     if (s.persistentTimeout !== undefined) {
       line += ` -p ${s.persistentTimeout}`;
       const len = s.persistentPrefixLen;
-      if (s.key.family === 4 && len !== undefined && len !== 32) line += ` -M ${prefixToMask(len)}`;
+      if (s.key.family === 4 && len !== undefined && len !== 32) line += ` -M ${prefixToNetmask(len)}`;
       if (s.key.family === 6 && len !== undefined && len !== 128) line += ` -M ${len}`;
       if (s.pe) line += ` --pe ${s.pe}`;
     }

@@ -1,4 +1,6 @@
 /** `virtual_server IP PORT | fwmark N | group NAME { ... }` (KA-man5 "Virtual server(s)", check_parser.c). */
+
+import { netmaskToPrefix } from '../../util/address.js';
 import { didYouMean } from '../diagnostics.js';
 import type {
   Family,
@@ -123,15 +125,7 @@ function granularity(n: Node, d: VsDraft, c: Ctx): void {
     else d.persistenceGranularity = w.text;
     return;
   }
-  const ip = parseIp(w.text);
-  const bits =
-    ip?.family === 4
-      ? w.text
-          .split('.')
-          .map(Number)
-          .reduce((a, o) => a * 256 + o, 0)
-      : -1;
-  const contiguous = bits >= 0 && ((~bits >>> 0) & ((~bits >>> 0) + 1)) === 0;
+  const contiguous = parseIp(w.text)?.family === 4 && netmaskToPrefix(w.text) !== null;
   if (!contiguous)
     c.report('KV205', w.loc, `persistence_granularity '${w.text}' is not a netmask (e.g. 255.255.255.0)`);
   else d.persistenceGranularity = w.text;

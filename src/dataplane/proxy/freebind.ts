@@ -25,7 +25,7 @@ import {
   SOL_SOCKET,
   setIntOption,
   socketAddress,
-} from './libc.js';
+} from '../../os/libc.js';
 
 export interface BoundSocket {
   readonly fd: number;

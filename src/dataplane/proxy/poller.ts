@@ -24,7 +24,7 @@ import {
   type Libc,
   NONBLOCK_CLOEXEC,
   setLingerZero,
-} from './libc.js';
+} from '../../os/libc.js';
 
 export interface FdOwner {
   onEvent(fd: number, events: number): void;

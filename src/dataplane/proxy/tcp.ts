@@ -9,8 +9,6 @@
  * read's worth per direction) and the source is not read again until they are gone.
  */
 import { type ConnHandle, type ConnState, destId, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
-import type { ListenerState } from '../port.js';
-import type { ProxyContext } from './context.js';
 import {
   AF_INET,
   AF_INET6,
@@ -42,7 +40,9 @@ import {
   socketAddress,
   socketError,
   TCP_NODELAY,
-} from './libc.js';
+} from '../../os/libc.js';
+import type { ListenerState } from '../port.js';
+import type { ProxyContext } from './context.js';
 import { type FdOwner, type Poller, processPoller } from './poller.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import { DestStats, moveState } from './stats.js';

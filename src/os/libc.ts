@@ -1,22 +1,27 @@
 /**
- * The socket and epoll calls of the proxy data plane, straight from libc through koffi (an FFI
- * made for calling C libraries from Node). Linux only. Every function returns what libc returns
- * (-1 on failure, errno then in `errno()`); no exceptions on the hot path.
+ * libc through koffi (an FFI made for calling C libraries from Node), bound once for all of
+ * keepvs: the proxy data plane's socket and epoll calls, raw VRRP sockets, gratuitous ARP /
+ * unsolicited NA, ICMP echo. Linux only. Every function returns what libc returns (-1 on failure,
+ * errno then in `errno()`); no exceptions on the hot path.
  *
  * Why libc and not Node's sockets: per request, a proxy does one read and one write per direction;
  * Node adds a C++-to-JS callback, a handle object and a view per chunk on top, which measured as
- * the difference between keepvs and HAProxy (docs/dataplane.md, "Fast path").
+ * the difference between keepvs and HAProxy (docs/dataplane.md, "Fast path"). VRRP, ARP and ICMP
+ * need raw sockets, which Node does not offer at all.
  */
-import { isIPv6 } from 'node:net';
 import { constants, networkInterfaces } from 'node:os';
-import ipaddr from 'ipaddr.js';
 import koffi from 'koffi';
+import { AF_INET, AF_INET6, decodeSockaddr, type SocketAddress, sockaddrBytes } from '../util/address.js';
+
+export { AF_INET, AF_INET6, decodeSockaddr, type SocketAddress };
 
 // linux/socket.h, linux/in.h, linux/in6.h, linux/tcp.h, sys/epoll.h, asm-generic/errno.h
-export const AF_INET = 2;
-export const AF_INET6 = 10;
+export const AF_PACKET = 17;
 export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
+export const SOCK_RAW = 3;
+/** SOCK_NONBLOCK alone (raw and ICMP sockets) */
+export const SOCK_NONBLOCK = 0o4000;
 /** SOCK_NONBLOCK | SOCK_CLOEXEC, also accept4's and pipe2's flags */
 export const NONBLOCK_CLOEXEC = 0o4000 | 0o2000000;
 export const EPOLL_CLOEXEC = 0o2000000;
@@ -63,6 +68,9 @@ export interface Libc {
   getpeername(fd: number, addr: Buffer, len: Buffer): number;
   recv(fd: number, buf: Buffer, len: number, flags: number): number;
   send(fd: number, buf: Buffer, len: number, flags: number): number;
+  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: number): number;
+  recvfrom(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: Buffer): number;
+  read(fd: number, buf: Buffer, len: number): number;
   shutdown(fd: number, how: number): number;
   close(fd: number): number;
   pipe2(fds: Int32Array, flags: number): number;
@@ -70,6 +78,25 @@ export interface Libc {
   epoll_ctl(epfd: number, op: number, fd: number, event: Buffer): number;
   epoll_wait(epfd: number, events: Buffer, max: number, timeoutMs: number): number;
   strerror(errnum: number): string;
+  /** poll(2); called with `.async` so the wait happens on libuv's thread pool */
+  poll: ((fds: Buffer, nfds: number, timeoutMs: number) => number) & {
+    async(fds: Buffer, nfds: number, timeoutMs: number, cb: (e: unknown, r: number) => void): void;
+  };
+}
+
+let library: ReturnType<typeof koffi.load> | null | undefined;
+
+/** The one koffi handle on libc.so.6, or null (not Linux, no koffi build). */
+function libcLibrary(): ReturnType<typeof koffi.load> | null {
+  if (library !== undefined) return library;
+  library = null;
+  if (process.platform !== 'linux') return null;
+  try {
+    library = koffi.load('libc.so.6');
+  } catch {
+    library = null;
+  }
+  return library;
 }
 
 let loaded: Libc | null | undefined;
@@ -78,9 +105,9 @@ let loaded: Libc | null | undefined;
 export function loadLibc(): Libc | null {
   if (loaded !== undefined) return loaded;
   loaded = null;
-  if (process.platform !== 'linux') return null;
+  const lib = libcLibrary();
+  if (!lib) return null;
   try {
-    const lib = koffi.load('libc.so.6');
     loaded = {
       socket: lib.func('int socket(int, int, int)'),
       setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
@@ -93,6 +120,9 @@ export function loadLibc(): Libc | null {
       getpeername: lib.func('int getpeername(int, void *, void *)'),
       recv: lib.func('long recv(int, void *, unsigned long, int)'),
       send: lib.func('long send(int, const void *, unsigned long, int)'),
+      sendto: lib.func('long sendto(int, const void *, unsigned long, int, const void *, uint32_t)'),
+      recvfrom: lib.func('long recvfrom(int, void *, unsigned long, int, void *, void *)'),
+      read: lib.func('long read(int, void *, unsigned long)'),
       shutdown: lib.func('int shutdown(int, int)'),
       close: lib.func('int close(int)'),
       pipe2: lib.func('int pipe2(int *, int)'),
@@ -100,11 +130,58 @@ export function loadLibc(): Libc | null {
       epoll_ctl: lib.func('int epoll_ctl(int, int, int, void *)'),
       epoll_wait: lib.func('int epoll_wait(int, void *, int, int)'),
       strerror: lib.func('const char *strerror(int)'),
+      poll: lib.func('int poll(_Inout_ void *, unsigned long, int)'),
     } as Libc;
   } catch {
     loaded = null;
   }
   return loaded;
+}
+
+export interface Syslog {
+  openlog(ident: Buffer, option: number, facility: number): void;
+  /** syslog(priority, "%s", message): the message is never a format */
+  syslog(priority: number, message: string): void;
+}
+
+let syslogLoaded: Syslog | null | undefined;
+
+/** openlog(3) / syslog(3), or null where libc is not available. */
+export function loadSyslog(): Syslog | null {
+  if (syslogLoaded !== undefined) return syslogLoaded;
+  syslogLoaded = null;
+  const lib = libcLibrary();
+  if (!lib) return null;
+  try {
+    const openlog = lib.func('void openlog(const char *ident, int option, int facility)');
+    const syslog = lib.func('void syslog(int priority, const char *format, ...)');
+    syslogLoaded = { openlog, syslog: (p, m) => syslog(p, '%s', 'str', m) };
+  } catch {
+    syslogLoaded = null;
+  }
+  return syslogLoaded;
+}
+
+/** libc, or an Error saying why not (raw-socket users that cannot work without it). */
+export function requireLibc(): Libc {
+  const libc = loadLibc();
+  if (!libc) throw new Error('libc is not available through koffi (keepvs needs Linux for raw sockets)');
+  return libc;
+}
+
+/**
+ * Calls `onReadable` whenever `fd` has data, from Node's event loop (koffi's poll handle on libuv).
+ * koffi 3.3.4 calls back with (status, events), although its typings declare (events).
+ */
+export function watchReadable(fd: number, onReadable: () => void): { close(): void } {
+  const poll = koffi.node.poll as unknown as (
+    fd: number,
+    want: { readable: boolean },
+    cb: (status: number, events: { readable?: boolean }) => void,
+  ) => { close(): void };
+  return poll(fd, { readable: true }, (_status, events) => {
+    if (events?.readable) onReadable();
+  });
 }
 
 /** errno of the last failed call */
@@ -135,46 +212,18 @@ export function setLingerZero(libc: Libc, fd: number): void {
   libc.setsockopt(fd, SOL_SOCKET, SO_LINGER, LINGER_ZERO, 8);
 }
 
-/** struct sockaddr_in / sockaddr_in6 for an address and port */
+/**
+ * struct sockaddr_in / sockaddr_in6 for an address and port; a link-local real server
+ * (fe80::1%eth0) gets the interface's index as sin6_scope_id.
+ */
 export function encodeSockaddr(address: string, port: number): Buffer {
-  const zoned = address.indexOf('%');
-  if (isIPv6(zoned < 0 ? address : address.slice(0, zoned))) {
-    const b = Buffer.alloc(28);
-    b.writeUInt16LE(AF_INET6, 0);
-    b.writeUInt16BE(port, 2);
-    Buffer.from(ipaddr.IPv6.parse(zoned < 0 ? address : address.slice(0, zoned)).toByteArray()).copy(b, 8);
-    // a link-local real server (fe80::1%eth0): sin6_scope_id is the interface's index
-    if (zoned >= 0) b.writeUInt32LE(scopeId(address.slice(zoned + 1)), 24);
-    return b;
-  }
-  const b = Buffer.alloc(16);
-  b.writeUInt16LE(AF_INET, 0);
-  b.writeUInt16BE(port, 2);
-  const parts = address.split('.');
-  for (let i = 0; i < 4; i++) b[4 + i] = Number(parts[i] ?? 0);
-  return b;
+  return sockaddrBytes(address, port, scopeId);
 }
 
 /** An interface name or number as the index the kernel wants (0 when unknown: connect fails). */
 function scopeId(zone: string): number {
   if (/^\d+$/.test(zone)) return Number(zone);
   return networkInterfaces()[zone]?.find((a) => a.family === 'IPv6' && a.scopeid)?.scopeid ?? 0;
-}
-
-export interface SocketAddress {
-  address: string;
-  port: number;
-}
-
-/** Reads back a sockaddr filled by the kernel (IPv6 in its compact form, as Node prints it). */
-export function decodeSockaddr(b: Buffer): SocketAddress | null {
-  const family = b.readUInt16LE(0);
-  const port = b.readUInt16BE(2);
-  if (family === AF_INET) return { address: `${b[4]}.${b[5]}.${b[6]}.${b[7]}`, port };
-  if (family === AF_INET6) {
-    return { address: ipaddr.fromByteArray([...b.subarray(8, 24)]).toString(), port };
-  }
-  return null;
 }
 
 const ADDR_BUF = Buffer.alloc(28);
@@ -195,4 +244,11 @@ export function socketError(libc: Libc, fd: number): number {
   ERR_LEN.writeUInt32LE(4);
   if (libc.getsockopt(fd, SOL_SOCKET, SO_ERROR, ERR_BUF, ERR_LEN) !== 0) return errno();
   return ERR_BUF.readInt32LE(0);
+}
+
+/** One int option value for setsockopt. */
+export function intOption(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(v);
+  return b;
 }

@@ -1,10 +1,13 @@
 /**
- * Address helpers for the table: parsing, canonical text, 32-bit folds for hashing
- * (IPVS folds IPv6 by XOR of its four words, ip_vs_sh.c / ip_vs_mh.c) and masking for
- * persistence granularity.
+ * Address arithmetic in one place (pure): parsing, canonical text, 32-bit folds for hashing
+ * (IPVS folds IPv6 by XOR of its four words, ip_vs_sh.c / ip_vs_mh.c), masking for persistence
+ * granularity, netmask <-> prefix length, and struct sockaddr_in / sockaddr_in6 bytes.
+ * config, lb, notify, cli and os import it; it imports nothing of keepvs.
  */
 import ipaddr from 'ipaddr.js';
-import type { Family } from '../config/model.js';
+
+/** IP version, as config/model's Family. */
+export type Family = 4 | 6;
 
 /** Canonical text of an address of the given family, or null if it is not one. */
 export function canonicalAddress(text: string, family: Family): string | null {
@@ -105,4 +108,63 @@ export function netmaskToPrefix(mask: string): number | null {
 /** Dotted IPv4 netmask of a prefix length (24 -> `255.255.255.0`). */
 export function prefixToNetmask(len: number): string {
   return v4ToText(len <= 0 ? 0 : len >= 32 ? 0xffffffff : (0xffffffff << (32 - len)) >>> 0);
+}
+
+/** Prefix length of an IPv4 netmask or a bare number (`255.255.255.0`, `24`); IPv6 takes a number only. */
+export function maskTextToPrefix(mask: string, family: Family): number | null {
+  if (/^\d+$/.test(mask)) return Number(mask);
+  return family === 4 ? netmaskToPrefix(mask) : null;
+}
+
+/** The 4 or 16 bytes of an address (IPv6 without a zone). */
+export function addressBytes(text: string): Uint8Array {
+  return Uint8Array.from(ipaddr.parse(text).toByteArray());
+}
+
+/** Canonical text of 4 or 16 address bytes (IPv6 in its compact form, as Node prints it). */
+export function addressFromBytes(bytes: ArrayLike<number>): string {
+  return ipaddr.fromByteArray(Array.from(bytes)).toString();
+}
+
+// linux/socket.h
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+/**
+ * struct sockaddr_in (16 bytes) or sockaddr_in6 (28 bytes) for an address and port. An IPv6
+ * address may carry a zone (`fe80::1%eth0`); `scopeId` turns the zone into sin6_scope_id (the
+ * interface index lookup is the caller's: os/libc encodeSockaddr), else `scopeId` is used as is.
+ */
+export function sockaddrBytes(address: string, port: number, scopeId: number | ((zone: string) => number) = 0): Buffer {
+  const zoned = address.indexOf('%');
+  const bare = zoned < 0 ? address : address.slice(0, zoned);
+  if (bare.includes(':')) {
+    const b = Buffer.alloc(28);
+    b.writeUInt16LE(AF_INET6, 0);
+    b.writeUInt16BE(port, 2);
+    Buffer.from(ipaddr.IPv6.parse(bare).toByteArray()).copy(b, 8);
+    const scope = typeof scopeId === 'number' ? scopeId : zoned >= 0 ? scopeId(address.slice(zoned + 1)) : 0;
+    b.writeUInt32LE(scope, 24);
+    return b;
+  }
+  const b = Buffer.alloc(16);
+  b.writeUInt16LE(AF_INET, 0);
+  b.writeUInt16BE(port, 2);
+  const parts = bare.split('.');
+  for (let i = 0; i < 4; i++) b[4 + i] = Number(parts[i] ?? 0);
+  return b;
+}
+
+export interface SocketAddress {
+  address: string;
+  port: number;
+}
+
+/** Reads back a sockaddr filled by the kernel (IPv6 in its compact form, as Node prints it). */
+export function decodeSockaddr(b: Buffer): SocketAddress | null {
+  const family = b.readUInt16LE(0);
+  const port = b.readUInt16BE(2);
+  if (family === AF_INET) return { address: `${b[4]}.${b[5]}.${b[6]}.${b[7]}`, port };
+  if (family === AF_INET6) return { address: addressFromBytes(b.subarray(8, 24)), port };
+  return null;
 }
