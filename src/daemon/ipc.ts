@@ -18,6 +18,8 @@ export interface WorkerInit {
   readonly socket: string;
   readonly logDetail: boolean;
   readonly dataplaneWorkers: number;
+  /** the Unix sockets of the proxy workers the supervisor forked (LVS worker only) */
+  readonly proxySockets?: readonly string[];
 }
 
 export type ToWorker =

@@ -37,6 +37,11 @@ export interface LvsServiceDeps {
   readonly expireNodestConn?: boolean;
   /** > 1: a ClusterDataPlane of that many proxy processes, each with a table replica */
   readonly dataplaneWorkers?: number;
+  /**
+   * Unix sockets of proxy workers the supervisor forked (they outlive this process): the data
+   * plane is a ClusterDataPlane controlling them, adopting the table they hold at start.
+   */
+  readonly proxySockets?: readonly string[];
 }
 
 /** Health of one real server of one table service, as the API and dashboard show it. */
@@ -80,7 +85,7 @@ export class LvsService {
     // until start() forks the proxy workers, ops only reach the table (nothing listens yet)
     this.dp = deps.dataplane
       ? deps.dataplane(this.table)
-      : (deps.dataplaneWorkers ?? 1) > 1
+      : this.useCluster()
         ? new MemoryDataPlane()
         : new ProxyDataPlane(this.table, { expireNodestConn: nodestPolicy(deps) });
     this.checks = new CheckManager({
@@ -99,14 +104,18 @@ export class LvsService {
     return this.dp;
   }
 
+  private useCluster(): boolean {
+    return !this.deps.dataplane && (this.deps.proxySockets !== undefined || (this.deps.dataplaneWorkers ?? 1) > 1);
+  }
+
   async start(): Promise<void> {
-    const workers = this.deps.dataplaneWorkers ?? 1;
-    if (!this.deps.dataplane && workers > 1) {
+    if (this.useCluster()) {
       this.cluster = await ClusterDataPlane.start({
-        workers,
+        workers: this.deps.dataplaneWorkers ?? 1,
+        ...(this.deps.proxySockets ? { sockets: this.deps.proxySockets } : {}),
         tableModule: LB_REPLICA_MODULE,
         expireNodestConn: nodestPolicy(this.deps),
-        replay: () => this.replayOps(),
+        reconcile: (held) => this.reconcileOps(held),
         onWorkerExit: (index, code, signal) =>
           this.deps.logger.log(
             'error',
@@ -114,13 +123,34 @@ export class LvsService {
           ),
       });
       this.dp = this.cluster;
-      // the replicas start from the timeouts the primary table already holds
-      const timeouts = timeoutsOp(this.config.globalDefs);
-      if (timeouts) await this.cluster.apply([timeouts]);
+      this.adopt(this.cluster.heldTables());
+      this.cluster.reconcileAll();
     }
     await this.sync();
     this.checks.start();
   }
+
+  /**
+   * A new LVS worker meeting proxy workers that already forward (the previous one crashed): their
+   * table becomes this table, so the first sync sends only what the configuration and operator
+   * state change, and their connections and counters stay (IPVS keeps its table while
+   * keepalived's checker restarts).
+   */
+  private adopt(held: readonly (TableSnapshot | null)[]): void {
+    const table = held.find((t) => t !== null);
+    if (!table || this.table.snapshot().services.length > 0) return;
+    const ops = diffTables({ services: [] }, tableStateOf(table));
+    for (const op of ops) this.table.apply(op);
+    this.managed = new Set(table.services.map((s) => s.id));
+    this.adopted = table.services.length;
+    this.deps.logger.log(
+      'notice',
+      `adopted ${table.services.length} virtual services from ${held.filter((t) => t !== null).length} running proxy workers`,
+    );
+  }
+
+  /** services taken over from running proxy workers at start (0: none were running) */
+  adopted = 0;
 
   /** Recomputes the desired table and applies the difference; serialised. */
   sync(): Promise<void> {
@@ -214,12 +244,15 @@ export class LvsService {
     return out;
   }
 
-  /** What a new proxy worker needs to hold the primary table: its timeouts, services and real servers. */
-  private replayOps(): TableOp[] {
+  /**
+   * The ops that bring a proxy worker holding `held` (null: a new one) to this table: its
+   * timeouts, then only the services and real servers that differ, so that connections stay.
+   */
+  private reconcileOps(held: TableSnapshot | null): TableOp[] {
     const t = this.table.timeoutsNow();
     return [
       { op: 'set-timeouts', tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp },
-      ...diffTables({ services: [] }, tableStateOf(this.table.snapshot())),
+      ...diffTables(held ? tableStateOf(held) : { services: [] }, tableStateOf(this.table.snapshot())),
     ];
   }
 

@@ -6,7 +6,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -15,6 +15,8 @@ import type { AdminAction, DaemonStatus, StatusSource, VrrpInstanceStatus, Worke
 import type { KeepvsOptions } from '../cli/keepvs-args.js';
 import { formatDiagnostic } from '../config/format.js';
 import type { Config, LoadResult } from '../config/model.js';
+import { loadFreebind } from '../dataplane/proxy/freebind.js';
+import { ProxyProcesses } from '../dataplane/proxy/processes.js';
 import { SmtpMailer } from '../notify/mail.js';
 import { Notifier } from '../notify/manager.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
@@ -103,6 +105,8 @@ export class Supervisor implements StatusSource {
   private routerId: string | undefined;
   /** the last configuration that passed validation: what every worker (re)starts and reloads with */
   private config: Config | undefined;
+  /** the data plane's processes: children of the supervisor, so that they outlive an LVS worker crash */
+  private proxies: ProxyProcesses | undefined;
 
   constructor(
     private readonly opts: DaemonOptions,
@@ -128,10 +132,33 @@ export class Supervisor implements StatusSource {
     this.bus.subscribe((e) => this.notifier?.handle(e));
     const wantLvs = !this.opts.vrrpOnly;
     const wantVrrp = !this.opts.checkOnly && c.vrrpInstances.length > 0;
-    if (wantLvs)
+    if (wantLvs) {
+      this.proxies = this.startProxies();
       this.spawn({ role: 'lvs', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.checkersPidFile });
+    }
     if (wantVrrp)
       this.spawn({ role: 'vrrp', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.vrrpPidFile });
+  }
+
+  private startProxies(): ProxyProcesses {
+    // without libc (koffi) the workers cannot share a port (SO_REUSEPORT + IP_FREEBIND): one
+    const count = loadFreebind() ? Math.max(1, this.opts.dataplaneWorkers) : 1;
+    let runDir = dirname(this.opts.socket);
+    try {
+      mkdirSync(runDir, { recursive: true });
+    } catch {
+      runDir = tmpdir();
+    }
+    return new ProxyProcesses({
+      count,
+      runDir,
+      respawn: !this.opts.dontRespawn,
+      onExit: (index, code, signal, respawnInMs) =>
+        this.logger.log(
+          'error',
+          `proxy worker ${index} exited (${signal ?? `code ${code}`}); ${respawnInMs === null ? 'not respawning (-R)' : `forking it again in ${respawnInMs / 1000} s`}`,
+        ),
+    });
   }
 
   private spawn(w: Worker): void {
@@ -151,6 +178,7 @@ export class Supervisor implements StatusSource {
         socket: this.opts.socket,
         logDetail: this.opts.logDetail,
         dataplaneWorkers: this.opts.dataplaneWorkers,
+        ...(this.proxies ? { proxySockets: this.proxies.sockets } : {}),
       },
     };
     child.send(init);
@@ -274,7 +302,7 @@ export class Supervisor implements StatusSource {
           else c.kill('SIGTERM');
         }),
     );
-    await Promise.all(exits);
+    await Promise.all([...exits, this.proxies?.stop(drainMs)]);
     await this.notifier?.stop();
     for (const w of this.workers.values()) removePid(w.pidFile);
   }
@@ -285,13 +313,17 @@ export class Supervisor implements StatusSource {
       ...(this.routerId ? { routerId: this.routerId } : {}),
       configFile: this.opts.configFile,
       startedAt: this.startedAt,
-      workers: [...this.workers.values()].map((w) => ({
-        role: w.role,
-        ...(w.child?.pid ? { pid: w.child.pid } : {}),
-        state: w.state,
-        restarts: w.restarts,
-        ...(w.startedAt ? { startedAt: w.startedAt } : {}),
-      })),
+      workers: [
+        ...[...this.workers.values()].map((w) => ({
+          role: w.role,
+          ...(w.child?.pid ? { pid: w.child.pid } : {}),
+          state: w.state,
+          restarts: w.restarts,
+          ...(w.startedAt ? { startedAt: w.startedAt } : {}),
+        })),
+        // the data plane's processes, as role proxy0, proxy1 ...
+        ...(this.proxies?.status() ?? []).map(({ index, ...p }) => ({ role: `proxy${index}`, ...p })),
+      ],
       vrrp: this.vrrp,
       ...(this.lvs ? { lvs: this.lvs } : {}),
       maintenance: this.maintenance,

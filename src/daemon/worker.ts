@@ -47,6 +47,7 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     logger,
     events,
     dataplaneWorkers: init.dataplaneWorkers,
+    ...(init.proxySockets ? { proxySockets: init.proxySockets } : {}),
   });
   await svc.start();
   let control: net.Server | undefined;

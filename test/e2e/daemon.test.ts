@@ -178,7 +178,7 @@ test('reload under continuous traffic loses no request; a bad config is rejected
   stop = true;
   await load;
   // a reload applies the diff in place: still the two proxy workers, none forked on top
-  assert.equal(childPids(Number(readFileSync(join(dir, 'checkers.pid'), 'utf8'))).length, 2);
+  assert.equal((await proxyPids()).length, 2);
   assert.equal(failures, 0, `${failures} of ${done} requests failed`);
   assert.ok(done > 10);
   assert.equal((await status()).lvs.table.services[0].dests.length, 3);
@@ -256,6 +256,14 @@ const listenersOn = (port: number): number =>
 const childPids = (pid: number): number[] =>
   readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 
+/** the proxy workers: children of the supervisor (they outlive the LVS worker), as the API lists them */
+async function proxyPids(): Promise<number[]> {
+  const s = await status();
+  const pids = s.workers.filter((w: { role: string }) => w.role.startsWith('proxy')).map((w: { pid: number }) => w.pid);
+  const children = childPids(daemon.pid!);
+  return pids.filter((p: number) => children.includes(p));
+}
+
 test('two proxy workers: connections held in both are summed in keepvsadm -Ln, listed by -Lnc and in the API', async () => {
   const s0 = await status();
   assert.equal(s0.lvs.dataplane.kind, 'proxy-cluster');
@@ -315,13 +323,12 @@ test('keepvsadm --set reaches the proxy workers: -Lnc shows their expiry, -L --t
 });
 
 test('a proxy worker killed with SIGKILL is forked again with the table, and traffic goes on', async () => {
-  const lvsPid = Number(readFileSync(join(dir, 'checkers.pid'), 'utf8'));
-  const before = childPids(lvsPid);
+  const before = await proxyPids();
   assert.equal(before.length, 2);
   assert.equal(listenersOn(vipPort), 2);
   process.kill(before[0]!, 'SIGKILL');
   const after = await until('a new proxy worker', async () => {
-    const now = childPids(lvsPid);
+    const now = await proxyPids();
     return now.length === 2 && !now.includes(before[0]!) && now;
   });
   assert.ok(after.includes(before[1]!), 'the other worker was left alone');
@@ -335,13 +342,12 @@ test('a proxy worker killed with SIGKILL is forked again with the table, and tra
 });
 
 test('SIGTERM stops cleanly and removes the pid files', async () => {
-  const lvsPid = Number(readFileSync(join(dir, 'checkers.pid'), 'utf8'));
-  const proxyPids = childPids(lvsPid);
-  assert.ok(proxyPids.length >= 2, `proxy workers under the LVS worker: ${proxyPids}`);
+  const proxies = await proxyPids();
+  assert.ok(proxies.length >= 2, `proxy workers under the supervisor: ${proxies}`);
   const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
   daemon.kill('SIGTERM');
   assert.equal(await exited, 0);
-  await until('proxy workers gone', async () => proxyPids.every((p) => !existsSync(`/proc/${p}/stat`)), 5000);
+  await until('proxy workers gone', async () => proxies.every((p: number) => !existsSync(`/proc/${p}/stat`)), 5000);
   assert.equal(existsSync(join(dir, 'keepvs.pid')), false);
   assert.equal(existsSync(join(dir, 'checkers.pid')), false);
 });

@@ -7,7 +7,17 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { after, before, test } from 'node:test';
-import { type DaemonUnderTest, freePort, get, httpRealServer, startDaemon, until } from './harness.js';
+import {
+  alive,
+  closeLoop,
+  type DaemonUnderTest,
+  freePort,
+  get,
+  httpRealServer,
+  LongLived,
+  startDaemon,
+  until,
+} from './harness.js';
 
 const servers: http.Server[] = [];
 const rsPorts: number[] = [];
@@ -80,6 +90,48 @@ test('bad edit, then an LVS worker crash: the worker restarts on the last good c
   await until('weight 1 again', async () =>
     (await d.status()).lvs?.table.services[0]?.dests.every((x) => x.weight === 1),
   );
+});
+
+const proxyPids = async () =>
+  (await d.status()).workers.filter((w) => w.role.startsWith('proxy')).map((w) => w.pid ?? 0);
+const svcId = () => `tcp:127.0.0.1:${vipPort}`;
+const totalConns = async () =>
+  (await d.status()).lvs?.table.services[0]?.dests.reduce((n, x) => n + x.stats.conns, 0) ?? -1;
+
+test('LVS worker SIGKILL: the proxy workers go on with the last table and are adopted, connections and counters kept', async () => {
+  const proxies = await proxyPids();
+  assert.equal(proxies.length, 2);
+  const held = await Promise.all(Array.from({ length: 6 }, () => LongLived.open(vipPort)));
+  try {
+    for (const c of held) assert.match(await c.ask(), /^rs[01]$/);
+    await until(
+      '6 active',
+      async () => (await d.status()).lvs?.table.services[0]?.dests.reduce((n, x) => n + x.activeConns, 0) === 6,
+    );
+    const before = await totalConns();
+    const load = closeLoop(vipPort, /^rs[01]$/);
+    const pid = (await lvsWorker()).pid!;
+    process.kill(pid, 'SIGKILL');
+    await until('a new LVS worker', async () => {
+      const w = await lvsWorker();
+      return w.pid !== pid && w.state === 'running';
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const { done, failed } = await load.stop();
+    assert.equal(failed, 0, `${failed} of ${done} new connections failed`);
+    assert.deepEqual(await proxyPids(), proxies, 'the same proxy processes');
+    for (const c of held) assert.match(await c.ask(), /^rs[01]$/, 'a long-lived connection broke');
+    assert.ok(held.every((c) => !c.broken));
+    // counters and connection counts come from the adopted replicas
+    await until('counters kept and 6 still active', async () => {
+      const s = await d.status();
+      const dests = s.lvs?.table.services[0]?.dests ?? [];
+      return dests.reduce((n, x) => n + x.activeConns, 0) === 6 && (await totalConns()) >= before + done;
+    });
+    assert.match(d.output, /adopted 1 virtual services from 2 running proxy workers/);
+  } finally {
+    for (const c of held) c.close();
+  }
 });
 
 test('a worker stopped for good (-R) comes back on the next good reload', async () => {

@@ -207,3 +207,86 @@ export async function startDaemon(
   );
   return d;
 }
+
+/** A kept-alive HTTP/1.1 connection asking one request at a time (a long-lived client). */
+export class LongLived {
+  private readonly socket: net.Socket;
+  private buf = '';
+  private waiting: ((body: string) => void) | undefined;
+  broken = false;
+
+  private constructor(port: number) {
+    this.socket = net.connect(port, '127.0.0.1');
+    this.socket.setEncoding('utf8');
+    this.socket.on('data', (d: string) => {
+      this.buf += d;
+      const m = this.buf.match(/\r\n\r\n/);
+      if (!m || m.index === undefined) return;
+      const len = Number(this.buf.match(/content-length: (\d+)/i)?.[1] ?? 0);
+      const end = m.index + 4 + len;
+      if (this.buf.length < end) return;
+      const body = this.buf.slice(m.index + 4, end);
+      this.buf = this.buf.slice(end);
+      this.waiting?.(body);
+      this.waiting = undefined;
+    });
+    const fail = () => {
+      this.broken = true;
+      this.waiting?.('');
+    };
+    this.socket.on('error', fail);
+    this.socket.on('close', fail);
+  }
+
+  static async open(port: number): Promise<LongLived> {
+    const c = new LongLived(port);
+    await new Promise<void>((resolve, reject) => {
+      c.socket.once('connect', () => resolve());
+      c.socket.once('error', reject);
+    });
+    return c;
+  }
+
+  /** One request on this connection: the body, or '' when the connection broke or 3 s passed. */
+  ask(): Promise<string> {
+    if (this.broken) return Promise.resolve('');
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(''), 3000);
+      this.waiting = (b) => {
+        clearTimeout(t);
+        resolve(b);
+      };
+      this.socket.write('GET / HTTP/1.1\r\nHost: keepvs\r\n\r\n');
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** New connections one after the other until stop(): how many got no answer from a real server. */
+export function closeLoop(port: number, expect: RegExp): { stop(): Promise<{ done: number; failed: number }> } {
+  let running = true;
+  let done = 0;
+  let failed = 0;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const r = await get(port);
+        if (!expect.test(r.body)) failed++;
+      } catch {
+        failed++;
+      }
+      done++;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return { done, failed };
+    },
+  };
+}

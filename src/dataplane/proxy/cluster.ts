@@ -1,18 +1,20 @@
 /**
- * Multi-core proxy. The primary (the daemon) forks N workers; each worker runs a ProxyDataPlane
- * with its own replica of the table, built by replaying the same TableOps the primary receives.
+ * Multi-core proxy, controller side. N proxy worker processes (ProxyProcesses: children of the
+ * supervisor in the daemon, so that they outlive an LVS worker crash) each run a ProxyDataPlane
+ * with their own replica of the table. This controller connects to each worker's Unix socket;
+ * the worker answers `hello` with the table it already holds (none when new), and the owner's
+ * `reconcile` gives the ops that turn that into the owner's table: a new worker gets everything,
+ * a worker adopted by a new LVS worker gets only what changed, its connections and counters stay.
+ * A worker whose socket closes (crash) is connected to again once its parent has forked it anew.
  * Listening: every worker binds its own SO_REUSEPORT + IP_FREEBIND socket, so the kernel spreads
- * new connections with no accept hand-off and no thundering herd (better than the cluster module's
- * shared handle, even with SCHED_NONE). Workers are plain child processes: Node's cluster workers
- * cannot listen on an inherited fd themselves. Without libc (koffi) there is one worker.
- * UDP services are bound by worker 0 only, so all datagrams of a flow meet one process.
- * Shared view: every statsIntervalMs each worker sends its per-destination counts to the primary;
- * the primary keeps the latest per worker, sums them for snapshot(), and sends every worker the
- * load held by the other workers (setPeerLoad) so lc/wlc/sed/nq see connection counts of the
+ * new connections with no accept hand-off and no thundering herd. Without libc (koffi) there is
+ * one worker. UDP services are bound by worker 0 only, so all datagrams of a flow meet one process.
+ * Shared view: every statsIntervalMs each worker sends its per-destination counts to the
+ * controller, which keeps the latest per worker, sums them for snapshot(), and sends every worker
+ * the load held by the other workers (setPeerLoad) so lc/wlc/sed/nq see connection counts of the
  * whole director, at most about two intervals old.
  */
-import { type ChildProcess, fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import net from 'node:net';
 import {
   type ConnSnapshot,
   type Endpoint,
@@ -29,7 +31,9 @@ import type {
   DataPlaneServiceSnapshot,
   DataPlaneSnapshot,
 } from '../port.js';
+import { FrameChannel } from './channel.js';
 import { loadFreebind } from './freebind.js';
+import { DEFAULT_WORKER_EXEC_ARGV, ProxyProcesses } from './processes.js';
 
 /** What a worker's table replica must offer. */
 export interface ReplicaTable extends ForwardingTable {
@@ -43,7 +47,13 @@ export interface ReplicaTable extends ForwardingTable {
 }
 
 export interface ClusterOptions extends DataPlaneOptions {
+  /** proxy processes to fork when `sockets` is not given */
   readonly workers: number;
+  /**
+   * Unix sockets of proxy workers someone else forked (the supervisor): this data plane then only
+   * controls them, and stop() leaves them running. Without it, it forks `workers` of its own.
+   */
+  readonly sockets?: readonly string[];
   /**
    * module (path or file URL) exporting `createReplicaTable(options: DataPlaneOptions): ReplicaTable`,
    * imported by each worker; lb-replica.ts (LB_REPLICA_MODULE) builds lb's LbTable
@@ -52,26 +62,34 @@ export interface ClusterOptions extends DataPlaneOptions {
   /** default 250 ms */
   readonly statsIntervalMs?: number;
   /**
-   * The ops that rebuild a replica from nothing (the owner's current table). When given, a worker
-   * that dies is forked again after respawnDelayMs and fed these, so a crash costs one worker's
-   * connections, not its share of the listening capacity for good.
+   * The ops that turn what a worker holds (`held`, null for a new worker) into the owner's table.
+   * Called for every worker that connects after start(); reconcileAll() runs it for the first ones.
+   * Without it, a worker forked again after a crash stays empty.
    */
-  readonly replay?: () => readonly TableOp[];
-  /** default 1000 ms */
+  readonly reconcile?: (held: TableSnapshot | null) => readonly TableOp[];
+  /** own workers only: default 1000 ms */
   readonly respawnDelayMs?: number;
-  /** a worker exited outside stop() (before any respawn) */
+  /** own workers only: a worker exited (before any respawn) */
   readonly onWorkerExit?: (index: number, code: number | null, signal: string | null) => void;
   /**
-   * Node flags of the workers. Default `--max-semi-space-size=1`: a 1 MiB young generation keeps
+   * Node flags of own workers. Default `--max-semi-space-size=1`: a 1 MiB young generation keeps
    * an idle proxied connection near 4 KiB (the 16 MiB default holds about 3 KiB more of garbage
    * per connection) with no measured throughput cost (bench/dataplane.sh).
    */
   readonly workerExecArgv?: readonly string[];
+  /** how long start() waits for each worker's socket, ms (default 10000) */
+  readonly connectTimeoutMs?: number;
 }
 
-export const DEFAULT_WORKER_EXEC_ARGV: readonly string[] = ['--max-semi-space-size=1'];
+export { DEFAULT_WORKER_EXEC_ARGV };
 
 export type PrimaryToWorker =
+  | {
+      readonly type: 'configure';
+      readonly tableModule: string;
+      readonly statsIntervalMs: number;
+      readonly options: DataPlaneOptions;
+    }
   | {
       readonly type: 'ops';
       readonly seq: number;
@@ -83,7 +101,14 @@ export type PrimaryToWorker =
   | { readonly type: 'stop'; readonly drainMs: number };
 
 export type WorkerToPrimary =
-  | { readonly type: 'ready' }
+  | {
+      readonly type: 'hello';
+      readonly pid: number;
+      /** configured by an earlier controller: `held` is its table, kept with its connections */
+      readonly configured: boolean;
+      readonly held: TableSnapshot | null;
+      readonly bindPorts: [string, number][];
+    }
   | { readonly type: 'applied'; readonly seq: number }
   | { readonly type: 'stats'; readonly snapshot: DataPlaneSnapshot; readonly table?: TableSnapshot }
   | { readonly type: 'connections'; readonly seq: number; readonly connections: ConnSnapshot[] }
@@ -95,17 +120,6 @@ export interface PeerLoad {
   readonly active: number;
   readonly inact: number;
 }
-
-export interface WorkerConfig {
-  readonly index: number;
-  readonly tableModule: string;
-  readonly statsIntervalMs: number;
-  readonly options: DataPlaneOptions;
-}
-
-const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
-
-const ignoreSendError = (): void => {};
 
 /**
  * The load the workers other than `index` reported, per service and real server. Every real
@@ -136,72 +150,103 @@ export function peerLoadsFor(index: number, latest: ReadonlyMap<number, DataPlan
   return [...loads.values()];
 }
 
+type Channel = FrameChannel<WorkerToPrimary, PrimaryToWorker>;
+
+/** The controller's side of one proxy worker. */
+interface Link {
+  readonly index: number;
+  readonly path: string;
+  channel?: Channel;
+  pid?: number;
+  /** what the worker said it held when it connected (before reconciliation) */
+  held?: TableSnapshot | null;
+  retry?: NodeJS.Timeout;
+}
+
 export class ClusterDataPlane implements DataPlane {
-  private readonly workers: ChildProcess[] = [];
+  private readonly links: Link[] = [];
   private readonly latest = new Map<number, DataPlaneSnapshot>();
   private readonly latestTables = new Map<number, TableSnapshot>();
   private readonly listings = new Map<string, (c: ConnSnapshot[]) => void>();
   private readonly waiters = new Map<string, () => void>();
   private readonly reserved = new Map<string, { fd: number; port: number }>();
+  /** ports bound for port-0 services by workers of an earlier controller */
+  private readonly adoptedPorts = new Map<string, number>();
   private readonly freebind = loadFreebind();
+  private own: ProxyProcesses | undefined;
   private seq = 0;
   private restarts = 0;
+  private started = false;
   private stopping = false;
 
   private constructor(private readonly options: ClusterOptions) {}
 
-  /** Forks the workers and waits until each has loaded its table replica. */
+  /** Connects to the workers (forking them first without `sockets`); resolves once each said hello. */
   static async start(options: ClusterOptions): Promise<ClusterDataPlane> {
     const dp = new ClusterDataPlane(options);
-    await dp.fork();
+    let sockets = options.sockets;
+    if (!sockets) {
+      dp.own = new ProxyProcesses({
+        count: dp.freebind ? Math.max(1, options.workers) : 1,
+        execArgv: options.workerExecArgv ?? DEFAULT_WORKER_EXEC_ARGV,
+        respawn: options.reconcile !== undefined,
+        respawnDelayMs: options.respawnDelayMs ?? 1000,
+        onExit: (index, code, signal) => options.onWorkerExit?.(index, code, signal),
+      });
+      sockets = dp.own.sockets;
+    }
+    const hellos = sockets.map((path, index) => {
+      const link: Link = { index, path };
+      dp.links.push(link);
+      const hello = dp.expect(`hello:${index}`);
+      dp.connect(link);
+      return Promise.race([hello, new Promise((r) => setTimeout(r, options.connectTimeoutMs ?? 10_000).unref())]);
+    });
+    await Promise.all(hellos);
+    dp.started = true;
     return dp;
   }
 
-  private async fork(): Promise<void> {
-    const count = this.freebind ? Math.max(1, this.options.workers) : 1;
-    await Promise.all(Array.from({ length: count }, (_, index) => this.spawn(index)));
-  }
-
-  /** Forks worker `index` (again); resolves once its replica module is loaded. */
-  private spawn(index: number): Promise<void> {
-    const { workers, tableModule, statsIntervalMs, workerExecArgv, replay, respawnDelayMs, onWorkerExit, ...options } =
-      this.options;
-    const config: WorkerConfig = { index, tableModule, statsIntervalMs: statsIntervalMs ?? 250, options };
-    const w = fork(WORKER_MAIN, [], {
-      env: { ...process.env, KEEPVS_DP_WORKER: JSON.stringify(config) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      execArgv: [...(workerExecArgv ?? DEFAULT_WORKER_EXEC_ARGV)],
-    });
-    this.workers[index] = w;
-    const ready = this.expect(`ready:${index}`);
-    w.on('message', (m: WorkerToPrimary) => this.onMessage(index, w, m));
-    w.on('exit', (code, signal) => {
-      if (this.workers[index] !== w) return;
-      this.latest.delete(index);
-      this.latestTables.delete(index);
-      for (const [k, r] of [...this.listings]) if (k.startsWith(`${index}:`)) r([]);
-      this.resolve(`ready:${index}`); // a worker that dies at start does not hang start()
-      this.resolve(`stopped:${index}`);
-      for (const k of [...this.waiters.keys()]) if (k.startsWith(`applied:${index}:`)) this.resolve(k);
-      if (this.stopping) return;
-      onWorkerExit?.(index, code, signal);
-      if (replay) setTimeout(() => void this.respawn(index), respawnDelayMs ?? 1000).unref();
-    });
-    return ready;
-  }
-
-  private async respawn(index: number): Promise<void> {
+  private connect(link: Link): void {
     if (this.stopping) return;
-    this.restarts++;
-    await this.spawn(index);
-    const w = this.workers[index];
-    const ops = this.options.replay?.() ?? [];
-    if (this.stopping || !w?.connected || ops.length === 0) return;
-    const bindPorts: [string, number][] = [...this.reserved].map(([id, r]) => [id, r.port]);
-    w.send({ type: 'ops', seq: ++this.seq, ops, bindPorts } satisfies PrimaryToWorker, ignoreSendError);
+    const socket = net.connect(link.path);
+    let ok = false;
+    socket.once('connect', () => {
+      ok = true;
+    });
+    const ch: Channel = new FrameChannel(
+      socket,
+      (m) => this.onMessage(link, m),
+      () => {
+        if (link.channel === ch) this.lost(link, ok);
+        else if (!ok) this.retry(link);
+      },
+    );
+    link.channel = ch;
   }
 
-  /** workers forked again after dying */
+  private retry(link: Link): void {
+    if (this.stopping || link.retry) return;
+    link.retry = setTimeout(() => {
+      link.retry = undefined;
+      this.connect(link);
+    }, 200);
+    link.retry.unref();
+  }
+
+  /** The worker's socket closed: it died (its parent forks it again) or it never listened yet. */
+  private lost(link: Link, wasConnected: boolean): void {
+    link.channel = undefined;
+    this.latest.delete(link.index);
+    this.latestTables.delete(link.index);
+    for (const [k, r] of [...this.listings]) if (k.startsWith(`${link.index}:`)) r([]);
+    for (const k of [...this.waiters.keys()]) if (k.startsWith(`applied:${link.index}:`)) this.resolve(k);
+    if (wasConnected && link.pid) this.restarts++;
+    link.pid = undefined;
+    this.retry(link);
+  }
+
+  /** workers that connected again after their first run (a crash, then a fork) */
   get restartCount(): number {
     return this.restarts;
   }
@@ -218,23 +263,60 @@ export class ClusterDataPlane implements DataPlane {
     }
   }
 
-  private onMessage(index: number, w: ChildProcess, m: WorkerToPrimary): void {
-    if (m.type === 'ready') this.resolve(`ready:${index}`);
-    else if (m.type === 'applied') this.resolve(`applied:${index}:${m.seq}`);
-    else if (m.type === 'stopped') this.resolve(`stopped:${index}`);
-    else if (m.type === 'connections') this.listings.get(`${index}:${m.seq}`)?.(m.connections);
+  private bindPorts(): [string, number][] {
+    return [...this.adoptedPorts, ...[...this.reserved].map(([id, r]): [string, number] => [id, r.port])];
+  }
+
+  private onMessage(link: Link, m: WorkerToPrimary): void {
+    const ch = link.channel;
+    if (!ch) return;
+    if (m.type === 'hello') {
+      link.pid = m.pid;
+      link.held = m.configured ? m.held : null;
+      for (const [id, port] of m.bindPorts) if (!this.reserved.has(id)) this.adoptedPorts.set(id, port);
+      const {
+        workers,
+        sockets,
+        tableModule,
+        statsIntervalMs,
+        reconcile,
+        respawnDelayMs,
+        onWorkerExit,
+        workerExecArgv,
+        connectTimeoutMs,
+        ...options
+      } = this.options;
+      ch.send({ type: 'configure', tableModule, statsIntervalMs: statsIntervalMs ?? 250, options });
+      // workers met after start() are brought to the owner's table at once; the first ones by reconcileAll()
+      if (this.started) this.reconcileLink(link);
+      this.resolve(`hello:${link.index}`);
+    } else if (m.type === 'applied') this.resolve(`applied:${link.index}:${m.seq}`);
+    else if (m.type === 'stopped') this.resolve(`stopped:${link.index}`);
+    else if (m.type === 'connections') this.listings.get(`${link.index}:${m.seq}`)?.(m.connections);
     else if (m.type === 'stats') {
-      this.latest.set(index, m.snapshot);
-      if (m.table) this.latestTables.set(index, m.table);
-      this.sendPeerLoads(index, w);
+      this.latest.set(link.index, m.snapshot);
+      if (m.table) this.latestTables.set(link.index, m.table);
+      ch.send({ type: 'peer-load', loads: peerLoadsFor(link.index, this.latest) });
     }
   }
 
-  /** Sends worker `w` the load every other worker reported. */
-  private sendPeerLoads(index: number, w: ChildProcess): void {
-    // a worker that just exited gives EPIPE: its exit handler deals with it, the send is dropped
-    if (w.connected)
-      w.send({ type: 'peer-load', loads: peerLoadsFor(index, this.latest) } satisfies PrimaryToWorker, ignoreSendError);
+  private reconcileLink(link: Link): void {
+    const ops = this.options.reconcile?.(link.held ?? null) ?? [];
+    link.held = undefined;
+    if (ops.length) link.channel?.send({ type: 'ops', seq: ++this.seq, ops, bindPorts: this.bindPorts() });
+  }
+
+  /**
+   * The tables the workers held when this controller met them (null: a new worker); the first
+   * non-null one is what a new LVS worker adopts as its own table before reconcileAll().
+   */
+  heldTables(): (TableSnapshot | null)[] {
+    return this.links.map((l) => l.held ?? null);
+  }
+
+  /** Brings every worker met at start() to the owner's table (the `reconcile` ops for what it held). */
+  reconcileAll(): void {
+    for (const link of this.links) if (link.channel && link.held !== undefined) this.reconcileLink(link);
   }
 
   async apply(ops: readonly TableOp[]): Promise<void> {
@@ -242,16 +324,16 @@ export class ClusterDataPlane implements DataPlane {
     for (const op of ops) {
       if (op.op === 'add-service' && op.key.kind === 'addr' && op.key.port === 0 && op.key.protocol === 'tcp') {
         const id = serviceId(op.key);
-        if (this.freebind && !this.reserved.has(id))
+        if (this.freebind && !this.reserved.has(id) && !this.adoptedPorts.has(id))
           this.reserved.set(id, this.freebind.bind('tcp', op.key.address, 0));
       }
     }
     const seq = ++this.seq;
-    const bindPorts: [string, number][] = [...this.reserved].map(([id, r]) => [id, r.port]);
-    const done = this.workers.map((w, index) => {
-      if (!w.connected) return Promise.resolve();
-      const p = this.expect(`applied:${index}:${seq}`);
-      w.send({ type: 'ops', seq, ops, bindPorts } satisfies PrimaryToWorker, ignoreSendError);
+    const bindPorts = this.bindPorts();
+    const done = this.links.map((link) => {
+      if (!link.channel?.connected) return Promise.resolve();
+      const p = this.expect(`applied:${link.index}:${seq}`);
+      link.channel.send({ type: 'ops', seq, ops, bindPorts });
       return p;
     });
     await Promise.all(done);
@@ -262,6 +344,8 @@ export class ClusterDataPlane implements DataPlane {
             this.freebind?.close(r.fd);
             this.reserved.delete(id);
           }
+        for (const id of [...this.adoptedPorts.keys()])
+          if (op.op === 'clear' || id === serviceId(op.key)) this.adoptedPorts.delete(id);
       }
     }
   }
@@ -306,7 +390,7 @@ export class ClusterDataPlane implements DataPlane {
     }
     return {
       kind: 'proxy-cluster',
-      workers: this.workers.filter((w) => w.connected).length,
+      workers: this.links.filter((l) => l.channel?.connected).length,
       services: [...services.values()].map(({ destMap, ...s }) => ({ ...s, dests: [...destMap.values()] })),
       diagnostics,
     };
@@ -320,11 +404,11 @@ export class ClusterDataPlane implements DataPlane {
   /** Every worker's connection entries; a worker that does not answer within timeoutMs adds none. */
   async connections(timeoutMs = 1000): Promise<ConnSnapshot[]> {
     const seq = ++this.seq;
-    const parts = this.workers.map(
-      (w, index) =>
+    const parts = this.links.map(
+      (link) =>
         new Promise<ConnSnapshot[]>((resolve) => {
-          if (!w.connected) return resolve([]);
-          const key = `${index}:${seq}`;
+          if (!link.channel?.connected) return resolve([]);
+          const key = `${link.index}:${seq}`;
           const done = (c: ConnSnapshot[]) => {
             clearTimeout(t);
             this.listings.delete(key);
@@ -332,30 +416,26 @@ export class ClusterDataPlane implements DataPlane {
           };
           const t = setTimeout(() => done([]), timeoutMs);
           this.listings.set(key, done);
-          w.send({ type: 'list-connections', seq } satisfies PrimaryToWorker, ignoreSendError);
+          link.channel.send({ type: 'list-connections', seq });
         }),
     );
     return (await Promise.all(parts)).flat();
   }
 
-  /** process ids of the workers (for benchmarks and supervision) */
+  /** process ids of the workers, as they reported them (for benchmarks and supervision) */
   pids(): number[] {
-    return this.workers.map((w) => w.pid ?? 0).filter((p) => p > 0);
+    return this.links.map((l) => l.pid ?? 0).filter((p) => p > 0);
   }
 
+  /**
+   * Own workers: stopped with a drain. Workers of someone else (the supervisor's): only the
+   * sockets close, the workers keep forwarding until their parent stops them.
+   */
   async stop(drainMs: number): Promise<void> {
     this.stopping = true;
-    const gone = this.workers.map((w, index) => {
-      if (!w.connected) return Promise.resolve();
-      const p = this.expect(`stopped:${index}`);
-      w.send({ type: 'stop', drainMs } satisfies PrimaryToWorker, ignoreSendError);
-      return p;
-    });
-    const hardStop = setTimeout(() => {
-      for (const w of this.workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
-    }, drainMs + 3000);
-    await Promise.all(gone);
-    clearTimeout(hardStop);
+    for (const l of this.links) if (l.retry) clearTimeout(l.retry);
+    if (this.own) await this.own.stop(drainMs);
+    for (const l of this.links) l.channel?.close();
     for (const r of this.reserved.values()) this.freebind?.close(r.fd);
     this.reserved.clear();
   }

@@ -1,51 +1,119 @@
-/** Entry point of one proxy worker (forked by ClusterDataPlane). Talks to the primary over IPC only. */
+/**
+ * Entry point of one proxy worker (forked by ProxyProcesses). Its controller, the LVS worker's
+ * ClusterDataPlane, connects to its Unix socket, configures it once and feeds it TableOps. When
+ * the controller goes away (an LVS worker crash) the worker keeps forwarding with the table it
+ * holds; the next controller is told that table in `hello` and reconciles against it. When the
+ * parent goes away (the supervisor), listeners close and open connections drain, as IPVS keeps
+ * established connections after keepalived's checker clears its services on exit.
+ */
+import { chmodSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
 import { pathToFileURL } from 'node:url';
-import type { PrimaryToWorker, ReplicaTable, WorkerConfig, WorkerToPrimary } from './cluster.js';
+import { FrameChannel } from './channel.js';
+import type { PrimaryToWorker, ReplicaTable, WorkerToPrimary } from './cluster.js';
 import { ProxyDataPlane } from './engine.js';
+import type { ParentToProxy, ProxyProcessConfig } from './processes.js';
 
-async function main(): Promise<void> {
-  const config = JSON.parse(process.env.KEEPVS_DP_WORKER ?? '{}') as WorkerConfig;
-  const send = (m: WorkerToPrimary) => process.send?.(m);
-  const modUrl = config.tableModule.startsWith('file:') ? config.tableModule : pathToFileURL(config.tableModule).href;
-  const mod = (await import(modUrl)) as { createReplicaTable(options: WorkerConfig['options']): ReplicaTable };
-  const table = mod.createReplicaTable(config.options);
-  const bindPorts = new Map<string, number>();
-  const dp = new ProxyDataPlane(table, {
-    ...config.options,
-    bindPorts,
-    udp: config.index === 0,
-  });
-  const report = () => {
-    const t = table.snapshot?.();
-    send({ type: 'stats', snapshot: dp.snapshot(), ...(t ? { table: t } : {}) });
-  };
-  const stats = setInterval(report, config.statsIntervalMs);
+interface Running {
+  readonly table: ReplicaTable;
+  readonly dp: ProxyDataPlane;
+  readonly bindPorts: Map<string, number>;
+  stats?: NodeJS.Timeout;
+}
+
+function main(): void {
+  const config = JSON.parse(process.env.KEEPVS_DP_WORKER ?? '{}') as ProxyProcessConfig;
+  let running: Running | undefined;
+  let configuring: Promise<void> | undefined;
+  let controller: FrameChannel<PrimaryToWorker, WorkerToPrimary> | undefined;
+  let stopping = false;
   let queue = Promise.resolve();
-  process.on('message', (m: PrimaryToWorker) => {
-    if (m.type === 'ops') {
+  const send = (m: WorkerToPrimary) => controller?.send(m);
+  const report = () => {
+    if (!running) return;
+    const t = running.table.snapshot?.();
+    send({ type: 'stats', snapshot: running.dp.snapshot(), ...(t ? { table: t } : {}) });
+  };
+
+  const configure = async (m: Extract<PrimaryToWorker, { type: 'configure' }>) => {
+    // a worker configured by an earlier controller keeps its table, options and connections
+    if (running) return;
+    const modUrl = m.tableModule.startsWith('file:') ? m.tableModule : pathToFileURL(m.tableModule).href;
+    const mod = (await import(modUrl)) as { createReplicaTable(options: typeof m.options): ReplicaTable };
+    const table = mod.createReplicaTable(m.options);
+    const bindPorts = new Map<string, number>();
+    const dp = new ProxyDataPlane(table, { ...m.options, bindPorts, udp: config.index === 0 });
+    running = { table, dp, bindPorts };
+    running.stats = setInterval(report, m.statsIntervalMs);
+  };
+
+  const onMessage = (m: PrimaryToWorker) => {
+    if (stopping) return;
+    if (m.type === 'configure') {
+      configuring ??= configure(m);
+      queue = queue.then(() => configuring);
+    } else if (m.type === 'ops') {
       queue = queue.then(async () => {
-        for (const [id, port] of m.bindPorts) bindPorts.set(id, port);
-        for (const op of m.ops) table.apply(op);
-        // do not wait for del-service drains: the primary only needs to know the ops are in
-        void dp.apply(m.ops);
+        if (!running) return;
+        for (const [id, port] of m.bindPorts) running.bindPorts.set(id, port);
+        for (const op of m.ops) running.table.apply(op);
+        // do not wait for del-service drains: the controller only needs to know the ops are in
+        void running.dp.apply(m.ops);
         send({ type: 'applied', seq: m.seq });
         report();
       });
     } else if (m.type === 'list-connections') {
-      send({ type: 'connections', seq: m.seq, connections: table.connections?.() ?? [] });
+      send({ type: 'connections', seq: m.seq, connections: running?.table.connections?.() ?? [] });
     } else if (m.type === 'peer-load') {
-      if (table.setPeerLoad) for (const l of m.loads) table.setPeerLoad(l.key, l.dest, l.active, l.inact);
-    } else if (m.type === 'stop') {
-      clearInterval(stats);
-      void dp.stop(m.drainMs).then(() => {
-        send({ type: 'stopped' });
-        process.disconnect?.();
-        process.exit(0);
+      const t = running?.table;
+      if (t?.setPeerLoad) for (const l of m.loads) t.setPeerLoad(l.key, l.dest, l.active, l.inact);
+    } else if (m.type === 'stop') stop(m.drainMs);
+  };
+
+  const server = net.createServer((socket) => {
+    // one controller at a time: a new LVS worker replaces whatever connection is left
+    controller?.close();
+    const ch: FrameChannel<PrimaryToWorker, WorkerToPrimary> = new FrameChannel(socket, onMessage, () => {
+      if (controller === ch) controller = undefined;
+    });
+    controller = ch;
+    void queue.then(() => {
+      const held = running?.table.snapshot?.() ?? null;
+      ch.send({
+        type: 'hello',
+        pid: process.pid,
+        configured: running !== undefined,
+        held,
+        bindPorts: running ? [...running.bindPorts] : [],
       });
-    }
+    });
   });
-  process.on('disconnect', () => process.exit(0));
-  send({ type: 'ready' });
+
+  function stop(drainMs: number): void {
+    if (stopping) return;
+    stopping = true;
+    server.close();
+    if (running?.stats) clearInterval(running.stats);
+    void (running?.dp.stop(drainMs) ?? Promise.resolve()).then(() => {
+      send({ type: 'stopped' });
+      controller?.socket.end();
+      process.disconnect?.();
+      process.exit(0);
+    });
+  }
+
+  try {
+    unlinkSync(config.socketPath);
+  } catch {
+    // not there: the usual case
+  }
+  server.listen(config.socketPath, () => {
+    chmodSync(config.socketPath, 0o600);
+  });
+  process.on('message', (m: ParentToProxy) => {
+    if (m.type === 'stop') stop(m.drainMs);
+  });
+  process.on('disconnect', () => stop(config.orphanDrainMs));
 }
 
-void main();
+main();
