@@ -8,7 +8,6 @@ import { writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { after, before, test } from 'node:test';
 import {
-  alive,
   closeLoop,
   type DaemonUnderTest,
   freePort,
@@ -94,7 +93,6 @@ test('bad edit, then an LVS worker crash: the worker restarts on the last good c
 
 const proxyPids = async () =>
   (await d.status()).workers.filter((w) => w.role.startsWith('proxy')).map((w) => w.pid ?? 0);
-const svcId = () => `tcp:127.0.0.1:${vipPort}`;
 const totalConns = async () =>
   (await d.status()).lvs?.table.services[0]?.dests.reduce((n, x) => n + x.stats.conns, 0) ?? -1;
 
