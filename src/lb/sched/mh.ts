@@ -101,6 +101,10 @@ export class MaglevHashing implements Scheduler {
     }
   }
   loadChanged(): void {}
+  /** the lookup table itself, slot by slot (the kernel TUN plane copies it into its slot map) */
+  slotTable(): readonly (SchedDest | null)[] {
+    return this.lookup;
+  }
   /** slots per destination (tests, diagnostics) */
   slotShare(): Map<SchedDest, number> {
     const m = new Map<SchedDest, number>();

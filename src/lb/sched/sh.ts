@@ -57,6 +57,10 @@ export class SourceHashing implements Scheduler {
     }
   }
   loadChanged(): void {}
+  /** the 256 buckets in order (the kernel TUN plane copies them into its slot map) */
+  bucketTable(): readonly (SchedDest | null)[] {
+    return this.buckets;
+  }
   /** how many buckets each destination holds (tests, diagnostics) */
   bucketShare(): Map<SchedDest, number> {
     const m = new Map<SchedDest, number>();

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared layout of keepvs's TUN maps. Mirrored by src/dataplane/tun/layout.ts: any change here must be
+ * made there too (test/dataplane/tun-layout.test.ts compares the sizes with the compiled object's BTF).
+ */
+#ifndef KEEPVS_TUN_COMMON_H
+#define KEEPVS_TUN_COMMON_H
+
+#include <linux/types.h>
+
+#define KV_FAMILY_V4 4
+#define KV_FAMILY_V6 6
+
+/* svc_val.flags: which packet fields feed the flow hash */
+#define KV_HASH_SADDR (1u << 0) /* source address (masked to svc_val.prefix) */
+#define KV_HASH_SPORT (1u << 1) /* source port (rr-as-hash, sh-port, mh-port) */
+#define KV_HASH_DADDR (1u << 2) /* destination address (dh) */
+
+#define KV_NO_REAL 0xffffffffu
+
+/* Service lookup key: address family, IP protocol, port (network order), address (IPv4 in addr[0]). */
+struct kv_svc_key {
+	__u8 family;
+	__u8 proto;
+	__be16 port;
+	__u32 addr[4];
+};
+
+struct kv_svc_val {
+	__u32 base;   /* first slot of this service's active table in kv_slots */
+	__u32 nslots; /* table size (> 0) */
+	__u32 flags;  /* KV_HASH_* */
+	__u32 prefix; /* source prefix length hashed (persistence granularity); 32 / 128 = whole address */
+};
+
+/* One slot: the real server for established packets and the one for new TCP connections (SYN). */
+struct kv_slot {
+	__u32 real;     /* index into kv_reals, KV_NO_REAL = none */
+	__u32 real_syn; /* differs from real while the slot's server is quiesced (weight 0) */
+};
+
+/* A real server of one service: where the outer header goes and how it leaves. */
+struct kv_real {
+	__u32 daddr[4]; /* outer destination (the real server) */
+	__u32 saddr[4]; /* outer source (the director's address towards it) */
+	__u32 ifindex;  /* egress interface */
+	__u32 family;   /* KV_FAMILY_V4 (IPIP) or KV_FAMILY_V6 (IPv6-in-IPv6) */
+};
+
+/* Per-real counters (per CPU, summed in user space). */
+struct kv_real_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* kv_stats indexes */
+#define KV_ST_ENCAP 0     /* packets encapsulated */
+#define KV_ST_NO_REAL 1   /* service matched, no real server: dropped */
+#define KV_ST_TOO_BIG 2   /* would exceed the egress MTU once encapsulated: dropped */
+#define KV_ST_ERROR 3     /* adjust_room / store failed: dropped */
+#define KV_ST_DECAP 4     /* real server: packets decapsulated */
+#define KV_ST_NOT_VIP 5   /* real server: IPIP to an address that is not a configured VIP: passed on */
+#define KV_ST_MAX 8
+
+/* Real-server side: a VIP the decapsulation program accepts. */
+struct kv_vip_key {
+	__u32 family;
+	__u32 addr[4];
+};
+
+#endif
