@@ -233,6 +233,7 @@ export function parseKeepvsArgs(argv: readonly string[]): Result<KeepvsOptions, 
 
 export const KEEPVS_HELP = `Usage: keepvs [OPTION...]
        keepvs demo [DEMO OPTIONS]
+       keepvs realserver start|stop|status --vip ADDR... [--tun]  (prepare an LVS-DR/TUN real server)
 keepalived-compatible VRRP failover, health checks and virtual servers.
 
   -f, --use-file=FILE          Use the specified configuration file

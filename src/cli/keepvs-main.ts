@@ -20,6 +20,7 @@ function version(): string {
 }
 
 function main(argv: readonly string[]): number | Promise<number> {
+  if (argv[0] === 'realserver') return import('./realserver-main.js').then((m) => m.realserverMain(argv.slice(1)));
   const parsed = parseKeepvsArgs(argv);
   if (!parsed.ok) {
     process.stderr.write(`${parsed.error.message}\n`);

@@ -361,12 +361,14 @@ export class TunDataPlane implements DataPlane {
         continue;
       }
       if (route.mtu < inMtu + hdr) {
-        const mss = route.mtu - hdr - (s.key.family === 4 ? 40 : 60);
+        const mss4 = route.mtu - 60;
+        const fam = s.key.family === 4 ? `${mss4}` : `${mss4 - 40} for IPv6`;
         this.diagnose(
           'DP_TUN_MTU',
           s.id,
           `${route.ifname} (towards the real servers) has MTU ${route.mtu}, below ${ifname}'s ${inMtu} + ${hdr} B of tunnel header: ` +
-            `full-size packets are dropped. Raise ${route.ifname}'s MTU to ${inMtu + hdr} or clamp the real servers' TCP MSS to ${mss} (keepvs realserver --mss ${mss})`,
+            `full-size packets are dropped. Raise ${route.ifname}'s MTU to ${inMtu + hdr} or clamp the real servers' TCP MSS to ${fam} ` +
+            `(keepvs realserver --mss ${mss4}: IPv4 ${mss4}, IPv6 ${mss4 - 40})`,
         );
       }
     }
