@@ -6,6 +6,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
+import { loadLibc } from './libc.js';
 
 export class LibbpfError extends Error {
   constructor(
@@ -82,7 +83,6 @@ function bind(): Lib {
     priority: 'uint32_t',
     pad: 'uint32_t',
   });
-  const libc = koffi.load('libc.so.6');
   lib = {
     openFile: l.func('void *bpf_object__open_file(const char *path, void *opts)'),
     load: l.func('int bpf_object__load(void *obj)'),
@@ -104,7 +104,7 @@ function bind(): Lib {
     ),
     progFdById: l.func('int bpf_prog_get_fd_by_id(uint32_t id)'),
     objInfo: l.func('int bpf_obj_get_info_by_fd(int fd, _Inout_ void *info, _Inout_ uint32_t *len)'),
-    closeFd: libc.func('int close(int fd)'),
+    closeFd: (fd: unknown) => loadLibc()?.close(fd as number),
     setPrint: l.func('void *libbpf_set_print(void *fn)'),
     possibleCpus: l.func('int libbpf_num_possible_cpus(void)'),
   };

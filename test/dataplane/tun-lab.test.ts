@@ -140,14 +140,7 @@ http.createServer((q, s) => { let n = 0; q.on('data', (c) => { n += c.length; })
   inNs('lb1', 'ip', 'addr', 'add', `${VIP6}/128`, 'dev', 'eth0', 'nodad');
   director = spawn(
     'ip',
-    [
-      'netns',
-      'exec',
-      `${P}-lb1`,
-      process.execPath,
-      join(ROOT, 'dist', 'test', 'dataplane', 'tun-director-fixture.js'),
-      'eth0',
-    ],
+    ['netns', 'exec', `${P}-lb1`, process.execPath, join(ROOT, 'dist', 'bench', 'tun-director.js'), 'eth0'],
     {
       stdio: ['pipe', 'pipe', 'inherit'],
     },

@@ -17,10 +17,10 @@
  * TCP connections use a second table built without it, as the mh-fallback/sh-fallback walk would.
  */
 import type { Family } from '../../config/model.js';
-import { addressFold } from '../../lb/addr.js';
 import { MaglevHashing } from '../../lb/sched/mh.js';
 import { SourceHashing } from '../../lb/sched/sh.js';
 import type { SchedDest, SchedService } from '../../lb/sched/types.js';
+import { addressFold } from '../../util/address.js';
 import { KV_HASH_DADDR, KV_HASH_SADDR, KV_HASH_SPORT } from './layout.js';
 
 export interface TunDestInput {

@@ -1,13 +1,13 @@
 /**
- * Runs a TunDataPlane on the real kernel inside a lab director namespace for the TUN lab test:
+ * Runs a TunDataPlane on the real kernel inside a lab director namespace (TUN lab test, bench/tun.sh):
  * reads JSON lines ({ops} | {slots: serviceId} | {stop: true}) on stdin, answers one JSON line each.
- * Usage: ip netns exec NS node tun-director-fixture.js IFACE...
+ * Usage: ip netns exec NS node dist/bench/tun-director.js IFACE...
  */
 import { createInterface } from 'node:readline';
-import { BpfTunKernel } from '../../src/dataplane/tun/kernel.js';
-import { TunDataPlane } from '../../src/dataplane/tun/plane.js';
-import type { TableOp } from '../../src/lb/types.js';
-import { interfaceMtu, routeGet } from '../../src/os/route.js';
+import { BpfTunKernel } from '../src/dataplane/tun/kernel.js';
+import { TunDataPlane } from '../src/dataplane/tun/plane.js';
+import type { TableOp } from '../src/lb/types.js';
+import { interfaceMtu, routeGet } from '../src/os/route.js';
 
 const plane = new TunDataPlane({
   kernel: new BpfTunKernel(),
