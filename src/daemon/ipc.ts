@@ -3,7 +3,7 @@ import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
 import type { Config } from '../config/model.js';
 import type { KeepvsEvent } from '../util/events.js';
 import type { LogLevel } from '../util/logger.js';
-import type { LvsSnapshot } from './lvs-service.js';
+import type { LvsSnapshot, OperatorSnapshot } from './lvs-service.js';
 
 export type WorkerRole = 'lvs' | 'vrrp';
 
@@ -20,6 +20,8 @@ export interface WorkerInit {
   readonly dataplaneWorkers: number;
   /** the Unix sockets of the proxy workers the supervisor forked (LVS worker only) */
   readonly proxySockets?: readonly string[];
+  /** operator changes (keepvsadm, API drains) the previous LVS worker reported */
+  readonly operator?: OperatorSnapshot;
 }
 
 export type ToWorker =
@@ -35,4 +37,5 @@ export type FromWorker =
   | { readonly type: 'lvs-snapshot'; readonly snapshot: LvsSnapshot }
   | { readonly type: 'vrrp-snapshot'; readonly instances: readonly VrrpInstanceStatus[] }
   | { readonly type: 'admin-result'; readonly id: number; readonly ok: boolean; readonly error?: string }
+  | { readonly type: 'operator-state'; readonly state: OperatorSnapshot }
   | { readonly type: 'fatal'; readonly message: string };

@@ -13,6 +13,7 @@ import { LB_REPLICA_MODULE } from '../dataplane/proxy/lb-replica.js';
 import { type DesiredTable, desiredTable, timeoutsOp } from '../lb/desired.js';
 import { diffTables, type TableState, tableStateOf } from '../lb/diff.js';
 import { withReplicaCounters } from '../lb/merge.js';
+import { OperatorState, type OperatorStateData } from '../lb/operator.js';
 import { LbTable } from '../lb/table.js';
 import { type ConnSnapshot, serviceId, type TableOp, type TableSnapshot } from '../lb/types.js';
 import { NodeDialer } from '../os/dialer.js';
@@ -26,6 +27,13 @@ import type { ProcessRunner } from '../util/ports.js';
 export interface AdminOverride {
   readonly weight: number;
   readonly reason: string;
+}
+
+/** What an operator changed by hand (keepvsadm ops, API drains/weights): copied to the supervisor. */
+export interface OperatorSnapshot {
+  readonly table: OperatorStateData;
+  /** [`${serviceId}|${destId}`, override] */
+  readonly overrides: readonly (readonly [string, AdminOverride])[];
 }
 
 export interface LvsServiceDeps {
@@ -42,6 +50,10 @@ export interface LvsServiceDeps {
    * plane is a ClusterDataPlane controlling them, adopting the table they hold at start.
    */
   readonly proxySockets?: readonly string[];
+  /** operator changes of an earlier LVS worker (the supervisor's copy) */
+  readonly operator?: OperatorSnapshot;
+  /** called after every operator change, with the state to give the next worker */
+  readonly onOperatorChange?: (s: OperatorSnapshot) => void;
 }
 
 /** Health of one real server of one table service, as the API and dashboard show it. */
@@ -72,6 +84,10 @@ export class LvsService {
   private managed = new Set<string>();
   /** key: `${serviceId}|${destId}` */
   readonly overrides = new Map<string, AdminOverride>();
+  /** keepvsadm's changes on top of the desired table (lb/operator.ts) */
+  private readonly operator: OperatorState;
+  /** the desired table before operator changes, as of the last sync */
+  private base: TableState = { services: [] };
   private pending = Promise.resolve();
   private reported = new Set<string>();
 
@@ -82,6 +98,10 @@ export class LvsService {
     this.table = new LbTable({ clock: deps.clock, expireNodestConn: deps.expireNodestConn ?? false });
     const timeouts = timeoutsOp(config.globalDefs);
     if (timeouts) this.table.apply(timeouts);
+    this.operator = new OperatorState(deps.operator?.table);
+    for (const [k, o] of deps.operator?.overrides ?? []) this.overrides.set(k, o);
+    const hand = this.operator.handTimeouts;
+    if (hand) this.table.apply({ op: 'set-timeouts', ...hand });
     // until start() forks the proxy workers, ops only reach the table (nothing listens yet)
     this.dp = deps.dataplane
       ? deps.dataplane(this.table)
@@ -167,7 +187,7 @@ export class LvsService {
       if (!this.reported.has(d)) this.deps.logger.log('warning', d);
     }
     this.reported = new Set(this.desired.diagnostics);
-    return {
+    this.base = {
       services: this.desired.services.map((s) => {
         const sid = serviceId(s.key);
         return {
@@ -180,6 +200,7 @@ export class LvsService {
         };
       }),
     };
+    return this.operator.overlay(this.base);
   }
 
   private async syncNow(): Promise<void> {
@@ -190,6 +211,28 @@ export class LvsService {
     this.managed = ids;
     if (ops.length === 0) return;
     await this.applyOps(ops);
+  }
+
+  /**
+   * keepvsadm's ops: applied like any other, and remembered (lb/operator.ts) so that the next
+   * sync keeps them and the next LVS worker gets them. Serialised with sync().
+   */
+  applyOperatorOps(ops: readonly TableOp[]): Promise<{ ok: boolean; error?: string }[]> {
+    const run = this.pending.then(async () => {
+      const results = await this.applyOps(ops);
+      for (const [i, r] of results.entries()) if (r.ok) this.operator.record(ops[i]!, this.base);
+      this.operatorChanged();
+      return results;
+    });
+    this.pending = run.then(
+      () => {},
+      (e) => this.deps.logger.log('error', `apply failed: ${e}`),
+    );
+    return run;
+  }
+
+  private operatorChanged(): void {
+    this.deps.onOperatorChange?.({ table: this.operator.data(), overrides: [...this.overrides] });
   }
 
   /** Table first, then the data plane, for the ops the table accepted. */
@@ -206,6 +249,7 @@ export class LvsService {
     this.checks.reload(config);
     const timeouts = timeoutsOp(config.globalDefs);
     if (timeouts) {
+      this.operator.forgetTimeouts();
       this.table.apply(timeouts);
       await this.cluster?.apply([timeouts]);
     }
@@ -220,6 +264,7 @@ export class LvsService {
   setOverride(service: string, dest: string, override: AdminOverride | undefined): void {
     if (override) this.overrides.set(`${service}|${dest}`, override);
     else this.overrides.delete(`${service}|${dest}`);
+    this.operatorChanged();
     void this.sync();
   }
 

@@ -25,6 +25,7 @@ import { EventBus, type KeepvsEvent } from '../util/events.js';
 import { VERSION } from '../version.js';
 import type { FromWorker, ToWorker, WorkerRole } from './ipc.js';
 import { DaemonLogger } from './log.js';
+import type { OperatorSnapshot } from './lvs-service.js';
 import { restartDelayMs } from './restart.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -105,6 +106,8 @@ export class Supervisor implements StatusSource {
   private routerId: string | undefined;
   /** the last configuration that passed validation: what every worker (re)starts and reloads with */
   private config: Config | undefined;
+  /** the LVS worker's operator changes, given to the next LVS worker (they survive its restarts) */
+  private operator: OperatorSnapshot | undefined;
   /** the data plane's processes: children of the supervisor, so that they outlive an LVS worker crash */
   private proxies: ProxyProcesses | undefined;
 
@@ -179,6 +182,7 @@ export class Supervisor implements StatusSource {
         logDetail: this.opts.logDetail,
         dataplaneWorkers: this.opts.dataplaneWorkers,
         ...(this.proxies ? { proxySockets: this.proxies.sockets } : {}),
+        ...(w.role === 'lvs' && this.operator ? { operator: this.operator } : {}),
       },
     };
     child.send(init);
@@ -198,6 +202,9 @@ export class Supervisor implements StatusSource {
         break;
       case 'lvs-snapshot':
         this.lvs = m.snapshot;
+        break;
+      case 'operator-state':
+        this.operator = m.state;
         break;
       case 'vrrp-snapshot':
         this.vrrp = m.instances;

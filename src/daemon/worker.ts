@@ -48,6 +48,12 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     events,
     dataplaneWorkers: init.dataplaneWorkers,
     ...(init.proxySockets ? { proxySockets: init.proxySockets } : {}),
+    ...(init.operator ? { operator: init.operator } : {}),
+    onOperatorChange: (state) => {
+      send({ type: 'operator-state', state });
+      // the API shows a keepvsadm change at once, not at the next periodic report
+      setImmediate(() => send({ type: 'lvs-snapshot', snapshot: svc.snapshot() }));
+    },
   });
   await svc.start();
   let control: net.Server | undefined;
@@ -55,7 +61,7 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     control = await startControlServer(init.socket, {
       snapshot: () => svc.tableSnapshot(),
       connections: () => svc.connections(),
-      apply: (ops) => svc.applyOps(ops),
+      apply: (ops) => svc.applyOperatorOps(ops),
     });
     logger.log('info', `control socket ready at ${init.socket}`);
   } catch (e) {

@@ -151,3 +151,121 @@ test('a worker stopped for good (-R) comes back on the next good reload', async 
     await r.stop();
   }
 });
+
+const destsOf = async (port = vipPort) =>
+  (await d.status()).lvs?.table.services.find((s) => s.id === `tcp:127.0.0.1:${port}`)?.dests ?? [];
+const weightOf = async (rsPort: number) => (await destsOf()).find((x) => x.port === rsPort)?.weight;
+
+async function stopRs(i: number): Promise<void> {
+  const s = servers[i]!;
+  s.closeAllConnections();
+  await new Promise((r) => s.close(r));
+}
+async function startRs(i: number): Promise<void> {
+  servers[i] = await httpRealServer(rsPorts[i]!, `rs${i}`);
+}
+
+test('keepvsadm -e: the weight stays through unrelated syncs, until that real server’s checker changes it', async () => {
+  const [p0, p1] = rsPorts as [number, number];
+  assert.equal(await d.keepvsadm('-e', '-t', `127.0.0.1:${vipPort}`, '-r', `127.0.0.1:${p0}`, '-m', '-w', '7'), '');
+  await until('weight 7', async () => (await weightOf(p0)) === 7);
+  // another real server goes down and up: two syncs that do not concern rs0
+  await stopRs(1);
+  await until(
+    'rs1 out',
+    async () => (await weightOf(p1)) === undefined,
+    10000,
+    () => d.output,
+  );
+  assert.equal(await weightOf(p0), 7, 'reverted by an unrelated sync');
+  await startRs(1);
+  await until(
+    'rs1 back',
+    async () => (await weightOf(p1)) === 1,
+    10000,
+    () => d.output,
+  );
+  assert.equal(await weightOf(p0), 7);
+  // a reload that does not change rs0 keeps it too (keepalived's init_service_rs)
+  d.proc.kill('SIGHUP');
+  await until('reloaded', async () => (d.output.match(/Reloading configuration/g)?.length ?? 0) >= 3);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await weightOf(p0), 7, 'reverted by an unrelated reload');
+  // rs0's own checker changes it: down, then up with its configured weight
+  await stopRs(0);
+  await until(
+    'rs0 out',
+    async () => (await weightOf(p0)) === undefined,
+    10000,
+    () => d.output,
+  );
+  await startRs(0);
+  await until(
+    'rs0 back with its configured weight',
+    async () => (await weightOf(p0)) === 1,
+    10000,
+    () => d.output,
+  );
+});
+
+test('keepvsadm -a to a configured service: kept at SIGHUP (keepalived removes only what it configured)', async () => {
+  const extra = await freePort();
+  const s = await httpRealServer(extra, 'rs-extra');
+  try {
+    assert.equal(
+      await d.keepvsadm('-a', '-t', `127.0.0.1:${vipPort}`, '-r', `127.0.0.1:${extra}`, '-m', '-w', '2'),
+      '',
+    );
+    writeFileSync(d.conf, config({ weight: 4 }));
+    d.proc.kill('SIGHUP');
+    await until(
+      'configured weights 4',
+      async () => (await weightOf(rsPorts[0]!)) === 4,
+      5000,
+      () => d.output,
+    );
+    assert.equal(await weightOf(extra), 2, 'the hand-added real server went at SIGHUP');
+    assert.equal(await d.keepvsadm('-d', '-t', `127.0.0.1:${vipPort}`, '-r', `127.0.0.1:${extra}`), '');
+    await until('hand real server deleted', async () => (await weightOf(extra)) === undefined);
+  } finally {
+    s.closeAllConnections();
+    s.close();
+    writeFileSync(d.conf, config());
+    d.proc.kill('SIGHUP');
+    await until('configured weights 1', async () => (await weightOf(rsPorts[0]!)) === 1);
+  }
+});
+
+test('operator state survives an LVS worker restart: -A services, -a real servers, -e weights, API drains', async () => {
+  const [p0, p1] = rsPorts as [number, number];
+  const vip2 = await freePort();
+  const extra = await freePort();
+  const s = await httpRealServer(extra, 'rs-extra');
+  try {
+    assert.equal(await d.keepvsadm('-A', '-t', `127.0.0.1:${vip2}`, '-s', 'rr'), '');
+    assert.equal(await d.keepvsadm('-a', '-t', `127.0.0.1:${vip2}`, '-r', `127.0.0.1:${extra}`, '-m'), '');
+    assert.equal(await d.keepvsadm('-e', '-t', `127.0.0.1:${vipPort}`, '-r', `127.0.0.1:${p0}`, '-m', '-w', '5'), '');
+    const drained = await d.act('drain', { service: `tcp:127.0.0.1:${vipPort}`, dest: `127.0.0.1:${p1}` });
+    assert.equal(drained.status, 200, drained.body);
+    await until('drained', async () => (await weightOf(p1)) === 0);
+    assert.equal((await get(vip2)).body, 'rs-extra');
+    const pid = (await lvsWorker()).pid!;
+    process.kill(pid, 'SIGKILL');
+    await until('a new LVS worker', async () => {
+      const w = await lvsWorker();
+      return w.pid !== pid && w.state === 'running';
+    });
+    // a few syncs of the new worker (its checkers start)
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await weightOf(p1), 0, 'the drain was lost');
+    assert.equal(await weightOf(p0), 5, 'the -e weight was lost');
+    assert.equal((await destsOf(vip2)).length, 1, 'the -A service was lost');
+    assert.equal((await get(vip2)).body, 'rs-extra');
+    for (let i = 0; i < 6; i++) assert.equal((await get(vipPort)).body, 'rs0', 'the drained server took traffic');
+  } finally {
+    await d.act('restore', { service: `tcp:127.0.0.1:${vipPort}`, dest: `127.0.0.1:${p1}` });
+    await d.keepvsadm('-D', '-t', `127.0.0.1:${vip2}`);
+    s.closeAllConnections();
+    s.close();
+  }
+});
