@@ -100,6 +100,18 @@ export function createMetrics(source: StatusSource): Registry {
   gauge('keepvs_service_connect_failures', 'Connections whose real server refused or timed out', ['service'], (g) => {
     for (const s of st().lvs?.dataplane.services ?? []) g.set({ service: s.id }, s.connectFailures);
   });
+  gauge(
+    'keepvs_control_clients',
+    'keepvsadm control socket: connected now, dropped for not reading (slow_dropped), refused (over the limit)',
+    ['kind'],
+    (g) => {
+      const c = st().lvs?.control;
+      if (!c) return;
+      g.set({ kind: 'connected' }, c.clients);
+      g.set({ kind: 'slow_dropped' }, c.slowClientsDropped);
+      g.set({ kind: 'refused' }, c.clientsRefused);
+    },
+  );
   gauge('keepvs_worker_restarts', 'Worker restarts', ['worker'], (g) => {
     for (const w of st().workers) g.set({ worker: w.role }, w.restarts);
   });

@@ -132,6 +132,19 @@ export function buildApi(source: StatusSource, options: ApiOptions): FastifyInst
       },
       (req, reply) => run({ action: 'maintenance', on: req.body.on }, reply),
     );
+    admin.post<{ Body: { force?: boolean } }>(
+      '/api/v1/actions/reload',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { force: { type: 'boolean' } },
+          },
+        },
+      },
+      (req, reply) => run({ action: 'reload', force: req.body?.force === true }, reply),
+    );
   });
   return app;
 }

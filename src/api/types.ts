@@ -40,7 +40,9 @@ export type AdminAction =
   | { readonly action: 'drain'; readonly service: string; readonly dest: string }
   | { readonly action: 'restore'; readonly service: string; readonly dest: string }
   | { readonly action: 'weight'; readonly service: string; readonly dest: string; readonly weight: number }
-  | { readonly action: 'maintenance'; readonly on: boolean };
+  | { readonly action: 'maintenance'; readonly on: boolean }
+  /** SIGHUP's reload; `force` overrides the typo'd-block guard (docs/config.md, "Reload guard") */
+  | { readonly action: 'reload'; readonly force: boolean };
 
 export interface StatusSource {
   status(): DaemonStatus;

@@ -4,7 +4,7 @@
  */
 import { err, ok, type Result } from '../util/result.js';
 
-export type KeepvsCommand = 'run' | 'config-test' | 'dump-conf' | 'help' | 'version' | 'demo';
+export type KeepvsCommand = 'run' | 'config-test' | 'dump-conf' | 'help' | 'version' | 'demo' | 'force-reload';
 
 export interface KeepvsOptions {
   readonly command: KeepvsCommand;
@@ -134,6 +134,11 @@ const OPTIONS: readonly OptSpec[] = [
   },
   { long: 'api-token', arg: 'required', set: store('apiToken', (v) => v) },
   {
+    long: 'force-reload',
+    arg: 'none',
+    set: store('command', (_v, o) => (o.command === 'run' ? 'force-reload' : o.command)),
+  },
+  {
     long: 'dataplane',
     arg: 'required',
     set: (o, v) => {
@@ -257,6 +262,10 @@ keepalived-compatible VRRP failover, health checks and virtual servers.
       --socket=PATH            keepvsadm control socket
       --api=HOST:PORT          JSON status API and /metrics (default ${DEFAULT_API.host}:${DEFAULT_API.port})
       --api-token=TOKEN        Bearer token required by the API
+      --force-reload           Ask the running keepvs (at --api, token from --api-token or
+                               the api-token file next to --socket) to reload even though the
+                               new file would remove a virtual_server or vrrp_instance and has
+                               an unknown top-level block (a plain SIGHUP refuses that)
       --dataplane=proxy|nft    Userspace proxy (default, no root) or nftables rendering
       --dataplane-workers=N    Proxy processes sharing the load (default: one per core;
                                1 forwards inside the LVS worker itself)

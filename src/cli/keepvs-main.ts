@@ -52,6 +52,8 @@ function main(argv: readonly string[]): number | Promise<number> {
       return configTest(true);
     case 'demo':
       return import('../daemon/demo.js').then((m) => m.runDemo(opts));
+    case 'force-reload':
+      return import('./force-reload.js').then((m) => m.forceReload(opts));
     case 'run': {
       if (opts.dataplane === 'nft') {
         process.stderr.write(

@@ -148,6 +148,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `keepvsadm -Ln | head`: the reader went away. ipvsadm dies of SIGPIPE there without a word (the
+// shell reports 141); Node ignores SIGPIPE and raises EPIPE instead, so exit the same way, quietly.
+for (const out of [process.stdout, process.stderr]) {
+  out.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(141);
+    throw e;
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -35,7 +35,10 @@ function run(pre: Preprocessor, bag: DiagnosticBag): LoadResult {
   const draft = newRootDraft();
   runBlock(tree, ROOT, draft, ctx, TOP_LEVEL);
   const config = resolveConfig(draft, pre.files, ctx);
-  return { config, diagnostics: bag.items, usable: !bag.hasErrors() };
+  const unknownTopLevelBlocks = tree
+    .filter((n) => n.children && !ROOT.has(n.keyword.text))
+    .map((n) => ({ keyword: n.keyword.text, loc: n.loc }));
+  return { config, diagnostics: bag.items, usable: !bag.hasErrors(), unknownTopLevelBlocks };
 }
 
 /** Loads a keepalived.conf (path absolute or relative to the fs's working directory) and everything it includes. */

@@ -496,4 +496,6 @@ export interface LoadResult {
   readonly diagnostics: readonly Diagnostic[];
   /** true when no diagnostic has severity error */
   readonly usable: boolean;
+  /** top-level `word { ... }` blocks with an unknown keyword (a typo'd block name), for the reload guard */
+  readonly unknownTopLevelBlocks?: readonly { readonly keyword: string; readonly loc: SourceLoc }[];
 }

@@ -11,7 +11,37 @@ export interface ControlTarget {
   apply(ops: readonly TableOp[]): Promise<{ ok: boolean; error?: string }[]>;
 }
 
-export async function startControlServer(path: string, target: ControlTarget): Promise<net.Server> {
+/** Bounds that keep a client that never reads from growing the LVS worker (its output stays in our memory). */
+export interface ControlLimits {
+  /** unread response bytes held for one client before it is dropped (default 64 MiB: a -Lc of 1M connections fits) */
+  readonly maxPendingBytes: number;
+  /** a client whose responses stay unread this long is dropped (default 30 s) */
+  readonly stallMs: number;
+  /** clients connected at once; more are refused (default 64) */
+  readonly maxClients: number;
+}
+
+export const DEFAULT_CONTROL_LIMITS: ControlLimits = { maxPendingBytes: 64 << 20, stallMs: 30_000, maxClients: 64 };
+
+/** Counted for the API and /metrics (LvsSnapshot.control). */
+export interface ControlStats {
+  clients: number;
+  /** dropped for leaving responses unread (over maxPendingBytes or stalled for stallMs) */
+  slowClientsDropped: number;
+  /** refused because maxClients were connected */
+  clientsRefused: number;
+}
+
+export interface ControlServer extends net.Server {
+  readonly stats: ControlStats;
+}
+
+export async function startControlServer(
+  path: string,
+  target: ControlTarget,
+  limits: ControlLimits = DEFAULT_CONTROL_LIMITS,
+  log?: (message: string) => void,
+): Promise<ControlServer> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   if (existsSync(path)) {
     // a live daemon answers; a stale socket file from a crash is removed
@@ -25,10 +55,58 @@ export async function startControlServer(path: string, target: ControlTarget): P
     if (alive) throw new Error(`control socket ${path} is in use by another keepvs`);
     unlinkSync(path);
   }
+  const stats: ControlStats = { clients: 0, slowClientsDropped: 0, clientsRefused: 0 };
   const server = net.createServer((sock) => {
+    if (stats.clients >= limits.maxClients) {
+      stats.clientsRefused++;
+      sock.on('error', () => {});
+      sock.end(`${JSON.stringify({ ok: false, error: 'too many keepvsadm clients connected' })}\n`);
+      return;
+    }
+    stats.clients++;
+    sock.once('close', () => stats.clients--);
     let buf = '';
+    const queue: string[] = [];
+    let busy = false;
+    let waitingDrain = false;
+    const MAX_QUEUED = 16;
+    const maybeResume = () => {
+      if (!waitingDrain && queue.length <= MAX_QUEUED && sock.isPaused()) sock.resume();
+    };
     sock.setEncoding('utf8');
     sock.on('error', () => {});
+    const drop = (why: string) => {
+      stats.slowClientsDropped++;
+      log?.(`control socket: dropping a client that does not read its responses (${why})`);
+      sock.destroy();
+    };
+    // one request at a time per client, and none read while its last response is unread:
+    // a client that never reads holds at most one response in our memory
+    const next = () => {
+      if (busy || sock.destroyed) return;
+      const line = queue.shift();
+      maybeResume();
+      if (line === undefined) return;
+      busy = true;
+      void handle(line).then((resp) => {
+        busy = false;
+        if (sock.destroyed) return;
+        const flushed = sock.write(`${JSON.stringify(resp)}\n`);
+        if (sock.writableLength > limits.maxPendingBytes) return drop(`${sock.writableLength} bytes unread`);
+        if (flushed) return next();
+        waitingDrain = true;
+        sock.pause();
+        sock.once('drain', () => {
+          waitingDrain = false;
+          maybeResume();
+          next();
+        });
+      });
+    };
+    // a stalled reader makes no progress at all: the socket times out with output still queued
+    sock.setTimeout(limits.stallMs, () => {
+      if (sock.writableLength > 0) drop(`no progress for ${limits.stallMs / 1000} s`);
+    });
     sock.on('data', (chunk: string) => {
       buf += chunk;
       if (buf.length > MAX_REQUEST_BYTES) {
@@ -38,11 +116,13 @@ export async function startControlServer(path: string, target: ControlTarget): P
       }
       let nl = buf.indexOf('\n');
       while (nl >= 0) {
-        const line = buf.slice(0, nl);
+        queue.push(buf.slice(0, nl));
         buf = buf.slice(nl + 1);
-        void handle(line).then((resp) => sock.write(`${JSON.stringify(resp)}\n`));
         nl = buf.indexOf('\n');
       }
+      // lines beyond what we answer stay unread in the kernel: pause until the queue drains
+      if (queue.length > MAX_QUEUED) sock.pause();
+      next();
     });
   });
   const handle = async (line: string): Promise<ControlResponse> => {
@@ -61,7 +141,7 @@ export async function startControlServer(path: string, target: ControlTarget): P
     server.listen(path, () => resolve());
   });
   chmodSync(path, 0o600);
-  return server;
+  return Object.assign(server, { stats });
 }
 
 /** One request, one response. */

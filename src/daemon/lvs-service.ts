@@ -3,8 +3,10 @@
  * checks, and the rule that joins them: desired(config, health, operator overrides) -> diff ->
  * apply to the table, then to the data plane. Reload swaps the config and applies only the diff.
  */
+
 import { CheckManager, type CheckManagerSnapshot } from '../check/manager.js';
 import type { Config } from '../config/model.js';
+import type { ControlStats } from '../control/server.js';
 import { MemoryDataPlane } from '../dataplane/memory.js';
 import type { DataPlane, DataPlaneSnapshot, NodestPolicy } from '../dataplane/port.js';
 import { ClusterDataPlane } from '../dataplane/proxy/cluster.js';
@@ -69,6 +71,8 @@ export interface LvsSnapshot {
   readonly table: TableSnapshot;
   readonly checks: { readonly servers: readonly RealServerHealth[]; readonly detail: CheckManagerSnapshot };
   readonly dataplane: DataPlaneSnapshot;
+  /** keepvsadm control socket: clients, slow clients dropped, clients refused (the worker adds it) */
+  readonly control?: ControlStats;
 }
 
 /** The proxy's side of expire_nodest_conn, as the table is given it. */

@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,11 +15,14 @@ import type { AdminAction, DaemonStatus, StatusSource, VrrpInstanceStatus, Worke
 import type { KeepvsOptions } from '../cli/keepvs-args.js';
 import { formatDiagnostic } from '../config/format.js';
 import type { Config, LoadResult } from '../config/model.js';
+import { reloadRefusal } from '../config/reload-guard.js';
 import { loadFreebind } from '../dataplane/proxy/freebind.js';
 import { ProxyProcesses } from '../dataplane/proxy/processes.js';
 import { SmtpMailer } from '../notify/mail.js';
 import { Notifier } from '../notify/manager.js';
+import { removePidFile, runningKeepvs, writePidFile } from '../os/pid-file.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
+import { writeFileSafely } from '../os/safe-file.js';
 import { SystemClock } from '../util/clock.js';
 import { EventBus, type KeepvsEvent } from '../util/events.js';
 import { VERSION } from '../version.js';
@@ -258,8 +261,12 @@ export class Supervisor implements StatusSource {
     return true;
   }
 
-  /** SIGHUP: a bad configuration is rejected and the running one stays. */
-  reload(): { ok: boolean; message: string } {
+  /**
+   * SIGHUP: a bad configuration is rejected and the running one stays. So is one that would remove
+   * a virtual_server or vrrp_instance while it has an unknown top-level block (a typo'd block name),
+   * unless `force` (keepvs --force-reload, the API's reload action).
+   */
+  reload(force = false): { ok: boolean; message: string } {
     const r = this.load();
     for (const d of r.diagnostics) this.logger.log(d.severity === 'error' ? 'error' : 'warning', formatDiagnostic(d));
     const at = Date.now();
@@ -269,6 +276,13 @@ export class Supervisor implements StatusSource {
       this.bus.emit({ type: 'config-reload', ok: false, message, at });
       return { ok: false, message };
     }
+    const refusal = this.config ? reloadRefusal(this.config, r) : undefined;
+    if (refusal && !force) {
+      this.logger.log('error', refusal.message);
+      this.bus.emit({ type: 'config-reload', ok: false, message: refusal.message, at });
+      return { ok: false, message: refusal.message };
+    }
+    if (refusal) this.logger.log('warning', `Forced reload: removing ${refusal.removed.join(', ')}`);
     this.config = r.config;
     this.routerId = r.config.globalDefs.routerId;
     this.notifier?.reload(r.config);
@@ -346,6 +360,10 @@ export class Supervisor implements StatusSource {
   }
 
   async act(action: AdminAction): Promise<{ ok: boolean; error?: string }> {
+    if (action.action === 'reload') {
+      const r = this.reload(action.force);
+      return r.ok ? { ok: true } : { ok: false, error: r.message };
+    }
     const role: WorkerRole = action.action === 'maintenance' ? 'vrrp' : 'lvs';
     const id = this.nextAdmin++;
     const result = new Promise<{ ok: boolean; error?: string }>((resolve) => {
@@ -391,32 +409,33 @@ export class Supervisor implements StatusSource {
 function writePid(path: string, pid: number | undefined, logger: DaemonLogger): void {
   if (!pid) return;
   try {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, `${pid}\n`);
+    writePidFile(path, pid);
   } catch (e) {
-    logger.log('warning', `cannot write pid file ${path}: ${(e as NodeJS.ErrnoException).code}`);
+    logger.log(
+      'warning',
+      `cannot write pid file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
 }
 
-function removePid(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // already gone
-  }
-}
+const removePid = (path: string): void => removePidFile(path);
+
+/** Where a generated API token is written: next to the control socket. */
+export const apiTokenFile = (socket: string): string => join(dirname(socket), 'api-token');
 
 function apiToken(opts: DaemonOptions, logger: DaemonLogger): string {
   if (opts.apiToken) return opts.apiToken;
   const token = randomBytes(18).toString('base64url');
-  const file = join(dirname(opts.socket), 'api-token');
+  const file = apiTokenFile(opts.socket);
   try {
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, `${token}\n`, { mode: 0o600 });
-    chmodSync(file, 0o600);
+    // exclusive create, no symlink followed, 0600, in a directory only we can write to
+    writeFileSafely(file, `${token}\n`, 0o600);
     logger.log('info', `API token written to ${file}`);
   } catch (e) {
-    logger.log('warning', `cannot write API token file ${file}: ${(e as NodeJS.ErrnoException).code}`);
+    logger.log(
+      'warning',
+      `cannot write API token file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   return token;
 }
@@ -443,6 +462,20 @@ export async function startDaemon(opts: DaemonOptions, load: () => LoadResult): 
     logger.log('error', msg);
     if (!opts.logConsole) process.stderr.write(`${msg}\n`);
     return 3;
+  }
+  // keepalived_running(): a live daemon with one of our pid files means this one does not start
+  const pidFiles = [
+    opts.pidFile,
+    ...(opts.vrrpOnly ? [] : [opts.checkersPidFile]),
+    ...(opts.checkOnly ? [] : [opts.vrrpPidFile]),
+  ];
+  for (const f of pidFiles) {
+    const other = runningKeepvs(f);
+    if (other === undefined) continue;
+    const msg = `daemon is already running (pid ${other} in ${f}); not starting`;
+    logger.log('notice', msg);
+    if (!opts.logConsole) process.stderr.write(`keepvs: ${msg}\n`);
+    return 0;
   }
   logger.log('notice', `Starting keepvs ${VERSION} with ${opts.configFile}`);
   writePid(opts.pidFile, process.pid, logger);

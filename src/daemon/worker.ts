@@ -4,10 +4,9 @@
  * reload), and reports snapshots, events and logs over IPC; a crash here leaves the supervisor
  * and the other worker running.
  */
-import type net from 'node:net';
 import type { AdminAction } from '../api/types.js';
 import type { Config } from '../config/model.js';
-import { startControlServer } from '../control/server.js';
+import { type ControlServer, DEFAULT_CONTROL_LIMITS, startControlServer } from '../control/server.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
 import { SystemClock } from '../util/clock.js';
 import type { EventSink, KeepvsEvent } from '../util/events.js';
@@ -56,13 +55,18 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     },
   });
   await svc.start();
-  let control: net.Server | undefined;
+  let control: ControlServer | undefined;
   try {
-    control = await startControlServer(init.socket, {
-      snapshot: () => svc.tableSnapshot(),
-      connections: () => svc.connections(),
-      apply: (ops) => svc.applyOperatorOps(ops),
-    });
+    control = await startControlServer(
+      init.socket,
+      {
+        snapshot: () => svc.tableSnapshot(),
+        connections: () => svc.connections(),
+        apply: (ops) => svc.applyOperatorOps(ops),
+      },
+      DEFAULT_CONTROL_LIMITS,
+      (m) => logger.log('warning', m),
+    );
     logger.log('info', `control socket ready at ${init.socket}`);
   } catch (e) {
     logger.log(
@@ -70,7 +74,11 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
       `control socket ${init.socket} unavailable (keepvsadm will not connect): ${e instanceof Error ? e.message : e}`,
     );
   }
-  const report = () => send({ type: 'lvs-snapshot', snapshot: svc.snapshot() });
+  const report = () =>
+    send({
+      type: 'lvs-snapshot',
+      snapshot: { ...svc.snapshot(), ...(control ? { control: { ...control.stats } } : {}) },
+    });
   const timer = setInterval(report, 1000);
   svc.checks.onChange(() => setImmediate(report));
   report();

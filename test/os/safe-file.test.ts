@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runningKeepvs, writePidFile } from '../../src/os/pid-file.js';
+import { writeFileSafely } from '../../src/os/safe-file.js';
+
+test('a secret file is never written through a planted symlink, and is a fresh 0600 file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kv-safe-'));
+  try {
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious\n');
+    const priv = join(dir, 'run');
+    mkdirSync(priv, { mode: 0o700 });
+    symlinkSync(victim, join(priv, 'api-token'));
+    writeFileSafely(join(priv, 'api-token'), 'secret\n');
+    assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+    const st = lstatSync(join(priv, 'api-token'));
+    assert.equal(st.isFile(), true);
+    assert.equal(st.mode & 0o777, 0o600);
+    assert.equal(readFileSync(join(priv, 'api-token'), 'utf8'), 'secret\n');
+    // a directory other users can write to is refused (they could swap names under us)
+    const shared = join(dir, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    assert.throws(() => writeFileSafely(join(shared, 'api-token'), 'x'), /writable by other users/);
+    // so is a symlinked directory
+    symlinkSync(shared, join(dir, 'link'));
+    assert.throws(() => writeFileSafely(join(dir, 'link', 'api-token'), 'x'), /symbolic link/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pid files: a live keepvs is found, a dead pid or a pid reused by another program is stale', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kv-pid-'));
+  const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+  // a stand-in keepvs: its command line names keepvs, as bin/keepvs.js does
+  const fake = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', 'keepvs'], { stdio: 'ignore' });
+  try {
+    const f = join(dir, 'keepvs.pid');
+    assert.equal(runningKeepvs(f), undefined, 'no file');
+    writePidFile(f, fake.pid!);
+    assert.equal(runningKeepvs(f), fake.pid);
+    writePidFile(f, other.pid!);
+    assert.equal(runningKeepvs(f), undefined, 'alive but not keepvs');
+    writeFileSync(f, '999999999\n');
+    assert.equal(runningKeepvs(f), undefined, 'dead');
+    writeFileSync(f, 'garbage\n');
+    assert.equal(runningKeepvs(f), undefined, 'garbage');
+    writePidFile(f, process.pid);
+    assert.equal(runningKeepvs(f), undefined, 'ourselves');
+  } finally {
+    other.kill();
+    fake.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
