@@ -9,11 +9,11 @@ class FakeKernel implements TunKernel {
   readonly slots = new Map<number, [number, number]>();
   readonly services = new Map<string, DataView>();
   readonly reals = new Map<number, RealVal>();
-  attached: readonly string[] | null = null;
+  attached: string[] | null = null;
   failAttach: string | undefined;
-  attach(interfaces: readonly string[]): void {
+  attach(ifname: string): void {
     if (this.failAttach) throw new Error(this.failAttach);
-    this.attached = interfaces;
+    this.attached = [...(this.attached ?? []), ifname];
   }
   setService(key: Uint8Array, val: Uint8Array): void {
     const v = new DataView(val.buffer.slice(0));
@@ -72,7 +72,7 @@ const tun = (weight = 1, extra: Partial<DestParams> = {}): DestParams => ({
   ...extra,
 });
 const ep = (i: number): Endpoint => ({ address: `198.18.1.${10 + i}`, port: 80 });
-const service = (scheduler = 'mh', k = key): TableOp => ({
+const service = (scheduler = 'mh', k: ServiceKey = key): TableOp => ({
   op: 'add-service',
   key: k,
   params: { scheduler, schedFlags: [], ops: false },
@@ -165,6 +165,23 @@ test('without the kernel program every TUN service says why it is not forwarded'
   const dp = new TunDataPlane({ kernel, routes: routes(), interfaces: ['eth0'] });
   await dp.apply([service(), { op: 'add-dest', key, dest: ep(1), params: tun() }]);
   const d = dp.snapshot().diagnostics.find((x) => x.code === 'DP_TUN_UNAVAILABLE');
-  assert.match(d?.message ?? '', /not available: BPF object .*npm run build:bpf/);
+  assert.match(d?.message ?? '', /not available on eth0: BPF object .*npm run build:bpf/);
   assert.equal(dp.snapshot().services.length, 0);
+});
+
+test('per-service ingress: the program is attached where each VIP lives, once per interface', async () => {
+  const kernel = new FakeKernel();
+  const where: Record<string, string | null> = {
+    '198.18.0.100': 'eth0',
+    '198.18.0.101': 'eth0',
+    '198.18.5.1': 'eth2',
+    '198.18.7.7': null,
+  };
+  const dp = new TunDataPlane({ kernel, routes: routes(), ingressOf: async (k) => where[k.address] ?? null });
+  const k = (address: string): ServiceKey => ({ ...key, address }) as ServiceKey;
+  for (const a of Object.keys(where))
+    await dp.apply([service('mh', k(a)), { op: 'add-dest', key: k(a), dest: ep(1), params: tun() }]);
+  assert.deepEqual(kernel.attached, ['eth0', 'eth2']);
+  assert.equal(dp.snapshot().services.length, 3);
+  assert.match(dp.snapshot().diagnostics.find((d) => d.code === 'DP_TUN_NO_INGRESS')?.message ?? '', /198\.18\.7\.7/);
 });

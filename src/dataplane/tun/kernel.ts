@@ -50,32 +50,33 @@ export class BpfTunKernel implements TunKernel {
   private maps: Record<'services' | 'slots' | 'reals' | 'realStats' | 'stats', BpfMap> | undefined;
   private attachedTo: number[] = [];
   private cpus = 1;
+  private progFd = -1;
 
-  attach(interfaces: readonly string[]): void {
-    if (interfaces.length === 0) throw new Error('no interface to attach the TUN program to');
-    const ifindexes = interfaces.map(ifindexOf);
-    const obj = BpfObject.load(bpfObjectPath('tun_encap'));
-    try {
-      this.cpus = possibleCpus();
-      this.maps = {
-        services: obj.map('kv_services'),
-        slots: obj.map('kv_slots'),
-        reals: obj.map('kv_reals'),
-        realStats: obj.map('kv_real_stats'),
-        stats: obj.map('kv_stats'),
-      };
-      const fd = obj.programFd('kv_tun_encap');
-      for (const ifindex of ifindexes) {
-        tcHookCreate({ ifindex, attachPoint: BPF_TC_INGRESS });
-        tcAttach({ ifindex, attachPoint: BPF_TC_INGRESS, ...ENCAP_FILTER }, fd);
-        this.attachedTo.push(ifindex);
+  attach(ifname: string): void {
+    const ifindex = ifindexOf(ifname);
+    if (this.attachedTo.includes(ifindex)) return;
+    if (!this.obj) {
+      const obj = BpfObject.load(bpfObjectPath('tun_encap'));
+      try {
+        this.cpus = possibleCpus();
+        this.maps = {
+          services: obj.map('kv_services'),
+          slots: obj.map('kv_slots'),
+          reals: obj.map('kv_reals'),
+          realStats: obj.map('kv_real_stats'),
+          stats: obj.map('kv_stats'),
+        };
+        this.progFd = obj.programFd('kv_tun_encap');
+      } catch (e) {
+        obj.close();
+        this.maps = undefined;
+        throw e;
       }
-    } catch (e) {
-      this.detach();
-      obj.close();
-      throw e;
+      this.obj = obj;
     }
-    this.obj = obj;
+    tcHookCreate({ ifindex, attachPoint: BPF_TC_INGRESS });
+    tcAttach({ ifindex, attachPoint: BPF_TC_INGRESS, ...ENCAP_FILTER }, this.progFd);
+    this.attachedTo.push(ifindex);
   }
 
   private m() {

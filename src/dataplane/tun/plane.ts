@@ -60,8 +60,11 @@ export interface TunRoutes {
 
 /** The BPF side, as the plane needs it. */
 export interface TunKernel {
-  /** Loads the program and attaches it to the interfaces' tc ingress (replacing a previous keepvs's). */
-  attach(interfaces: readonly string[]): void;
+  /**
+   * Loads the program (first call) and attaches it to an interface's tc ingress, replacing a
+   * previous keepvs's filter there; a no-op for an interface already attached.
+   */
+  attach(ifname: string): void;
   setService(key: Uint8Array, val: Uint8Array): void;
   deleteService(key: Uint8Array): void;
   writeSlots(keys: Uint8Array, values: Uint8Array, count: number): void;
@@ -78,8 +81,10 @@ export interface TunKernel {
 export interface TunPlaneOptions {
   readonly kernel: TunKernel;
   readonly routes: TunRoutes;
-  /** director interfaces where VIP traffic arrives (tc ingress) */
-  readonly interfaces: readonly string[];
+  /** director interfaces where VIP traffic arrives (tc ingress), the same for every service */
+  readonly interfaces?: readonly string[];
+  /** or per service: the interface its VIP lives on (or is routed through), null when none */
+  readonly ingressOf?: (key: Extract<ServiceKey, { kind: 'addr' }>) => Promise<string | null>;
 }
 
 const BLOCK = 4096;
@@ -117,8 +122,8 @@ export class TunDataPlane implements DataPlane {
   private readonly freeBlocks: number[] = [];
   private readonly freeReals: number[] = [];
   private seq = 0;
-  private attached = false;
-  private attachError: string | undefined;
+  private readonly attached = new Set<string>();
+  private loadError: string | undefined;
   private statsBase: readonly number[] = [];
 
   constructor(private readonly opts: TunPlaneOptions) {
@@ -287,7 +292,16 @@ export class TunDataPlane implements DataPlane {
       this.diagnose('DP_UNSUPPORTED_PROTOCOL', s.id, 'SCTP is not forwarded by the tc-BPF TUN plane');
       return;
     }
-    if (!this.ensureAttached(s.id)) return;
+    const ingress = this.opts.interfaces ?? [await this.opts.ingressOf?.(key)].filter((x): x is string => !!x);
+    if (ingress.length === 0) {
+      this.diagnose(
+        'DP_TUN_NO_INGRESS',
+        s.id,
+        `no local interface holds or routes the VIP ${key.address}; not forwarded`,
+      );
+      return;
+    }
+    if (!this.ensureAttached(s.id, ingress)) return;
 
     // routes (and MTU) towards each real server
     const usable: DestState[] = [];
@@ -308,7 +322,7 @@ export class TunDataPlane implements DataPlane {
         );
         continue;
       }
-      this.checkMtu(s, d);
+      this.checkMtu(s, d, ingress);
     }
     // IPVS list order: newest first
     usable.sort((a, b) => b.seq - a.seq);
@@ -350,10 +364,10 @@ export class TunDataPlane implements DataPlane {
     this.writePlan(s, plan, usable);
   }
 
-  private checkMtu(s: ServiceState, d: DestState): void {
+  private checkMtu(s: ServiceState, d: DestState, ingress: readonly string[]): void {
     const route = d.route as TunRoute;
     const hdr = HDR[s.key.family];
-    for (const ifname of this.opts.interfaces) {
+    for (const ifname of ingress) {
       let inMtu: number;
       try {
         inMtu = this.opts.routes.mtu(ifname);
@@ -374,19 +388,22 @@ export class TunDataPlane implements DataPlane {
     }
   }
 
-  private ensureAttached(service: string): boolean {
-    if (this.attached) return true;
-    if (this.attachError === undefined) {
+  private ensureAttached(service: string, ifnames: readonly string[]): boolean {
+    for (const ifname of ifnames) {
+      if (this.attached.has(ifname)) continue;
       try {
-        this.opts.kernel.attach(this.opts.interfaces);
-        this.attached = true;
-        return true;
+        if (this.loadError) throw new Error(this.loadError);
+        this.opts.kernel.attach(ifname);
+        this.attached.add(ifname);
       } catch (e) {
-        this.attachError = (e as Error).message;
+        const msg = (e as Error).message;
+        // a missing object, library or privilege will not come back by itself
+        if (!this.attached.size) this.loadError = msg;
+        this.diagnose('DP_TUN_UNAVAILABLE', service, `the kernel TUN plane is not available on ${ifname}: ${msg}`);
+        return false;
       }
     }
-    this.diagnose('DP_TUN_UNAVAILABLE', service, `the kernel TUN plane is not available: ${this.attachError}`);
-    return false;
+    return true;
   }
 
   private writePlan(s: ServiceState, plan: SlotPlan, dests: readonly DestState[]): void {
@@ -470,12 +487,12 @@ export class TunDataPlane implements DataPlane {
       if (id && s.id !== id) continue;
       for (const d of s.dests.values()) if (d.real !== undefined) d.base = this.opts.kernel.realStats(d.real);
     }
-    if (!id && this.attached) this.statsBase = this.opts.kernel.stats();
+    if (!id && this.attached.size) this.statsBase = this.opts.kernel.stats();
   }
 
   /** Counters of the whole program since start (or the last zero): encapsulated, dropped... */
   counters(): { encap: number; noReal: number; tooBig: number; error: number } {
-    const st = this.attached ? this.opts.kernel.stats() : [];
+    const st = this.attached.size ? this.opts.kernel.stats() : [];
     const v = (i: number) => (st[i] ?? 0) - (this.statsBase[i] ?? 0);
     return { encap: v(ST.encap), noReal: v(ST.noReal), tooBig: v(ST.tooBig), error: v(ST.error) };
   }
@@ -530,7 +547,7 @@ export class TunDataPlane implements DataPlane {
   }
 
   async stop(_drainMs: number): Promise<void> {
-    if (this.attached) this.opts.kernel.detach();
-    this.attached = false;
+    if (this.attached.size) this.opts.kernel.detach();
+    this.attached.clear();
   }
 }
