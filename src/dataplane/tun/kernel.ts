@@ -10,6 +10,7 @@ import {
   BPF_TC_INGRESS,
   type BpfMap,
   BpfObject,
+  libbpfAvailable,
   possibleCpus,
   tcAttach,
   tcDetach,
@@ -34,6 +35,22 @@ export function bpfObjectPath(name: 'tun_encap' | 'tun_decap'): string {
     );
   }
   return p;
+}
+
+/**
+ * Why the TUN plane cannot run here, or null when it can (object built, libbpf loadable, root):
+ * for the kernel-plane probe. Loads nothing into the kernel.
+ */
+export function tunPlaneUnavailable(): string | null {
+  if (process.platform !== 'linux') return 'not Linux';
+  if (process.getuid?.() !== 0) return 'not running as root';
+  try {
+    bpfObjectPath('tun_encap');
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (!libbpfAvailable()) return 'libbpf.so.1 missing (Debian libbpf1)';
+  return null;
 }
 
 export function ifindexOf(ifname: string): number {
