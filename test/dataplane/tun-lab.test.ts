@@ -22,7 +22,13 @@ const ROOT = process.cwd();
 const OBJ = join(ROOT, 'dist', 'bpf', 'tun_encap.bpf.o');
 const has = (bin: string) => ['/usr/bin', '/usr/sbin', '/bin', '/sbin'].some((d) => existsSync(join(d, bin)));
 const canRun =
-  process.getuid?.() === 0 && existsSync(LAB) && existsSync(OBJ) && has('curl') && has('wrk') && has('nft');
+  process.getuid?.() === 0 &&
+  existsSync(LAB) &&
+  existsSync(OBJ) &&
+  has('curl') &&
+  has('wrk') &&
+  has('nft') &&
+  has('tcpdump');
 const P = `kvt${process.pid % 100000}`;
 const env = { ...process.env, LAB_PREFIX: P, LAB_DR: '1', LAB_RS: '3' };
 const dir = mkdtempSync(join(tmpdir(), 'kv-tunlab-'));
@@ -119,6 +125,29 @@ function predict(
 const rsName = (addr: string) => `rs${(family(addr) === 4 ? RS4 : RS6).indexOf(addr) + 1}`;
 const family = (a: string): 4 | 6 => (a.includes(':') ? 6 : 4);
 
+/** One tunnelled packet as tcpdump (an independent decoder) prints it on a real server's eth0. */
+async function captureOne(rs: number, filter: string, trigger: () => Promise<unknown>): Promise<string> {
+  const td = spawn(
+    'ip',
+    ['netns', 'exec', `${P}-rs${rs}`, 'tcpdump', '-i', 'eth0', '-n', '-v', '-l', '-c', '1', filter],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  procs.push(td);
+  let out = '';
+  td.stdout?.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  await new Promise<void>((resolve) =>
+    td.stderr?.on('data', (c: Buffer) => c.toString().includes('listening') && resolve()),
+  );
+  await trigger();
+  await Promise.race([new Promise((r) => td.once('exit', r)), new Promise((r) => setTimeout(r, 3000))]);
+  td.kill();
+  return out;
+}
+
 let baseline: string[] = [];
 before(async () => {
   if (!canRun) return;
@@ -204,6 +233,18 @@ test('TUN IPv4: every real server is reached through the VIP, sees the client ad
   }
   assert.deepEqual([...seen.keys()].sort(), ['rs1', 'rs2', 'rs3'], JSON.stringify([...seen]));
 
+  // the wire format, as tcpdump decodes it: IPIP (protocol 4) from lb1's back address, DF and TTL copied
+  const toRs1 = Array.from({ length: 200 }, (_, i) => 24000 + i).find(
+    (p) => predict(r.slots!, 4, '198.18.0.10', p, VIP4) === RS4[0],
+  );
+  assert.ok(toRs1);
+  const pkt = await captureOne(1, 'ip proto 4', () => get(`http://${VIP4}/`, toRs1, 4));
+  assert.match(pkt, /ttl (\d+),.*flags \[DF\], proto IPIP \(4\)/, pkt);
+  assert.match(pkt, /198\.18\.1\.1 > 198\.18\.1\.11: IP \(tos 0x0, ttl (\d+),.*flags \[DF\], proto TCP \(6\)/, pkt);
+  const ttls = [...pkt.matchAll(/ttl (\d+)/g)].map((m) => m[1]);
+  assert.equal(ttls[0], ttls[1], 'outer TTL copied from the inner header');
+  assert.match(pkt, new RegExp(`198\\.18\\.0\\.10\\.${toRs1} > 198\\.18\\.0\\.100\\.80: Flags \\[S\\]`), pkt);
+
   // a full-size upload fits through the tunnel because the real servers clamp their MSS to 1440
   const blob = join(dir, 'blob');
   writeFileSync(blob, Buffer.alloc(300_000, 7));
@@ -270,6 +311,13 @@ test('TUN IPv6 (IPv6 in IPv6): every real server is reached and sees the client 
     seen.add(name);
   }
   assert.deepEqual([...seen].sort(), ['rs1', 'rs2', 'rs3']);
+  const toRs1 = Array.from({ length: 200 }, (_, i) => 25000 + i).find(
+    (p) => predict(r.slots!, 6, '2001:2::10', p, VIP6) === RS6[0],
+  );
+  assert.ok(toRs1);
+  const pkt = await captureOne(1, 'ip6 proto 41', () => get(`http://[${VIP6}]/`, toRs1, 6));
+  assert.match(pkt, /next-header IPv6 \(41\).* 2001:2:0:1::1 > 2001:2:0:1::11: IP6 \(.*next-header TCP \(6\)/s, pkt);
+  assert.match(pkt, new RegExp(`2001:2::10\\.${toRs1} > 2001:2::100\\.80: Flags \\[S\\]`), pkt);
   const wrk = await inNsAsync('client', 'wrk', '-t1', '-c30', '-d1s', `http://[${VIP6}]/`);
   assert.doesNotMatch(wrk.stdout, /Socket errors|Non-2xx/, wrk.stdout);
   const mtu = r.snapshot?.diagnostics.find((d) => d.code === 'DP_TUN_MTU' && d.service === serviceId(key6));
