@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import koffi from 'koffi';
 import { ProxyDataPlane } from '../../src/dataplane/proxy/engine.js';
 import { loadFreebind } from '../../src/dataplane/proxy/freebind.js';
-import type { TcpService } from '../../src/dataplane/proxy/tcp.js';
+import type { TcpService } from '../../src/dataplane/proxy/tcp-service.js';
 import { serviceId, type TableOp } from '../../src/lb/types.js';
 import { FakeTable } from './fake-table.js';
 import { addOps, connect, DEST_PARAMS, outcome, readAll, realServer, tcpKey, waitFor } from './helpers.js';

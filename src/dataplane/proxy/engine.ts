@@ -15,7 +15,7 @@ import type {
 import type { ProxyContext } from './context.js';
 import { loadFreebind } from './freebind.js';
 import type { DestStats } from './stats.js';
-import { TcpService } from './tcp.js';
+import { TcpService } from './tcp-service.js';
 import { UdpService } from './udp.js';
 
 type Service = TcpService | UdpService;

@@ -1,56 +1,35 @@
 /**
- * TCP virtual service: one listener, each accepted client gets the real server the table picks
- * (full NAT: a new connection from the director). Hot-path design, from the measured notes:
- * per-connection and per-chunk cost dominates, so sockets are plain fds driven by the process's
- * epoll set (poller.ts) through libc (libc.ts): per chunk one recv() into a buffer shared by the
- * whole process and one send() from it, no object, view or callback in between. An idle
- * connection owns no buffer; idle and connect timeouts are checked by the service's sweep.
+ * One proxied TCP connection: a client fd and an upstream fd in the process's epoll set, bytes
+ * moved between them (per chunk one recv() into a buffer shared by the whole process and one
+ * send() from it, no object, view or callback in between), FINs and resets passed on, and the
+ * IPVS state kept in the table through its handle. An idle connection owns no buffer.
  * Back-pressure: bytes the destination does not take at once are copied aside (at most one
  * read's worth per direction) and the source is not read again until they are gone.
  */
-import { type ConnHandle, type ConnState, destId, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
+import type { ConnHandle, ConnState } from '../../lb/types.js';
 import {
-  AF_INET,
-  AF_INET6,
-  decodeSockaddr,
   EAGAIN,
-  EINPROGRESS,
   EINTR,
-  EMFILE,
-  ENFILE,
   EPOLLERR,
   EPOLLHUP,
   EPOLLIN,
   EPOLLOUT,
-  encodeSockaddr,
   errno,
-  errnoName,
-  IPPROTO_TCP,
-  IPV6_V6ONLY,
   type Libc,
   loadLibc,
   MSG_NOSIGNAL,
-  NONBLOCK_CLOEXEC,
   SHUT_WR,
-  SO_REUSEADDR,
-  SOCK_STREAM,
-  SOL_IPV6,
-  SOL_SOCKET,
-  setIntOption,
-  socketAddress,
   socketError,
-  TCP_NODELAY,
 } from '../../os/libc.js';
-import type { ListenerState } from '../port.js';
-import type { ProxyContext } from './context.js';
-import { type FdOwner, type Poller, processPoller } from './poller.js';
-import { proxyV1, proxyV2 } from './proxy-protocol.js';
-import { DestStats, moveState } from './stats.js';
+import type { FdOwner } from './poller.js';
+import { type DestStats, moveState } from './stats.js';
+
+import type { TcpService } from './tcp-service.js';
 
 /** lb's Handle reports `alive === false` once the table expired or dropped the entry */
-type MaybeAlive = { readonly alive?: boolean };
+export type MaybeAlive = { readonly alive?: boolean };
 
-const LIBC: Libc | null = loadLibc();
+export const LIBC: Libc | null = loadLibc();
 
 /** 256 KiB: fewer, larger reads for one fast stream (iperf3 through 2 workers: 13.8-15.0 Gbit/s at 64 KiB, 19.0-22.3 at 256) */
 const READ_BUFFER_BYTES = 256 * 1024;
@@ -79,15 +58,7 @@ function giveBackOwnBuffer(b: Buffer | null): void {
   ownBuffers.live--;
   if (ownBuffers.free.length < FREE_OWN_BUFFERS) ownBuffers.free.push(b);
 }
-/** accepts per listener event: other connections' data is not kept waiting by a SYN flood */
-const ACCEPT_BATCH = 64;
-/** a listener out of fds (EMFILE) leaves the set this long; the kernel keeps the SYNs queued */
-const ACCEPT_PAUSE_MS = 100;
 const ERR_OR_HUP = EPOLLERR | EPOLLHUP;
-
-/** accept4 fills this with the client's address: no getpeername per connection */
-const PEER_ADDR = Buffer.alloc(28);
-const PEER_ADDR_LEN = Buffer.alloc(4);
 
 export class TcpConn implements FdOwner {
   readonly upstream: number;
@@ -376,258 +347,4 @@ export class TcpConn implements FdOwner {
     const p = this.svc.poller;
     p.watch(fd, p.mask(fd) & EPOLLOUT, this);
   }
-}
-
-export class TcpService implements FdOwner {
-  readonly id: string;
-  readonly conns = new Set<TcpConn>();
-  readonly dests = new Map<string, DestStats>();
-  /** address -> port -> stats: pre-resolved, no string built per connection */
-  private readonly destIndex = new Map<string, Map<number, DestStats>>();
-  /** sockaddr of each real server, encoded once */
-  private readonly sockaddrs = new WeakMap<DestStats, Buffer>();
-  private server = -1;
-  listener: ListenerState = 'waiting-for-address';
-  error: string | undefined;
-  boundPort = 0;
-  noDest = 0;
-  connectFailures = 0;
-  private retry: NodeJS.Timeout | null = null;
-  private drained: (() => void) | null = null;
-  private closing: Promise<void> | null = null;
-  private readonly header: 'v1' | 'v2' | undefined;
-  readonly libc: Libc;
-  readonly poller: Poller;
-
-  constructor(
-    readonly ctx: ProxyContext,
-    readonly key: Extract<ServiceKey, { kind: 'addr' }>,
-  ) {
-    this.id = serviceId(key);
-    this.header = ctx.proxyProtocol(this.id);
-    this.libc = LIBC as Libc;
-    this.poller = (LIBC ? processPoller(LIBC) : null) as Poller;
-  }
-
-  destStats(ep: Endpoint): DestStats {
-    let byPort = this.destIndex.get(ep.address);
-    const hit = byPort?.get(ep.port);
-    if (hit) return hit;
-    const id = destId(ep, this.key.family);
-    let d = this.dests.get(id);
-    if (!d) {
-      d = new DestStats(id, { address: ep.address, port: ep.port });
-      this.dests.set(id, d);
-    }
-    if (!byPort) {
-      byPort = new Map();
-      this.destIndex.set(ep.address, byPort);
-    }
-    byPort.set(ep.port, d);
-    return d;
-  }
-
-  forgetDest(ep: Endpoint, expire: boolean): void {
-    const d = this.dests.get(destId(ep, this.key.family));
-    if (d && expire) for (const c of [...d.open]) c.expire();
-  }
-
-  listen(): void {
-    if (!LIBC) {
-      this.listenFailed('keepvs proxies TCP through libc (koffi), which this system does not offer');
-      return;
-    }
-    const libc = LIBC;
-    const { address } = this.key;
-    const port = this.ctx.bindPort(this.id, this.key.port);
-    const fb = this.ctx.freebind;
-    let fd: number;
-    if (fb) {
-      try {
-        fd = fb.bind('tcp', address, port).fd;
-      } catch (e) {
-        this.listenFailed((e as Error).message);
-        return;
-      }
-    } else {
-      const bound = plainBind(libc, address, port);
-      if (typeof bound === 'string') {
-        this.listenFailed(`bind ${bound} ${address}:${port}`, bound);
-        return;
-      }
-      fd = bound;
-    }
-    if (libc.listen(fd, 4096) !== 0) {
-      const name = errnoName(errno());
-      libc.close(fd);
-      this.listenFailed(`listen ${name} ${address}:${port}`, name);
-      return;
-    }
-    this.server = fd;
-    this.poller.watch(fd, EPOLLIN, this);
-    this.boundPort = socketAddress(libc, fd, 'local')?.port ?? port;
-    this.listener = 'listening';
-    this.error = undefined;
-  }
-
-  private listenFailed(message: string, code?: string): void {
-    this.error = message;
-    this.listener = 'failed';
-    this.ctx.diagnostic('DP_LISTEN_FAILED', this.id, message);
-    // without freebind, wait for the VIP to arrive and try again
-    if (!this.ctx.freebind && code === 'EADDRNOTAVAIL') {
-      this.listener = 'waiting-for-address';
-      this.retry = setTimeout(() => {
-        this.retry = null;
-        this.listen();
-      }, this.ctx.bindRetryMs);
-      this.retry.unref();
-    }
-  }
-
-  /** The listener is readable: accept what is queued (a bounded batch per event). */
-  onEvent(fd: number): void {
-    const libc = this.libc;
-    for (let i = 0; i < ACCEPT_BATCH && this.server === fd; i++) {
-      PEER_ADDR_LEN.writeUInt32LE(PEER_ADDR.length);
-      const client = libc.accept4(fd, PEER_ADDR, PEER_ADDR_LEN, NONBLOCK_CLOEXEC);
-      if (client < 0) {
-        const e = errno();
-        if (e === EMFILE || e === ENFILE) this.pauseAccepting(fd);
-        return;
-      }
-      const peer = decodeSockaddr(PEER_ADDR);
-      if (peer) this.accept(client, peer.address, peer.port);
-      else libc.close(client);
-    }
-  }
-
-  private pauseAccepting(fd: number): void {
-    this.poller.watch(fd, 0, this);
-    setTimeout(() => {
-      if (this.server === fd) this.poller.watch(fd, EPOLLIN, this);
-    }, ACCEPT_PAUSE_MS).unref();
-  }
-
-  private accept(client: number, address: string, port: number): void {
-    const libc = this.libc;
-    let handle: ConnHandle | null;
-    try {
-      handle = this.ctx.table.open(this.key, { address, port });
-    } catch (e) {
-      // the poller reports it; the client must not leak
-      this.poller.close(client, true);
-      throw e;
-    }
-    if (!handle) {
-      // no destination: close cleanly, as IPVS would refuse the SYN
-      this.noDest++;
-      this.poller.close(client);
-      return;
-    }
-    const dest = this.destStats(handle.dest);
-    let sa = this.sockaddrs.get(dest);
-    if (!sa) {
-      sa = encodeSockaddr(handle.dest.address, handle.dest.port);
-      this.sockaddrs.set(dest, sa);
-    }
-    const upstream = libc.socket(sa.length === 28 ? AF_INET6 : AF_INET, SOCK_STREAM | NONBLOCK_CLOEXEC, 0);
-    if (upstream < 0) {
-      // out of fds: the client goes as if the real server had refused it
-      this.connectFailures++;
-      dest.connectFailures++;
-      handle.setState('CLOSE');
-      handle.close();
-      this.poller.close(client, true);
-      return;
-    }
-    const c = new TcpConn(this, client, handle, dest, upstream);
-    dest.conns++;
-    this.conns.add(c);
-    dest.open.add(c);
-    c.setState('SYN_RECV');
-    setIntOption(libc, client, IPPROTO_TCP, TCP_NODELAY);
-    setIntOption(libc, upstream, IPPROTO_TCP, TCP_NODELAY);
-    if (libc.connect(upstream, sa, sa.length) === 0) {
-      this.poller.watch(upstream, EPOLLOUT, c);
-      return;
-    }
-    const e = errno();
-    if (e === EINPROGRESS) this.poller.watch(upstream, EPOLLOUT, c);
-    else c.connectFailed();
-  }
-
-  /** The PROXY protocol header for this client, when the service sends one. */
-  proxyHeader(client: number): Buffer | null {
-    if (!this.header) return null;
-    const peer = socketAddress(this.libc, client, 'peer');
-    const local = socketAddress(this.libc, client, 'local');
-    const args = [peer?.address ?? '', peer?.port ?? 0, local?.address ?? '', local?.port ?? 0] as const;
-    return this.header === 'v1' ? proxyV1(...args) : proxyV2('tcp', ...args);
-  }
-
-  /** Connect timeouts and IPVS-style idle expiry, from the shared sweep. */
-  sweep(now: number): void {
-    const connectTimeout = this.ctx.connectTimeoutMs;
-    for (const c of this.conns) {
-      c.flush();
-      if (!c.connected) {
-        if (now - c.started > connectTimeout) c.connectFailed();
-      } else if (now - c.last > c.handle.idleTimeoutMs() || (c.handle as MaybeAlive).alive === false) c.expire();
-    }
-  }
-
-  onConnGone(): void {
-    if (this.drained && this.conns.size === 0) this.drained();
-  }
-
-  /** Stops accepting; open connections may finish for drainMs, then are closed. */
-  close(drainMs: number): Promise<void> {
-    if (this.closing) {
-      if (drainMs === 0) for (const c of [...this.conns]) c.expire();
-      return this.closing;
-    }
-    this.closing = this.startClose(drainMs);
-    return this.closing;
-  }
-
-  private startClose(drainMs: number): Promise<void> {
-    if (this.retry) clearTimeout(this.retry);
-    this.listener = 'draining';
-    if (this.server >= 0) this.poller.close(this.server);
-    this.server = -1;
-    if (this.conns.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        for (const c of [...this.conns]) c.expire();
-      }, drainMs);
-      this.drained = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
-  }
-
-  zero(): void {
-    this.noDest = 0;
-    this.connectFailures = 0;
-    for (const d of this.dests.values()) {
-      d.conns = d.inPkts = d.outPkts = d.inBytes = d.outBytes = d.connectFailures = 0;
-    }
-  }
-}
-
-/** A listening socket bound without IP_FREEBIND (as Node would), or the errno name of the failure. */
-function plainBind(libc: Libc, address: string, port: number): number | string {
-  const sa = encodeSockaddr(address, port);
-  const fd = libc.socket(sa.length === 28 ? AF_INET6 : AF_INET, SOCK_STREAM | NONBLOCK_CLOEXEC, 0);
-  if (fd < 0) return errnoName(errno());
-  setIntOption(libc, fd, SOL_SOCKET, SO_REUSEADDR);
-  if (sa.length === 28) setIntOption(libc, fd, SOL_IPV6, IPV6_V6ONLY);
-  if (libc.bind(fd, sa, sa.length) !== 0) {
-    const name = errnoName(errno());
-    libc.close(fd);
-    return name;
-  }
-  return fd;
 }
