@@ -1,6 +1,6 @@
 // Entry point of the `keepvsadm` binary: ipvsadm's arguments and output, talking to keepvs.
 import { reverse } from 'node:dns/promises';
-import type { ControlResponse } from '../control/protocol.js';
+import { type ControlResponse, DEFAULT_SOCKET } from '../control/protocol.js';
 import { controlRequest } from '../control/server.js';
 import type { ServiceSnapshot, TableOp, TableSnapshot } from '../lb/types.js';
 import { serviceId } from '../lb/types.js';
@@ -8,8 +8,6 @@ import { VERSION } from '../version.js';
 import { opsFor, serviceKeyOf } from './keepvsadm/command.js';
 import { formatConnections, formatDaemons, formatList, formatSave, formatTimeouts } from './keepvsadm/format.js';
 import { type Command, IPVSADM_USAGE, parseIpvsadmArgs } from './keepvsadm/parse.js';
-
-const DEFAULT_SOCKET = '/run/keepvs/keepvs.sock';
 
 function fail(message: string, code = 2): number {
   process.stderr.write(`${message}\n`);

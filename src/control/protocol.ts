@@ -5,6 +5,8 @@
 import type { ConnSnapshot, TableOp, TableSnapshot } from '../lb/types.js';
 
 export const PROTOCOL_VERSION = 1;
+/** Where keepvs listens and keepvsadm connects unless told otherwise (or KEEPVS_SOCKET). */
+export const DEFAULT_SOCKET = '/run/keepvs/keepvs.sock';
 /** Requests larger than this are refused (a -R restore of thousands of services still fits). */
 export const MAX_REQUEST_BYTES = 8 * 1024 * 1024;
 

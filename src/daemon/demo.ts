@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import type { KeepvsOptions } from '../cli/keepvs-args.js';
 import { loadConfig } from '../config/index.js';
 import { NodeConfigFs } from '../os/config-fs.js';
-import { type DaemonOptions, daemonOptions, startDaemon } from './main.js';
+import { startDaemon } from './main.js';
+import { type DaemonOptions, daemonOptions } from './options.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

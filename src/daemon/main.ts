@@ -6,13 +6,12 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../api/server.js';
 import type { AdminAction, DaemonStatus, StatusSource, VrrpInstanceStatus, WorkerStatus } from '../api/types.js';
-import type { KeepvsOptions } from '../cli/keepvs-args.js';
 import { formatDiagnostic } from '../config/format.js';
 import type { Config, LoadResult } from '../config/model.js';
 import { reloadRefusal } from '../config/reload-guard.js';
@@ -26,10 +25,15 @@ import { writeFileSafely } from '../os/safe-file.js';
 import { SystemClock } from '../util/clock.js';
 import { EventBus, type KeepvsEvent } from '../util/events.js';
 import { VERSION } from '../version.js';
+import { type DumpKind, formatDump } from './dump.js';
 import type { FromWorker, ToWorker, WorkerRole } from './ipc.js';
 import { DaemonLogger } from './log.js';
 import type { OperatorSnapshot } from './lvs-service.js';
+import type { DaemonOptions } from './options.js';
 import { restartDelayMs } from './restart.js';
+
+// moved to options.ts; re-exported while other branches still import them from here
+export { type DaemonOptions, DEFAULT_SOCKET, daemonOptions } from './options.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const WORKER = join(here, 'worker.js');
@@ -43,50 +47,6 @@ interface Worker {
   startedAt?: number;
   failures: number;
   pidFile: string;
-}
-
-/** What the supervisor needs from the command line (keepvs-args.ts parses it). */
-export interface DaemonOptions {
-  readonly configFile: string;
-  readonly vrrpOnly: boolean;
-  readonly checkOnly: boolean;
-  readonly logConsole: boolean;
-  readonly logDetail: boolean;
-  readonly logFacility: string;
-  readonly logFile?: string;
-  readonly noSyslog: boolean;
-  readonly dontRespawn: boolean;
-  readonly pidFile: string;
-  readonly vrrpPidFile: string;
-  readonly checkersPidFile: string;
-  readonly socket: string;
-  readonly api: { readonly host: string; readonly port: number } | null;
-  readonly apiToken?: string;
-  /** proxy worker processes (1: in the LVS worker itself) */
-  readonly dataplaneWorkers: number;
-}
-
-export const DEFAULT_SOCKET = '/run/keepvs/keepvs.sock';
-
-export function daemonOptions(o: KeepvsOptions, configFile: string): DaemonOptions {
-  return {
-    configFile,
-    vrrpOnly: o.vrrpOnly,
-    checkOnly: o.checkOnly,
-    logConsole: o.logConsole,
-    logDetail: o.logDetail,
-    logFacility: o.logFacility ?? 'daemon',
-    ...(o.logFile ? { logFile: o.logFile } : {}),
-    noSyslog: o.noSyslog,
-    dontRespawn: o.dontRespawn,
-    pidFile: o.pidFile,
-    vrrpPidFile: o.vrrpPidFile,
-    checkersPidFile: o.checkersPidFile,
-    socket: o.socket ?? process.env.KEEPVS_SOCKET ?? DEFAULT_SOCKET,
-    api: o.api,
-    ...(o.apiToken ? { apiToken: o.apiToken } : {}),
-    dataplaneWorkers: o.dataplaneWorkers ?? availableParallelism(),
-  };
 }
 
 export interface DaemonHandle {
@@ -382,25 +342,10 @@ export class Supervisor implements StatusSource {
   }
 
   /** keepalived writes its data/stats dumps under /tmp on SIGUSR1/SIGUSR2. */
-  dump(kind: 'data' | 'stats'): string {
+  dump(kind: DumpKind): string {
     const s = this.status();
     const path = `/tmp/keepvs.${kind}`;
-    const lines: string[] = [`------< keepvs ${kind} >------`, `version ${s.version}, config ${s.configFile}`];
-    for (const i of s.vrrp)
-      lines.push(
-        `VRRP Instance ${i.name}: state ${i.state} vrid ${i.vrid} priority ${i.priority}/${i.effectivePriority}${i.note ? ` (${i.note})` : ''}`,
-      );
-    for (const svc of s.lvs?.table.services ?? []) {
-      lines.push(
-        `Virtual Server ${svc.id} ${svc.scheduler}${kind === 'stats' ? ` conns ${svc.stats.conns} inbytes ${svc.stats.inBytes} outbytes ${svc.stats.outBytes}` : ''}`,
-      );
-      for (const d of svc.dests) {
-        lines.push(
-          `  Real Server ${d.address}:${d.port} weight ${d.weight} active ${d.activeConns} inactive ${d.inactConns}${kind === 'stats' ? ` conns ${d.stats.conns} cps ${d.rates.cps}` : ''}`,
-        );
-      }
-    }
-    writeFileSync(path, `${lines.join('\n')}\n`);
+    writeFileSync(path, formatDump(s, kind));
     writeFileSync('/tmp/keepvs.json', JSON.stringify(s, null, 2));
     return path;
   }
