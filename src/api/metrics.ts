@@ -1,5 +1,6 @@
 /** Prometheus metrics, computed from the status snapshot at scrape time (one Registry per daemon). */
 import { Counter, Gauge, Registry } from 'prom-client';
+import { destId } from '../lb/ids.js';
 import type { KeepvsEvent } from '../util/events.js';
 import type { StatusSource } from './types.js';
 
@@ -62,8 +63,7 @@ export function createMetrics(source: StatusSource): Registry {
     const lvs = st().lvs;
     if (!lvs) return;
     for (const s of lvs.table.services)
-      for (const d of s.dests)
-        fn({ service: s.id, real_server: `${d.family === 6 ? `[${d.address}]` : d.address}:${d.port}` }, d);
+      for (const d of s.dests) fn({ service: s.id, real_server: destId(d, d.family) }, d);
   };
   gauge('keepvs_real_server_up', 'Real server health (1 up, 0 down)', ['service', 'real_server'], (g) => {
     const lvs = st().lvs;

@@ -6,7 +6,8 @@
 import { randomInt } from 'node:crypto';
 import { decodeHeader, encodeQuery } from '../codec/dns.js';
 import type { DnsCheck } from '../config/model.js';
-import { fmtTrio } from './format.js';
+import { formatTrio } from '../lb/ids.js';
+import { connectionIdentity, identityText } from './identity.js';
 import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
 /** RFC 1035 §4.1.1 RCODE names, for log lines. */
@@ -16,7 +17,7 @@ export function createDnsCheck(cfg: DnsCheck, ports: CheckPorts): Checker {
   return {
     type: 'DNS_CHECK',
     async run(t: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
-      const where = fmtTrio(t.address, 'udp', t.port);
+      const where = formatTrio(t.address, 'udp', t.port);
       const id = randomInt(0, 0x10000);
       const query = encodeQuery({ id, name: cfg.name, type: cfg.queryType, recursionDesired: true });
       if (!query.ok)
@@ -54,4 +55,9 @@ export function createDnsCheck(cfg: DnsCheck, ports: CheckPorts): Checker {
       };
     },
   };
+}
+
+/** check_dns.c compare_dns_check: the connection options, type and name. */
+export function dnsCheckIdentity(cfg: DnsCheck): string {
+  return identityText([connectionIdentity(cfg), cfg.queryType, cfg.name]);
 }

@@ -9,6 +9,7 @@
  * keepalived watches the file with inotify; keepvs reads it every delay_loop.
  */
 import type { Config, FileCheck } from '../config/model.js';
+import { identityText } from './identity.js';
 import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
 const INT_MIN = -(2 ** 31);
@@ -57,4 +58,12 @@ export function createFileCheck(cfg: FileCheck, ports: CheckPorts, config: Confi
       };
     },
   };
+}
+
+/**
+ * keepalived has no compare for FILE_CHECK (its state is read from the file at once); keepvs keeps
+ * the state while the file and its weighting are unchanged, until the next read.
+ */
+export function fileCheckIdentity(cfg: FileCheck): string {
+  return identityText([cfg.trackFile, cfg.dynamic, cfg.weight, cfg.weightReverse]);
 }

@@ -6,7 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { HttpCheck, HttpUrl } from '../config/model.js';
-import { fmtTrio } from './format.js';
+import { destId, formatTrio } from '../lb/ids.js';
+import { connectionIdentity, identityText } from './identity.js';
 import { readUntil } from './stream-io.js';
 import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
@@ -21,8 +22,7 @@ const REGEX_WINDOW = 4096;
  */
 export function buildRequest(cfg: HttpCheck, url: HttpUrl, t: CheckTarget): string {
   const vhost = url.virtualhost ?? cfg.virtualhost ?? t.rs.virtualhost ?? t.vs.virtualhost;
-  const addr = t.family === 6 ? `[${t.address}]` : t.address;
-  const host = vhost ?? `${addr}:${t.port}`;
+  const host = vhost ?? destId(t, t.family);
   const version = cfg.httpProtocol === '1.1' ? '1.1' : '1.0';
   const connection = cfg.httpProtocol === '1.0' ? '' : 'Connection: close\r\n';
   return `GET ${url.path} HTTP/${version}\r\nUser-Agent: KeepAliveClient\r\n${connection}Host: ${host}\r\n\r\n`;
@@ -116,7 +116,7 @@ async function checkUrl(
   ports: CheckPorts,
   signal: AbortSignal,
 ): Promise<CheckResult> {
-  const where = fmtTrio(t.address, 'tcp', t.port);
+  const where = formatTrio(t.address, 'tcp', t.port);
   const tlsOn = cfg.type === 'SSL_GET';
   const vhost = url.virtualhost ?? cfg.virtualhost ?? t.rs.virtualhost ?? t.vs.virtualhost;
   let sock: Awaited<ReturnType<CheckPorts['dialer']['connectTcp']>>;
@@ -228,4 +228,17 @@ export function createHttpCheck(cfg: HttpCheck, ports: CheckPorts): Checker {
       return last;
     },
   };
+}
+
+/**
+ * check_http.c compare_http_check: the connection options, the virtualhost, SNI, and each url's
+ * path, digest, status codes, virtualhost and regex (http_protocol and fast_recovery are not).
+ */
+export function httpCheckIdentity(cfg: HttpCheck): string {
+  return identityText([
+    connectionIdentity(cfg),
+    cfg.virtualhost,
+    cfg.enableSni,
+    cfg.urls.map((u) => [u.path, u.digest, u.statusCodes, u.virtualhost, u.regex, u.regexNoMatch]),
+  ]);
 }

@@ -5,11 +5,11 @@
  */
 import { isIPv4 } from 'node:net';
 import type { Checker as CheckerConfig, Config, RealServer, VirtualServer } from '../config/model.js';
+import { formatTrio, rsPort, virtualServerId } from '../lb/ids.js';
 import type { Clock } from '../util/clock.js';
 import type { EventSink, KeepvsEvent } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
 import type { ProcessRunner } from '../util/ports.js';
-import { fmtTrio, rsPort, vsIdOf } from './format.js';
 import { createChecker } from './index.js';
 import { HealthPolicy, type PolicySnapshot } from './policy.js';
 import { CheckScheduler, type SchedulerStats } from './runner.js';
@@ -87,7 +87,8 @@ export class CheckManager {
    */
   private warnUnsupported(config: Config): void {
     for (const vs of config.virtualServers) {
-      if (vs.haSuspend) this.log.log('warning', `ha_suspend is not supported; checks of VS ${vsIdOf(vs)} always run`);
+      if (vs.haSuspend)
+        this.log.log('warning', `ha_suspend is not supported; checks of VS ${virtualServerId(vs)} always run`);
       for (const rs of vs.realServers)
         for (const c of rs.checkers) {
           const at = `${c.loc.file}:${c.loc.line}`;
@@ -193,7 +194,7 @@ export class CheckManager {
       const target = targetOf(c.vs, c.rs, cfg);
       // spread first probes over delay_loop, plus keepalived's random warmup
       const firstDelayMs = (i / keys.length) * cfg.delayLoop * 1000 + this.random() * cfg.warmup * 1000;
-      const where = fmtTrio(target.address, c.vs.protocol.toLowerCase(), target.port);
+      const where = formatTrio(target.address, c.vs.protocol.toLowerCase(), target.port);
       this.scheduler.add({
         key,
         firstDelayMs,

@@ -4,14 +4,15 @@
  * `misc_dynamic`: 0 = up (weight unchanged, as keepalived's legacy case), 1 = down, 2..255 = up with weight (code - 2).
  */
 import type { MiscCheck } from '../config/model.js';
-import { fmtTrio } from './format.js';
+import { formatTrio } from '../lb/ids.js';
+import { identityText } from './identity.js';
 import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
 export function createMiscCheck(cfg: MiscCheck, ports: CheckPorts): Checker {
   return {
     type: 'MISC_CHECK',
     async run(t: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
-      const where = fmtTrio(t.address, t.vs.protocol.toLowerCase(), t.port);
+      const where = formatTrio(t.address, t.vs.protocol.toLowerCase(), t.port);
       const cmd = cfg.miscPath.command;
       const r = await ports.runner.run(cfg.miscPath.argv, {
         user: cfg.miscPath.user,
@@ -39,4 +40,9 @@ export function createMiscCheck(cfg: MiscCheck, ports: CheckPorts): Checker {
         : { up: false, reason: `Misc check to ${where} for [${cmd}] failed with exit status ${code}.` };
     },
   };
+}
+
+/** check_misc.c compare_misc_check: misc_dynamic and the script (its argv and user); not misc_timeout. */
+export function miscCheckIdentity(cfg: MiscCheck): string {
+  return identityText([cfg.miscDynamic, cfg.miscPath.argv, cfg.miscPath.user, cfg.miscPath.group]);
 }

@@ -1,5 +1,6 @@
 /** PING_CHECK (keepalived check_ping.c): one ICMP echo (v4 or v6); success = an echo reply in time. */
 import type { PingCheck } from '../config/model.js';
+import { connectionIdentity, identityText } from './identity.js';
 import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
 export function createPingCheck(cfg: PingCheck, ports: CheckPorts): Checker {
@@ -18,4 +19,9 @@ export function createPingCheck(cfg: PingCheck, ports: CheckPorts): Checker {
       }
     },
   };
+}
+
+/** check_ping.c compare_ping_check: the connection options only. */
+export function pingCheckIdentity(cfg: PingCheck): string {
+  return identityText(connectionIdentity(cfg));
 }

@@ -5,9 +5,17 @@
  * probe results; it answers with the delay before the next probe and publishes transitions.
  */
 import type { Checker as CheckerConfig, Config, RealServer, ScriptSpec, VirtualServer } from '../config/model.js';
+import {
+  formatRealServer,
+  formatTrio,
+  formatVirtualServer,
+  realServerDestId,
+  realServerId,
+  virtualServerId,
+} from '../lb/ids.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
-import { fmtRs, fmtVs, rsConfiguredIdOf, rsIdOf, vsIdOf } from './format.js';
+import { sameChecker } from './index.js';
 import type { CheckResult, DestHealth, HealthView, LbHealthInput, ServiceHealth } from './types.js';
 
 /** IPVS_WEIGHT_MAX-ish bound of a programmed weight (keepalived real_weight clamps to 0..65535). */
@@ -83,23 +91,6 @@ export interface PolicySnapshot {
   }[];
 }
 
-/** Checker identity for reload: same type and same settings (keepalived's compare_*_check), `loc` ignored. */
-export function sameChecker(a: CheckerConfig, b: CheckerConfig): boolean {
-  return a.type === b.type && stableJson(a) === stableJson(b);
-}
-
-function stableJson(v: unknown): string {
-  return JSON.stringify(v, (k, x) => {
-    if (k === 'loc') return undefined;
-    if (x && typeof x === 'object' && !Array.isArray(x)) {
-      const o: Record<string, unknown> = {};
-      for (const key of Object.keys(x).sort()) o[key] = (x as Record<string, unknown>)[key];
-      return o;
-    }
-    return x;
-  });
-}
-
 export class HealthPolicy {
   private readonly services: VsState[] = [];
   private readonly byKey = new Map<string, { vs: VsState; rs: RsState; c: CheckerState }>();
@@ -114,11 +105,11 @@ export class HealthPolicy {
   ) {
     this.log = hooks.logger;
     for (const vs of config.virtualServers) {
-      const vsId = vsIdOf(vs);
+      const vsId = virtualServerId(vs);
       if (this.services.some((s) => s.id === vsId)) continue; // duplicate VS: the config reports it
       const vsState: VsState = { id: vsId, vs, quorumUp: false, sorryActive: false, rs: [] };
       for (const rs of vs.realServers) {
-        const id = rsIdOf(vs, rs);
+        const id = realServerDestId(vs, rs);
         if (vsState.rs.some((r) => r.id === id)) continue;
         const rsState: RsState = {
           id,
@@ -214,7 +205,7 @@ export class HealthPolicy {
     if (c.isUp || cfg.logAllFailures) {
       this.log.log('info', result.reason);
       if (cfg.retry > 0)
-        this.log.log('info', `Check on service ${fmtRs(vs.vs, rs.rs)} failed after ${cfg.retry} retries.`);
+        this.log.log('info', `Check on service ${formatRealServer(vs.vs, rs.rs)} failed after ${cfg.retry} retries.`);
     }
     c.retryIt = 0;
     this.updateCheckerState(vs, rs, c, false);
@@ -228,7 +219,10 @@ export class HealthPolicy {
     for (const s of this.services) {
       for (const r of s.rs) {
         if (!r.alive && !r.inhibit) continue;
-        this.log.log('info', `Shutting down service ${fmtRs(s.vs, r.rs)} from VS ${fmtVs(s.vs)}`);
+        this.log.log(
+          'info',
+          `Shutting down service ${formatRealServer(s.vs, r.rs)} from VS ${formatVirtualServer(s.vs)}`,
+        );
         if (!r.alive) continue;
         r.alive = false;
         if (s.vs.omega) this.rsNotify(s, r, 'shutdown');
@@ -238,7 +232,8 @@ export class HealthPolicy {
         s.quorumUp = false;
         if (s.vs.omega) {
           this.hooks.events.emit({ type: 'vs-quorum', service: s.id, up: false, at: this.hooks.wallNow() });
-          if (s.vs.quorumDown) this.hooks.notify(s.vs.quorumDown, `quorum down (shutdown) for VS ${fmtVs(s.vs)}`);
+          if (s.vs.quorumDown)
+            this.hooks.notify(s.vs.quorumDown, `quorum down (shutdown) for VS ${formatVirtualServer(s.vs)}`);
         }
       }
     }
@@ -255,8 +250,7 @@ export class HealthPolicy {
       const ss = s.vs.sorryServer;
       let sorry: ServiceHealth['sorry'];
       if (ss) {
-        const port = ss.port !== 0 ? ss.port : s.vs.key.kind === 'address' ? s.vs.key.port : 0;
-        const dest = ss.family === 6 ? `[${ss.address}]:${port}` : `${ss.address}:${port}`;
+        const dest = realServerDestId(s.vs, ss);
         const inPool = !this.stopped && (s.sorryActive || s.vs.sorryServerInhibit);
         sorry = { dest, up: s.sorryActive, weight: s.sorryActive ? 1 : 0, inPool };
       }
@@ -273,7 +267,7 @@ export class HealthPolicy {
       const m: Record<string, { up: boolean; weight?: number }> = {};
       for (const r of s.rs) {
         const up = this.stopped ? false : r.alive;
-        m[rsConfiguredIdOf(r.rs)] =
+        m[realServerId(r.rs)] =
           r.effectiveWeight === r.rs.weight ? { up } : { up, weight: realWeight(r.effectiveWeight) };
       }
       realServers[s.id] = m;
@@ -343,7 +337,7 @@ export class HealthPolicy {
     if (rs.alive === alive) return;
     const verb = alive ? (rs.inhibit ? 'Enabling' : 'Adding') : rs.inhibit ? 'Disabling' : 'Removing';
     const prep = rs.inhibit ? 'of' : alive ? 'to' : 'from';
-    this.log.log('info', `${verb} service ${fmtRs(s.vs, rs.rs)} ${prep} VS ${fmtVs(s.vs)}`);
+    this.log.log('info', `${verb} service ${formatRealServer(s.vs, rs.rs)} ${prep} VS ${formatVirtualServer(s.vs)}`);
     rs.alive = alive;
     this.rsNotify(s, rs, alive ? 'checks passed' : 'checks failed');
     this.updateQuorum(s, false);
@@ -359,7 +353,7 @@ export class HealthPolicy {
       at: this.hooks.wallNow(),
     });
     const script = rs.alive ? rs.rs.notifyUp : rs.rs.notifyDown;
-    if (script) this.hooks.notify(script, `${rs.alive ? 'notify_up' : 'notify_down'} ${fmtRs(s.vs, rs.rs)}`);
+    if (script) this.hooks.notify(script, `${rs.alive ? 'notify_up' : 'notify_down'} ${formatRealServer(s.vs, rs.rs)}`);
   }
 
   /** update_svr_wgt */
@@ -370,7 +364,7 @@ export class HealthPolicy {
     if (oldW === newW) return;
     this.log.log(
       'info',
-      `Changing weight from ${oldW} to ${newW} for ${rs.alive ? '' : 'in'}active service ${fmtRs(s.vs, rs.rs)} of VS ${fmtVs(s.vs)}`,
+      `Changing weight from ${oldW} to ${newW} for ${rs.alive ? '' : 'in'}active service ${formatRealServer(s.vs, rs.rs)} of VS ${formatVirtualServer(s.vs)}`,
     );
     this.hooks.events.emit({
       type: 'rs-weight',
@@ -390,14 +384,17 @@ export class HealthPolicy {
     const threshold = vs.quorum + (s.quorumUp ? -1 : 1) * vs.hysteresis;
     if (!s.quorumUp && sum >= threshold) {
       s.quorumUp = true;
-      this.log.log('info', `Gained quorum ${vs.quorum}+${vs.hysteresis}=${threshold} <= ${sum} for VS ${fmtVs(vs)}`);
+      this.log.log(
+        'info',
+        `Gained quorum ${vs.quorum}+${vs.hysteresis}=${threshold} <= ${sum} for VS ${formatVirtualServer(vs)}`,
+      );
       if (vs.sorryServer && s.sorryActive) {
         this.log.log(
           'info',
-          `${vs.sorryServerInhibit ? 'Disabling' : 'Removing'} sorry server ${this.fmtSorry(s)} from VS ${fmtVs(vs)}`,
+          `${vs.sorryServerInhibit ? 'Disabling' : 'Removing'} sorry server ${this.fmtSorry(s)} from VS ${formatVirtualServer(vs)}`,
         );
         s.sorryActive = false;
-        this.log.log('info', `Adding alive servers to the pool for VS ${fmtVs(vs)}`);
+        this.log.log('info', `Adding alive servers to the pool for VS ${formatVirtualServer(vs)}`);
       }
       this.vsNotify(s);
       return;
@@ -406,14 +403,14 @@ export class HealthPolicy {
       s.quorumUp = false;
       this.log.log(
         'info',
-        `${init ? 'Starting with quorum down' : 'Lost quorum'} ${vs.quorum}-${vs.hysteresis}=${threshold} > ${sum} for VS ${fmtVs(vs)}`,
+        `${init ? 'Starting with quorum down' : 'Lost quorum'} ${vs.quorum}-${vs.hysteresis}=${threshold} > ${sum} for VS ${formatVirtualServer(vs)}`,
       );
       if (vs.sorryServer && !s.sorryActive) {
         this.log.log(
           'info',
-          `${vs.sorryServerInhibit ? 'Enabling' : 'Adding'} sorry server ${this.fmtSorry(s)} to VS ${fmtVs(vs)}`,
+          `${vs.sorryServerInhibit ? 'Enabling' : 'Adding'} sorry server ${this.fmtSorry(s)} to VS ${formatVirtualServer(vs)}`,
         );
-        this.log.log('info', `Removing alive servers from the pool for VS ${fmtVs(vs)}`);
+        this.log.log('info', `Removing alive servers from the pool for VS ${formatVirtualServer(vs)}`);
         s.sorryActive = true;
       }
       this.vsNotify(s);
@@ -423,13 +420,13 @@ export class HealthPolicy {
   private vsNotify(s: VsState): void {
     this.hooks.events.emit({ type: 'vs-quorum', service: s.id, up: s.quorumUp, at: this.hooks.wallNow() });
     const script = s.quorumUp ? s.vs.quorumUp : s.vs.quorumDown;
-    if (script) this.hooks.notify(script, `${s.quorumUp ? 'quorum_up' : 'quorum_down'} VS ${fmtVs(s.vs)}`);
+    if (script)
+      this.hooks.notify(script, `${s.quorumUp ? 'quorum_up' : 'quorum_down'} VS ${formatVirtualServer(s.vs)}`);
   }
 
   private fmtSorry(s: VsState): string {
     const ss = s.vs.sorryServer!;
-    const port = ss.port !== 0 ? ss.port : s.vs.key.kind === 'address' ? s.vs.key.port : 0;
-    return `[${ss.address}]:${s.vs.protocol.toLowerCase()}:${port}`;
+    return formatRealServer(s.vs, ss);
   }
 
   /** clear_diff_services / clear_diff_rs / migrate_checkers: carry state so unchanged servers never flap. */
@@ -437,7 +434,7 @@ export class HealthPolicy {
     const oldById = new Map(old.services.map((s) => [s.id, s]));
     const newIds = new Set(this.services.map((s) => s.id));
     for (const os of old.services) {
-      if (!newIds.has(os.id)) this.log.log('info', `Removing Virtual Server ${fmtVs(os.vs)}`);
+      if (!newIds.has(os.id)) this.log.log('info', `Removing Virtual Server ${formatVirtualServer(os.vs)}`);
     }
     for (const s of this.services) {
       const os = oldById.get(s.id);
@@ -451,9 +448,12 @@ export class HealthPolicy {
       const newRsIds = new Set(s.rs.map((r) => r.id));
       for (const orr of os.rs) {
         if (newRsIds.has(orr.id)) continue;
-        this.log.log('info', `service ${fmtRs(os.vs, orr.rs)} no longer exist`);
+        this.log.log('info', `service ${formatRealServer(os.vs, orr.rs)} no longer exist`);
         if (orr.alive || orr.inhibit)
-          this.log.log('info', `Removing service ${fmtRs(os.vs, orr.rs)} from VS ${fmtVs(os.vs)}`);
+          this.log.log(
+            'info',
+            `Removing service ${formatRealServer(os.vs, orr.rs)} from VS ${formatVirtualServer(os.vs)}`,
+          );
         if (orr.alive) {
           orr.alive = false;
           this.rsNotify(s, orr, 'removed from configuration');
@@ -470,7 +470,7 @@ export class HealthPolicy {
         this.migrateCheckers(s, orr, r);
       }
       if (!s.vs.sorryServer && os.sorryActive) {
-        this.log.log('info', `Removing sorry server from VS ${fmtVs(s.vs)}`);
+        this.log.log('info', `Removing sorry server from VS ${formatVirtualServer(s.vs)}`);
       }
       this.updateQuorum(s, true);
     }

@@ -1,6 +1,7 @@
 /** SMTP_CHECK (keepalived check_smtp.c): banner 220, `HELO helo_name` answered 250, QUIT answered (RFC 5321 §4.1). */
 import type { SmtpCheck } from '../config/model.js';
-import { fmtTrio } from './format.js';
+import { formatTrio } from '../lb/ids.js';
+import { connectionIdentity, identityText } from './identity.js';
 import { readUntil } from './stream-io.js';
 import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
@@ -46,7 +47,7 @@ export function createSmtpCheck(cfg: SmtpCheck, ports: CheckPorts): Checker {
   return {
     type: 'SMTP_CHECK',
     async run(t: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
-      const where = fmtTrio(t.address, 'tcp', t.port);
+      const where = formatTrio(t.address, 'tcp', t.port);
       let sock: import('node:stream').Duplex;
       try {
         sock = await ports.dialer.connectTcp({
@@ -83,4 +84,9 @@ export function createSmtpCheck(cfg: SmtpCheck, ports: CheckPorts): Checker {
       }
     },
   };
+}
+
+/** check_smtp.c compare_smtp_check: helo_name and the connection options. */
+export function smtpCheckIdentity(cfg: SmtpCheck): string {
+  return identityText([cfg.heloName, connectionIdentity(cfg)]);
 }

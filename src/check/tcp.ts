@@ -1,13 +1,14 @@
 /** TCP_CHECK: success = the TCP handshake completes (keepalived check_tcp.c). */
 import type { TcpCheck } from '../config/model.js';
-import { fmtTrio } from './format.js';
+import { formatTrio } from '../lb/ids.js';
+import { connectionIdentity, identityText } from './identity.js';
 import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
 export function createTcpCheck(cfg: TcpCheck, ports: CheckPorts): Checker {
   return {
     type: 'TCP_CHECK',
     async run(t: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
-      const where = fmtTrio(t.address, 'tcp', t.port);
+      const where = formatTrio(t.address, 'tcp', t.port);
       try {
         const sock = await ports.dialer.connectTcp({
           host: t.address,
@@ -25,4 +26,9 @@ export function createTcpCheck(cfg: TcpCheck, ports: CheckPorts): Checker {
       }
     },
   };
+}
+
+/** check_tcp.c tcp_check_compare: the connection options only. */
+export function tcpCheckIdentity(cfg: TcpCheck): string {
+  return identityText(connectionIdentity(cfg));
 }

@@ -4,7 +4,8 @@
  * without it, any reply or silence until connect_timeout counts as up.
  */
 import type { UdpCheck } from '../config/model.js';
-import { fmtTrio } from './format.js';
+import { formatTrio } from '../lb/ids.js';
+import { connectionIdentity, identityText } from './identity.js';
 import type { Checker, CheckPorts, CheckResult, CheckTarget } from './types.js';
 
 /** Parses hex with optional X/x wildcard nibbles into value and mask nibble arrays. */
@@ -42,7 +43,7 @@ export function createUdpCheck(cfg: UdpCheck, ports: CheckPorts): Checker {
   return {
     type: 'UDP_CHECK',
     async run(t: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
-      const where = fmtTrio(t.address, 'udp', t.port);
+      const where = formatTrio(t.address, 'udp', t.port);
       const inner = AbortSignal.any([signal, AbortSignal.timeout(Math.max(1, cfg.connectTimeout * 1000))]);
       const r = await ports.dialer.udpExchange({
         host: t.address,
@@ -64,4 +65,9 @@ export function createUdpCheck(cfg: UdpCheck, ports: CheckPorts): Checker {
       return { up: true, reason: `UDP check to ${where} success.` };
     },
   };
+}
+
+/** check_udp.c compare_udp_check: the connection options only (payload and reply are not compared). */
+export function udpCheckIdentity(cfg: UdpCheck): string {
+  return identityText(connectionIdentity(cfg));
 }

@@ -2,6 +2,7 @@
  * Whole-config validation after every block is parsed: defaults that depend on global_defs,
  * duplicate names and VRIDs, and references between blocks (track_script -> vrrp_script, ...).
  */
+import { hostText } from '../util/address.js';
 import type { DiagnosticBag } from './diagnostics.js';
 import { type Ctx, deepFreeze } from './grammar/engine.js';
 import { finishGlobal } from './grammar/global-defs.js';
@@ -29,7 +30,7 @@ function uniqueByName<T extends { name: string; loc: SourceLoc }>(items: readonl
 
 const vsKeyText = (vs: VirtualServer): string => {
   const k = vs.key;
-  if (k.kind === 'address') return `${vs.protocol} ${k.family === 6 ? `[${k.address}]` : k.address}:${k.port}`;
+  if (k.kind === 'address') return `${vs.protocol} ${hostText(k.address, k.family)}:${k.port}`;
   if (k.kind === 'fwmark') return `FWM ${k.fwmark} IPv${k.family}`;
   return `group ${k.group} ${vs.protocol}`;
 };

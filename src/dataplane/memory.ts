@@ -1,5 +1,5 @@
 /** A recording fake DataPlane (seesaw's dummy NCC): remembers ops and keeps a listener per service. */
-import { type ServiceKey, serviceId, type TableOp } from '../lb/types.js';
+import { destId, type ServiceKey, serviceId, type TableOp } from '../lb/types.js';
 import { type DataPlane, type DataPlaneServiceSnapshot, type DataPlaneSnapshot, quietDestSnapshot } from './port.js';
 
 export class MemoryDataPlane implements DataPlane {
@@ -23,10 +23,10 @@ export class MemoryDataPlane implements DataPlane {
           break;
         case 'add-dest':
         case 'edit-dest':
-          this.services.get(serviceId(op.key))?.dests.set(`${op.dest.address}:${op.dest.port}`, op.dest);
+          this.services.get(serviceId(op.key))?.dests.set(destId(op.dest, op.key.family), op.dest);
           break;
         case 'del-dest':
-          this.services.get(serviceId(op.key))?.dests.delete(`${op.dest.address}:${op.dest.port}`);
+          this.services.get(serviceId(op.key))?.dests.delete(destId(op.dest, op.key.family));
           break;
         case 'clear':
           this.services.clear();

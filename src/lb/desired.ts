@@ -15,7 +15,11 @@
 import ipaddr from 'ipaddr.js';
 import type { Config, Family, LvsMethod, RealServer, VirtualServer, VsgEntry } from '../config/model.js';
 import { canonicalAddress, netmaskToPrefix } from '../util/address.js';
+import { realServerId, virtualServerId } from './ids.js';
 import { DEFAULT_SCHEDULER, SCHED_FLAGS } from './sched/index.js';
+
+export { realServerId, virtualServerId };
+
 import {
   type DestParams,
   destId,
@@ -63,29 +67,6 @@ export interface DesiredTable {
 export const MAX_RANGE_EXPANSION = 65536;
 
 export const FORWARD_OF: Readonly<Record<LvsMethod, ForwardMethod>> = { NAT: 'masq', DR: 'route', TUN: 'tunnel' };
-
-/** Stable id of a virtual_server block (groups share health across their services). */
-export function virtualServerId(vs: VirtualServer): string {
-  const proto = vs.protocol.toLowerCase();
-  switch (vs.key.kind) {
-    case 'group':
-      return `group:${vs.key.group}:${proto}`;
-    case 'fwmark':
-      return `fwm:${vs.key.fwmark}:${vs.key.family}`;
-    default: {
-      const a = vs.key.family === 6 ? `[${vs.key.address}]` : vs.key.address;
-      return `${proto}:${a}:${vs.key.port}`;
-    }
-  }
-}
-
-/**
- * Stable id of a real server within its virtual server, as configured (address text as the
- * config model holds it, port 0 stays 0). check/format.ts rsConfiguredIdOf builds the same.
- */
-export function realServerId(rs: Pick<RealServer, 'address' | 'port' | 'family'>): string {
-  return destId({ address: rs.address, port: rs.port }, rs.family);
-}
 
 /** `persistence_granularity`: IPv4 netmask or IPv6 prefix length, as a prefix length. */
 export function granularityToPrefix(text: string, family: Family): number | null {

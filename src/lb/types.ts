@@ -24,18 +24,8 @@ export type ServiceKey =
     }
   | { readonly kind: 'fwmark'; readonly family: Family; readonly fwmark: number };
 
-/** Stable text id of a service, e.g. `tcp:198.18.0.100:80`, `udp:[2001:2::100]:53`, `fwm:7:4`. */
-export function serviceId(key: ServiceKey): string {
-  if (key.kind === 'fwmark') return `fwm:${key.fwmark}:${key.family}`;
-  const a = key.family === 6 ? `[${key.address}]` : key.address;
-  return `${key.protocol}:${a}:${key.port}`;
-}
-
-/** Stable text id of a destination within a service, e.g. `198.18.1.11:80`. */
-export function destId(dest: Endpoint, family: Family): string {
-  const a = family === 6 ? `[${dest.address}]` : dest.address;
-  return `${a}:${dest.port}`;
-}
+// the ids are built in lb/ids.ts; re-exported here because most callers import the types from here
+export { destId, serviceId } from './ids.js';
 
 /** IPVS forwarding methods: ipvsadm prints Masq, Route, Tunnel, Local. */
 export type ForwardMethod = 'masq' | 'route' | 'tunnel' | 'local';

@@ -1,4 +1,5 @@
 import type { RealServer, ScriptSpec, VirtualServer } from '../config/model.js';
+import { formatRealServer, formatVirtualServer } from '../lb/ids.js';
 
 /** States a notify script or FIFO line can report (vrrp_notify.c). */
 export type NotifyState = 'MASTER' | 'BACKUP' | 'FAULT' | 'STOP' | 'DELETED';
@@ -20,28 +21,12 @@ export function vrrpFifoLine(target: NotifyTarget, name: string, state: NotifySt
   return `${target} "${name}" ${state} ${priority}\n`;
 }
 
-const proto = (vs: VirtualServer): string => vs.protocol.toLowerCase();
-
-/** check_data.c format_vs: `[ADDR]:proto:PORT`, `FWM N`, or `[GROUP]:0` for a virtual_server_group. */
-export function formatVirtualServer(vs: VirtualServer): string {
-  const k = vs.key;
-  if (k.kind === 'fwmark') return `FWM ${k.fwmark}`;
-  if (k.kind === 'group') return `[${k.group}]:0`;
-  return `[${k.address}]:${proto(vs)}:${k.port}`;
-}
-
-/** check_data.c format_rs: `[ADDR]:proto:PORT` with the virtual server's protocol. */
-export function formatRealServer(rs: RealServer, vs: VirtualServer): string {
-  const port = rs.port === 0 && vs.key.kind === 'address' ? vs.key.port : rs.port;
-  return `[${rs.address}]:${proto(vs)}:${port}`;
-}
-
 /** ipwrapper.c notify_fifo_vs / notify_fifo_rs lines (keepalived also writes a trailing NUL; we do not). */
 export function vsFifoLine(vs: VirtualServer, up: boolean): string {
   return `VS ${formatVirtualServer(vs)} ${up ? 'UP' : 'DOWN'}\n`;
 }
 export function rsFifoLine(rs: RealServer, vs: VirtualServer, up: boolean): string {
-  return `RS ${formatRealServer(rs, vs)} ${formatVirtualServer(vs)} ${up ? 'UP' : 'DOWN'}\n`;
+  return `RS ${formatRealServer(vs, rs)} ${formatVirtualServer(vs)} ${up ? 'UP' : 'DOWN'}\n`;
 }
 
 export interface MailText {
@@ -86,7 +71,7 @@ export function realServerMail(
   reason: string,
 ): MailText {
   return {
-    subject: `[${routerId}] Realserver ${formatRealServer(rs, vs)} of virtual server ${formatVirtualServer(vs)} - ${up ? 'UP' : 'DOWN'}`,
+    subject: `[${routerId}] Realserver ${formatRealServer(vs, rs)} of virtual server ${formatVirtualServer(vs)} - ${up ? 'UP' : 'DOWN'}`,
     body: `=> ${reason} <=`,
   };
 }

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Config, NotifyScripts, RealServer, ScriptSpec, VirtualServer, VsgEntry } from '../config/model.js';
+import { type ParsedServiceId, parseDestId, parseServiceId } from '../lb/ids.js';
 import { NotifyFifo } from '../os/notify-fifo.js';
 import { parseV4 } from '../util/address.js';
 import type { Clock } from '../util/clock.js';
@@ -49,33 +50,14 @@ const specificScript: Record<NotifyState, keyof NotifyScripts> = {
   DELETED: 'deleted',
 };
 
-function entryMatches(e: VsgEntry, protoAddr: { address: string; port: number } | { fwmark: number }): boolean {
-  if (e.kind === 'fwmark') return 'fwmark' in protoAddr && protoAddr.fwmark === e.fwmark;
-  if (!('address' in protoAddr) || e.port !== protoAddr.port) return false;
+function entryMatches(e: VsgEntry, protoAddr: ParsedServiceId): boolean {
+  if (e.kind === 'fwmark') return protoAddr.kind === 'fwmark' && protoAddr.fwmark === e.fwmark;
+  if (protoAddr.kind !== 'addr' || e.port !== protoAddr.port) return false;
   if (protoAddr.address === e.address || protoAddr.address === e.lastAddress) return true;
   const lo = parseV4(e.address);
   const hi = parseV4(e.lastAddress);
   const x = parseV4(protoAddr.address);
   return lo >= 0 && hi >= 0 && x >= 0 && x >= lo && x <= hi;
-}
-
-type ParsedServiceId =
-  | { protocol: string; address: string; port: number }
-  | { fwmark: number }
-  | { group: string; protocol: string };
-
-/**
- * Parses lb/types serviceId text: `tcp:1.2.3.4:80`, `udp:[::1]:53`, `fwm:7:4`, and the
- * virtual_server_group form `group:<name>:<proto>` the checker and lb engines use.
- */
-function parseServiceId(id: string): ParsedServiceId | undefined {
-  const fw = /^fwm:(\d+):[46]$/.exec(id);
-  if (fw) return { fwmark: Number(fw[1]) };
-  const grp = /^group:(.+):([a-z]+)$/.exec(id);
-  if (grp) return { group: grp[1], protocol: grp[2] };
-  const m = /^([a-z]+):(\[[^\]]+\]|[^:]+):(\d+)$/.exec(id);
-  if (!m) return undefined;
-  return { protocol: m[1], address: m[2].replace(/^\[|\]$/g, ''), port: Number(m[3]) };
 }
 
 /**
@@ -267,27 +249,28 @@ export class Notifier {
     if (!id) return undefined;
     return this.config.virtualServers.find((vs) => {
       const k = vs.key;
-      if ('group' in id) {
-        const g = id as { group: string; protocol: string };
-        return k.kind === 'group' && k.group === g.group && g.protocol === vs.protocol.toLowerCase();
-      }
-      if (k.kind === 'fwmark') return 'fwmark' in id && id.fwmark === k.fwmark;
+      if (id.kind === 'group')
+        return k.kind === 'group' && k.group === id.group && id.protocol === vs.protocol.toLowerCase();
+      if (k.kind === 'fwmark') return id.kind === 'fwmark' && id.fwmark === k.fwmark;
       if (k.kind === 'address')
         return (
-          'address' in id && id.protocol === vs.protocol.toLowerCase() && id.address === k.address && id.port === k.port
+          id.kind === 'addr' &&
+          id.protocol === vs.protocol.toLowerCase() &&
+          id.address === k.address &&
+          id.port === k.port
         );
       const group = this.config.virtualServerGroups.find((x) => x.name === k.group);
       if (!group) return false;
-      if ('address' in id && id.protocol !== vs.protocol.toLowerCase()) return false;
-      return group.entries.some((e) => entryMatches(e, id as { address: string; port: number } | { fwmark: number }));
+      if (id.kind === 'addr' && id.protocol !== vs.protocol.toLowerCase()) return false;
+      return group.entries.some((e) => entryMatches(e, id));
     });
   }
 
   private realServerChange(service: string, dest: string, up: boolean, reason: string): void {
     const vs = this.findService(service);
-    const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(dest);
-    const addr = m?.[1].replace(/^\[|\]$/g, '');
-    const port = m ? Number(m[2]) : undefined;
+    const d = parseDestId(dest);
+    const addr = d?.address;
+    const port = d?.port;
     const rs: RealServer | undefined = vs?.realServers.find(
       (r) =>
         r.address === addr && (r.port === port || (r.port === 0 && vs.key.kind === 'address' && vs.key.port === port)),

@@ -126,6 +126,11 @@ export function addressFromBytes(bytes: ArrayLike<number>): string {
   return ipaddr.fromByteArray(Array.from(bytes)).toString();
 }
 
+/** An address as it stands before `:port`: IPv6 in brackets (`[2001:db8::1]`). */
+export function hostText(address: string, family: Family): string {
+  return family === 6 ? `[${address}]` : address;
+}
+
 // linux/socket.h
 export const AF_INET = 2;
 export const AF_INET6 = 10;

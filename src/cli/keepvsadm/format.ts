@@ -4,7 +4,7 @@
  */
 
 import type { ConnSnapshot, DestSnapshot, ServiceSnapshot, TableSnapshot } from '../../lb/types.js';
-import { prefixToNetmask } from '../../util/address.js';
+import { hostText, prefixToNetmask } from '../../util/address.js';
 
 /** keepvs reports the IPVS version its table follows (the kernel's IP_VS_VERSION_CODE). */
 export const IPVS_VERSION = '1.2.1';
@@ -34,7 +34,7 @@ export function largeNum(n: number, exact: boolean): string {
 }
 
 function endpoint(address: string, port: number, family: number, proto: string, o: FormatOptions): string {
-  const host = (!o.numeric && o.names?.host(address)) || (family === 6 ? `[${address}]` : address);
+  const host = (!o.numeric && o.names?.host(address)) || hostText(address, family as 4 | 6);
   const p = (!o.numeric && o.names?.port(port, proto)) || String(port);
   return `${host}:${p}`;
 }
