@@ -17,7 +17,7 @@ import { diffTables, type TableState, tableStateOf } from '../lb/diff.js';
 import { withReplicaCounters } from '../lb/merge.js';
 import { OperatorState, type OperatorStateData } from '../lb/operator.js';
 import { LbTable } from '../lb/table.js';
-import { type ConnSnapshot, serviceId, type TableOp, type TableSnapshot } from '../lb/types.js';
+import { type ConnSnapshot, destId, serviceId, type TableOp, type TableSnapshot } from '../lb/types.js';
 import { NodeDialer } from '../os/dialer.js';
 import { NodeFileReader } from '../os/file-reader.js';
 import type { Clock } from '../util/clock.js';
@@ -75,6 +75,8 @@ export interface LvsSnapshot {
   readonly control?: ControlStats;
 }
 
+const overrideKey = (service: string, dest: string): string => `${service}|${dest}`;
+
 /** The proxy's side of expire_nodest_conn, as the table is given it. */
 const nodestPolicy = (deps: LvsServiceDeps): NodestPolicy => (deps.expireNodestConn ? 'close' : 'keep');
 
@@ -86,7 +88,7 @@ export class LvsService {
   private desired: DesiredTable = { services: [], diagnostics: [] };
   /** services this config manages; services added by hand with keepvsadm are left alone */
   private managed = new Set<string>();
-  /** key: `${serviceId}|${destId}` */
+  /** key: overrideKey(serviceId, destId) */
   readonly overrides = new Map<string, AdminOverride>();
   /** keepvsadm's changes on top of the desired table (lb/operator.ts) */
   private readonly operator: OperatorState;
@@ -198,7 +200,8 @@ export class LvsService {
           key: s.key,
           params: s.params,
           dests: s.dests.map((d) => {
-            const o = this.overrides.get(`${sid}|${d.dest.address}:${d.dest.port}`);
+            // the API names a real server by its destId ([2001:db8::11]:80 for IPv6): the same id here
+            const o = this.overrides.get(overrideKey(sid, destId(d.dest, s.key.family)));
             return o ? { dest: d.dest, params: { ...d.params, weight: o.weight } } : d;
           }),
         };
@@ -266,8 +269,8 @@ export class LvsService {
   }
 
   setOverride(service: string, dest: string, override: AdminOverride | undefined): void {
-    if (override) this.overrides.set(`${service}|${dest}`, override);
-    else this.overrides.delete(`${service}|${dest}`);
+    if (override) this.overrides.set(overrideKey(service, dest), override);
+    else this.overrides.delete(overrideKey(service, dest));
     this.operatorChanged();
     void this.sync();
   }
