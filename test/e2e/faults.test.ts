@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { after, before, test } from 'node:test';
 import {
+  alive,
   closeLoop,
   type DaemonUnderTest,
   freePort,
@@ -268,4 +269,72 @@ test('operator state survives an LVS worker restart: -A services, -a real server
     s.closeAllConnections();
     s.close();
   }
+});
+
+test('SIGSTOP of the LVS worker: the proxy workers go on serving; SIGCONT and it catches up', async () => {
+  const held = await Promise.all(Array.from({ length: 4 }, () => LongLived.open(vipPort)));
+  try {
+    const pid = (await lvsWorker()).pid!;
+    const load = closeLoop(vipPort, /^rs[01]$/);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await new Promise((r) => setTimeout(r, 2000));
+      for (const c of held) assert.match(await c.ask(), /^rs[01]$/);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const { done, failed } = await load.stop();
+    assert.equal(failed, 0, `${failed} of ${done} failed while the LVS worker was stopped`);
+    assert.ok(done > 20, `only ${done} requests in 2 s`);
+    assert.equal((await lvsWorker()).pid, pid, 'not restarted');
+    assert.match(await d.keepvsadm('-Ln'), new RegExp(`TCP  127.0.0.1:${vipPort} rr`));
+  } finally {
+    for (const c of held) c.close();
+  }
+});
+
+test('50 reloads in 10 s with real changes under traffic: no failed request, no broken connection', async () => {
+  const held = await Promise.all(Array.from({ length: 5 }, () => LongLived.open(vipPort)));
+  const load = closeLoop(vipPort, /^rs[01]$/);
+  try {
+    const before = (d.output.match(/Reloading configuration/g) ?? []).length;
+    for (let i = 0; i < 50; i++) {
+      writeFileSync(d.conf, config({ weight: 1 + (i % 3) }));
+      d.proc.kill('SIGHUP');
+      if (i % 10 === 0) for (const c of held) assert.match(await c.ask(), /^rs[01]$/);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await until('50 reloads', async () => (d.output.match(/Reloading configuration/g) ?? []).length - before >= 50);
+    const { done, failed } = await load.stop();
+    assert.equal(failed, 0, `${failed} of ${done} failed`);
+    for (const c of held) assert.match(await c.ask(), /^rs[01]$/, 'a long-lived connection broke');
+    // the last file is what runs (weight 1 + 49 % 3 = 2)
+    await until('last weights', async () => (await weightOf(rsPorts[0]!)) === 2);
+  } finally {
+    await load.stop();
+    for (const c of held) c.close();
+    writeFileSync(d.conf, config());
+    d.proc.kill('SIGHUP');
+  }
+});
+
+test('SIGKILL of the supervisor: listeners close, established connections run on, then every process is gone', async () => {
+  const held = await Promise.all(Array.from({ length: 3 }, () => LongLived.open(vipPort)));
+  const st = await d.status();
+  const pids = st.workers.map((w) => w.pid ?? 0).filter((p) => p > 0);
+  const proxies = await proxyPids();
+  const lvsPid = (await lvsWorker()).pid ?? -1;
+  d.proc.kill('SIGKILL');
+  await until('the LVS worker gone', async () => !alive(lvsPid));
+  await until('no listener', async () =>
+    get(vipPort).then(
+      () => false,
+      () => true,
+    ),
+  );
+  // as IPVS after keepalived's checker cleared its services: established connections go on
+  for (const c of held) assert.match(await c.ask(), /^rs[01]$/);
+  for (const c of held) c.close();
+  await until('proxy workers gone once their connections ended', async () => proxies.every((p) => !alive(p)));
+  assert.ok(pids.every((p) => !alive(p)));
 });

@@ -10,6 +10,9 @@ import { deserialize, serialize } from 'node:v8';
 /** A frame larger than this is a protocol error (a table snapshot of 10,000 services is ~10 MB). */
 const MAX_FRAME = 256 * 1024 * 1024;
 
+/** queued bytes past which droppable messages are dropped */
+const DROP_AFTER = 1024 * 1024;
+
 export class FrameChannel<In, Out> {
   private buf: Buffer = Buffer.alloc(0);
   private closed = false;
@@ -51,9 +54,14 @@ export class FrameChannel<In, Out> {
     return !this.closed && !this.socket.destroyed;
   }
 
-  /** Queues a message; false when the channel is closed (the message is dropped). */
-  send(m: Out): boolean {
+  /**
+   * Queues a message; false when it was dropped: the channel is closed, or `droppable` (a
+   * periodic full report, the next one replaces it) and the peer is not reading (stopped), so
+   * that a SIGSTOPped peer does not grow this process without bound.
+   */
+  send(m: Out, droppable = false): boolean {
     if (!this.connected) return false;
+    if (droppable && this.socket.writableLength > DROP_AFTER) return false;
     const body = serialize(m);
     const head = Buffer.allocUnsafe(4);
     head.writeUInt32BE(body.length, 0);

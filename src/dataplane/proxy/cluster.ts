@@ -296,7 +296,7 @@ export class ClusterDataPlane implements DataPlane {
     else if (m.type === 'stats') {
       this.latest.set(link.index, m.snapshot);
       if (m.table) this.latestTables.set(link.index, m.table);
-      ch.send({ type: 'peer-load', loads: peerLoadsFor(link.index, this.latest) });
+      ch.send({ type: 'peer-load', loads: peerLoadsFor(link.index, this.latest) }, true);
     }
   }
 

@@ -30,9 +30,9 @@ function main(): void {
   let queue = Promise.resolve();
   const send = (m: WorkerToPrimary) => controller?.send(m);
   const report = () => {
-    if (!running) return;
+    if (!running || !controller) return;
     const t = running.table.snapshot?.();
-    send({ type: 'stats', snapshot: running.dp.snapshot(), ...(t ? { table: t } : {}) });
+    controller.send({ type: 'stats', snapshot: running.dp.snapshot(), ...(t ? { table: t } : {}) }, true);
   };
 
   const configure = async (m: Extract<PrimaryToWorker, { type: 'configure' }>) => {
