@@ -5,7 +5,10 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { runConfigTest } from '../config/config-test.js';
 import { loadConfig } from '../config/index.js';
+import type { LoadResult } from '../config/model.js';
+import { secureScripts } from '../config/script-security.js';
 import { NodeConfigFs } from '../os/config-fs.js';
+import { systemScriptSecurityPort } from '../os/script-security-fs.js';
 import { KEEPVS_HELP, parseKeepvsArgs } from './keepvs-args.js';
 
 function version(): string {
@@ -33,6 +36,7 @@ function main(argv: readonly string[]): number | Promise<number> {
     stderr: (l: string) => process.stderr.write(`${l}\n`),
     env: process.env as Record<string, string>,
     hostname: hostname(),
+    afterLoad: (r: LoadResult) => secureScripts(r, systemScriptSecurityPort(process.env)),
   };
   const configTest = (dump: boolean) =>
     runConfigTest(
@@ -63,7 +67,8 @@ function main(argv: readonly string[]): number | Promise<number> {
       }
       const configFile = resolve(opts.useFile);
       const configId = opts.configId ?? hostname().split('.')[0];
-      const load = () => loadConfig(configFile, { fs: io.fs, configId, env: io.env });
+      // script security is applied to what the supervisor validates and sends the workers
+      const load = () => io.afterLoad(loadConfig(configFile, { fs: io.fs, configId, env: io.env }));
       return import('../daemon/main.js').then((m) => m.runDaemon(m.daemonOptions(opts, configFile), load));
     }
   }

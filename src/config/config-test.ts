@@ -7,6 +7,7 @@
 import { formatDiagnostic } from './format.js';
 import type { ConfigFs } from './fs-port.js';
 import { loadConfig } from './index.js';
+import type { LoadResult } from './model.js';
 
 export const CONFIG_TEST_OK = 0;
 export const CONFIG_TEST_ERRORS = 3;
@@ -18,6 +19,8 @@ export interface ConfigTestIo {
   readonly env?: Record<string, string>;
   /** default config id: first label of this host name */
   readonly hostname?: string;
+  /** checks against the system after loading (script security, KV320/KV321) */
+  readonly afterLoad?: (r: LoadResult) => LoadResult;
 }
 
 export interface ConfigTestOptions {
@@ -29,11 +32,12 @@ export interface ConfigTestOptions {
 
 export function runConfigTest(opts: ConfigTestOptions, io: ConfigTestIo): number {
   const configId = opts.configId ?? io.hostname?.split('.')[0];
-  const result = loadConfig(opts.useFile, {
+  const loaded = loadConfig(opts.useFile, {
     fs: io.fs,
     ...(configId !== undefined ? { configId } : {}),
     ...(io.env ? { env: io.env } : {}),
   });
+  const result = io.afterLoad ? io.afterLoad(loaded) : loaded;
   for (const d of result.diagnostics) io.stderr(formatDiagnostic(d));
   const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
   const warnings = result.diagnostics.length - errors;

@@ -7,7 +7,9 @@ import { DIAGNOSTIC_CODES, editDistance, suggest } from '../../src/config/diagno
 import { MemoryConfigFs } from '../../src/config/fs-port.js';
 import { formatDiagnostic, loadConfig } from '../../src/config/index.js';
 import type { LoadResult } from '../../src/config/model.js';
+import { secureScripts } from '../../src/config/script-security.js';
 import { parse, show } from './helpers.js';
+import { fakePort } from './script-fakes.js';
 
 const vi = (name: string, vrid: number, extra = '', iface = 'eth0') =>
   `vrrp_instance ${name} {\n interface ${iface}\n virtual_router_id ${vrid}\n virtual_ipaddress {\n  10.0.0.${vrid}\n }\n${extra}}\n`;
@@ -19,6 +21,7 @@ const chain = (n: number): Record<string, string> => {
   return files;
 };
 
+const SCRIPT = 'vrrp_script chk {\n script /k/chk\n}\n';
 const RS_VS = 'virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n';
 
 type Case = readonly [code: string, run: () => LoadResult, line?: number];
@@ -115,6 +118,9 @@ const CASES: readonly Case[] = [
     6,
   ],
   ['KV313', text(`${vi('VI_1', 1)}vrrp_sync_group G {\n group {\n  VI_1\n }\n}\n`), 8],
+  // script security runs against the system after loading: a fake file system here
+  ['KV320', () => secureScripts(parse(`global_defs {\n script_user root\n}\n${SCRIPT}`), fakePort({})), 5],
+  ['KV321', () => secureScripts(parse(SCRIPT), fakePort({ '/k': { kind: 'dir', mode: 0o777 }, '/k/chk': {} })), 2],
 ];
 
 for (const [code, run, line] of CASES) {
