@@ -21,6 +21,7 @@ import {
   nextDeadline,
   step,
 } from './instance.js';
+import { syncGroupStateAfter } from './sync-group-state.js';
 
 /** The edges the driver needs (real ones: src/os/vrrp-socket.ts). */
 export interface VrrpSocketPort {
@@ -70,6 +71,8 @@ function primaryAddress(ifname: string, family: 4 | 6): string | undefined {
 
 export class VrrpManager {
   private readonly running = new Map<string, Running>();
+  /** vrrp_sync_group name -> the group's own state, for its notify scripts */
+  private readonly groupStates = new Map<string, VrrpStateName>();
   private readonly notRun = new Map<string, string>();
   private readonly sockets = new Map<string, { socket: VrrpSocketPort; members: Running[] }>();
 
@@ -273,11 +276,26 @@ export class VrrpManager {
         });
         if (a.to === 'MASTER') void this.becomeMaster(r);
         else if (a.from === 'MASTER') void this.leaveMaster(r);
+        this.reportGroupState(r, a.to);
         this.syncGroup(r, a.to);
       }
     }
     // a timer may fire a fraction of a millisecond early: always re-arm after one
     if (before !== r.state || res.actions.length || e.type === 'timer') this.schedule(r);
+  }
+
+  /** The sync group's own state and its notify event (keepalived's send_group_notifies). */
+  private reportGroupState(r: Running, to: VrrpStateName): void {
+    const group = this.config.syncGroups.find((g) => g.group.includes(r.config.name));
+    if (!group) return;
+    const from = this.groupStates.get(group.name) ?? 'INIT';
+    // each member's last transition (a stopped instance's machine state does not say STOP)
+    const members = group.group.map((n) => this.running.get(n)?.transitions.at(-1)?.to ?? 'INIT');
+    const next = syncGroupStateAfter(from, to, members);
+    if (!next) return;
+    this.groupStates.set(group.name, next);
+    this.logger.log('notice', `VRRP_Group(${group.name}) Syncing instances to ${next} state`);
+    this.events.emit({ type: 'sync-group-state', group: group.name, from, to: next, at: this.clock.wallNow() });
   }
 
   /** vrrp_sync_group: members move together (FAULT takes all to FAULT, MASTER and BACKUP follow). */
