@@ -22,6 +22,8 @@ export interface RealserverArgs {
   readonly vips: readonly string[];
   readonly tun: boolean;
   readonly devs: readonly string[];
+  /** UDP ports carrying GUE (tun_type gue, tun_port) */
+  readonly guePorts: readonly number[];
   readonly mss?: number;
   readonly statePath: string;
 }
@@ -32,6 +34,7 @@ Prepare this host as an LVS-DR / LVS-TUN real server (the realserver.sh of LVS s
   --vip ADDR     a virtual address served here (repeatable; IPv4 or IPv6): put on lo as /32 or /128
   --tun          also decapsulate IPIP / IPv6-in-IPv6 packets for those VIPs (tc-BPF on --dev)
   --dev IFACE    interface(s) tunnelled packets arrive on (default: every interface that is up)
+  --gue-port N   also accept GUE on UDP port N (tun_type gue, tun_port; IPIP and GRE always)
   --mss N        clamp the TCP MSS this host advertises from the VIPs to N for IPv4, N-40 for IPv6
                  (room for the tunnel header: N = back MTU - 60)
   --state FILE   where start records its changes (default ${DEFAULT_REALSERVER_STATE})
@@ -44,6 +47,7 @@ export function parseRealserverArgs(argv: readonly string[]): RealserverArgs | s
   if (action !== 'start' && action !== 'stop' && action !== 'status') return 'expected start, stop or status';
   const vips: string[] = [];
   const devs: string[] = [];
+  const guePorts: number[] = [];
   let tun = false;
   let mss: number | undefined;
   let statePath = DEFAULT_REALSERVER_STATE;
@@ -72,6 +76,12 @@ export function parseRealserverArgs(argv: readonly string[]): RealserverArgs | s
         if (!devs.includes(v)) devs.push(v);
         break;
       }
+      case '--gue-port': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 1 || v > 65535) return '--gue-port needs a UDP port';
+        if (!guePorts.includes(v)) guePorts.push(v);
+        break;
+      }
       case '--mss': {
         const v = Number(value());
         if (!Number.isInteger(v) || v < 536 || v > 65495) return '--mss needs a size between 536 and 65495';
@@ -89,8 +99,8 @@ export function parseRealserverArgs(argv: readonly string[]): RealserverArgs | s
     }
   }
   if (action === 'start' && vips.length === 0) return 'start needs at least one --vip';
-  if (devs.length && !tun) return '--dev only applies with --tun';
-  return { action, vips, tun, devs, ...(mss !== undefined ? { mss } : {}), statePath };
+  if ((devs.length || guePorts.length) && !tun) return '--dev and --gue-port only apply with --tun';
+  return { action, vips, tun, devs, guePorts, ...(mss !== undefined ? { mss } : {}), statePath };
 }
 
 interface SysctlChange {
@@ -106,7 +116,11 @@ interface RealserverState {
   /** addresses start added to lo (cidr) */
   addedAddresses: string[];
   sysctls: SysctlChange[];
-  decap?: { vips: string[]; ifaces: { ifname: string; progId: number; createdQdisc: boolean }[] };
+  decap?: {
+    vips: string[];
+    guePorts?: number[];
+    ifaces: { ifname: string; progId: number; createdQdisc: boolean }[];
+  };
   mss?: number;
 }
 
@@ -190,25 +204,31 @@ async function start(
       }
     }
     const vips = st.vips;
+    const guePorts = [...new Set([...(st.decap?.guePorts ?? []), ...args.guePorts])];
     const upToDate =
       st.decap &&
       vips.every((v) => st.decap?.vips.includes(v)) &&
+      guePorts.every((p) => st.decap?.guePorts?.includes(p)) &&
       ifaces.every((i) => {
         const rec = st.decap?.ifaces.find((x) => x.ifname === i);
         return rec && sys.decapProgId(i) === rec.progId;
       });
     if (!upToDate) {
-      const attached = sys.attachDecap(vips, ifaces);
+      const attached = sys.attachDecap(vips, ifaces, guePorts);
       const prevIfaces = st.decap?.ifaces ?? [];
       st.decap = {
         vips: [...vips],
+        guePorts,
         ifaces: attached.map((a) => ({
           ifname: a.ifname,
           progId: a.progId,
           createdQdisc: a.createdQdisc || (prevIfaces.find((p) => p.ifname === a.ifname)?.createdQdisc ?? false),
         })),
       };
-      out(`decapsulating tunnelled packets for ${vips.join(', ')} on ${ifaces.join(', ')} (tc-BPF kv_tun_decap)`);
+      const gue = guePorts.length ? `, GUE on UDP ${guePorts.join(', ')}` : '';
+      out(
+        `decapsulating tunnelled packets (IPIP, GRE${gue}) for ${vips.join(', ')} on ${ifaces.join(', ')} (tc-BPF kv_tun_decap)`,
+      );
       save();
     }
   }

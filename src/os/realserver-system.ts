@@ -32,6 +32,7 @@ export interface RealserverSystem {
   attachDecap(
     vips: readonly string[],
     ifnames: readonly string[],
+    guePorts: readonly number[],
   ): { ifname: string; progId: number; createdQdisc: boolean }[];
   decapProgId(ifname: string): number | undefined;
   detachDecap(ifname: string): boolean;
@@ -174,8 +175,8 @@ export class LinuxRealserverSystem implements RealserverSystem {
       })
       .sort();
   }
-  attachDecap(vips: readonly string[], ifnames: readonly string[]) {
-    return this.decap().attachDecap(vips, ifnames);
+  attachDecap(vips: readonly string[], ifnames: readonly string[], guePorts: readonly number[]) {
+    return this.decap().attachDecap(vips, ifnames, guePorts);
   }
   decapProgId(ifname: string): number | undefined {
     return this.decap().decapProgId(ifname);

@@ -97,7 +97,7 @@ test('realserver arguments: actions, addresses, interfaces and sizes are checked
   assert.match(String(parseRealserverArgs([])), /start, stop or status/);
   assert.match(String(parseRealserverArgs(['start'])), /at least one --vip/);
   assert.match(String(parseRealserverArgs(['start', '--vip', '198.18.0'])), /not an IP address/);
-  assert.match(String(parseRealserverArgs(['start', '--vip', '10.0.0.1', '--dev', 'eth0'])), /only applies with --tun/);
+  assert.match(String(parseRealserverArgs(['start', '--vip', '10.0.0.1', '--dev', 'eth0'])), /only apply with --tun/);
   assert.match(String(parseRealserverArgs(['start', '--vip', '10.0.0.1', '--mss', '100'])), /between 536/);
   assert.match(String(parseRealserverArgs(['start', '--vip', '10.0.0.1', '--state', 'rel.json'])), /absolute/);
   assert.match(String(parseRealserverArgs(['start', '--vip', '10.0.0.1', '--tun', '--dev', '../x'])), /bad interface/);

@@ -200,12 +200,40 @@ test('keepvs realserver start --tun: idempotent, status lists what is in place',
   assert.match(missing.stdout, /MISSING 198\.18\.0\.100\/32 on lo/);
   assert.match(missing.stdout, /MISSING decapsulation on eth0/);
   for (const i of [1, 2, 3]) {
-    const r = await realserver(i, 'start', '--vip', VIP4, '--vip', VIP6, '--tun', '--dev', 'eth0', '--mss', '1440');
+    const r = await realserver(
+      i,
+      'start',
+      '--vip',
+      VIP4,
+      '--vip',
+      VIP6,
+      '--tun',
+      '--dev',
+      'eth0',
+      '--gue-port',
+      '6080',
+      '--mss',
+      '1440',
+    );
     assert.equal(r.code, 0, r.stdout);
     assert.match(r.stdout, /added 198\.18\.0\.100\/32 to lo/);
     assert.match(r.stdout, /decapsulating tunnelled packets/);
   }
-  const again = await realserver(1, 'start', '--vip', VIP4, '--vip', VIP6, '--tun', '--dev', 'eth0', '--mss', '1440');
+  const again = await realserver(
+    1,
+    'start',
+    '--vip',
+    VIP4,
+    '--vip',
+    VIP6,
+    '--tun',
+    '--dev',
+    'eth0',
+    '--gue-port',
+    '6080',
+    '--mss',
+    '1440',
+  );
   assert.equal(again.code, 0);
   assert.equal(again.stdout.trim(), 'realserver: started', 'a second start changes nothing');
   const st = await realserver(1, 'status');
@@ -294,6 +322,47 @@ test('TUN IPv4: removing a real server moves only its slots; the other flows kee
     assert.notEqual(body.split(' ')[0], 'rs2');
     if (was !== 'rs2') assert.equal(body.split(' ')[0], rsName(predict(afterSlots, 4, '198.18.0.10', port, VIP4)));
   }
+});
+
+test('tun_type gre and gue: the same service re-encapsulated, decoded by tcpdump, reaching every real server', {
+  skip: !canRun,
+}, async () => {
+  for (const [type, filter, wire] of [
+    ['gre', 'ip proto 47', /proto GRE \(47\).*GREv0, .*198\.18\.0\.10\.\d+ > 198\.18\.0\.100\.80: Flags \[S\]/s],
+    ['gue', 'udp dst port 6080', /proto UDP \(17\).*198\.18\.1\.1\.\d+ > 198\.18\.1\.11\.6080: UDP, length 64/s],
+  ] as const) {
+    const params: DestParams = { ...tun, tunType: type, ...(type === 'gue' ? { tunPort: 6080 } : {}) };
+    const r = await send({
+      ops: RS4.map((address): TableOp => ({ op: 'add-dest', key: key4, dest: { address, port: 80 }, params })).concat(
+        RS4.map((address): TableOp => ({ op: 'edit-dest', key: key4, dest: { address, port: 80 }, params })),
+      ),
+      slots: serviceId(key4),
+    });
+    assert.ok(r.ok && r.slots, r.error);
+    const seen = new Set<string>();
+    for (let i = 0; i < 15; i++) {
+      const body = await get(`http://${VIP4}/`, (type === 'gre' ? 26000 : 27000) + i, 4);
+      assert.match(body, /^rs\d 198\.18\.0\.10 0$/, `${type}: ${body}`);
+      seen.add(body.split(' ')[0]);
+    }
+    assert.equal(seen.size, 3, `${type}: ${[...seen]}`);
+    const port = Array.from({ length: 200 }, (_, i) => (type === 'gre' ? 28000 : 29000) + i).find(
+      (p) => predict(r.slots as NonNullable<Reply['slots']>, 4, '198.18.0.10', p, VIP4) === RS4[0],
+    );
+    let reply = '';
+    const pkt = await captureOne(1, filter, async () => {
+      reply = await get(`http://${VIP4}/`, port as number, 4);
+    });
+    assert.match(pkt, wire, `${type} port ${port} answered by ${reply}: ${pkt}`);
+    const diag = r.snapshot?.diagnostics.find(
+      (d) => d.code === 'DP_TUN_MTU' && d.message.includes(`+ ${type === 'gre' ? 24 : 32} B`),
+    );
+    assert.ok(diag, `${type}: the MTU warning counts the ${type} header`);
+  }
+  // back to ipip for the tests that follow
+  await send({
+    ops: RS4.map((address): TableOp => ({ op: 'edit-dest', key: key4, dest: { address, port: 80 }, params: tun })),
+  });
 });
 
 test('TUN IPv6 (IPv6 in IPv6): every real server is reached and sees the client address', {

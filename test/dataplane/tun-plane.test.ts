@@ -145,14 +145,14 @@ test('unsupported tunnel types, families, routes and a too small MTU get diagnos
   const dp = new TunDataPlane({ kernel, routes: routes(1500), interfaces: ['eth0'] });
   await dp.apply([
     service(),
-    { op: 'add-dest', key, dest: ep(1), params: tun(1, { tunType: 'gue', tunPort: 6080 }) },
+    { op: 'add-dest', key, dest: ep(1), params: tun(1, { tunType: 'gue', tunPort: 6080, tunFlags: ['csum'] }) },
     { op: 'add-dest', key, dest: { address: '2001:2:0:1::11', port: 80 }, params: tun() },
     { op: 'add-dest', key, dest: { address: '198.18.9.9', port: 80 }, params: tun() },
     { op: 'add-dest', key, dest: ep(3), params: tun() },
   ]);
   const diags = dp.snapshot().diagnostics;
   const msg = (code: string) => diags.find((d) => d.code === code)?.message ?? '';
-  assert.match(msg('DP_TUN_TYPE_UNSUPPORTED'), /tun_type gue .*ipip only/);
+  assert.match(msg('DP_TUN_TYPE_UNSUPPORTED'), /tun_type gue .*tun_flags csum is not supported .*nocsum only/);
   assert.match(msg('DP_TUN_FAMILY'), /IPv6 in an IPv4 service/);
   assert.match(msg('DP_TUN_NO_ROUTE'), /198\.18\.9\.9.*unreachable/);
   assert.match(msg('DP_TUN_MTU'), /MTU 1500, below eth0's 1500 \+ 20 B.*MSS to 1440/);
@@ -184,4 +184,33 @@ test('per-service ingress: the program is attached where each VIP lives, once pe
   assert.deepEqual(kernel.attached, ['eth0', 'eth2']);
   assert.equal(dp.snapshot().services.length, 3);
   assert.match(dp.snapshot().diagnostics.find((d) => d.code === 'DP_TUN_NO_INGRESS')?.message ?? '', /198\.18\.7\.7/);
+});
+
+test('gre and gue (IPv4, nocsum) are programmed with their type and port; GUE over IPv6 is refused', async () => {
+  const kernel = new FakeKernel();
+  const dp = new TunDataPlane({ kernel, routes: routes(), interfaces: ['eth0'] });
+  await dp.apply([
+    service(),
+    { op: 'add-dest', key, dest: ep(1), params: tun(1, { tunType: 'gre' }) },
+    { op: 'add-dest', key, dest: ep(2), params: tun(1, { tunType: 'gue', tunPort: 6080, tunFlags: ['nocsum'] }) },
+  ]);
+  const reals = [...kernel.reals.values()].map((r) => [r.daddr, r.encap, r.port]).sort();
+  assert.deepEqual(reals, [
+    ['198.18.1.11', 'gre', undefined],
+    ['198.18.1.12', 'gue', 6080],
+  ]);
+  const k6: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 6, address: '2001:2::100', port: 80 };
+  await dp.apply([
+    service('mh', k6),
+    {
+      op: 'add-dest',
+      key: k6,
+      dest: { address: '2001:2:0:1::11', port: 80 },
+      params: tun(1, { tunType: 'gue', tunPort: 6080 }),
+    },
+  ]);
+  assert.match(
+    dp.snapshot().diagnostics.find((d) => d.code === 'DP_TUN_TYPE_UNSUPPORTED')?.message ?? '',
+    /GUE over IPv6 needs a UDP checksum/,
+  );
 });

@@ -39,12 +39,19 @@ struct kv_slot {
 	__u32 real_syn; /* differs from real while the slot's server is quiesced (weight 0) */
 };
 
+/* kv_real.encap: keepalived's tun_type (IPVS IP_VS_CONN_F_TUNNEL_TYPE_*) */
+#define KV_ENCAP_IPIP 0
+#define KV_ENCAP_GUE 1
+#define KV_ENCAP_GRE 2
+
 /* A real server of one service: where the outer header goes and how it leaves. */
 struct kv_real {
 	__u32 daddr[4]; /* outer destination (the real server) */
 	__u32 saddr[4]; /* outer source (the director's address towards it) */
 	__u32 ifindex;  /* egress interface */
-	__u32 family;   /* KV_FAMILY_V4 (IPIP) or KV_FAMILY_V6 (IPv6-in-IPv6) */
+	__u8 family;    /* KV_FAMILY_V4 or KV_FAMILY_V6, outer = inner */
+	__u8 encap;     /* KV_ENCAP_* */
+	__be16 port;    /* GUE: UDP destination port (tun_port) */
 };
 
 /* Per-real counters (per CPU, summed in user space). */
@@ -66,6 +73,19 @@ struct kv_real_stats {
 struct kv_vip_key {
 	__u32 family;
 	__u32 addr[4];
+};
+
+/* GUE header, version 0, no optional fields (draft-ietf-intarea-gue; IPVS ipvs_gue_encap) */
+struct kv_guehdr {
+	__u8 hlen_ctrl; /* version (2 bits) | C (1) | hlen (5): all 0 */
+	__u8 proto_ctype;
+	__be16 flags;
+};
+
+/* GRE header without checksum, key or sequence number (RFC 2784; IPVS ipvs_gre_encap) */
+struct kv_grehdr {
+	__be16 flags;
+	__be16 proto;
 };
 
 #endif

@@ -6,9 +6,11 @@
  * uses into the service's slot table, gets an outer IP header towards the chosen real server and is
  * redirected out of the interface that reaches it. Everything else passes untouched.
  *
- * Wire format as IPVS's ip_vs_tunnel_xmit / ip_vs_tunnel_xmit_v6 with tun_type ipip (ip_vs_xmit.c,
- * ip_vs_prepare_tunneled_skb): IPv4 in IPv4 is protocol 4 with the inner TOS, TTL and DF copied;
- * IPv6 in IPv6 is next header 41 with the inner traffic class and hop limit copied.
+ * Wire format as IPVS's ip_vs_tunnel_xmit / ip_vs_tunnel_xmit_v6 (ip_vs_xmit.c,
+ * ip_vs_prepare_tunneled_skb): tun_type ipip is IPv4 in IPv4 (protocol 4, inner TOS, TTL and DF
+ * copied) or IPv6 in IPv6 (next header 41, traffic class and hop limit copied); tun_type gue adds
+ * UDP to tun_port and a 4-byte GUE header (ipvs_gue_encap, no checksum); tun_type gre a 4-byte
+ * GRE header (ipvs_gre_encap, no checksum).
  * The kernel here has no ipip module, so the header is built by bpf_skb_adjust_room + store_bytes.
  */
 #include <linux/bpf.h>
@@ -211,18 +213,73 @@ static __always_inline __u32 flow_hash(const struct flow *f, const struct kv_svc
 	return fmix(h);
 }
 
-static __always_inline int encap_v4(struct __sk_buff *skb, const struct flow *f, const struct kv_real *r)
+/* Bytes of outer header for a real server: IP, plus UDP + GUE or GRE. */
+static __always_inline __u32 outer_len(const struct kv_real *r)
 {
+	__u32 ip = r->family == KV_FAMILY_V4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
+	if (r->encap == KV_ENCAP_GUE)
+		return ip + sizeof(struct udphdr) + sizeof(struct kv_guehdr);
+	if (r->encap == KV_ENCAP_GRE)
+		return ip + sizeof(struct kv_grehdr);
+	return ip;
+}
+
+/* The L4 part after the outer IP header: UDP + GUE (checksum 0: tun_flags nocsum) or GRE. */
+static __always_inline int store_l4(struct __sk_buff *skb, __u32 off, const struct flow *f, const struct kv_real *r,
+				    __u32 hash, __u32 l4len)
+{
+	__u8 inner = f->family == KV_FAMILY_V4 ? IPPROTO_IPIP : IPPROTO_IPV6;
+	if (r->encap == KV_ENCAP_GUE) {
+		struct {
+			struct udphdr udp;
+			struct kv_guehdr gue;
+		} h = {};
+		/* a per-flow source port spreads tunnels over receive queues (udp_flow_src_port) */
+		h.udp.source = bpf_htons(49152 + (hash >> 18));
+		h.udp.dest = r->port;
+		h.udp.len = bpf_htons(l4len);
+		h.gue.proto_ctype = inner;
+		return bpf_skb_store_bytes(skb, off, &h, sizeof(h), 0);
+	}
+	if (r->encap == KV_ENCAP_GRE) {
+		struct kv_grehdr h = { .flags = 0, .proto = bpf_htons(f->family == KV_FAMILY_V4 ? ETH_P_IP : ETH_P_IPV6) };
+		return bpf_skb_store_bytes(skb, off, &h, sizeof(h), 0);
+	}
+	return 0;
+}
+
+static __always_inline __u64 room_flags(const struct kv_real *r)
+{
+	__u64 fl = r->family == KV_FAMILY_V4 ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV6;
+	if (r->encap == KV_ENCAP_GUE)
+		fl |= BPF_F_ADJ_ROOM_ENCAP_L4_UDP;
+	else if (r->encap == KV_ENCAP_GRE)
+		fl |= BPF_F_ADJ_ROOM_ENCAP_L4_GRE;
+	return fl;
+}
+
+static __always_inline __u8 outer_proto(const struct kv_real *r, __u8 inner)
+{
+	if (r->encap == KV_ENCAP_GUE)
+		return IPPROTO_UDP;
+	if (r->encap == KV_ENCAP_GRE)
+		return IPPROTO_GRE;
+	return inner;
+}
+
+static __always_inline int encap_v4(struct __sk_buff *skb, const struct flow *f, const struct kv_real *r, __u32 hash)
+{
+	__u32 hdr = outer_len(r);
 	struct iphdr oh = {};
 	oh.version = 4;
 	oh.ihl = 5;
 	oh.tos = f->tos;
-	__u32 len = f->inner_len + sizeof(oh);
+	__u32 len = f->inner_len + hdr;
 	oh.tot_len = bpf_htons(len > 0xffff ? 0xffff : len);
 	oh.id = (__u16)bpf_get_prandom_u32();
 	oh.frag_off = f->df ? bpf_htons(IP_DF) : 0;
 	oh.ttl = f->ttl;
-	oh.protocol = IPPROTO_IPIP;
+	oh.protocol = outer_proto(r, IPPROTO_IPIP);
 	oh.saddr = r->saddr[0];
 	oh.daddr = r->daddr[0];
 	__u32 sum = 0;
@@ -231,25 +288,31 @@ static __always_inline int encap_v4(struct __sk_buff *skb, const struct flow *f,
 	for (int i = 0; i < (int)(sizeof(oh) / 2); i++)
 		sum += w[i];
 	oh.check = csum_fold(sum);
-	if (bpf_skb_adjust_room(skb, sizeof(oh), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4))
+	if (bpf_skb_adjust_room(skb, hdr, BPF_ADJ_ROOM_MAC, room_flags(r)))
 		return -1;
-	return bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &oh, sizeof(oh), 0);
+	if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &oh, sizeof(oh), 0))
+		return -1;
+	return store_l4(skb, sizeof(struct ethhdr) + sizeof(oh), f, r, hash, len - sizeof(oh));
 }
 
-static __always_inline int encap_v6(struct __sk_buff *skb, const struct flow *f, const struct kv_real *r)
+static __always_inline int encap_v6(struct __sk_buff *skb, const struct flow *f, const struct kv_real *r, __u32 hash)
 {
+	__u32 hdr = outer_len(r);
 	struct ipv6hdr oh = {};
 	oh.version = 6;
 	oh.priority = f->tos >> 4;
 	oh.flow_lbl[0] = (f->tos & 0xf) << 4;
-	oh.payload_len = bpf_htons(f->inner_len);
-	oh.nexthdr = IPPROTO_IPV6;
+	__u32 payload = f->inner_len + hdr - sizeof(oh);
+	oh.payload_len = bpf_htons(payload);
+	oh.nexthdr = outer_proto(r, IPPROTO_IPV6);
 	oh.hop_limit = f->ttl;
 	__builtin_memcpy(&oh.saddr, r->saddr, 16);
 	__builtin_memcpy(&oh.daddr, r->daddr, 16);
-	if (bpf_skb_adjust_room(skb, sizeof(oh), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV6))
+	if (bpf_skb_adjust_room(skb, hdr, BPF_ADJ_ROOM_MAC, room_flags(r)))
 		return -1;
-	return bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &oh, sizeof(oh), 0);
+	if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &oh, sizeof(oh), 0))
+		return -1;
+	return store_l4(skb, sizeof(struct ethhdr) + sizeof(oh), f, r, hash, payload);
 }
 
 SEC("tc")
@@ -272,7 +335,8 @@ int kv_tun_encap(struct __sk_buff *skb)
 		count(KV_ST_NO_REAL);
 		return TC_ACT_SHOT;
 	}
-	__u32 idx = svc->base + flow_hash(&f, svc) % svc->nslots;
+	__u32 hash = flow_hash(&f, svc);
+	__u32 idx = svc->base + hash % svc->nslots;
 	struct kv_slot *slot = bpf_map_lookup_elem(&kv_slots, &idx);
 	if (!slot) {
 		count(KV_ST_ERROR);
@@ -285,7 +349,7 @@ int kv_tun_encap(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 
-	__u32 hdr = f.family == KV_FAMILY_V4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
+	__u32 hdr = outer_len(r);
 	__u32 mtu_len = 0;
 	/* the real MTU check: bigger packets cannot be fragmented on this path (no ICMP either) */
 	if (bpf_check_mtu(skb, r->ifindex, &mtu_len, (__s32)hdr, 0) != 0) {
@@ -294,7 +358,7 @@ int kv_tun_encap(struct __sk_buff *skb)
 	}
 
 	__u32 len = skb->len;
-	int rc = f.family == KV_FAMILY_V4 ? encap_v4(skb, &f, r) : encap_v6(skb, &f, r);
+	int rc = f.family == KV_FAMILY_V4 ? encap_v4(skb, &f, r, hash) : encap_v6(skb, &f, r, hash);
 	if (rc) {
 		count(KV_ST_ERROR);
 		return TC_ACT_SHOT;

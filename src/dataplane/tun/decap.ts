@@ -1,11 +1,11 @@
 /**
  * The real-server side of the TUN plane: kv_tun_decap (tun_decap.bpf.c) on an interface's tc ingress,
- * accepting tunnelled packets for the given VIPs only. The filter keeps the program and its VIP map
+ * accepting tunnelled packets (IPIP, GRE, GUE on the given ports) for the given VIPs only. The filter keeps the program and its VIP map
  * alive after this process exits; detaching it is the only undo.
  */
 import { BPF_TC_INGRESS, BpfObject, progName, tcAttach, tcDetach, tcHookCreate, tcQuery } from '../../os/libbpf.js';
 import { bpfObjectPath, DECAP_FILTER, ifindexOf } from './kernel.js';
-import { vipKey } from './layout.js';
+import { portKey, vipKey } from './layout.js';
 
 export const DECAP_PROGRAM = 'kv_tun_decap';
 
@@ -17,8 +17,15 @@ export interface DecapAttachment {
   readonly createdQdisc: boolean;
 }
 
-/** Loads one decap program for `vips` and attaches it (replacing ours if present) to each interface. */
-export function attachDecap(vips: readonly string[], ifnames: readonly string[]): DecapAttachment[] {
+/**
+ * Loads one decap program for `vips` (IPIP and GRE, plus GUE on `guePorts`) and attaches it,
+ * replacing ours if present, to each interface.
+ */
+export function attachDecap(
+  vips: readonly string[],
+  ifnames: readonly string[],
+  guePorts: readonly number[] = [],
+): DecapAttachment[] {
   const ifindexes = ifnames.map(ifindexOf);
   const obj = BpfObject.load(bpfObjectPath('tun_decap'));
   try {
@@ -26,6 +33,8 @@ export function attachDecap(vips: readonly string[], ifnames: readonly string[])
     const one = new Uint8Array(4);
     one[0] = 1;
     for (const v of vips) map.update(vipKey(v), one);
+    const ports = obj.map('kv_gue_ports');
+    for (const p of guePorts) ports.update(portKey(p), one);
     const fd = obj.programFd(DECAP_PROGRAM);
     return ifnames.map((ifname, i) => {
       const ifindex = ifindexes[i];

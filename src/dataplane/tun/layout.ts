@@ -67,11 +67,19 @@ export function svcVal(s: SvcVal): Uint8Array {
   return b;
 }
 
+/** kv_real.encap: keepalived's tun_type */
+export const ENCAP = { ipip: 0, gue: 1, gre: 2 } as const;
+export type TunType = keyof typeof ENCAP;
+
 export interface RealVal {
   readonly daddr: string;
   readonly saddr: string;
   readonly ifindex: number;
   readonly family: Family;
+  /** default ipip */
+  readonly encap?: TunType;
+  /** GUE destination port (tun_port) */
+  readonly port?: number;
 }
 
 export function realVal(r: RealVal): Uint8Array {
@@ -80,13 +88,22 @@ export function realVal(r: RealVal): Uint8Array {
   b.set(addressBytes(r.daddr), 0);
   b.set(addressBytes(r.saddr), 16);
   v.setUint32(32, r.ifindex, true);
-  v.setUint32(36, r.family, true);
+  b[36] = r.family;
+  b[37] = ENCAP[r.encap ?? 'ipip'];
+  v.setUint16(38, r.port ?? 0, false);
   return b;
 }
 
 export function u32Key(n: number): Uint8Array {
   const b = new Uint8Array(4);
   new DataView(b.buffer).setUint32(0, n, true);
+  return b;
+}
+
+/** kv_gue_ports key: a UDP port in network order */
+export function portKey(port: number): Uint8Array {
+  const b = new Uint8Array(2);
+  new DataView(b.buffer).setUint16(0, port, false);
   return b;
 }
 

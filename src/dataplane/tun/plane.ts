@@ -89,6 +89,7 @@ export interface TunPlaneOptions {
 
 const BLOCK = 4096;
 const HDR: Readonly<Record<Family, number>> = { 4: 20, 6: 40 };
+const ENCAP_EXTRA = { ipip: 0, gue: 12, gre: 4 } as const;
 
 interface DestState {
   readonly ep: Endpoint;
@@ -238,12 +239,24 @@ export class TunDataPlane implements DataPlane {
         continue;
       }
       const family: Family = d.ep.address.includes(':') ? 6 : 4;
-      if ((d.params.tunType ?? 'ipip') !== 'ipip') {
+      const type = d.params.tunType ?? 'ipip';
+      const flags = d.params.tunFlags ?? [];
+      const refuse = (why: string) =>
         this.diagnose(
           'DP_TUN_TYPE_UNSUPPORTED',
           s.id,
-          `tun_type ${d.params.tunType} for ${d.id} is not supported by the kernel TUN plane (ipip only); the real server gets no traffic`,
+          `tun_type ${type} for ${d.id}: ${why}; the real server gets no traffic`,
         );
+      if (type !== 'ipip' && flags.some((f) => f !== 'nocsum')) {
+        refuse(`tun_flags ${flags.join(' ')} is not supported by the kernel TUN plane (nocsum only)`);
+        continue;
+      }
+      if (type === 'gue' && key.family === 6) {
+        refuse('GUE over IPv6 needs a UDP checksum, which the kernel TUN plane does not compute (use ipip or gre)');
+        continue;
+      }
+      if (type === 'gue' && !d.params.tunPort) {
+        refuse('GUE needs tun_port');
         continue;
       }
       if (family !== key.family) {
@@ -354,11 +367,14 @@ export class TunDataPlane implements DataPlane {
         d.base = { packets: 0, bytes: 0 };
       }
       const route = d.route as TunRoute;
+      const encap = d.params.tunType ?? 'ipip';
       this.opts.kernel.setReal(d.real, {
         daddr: d.ep.address,
         saddr: route.source,
         ifindex: route.ifindex,
         family: key.family,
+        encap,
+        ...(encap === 'gue' && d.params.tunPort ? { port: d.params.tunPort } : {}),
       });
     }
     this.writePlan(s, plan, usable);
@@ -366,7 +382,7 @@ export class TunDataPlane implements DataPlane {
 
   private checkMtu(s: ServiceState, d: DestState, ingress: readonly string[]): void {
     const route = d.route as TunRoute;
-    const hdr = HDR[s.key.family];
+    const hdr = HDR[s.key.family] + ENCAP_EXTRA[d.params.tunType ?? 'ipip'];
     for (const ifname of ingress) {
       let inMtu: number;
       try {
@@ -375,7 +391,7 @@ export class TunDataPlane implements DataPlane {
         continue;
       }
       if (route.mtu < inMtu + hdr) {
-        const mss4 = route.mtu - 60;
+        const mss4 = route.mtu - 40 - (hdr - HDR[s.key.family]) - 20;
         const fam = s.key.family === 4 ? `${mss4}` : `${mss4 - 40} for IPv6`;
         this.diagnose(
           'DP_TUN_MTU',
