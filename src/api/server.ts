@@ -5,12 +5,36 @@
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifySchema,
+  type RouteOptions,
+} from 'fastify';
+import type { ConfigChange } from '../config/edit/edit.js';
+import type { RealServerSpec, VirtualServerSpec, VrrpInstanceSpec } from '../config/edit/spec.js';
+import type { Result } from '../util/result.js';
+import { dryRunQuery, idParams, realServerSchema, virtualServerSchema, vrrpInstanceSchema } from './config-schema.js';
 import { createMetrics } from './metrics.js';
-import type { AdminAction, StatusSource } from './types.js';
+import { openApiDocument } from './openapi.js';
+import type { AdminAction, ConfigEditor, StatusSource } from './types.js';
+
+export interface ApiToken {
+  /** shown in the audit trail */
+  readonly name: string;
+  readonly token: string;
+}
 
 export interface ApiOptions {
+  /** the default token (audit name `default`) */
   readonly token: string;
+  /** more tokens, each with a name for the audit trail (`--api-token NAME:TOKEN`) */
+  readonly namedTokens?: readonly ApiToken[];
+  /** the configuration editor behind /api/v1/config (absent: those routes answer 503) */
+  readonly config?: ConfigEditor;
+  /** the other director's API (`--peer-api`, `--peer-token`), relayed for the dashboard */
+  readonly peer?: { readonly url: string; readonly token?: string };
   /** directory holding index.html, dashboard.js, dashboard.css */
   readonly webRoot: string;
   readonly log?: (message: string) => void;
@@ -44,6 +68,12 @@ export function buildApi(source: StatusSource, options: ApiOptions): FastifyInst
   // unknown fields are refused, not silently stripped (fastify's default)
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, ajv: { customOptions: { removeAdditional: false } } });
   const metrics = createMetrics(source);
+  const routes: RouteOptions[] = [];
+  app.addHook('onRoute', (r) => {
+    routes.push(r);
+  });
+  const tokens: readonly ApiToken[] = [{ name: 'default', token: options.token }, ...(options.namedTokens ?? [])];
+  const tokenName = new WeakMap<FastifyRequest, string>();
 
   app.setErrorHandler((e, _req, reply) => {
     const error = e as { statusCode?: number; code?: string; message: string };
@@ -51,7 +81,10 @@ export function buildApi(source: StatusSource, options: ApiOptions): FastifyInst
     reply.code(status).send({ error: error.code ?? 'KV_API_ERROR', message: error.message });
   });
 
-  app.get('/api/v1/status', async () => source.status());
+  app.get('/api/v1/openapi.json', { schema: doc('this OpenAPI description') }, async () => openApiDocument(routes));
+  app.get('/api/v1/status', { schema: doc('daemon, VRRP, virtual services, real servers, data plane') }, async () =>
+    source.status(),
+  );
   app.get('/api/v1/events', async () => ({ events: source.events() }));
   app.get('/api/v1/events/stream', (req, reply) => {
     reply.raw.writeHead(200, {
@@ -67,6 +100,24 @@ export function buildApi(source: StatusSource, options: ApiOptions): FastifyInst
       unsubscribe();
     });
   });
+  app.get(
+    '/api/v1/peer/status',
+    { schema: doc("the peer director's /api/v1/status, fetched by this daemon") },
+    async (_req, reply) => {
+      if (!options.peer) return reply.code(404).send({ error: 'KV_API_NO_PEER', message: 'no --peer-api configured' });
+      try {
+        const res = await fetch(`${options.peer.url}/api/v1/status`, { signal: AbortSignal.timeout(2000) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        return { url: options.peer.url, status: await res.json() };
+      } catch (e) {
+        return reply.code(502).send({
+          error: 'KV_API_PEER_UNREACHABLE',
+          message: `peer ${options.peer.url}: ${(e as Error).message}`,
+          url: options.peer.url,
+        });
+      }
+    },
+  );
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', metrics.contentType);
     return metrics.metrics();
@@ -84,9 +135,12 @@ export function buildApi(source: StatusSource, options: ApiOptions): FastifyInst
     admin.addHook('onRequest', async (req, reply) => {
       const auth = req.headers.authorization ?? '';
       const m = /^Bearer (.+)$/.exec(auth);
-      if (!m || !sameToken(m[1], options.token)) {
+      const found = m ? tokens.find((t) => sameToken(m[1], t.token)) : undefined;
+      if (!found) {
         reply.code(401).send({ error: 'KV_API_UNAUTHORIZED', message: 'a valid bearer token is required for actions' });
+        return;
       }
+      tokenName.set(req, found.name);
     });
     const run = async (action: AdminAction, reply: import('fastify').FastifyReply) => {
       const r = await source.act(action);
@@ -145,6 +199,155 @@ export function buildApi(source: StatusSource, options: ApiOptions): FastifyInst
       },
       (req, reply) => run({ action: 'reload', force: req.body?.force === true }, reply),
     );
+    admin.post<{ Params: { action: string }; Body: Record<string, unknown> }>(
+      '/api/v1/peer/actions/:action',
+      {
+        schema: {
+          ...doc("an action on the peer director, sent with the peer's token"),
+          params: {
+            type: 'object',
+            required: ['action'],
+            properties: { action: { type: 'string', enum: ['drain', 'restore', 'weight', 'maintenance'] } },
+          },
+          body: { type: 'object', maxProperties: 8 },
+        },
+      },
+      async (req, reply) => {
+        const peer = options.peer;
+        if (!peer?.token)
+          return reply
+            .code(404)
+            .send({ error: 'KV_API_NO_PEER', message: 'no --peer-api with --peer-token configured' });
+        try {
+          const res = await fetch(`${peer.url}/api/v1/actions/${req.params.action}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${peer.token}` },
+            body: JSON.stringify(req.body),
+            signal: AbortSignal.timeout(6000),
+          });
+          options.log?.(`API peer action ${req.params.action} by ${tokenName.get(req)}: HTTP ${res.status}`);
+          return reply.code(res.status).send(await res.json());
+        } catch (e) {
+          return reply
+            .code(502)
+            .send({ error: 'KV_API_PEER_UNREACHABLE', message: `peer ${peer.url}: ${(e as Error).message}` });
+        }
+      },
+    );
+    registerConfigRoutes(admin, options.config, (req) => tokenName.get(req) ?? 'unknown');
   });
   return app;
+}
+
+/** route documentation for the OpenAPI description (fastify ignores these keys) */
+const doc = (summary: string): FastifySchema => ({ summary }) as FastifySchema;
+
+type Q = { Querystring: { dry_run?: boolean } };
+
+function sendOutcome<T extends object>(
+  reply: FastifyReply,
+  r: Result<T, { status: number; code: string; message: string; version?: string }>,
+  etagOf: (v: T) => string | undefined,
+) {
+  if (!r.ok) {
+    const { status, code, ...rest } = r.error;
+    if (rest.version) reply.header('etag', `"${rest.version}"`);
+    return reply.code(status).send({ error: code, ...rest });
+  }
+  const etag = etagOf(r.value);
+  if (etag) reply.header('etag', `"${etag}"`);
+  return reply.send(r.value);
+}
+
+/** `If-Match: "v"` (or W/"v", or bare v) -> v */
+function ifMatchOf(req: FastifyRequest): string | undefined {
+  const h = req.headers['if-match'];
+  const v = Array.isArray(h) ? h[0] : h;
+  if (v === undefined) return undefined;
+  return v.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+}
+
+function registerConfigRoutes(
+  admin: FastifyInstance,
+  editor: ConfigEditor | undefined,
+  who: (req: FastifyRequest) => string,
+): void {
+  const unavailable = (reply: FastifyReply) =>
+    reply
+      .code(503)
+      .send({ error: 'KV_API_NO_CONFIG_EDITOR', message: 'configuration editing is not enabled in this daemon' });
+  const change = (req: FastifyRequest<Q>, reply: FastifyReply, c: ConfigChange) => {
+    if (!editor) return unavailable(reply);
+    if (req.query.dry_run) return sendOutcome(reply, editor.dryRun(c), (v) => v.version);
+    return sendOutcome(reply, editor.apply(c, ifMatchOf(req), who(req)), (v) => v.newVersion);
+  };
+  const write = (summary: string, body?: object, params?: string[]) => ({
+    schema: {
+      summary,
+      description:
+        'Dry run with ?dry_run=true (diagnostics mapped to fields, unified diff). Otherwise If-Match must name the version read (412 on a conflict, 428 when absent); a change with errors is refused (422) and nothing is written.',
+      querystring: dryRunQuery,
+      ...(body ? { body } : {}),
+      ...(params ? { params: idParams(...params) } : {}),
+    },
+  });
+  admin.get('/api/v1/config', { schema: doc('managed and operator blocks, version, diagnostics') }, (_req, reply) =>
+    editor ? sendOutcome(reply, editor.state(), (v) => v.version) : unavailable(reply),
+  );
+  admin.post<Q & { Body: VirtualServerSpec }>(
+    '/api/v1/config/virtual-servers',
+    write('create a virtual server in the managed file', virtualServerSchema),
+    (req, reply) => change(req, reply, { kind: 'virtual-server', op: 'put', spec: req.body }),
+  );
+  admin.put<Q & { Body: VirtualServerSpec; Params: { id: string } }>(
+    '/api/v1/config/virtual-servers/:id',
+    write('replace a managed virtual server (with its real servers)', virtualServerSchema, ['id']),
+    (req, reply) => change(req, reply, { kind: 'virtual-server', op: 'put', id: req.params.id, spec: req.body }),
+  );
+  admin.delete<Q & { Params: { id: string } }>(
+    '/api/v1/config/virtual-servers/:id',
+    write('delete a managed virtual server', undefined, ['id']),
+    (req, reply) => change(req, reply, { kind: 'virtual-server', op: 'delete', id: req.params.id }),
+  );
+  admin.post<Q & { Body: RealServerSpec; Params: { id: string } }>(
+    '/api/v1/config/virtual-servers/:id/real-servers',
+    write('add a real server to a managed virtual server', realServerSchema, ['id']),
+    (req, reply) => change(req, reply, { kind: 'real-server', op: 'put', service: req.params.id, spec: req.body }),
+  );
+  admin.put<Q & { Body: RealServerSpec; Params: { id: string; rs: string } }>(
+    '/api/v1/config/virtual-servers/:id/real-servers/:rs',
+    write('replace a real server of a managed virtual server', realServerSchema, ['id', 'rs']),
+    (req, reply) =>
+      change(req, reply, { kind: 'real-server', op: 'put', service: req.params.id, id: req.params.rs, spec: req.body }),
+  );
+  admin.delete<Q & { Params: { id: string; rs: string } }>(
+    '/api/v1/config/virtual-servers/:id/real-servers/:rs',
+    write('delete a real server of a managed virtual server', undefined, ['id', 'rs']),
+    (req, reply) =>
+      change(req, reply, { kind: 'real-server', op: 'delete', service: req.params.id, id: req.params.rs }),
+  );
+  admin.post<Q & { Body: VrrpInstanceSpec }>(
+    '/api/v1/config/vrrp-instances',
+    write('create a vrrp_instance in the managed file', vrrpInstanceSchema),
+    (req, reply) => change(req, reply, { kind: 'vrrp-instance', op: 'put', spec: req.body }),
+  );
+  admin.put<Q & { Body: VrrpInstanceSpec; Params: { name: string } }>(
+    '/api/v1/config/vrrp-instances/:name',
+    write('replace a managed vrrp_instance', vrrpInstanceSchema, ['name']),
+    (req, reply) => change(req, reply, { kind: 'vrrp-instance', op: 'put', name: req.params.name, spec: req.body }),
+  );
+  admin.delete<Q & { Params: { name: string } }>(
+    '/api/v1/config/vrrp-instances/:name',
+    write('delete a managed vrrp_instance', undefined, ['name']),
+    (req, reply) => change(req, reply, { kind: 'vrrp-instance', op: 'delete', name: req.params.name }),
+  );
+  admin.post<Q>(
+    '/api/v1/config/rollback',
+    write('put the previous managed file back (the current one becomes the previous)'),
+    (req, reply) => {
+      if (!editor) return unavailable(reply);
+      const r = editor.rollback(ifMatchOf(req), who(req), req.query.dry_run === true);
+      return sendOutcome(reply, r, (v) => ('applied' in v ? v.newVersion : v.version));
+    },
+  );
 }

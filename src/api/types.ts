@@ -1,6 +1,9 @@
 /** What the API, metrics and dashboard read: plain snapshots, no live references. */
+import type { ConfigChange } from '../config/edit/edit.js';
+import type { ApplyBody, ConfigState, PreviewBody, StoreError } from '../daemon/config-store.js';
 import type { LvsSnapshot } from '../daemon/lvs-service.js';
 import type { KeepvsEvent, VrrpStateName } from '../util/events.js';
+import type { Result } from '../util/result.js';
 
 export interface VrrpInstanceStatus {
   readonly name: string;
@@ -49,4 +52,12 @@ export interface StatusSource {
   events(): readonly KeepvsEvent[];
   subscribe(listener: (e: KeepvsEvent) => void): () => void;
   act(action: AdminAction): Promise<{ ok: boolean; error?: string }>;
+}
+
+/** The configuration editor (daemon/config-store.ts ConfigStore). */
+export interface ConfigEditor {
+  state(): Result<ConfigState, StoreError>;
+  dryRun(change: ConfigChange): Result<PreviewBody, StoreError>;
+  apply(change: ConfigChange, ifMatch: string | undefined, who: string): Result<ApplyBody, StoreError>;
+  rollback(ifMatch: string | undefined, who: string, dryRun: boolean): Result<PreviewBody | ApplyBody, StoreError>;
 }

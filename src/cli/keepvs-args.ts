@@ -30,6 +30,13 @@ export interface KeepvsOptions {
   readonly socket?: string;
   readonly api: { readonly host: string; readonly port: number };
   readonly apiToken?: string;
+  /** `--api-token NAME:TOKEN`, repeatable: named tokens for the audit trail */
+  readonly apiTokens: readonly { readonly name: string; readonly token: string }[];
+  /** the include file the config API writes (default: keepvs-managed.conf beside the config file) */
+  readonly managedConfig?: string;
+  /** the other director's API, shown in the dashboard (`--peer-api URL`) */
+  readonly peerApi?: string;
+  readonly peerToken?: string;
   readonly dataplane: 'proxy' | 'nft';
   /** proxy worker processes; undefined: one per core */
   readonly dataplaneWorkers?: number;
@@ -132,7 +139,30 @@ const OPTIONS: readonly OptSpec[] = [
       return undefined;
     },
   },
-  { long: 'api-token', arg: 'required', set: store('apiToken', (v) => v) },
+  {
+    long: 'api-token',
+    arg: 'required',
+    set: (o, v) => {
+      // NAME:TOKEN names the token in the audit trail; a plain TOKEN is the `default` one
+      const m = /^([A-Za-z][A-Za-z0-9_.-]{0,31}):(.+)$/.exec(v ?? '');
+      if (m) o.apiTokens = [...o.apiTokens.filter((t) => t.name !== m[1]), { name: m[1], token: m[2] }];
+      else if (v) o.apiToken = v;
+      else return 'invalid --api-token (TOKEN or NAME:TOKEN)';
+      return undefined;
+    },
+  },
+  { long: 'managed-config', arg: 'required', set: store('managedConfig', (v) => v) },
+  {
+    long: 'peer-api',
+    arg: 'required',
+    set: (o, v) => {
+      if (!v || !/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(v))
+        return `invalid --peer-api '${v}' (expected http://HOST:PORT)`;
+      o.peerApi = v.replace(/\/+$/, '');
+      return undefined;
+    },
+  },
+  { long: 'peer-token', arg: 'required', set: store('peerToken', (v) => v) },
   {
     long: 'force-reload',
     arg: 'none',
@@ -177,6 +207,7 @@ export function parseKeepvsArgs(argv: readonly string[]): Result<KeepvsOptions, 
     dontRespawn: false,
     noSyslog: false,
     api: { ...DEFAULT_API },
+    apiTokens: [],
     dataplane: 'proxy',
     demoArgs: [],
   };
@@ -261,7 +292,12 @@ keepalived-compatible VRRP failover, health checks and virtual servers.
   -d, --dump-conf              Print the resolved configuration as JSON and exit
       --socket=PATH            keepvsadm control socket
       --api=HOST:PORT          JSON status API and /metrics (default ${DEFAULT_API.host}:${DEFAULT_API.port})
-      --api-token=TOKEN        Bearer token required by the API
+      --api-token=[NAME:]TOKEN Bearer token required by the API (repeatable with NAME:,
+                               the name shown in the audit trail)
+      --managed-config=FILE    Include file the config API writes
+                               (default keepvs-managed.conf beside the configuration file)
+      --peer-api=URL           The other director's API (http://HOST:PORT), shown in the dashboard
+      --peer-token=TOKEN       Token for the peer's API actions
       --force-reload           Ask the running keepvs (at --api, token from --api-token or
                                the api-token file next to --socket) to reload even though the
                                new file would remove a virtual_server or vrrp_instance and has

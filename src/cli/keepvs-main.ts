@@ -2,8 +2,9 @@
 // the daemon engineer (see the 'run' / 'demo' cases).
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { runConfigTest } from '../config/config-test.js';
+import { OverlayConfigFs } from '../config/fs-port.js';
 import { loadConfig } from '../config/index.js';
 import type { LoadResult } from '../config/model.js';
 import { secureScripts } from '../config/script-security.js';
@@ -38,11 +39,22 @@ function main(argv: readonly string[]): number | Promise<number> {
     hostname: hostname(),
     afterLoad: (r: LoadResult) => secureScripts(r, systemScriptSecurityPort(process.env)),
   };
-  const configTest = (dump: boolean) =>
-    runConfigTest(
+  const configTest = (dump: boolean) => {
+    const code = runConfigTest(
       { useFile: resolve(opts.useFile), dump, ...(opts.configId !== undefined ? { configId: opts.configId } : {}) },
       io,
     );
+    // the daemon options the dashboard depends on, so -t shows what the web UI will use
+    const managed = opts.managedConfig
+      ? resolve(opts.managedConfig)
+      : join(dirname(resolve(opts.useFile)), 'keepvs-managed.conf');
+    io.stderr(`keepvs: config API writes ${managed}`);
+    if (opts.peerApi)
+      io.stderr(
+        `keepvs: peer director API ${opts.peerApi} (${opts.peerToken ? 'with' : 'without'} a token for actions)`,
+      );
+    return code;
+  };
   switch (opts.command) {
     case 'help':
       process.stdout.write(KEEPVS_HELP);
@@ -67,8 +79,12 @@ function main(argv: readonly string[]): number | Promise<number> {
       }
       const configFile = resolve(opts.useFile);
       const configId = opts.configId ?? hostname().split('.')[0];
-      // script security is applied to what the supervisor validates and sends the workers
-      const load = () => io.afterLoad(loadConfig(configFile, { fs: io.fs, configId, env: io.env }));
+      // script security is applied to what the supervisor validates and sends the workers; the
+      // config API loads candidate texts of its managed file through the same loader
+      const load = (overlay?: ReadonlyMap<string, string>) =>
+        io.afterLoad(
+          loadConfig(configFile, { fs: overlay ? new OverlayConfigFs(io.fs, overlay) : io.fs, configId, env: io.env }),
+        );
       return import('../daemon/main.js').then((m) => m.runDaemon(m.daemonOptions(opts, configFile), load));
     }
   }

@@ -53,3 +53,22 @@ export function globToRegExp(pattern: string): RegExp {
 }
 
 export const hasGlobChars = (s: string): boolean => /[*?[]/.test(s);
+
+/** A ConfigFs with some files replaced or added (the config API's dry runs of the managed file). */
+export class OverlayConfigFs implements ConfigFs {
+  constructor(
+    private readonly base: ConfigFs,
+    private readonly overlay: ReadonlyMap<string, string>,
+  ) {}
+  readFile(path: string): string | Error {
+    return this.overlay.get(path) ?? this.base.readFile(path);
+  }
+  glob(pattern: string): readonly string[] {
+    const re = globToRegExp(pattern);
+    const extra = [...this.overlay.keys()].filter((p) => re.test(p));
+    return [...new Set([...this.base.glob(pattern), ...extra])].sort();
+  }
+  stat(path: string): 'file' | 'dir' | undefined {
+    return this.overlay.has(path) ? 'file' : this.base.stat(path);
+  }
+}

@@ -10,6 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KeepvsOptions } from '../cli/keepvs-args.js';
+import { OverlayConfigFs } from '../config/fs-port.js';
 import { loadConfig } from '../config/index.js';
 import { NodeConfigFs } from '../os/config-fs.js';
 import { startDaemon } from './main.js';
@@ -142,7 +143,11 @@ export async function runDemo(options: KeepvsOptions): Promise<number> {
     noSyslog: true,
     api: o.api === null ? null : (api ?? null),
   };
-  const load = () => loadConfig(configFile, { fs: new NodeConfigFs(), configId: 'demo' });
+  const load = (overlay?: ReadonlyMap<string, string>) =>
+    loadConfig(configFile, {
+      fs: overlay ? new OverlayConfigFs(new NodeConfigFs(), overlay) : new NodeConfigFs(),
+      configId: 'demo',
+    });
   const h = await startDaemon(opts, load);
   if (typeof h === 'number') return h;
   say('keepvs demo');

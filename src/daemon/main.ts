@@ -25,6 +25,7 @@ import { writeFileSafely } from '../os/safe-file.js';
 import { SystemClock } from '../util/clock.js';
 import { EventBus, type KeepvsEvent } from '../util/events.js';
 import { VERSION } from '../version.js';
+import { type ConfigLoader, ConfigStore } from './config-store.js';
 import { type DumpKind, formatDump } from './dump.js';
 import type { FromWorker, ToWorker, WorkerRole } from './ipc.js';
 import { DaemonLogger } from './log.js';
@@ -386,7 +387,7 @@ function apiToken(opts: DaemonOptions, logger: DaemonLogger): string {
 }
 
 /** Starts the daemon; resolves with handles once the API listens (used by `run` and `demo`). */
-export async function startDaemon(opts: DaemonOptions, load: () => LoadResult): Promise<DaemonHandle | number> {
+export async function startDaemon(opts: DaemonOptions, load: ConfigLoader): Promise<DaemonHandle | number> {
   const logger = new DaemonLogger({
     console: opts.logConsole,
     detail: opts.logDetail,
@@ -430,7 +431,24 @@ export async function startDaemon(opts: DaemonOptions, load: () => LoadResult): 
   let api: FastifyInstance | undefined;
   let apiUrl: string | undefined;
   if (opts.api) {
-    api = buildApi(supervisor, { token, webRoot: WEB_ROOT, log: (m) => logger.log('notice', m) });
+    const config = new ConfigStore({
+      mainFile: opts.configFile,
+      managedFile: opts.managedConfig,
+      load,
+      reload: () => supervisor.reload(),
+      audit: (a) => {
+        logger.log('notice', `Configuration ${a.action} by ${a.who}: ${a.summary} (version ${a.version})`);
+        supervisor.bus.emit({ type: 'config-change', ...a });
+      },
+    });
+    api = buildApi(supervisor, {
+      token,
+      namedTokens: opts.apiTokens,
+      config,
+      ...(opts.peer ? { peer: opts.peer } : {}),
+      webRoot: WEB_ROOT,
+      log: (m) => logger.log('notice', m),
+    });
     try {
       apiUrl = await api.listen({ host: opts.api.host, port: opts.api.port });
       logger.log('info', `API, metrics and dashboard on ${apiUrl}`);
@@ -442,7 +460,7 @@ export async function startDaemon(opts: DaemonOptions, load: () => LoadResult): 
   return { supervisor, ...(api ? { api } : {}), ...(apiUrl ? { apiUrl } : {}), token };
 }
 
-export async function runDaemon(opts: DaemonOptions, load: () => LoadResult): Promise<number> {
+export async function runDaemon(opts: DaemonOptions, load: ConfigLoader): Promise<number> {
   const h = await startDaemon(opts, load);
   if (typeof h === 'number') return h;
   return new Promise<number>((resolve) => {

@@ -1,9 +1,13 @@
 /** The supervisor's options, mapped from the command line (cli/keepvs-args.ts parses it). */
 import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import type { KeepvsOptions } from '../cli/keepvs-args.js';
 import { DEFAULT_SOCKET } from '../control/protocol.js';
 
 export { DEFAULT_SOCKET };
+
+/** the include file the config API writes, beside the main file unless --managed-config */
+export const MANAGED_FILE_NAME = 'keepvs-managed.conf';
 
 /** What the supervisor needs from the command line (keepvs-args.ts parses it). */
 export interface DaemonOptions {
@@ -22,6 +26,12 @@ export interface DaemonOptions {
   readonly socket: string;
   readonly api: { readonly host: string; readonly port: number } | null;
   readonly apiToken?: string;
+  /** named tokens (`--api-token NAME:TOKEN`) for the audit trail */
+  readonly apiTokens: readonly { readonly name: string; readonly token: string }[];
+  /** the include file the config API writes */
+  readonly managedConfig: string;
+  /** the other director's API for the dashboard */
+  readonly peer?: { readonly url: string; readonly token?: string };
   /** proxy worker processes (1: in the LVS worker itself) */
   readonly dataplaneWorkers: number;
 }
@@ -43,6 +53,9 @@ export function daemonOptions(o: KeepvsOptions, configFile: string): DaemonOptio
     socket: o.socket ?? process.env.KEEPVS_SOCKET ?? DEFAULT_SOCKET,
     api: o.api,
     ...(o.apiToken ? { apiToken: o.apiToken } : {}),
+    apiTokens: o.apiTokens,
+    managedConfig: o.managedConfig ? resolve(o.managedConfig) : join(dirname(configFile), MANAGED_FILE_NAME),
+    ...(o.peerApi ? { peer: { url: o.peerApi, ...(o.peerToken ? { token: o.peerToken } : {}) } } : {}),
     dataplaneWorkers: o.dataplaneWorkers ?? availableParallelism(),
   };
 }

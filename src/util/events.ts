@@ -62,6 +62,19 @@ export type KeepvsEvent =
       readonly at: number;
     }
   | {
+      /** the audit trail of configuration changes made through the API or dashboard */
+      readonly type: 'config-change';
+      /** name of the API token used */
+      readonly who: string;
+      readonly action: 'apply' | 'rollback';
+      readonly summary: string;
+      readonly version: string;
+      readonly previousVersion: string;
+      readonly reloadOk: boolean;
+      readonly message: string;
+      readonly at: number;
+    }
+  | {
       readonly type: 'admin';
       readonly action: string;
       readonly target: string;
