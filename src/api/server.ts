@@ -16,6 +16,7 @@ import type { ConfigChange } from '../config/edit/edit.js';
 import type { RealServerSpec, VirtualServerSpec, VrrpInstanceSpec } from '../config/edit/spec.js';
 import type { Result } from '../util/result.js';
 import { dryRunQuery, idParams, realServerSchema, virtualServerSchema, vrrpInstanceSchema } from './config-schema.js';
+import type { RateHistory } from './history.js';
 import { createMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import type { AdminAction, ConfigEditor, StatusSource } from './types.js';
@@ -33,6 +34,8 @@ export interface ApiOptions {
   readonly namedTokens?: readonly ApiToken[];
   /** the configuration editor behind /api/v1/config (absent: those routes answer 503) */
   readonly config?: ConfigEditor;
+  /** per-service rate samples for the dashboard's charts */
+  readonly history?: RateHistory;
   /** the other director's API (`--peer-api`, `--peer-token`), relayed for the dashboard */
   readonly peer?: { readonly url: string; readonly token?: string };
   /** directory holding index.html, dashboard.js, dashboard.css */
@@ -84,6 +87,14 @@ export function buildApi(source: StatusSource, options: ApiOptions): FastifyInst
   app.get('/api/v1/openapi.json', { schema: doc('this OpenAPI description') }, async () => openApiDocument(routes));
   app.get('/api/v1/status', { schema: doc('daemon, VRRP, virtual services, real servers, data plane') }, async () =>
     source.status(),
+  );
+  app.get(
+    '/api/v1/history',
+    { schema: doc('per-service rates sampled every intervalMs, last 20 minutes') },
+    async () => ({
+      intervalMs: options.history?.intervalMs ?? 0,
+      samples: options.history?.samples() ?? [],
+    }),
   );
   app.get('/api/v1/events', async () => ({ events: source.events() }));
   app.get('/api/v1/events/stream', (req, reply) => {

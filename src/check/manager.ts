@@ -28,8 +28,22 @@ export interface CheckManagerOptions {
   readonly random?: () => number;
 }
 
+/** Per checker: how its probes went (for the dashboard; the policy keeps the health rules). */
+export interface ProbeStats {
+  /** duration of the last probe, ms (a timeout counts its full deadline) */
+  readonly lastMs: number;
+  /** wall-clock ms of the last result */
+  readonly lastAt: number;
+  readonly lastUp: boolean;
+  /** failed probes in a row (0 after a success) */
+  readonly consecutiveFailures: number;
+  readonly probes: number;
+}
+
 export interface CheckManagerSnapshot extends PolicySnapshot {
   readonly running: boolean;
+  /** by checker key */
+  readonly probes: Readonly<Record<string, ProbeStats>>;
   readonly scheduler: SchedulerStats;
 }
 
@@ -70,6 +84,8 @@ export class CheckManager {
   private readonly random: () => number;
   private running = false;
   private dirty = false;
+  private readonly probeStarts = new Map<string, number>();
+  private readonly probeStats = new Map<string, ProbeStats>();
 
   constructor(private readonly opts: CheckManagerOptions) {
     this.config = opts.config;
@@ -140,7 +156,12 @@ export class CheckManager {
   }
 
   snapshot(): CheckManagerSnapshot {
-    return { ...this.policy.snapshot(), running: this.running, scheduler: this.scheduler.stats() };
+    return {
+      ...this.policy.snapshot(),
+      running: this.running,
+      scheduler: this.scheduler.stats(),
+      probes: Object.fromEntries(this.probeStats),
+    };
   }
 
   /** Called with the new HealthView after any change of health, weight or quorum. */
@@ -184,6 +205,18 @@ export class CheckManager {
     }
   }
 
+  private recordProbe(key: string, up: boolean): void {
+    const started = this.probeStarts.get(key);
+    const prev = this.probeStats.get(key);
+    this.probeStats.set(key, {
+      lastMs: started === undefined ? 0 : Math.round((this.opts.clock.now() - started) * 10) / 10,
+      lastAt: this.opts.clock.wallNow(),
+      lastUp: up,
+      consecutiveFailures: up ? 0 : (prev?.consecutiveFailures ?? 0) + 1,
+      probes: (prev?.probes ?? 0) + 1,
+    });
+  }
+
   private schedule(): void {
     const policy = this.policy;
     const keys = policy.checkerKeys();
@@ -200,9 +233,13 @@ export class CheckManager {
         firstDelayMs,
         timeoutMs: timeoutMsOf(cfg),
         timeoutReason: `${cfg.type} to ${where} timed out.`,
-        probe: (signal) => checker.run(target, signal),
+        probe: (signal) => {
+          this.probeStarts.set(key, this.opts.clock.now());
+          return checker.run(target, signal);
+        },
         onResult: (result) => {
           if (policy !== this.policy) return Number.POSITIVE_INFINITY;
+          this.recordProbe(key, result.up);
           const next = policy.report(key, result);
           this.flush();
           return next;

@@ -64,7 +64,18 @@ export interface RealServerHealth {
   readonly dest: string;
   readonly up: boolean;
   readonly weight: number;
-  readonly checkers: readonly { type: string; up: boolean; reason: string }[];
+  readonly checkers: readonly {
+    type: string;
+    up: boolean;
+    reason: string;
+    /** last probe's duration (ms), when it has run */
+    latencyMs?: number;
+    /** wall-clock ms of the last result */
+    lastAt?: number;
+    consecutiveFailures: number;
+  }[];
+  /** wall-clock ms since which the real server has been up (or down), as this worker saw it */
+  readonly since: number;
 }
 
 export interface LvsSnapshot {
@@ -275,6 +286,17 @@ export class LvsService {
     void this.sync();
   }
 
+  private readonly states = new Map<string, { up: boolean; since: number }>();
+
+  /** When a real server entered its current health state (the first snapshot counts as the start). */
+  private sinceOf(key: string, up: boolean): number {
+    const s = this.states.get(key);
+    if (s && s.up === up) return s.since;
+    const now = this.deps.clock.wallNow();
+    this.states.set(key, { up, since: now });
+    return now;
+  }
+
   /** Joins checker state (keyed by virtual_server) to the table's services. */
   realServerHealth(): RealServerHealth[] {
     const snap = this.checks.snapshot();
@@ -289,7 +311,17 @@ export class LvsService {
           dest: r.id,
           up: r.up,
           weight: r.weight,
-          checkers: r.checkers.map((c) => ({ type: c.type, up: c.up, reason: c.lastReason })),
+          checkers: r.checkers.map((c) => {
+            const p = snap.probes[c.key];
+            return {
+              type: c.type,
+              up: c.up,
+              reason: c.lastReason,
+              ...(p ? { latencyMs: p.lastMs, lastAt: p.lastAt } : {}),
+              consecutiveFailures: p?.consecutiveFailures ?? 0,
+            };
+          }),
+          since: this.sinceOf(`${sid}|${r.id}`, r.up),
         });
       }
     }

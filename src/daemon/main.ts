@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import { RateHistory } from '../api/history.js';
 import { buildApi } from '../api/server.js';
 import type { AdminAction, DaemonStatus, StatusSource, VrrpInstanceStatus, WorkerStatus } from '../api/types.js';
 import { formatDiagnostic } from '../config/format.js';
@@ -441,8 +442,11 @@ export async function startDaemon(opts: DaemonOptions, load: ConfigLoader): Prom
         supervisor.bus.emit({ type: 'config-change', ...a });
       },
     });
+    const history = new RateHistory();
+    setInterval(() => history.sample(supervisor.status(), Date.now()), history.intervalMs).unref();
     api = buildApi(supervisor, {
       token,
+      history,
       namedTokens: opts.apiTokens,
       config,
       ...(opts.peer ? { peer: opts.peer } : {}),

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { RateHistory } from '../../src/api/history.js';
 import { buildApi } from '../../src/api/server.js';
 import type { AdminAction, DaemonStatus, StatusSource } from '../../src/api/types.js';
 import { WEB_ROOT } from '../../src/daemon/main.js';
@@ -66,10 +67,11 @@ function source() {
             dest: '10.0.0.1:80',
             up: false,
             weight: 3,
-            checkers: [{ type: 'TCP_CHECK', up: false, reason: 'refused' }],
+            checkers: [{ type: 'TCP_CHECK', up: false, reason: 'refused', latencyMs: 1.5, consecutiveFailures: 3 }],
+            since: 1000,
           },
         ],
-        detail: { running: true, services: [], scheduler: {} as never },
+        detail: { running: true, services: [], scheduler: {} as never, probes: {} },
       },
       dataplane: {
         kind: 'proxy',
@@ -218,5 +220,27 @@ test('the dashboard is served', async () => {
   assert.equal(page.statusCode, 200);
   assert.match(page.body, /<title>keepvs<\/title>/);
   assert.equal((await app.inject({ method: 'GET', url: '/dashboard.js' })).statusCode, 200);
+  await app.close();
+});
+
+test('GET /api/v1/history serves the sampled service rates', async () => {
+  const { src } = source();
+  const history = new RateHistory(5000, 2);
+  for (const at of [1000, 6000, 11000]) history.sample(src.status(), at);
+  const app = buildApi(src, { token: 'secret', webRoot: WEB_ROOT, history });
+  const r = (await app.inject({ method: 'GET', url: '/api/v1/history' })).json();
+  assert.equal(r.intervalMs, 5000);
+  assert.deepEqual(
+    r.samples.map((s: { at: number }) => s.at),
+    [6000, 11000],
+  );
+  assert.deepEqual(r.samples[0].services['tcp:198.18.0.100:80'], {
+    cps: 1,
+    inPps: 0,
+    outPps: 0,
+    inBps: 0,
+    outBps: 0,
+    activeConns: 4,
+  });
   await app.close();
 });

@@ -82,6 +82,21 @@ describe('CheckManager end to end (three local real servers)', () => {
       assert.equal(v.dests[`127.0.0.1:${rs[0].port}`].up, true);
       assert.match(logger.text(), new RegExp(`Removing service \\[127\\.0\\.0\\.1\\]:tcp:${rs[1].port} from VS`));
       assert.match(logger.text(), /Lost quorum 3-0=3 > 2/);
+      // probe statistics for the dashboard: the stopped server failed (retry 1: at least 2 in a row)
+      const snap = m.snapshot();
+      const rsOf = (port: number) =>
+        snap.services[0].realServers.find((r) => r.id === `127.0.0.1:${port}`)?.checkers.map((c) => snap.probes[c.key]);
+      for (const p of rsOf(rs[1].port) ?? []) {
+        assert.equal(p?.lastUp, false);
+        assert.ok((p?.consecutiveFailures ?? 0) >= 2, JSON.stringify(p));
+        assert.ok((p?.lastMs ?? -1) >= 0);
+      }
+      for (const p of rsOf(rs[0].port) ?? []) {
+        assert.equal(p?.lastUp, true);
+        assert.equal(p?.consecutiveFailures, 0);
+        assert.ok((p?.probes ?? 0) >= 2);
+      }
+      assert.equal(rsOf(rs[1].port)?.length, 2);
       const again = await startHttp(rs[1].port);
       servers.push(again.server);
       await waitFor(m, (x) => x.services[VS].dests[id].up && x.services[VS].quorumUp);

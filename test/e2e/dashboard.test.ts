@@ -59,7 +59,7 @@ test('dashboard in headless Chromium shows the demo service, its real servers an
     const text = await page.locator('#services').innerText();
     assert.match(text, /tcp:127\.0\.0\.1:\d+/);
     assert.match(text, /up/);
-    const timeline = await page.locator('#timeline').innerText();
+    const timeline = await page.locator('#events').innerText();
     assert.match(timeline, /DOWN/);
     assert.match(timeline, /UP/);
     mkdirSync('test-output', { recursive: true });

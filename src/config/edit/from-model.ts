@@ -1,20 +1,24 @@
 /**
  * Reads managed blocks back from the parsed configuration (the file stays the one source of
- * truth): the blocks whose `loc.file` is the managed file become specs again. Defaults the
- * resolver filled in are written out explicitly, so spec -> text -> model -> spec is stable.
+ * truth): the blocks whose `loc.file` is the managed file become specs again. A value equal to
+ * what the resolver gives when it is absent (keepalived's defaults, the virtual server's
+ * delay_loop and method) is left out, so a change's diff shows only that change.
  */
+import { CHECKER_DEFAULTS, DEFAULT_CONNECT_TIMEOUT } from '../grammar/checkers/common.js';
 import type { Checker, Config, RealServer, VirtualServer, VrrpInstance } from '../model.js';
 import type { CheckerSpec, ManagedSpec, RealServerSpec, VirtualServerSpec, VrrpInstanceSpec } from './spec.js';
 
 const EDITABLE_CHECKERS = new Set(['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'PING_CHECK', 'MISC_CHECK']);
 
-function checkerSpec(c: Checker): CheckerSpec | undefined {
+/** keepvs renders no real_server-level timing, so an omitted value falls back to these */
+function checkerSpec(c: Checker, vsDelayLoop: number): CheckerSpec | undefined {
   if (!EDITABLE_CHECKERS.has(c.type)) return undefined;
+  const d = CHECKER_DEFAULTS[c.type];
   const timing = {
-    connectTimeout: c.connectTimeout,
-    delayLoop: c.delayLoop,
-    retry: c.retry,
-    delayBeforeRetry: c.delayBeforeRetry,
+    ...(c.connectTimeout !== DEFAULT_CONNECT_TIMEOUT ? { connectTimeout: c.connectTimeout } : {}),
+    ...(c.delayLoop !== vsDelayLoop ? { delayLoop: c.delayLoop } : {}),
+    ...(c.retry !== d.retry ? { retry: c.retry } : {}),
+    ...(c.delayBeforeRetry !== (d.delayBeforeRetry ?? c.delayLoop) ? { delayBeforeRetry: c.delayBeforeRetry } : {}),
   };
   switch (c.type) {
     case 'MISC_CHECK':
@@ -47,16 +51,16 @@ function checkerSpec(c: Checker): CheckerSpec | undefined {
   }
 }
 
-export function realServerSpec(rs: RealServer): RealServerSpec {
+export function realServerSpec(rs: RealServer, vs: Pick<VirtualServer, 'method' | 'delayLoop'>): RealServerSpec {
   return {
     address: rs.address,
     port: rs.port,
     weight: rs.weight,
-    method: rs.method,
+    ...(rs.method !== vs.method ? { method: rs.method } : {}),
     ...(rs.uthreshold ? { uthreshold: rs.uthreshold } : {}),
     ...(rs.lthreshold ? { lthreshold: rs.lthreshold } : {}),
     ...(rs.inhibitOnFailure ? { inhibitOnFailure: true } : {}),
-    checkers: rs.checkers.map(checkerSpec).filter((c): c is CheckerSpec => c !== undefined),
+    checkers: rs.checkers.map((c) => checkerSpec(c, vs.delayLoop)).filter((c): c is CheckerSpec => c !== undefined),
   };
 }
 
@@ -78,11 +82,11 @@ export function virtualServerSpec(vs: VirtualServer): VirtualServerSpec | undefi
     ...(vs.persistenceTimeout !== undefined ? { persistenceTimeout: vs.persistenceTimeout } : {}),
     ...(vs.persistenceGranularity !== undefined ? { persistenceGranularity: vs.persistenceGranularity } : {}),
     delayLoop: vs.delayLoop,
-    quorum: vs.quorum,
-    hysteresis: vs.hysteresis,
+    ...(vs.quorum !== 1 ? { quorum: vs.quorum } : {}),
+    ...(vs.hysteresis !== 0 ? { hysteresis: vs.hysteresis } : {}),
     ...(vs.inhibitOnFailure ? { inhibitOnFailure: true } : {}),
     ...(vs.sorryServer ? { sorryServer: { address: vs.sorryServer.address, port: vs.sorryServer.port } } : {}),
-    realServers: vs.realServers.map(realServerSpec),
+    realServers: vs.realServers.map((rs) => realServerSpec(rs, vs)),
   };
 }
 
