@@ -266,6 +266,24 @@ export class ConfigStore {
       return err({ status: 500, code: 'KV_API_CONFIG_WRITE', message: `cannot write: ${(e as Error).message}` });
     }
     const reload = this.o.reload();
+    if (!reload.ok) {
+      // the daemon kept its running configuration (e.g. the reload guard): so does the file
+      try {
+        writeFileAtomic(this.o.managedFile, oldText);
+      } catch (e) {
+        return err({
+          status: 500,
+          code: 'KV_API_CONFIG_WRITE',
+          message: `reload refused (${reload.message}); cannot restore the file: ${(e as Error).message}`,
+        });
+      }
+      return err({
+        status: 409,
+        code: 'KV_API_RELOAD_REFUSED',
+        message: `the daemon refused the reload, the file is restored: ${reload.message}`,
+        version: versionOf(oldText),
+      });
+    }
     const entry: AuditEntry = {
       who,
       action,

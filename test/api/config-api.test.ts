@@ -35,7 +35,7 @@ virtual_server 127.0.0.1 9000 {
 }
 `;
 
-function setup(opts: { include?: boolean } = {}) {
+function setup(opts: { include?: boolean; refuseReload?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'keepvs-cfgapi-'));
   dirs.push(dir);
   const main = join(dir, 'keepalived.conf');
@@ -51,7 +51,7 @@ function setup(opts: { include?: boolean } = {}) {
     managedFile: managed,
     load,
     reload: () => {
-      const ok = load().usable;
+      const ok = load().usable && !opts.refuseReload;
       reloads.push(ok);
       return { ok, message: ok ? 'Reloading configuration' : 'rejected' };
     },
@@ -367,4 +367,21 @@ test('managed specs read back from the parsed file exactly as written', () => {
   // the defaults really are dropped (a diff shows only a change)
   assert.doesNotMatch(again, /quorum 1\n|hysteresis 0/);
   assert.match(again, /quorum 2/);
+});
+
+test('config API: a reload the daemon refuses leaves the file as it was', async () => {
+  const { app, managed, bus } = setup({ refuseReload: true });
+  writeFileSync(managed, '');
+  const st = (await app.inject({ method: 'GET', url: '/api/v1/config', headers: auth() })).json();
+  const r = await app.inject({
+    method: 'POST',
+    url: '/api/v1/config/virtual-servers',
+    headers: { ...auth(), 'if-match': st.version },
+    payload: VS,
+  });
+  assert.equal(r.statusCode, 409, r.body);
+  assert.equal(r.json().error, 'KV_API_RELOAD_REFUSED');
+  assert.equal(readFileSync(managed, 'utf8'), '');
+  assert.equal(bus.recent().filter((e) => e.type === 'config-change').length, 0);
+  await app.close();
 });
