@@ -8,6 +8,7 @@ import { OverlayConfigFs } from '../config/fs-port.js';
 import { loadConfig } from '../config/index.js';
 import type { LoadResult } from '../config/model.js';
 import { secureScripts } from '../config/script-security.js';
+import { MANAGED_FILE_NAME } from '../daemon/options.js';
 import { NodeConfigFs } from '../os/config-fs.js';
 import { systemScriptSecurityPort } from '../os/script-security-fs.js';
 import { KEEPVS_HELP, parseKeepvsArgs } from './keepvs-args.js';
@@ -47,7 +48,7 @@ function main(argv: readonly string[]): number | Promise<number> {
     // the daemon options the dashboard depends on, so -t shows what the web UI will use
     const managed = opts.managedConfig
       ? resolve(opts.managedConfig)
-      : join(dirname(resolve(opts.useFile)), 'keepvs-managed.conf');
+      : join(dirname(resolve(opts.useFile)), MANAGED_FILE_NAME);
     io.stderr(`keepvs: config API writes ${managed}`);
     if (opts.peerApi)
       io.stderr(
