@@ -89,8 +89,13 @@ describe('CheckManager end to end (three local real servers)', () => {
       // one failed checker takes the server out; the other may not have probed since
       const failed = (rsOf(rs[1].port) ?? []).filter((p) => p?.lastUp === false);
       assert.ok(failed.length >= 1, JSON.stringify(rsOf(rs[1].port)));
+      // the one that took it out failed 1 + retry (1) times in a row; the other may be retrying
+      assert.ok(
+        failed.some((p) => (p?.consecutiveFailures ?? 0) >= 2),
+        JSON.stringify(failed),
+      );
       for (const p of failed) {
-        assert.ok((p?.consecutiveFailures ?? 0) >= 2, JSON.stringify(p));
+        assert.ok((p?.consecutiveFailures ?? 0) >= 1);
         assert.ok((p?.lastMs ?? -1) >= 0);
       }
       for (const p of rsOf(rs[0].port) ?? []) {
