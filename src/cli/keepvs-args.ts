@@ -37,7 +37,7 @@ export interface KeepvsOptions {
   /** the other director's API, shown in the dashboard (`--peer-api URL`) */
   readonly peerApi?: string;
   readonly peerToken?: string;
-  readonly dataplane: 'proxy' | 'nft';
+  readonly dataplane: 'auto' | 'proxy' | 'nft';
   /** proxy worker processes; undefined: one per core */
   readonly dataplaneWorkers?: number;
   /** arguments after `demo` */
@@ -172,7 +172,7 @@ const OPTIONS: readonly OptSpec[] = [
     long: 'dataplane',
     arg: 'required',
     set: (o, v) => {
-      if (v !== 'proxy' && v !== 'nft') return `invalid --dataplane '${v}' (proxy or nft)`;
+      if (v !== 'auto' && v !== 'proxy' && v !== 'nft') return `invalid --dataplane '${v}' (auto, nft or proxy)`;
       o.dataplane = v;
       return undefined;
     },
@@ -208,7 +208,7 @@ export function parseKeepvsArgs(argv: readonly string[]): Result<KeepvsOptions, 
     noSyslog: false,
     api: { ...DEFAULT_API },
     apiTokens: [],
-    dataplane: 'proxy',
+    dataplane: 'auto',
     demoArgs: [],
   };
   const byLong = new Map(OPTIONS.map((s) => [s.long, s]));
@@ -302,7 +302,8 @@ keepalived-compatible VRRP failover, health checks and virtual servers.
                                the api-token file next to --socket) to reload even though the
                                new file would remove a virtual_server or vrrp_instance and has
                                an unknown top-level block (a plain SIGHUP refuses that)
-      --dataplane=proxy|nft    Userspace proxy (default, no root) or nftables rendering
+      --dataplane=auto|nft|proxy  Kernel (nftables) plane when root and nftables work, else the
+                               userspace proxy (auto, default); nft or proxy forces one
       --dataplane-workers=N    Proxy processes sharing the load (default: one per core;
                                1 forwards inside the LVS worker itself)
   -v, --version                Display the version number

@@ -9,7 +9,9 @@ import { loadConfig } from '../config/index.js';
 import type { LoadResult } from '../config/model.js';
 import { secureScripts } from '../config/script-security.js';
 import { MANAGED_FILE_NAME } from '../daemon/options.js';
+import { chooseDataplane } from '../dataplane/select.js';
 import { NodeConfigFs } from '../os/config-fs.js';
+import { probeKernelPlane } from '../os/kernel-probe.js';
 import { systemScriptSecurityPort } from '../os/script-security-fs.js';
 import { KEEPVS_HELP, parseKeepvsArgs } from './keepvs-args.js';
 
@@ -40,9 +42,16 @@ function main(argv: readonly string[]): number | Promise<number> {
     hostname: hostname(),
     afterLoad: (r: LoadResult) => secureScripts(r, systemScriptSecurityPort(process.env)),
   };
+  // DR, TUN and fwmark services need the kernel plane: -t checks them against the plane keepvs would run
+  const choice = () => chooseDataplane(opts.dataplane, probeKernelPlane);
   const configTest = (dump: boolean) => {
     const code = runConfigTest(
-      { useFile: resolve(opts.useFile), dump, ...(opts.configId !== undefined ? { configId: opts.configId } : {}) },
+      {
+        useFile: resolve(opts.useFile),
+        dump,
+        dataplane: choice().capabilities,
+        ...(opts.configId !== undefined ? { configId: opts.configId } : {}),
+      },
       io,
     );
     // the daemon options the dashboard depends on, so -t shows what the web UI will use
@@ -72,10 +81,9 @@ function main(argv: readonly string[]): number | Promise<number> {
     case 'force-reload':
       return import('./force-reload.js').then((m) => m.forceReload(opts));
     case 'run': {
-      if (opts.dataplane === 'nft') {
-        process.stderr.write(
-          'keepvs: --dataplane nft is not available in this build; use the default userspace proxy\n',
-        );
+      const plane = choice();
+      if (plane.error) {
+        process.stderr.write(`keepvs: ${plane.error}\n`);
         return 2;
       }
       const configFile = resolve(opts.useFile);
@@ -84,9 +92,19 @@ function main(argv: readonly string[]): number | Promise<number> {
       // config API loads candidate texts of its managed file through the same loader
       const load = (overlay?: ReadonlyMap<string, string>) =>
         io.afterLoad(
-          loadConfig(configFile, { fs: overlay ? new OverlayConfigFs(io.fs, overlay) : io.fs, configId, env: io.env }),
+          loadConfig(configFile, {
+            fs: overlay ? new OverlayConfigFs(io.fs, overlay) : io.fs,
+            configId,
+            env: io.env,
+            dataplane: plane.capabilities,
+          }),
         );
-      return import('../daemon/main.js').then((m) => m.runDaemon(m.daemonOptions(opts, configFile), load));
+      return import('../daemon/main.js').then((m) =>
+        m.runDaemon(
+          { ...m.daemonOptions(opts, configFile), dataplane: plane.plane, dataplaneReason: plane.reason },
+          load,
+        ),
+      );
     }
   }
 }

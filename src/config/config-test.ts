@@ -7,7 +7,7 @@
 import { formatDiagnostic } from './format.js';
 import type { ConfigFs } from './fs-port.js';
 import { loadConfig } from './index.js';
-import type { LoadResult } from './model.js';
+import type { DataplaneCapabilities, LoadResult } from './model.js';
 
 export const CONFIG_TEST_OK = 0;
 export const CONFIG_TEST_ERRORS = 3;
@@ -28,6 +28,8 @@ export interface ConfigTestOptions {
   readonly useFile: string;
   readonly configId?: string;
   readonly dump?: boolean;
+  /** the data plane keepvs would run: services it cannot forward are KV315 errors */
+  readonly dataplane?: DataplaneCapabilities;
 }
 
 export function runConfigTest(opts: ConfigTestOptions, io: ConfigTestIo): number {
@@ -36,6 +38,7 @@ export function runConfigTest(opts: ConfigTestOptions, io: ConfigTestIo): number
     fs: io.fs,
     ...(configId !== undefined ? { configId } : {}),
     ...(io.env ? { env: io.env } : {}),
+    ...(opts.dataplane ? { dataplane: opts.dataplane } : {}),
   });
   const result = io.afterLoad ? io.afterLoad(loaded) : loaded;
   for (const d of result.diagnostics) io.stderr(formatDiagnostic(d));

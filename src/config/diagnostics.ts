@@ -64,6 +64,8 @@ export const DIAGNOSTIC_CODES = {
   KV312: { severity: 'error', title: 'address family mismatch' },
   KV313: { severity: 'warning', title: 'sync group with a single instance' },
   KV314: { severity: 'warning', title: 'virtual server has no real servers; ignored' },
+  KV315: { severity: 'error', title: 'virtual server needs the kernel data plane' },
+  KV316: { severity: 'error', title: 'reference to an undefined local_address_group' },
   KV320: { severity: 'warning', title: 'script disabled (script security)' },
   KV321: { severity: 'warning', title: 'scripts run as root without enable_script_security' },
 } as const satisfies Record<string, CodeInfo>;

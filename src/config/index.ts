@@ -8,7 +8,7 @@ import type { ConfigFs } from './fs-port.js';
 import { MemoryConfigFs } from './fs-port.js';
 import { makeCtx, runBlock, TOP_LEVEL } from './grammar/engine.js';
 import { newRootDraft, ROOT } from './grammar/root.js';
-import type { LoadResult } from './model.js';
+import type { DataplaneCapabilities, LoadResult } from './model.js';
 import { Preprocessor } from './preprocess.js';
 import { resolveConfig } from './resolve.js';
 import { buildTree } from './tree.js';
@@ -27,14 +27,16 @@ export interface LoadOptions {
   readonly random?: () => number;
   /** cap on logical lines after ~SEQ/~LST and macro expansion (default 1,000,000) */
   readonly maxLines?: number;
+  /** the data plane that will run this config: services it cannot forward are KV315 errors */
+  readonly dataplane?: DataplaneCapabilities;
 }
 
-function run(pre: Preprocessor, bag: DiagnosticBag): LoadResult {
+function run(pre: Preprocessor, bag: DiagnosticBag, plane?: DataplaneCapabilities): LoadResult {
   const tree = buildTree(pre.lines, bag);
   const ctx = makeCtx(bag);
   const draft = newRootDraft();
   runBlock(tree, ROOT, draft, ctx, TOP_LEVEL);
-  const config = resolveConfig(draft, pre.files, ctx);
+  const config = resolveConfig(draft, pre.files, ctx, plane);
   const unknownTopLevelBlocks = tree
     .filter((n) => n.children && !ROOT.has(n.keyword.text))
     .map((n) => ({ keyword: n.keyword.text, loc: n.loc }));
@@ -48,7 +50,7 @@ export function loadConfig(file: string, options: LoadOptions): LoadResult {
   const pre = new Preprocessor({ ...options, bag });
   pre.processFile(abs);
   if (pre.files.length === 0) return { diagnostics: bag.items, usable: false };
-  return run(pre, bag);
+  return run(pre, bag, options.dataplane);
 }
 
 /** Parses config text; includes are resolved through options.fs (an empty in-memory fs when absent). */
@@ -56,5 +58,5 @@ export function parseConfigText(text: string, file: string, options: Partial<Loa
   const bag = new DiagnosticBag();
   const pre = new Preprocessor({ ...options, fs: options.fs ?? new MemoryConfigFs(), bag });
   pre.processText(text, path.resolve('/', file));
-  return run(pre, bag);
+  return run(pre, bag, options.dataplane);
 }

@@ -287,7 +287,16 @@ export interface VirtualServerGroup {
   readonly loc: SourceLoc;
 }
 
-export type LvsMethod = 'NAT' | 'DR' | 'TUN';
+/** FNAT: full-NAT as the Alibaba LVS and DPVS keepalived forks write it (DNAT + SNAT to a local_address_group). */
+export type LvsMethod = 'NAT' | 'DR' | 'TUN' | 'FNAT';
+
+/** `local_address_group NAME { ADDR[-LAST] [IFNAME] ... }` (Alibaba LVS / DPVS keepalived): full-NAT source addresses. */
+export interface LocalAddressGroup {
+  readonly name: string;
+  /** canonical addresses, ranges expanded */
+  readonly addresses: readonly { readonly address: string; readonly family: Family; readonly ifname?: string }[];
+  readonly loc: SourceLoc;
+}
 export type LvsProtocol = 'TCP' | 'UDP' | 'SCTP';
 
 export type VirtualServerKey =
@@ -432,6 +441,8 @@ export interface VirtualServer {
   /** default NAT (keepalived's default lvs_method) */
   readonly method: LvsMethod;
   readonly tunnel?: TunnelSpec;
+  /** `laddr_group_name`: the local_address_group a FNAT service SNATs to */
+  readonly laddrGroup?: string;
   /** seconds; undefined = not persistent; `persistence_timeout` without value = 360 */
   readonly persistenceTimeout?: number;
   /** netmask (IPv4 dotted) or prefix length (IPv6) as written; default 255.255.255.255 / 128 */
@@ -462,6 +473,17 @@ export interface VirtualServer {
   readonly loc: SourceLoc;
 }
 
+/**
+ * What the data plane keepvs will run can forward, for the KV315 check: DR, TUN and fwmark services
+ * need the kernel plane; TUN also needs its tc-BPF program. Absent from a load: nothing is checked.
+ */
+export interface DataplaneCapabilities {
+  /** 'nft' or 'proxy', as --dataplane resolved; named in the diagnostic */
+  readonly name: string;
+  readonly kernel: boolean;
+  readonly tun: boolean;
+}
+
 export interface Config {
   /** every file read, in include order */
   readonly files: readonly string[];
@@ -475,6 +497,8 @@ export interface Config {
   readonly syncGroups: readonly SyncGroup[];
   readonly vrrpInstances: readonly VrrpInstance[];
   readonly virtualServerGroups: readonly VirtualServerGroup[];
+  /** absent in hand-built configs: none */
+  readonly localAddressGroups?: readonly LocalAddressGroup[];
   readonly virtualServers: readonly VirtualServer[];
 }
 

@@ -9,7 +9,7 @@ import { finishGlobal } from './grammar/global-defs.js';
 import type { RootDraft } from './grammar/root.js';
 import { finishVirtualServer } from './grammar/virtual-server.js';
 import { finishInstance } from './grammar/vrrp-instance.js';
-import type { Config, SourceLoc, VirtualServer, VrrpInstance, WeightedTrack } from './model.js';
+import type { Config, DataplaneCapabilities, SourceLoc, VirtualServer, VrrpInstance, WeightedTrack } from './model.js';
 
 function uniqueByName<T extends { name: string; loc: SourceLoc }>(items: readonly T[], what: string, ctx: Ctx): T[] {
   const seen = new Map<string, T>();
@@ -85,7 +85,29 @@ function applyScriptUser(
   for (const v of Object.values(o)) applyScriptUser(v, user, seen);
 }
 
-export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx): Config {
+/** KV315: what the chosen data plane cannot forward as written (never downgraded to the proxy's full NAT). */
+function checkDataplane(vs: VirtualServer, fwmarkGroup: boolean, plane: DataplaneCapabilities, ctx: Ctx): void {
+  const where = `virtual_server ${vsKeyText(vs)}`;
+  const methods = new Set([vs.method, ...vs.realServers.map((r) => r.method)]);
+  const needs: string[] = [];
+  if (vs.key.kind === 'fwmark' || fwmarkGroup) needs.push('a fwmark service');
+  for (const m of ['DR', 'TUN'] as const) if (methods.has(m)) needs.push(`lvs_method ${m}`);
+  if (!plane.kernel && needs.length > 0)
+    ctx.report(
+      'KV315',
+      vs.loc,
+      `${where}: ${needs.join(' and ')} needs the kernel data plane, but keepvs runs --dataplane ${plane.name} ` +
+        '(the kernel plane needs root and nftables); the userspace proxy cannot forward it as written',
+    );
+  else if (plane.kernel && !plane.tun && methods.has('TUN'))
+    ctx.report(
+      'KV315',
+      vs.loc,
+      `${where}: lvs_method TUN needs the tc-BPF IPIP encapsulation, which this build of the kernel plane lacks`,
+    );
+}
+
+export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx, plane?: DataplaneCapabilities): Config {
   const globalDefs = finishGlobal(d.global);
   // keepalived (vrrp_complete_instance, validate_check_config): unset smtp_alert takes the
   // process-specific global, then the global smtp_alert, else false (real servers: true).
@@ -96,6 +118,8 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx):
   const trackFiles = uniqueByName(d.trackFiles, 'track_file', ctx);
   const trackProcesses = uniqueByName(d.trackProcesses, 'vrrp_track_process', ctx);
   const virtualServerGroups = uniqueByName(d.virtualServerGroups, 'virtual_server_group', ctx);
+  const localAddressGroups = uniqueByName(d.localAddressGroups, 'local_address_group', ctx);
+  const laddrNames = new Set(localAddressGroups.map((g) => g.name));
 
   const finished: VrrpInstance[] = [];
   for (const { node, draft } of d.instances) {
@@ -164,6 +188,15 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx):
     };
     if (vs.key.kind === 'group' && !groupNames.has(vs.key.group))
       ctx.report('KV306', vs.loc, `virtual_server group '${vs.key.group}' is not a defined virtual_server_group`);
+    const fullNat = vs.method === 'FNAT' || vs.realServers.some((r) => r.method === 'FNAT');
+    if (vs.laddrGroup !== undefined && !laddrNames.has(vs.laddrGroup))
+      ctx.report('KV316', vs.loc, `laddr_group_name '${vs.laddrGroup}' is not a defined local_address_group`);
+    else if (fullNat && vs.laddrGroup === undefined)
+      ctx.report('KV316', vs.loc, `virtual_server ${vsKeyText(vs)}: lvs_method FNAT needs laddr_group_name`);
+    if (plane) {
+      const shape = vs.key.kind === 'group' ? shapes.get(vs.key.group) : undefined;
+      checkDataplane(vs, shape?.hasFwmarks ?? false, plane, ctx);
+    }
     for (const rs of vs.realServers)
       for (const ch of rs.checkers)
         if (ch.type === 'FILE_CHECK' && !fileNames.has(ch.trackFile))
@@ -189,6 +222,7 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx):
     syncGroups,
     vrrpInstances,
     virtualServerGroups,
+    localAddressGroups,
     virtualServers,
   };
   applyScriptUser(config, globalDefs.scriptUser);

@@ -22,6 +22,8 @@ export interface WorkerInit {
   readonly proxySockets?: readonly string[];
   /** operator changes (keepvsadm, API drains) the previous LVS worker reported */
   readonly operator?: OperatorSnapshot;
+  /** the data plane the supervisor chose (--dataplane) */
+  readonly dataplane: 'nft' | 'proxy';
 }
 
 export type ToWorker =

@@ -8,18 +8,23 @@ import { CheckManager, type CheckManagerSnapshot } from '../check/manager.js';
 import type { Config } from '../config/model.js';
 import type { ControlStats } from '../control/server.js';
 import { MemoryDataPlane } from '../dataplane/memory.js';
+import { NftDataPlane } from '../dataplane/nft/plane.js';
 import type { DataPlane, DataPlaneSnapshot, NodestPolicy } from '../dataplane/port.js';
 import { ClusterDataPlane } from '../dataplane/proxy/cluster.js';
 import { ProxyDataPlane } from '../dataplane/proxy/engine.js';
 import { LB_REPLICA_MODULE } from '../dataplane/proxy/lb-replica.js';
-import { type DesiredTable, desiredTable, timeoutsOp } from '../lb/desired.js';
+import { SplitDataPlane } from '../dataplane/split.js';
+import { type DesiredTable, desiredTable, timeoutsOp, virtualServerId } from '../lb/desired.js';
 import { diffTables, type TableState, tableStateOf } from '../lb/diff.js';
 import { withReplicaCounters } from '../lb/merge.js';
 import { OperatorState, type OperatorStateData } from '../lb/operator.js';
 import { LbTable } from '../lb/table.js';
 import { type ConnSnapshot, destId, serviceId, type TableOp, type TableSnapshot } from '../lb/types.js';
+import { ProcConntrack } from '../os/conntrack.js';
 import { NodeDialer } from '../os/dialer.js';
 import { NodeFileReader } from '../os/file-reader.js';
+import { LibNftables } from '../os/libnftables.js';
+import { IprouteNetInfo } from '../os/netinfo.js';
 import type { Clock } from '../util/clock.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
@@ -56,6 +61,8 @@ export interface LvsServiceDeps {
   readonly operator?: OperatorSnapshot;
   /** called after every operator change, with the state to give the next worker */
   readonly onOperatorChange?: (s: OperatorSnapshot) => void;
+  /** 'nft': the kernel plane forwards the services (the proxy only those needing it); default proxy */
+  readonly plane?: 'nft' | 'proxy';
 }
 
 /** Health of one real server of one table service, as the API and dashboard show it. */
@@ -87,6 +94,25 @@ export interface LvsSnapshot {
 }
 
 const overrideKey = (service: string, dest: string): string => `${service}|${dest}`;
+/** The table as ipvsadm shows it, with the kernel plane's connection counts for its services. */
+function withKernelCounts(own: TableSnapshot, nft: NftDataPlane): TableSnapshot {
+  const byId = new Map(nft.snapshot().services.map((s) => [s.id, s]));
+  return {
+    ...own,
+    services: own.services.map((s) => {
+      const k = byId.get(s.id);
+      if (!k) return s;
+      const dests = new Map(k.dests.map((d) => [d.id, d]));
+      return {
+        ...s,
+        dests: s.dests.map((d) => {
+          const kd = dests.get(destId(d, d.family));
+          return kd ? { ...d, activeConns: kd.activeConns, inactConns: kd.inactConns } : d;
+        }),
+      };
+    }),
+  };
+}
 
 /** The proxy's side of expire_nodest_conn, as the table is given it. */
 const nodestPolicy = (deps: LvsServiceDeps): NodestPolicy => (deps.expireNodestConn ? 'close' : 'keep');
@@ -107,6 +133,10 @@ export class LvsService {
   private base: TableState = { services: [] };
   private pending = Promise.resolve();
   private reported = new Set<string>();
+  /** the kernel plane, when --dataplane resolved to nft */
+  private nft: NftDataPlane | null = null;
+  /** full-NAT source addresses per table service (local_address_group) */
+  private localAddresses = new Map<string, readonly string[]>();
 
   constructor(
     private config: Config,
@@ -120,11 +150,31 @@ export class LvsService {
     const hand = this.operator.handTimeouts;
     if (hand) this.table.apply({ op: 'set-timeouts', ...hand });
     // until start() forks the proxy workers, ops only reach the table (nothing listens yet)
-    this.dp = deps.dataplane
-      ? deps.dataplane(this.table)
-      : this.useCluster()
-        ? new MemoryDataPlane()
-        : new ProxyDataPlane(this.table, { expireNodestConn: nodestPolicy(deps) });
+    if (!deps.dataplane && deps.plane === 'nft') {
+      const nft = new NftDataPlane({
+        nft: new LibNftables(),
+        net: new IprouteNetInfo(deps.runner),
+        conntrack: new ProcConntrack(deps.runner),
+        logger: deps.logger,
+        expireNodestConn: deps.expireNodestConn ?? false,
+        context: (id) => {
+          const laddrs = this.localAddresses.get(id);
+          return laddrs ? { localAddresses: laddrs } : undefined;
+        },
+      });
+      this.nft = nft;
+      // no service needs the proxy yet (PROXY protocol services will): it stays in-process and idle
+      this.dp = new SplitDataPlane(
+        nft,
+        new ProxyDataPlane(this.table, { expireNodestConn: nodestPolicy(deps) }),
+        () => false,
+      );
+    } else
+      this.dp = deps.dataplane
+        ? deps.dataplane(this.table)
+        : this.useCluster()
+          ? new MemoryDataPlane()
+          : new ProxyDataPlane(this.table, { expireNodestConn: nodestPolicy(deps) });
     this.checks = new CheckManager({
       config,
       clock: deps.clock,
@@ -142,7 +192,11 @@ export class LvsService {
   }
 
   private useCluster(): boolean {
-    return !this.deps.dataplane && (this.deps.proxySockets !== undefined || (this.deps.dataplaneWorkers ?? 1) > 1);
+    return (
+      !this.deps.dataplane &&
+      this.deps.plane !== 'nft' &&
+      (this.deps.proxySockets !== undefined || (this.deps.dataplaneWorkers ?? 1) > 1)
+    );
   }
 
   async start(): Promise<void> {
@@ -204,6 +258,18 @@ export class LvsService {
       if (!this.reported.has(d)) this.deps.logger.log('warning', d);
     }
     this.reported = new Set(this.desired.diagnostics);
+    const groups = new Map((this.config.localAddressGroups ?? []).map((g) => [g.name, g.addresses]));
+    const vsById = new Map(this.config.virtualServers.map((vs) => [virtualServerId(vs), vs]));
+    this.localAddresses = new Map();
+    for (const s of this.desired.services) {
+      const name = vsById.get(s.virtualServer)?.laddrGroup;
+      const laddrs = name ? groups.get(name) : undefined;
+      if (laddrs)
+        this.localAddresses.set(
+          serviceId(s.key),
+          laddrs.filter((a) => a.family === s.key.family).map((a) => a.address),
+        );
+    }
     this.base = {
       services: this.desired.services.map((s) => {
         const sid = serviceId(s.key);
@@ -343,11 +409,13 @@ export class LvsService {
   /** The table as ipvsadm shows it: with proxy workers, their replicas' counters summed. */
   tableSnapshot(): TableSnapshot {
     const own = this.table.snapshot();
+    if (this.nft) return withKernelCounts(own, this.nft);
     return this.cluster ? withReplicaCounters(own, this.cluster.tableSnapshots()) : own;
   }
 
-  /** Connection entries (ipvsadm -Lc): from every proxy worker when there are several. */
+  /** Connection entries (ipvsadm -Lc): from every proxy worker when there are several, and conntrack's. */
   async connections(): Promise<ConnSnapshot[]> {
+    if (this.nft) return [...this.table.connections(), ...this.nft.connections()];
     return this.cluster ? this.cluster.connections() : this.table.connections();
   }
 
@@ -359,9 +427,16 @@ export class LvsService {
     };
   }
 
-  async stop(drainMs = 2000): Promise<void> {
+  /**
+   * `keepKernel`: the worker lost its supervisor (SIGKILL): leave the kernel tables forwarding, as
+   * IPVS keeps forwarding when keepalived dies, for the next keepvs to rebuild atomically.
+   */
+  async stop(drainMs = 2000, keepKernel = false): Promise<void> {
     this.checks.stop();
-    await this.dp.stop(drainMs);
+    if (keepKernel && this.nft && this.dp instanceof SplitDataPlane) {
+      await this.nft.detach();
+      await this.dp.proxy.stop(drainMs);
+    } else await this.dp.stop(drainMs);
     this.table.dispose();
   }
 }

@@ -101,7 +101,8 @@ export class Supervisor implements StatusSource {
     const wantLvs = !this.opts.vrrpOnly;
     const wantVrrp = !this.opts.checkOnly && c.vrrpInstances.length > 0;
     if (wantLvs) {
-      this.proxies = this.startProxies();
+      // the kernel plane forwards in the kernel: no proxy processes
+      if (this.opts.dataplane !== 'nft') this.proxies = this.startProxies();
       this.spawn({ role: 'lvs', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.checkersPidFile });
     }
     if (wantVrrp)
@@ -148,6 +149,7 @@ export class Supervisor implements StatusSource {
         dataplaneWorkers: this.opts.dataplaneWorkers,
         ...(this.proxies ? { proxySockets: this.proxies.sockets } : {}),
         ...(w.role === 'lvs' && this.operator ? { operator: this.operator } : {}),
+        dataplane: this.opts.dataplane ?? 'proxy',
       },
     };
     child.send(init);
@@ -398,6 +400,7 @@ export async function startDaemon(opts: DaemonOptions, load: ConfigLoader): Prom
     ident: 'Keepvs',
   });
   await logger.init();
+  if (opts.dataplaneReason) logger.log('info', `data plane: ${opts.dataplaneReason}`);
   const result = load();
   for (const d of result.diagnostics) {
     const line = formatDiagnostic(d);

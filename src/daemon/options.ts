@@ -34,6 +34,10 @@ export interface DaemonOptions {
   readonly peer?: { readonly url: string; readonly token?: string };
   /** proxy worker processes (1: in the LVS worker itself) */
   readonly dataplaneWorkers: number;
+  /** the data plane --dataplane resolved to (default proxy) */
+  readonly dataplane?: 'nft' | 'proxy';
+  /** why, for the start-up log */
+  readonly dataplaneReason?: string;
 }
 
 export function daemonOptions(o: KeepvsOptions, configFile: string): DaemonOptions {

@@ -36,7 +36,8 @@ const events: EventSink = { emit: (event: KeepvsEvent) => send({ type: 'event', 
 interface Role {
   reload(config: Config): Promise<void>;
   admin(action: AdminAction): Promise<{ ok: boolean; error?: string }>;
-  stop(drainMs: number): Promise<void>;
+  /** `orphaned`: the supervisor is gone; kernel forwarding state is left in place */
+  stop(drainMs: number, orphaned?: boolean): Promise<void>;
 }
 
 async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promise<Role> {
@@ -53,6 +54,7 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
       // the API shows a keepvsadm change at once, not at the next periodic report
       setImmediate(() => send({ type: 'lvs-snapshot', snapshot: svc.snapshot() }));
     },
+    plane: init.dataplane,
   });
   await svc.start();
   let control: ControlServer | undefined;
@@ -107,10 +109,10 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
       }
       return { ok: false, error: `action ${a.action} is not handled by the LVS worker` };
     },
-    async stop(drainMs) {
+    async stop(drainMs, orphaned = false) {
       clearInterval(timer);
       control?.close();
-      await svc.stop(drainMs);
+      await svc.stop(drainMs, orphaned);
     },
   };
 }
@@ -144,5 +146,5 @@ process.on('message', (m: ToWorker) => {
 
 // the supervisor going away must not leave an orphan forwarding traffic
 process.on('disconnect', () => {
-  void role?.stop(1000).finally(() => process.exit(0));
+  void role?.stop(1000, true).finally(() => process.exit(0));
 });

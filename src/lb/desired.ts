@@ -66,7 +66,12 @@ export interface DesiredTable {
 /** Largest address range expanded from one virtual_server_group entry. */
 export const MAX_RANGE_EXPANSION = 65536;
 
-export const FORWARD_OF: Readonly<Record<LvsMethod, ForwardMethod>> = { NAT: 'masq', DR: 'route', TUN: 'tunnel' };
+export const FORWARD_OF: Readonly<Record<LvsMethod, ForwardMethod>> = {
+  NAT: 'masq',
+  DR: 'route',
+  TUN: 'tunnel',
+  FNAT: 'fullnat',
+};
 
 /** `persistence_granularity`: IPv4 netmask or IPv6 prefix length, as a prefix length. */
 export function granularityToPrefix(text: string, family: Family): number | null {

@@ -18,7 +18,7 @@ import type {
 } from './types.js';
 
 export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
-const FORWARD_METHODS: readonly ForwardMethod[] = ['masq', 'route', 'tunnel', 'local'];
+const FORWARD_METHODS: readonly ForwardMethod[] = ['masq', 'route', 'tunnel', 'local', 'fullnat'];
 const PERSISTENCE_ENGINES: readonly string[] = ['sip'];
 
 export const opError = (code: TableOpErrorCode, message: string): Result<never, TableOpError> => err({ code, message });

@@ -27,8 +27,8 @@ export type ServiceKey =
 // the ids are built in lb/ids.ts; re-exported here because most callers import the types from here
 export { destId, serviceId } from './ids.js';
 
-/** IPVS forwarding methods: ipvsadm prints Masq, Route, Tunnel, Local. */
-export type ForwardMethod = 'masq' | 'route' | 'tunnel' | 'local';
+/** IPVS forwarding methods: ipvsadm prints Masq, Route, Tunnel, Local; DPVS's ipvsadm FullNat. */
+export type ForwardMethod = 'masq' | 'route' | 'tunnel' | 'local' | 'fullnat';
 
 export interface ServiceParams {
   /** rr wrr lc wlc sed nq fo ovf dh sh lblc lblcr mh twos; default wlc */

@@ -23,7 +23,7 @@ test('keepvs args: defaults', () => {
   assert.equal(o.command, 'run');
   assert.equal(o.useFile, DEFAULT_CONFIG_FILE);
   assert.deepEqual(o.api, { host: '127.0.0.1', port: 9180 });
-  assert.equal(o.dataplane, 'proxy');
+  assert.equal(o.dataplane, 'auto');
   assert.equal(o.pidFile, '/run/keepvs.pid');
 });
 

@@ -121,6 +121,19 @@ const CASES: readonly Case[] = [
   // script security runs against the system after loading: a fake file system here
   ['KV320', () => secureScripts(parse(`global_defs {\n script_user root\n}\n${SCRIPT}`), fakePort({})), 5],
   ['KV321', () => secureScripts(parse(SCRIPT), fakePort({ '/k': { kind: 'dir', mode: 0o777 }, '/k/chk': {} })), 2],
+  [
+    'KV315',
+    () =>
+      parse('virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_kind DR\n real_server 10.0.1.1 80 {\n }\n}\n', {
+        dataplane: { name: 'proxy', kernel: false, tun: false },
+      }),
+    1,
+  ],
+  [
+    'KV316',
+    text('virtual_server 10.0.0.1 80 {\n protocol TCP\n lvs_method FNAT\n real_server 10.0.1.1 80 {\n }\n}\n'),
+    1,
+  ],
 ];
 
 for (const [code, run, line] of CASES) {

@@ -98,6 +98,8 @@ before(async () => {
       join(dir, 'vrrp.pid'),
       // two proxy processes whatever the core count: the tests below check the summed view
       '--dataplane-workers=2',
+      // the userspace proxy even as root (auto would take the kernel plane): loopback real servers
+      '--dataplane=proxy',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -19,7 +19,13 @@ export interface FormatOptions {
   readonly names?: { host(address: string): string | undefined; port(port: number, proto: string): string | undefined };
 }
 
-const FORWARD: Record<string, string> = { masq: 'Masq', route: 'Route', tunnel: 'Tunnel', local: 'Local' };
+const FORWARD: Record<string, string> = {
+  masq: 'Masq',
+  route: 'Route',
+  tunnel: 'Tunnel',
+  local: 'Local',
+  fullnat: 'FullNat',
+};
 const pad = (s: string, n: number) => s.padEnd(n);
 const rpad = (s: string | number, n: number) => String(s).padStart(n);
 
@@ -188,7 +194,8 @@ export function formatSave(t: TableSnapshot, o: FormatOptions): string {
     if (s.ops) line += ' -o';
     out.push(line);
     for (const d of s.dests) {
-      const fwd = d.forward === 'masq' ? '-m' : d.forward === 'tunnel' ? '-i' : '-g';
+      const fwd =
+        d.forward === 'masq' ? '-m' : d.forward === 'tunnel' ? '-i' : d.forward === 'fullnat' ? '--fullnat' : '-g';
       out.push(`-a ${sel} -r ${destName(s, d, o)} ${fwd} -w ${d.weight}`);
     }
   }

@@ -35,7 +35,7 @@ export interface Command {
   ops: boolean;
   pe?: string;
   realServer?: string;
-  forward?: 'masq' | 'route' | 'tunnel';
+  forward?: 'masq' | 'route' | 'tunnel' | 'fullnat';
   weight?: number;
   uThreshold?: number;
   lThreshold?: number;
@@ -91,6 +91,8 @@ const DEFS: OptDef[] = [
   { long: 'gatewaying', short: 'g', arg: 'none', name: '-g' },
   { long: 'ipip', short: 'i', arg: 'none', name: '-i' },
   { long: 'masquerading', short: 'm', arg: 'none', name: '-m' },
+  // DPVS's ipvsadm spells full-NAT --fullnat (its -b clashes with upstream's --sched-flags)
+  { long: 'fullnat', arg: 'none', name: '--fullnat' },
   { long: 'weight', short: 'w', arg: 'required', name: '-w' },
   { long: 'u-threshold', short: 'x', arg: 'required', name: '-x' },
   { long: 'l-threshold', short: 'y', arg: 'required', name: '-y' },
@@ -271,6 +273,9 @@ export function parseIpvsadmArgs(argv: readonly string[]): Command | { error: st
         break;
       case '-m':
         c.forward = 'masq';
+        break;
+      case '--fullnat':
+        c.forward = 'fullnat';
         break;
       case '-w': {
         const n = parseUint(v, 65535);

@@ -3,17 +3,17 @@ import type { LvsMethod, TunnelSpec } from '../model.js';
 import type { Node } from '../tree.js';
 import { arg, type Ctx, didYouMeanChoice, portWord } from './engine-extra.js';
 
-export const LVS_METHODS: readonly LvsMethod[] = ['NAT', 'DR', 'TUN'];
+export const LVS_METHODS: readonly LvsMethod[] = ['NAT', 'DR', 'TUN', 'FNAT'];
 
 /** `NAT|DR|TUN [type ipip|gue port N|gre] [nocsum|csum|remcsum]` */
 export function parseMethod(n: Node, ctx: Ctx): { method: LvsMethod; tunnel?: TunnelSpec } | undefined {
-  const w = arg(n, 0, ctx, 'NAT|DR|TUN');
+  const w = arg(n, 0, ctx, 'NAT|DR|TUN|FNAT');
   if (!w) return undefined;
   if (!(LVS_METHODS as readonly string[]).includes(w.text)) {
     ctx.report(
       'KV208',
       w.loc,
-      `unknown forwarding method '${w.text}' (NAT, DR or TUN)${didYouMeanChoice(w.text.toUpperCase(), LVS_METHODS)}`,
+      `unknown forwarding method '${w.text}' (NAT, DR, TUN or FNAT)${didYouMeanChoice(w.text.toUpperCase(), LVS_METHODS)}`,
     );
     return undefined;
   }

@@ -2,6 +2,7 @@
 import type {
   Config,
   IpAddressEntry,
+  LocalAddressGroup,
   RouteEntry,
   RuleEntry,
   TrackFile,
@@ -12,6 +13,7 @@ import type {
 import type { Node } from '../tree.js';
 import { block, deprecated, type KeywordEntry, runBlock, table, unsupportedAll } from './engine.js';
 import { GLOBAL_DEFS, type GlobalDraft, newGlobalDraft } from './global-defs.js';
+import { parseLocalAddressGroup } from './local-address-group.js';
 import { parseStaticIpaddress } from './static-ipaddress.js';
 import { parseStaticRoutes } from './static-routes.js';
 import { parseStaticRules } from './static-rules.js';
@@ -34,6 +36,7 @@ export interface RootDraft {
   syncGroups: ParsedSyncGroup[];
   instances: { node: Node; draft: InstanceDraft }[];
   virtualServerGroups: VirtualServerGroup[];
+  localAddressGroups: LocalAddressGroup[];
   virtualServers: VsDraft[];
 }
 
@@ -48,6 +51,7 @@ export const newRootDraft = (): RootDraft => ({
   syncGroups: [],
   instances: [],
   virtualServerGroups: [],
+  localAddressGroups: [],
   virtualServers: [],
 });
 
@@ -85,6 +89,7 @@ export const ROOT = table<RootDraft>(
       }),
     ],
     ['virtual_server_group', push((d) => d.virtualServerGroups, parseVirtualServerGroup)],
+    ['local_address_group', push((d) => d.localAddressGroups, parseLocalAddressGroup)],
     ['virtual_server', push((d) => d.virtualServers, parseVirtualServer)],
   ],
   unsupportedAll(

@@ -63,6 +63,7 @@ export interface VsDraft {
   ops: boolean;
   method?: LvsMethod;
   tunnel?: TunnelSpec;
+  laddrGroup?: string;
   persistenceTimeout?: number;
   persistenceGranularity?: string;
   persistenceEngine?: string;
@@ -147,6 +148,10 @@ export const VIRTUAL_SERVER = table<VsDraft>(
     ['lb_algo', deprecated(value(scheduler), 'lvs_sched')],
     ['lvs_method', value(method)],
     ['lb_kind', deprecated(value(method), 'lvs_method')],
+    [
+      'laddr_group_name',
+      value((n, d, c) => (d.laddrGroup = stringArg(n, c, 'a local_address_group name') ?? d.laddrGroup)),
+    ],
     ['persistence_timeout', value(persistenceTimeout)],
     ['persistence_granularity', value(granularity)],
     [
@@ -356,7 +361,7 @@ export function finishVirtualServer(d: VsDraft, ctx: Ctx, group?: GroupShape): V
       ctx,
     );
     // Without NAT the real server cannot translate ports: keepalived forces the service's port.
-    if (finished.method !== 'NAT' && d.key.kind !== 'group') {
+    if (finished.method !== 'NAT' && finished.method !== 'FNAT' && d.key.kind !== 'group') {
       const want = isFwmark ? 0 : vsPort;
       if (finished.port !== want) {
         ctx.report(
@@ -393,7 +398,7 @@ export function finishVirtualServer(d: VsDraft, ctx: Ctx, group?: GroupShape): V
   if (d.sorry) {
     const sorryMethod = d.sorryMethod ?? method;
     let port = d.sorry.port || vsPort;
-    if (sorryMethod !== 'NAT' && d.key.kind !== 'group') port = isFwmark ? 0 : vsPort;
+    if (sorryMethod !== 'NAT' && sorryMethod !== 'FNAT' && d.key.kind !== 'group') port = isFwmark ? 0 : vsPort;
     sorryServer = { ...d.sorry, port, ...(d.sorryMethod ? { method: d.sorryMethod } : {}) };
   }
   return {
@@ -404,6 +409,7 @@ export function finishVirtualServer(d: VsDraft, ctx: Ctx, group?: GroupShape): V
     ops,
     method,
     ...(method === 'TUN' && d.tunnel ? { tunnel: d.tunnel } : {}),
+    ...(d.laddrGroup !== undefined ? { laddrGroup: d.laddrGroup } : {}),
     ...(persistenceTimeout !== undefined ? { persistenceTimeout } : {}),
     ...(d.persistenceGranularity ? { persistenceGranularity: d.persistenceGranularity } : {}),
     ...(d.persistenceEngine ? { persistenceEngine: d.persistenceEngine } : {}),

@@ -125,7 +125,7 @@ export class ProxyDataPlane implements DataPlane {
     const s = this.services.get(serviceId(op.key));
     if (!s) return;
     s.destStats(op.dest);
-    if (op.params.forward !== 'masq') {
+    if (op.params.forward !== 'masq' && op.params.forward !== 'fullnat') {
       this.diagnose(
         'DP_UNSUPPORTED_FORWARD',
         s.id,

@@ -1,0 +1,530 @@
+/**
+ * The kernel data plane: TableOps -> a model of services (IPVS list order, persistence ids) ->
+ * nft commands (render.ts) -> one libnftables transaction per tick, whatever number of ops
+ * arrived in it. Owns only its tables; the first transaction rebuilds them atomically (a previous
+ * keepvs's rules forward until the commit, so traffic flows across a restart). Counts come from
+ * conntrack each second (ipvsadm's ActiveConn/InActConn, -Lnc), and the same loop rewrites the
+ * slot maps of the connection-count schedulers (lc, wlc, sed, nq, ovf...) and of thresholds.
+ */
+import type { Family } from '../../config/model.js';
+import {
+  type ConnSnapshot,
+  type ConnState,
+  type DestParams,
+  destId,
+  type Endpoint,
+  type ServiceKey,
+  type ServiceParams,
+  serviceId,
+  type TableOp,
+} from '../../lb/types.js';
+import type { ConntrackPort, CtEntry } from '../../os/conntrack.js';
+import type { NftRunner } from '../../os/libnftables.js';
+import type { NetInfo } from '../../os/netinfo.js';
+import type { Logger } from '../../util/logger.js';
+import type { DataPlane, DataPlaneDiagnostic, DataPlaneServiceSnapshot, DataPlaneSnapshot } from '../port.js';
+import { quietDestSnapshot } from '../port.js';
+import { type KernelDest, type KernelMode, type KernelService, TABLE } from './model.js';
+import {
+  addService,
+  baseNetdev,
+  baseTable,
+  deleteDeviceChain,
+  deleteService,
+  deviceChain,
+  postrouting,
+  rebuild,
+  replaceService,
+  serviceBody,
+} from './render.js';
+
+/** Per service, what the config says beyond the TableOps (full-NAT source addresses). */
+export interface ServiceContext {
+  readonly localAddresses?: readonly string[];
+}
+
+export interface NftPlaneDeps {
+  readonly nft: NftRunner;
+  readonly net: NetInfo;
+  readonly conntrack: ConntrackPort;
+  readonly logger: Logger;
+  readonly context?: (serviceId: string) => ServiceContext | undefined;
+  /** expire_nodest_conn: a removed real server's flows are reset */
+  readonly expireNodestConn?: boolean;
+  /** TUN support (the ktun helper's tc-BPF loader); absent: TUN services are refused */
+  readonly tunnel?: unknown;
+  /** conntrack poll period, ms (default 1000; 0 = never, tests) */
+  readonly pollMs?: number;
+}
+
+interface PlaneDest {
+  readonly address: string;
+  readonly port: number;
+  params: DestParams;
+  readonly mark: number;
+  lastWeight: number;
+  active: number;
+  inact: number;
+  overloaded: boolean;
+  conns: number;
+}
+
+interface PlaneService {
+  readonly key: ServiceKey;
+  params: ServiceParams;
+  /** IPVS list order: new destinations at the head */
+  dests: PlaneDest[];
+  nextMark: number;
+}
+
+/** conntrack TCP states as IPVS names them (ip_vs_proto_tcp.c tcp_state_name). */
+export function ipvsState(e: CtEntry): ConnState {
+  if (e.protocol === 'udp') return 'UDP';
+  switch (e.state) {
+    case 'ESTABLISHED':
+      return 'ESTABLISHED';
+    case 'SYN_SENT':
+    case 'SYN_RECV':
+      return 'SYN_RECV';
+    case 'FIN_WAIT':
+      return 'FIN_WAIT';
+    case 'CLOSE_WAIT':
+      return 'CLOSE_WAIT';
+    case 'LAST_ACK':
+      return 'LAST_ACK';
+    case 'TIME_WAIT':
+      return 'TIME_WAIT';
+    case 'CLOSE':
+      return 'CLOSE';
+    default:
+      return 'NONE';
+  }
+}
+
+const LOAD_SCHEDULERS = new Set(['lc', 'wlc', 'sed', 'nq', 'ovf', 'lblc', 'lblcr', 'twos']);
+
+export class NftDataPlane implements DataPlane {
+  private readonly services = new Map<string, PlaneService>();
+  /** what the kernel holds, per service id */
+  private readonly applied = new Map<string, KernelService>();
+  private readonly devices = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly diagnostics: DataPlaneDiagnostic[] = [];
+  private readonly dr = new Map<string, KernelService['dr'] | null>();
+  private readonly macs = new Map<string, string>();
+  private initialized = false;
+  private flushing: Promise<void> = Promise.resolve();
+  private scheduled: Promise<void> | null = null;
+  private conns: CtEntry[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  /** transactions run (tests, metrics) */
+  transactions = 0;
+
+  constructor(private readonly deps: NftPlaneDeps) {
+    const poll = deps.pollMs ?? 1000;
+    if (poll > 0) {
+      this.timer = setInterval(() => void this.poll(), poll);
+      this.timer.unref();
+    }
+  }
+
+  async apply(ops: readonly TableOp[]): Promise<void> {
+    for (const op of ops) this.applyOne(op);
+    if (!this.initialized) this.dirty.add('*');
+    return this.schedule();
+  }
+
+  private applyOne(op: TableOp): void {
+    switch (op.op) {
+      case 'add-service':
+      case 'edit-service': {
+        const id = serviceId(op.key);
+        const s = this.services.get(id);
+        if (s) s.params = op.params;
+        else this.services.set(id, { key: op.key, params: op.params, dests: [], nextMark: 1 });
+        this.dirty.add(id);
+        break;
+      }
+      case 'del-service': {
+        const id = serviceId(op.key);
+        this.services.delete(id);
+        this.dirty.add(id);
+        break;
+      }
+      case 'add-dest':
+      case 'edit-dest': {
+        const id = serviceId(op.key);
+        const s = this.services.get(id);
+        if (!s) break;
+        const d = s.dests.find((x) => x.address === op.dest.address && x.port === op.dest.port);
+        if (d) {
+          d.params = op.params;
+          if (op.params.weight > 0) d.lastWeight = op.params.weight;
+        } else
+          s.dests.unshift({
+            address: op.dest.address,
+            port: op.dest.port,
+            params: op.params,
+            mark: s.nextMark++,
+            lastWeight: op.params.weight,
+            active: 0,
+            inact: 0,
+            overloaded: false,
+            conns: 0,
+          });
+        this.dirty.add(id);
+        break;
+      }
+      case 'del-dest': {
+        const id = serviceId(op.key);
+        const s = this.services.get(id);
+        if (!s) break;
+        s.dests = s.dests.filter((x) => !(x.address === op.dest.address && x.port === op.dest.port));
+        this.dirty.add(id);
+        if (this.deps.expireNodestConn) void this.expire(op.key, op.dest);
+        break;
+      }
+      case 'clear':
+        for (const id of this.services.keys()) this.dirty.add(id);
+        this.services.clear();
+        break;
+      default:
+        break;
+    }
+  }
+
+  private async expire(key: ServiceKey, dest: Endpoint): Promise<void> {
+    const proto = key.kind === 'addr' ? key.protocol : 'tcp';
+    await this.deps.conntrack.flushDest(dest.address, dest.port, proto, key.family).catch(() => undefined);
+  }
+
+  /** Coalesces everything applied in this tick into one transaction. */
+  private schedule(): Promise<void> {
+    if (this.scheduled) return this.scheduled;
+    this.scheduled = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.scheduled = null;
+      this.flushing = this.flushing.then(() => this.flush()).catch((e) => this.fail(`${e}`));
+      return this.flushing;
+    });
+    return this.scheduled;
+  }
+
+  private fail(message: string): void {
+    this.deps.logger.log('error', `kernel data plane: ${message}`);
+    this.diagnose('DP_NFT_FAILED', '*', message);
+  }
+
+  private diagnose(code: string, service: string, message: string): void {
+    if (this.diagnostics.some((d) => d.code === code && d.service === service && d.message === message)) return;
+    this.diagnostics.push({ code, service, message });
+    if (this.diagnostics.length > 100) this.diagnostics.shift();
+    this.deps.logger.log('warning', `kernel data plane: ${service}: ${message}`);
+  }
+
+  private modeOf(id: string, s: PlaneService): KernelMode | null {
+    const forwards = new Set(s.dests.map((d) => d.params.forward));
+    if (forwards.size > 1)
+      this.diagnose(
+        'DP_MIXED_FORWARD',
+        id,
+        `real servers with different forwarding methods (${[...forwards].join(', ')}); the first one's is used`,
+      );
+    const f = s.dests[0]?.params.forward;
+    if (f === undefined) return this.applied.get(id)?.mode ?? 'nat';
+    if (f === 'route') return 'dr';
+    if (f === 'fullnat') return 'fullnat';
+    if (f === 'tunnel') {
+      this.diagnose(
+        'DP_UNSUPPORTED_FORWARD',
+        id,
+        'TUN forwarding needs the tc-BPF IPIP program, which this kernel plane does not have yet; service not installed',
+      );
+      return null;
+    }
+    return 'nat';
+  }
+
+  /** DR: ingress device (where the VIP lives), egress device and MAC towards the real servers, their MACs. */
+  private async drInfo(id: string, s: PlaneService): Promise<KernelService['dr'] | null> {
+    const net = this.deps.net;
+    if (s.key.kind === 'fwmark') {
+      this.diagnose(
+        'DP_UNSUPPORTED_FWMARK',
+        id,
+        'fwmark services cannot use DR: the netdev ingress hook runs before marking',
+      );
+      return null;
+    }
+    let info = this.dr.get(id);
+    if (!info) {
+      const ingress = await net.deviceOf(s.key.address, s.key.family);
+      const first = s.dests[0];
+      const egress = first ? await net.routeDevice(first.address, s.key.family) : ingress;
+      const egressMac = egress ? await net.linkMac(egress) : null;
+      if (!ingress || !egress || !egressMac) {
+        this.diagnose(
+          'DP_DR_NO_ROUTE',
+          id,
+          `no device found for the VIP or the real servers (ingress ${ingress}, egress ${egress})`,
+        );
+        return null;
+      }
+      info = { ingress, egress, egressMac };
+      this.dr.set(id, info);
+    }
+    for (const d of s.dests) {
+      const k = `${info.egress}|${d.address}`;
+      if (!this.macs.has(k)) {
+        const mac = await net.neighbourMac(d.address, s.key.family, info.egress);
+        if (mac) this.macs.set(k, mac);
+        else
+          this.diagnose(
+            'DP_DR_NO_MAC',
+            id,
+            `real server ${d.address}: no MAC on ${info.egress} yet; no traffic until it answers`,
+          );
+      }
+    }
+    return info;
+  }
+
+  private async kernelService(id: string): Promise<KernelService | null> {
+    const s = this.services.get(id);
+    if (!s) return null;
+    const mode = this.modeOf(id, s);
+    if (!mode) return null;
+    const family: Family = s.key.family;
+    let dr: KernelService['dr'] | undefined;
+    if (mode === 'dr') {
+      const info = await this.drInfo(id, s);
+      if (!info) return null;
+      dr = info;
+    }
+    const ctx = this.deps.context?.(id);
+    const dests: KernelDest[] = s.dests.map((d) => {
+      const mac = dr ? this.macs.get(`${dr.egress}|${d.address}`) : undefined;
+      return {
+        address: d.address,
+        port: d.port,
+        weight: d.params.weight,
+        lastWeight: d.lastWeight,
+        overloaded: d.overloaded,
+        activeConns: d.active,
+        inactConns: d.inact,
+        mark: d.mark,
+        ...(mac ? { mac } : {}),
+      };
+    });
+    if (mode === 'fullnat' && !(ctx?.localAddresses?.length ?? 0))
+      this.diagnose('DP_FNAT_NO_LADDR', id, 'full-NAT without local addresses (laddr_group_name): SNAT not installed');
+    return {
+      id,
+      key: s.key,
+      family,
+      params: s.params,
+      mode,
+      dests,
+      ...(ctx?.localAddresses ? { localAddresses: ctx.localAddresses } : {}),
+      ...(dr ? { dr } : {}),
+    };
+  }
+
+  private async flush(): Promise<void> {
+    if (this.stopped) return;
+    const full = !this.initialized || this.dirty.has('*');
+    const ids = full ? new Set([...this.services.keys(), ...this.applied.keys()]) : new Set(this.dirty);
+    this.dirty.clear();
+    const next = new Map<string, KernelService | null>();
+    for (const id of ids) if (id !== '*') next.set(id, await this.kernelService(id));
+    const cmds: string[] = [];
+    const target = new Map(this.applied);
+    if (full) {
+      target.clear();
+      cmds.push(
+        ...rebuild([`ip ${TABLE}`, `ip6 ${TABLE}`, `netdev ${TABLE}`]),
+        ...baseTable('ip'),
+        ...baseTable('ip6'),
+        ...baseNetdev(),
+      );
+    }
+    for (const [id, ks] of next) {
+      const before = full ? undefined : this.applied.get(id);
+      if (before && (!ks || ks.mode !== before.mode || (before.mode === 'dr') !== (ks.mode === 'dr'))) {
+        cmds.push(...deleteService(before));
+        target.delete(id);
+      }
+      if (!ks) continue;
+      const prev = target.get(id);
+      if (!prev) cmds.push(...addService(ks));
+      else if (
+        serviceBody(prev).join('\n') !== serviceBody(ks).join('\n') ||
+        prev.params.persistentTimeout !== ks.params.persistentTimeout
+      )
+        cmds.push(...replaceService(prev, ks));
+      target.set(id, ks);
+    }
+    // ingress chains for the devices DR services arrive on
+    const wantDevices = new Set([...target.values()].flatMap((k) => (k.dr ? [k.dr.ingress] : [])));
+    const haveDevices = full ? new Set<string>() : this.devices;
+    const deviceCmds: string[] = [];
+    for (const d of wantDevices) if (!haveDevices.has(d)) deviceCmds.push(...deviceChain(d));
+    for (const d of haveDevices) if (!wantDevices.has(d)) deviceCmds.push(...deleteDeviceChain(d));
+    // DR service chains must exist before a device chain jumps into the dispatch: add devices last,
+    // remove them first
+    const removing = deviceCmds.filter((c) => c.startsWith('delete'));
+    const adding = deviceCmds.filter((c) => !c.startsWith('delete'));
+    const fnatTouched =
+      full || [...next.values(), ...[...ids].map((i) => this.applied.get(i))].some((k) => k?.mode === 'fullnat');
+    const all = [...target.values()];
+    const post = fnatTouched ? [...postrouting('ip', all), ...postrouting('ip6', all)] : [];
+    const batch = [...removing, ...cmds, ...post, ...adding];
+    if (batch.length === 0) return;
+    const r = this.deps.nft.run(`${batch.join('\n')}\n`);
+    this.transactions++;
+    if (!r.ok) {
+      const err = r.error.split('\n').slice(0, 6).join(' | ');
+      if (!full) {
+        // the kernel and the model disagree: rebuild everything in one transaction
+        this.fail(`update refused (${err}); rebuilding the keepvs tables`);
+        this.dirty.add('*');
+        await this.flush();
+        return;
+      }
+      this.fail(`ruleset refused: ${err}`);
+      return;
+    }
+    this.initialized = true;
+    this.applied.clear();
+    for (const [id, k] of target) this.applied.set(id, k);
+    this.devices.clear();
+    for (const d of wantDevices) this.devices.add(d);
+  }
+
+  /** Reads conntrack, counts per destination, and reschedules load-driven slot maps when counts moved. */
+  async poll(): Promise<void> {
+    if (this.stopped) return;
+    const entries = await this.deps.conntrack.list();
+    this.conns = entries;
+    const counts = new Map<string, { active: number; inact: number }>();
+    for (const e of entries) {
+      const k = this.destKey(e);
+      if (!k) continue;
+      const c = counts.get(k) ?? { active: 0, inact: 0 };
+      if (ipvsState(e) === 'ESTABLISHED') c.active++;
+      else c.inact++;
+      counts.set(k, c);
+    }
+    let changed = false;
+    for (const [id, s] of this.services) {
+      for (const d of s.dests) {
+        const c = counts.get(`${id}|${d.address}|${d.port}`) ?? { active: 0, inact: 0 };
+        d.active = c.active;
+        d.inact = c.inact;
+        // IPVS thresholds (ip_vs_dest_totalconns vs u_threshold, back below l_threshold or 3/4 of it)
+        const total = c.active + c.inact;
+        const u = d.params.uThreshold;
+        if (u > 0) {
+          const l = d.params.lThreshold > 0 ? d.params.lThreshold : Math.floor((u * 3) / 4);
+          const over = d.overloaded ? total >= l || total >= u : total >= u;
+          if (over !== d.overloaded) {
+            d.overloaded = over;
+            this.dirty.add(id);
+            changed = true;
+          }
+        }
+      }
+      if (LOAD_SCHEDULERS.has(s.params.scheduler)) {
+        this.dirty.add(id);
+        changed = true;
+      }
+    }
+    if (changed) await this.schedule();
+  }
+
+  /** `${serviceId}|${rs}|${port}` of a conntrack entry the kernel plane made (DNAT by one of our services). */
+  private destKey(e: CtEntry): string | null {
+    const proto = e.protocol;
+    if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') return null;
+    const o = e.original;
+    const r = e.reply;
+    if (o.dst === r.src && o.dport === r.sport) return null; // not DNATed
+    const a = e.family === 6 ? `[${o.dst}]` : o.dst;
+    for (const id of [`${proto}:${a}:${o.dport}`, `${proto}:${a}:0`]) {
+      const s = this.services.get(id);
+      if (s?.dests.some((d) => d.address === r.src && (d.port === r.sport || d.port === 0)))
+        return `${id}|${r.src}|${s.dests.find((d) => d.address === r.src && (d.port === r.sport || d.port === 0))?.port}`;
+    }
+    for (const [id, s] of this.services) {
+      if (s.key.kind !== 'fwmark' || s.key.family !== e.family) continue;
+      const d = s.dests.find((x) => x.address === r.src);
+      if (d) return `${id}|${d.address}|${d.port}`;
+    }
+    return null;
+  }
+
+  /** -Lnc: the conntrack entries of kernel services, in IPVS's terms. */
+  connections(): ConnSnapshot[] {
+    const out: ConnSnapshot[] = [];
+    for (const e of this.conns) {
+      if (!this.destKey(e)) continue;
+      out.push({
+        protocol: e.protocol as 'tcp' | 'udp' | 'sctp',
+        client: { address: e.original.src, port: e.original.sport },
+        virtual: { address: e.original.dst, port: e.original.dport },
+        dest: { address: e.reply.src, port: e.reply.sport },
+        family: e.family,
+        state: ipvsState(e),
+        expiresInMs: e.timeout * 1000,
+        template: false,
+      });
+    }
+    return out;
+  }
+
+  /** True when this plane forwards `id` (for the table view). */
+  has(id: string): boolean {
+    return this.services.has(id);
+  }
+
+  snapshot(): DataPlaneSnapshot {
+    const services: DataPlaneServiceSnapshot[] = [];
+    for (const [id, s] of this.services) {
+      const installed = this.applied.has(id);
+      services.push({
+        id,
+        key: s.key,
+        protocol: s.key.kind === 'addr' ? s.key.protocol : 'tcp',
+        listener: installed ? 'listening' : 'failed',
+        boundPort: s.key.kind === 'addr' ? s.key.port : 0,
+        ...(installed ? {} : { error: 'not installed in the kernel (see diagnostics)' }),
+        noDest: 0,
+        connectFailures: 0,
+        open: s.dests.reduce((a, d) => a + d.active + d.inact, 0),
+        dests: s.dests.map((d) =>
+          quietDestSnapshot(destId({ address: d.address, port: d.port }, s.key.family), d, d.active, d.inact),
+        ),
+      });
+    }
+    return { kind: 'nft', workers: 0, services, diagnostics: [...this.diagnostics] };
+  }
+
+  /** Graceful stop removes keepvs's tables (keepalived clears its virtual servers on exit). */
+  async stop(_drainMs: number): Promise<void> {
+    await this.flushing;
+    this.halt();
+    this.deps.nft.run(rebuild([`ip ${TABLE}`, `ip6 ${TABLE}`, `netdev ${TABLE}`]).join('\n'));
+  }
+
+  /** Stops without touching the kernel: the tables keep forwarding until the next keepvs rebuilds them. */
+  async detach(): Promise<void> {
+    await this.flushing;
+    this.halt();
+  }
+
+  private halt(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}

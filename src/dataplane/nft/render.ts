@@ -1,0 +1,273 @@
+/**
+ * Pure rendering of the kernel plane into nft commands (the `nft -f` language, run through
+ * libnftables). Layout, per family (`table ip keepvs`, `table ip6 keepvs`):
+ *   prerouting/output (nat) -> dispatch: `meta mark vmap @fwm` (IPVS looks fwmark services up
+ *   first), `daddr . l4proto . dport vmap @svc`, `daddr . l4proto vmap @svcp0` (port-0 services)
+ *   -> one chain per service: pick a slot (slots.ts), DNAT to it, or drop when none is left
+ *   (IPVS's ip_vs_leave: no destination, no forwarding);
+ *   postrouting (nat): SNAT of full-NAT services to their local addresses.
+ * DR lives in `table netdev keepvs`: an ingress chain per device, `meta pkttype host` first (a
+ * backup must not forward frames flooded to the master's MAC, facts §2), then the same dispatch by
+ * VIP, and per service a MAC rewrite and `fwd`. Persistence detours through `meta mark`: a dynamic
+ * map client-prefix -> destination id with the service's timeout (facts §4).
+ * Every function returns commands; one string of them is one transaction.
+ */
+import ipaddr from 'ipaddr.js';
+import { chainName, type KernelDest, type KernelService, serviceObjects, TABLE } from './model.js';
+import { slotTable } from './slots.js';
+
+/** jhash seed: identical on every director, so peers pick the same server for a flow (facts §6). */
+export const HASH_SEED = '0x4b565321';
+
+type Fam = 'ip' | 'ip6';
+const famOf = (s: Pick<KernelService, 'family'>): Fam => (s.family === 6 ? 'ip6' : 'ip');
+const tableOf = (s: KernelService): string => (s.mode === 'dr' ? `netdev ${TABLE}` : `${famOf(s)} ${TABLE}`);
+const addrType = (f: Fam) => (f === 'ip6' ? 'ipv6_addr' : 'ipv4_addr');
+
+/** The skeleton of one family's NAT table (no services). */
+export function baseTable(f: Fam): string[] {
+  const t = `${f} ${TABLE}`;
+  const a = addrType(f);
+  return [
+    `add table ${t}`,
+    `add map ${t} fwm { type mark : verdict; }`,
+    `add map ${t} svc { type ${a} . inet_proto . inet_service : verdict; }`,
+    `add map ${t} svcp0 { type ${a} . inet_proto : verdict; }`,
+    `add chain ${t} dispatch`,
+    `add rule ${t} dispatch meta mark vmap @fwm`,
+    `add rule ${t} dispatch ${f} daddr . meta l4proto . th dport vmap @svc`,
+    `add rule ${t} dispatch ${f} daddr . meta l4proto vmap @svcp0`,
+    `add chain ${t} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+    `add rule ${t} prerouting jump dispatch`,
+    `add chain ${t} output { type nat hook output priority -100; policy accept; }`,
+    `add rule ${t} output jump dispatch`,
+    `add chain ${t} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+  ];
+}
+
+/** The skeleton of the DR table; device chains come with deviceChain(). */
+export function baseNetdev(): string[] {
+  const t = `netdev ${TABLE}`;
+  return [
+    `add table ${t}`,
+    `add map ${t} svc4 { type ipv4_addr . inet_proto . inet_service : verdict; }`,
+    `add map ${t} svc4p0 { type ipv4_addr . inet_proto : verdict; }`,
+    `add map ${t} svc6 { type ipv6_addr . inet_proto . inet_service : verdict; }`,
+    `add map ${t} svc6p0 { type ipv6_addr . inet_proto : verdict; }`,
+    `add chain ${t} dispatch`,
+    `add rule ${t} dispatch meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4`,
+    `add rule ${t} dispatch meta pkttype host ip daddr . meta l4proto vmap @svc4p0`,
+    `add rule ${t} dispatch meta pkttype host ip6 daddr . meta l4proto . th dport vmap @svc6`,
+    `add rule ${t} dispatch meta pkttype host ip6 daddr . meta l4proto vmap @svc6p0`,
+  ];
+}
+
+export const deviceChainName = (dev: string): string => `in_${dev.replace(/[^A-Za-z0-9]/g, '_')}`;
+
+/** An ingress base chain on `dev` feeding the DR dispatch (priority -500: before anything else). */
+export function deviceChain(dev: string): string[] {
+  const t = `netdev ${TABLE}`;
+  const c = deviceChainName(dev);
+  return [
+    `add chain ${t} ${c} { type filter hook ingress device ${quote(dev)} priority -500; policy accept; }`,
+    `add rule ${t} ${c} jump dispatch`,
+  ];
+}
+
+export function deleteDeviceChain(dev: string): string[] {
+  return [`delete chain netdev ${TABLE} ${deviceChainName(dev)}`];
+}
+
+function quote(s: string): string {
+  if (!/^[A-Za-z0-9_.:@-]+$/.test(s)) throw new Error(`unsafe device name ${JSON.stringify(s)}`);
+  return `"${s}"`;
+}
+
+/** Tables to create empty then delete, then create: an atomic rebuild whatever was there before. */
+export function rebuild(tables: readonly string[]): string[] {
+  return tables.flatMap((t) => [`add table ${t}`, `delete table ${t}`]);
+}
+
+function protoWord(s: KernelService): string | null {
+  return s.key.kind === 'fwmark' ? null : s.key.protocol;
+}
+
+/** Whether destinations carry a port (DNAT to addr . port) or keep the client's port. */
+const portMapped = (s: KernelService): boolean => s.key.kind === 'addr' && s.key.port !== 0 && s.mode !== 'dr';
+
+function valueTypeof(s: KernelService): string {
+  if (s.mode === 'dr') return 'ether daddr';
+  const f = famOf(s);
+  return portMapped(s) ? `${f} daddr . tcp dport` : `${f} daddr`;
+}
+
+function destValue(s: KernelService, d: KernelDest): string | null {
+  if (s.mode === 'dr') return d.mac ?? null;
+  return portMapped(s) ? `${d.address} . ${d.port}` : d.address;
+}
+
+function keyExpr(s: KernelService, key: ReturnType<typeof slotTable>['key'], n: number): string {
+  const f = s.family === 6 ? 'ip6' : 'ip';
+  switch (key) {
+    case 'counter':
+      return `numgen inc mod ${n}`;
+    case 'saddr':
+      return `jhash ${f} saddr mod ${n} seed ${HASH_SEED}`;
+    case 'saddr-sport':
+      return `jhash ${f} saddr . th sport mod ${n} seed ${HASH_SEED}`;
+    case 'daddr':
+      return `jhash ${f} daddr mod ${n} seed ${HASH_SEED}`;
+  }
+}
+
+function persistMask(s: KernelService): string | null {
+  const len = s.params.persistentPrefixLen ?? (s.family === 6 ? 128 : 32);
+  if ((s.family === 4 && len === 32) || (s.family === 6 && len === 128)) return null;
+  return (
+    s.family === 6 ? ipaddr.IPv6.subnetMaskFromPrefixLength(len) : ipaddr.IPv4.subnetMaskFromPrefixLength(len)
+  ).toString();
+}
+
+/** The statement sending the packet to the value `expr map @m` names. */
+function action(s: KernelService, lookup: string): string {
+  if (s.mode === 'dr') {
+    const dr = s.dr;
+    if (!dr) throw new Error(`${s.id}: DR service without devices`);
+    return `ether saddr set ${dr.egressMac} ether daddr set ${lookup} fwd to ${quote(dr.egress)}`;
+  }
+  return `dnat ${famOf(s)} to ${lookup}`;
+}
+
+/** Destinations eligible for slots: DR ones need a resolved MAC. */
+export function usableDests(s: KernelService): KernelDest[] {
+  return s.dests.map((d) => (s.mode === 'dr' && !d.mac ? { ...d, weight: 0, lastWeight: 0 } : d));
+}
+
+/** Commands creating one service's maps and chain (the chain must not exist, or be flushed). */
+export function serviceBody(s: KernelService): string[] {
+  const t = tableOf(s);
+  const o = serviceObjects(s.id);
+  const dests = usableDests(s);
+  const table = slotTable(s.params.scheduler, new Set(s.params.schedFlags), dests, s.mode === 'dr');
+  const n = table.slots.length;
+  const key = keyExpr(s, table.key, n);
+  const proto = protoWord(s);
+  const match = proto ? `meta l4proto ${proto} ` : '';
+  const persistent = s.params.persistentTimeout !== undefined;
+  const out: string[] = [];
+  const elements = (pairs: string[]) => (pairs.length ? ` elements = { ${pairs.join(', ')} }` : '');
+  if (!persistent) {
+    const pairs: string[] = [];
+    table.slots.forEach((di, slot) => {
+      const v = di >= 0 ? destValue(s, dests[di]) : null;
+      if (v) pairs.push(`${slot} : ${v}`);
+    });
+    out.push(`add map ${t} ${o.slots} { typeof numgen inc mod 2 : ${valueTypeof(s)};${elements(pairs)} }`);
+    out.push(`add rule ${t} ${o.chain} ${match}${action(s, `${key} map @${o.slots}`)}`);
+  } else {
+    const f = famOf(s);
+    const mask = persistMask(s);
+    const client = mask ? `${f} saddr and ${mask}` : `${f} saddr`;
+    const destPairs = dests.flatMap((d) => {
+      const v = destValue(s, d);
+      return v ? [`${d.mark} : ${v}`] : [];
+    });
+    const slotPairs: string[] = [];
+    table.slots.forEach((di, slot) => {
+      if (di >= 0 && destValue(s, dests[di])) slotPairs.push(`${slot} : ${dests[di].mark}`);
+    });
+    out.push(
+      `add map ${t} ${o.persist} { typeof ${f} saddr : meta mark; flags dynamic,timeout; timeout ${s.params.persistentTimeout}s; }`,
+    );
+    out.push(`add map ${t} ${o.dest} { typeof meta mark : ${valueTypeof(s)};${elements(destPairs)} }`);
+    out.push(`add map ${t} ${o.slots} { typeof numgen inc mod 2 : meta mark;${elements(slotPairs)} }`);
+    const to = action(s, `meta mark map @${o.dest}`);
+    out.push(
+      `add rule ${t} ${o.chain} ${match}meta mark set ${client} map @${o.persist} update @${o.persist} { ${client} : meta mark } ${to}`,
+    );
+    out.push(
+      `add rule ${t} ${o.chain} ${match}meta mark set ${key} map @${o.slots} update @${o.persist} { ${client} : meta mark } ${to}`,
+    );
+  }
+  // no destination: drop, counted (ipvsadm's view has no such counter; the API shows it)
+  out.push(`add rule ${t} ${o.chain} counter drop`);
+  return out;
+}
+
+/** The dispatch element naming a service's chain. */
+function dispatchElement(s: KernelService): { map: string; key: string } {
+  const k = s.key;
+  if (k.kind === 'fwmark') return { map: 'fwm', key: String(k.fwmark) };
+  const fam = s.mode === 'dr' ? String(s.family) : '';
+  if (k.port === 0) return { map: `svc${fam}p0`, key: `${k.address} . ${k.protocol}` };
+  return { map: `svc${fam}`, key: `${k.address} . ${k.protocol} . ${k.port}` };
+}
+
+export function addService(s: KernelService): string[] {
+  const t = tableOf(s);
+  const o = serviceObjects(s.id);
+  const e = dispatchElement(s);
+  return [`add chain ${t} ${o.chain}`, ...serviceBody(s), `add element ${t} ${e.map} { ${e.key} : goto ${o.chain} }`];
+}
+
+/** Replaces a service's rules and maps in place; `keepPersist`: the persistence map (its clients) stays. */
+export function replaceService(before: KernelService, after: KernelService): string[] {
+  const t = tableOf(after);
+  const o = serviceObjects(after.id);
+  const hadPersist = before.params.persistentTimeout !== undefined;
+  const keepPersist =
+    hadPersist &&
+    after.params.persistentTimeout === before.params.persistentTimeout &&
+    after.params.persistentPrefixLen === before.params.persistentPrefixLen;
+  const body = serviceBody(after).filter((c) => !(keepPersist && c.startsWith(`add map ${t} ${o.persist} `)));
+  return [
+    `flush chain ${t} ${o.chain}`,
+    `delete map ${t} ${o.slots}`,
+    ...(hadPersist ? [`delete map ${t} ${o.dest}`] : []),
+    ...(hadPersist && !keepPersist ? [`delete map ${t} ${o.persist}`] : []),
+    ...body,
+  ];
+}
+
+export function deleteService(s: KernelService): string[] {
+  const t = tableOf(s);
+  const o = serviceObjects(s.id);
+  const e = dispatchElement(s);
+  const persistent = s.params.persistentTimeout !== undefined;
+  return [
+    `delete element ${t} ${e.map} { ${e.key} }`,
+    `flush chain ${t} ${o.chain}`,
+    `delete chain ${t} ${o.chain}`,
+    `delete map ${t} ${o.slots}`,
+    ...(persistent ? [`delete map ${t} ${o.dest}`, `delete map ${t} ${o.persist}`] : []),
+  ];
+}
+
+/** The whole postrouting chain of one family: SNAT of each full-NAT service to its local addresses. */
+export function postrouting(f: Fam, services: readonly KernelService[]): string[] {
+  const t = `${f} ${TABLE}`;
+  const out = [`flush chain ${t} postrouting`];
+  for (const s of services) {
+    if (s.mode !== 'fullnat' || famOf(s) !== f) continue;
+    const laddrs = s.localAddresses ?? [];
+    if (laddrs.length === 0) continue;
+    const k = s.key;
+    let match = 'ct status dnat ';
+    // a fwmark's mark may be reused for persistence by then: match its real servers instead
+    if (k.kind === 'fwmark') {
+      if (s.dests.length === 0) continue;
+      match += `${f} daddr { ${s.dests.map((d) => d.address).join(', ')} } `;
+    } else {
+      match += `meta l4proto ${k.protocol} ct original ${f} daddr ${k.address} `;
+      if (k.port !== 0) match += `ct original proto-dst ${k.port} `;
+    }
+    const to =
+      laddrs.length === 1
+        ? laddrs[0]
+        : `jhash ${f} saddr mod ${laddrs.length} seed ${HASH_SEED} map { ${laddrs.map((a, i) => `${i} : ${a}`).join(', ')} }`;
+    out.push(`add rule ${t} postrouting ${match}snat ${f} to ${to}`);
+  }
+  return out;
+}
+
+export { chainName };

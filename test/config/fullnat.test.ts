@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { DataplaneCapabilities } from '../../src/config/model.js';
+import { codes, parse, show } from './helpers.js';
+
+const PROXY: DataplaneCapabilities = { name: 'proxy', kernel: false, tun: false };
+const NFT: DataplaneCapabilities = { name: 'nft', kernel: true, tun: false };
+const NFT_TUN: DataplaneCapabilities = { name: 'nft', kernel: true, tun: true };
+
+const FNAT = `local_address_group laddr_g1 {
+  198.18.1.250-252 eth1
+  198.18.1.250
+  2001:2:0:1::fa
+}
+virtual_server 198.18.0.100 80 {
+  protocol TCP
+  lvs_method FNAT
+  laddr_group_name laddr_g1
+  real_server 198.18.1.11 8080 {
+  }
+}
+`;
+
+test('FNAT with a local_address_group (Alibaba LVS / DPVS keywords): ranges expanded, ports kept', () => {
+  const r = parse(FNAT);
+  assert.deepEqual(codes(r), [], r.diagnostics.map(show).join('\n'));
+  const g = r.config?.localAddressGroups?.[0];
+  assert.equal(g?.name, 'laddr_g1');
+  assert.deepEqual(
+    g?.addresses.map((a) => `${a.address}${a.ifname ? `%${a.ifname}` : ''}`),
+    ['198.18.1.250%eth1', '198.18.1.251%eth1', '198.18.1.252%eth1', '2001:2:0:1::fa'],
+  );
+  const vs = r.config?.virtualServers[0];
+  assert.equal(vs?.method, 'FNAT');
+  assert.equal(vs?.laddrGroup, 'laddr_g1');
+  // full-NAT translates ports like NAT (DR/TUN would force the service's port)
+  assert.equal(vs?.realServers[0].port, 8080);
+});
+
+test('FNAT without laddr_group_name, or naming an undefined group: KV316', () => {
+  assert.deepEqual(codes(parse(FNAT.replace(' laddr_group_name laddr_g1\n', ''))), ['KV316']);
+  assert.deepEqual(codes(parse(FNAT.replace('laddr_group_name laddr_g1', 'laddr_group_name nope'))), ['KV316']);
+});
+
+test('bad local_address_group entries: KV204', () => {
+  const r = parse(FNAT.replace('198.18.1.250-252 eth1', '198.18.1.250-20\n  nonsense'));
+  assert.deepEqual(codes(r), ['KV204', 'KV204']);
+});
+
+const DR = 'virtual_server 198.18.0.100 80 {\n protocol TCP\n lb_kind DR\n real_server 198.18.1.11 80 {\n }\n}\n';
+const FWM = 'virtual_server fwmark 7 {\n real_server 198.18.1.11 80 {\n }\n}\n';
+const TUN = 'virtual_server 198.18.0.100 80 {\n protocol TCP\n lvs_method TUN\n real_server 198.18.1.11 80 {\n }\n}\n';
+const NAT = 'virtual_server 198.18.0.100 80 {\n protocol TCP\n lvs_method NAT\n real_server 198.18.1.11 80 {\n }\n}\n';
+
+test('KV315: DR, TUN and fwmark services need the kernel plane; never downgraded to the proxy', () => {
+  for (const text of [DR, FWM, TUN]) {
+    const r = parse(text, { dataplane: PROXY });
+    assert.ok(codes(r).includes('KV315'), `${text}: ${codes(r)}`);
+    assert.equal(r.usable, false);
+    assert.match(r.diagnostics.find((d) => d.code === 'KV315')?.message ?? '', /--dataplane proxy/);
+  }
+  // a real server of a NAT service switched to DR counts too
+  const mixed = parse(
+    NAT.replace(' real_server 198.18.1.11 80 {\n }', ' real_server 198.18.1.11 80 {\n  lvs_method DR\n }'),
+    {
+      dataplane: PROXY,
+    },
+  );
+  assert.ok(codes(mixed).includes('KV315'));
+});
+
+test('KV315: the kernel plane takes DR and fwmark; TUN only with the tc-BPF program', () => {
+  for (const text of [DR, FWM, NAT, FNAT]) assert.ok(!codes(parse(text, { dataplane: NFT })).includes('KV315'));
+  const tun = parse(TUN, { dataplane: NFT });
+  assert.ok(codes(tun).includes('KV315'));
+  assert.match(tun.diagnostics.find((d) => d.code === 'KV315')?.message ?? '', /tc-BPF/);
+  assert.ok(!codes(parse(TUN, { dataplane: NFT_TUN })).includes('KV315'));
+  // NAT and FNAT run on either plane; without a dataplane given nothing is checked
+  for (const text of [NAT, FNAT]) assert.ok(!codes(parse(text, { dataplane: PROXY })).includes('KV315'));
+  assert.ok(!codes(parse(DR)).includes('KV315'));
+});

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { NftDataPlane } from '../../../src/dataplane/nft/plane.js';
+import type { DestParams, ServiceKey, ServiceParams, TableOp } from '../../../src/lb/types.js';
+import { type CtEntry, parseConntrackLine } from '../../../src/os/conntrack.js';
+import type { NftResult } from '../../../src/os/libnftables.js';
+
+const KEY: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 4, address: '198.18.0.100', port: 80 };
+const DR_KEY: ServiceKey = { ...KEY, port: 82 };
+const SP: ServiceParams = { scheduler: 'rr', schedFlags: [], ops: false };
+const dp = (forward: DestParams['forward'], weight = 1): DestParams => ({
+  forward,
+  weight,
+  uThreshold: 0,
+  lThreshold: 0,
+});
+
+function plane(opts: { fail?: (cmds: string) => boolean; conns?: CtEntry[] } = {}) {
+  const runs: string[] = [];
+  const nft = {
+    run(cmds: string): NftResult {
+      runs.push(cmds);
+      const ok = !(opts.fail?.(cmds) ?? false);
+      return { ok, output: '', error: ok ? '' : 'Error: No such file or directory' };
+    },
+  };
+  const net = {
+    deviceOf: async () => 'eth0',
+    routeDevice: async () => 'eth1',
+    linkMac: async () => '02:18:01:00:00:01',
+    neighbourMac: async (a: string) => (a === '198.18.1.13' ? null : `02:18:01:00:00:${a.split('.')[3]}`),
+  };
+  const flushed: string[] = [];
+  const conntrack = {
+    list: async () => opts.conns ?? [],
+    flushDest: async (a: string) => void flushed.push(a),
+  };
+  const logs: string[] = [];
+  const logger = { log: (_l: string, m: string) => void logs.push(m), child: () => logger };
+  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0, expireNodestConn: true });
+  return { p, runs, flushed, logs };
+}
+
+const add = (key: ServiceKey, forward: DestParams['forward'], rs: string[]): TableOp[] => [
+  { op: 'add-service', key, params: SP },
+  ...rs.map(
+    (a): TableOp => ({
+      op: 'add-dest',
+      key,
+      dest: { address: a, port: key.kind === 'addr' ? key.port : 0 },
+      params: dp(forward),
+    }),
+  ),
+];
+
+test('the first apply rebuilds keepvs tables atomically; ops of one tick are one transaction', async () => {
+  const { p, runs } = plane();
+  await Promise.all([
+    p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12'])),
+    p.apply(add(DR_KEY, 'route', ['198.18.1.11'])),
+  ]);
+  assert.equal(runs.length, 1);
+  const t = runs[0];
+  // own tables only: never `flush ruleset`
+  assert.doesNotMatch(t, /flush ruleset/);
+  assert.match(t, /^add table ip keepvs\ndelete table ip keepvs\n/);
+  assert.match(t, /add element ip keepvs svc \{ 198\.18\.0\.100 \. tcp \. 80 : goto s_tcp_198_18_0_100_80 \}/);
+  assert.match(t, /elements = \{ 0 : 198\.18\.1\.12 \. 80, 1 : 198\.18\.1\.11 \. 80 \}/);
+  // DR: netdev ingress on the VIP's device, pkttype host, MAC rewrite, fwd to the real servers' device
+  assert.match(t, /meta pkttype host ip daddr \. meta l4proto \. th dport vmap @svc4/);
+  assert.match(t, /add chain netdev keepvs in_eth0 \{ type filter hook ingress device "eth0" priority -500;/);
+  assert.match(
+    t,
+    /ether saddr set 02:18:01:00:00:01 ether daddr set jhash ip saddr \. th sport mod 1 seed \S+ map @s_tcp_198_18_0_100_82_slots fwd to "eth1"/,
+  );
+  // device chains come last, after the service chains they reach
+  assert.ok(t.indexOf('in_eth0') > t.indexOf('goto s_tcp_198_18_0_100_82'));
+  assert.equal(p.snapshot().services.filter((s) => s.listener === 'listening').length, 2);
+});
+
+test('a weight change rewrites only that service; a removal resets its flows (expire_nodest_conn)', async () => {
+  const { p, runs, flushed } = plane();
+  await p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12']));
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 0) }]);
+  assert.equal(runs.length, 2);
+  assert.match(
+    runs[1],
+    /^flush chain ip keepvs s_tcp_198_18_0_100_80\ndelete map ip keepvs s_tcp_198_18_0_100_80_slots\n/,
+  );
+  assert.match(runs[1], /elements = \{ 0 : 198\.18\.1\.12 \. 80 \}/);
+  assert.doesNotMatch(runs[1], /delete table/);
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
+  assert.deepEqual(flushed, ['198.18.1.12']);
+  // nothing left: the chain drops (IPVS: no destination)
+  assert.match(runs[2], /typeof numgen inc mod 2 : ip daddr \. tcp dport; \}/);
+  await p.apply([{ op: 'del-service', key: KEY }]);
+  assert.match(runs[3], /delete element ip keepvs svc \{ 198\.18\.0\.100 \. tcp \. 80 \}/);
+});
+
+test('a refused update rebuilds everything in one transaction; TUN is refused with a diagnostic', async () => {
+  let failNext = false;
+  const { p, runs } = plane({ fail: (c) => failNext && c.startsWith('flush chain') });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  failNext = true;
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 0) }]);
+  assert.equal(runs.length, 3);
+  assert.match(runs[2], /^add table ip keepvs\ndelete table ip keepvs/);
+  await p.apply(add({ ...KEY, port: 90 }, 'tunnel', ['198.18.1.11']));
+  const diag = p.snapshot().diagnostics.find((d) => d.code === 'DP_UNSUPPORTED_FORWARD');
+  assert.match(diag?.message ?? '', /TUN/);
+  assert.equal(p.snapshot().services.find((s) => s.id === 'tcp:198.18.0.100:90')?.listener, 'failed');
+});
+
+test('DR real servers without a MAC get no slots, and are reported', async () => {
+  const { p, runs } = plane();
+  await p.apply(add(DR_KEY, 'route', ['198.18.1.12', '198.18.1.13']));
+  assert.match(runs[0], /elements = \{ 0 : 02:18:01:00:00:12 \}/);
+  assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_NO_MAC' && /198\.18\.1\.13/.test(d.message)));
+});
+
+test('conntrack lines: counts per real server in IPVS states, -Lnc entries', async () => {
+  const lines = [
+    'ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport=40000 dport=80 src=198.18.1.11 dst=198.18.0.10 sport=80 dport=40000 [ASSURED] mark=0 zone=0 use=2',
+    'ipv4     2 tcp      6 100 TIME_WAIT src=198.18.0.10 dst=198.18.0.100 sport=40001 dport=80 src=198.18.1.11 dst=198.18.0.10 sport=80 dport=40001 [ASSURED] mark=0 zone=0 use=2',
+    'ipv4     2 tcp      6 100 ESTABLISHED src=198.18.1.1 dst=198.18.1.11 sport=40001 dport=80 src=198.18.1.11 dst=198.18.1.1 sport=80 dport=40001 [ASSURED] mark=0 zone=0 use=2',
+    'ipv6     10 tcp      6 50 SYN_SENT src=2001:0002:0000:0000:0000:0000:0000:0010 dst=2001:0002:0000:0000:0000:0000:0000:0100 sport=1 dport=80 [UNREPLIED] src=2001:0002:0000:0001:0000:0000:0000:0011 dst=2001:0002:0000:0000:0000:0000:0000:0010 sport=80 dport=1 mark=0 zone=0 use=2',
+  ];
+  const conns = lines.map((l) => parseConntrackLine(l)).filter((e): e is CtEntry => e !== null);
+  assert.equal(conns.length, 4);
+  assert.equal(conns[3].original.dst, '2001:2::100');
+  const { p } = plane({ conns });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  await p.poll();
+  const dest = p.snapshot().services[0].dests[0];
+  assert.deepEqual([dest.activeConns, dest.inactConns], [1, 1]);
+  const c = p.connections();
+  assert.deepEqual(
+    c.map((x) => `${x.state} ${x.client.address}:${x.client.port} ${x.dest.address}`),
+    ['ESTABLISHED 198.18.0.10:40000 198.18.1.11', 'TIME_WAIT 198.18.0.10:40001 198.18.1.11'],
+  );
+});
