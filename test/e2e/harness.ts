@@ -145,6 +145,8 @@ export async function startDaemon(
       join(dir, 'checkers.pid'),
       '-r',
       join(dir, 'vrrp.pid'),
+      // the userspace proxy even as root (auto would take the kernel plane): loopback real servers
+      '--dataplane=proxy',
       ...extraArgs,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
