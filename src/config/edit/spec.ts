@@ -30,7 +30,7 @@ export interface RealServerSpec {
   readonly address: Scalar;
   readonly port: Scalar;
   readonly weight?: Scalar;
-  readonly method?: 'NAT' | 'DR' | 'TUN';
+  readonly method?: 'NAT' | 'DR' | 'TUN' | 'FNAT';
   readonly uthreshold?: Scalar;
   readonly lthreshold?: Scalar;
   readonly inhibitOnFailure?: boolean;
@@ -55,7 +55,7 @@ export interface VirtualServerSpec {
     | 'mh-fallback'
   )[];
   readonly ops?: boolean;
-  readonly method?: 'NAT' | 'DR' | 'TUN';
+  readonly method?: 'NAT' | 'DR' | 'TUN' | 'FNAT';
   readonly persistenceTimeout?: Scalar;
   readonly persistenceGranularity?: Scalar;
   readonly delayLoop?: Scalar;
