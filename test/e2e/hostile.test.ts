@@ -53,6 +53,8 @@ const daemonArgs = (pid: string) => [
   '-r',
   join(dir, 'vrrp.pid'),
   '--dataplane-workers=1',
+  // the userspace proxy even as root: auto would install kernel rules in this host's namespace
+  '--dataplane=proxy',
 ];
 
 function get(path: string): Promise<string> {

@@ -93,6 +93,8 @@ function startDaemon(name: string, conf: string, apiPort: number, extra: string[
       '-r',
       join(dir, `${name}-vrrp.pid`),
       '--dataplane-workers=1',
+      // the userspace proxy even as root (auto would take the kernel plane): two loopback directors
+      '--dataplane=proxy',
       ...extra,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
