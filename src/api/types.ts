@@ -26,6 +26,8 @@ export interface WorkerStatus {
   readonly state: 'starting' | 'running' | 'restarting' | 'stopped';
   readonly restarts: number;
   readonly startedAt?: number;
+  /** V8 heap in use (bytes) as the process last reported it, every 2 s */
+  readonly heapUsed?: number;
 }
 
 export interface DaemonStatus {
@@ -37,6 +39,8 @@ export interface DaemonStatus {
   readonly vrrp: readonly VrrpInstanceStatus[];
   readonly lvs?: LvsSnapshot;
   readonly maintenance: boolean;
+  /** the supervisor's own V8 heap in use, bytes */
+  readonly heapUsed?: number;
 }
 
 export type AdminAction =

@@ -40,4 +40,5 @@ export type FromWorker =
   | { readonly type: 'vrrp-snapshot'; readonly instances: readonly VrrpInstanceStatus[] }
   | { readonly type: 'admin-result'; readonly id: number; readonly ok: boolean; readonly error?: string }
   | { readonly type: 'operator-state'; readonly state: OperatorSnapshot }
+  | { readonly type: 'memory'; readonly heapUsed: number }
   | { readonly type: 'fatal'; readonly message: string };

@@ -49,6 +49,7 @@ interface Worker {
   startedAt?: number;
   failures: number;
   pidFile: string;
+  heapUsed?: number;
 }
 
 export interface DaemonHandle {
@@ -136,6 +137,7 @@ export class Supervisor implements StatusSource {
     w.child = child;
     w.state = 'starting';
     w.startedAt = Date.now();
+    w.heapUsed = undefined;
     writePid(w.pidFile, child.pid, this.logger);
     child.on('message', (m: FromWorker) => this.onMessage(w, m));
     child.on('exit', (code, signal) => this.onExit(w, child, code, signal));
@@ -169,6 +171,9 @@ export class Supervisor implements StatusSource {
         break;
       case 'lvs-snapshot':
         this.lvs = m.snapshot;
+        break;
+      case 'memory':
+        w.heapUsed = m.heapUsed;
         break;
       case 'operator-state':
         this.operator = m.state;
@@ -305,6 +310,7 @@ export class Supervisor implements StatusSource {
           state: w.state,
           restarts: w.restarts,
           ...(w.startedAt ? { startedAt: w.startedAt } : {}),
+          ...(w.heapUsed !== undefined ? { heapUsed: w.heapUsed } : {}),
         })),
         // the data plane's processes, as role proxy0, proxy1 ...
         ...(this.proxies?.status() ?? []).map(({ index, ...p }) => ({ role: `proxy${index}`, ...p })),
@@ -312,6 +318,7 @@ export class Supervisor implements StatusSource {
       vrrp: this.vrrp,
       ...(this.lvs ? { lvs: this.lvs } : {}),
       maintenance: this.maintenance,
+      heapUsed: process.memoryUsage().heapUsed,
     };
   }
 

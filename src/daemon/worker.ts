@@ -144,6 +144,11 @@ process.on('message', (m: ToWorker) => {
   });
 });
 
+// heap in use, for the supervisor's status (leaks show there before they show in RSS)
+setInterval(() => {
+  if (process.connected) send({ type: 'memory', heapUsed: process.memoryUsage().heapUsed });
+}, 2000).unref();
+
 // the supervisor going away must not leave an orphan forwarding traffic
 process.on('disconnect', () => {
   void role?.stop(1000, true).finally(() => process.exit(0));

@@ -92,7 +92,8 @@ export interface DaemonUnderTest {
 }
 
 export interface DaemonStatusJson {
-  workers: { role: string; pid?: number; state: string; restarts: number }[];
+  workers: { role: string; pid?: number; state: string; restarts: number; heapUsed?: number }[];
+  heapUsed?: number;
   lvs?: {
     table: {
       services: {

@@ -22,6 +22,9 @@ export interface ProxyProcessConfig {
 /** From the parent to a proxy worker, over the fork IPC channel. */
 export type ParentToProxy = { readonly type: 'stop'; readonly drainMs: number };
 
+/** From a proxy worker to its parent, every 2 s. */
+export type ProxyToParent = { readonly type: 'memory'; readonly heapUsed: number };
+
 export interface ProxyProcessesOptions {
   readonly count: number;
   /** directory for the private socket directory (default the system temp dir) */
@@ -48,13 +51,19 @@ export interface ProxyProcessStatus {
   readonly state: 'running' | 'restarting' | 'stopped';
   readonly restarts: number;
   readonly startedAt?: number;
+  readonly heapUsed?: number;
 }
 
 export class ProxyProcesses {
   readonly dir: string;
   readonly sockets: readonly string[];
   private readonly children: (ChildProcess | undefined)[] = [];
-  private readonly status_: { restarts: number; startedAt?: number; state: ProxyProcessStatus['state'] }[] = [];
+  private readonly status_: {
+    restarts: number;
+    startedAt?: number;
+    heapUsed?: number;
+    state: ProxyProcessStatus['state'];
+  }[] = [];
   private stopping = false;
 
   constructor(private readonly options: ProxyProcessesOptions) {
@@ -81,6 +90,10 @@ export class ProxyProcesses {
     const st = this.status_[index]!;
     st.state = 'running';
     st.startedAt = Date.now();
+    st.heapUsed = undefined;
+    child.on('message', (m: ProxyToParent) => {
+      if (m.type === 'memory' && this.children[index] === child) st.heapUsed = m.heapUsed;
+    });
     child.on('error', () => {}); // 'exit' follows
     child.on('exit', (code, signal) => {
       if (this.children[index] !== child) return;
@@ -118,6 +131,7 @@ export class ProxyProcesses {
         state: s.state,
         restarts: s.restarts,
         ...(s.startedAt ? { startedAt: s.startedAt } : {}),
+        ...(s.heapUsed !== undefined ? { heapUsed: s.heapUsed } : {}),
       };
     });
   }

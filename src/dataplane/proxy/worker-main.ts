@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { FrameChannel } from './channel.js';
 import type { PrimaryToWorker, ReplicaTable, WorkerToPrimary } from './cluster.js';
 import { ProxyDataPlane } from './engine.js';
-import type { ParentToProxy, ProxyProcessConfig } from './processes.js';
+import type { ParentToProxy, ProxyProcessConfig, ProxyToParent } from './processes.js';
 
 interface Running {
   readonly table: ReplicaTable;
@@ -114,6 +114,10 @@ function main(): void {
     if (m.type === 'stop') stop(m.drainMs);
   });
   process.on('disconnect', () => stop(config.orphanDrainMs));
+  const memory = () =>
+    process.send?.({ type: 'memory', heapUsed: process.memoryUsage().heapUsed } satisfies ProxyToParent);
+  memory();
+  setInterval(memory, 2000).unref();
 }
 
 main();
