@@ -10,6 +10,7 @@ import type { LoadResult } from '../config/model.js';
 import { secureScripts } from '../config/script-security.js';
 import { MANAGED_FILE_NAME } from '../daemon/options.js';
 import { chooseDataplane } from '../dataplane/select.js';
+import { tunPlaneUnavailable } from '../dataplane/tun/kernel.js';
 import { NodeConfigFs } from '../os/config-fs.js';
 import { probeKernelPlane } from '../os/kernel-probe.js';
 import { systemScriptSecurityPort } from '../os/script-security-fs.js';
@@ -43,7 +44,12 @@ function main(argv: readonly string[]): number | Promise<number> {
     afterLoad: (r: LoadResult) => secureScripts(r, systemScriptSecurityPort(process.env)),
   };
   // DR, TUN and fwmark services need the kernel plane: -t checks them against the plane keepvs would run
-  const choice = () => chooseDataplane(opts.dataplane, probeKernelPlane);
+  const choice = () =>
+    chooseDataplane(opts.dataplane, () => {
+      const p = probeKernelPlane();
+      const tunUnavailable = p.usable ? tunPlaneUnavailable() : p.reason;
+      return { ...p, tun: tunUnavailable === null, ...(tunUnavailable ? { tunReason: tunUnavailable } : {}) };
+    });
   const configTest = (dump: boolean) => {
     const code = runConfigTest(
       {

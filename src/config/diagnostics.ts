@@ -66,6 +66,7 @@ export const DIAGNOSTIC_CODES = {
   KV314: { severity: 'warning', title: 'virtual server has no real servers; ignored' },
   KV315: { severity: 'error', title: 'virtual server needs the kernel data plane' },
   KV316: { severity: 'error', title: 'reference to an undefined local_address_group' },
+  KV317: { severity: 'error', title: 'TUN variant the kernel TUN plane cannot forward' },
   KV320: { severity: 'warning', title: 'script disabled (script security)' },
   KV321: { severity: 'warning', title: 'scripts run as root without enable_script_security' },
 } as const satisfies Record<string, CodeInfo>;

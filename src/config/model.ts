@@ -482,6 +482,8 @@ export interface DataplaneCapabilities {
   readonly name: string;
   readonly kernel: boolean;
   readonly tun: boolean;
+  /** why the TUN plane is not available (named in KV315) */
+  readonly tunUnavailable?: string;
 }
 
 export interface Config {

@@ -103,8 +103,36 @@ function checkDataplane(vs: VirtualServer, fwmarkGroup: boolean, plane: Dataplan
     ctx.report(
       'KV315',
       vs.loc,
-      `${where}: lvs_method TUN needs the tc-BPF IPIP encapsulation, which this build of the kernel plane lacks`,
+      `${where}: lvs_method TUN needs the tc-BPF IPIP encapsulation, which is not available here` +
+        (plane.tunUnavailable ? ` (${plane.tunUnavailable})` : ''),
     );
+  else if (plane.kernel && plane.tun) checkTunnel(vs, fwmarkGroup, where, ctx);
+}
+
+/** KV317: TUN variants the tc-BPF plane does not build (docs/kernel-tun.md, "Wire format"). */
+function checkTunnel(vs: VirtualServer, fwmarkGroup: boolean, where: string, ctx: Ctx): void {
+  const family = vs.key.kind === 'group' ? undefined : vs.key.family;
+  for (const rs of vs.realServers) {
+    if (rs.method !== 'TUN') continue;
+    const t = rs.tunnel ?? vs.tunnel;
+    const type = t?.type ?? 'ipip';
+    const why =
+      vs.key.kind === 'fwmark' || fwmarkGroup
+        ? 'a fwmark service cannot be tunnelled (no mark at tc ingress)'
+        : family !== undefined && rs.family !== family
+          ? `an IPv${rs.family} real server in an IPv${family} service (mixed-family tunnels)`
+          : t?.csum && t.csum !== 'nocsum'
+            ? `tun_flags ${t.csum} (only nocsum)`
+            : type === 'gue' && rs.family === 6
+              ? 'GUE over IPv6 (it needs a UDP checksum)'
+              : undefined;
+    if (why)
+      ctx.report(
+        'KV317',
+        rs.loc,
+        `${where}: real_server ${rs.address}: the kernel TUN plane cannot forward ${why}; it would get no traffic`,
+      );
+  }
 }
 
 export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx, plane?: DataplaneCapabilities): Config {

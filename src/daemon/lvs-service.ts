@@ -14,6 +14,8 @@ import { ClusterDataPlane } from '../dataplane/proxy/cluster.js';
 import { ProxyDataPlane } from '../dataplane/proxy/engine.js';
 import { LB_REPLICA_MODULE } from '../dataplane/proxy/lb-replica.js';
 import { SplitDataPlane } from '../dataplane/split.js';
+import { BpfTunKernel, tunPlaneUnavailable } from '../dataplane/tun/kernel.js';
+import { TunDataPlane } from '../dataplane/tun/plane.js';
 import { type DesiredTable, desiredTable, timeoutsOp, virtualServerId } from '../lb/desired.js';
 import { diffTables, type TableState, tableStateOf } from '../lb/diff.js';
 import { withReplicaCounters } from '../lb/merge.js';
@@ -25,6 +27,7 @@ import { NodeDialer } from '../os/dialer.js';
 import { NodeFileReader } from '../os/file-reader.js';
 import { LibNftables } from '../os/libnftables.js';
 import { IprouteNetInfo } from '../os/netinfo.js';
+import { interfaceMtu, routeGet } from '../os/route.js';
 import type { Clock } from '../util/clock.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
@@ -151,9 +154,20 @@ export class LvsService {
     if (hand) this.table.apply({ op: 'set-timeouts', ...hand });
     // until start() forks the proxy workers, ops only reach the table (nothing listens yet)
     if (!deps.dataplane && deps.plane === 'nft') {
+      const net = new IprouteNetInfo(deps.runner);
+      // TUN services: the tc-BPF plane, attached where each VIP lives (KV315 refused them if unavailable)
+      const tunnel =
+        tunPlaneUnavailable() === null
+          ? new TunDataPlane({
+              kernel: new BpfTunKernel(),
+              routes: { resolve: routeGet, mtu: interfaceMtu },
+              ingressOf: (key) => net.deviceOf(key.address, key.family),
+            })
+          : undefined;
       const nft = new NftDataPlane({
         nft: new LibNftables(),
-        net: new IprouteNetInfo(deps.runner),
+        net,
+        ...(tunnel ? { tunnel } : {}),
         conntrack: new ProcConntrack(deps.runner),
         logger: deps.logger,
         expireNodestConn: deps.expireNodestConn ?? false,

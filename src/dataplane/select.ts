@@ -13,6 +13,8 @@ export interface KernelProbe {
   readonly reason: string;
   /** the TUN encapsulation is available */
   readonly tun: boolean;
+  /** why not, when it is not */
+  readonly tunReason?: string;
 }
 
 export interface DataplaneChoice {
@@ -35,7 +37,7 @@ export function chooseDataplane(request: DataplaneRequest, probe: () => KernelPr
   if (p.usable)
     return {
       plane: 'nft',
-      capabilities: { name: 'nft', kernel: true, tun: p.tun },
+      capabilities: { name: 'nft', kernel: true, tun: p.tun, ...(p.tunReason ? { tunUnavailable: p.tunReason } : {}) },
       reason: `kernel plane (nftables${p.tun ? ', tc-BPF TUN' : ''}; --dataplane ${request})`,
     };
   if (request === 'nft')

@@ -134,6 +134,17 @@ const CASES: readonly Case[] = [
     text('virtual_server 10.0.0.1 80 {\n protocol TCP\n lvs_method FNAT\n real_server 10.0.1.1 80 {\n }\n}\n'),
     1,
   ],
+  [
+    'KV317',
+    () =>
+      parse(
+        'virtual_server 10.0.0.1 80 {\n protocol TCP\n lvs_method TUN type gue port 6080 csum\n real_server 10.0.1.1 80 {\n }\n}\n',
+        {
+          dataplane: { name: 'nft', kernel: true, tun: true },
+        },
+      ),
+    4,
+  ],
 ];
 
 for (const [code, run, line] of CASES) {

@@ -44,6 +44,7 @@ class FakeKernel implements TunKernel {
   detach(): void {
     this.attached = null;
   }
+  release(): void {}
   /** real server address per slot of the active table of the (only) service */
   table(): string[] {
     const [v] = [...this.services.values()];

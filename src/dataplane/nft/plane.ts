@@ -51,8 +51,12 @@ export interface NftPlaneDeps {
   readonly context?: (serviceId: string) => ServiceContext | undefined;
   /** expire_nodest_conn: a removed real server's flows are reset */
   readonly expireNodestConn?: boolean;
-  /** TUN support (the ktun helper's tc-BPF loader); absent: TUN services are refused */
-  readonly tunnel?: unknown;
+  /**
+   * The tc-BPF TUN plane (src/dataplane/tun/plane.ts): it gets every op too and forwards the services
+   * whose real servers use tunnel forwarding, which this plane then leaves alone; absent: TUN
+   * services are refused.
+   */
+  readonly tunnel?: DataPlane & { detach(): Promise<void> };
   /** conntrack poll period, ms (default 1000; 0 = never, tests) */
   readonly pollMs?: number;
 }
@@ -132,7 +136,12 @@ export class NftDataPlane implements DataPlane {
   async apply(ops: readonly TableOp[]): Promise<void> {
     for (const op of ops) this.applyOne(op);
     if (!this.initialized) this.dirty.add('*');
-    return this.schedule();
+    await Promise.all([this.schedule(), this.deps.tunnel?.apply(ops)]);
+  }
+
+  /** A service the TUN plane forwards (its real servers tunnel). */
+  private tunnelled(s: PlaneService): boolean {
+    return this.deps.tunnel !== undefined && s.dests[0]?.params.forward === 'tunnel';
   }
 
   private applyOne(op: TableOp): void {
@@ -235,6 +244,7 @@ export class NftDataPlane implements DataPlane {
     if (f === 'route') return 'dr';
     if (f === 'fullnat') return 'fullnat';
     if (f === 'tunnel') {
+      if (this.deps.tunnel) return null; // the TUN plane's
       this.diagnose(
         'DP_UNSUPPORTED_FORWARD',
         id,
@@ -490,6 +500,7 @@ export class NftDataPlane implements DataPlane {
   snapshot(): DataPlaneSnapshot {
     const services: DataPlaneServiceSnapshot[] = [];
     for (const [id, s] of this.services) {
+      if (this.tunnelled(s)) continue;
       const installed = this.applied.has(id);
       services.push({
         id,
@@ -506,12 +517,19 @@ export class NftDataPlane implements DataPlane {
         ),
       });
     }
-    return { kind: 'nft', workers: 0, services, diagnostics: [...this.diagnostics] };
+    const tun = this.deps.tunnel?.snapshot();
+    return {
+      kind: tun?.services.length ? 'nft+tun' : 'nft',
+      workers: 0,
+      services: [...services, ...(tun?.services ?? [])],
+      diagnostics: [...this.diagnostics, ...(tun?.diagnostics ?? [])],
+    };
   }
 
   /** Graceful stop removes keepvs's tables (keepalived clears its virtual servers on exit). */
-  async stop(_drainMs: number): Promise<void> {
+  async stop(drainMs: number): Promise<void> {
     await this.flushing;
+    await this.deps.tunnel?.stop(drainMs);
     this.halt();
     this.deps.nft.run(rebuild([`ip ${TABLE}`, `ip6 ${TABLE}`, `netdev ${TABLE}`]).join('\n'));
   }
@@ -519,6 +537,7 @@ export class NftDataPlane implements DataPlane {
   /** Stops without touching the kernel: the tables keep forwarding until the next keepvs rebuilds them. */
   async detach(): Promise<void> {
     await this.flushing;
+    await this.deps.tunnel?.detach();
     this.halt();
   }
 

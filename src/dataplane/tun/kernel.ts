@@ -140,6 +140,12 @@ export class BpfTunKernel implements TunKernel {
     }
     return out;
   }
+  release(): void {
+    this.attachedTo = [];
+    this.obj?.close();
+    this.obj = undefined;
+    this.maps = undefined;
+  }
   detach(): void {
     for (const ifindex of this.attachedTo.splice(0)) {
       try {

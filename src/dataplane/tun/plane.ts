@@ -76,6 +76,8 @@ export interface TunKernel {
   stats(): readonly number[];
   /** Detaches from every interface and closes the maps. */
   detach(): void;
+  /** Closes the maps, leaving the program attached and forwarding. */
+  release(): void;
 }
 
 export interface TunPlaneOptions {
@@ -562,8 +564,15 @@ export class TunDataPlane implements DataPlane {
     return { kind: 'tun', workers: 1, services, diagnostics: [...this.diagnostics] };
   }
 
+  /** Graceful stop: the program leaves the interfaces (keepalived clears its virtual servers on exit). */
   async stop(_drainMs: number): Promise<void> {
     if (this.attached.size) this.opts.kernel.detach();
+    this.attached.clear();
+  }
+
+  /** Stops without touching the kernel: the program keeps forwarding until the next keepvs replaces it. */
+  async detach(): Promise<void> {
+    this.opts.kernel.release();
     this.attached.clear();
   }
 }
