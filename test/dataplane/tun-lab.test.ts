@@ -158,6 +158,15 @@ before(async () => {
     `import http from 'node:http';
 const name = process.argv[2];
 http.createServer((q, s) => { let n = 0; q.on('data', (c) => { n += c.length; }); q.on('end', () => s.end(name + ' ' + q.socket.remoteAddress.replace('::ffff:', '') + ' ' + n + '\\n')); }).listen(80, '::');
+const dgram = await import('node:dgram');
+// bound to the VIP (replies must come from it), once keepvs realserver has put it on lo
+const udp = () => {
+  const u = dgram.createSocket('udp4');
+  u.on('error', () => { u.close(); setTimeout(udp, 200); });
+  u.on('message', (m, r) => u.send(name + ' ' + r.address, r.port, r.address));
+  u.bind(5353, '198.18.0.100');
+};
+udp();
 `,
   );
   baseline = [1, 2, 3].map(rsFootprint);
@@ -290,6 +299,33 @@ test('TUN IPv4: every real server is reached through the VIP, sees the client ad
   const c = (await send({})).counters;
   assert.equal(c?.tooBig, 0);
   assert.equal(c?.noReal, 0);
+});
+
+test('TUN IPv4 over UDP: datagrams reach the real servers and their answers come back', { skip: !canRun }, async () => {
+  const key: ServiceKey = { ...key4, protocol: 'udp', port: 5353 };
+  const r = await send({ ops: serviceOps(key, RS4) });
+  assert.ok(r.ok, r.error);
+  const client = join(dir, 'udp-client.mjs');
+  writeFileSync(
+    client,
+    `import dgram from 'node:dgram';
+const seen = [];
+for (let i = 0; i < 12; i++) {
+  const s = dgram.createSocket('udp4');
+  const reply = await new Promise((res) => { s.on('message', (m, from) => res(String(m) + ' from ' + from.address)); setTimeout(() => res('timeout'), 1000); s.send('q', 5353, '${VIP4}'); });
+  seen.push(reply); s.close();
+}
+console.log(JSON.stringify(seen));
+`,
+  );
+  const out = await inNsAsync('client', process.execPath, client);
+  const replies = JSON.parse(out.stdout) as string[];
+  assert.ok(
+    replies.every((x) => /^rs\d 198\.18\.0\.10 from 198\.18\.0\.100$/.test(x)),
+    out.stdout,
+  );
+  assert.ok(new Set(replies).size >= 2, out.stdout);
+  await send({ ops: [{ op: 'del-service', key }] });
 });
 
 test('TUN IPv4: removing a real server moves only its slots; the other flows keep their server', {
