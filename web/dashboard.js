@@ -341,7 +341,7 @@ $('ev-q').addEventListener('input', renderEvents);
 
 // ---------- diagnostics ----------
 
-const VRRP_ERRORS = /err|fail|mismatch|invalid|discard|drop|bad|zero_rcvd/i;
+const VRRP_ERRORS = /err|fail|mismatch|invalid|discard|drop|bad/i;
 
 function renderDiagnostics() {
   const parts = [];
@@ -355,6 +355,11 @@ function renderDiagnostics() {
           : '<div class="ok">no problems in the running configuration</div>'
     }`,
   );
+  const lastReload = events.find((e) => e.type === 'config-reload');
+  if (lastReload)
+    parts.push(
+      `<div class="${lastReload.ok ? 'ok' : 'bad'}">Last reload ${esc(fmtDate(lastReload.at))}: ${lastReload.ok ? 'applied' : 'rejected'}, ${esc(lastReload.message)}</div>`,
+    );
   const dp = status?.lvs?.dataplane;
   parts.push(
     `<h3>Data plane${dp ? ` (${esc(dp.kind)}, ${dp.workers} worker${dp.workers === 1 ? '' : 's'})` : ''}</h3>${

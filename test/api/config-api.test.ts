@@ -385,3 +385,51 @@ test('config API: a reload the daemon refuses leaves the file as it was', async 
   assert.equal(bus.recent().filter((e) => e.type === 'config-change').length, 0);
   await app.close();
 });
+
+test('config API: a VRRP instance is created through the parser; a bad VRID is shown at its field', async () => {
+  const { app, managed } = setup();
+  const st = (await app.inject({ method: 'GET', url: '/api/v1/config', headers: auth() })).json();
+  const vi = {
+    name: 'VI_WEB',
+    state: 'BACKUP',
+    interface: 'eth0',
+    vrid: 300,
+    priority: 90,
+    advertInt: 1,
+    vips: ['198.18.0.100/24'],
+  };
+  const bad = await app.inject({
+    method: 'POST',
+    url: '/api/v1/config/vrrp-instances?dry_run=true',
+    headers: auth(),
+    payload: vi,
+  });
+  assert.equal(bad.statusCode, 200);
+  const e = bad.json().diagnostics.find((d: { severity: string }) => d.severity === 'error');
+  assert.equal(e.targetField, 'vrid', JSON.stringify(bad.json().diagnostics));
+  assert.equal(bad.json().usable, false);
+  const good = await app.inject({
+    method: 'POST',
+    url: '/api/v1/config/vrrp-instances',
+    headers: { ...auth(), 'if-match': st.version },
+    payload: { ...vi, vrid: 51, nopreempt: true },
+  });
+  assert.equal(good.statusCode, 200, good.body);
+  assert.match(
+    readFileSync(managed, 'utf8'),
+    /vrrp_instance VI_WEB \{[\s\S]*virtual_router_id 51[\s\S]*nopreempt[\s\S]*198\.18\.0\.100\/24/,
+  );
+  const after = (await app.inject({ method: 'GET', url: '/api/v1/config', headers: auth() })).json();
+  const b = after.vrrpInstances.find((v: { id: string }) => v.id === 'VI_WEB');
+  assert.equal(b.managed, true);
+  assert.equal(b.spec.priority, 90);
+  const del = await app.inject({
+    method: 'DELETE',
+    url: '/api/v1/config/vrrp-instances/VI_WEB',
+    headers: { ...auth(), 'if-match': after.version },
+  });
+  assert.equal(del.statusCode, 200, del.body);
+  assert.match(del.json().diff, /-vrrp_instance VI_WEB \{/);
+  assert.doesNotMatch(readFileSync(managed, 'utf8'), /VI_WEB/);
+  await app.close();
+});
