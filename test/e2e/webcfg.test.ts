@@ -312,6 +312,15 @@ test('configure and watch two directors from the dashboard', {
     await until('A weight 5', async () => (await dests()).find((d: { port: number }) => d.port === rsA)?.weight === 5);
     await waitText(page, `${row} td[data-label="Weight"]`, '5');
 
+    // an action on the peer director, relayed with its token
+    const peerRow = `#peer-services .svc[data-service="tcp:127.0.0.1:${vip2}"] tr[data-dest="127.0.0.1:${rsP}"]`;
+    await page.click(`${peerRow} button[data-act="drain"]`);
+    await page.click('#confirm-ok');
+    await until(
+      'peer real server drained',
+      async () => (await status(api2)).lvs?.table.services[0]?.dests[0]?.weight === 0,
+    );
+
     // watching: check type, last result, latency, failures in a row, time in state; events with dates, filtered
     const cells = await txt(page, row);
     assert.match(cells, /TCP_CHECK/);
