@@ -114,8 +114,11 @@ function main(): void {
     if (m.type === 'stop') stop(m.drainMs);
   });
   process.on('disconnect', () => stop(config.orphanDrainMs));
-  const memory = () =>
-    process.send?.({ type: 'memory', heapUsed: process.memoryUsage().heapUsed } satisfies ProxyToParent);
+  // an orphan (parent gone) must not die of a send on the closed channel
+  const memory = () => {
+    if (process.connected)
+      process.send?.({ type: 'memory', heapUsed: process.memoryUsage().heapUsed } satisfies ProxyToParent, () => {});
+  };
   memory();
   setInterval(memory, 2000).unref();
 }
