@@ -57,7 +57,7 @@ function get(port: number, path = '/'): Promise<string> {
   });
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 15000): Promise<T> {
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30000): Promise<T> {
   const end = Date.now() + ms;
   let last: unknown;
   while (Date.now() < end) {
@@ -110,7 +110,7 @@ const txt = async (page: import('playwright-core').Page, selector: string) =>
 
 async function waitText(page: import('playwright-core').Page, selector: string, text: string): Promise<void> {
   try {
-    await page.locator(selector, { hasText: text }).first().waitFor({ timeout: 15000 });
+    await page.locator(selector, { hasText: text }).first().waitFor({ timeout: 30000 });
   } catch (e) {
     const seen = await page.locator(selector).first().textContent();
     const msg = await txt(page, '#cfg-message');
@@ -130,7 +130,7 @@ const rsOf = (port: number) => ({
 
 test('configure and watch two directors from the dashboard', {
   skip: !existsSync(CHROMIUM) && 'Debian chromium is not installed',
-  timeout: 110000,
+  timeout: 180000,
 }, async () => {
   const { chromium } = await import('playwright-core');
   mkdirSync(shots, { recursive: true });
