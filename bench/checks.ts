@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
-import { CheckManager } from '../src/check/manager.js';
+import { CheckManager } from '../src/check/check-manager.js';
 import type { Checker } from '../src/config/model.js';
 import { NodeDialer } from '../src/os/dialer.js';
 import { ChildProcessRunner } from '../src/os/process-runner.js';

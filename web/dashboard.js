@@ -47,7 +47,8 @@ function fmtDuration(ms) {
 }
 const fmtDate = (at) => new Date(at).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' });
 const fmtClock = (at) => new Date(at).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
-const destKey = (d) => `${d.family === 6 ? `[${d.address}]` : d.address}:${d.port}`;
+// the real server's id as the daemon builds it (src/lb/ids.ts destId): the one the API's actions take
+const destKey = (d) => d.id;
 
 // ---------- confirmation ----------
 

@@ -1,47 +1,15 @@
-/** What the API, metrics and dashboard read: plain snapshots, no live references. */
+/**
+ * The API's contract: the actions it accepts, the StatusSource and the config editor the supervisor
+ * gives it. The status data it serves is daemon/status.ts (and vrrp/status.ts), re-exported here.
+ */
 import type { ConfigChange } from '../config/edit/edit.js';
 import type { ApplyBody, ConfigState, PreviewBody, StoreError } from '../daemon/config-store.js';
-import type { LvsSnapshot } from '../daemon/lvs-service.js';
-import type { KeepvsEvent, VrrpStateName } from '../util/events.js';
+import type { DaemonStatus } from '../daemon/status.js';
+import type { KeepvsEvent } from '../util/events.js';
 import type { Result } from '../util/result.js';
 
-export interface VrrpInstanceStatus {
-  readonly name: string;
-  readonly state: VrrpStateName;
-  readonly vrid: number;
-  readonly interface?: string;
-  readonly priority: number;
-  readonly effectivePriority: number;
-  readonly masterAddress?: string;
-  readonly vips: readonly string[];
-  readonly lastTransitions: readonly { from: VrrpStateName; to: VrrpStateName; reason: string; at: number }[];
-  readonly stats: Readonly<Record<string, number>>;
-  /** why the instance is not running, when it is not */
-  readonly note?: string;
-}
-
-export interface WorkerStatus {
-  readonly role: string;
-  readonly pid?: number;
-  readonly state: 'starting' | 'running' | 'restarting' | 'stopped';
-  readonly restarts: number;
-  readonly startedAt?: number;
-  /** V8 heap in use (bytes) as the process last reported it, every 2 s */
-  readonly heapUsed?: number;
-}
-
-export interface DaemonStatus {
-  readonly version: string;
-  readonly routerId?: string;
-  readonly configFile: string;
-  readonly startedAt: number;
-  readonly workers: readonly WorkerStatus[];
-  readonly vrrp: readonly VrrpInstanceStatus[];
-  readonly lvs?: LvsSnapshot;
-  readonly maintenance: boolean;
-  /** the supervisor's own V8 heap in use, bytes */
-  readonly heapUsed?: number;
-}
+export type { DaemonStatus, LvsSnapshot, RealServerHealth, WorkerStatus } from '../daemon/status.js';
+export type { VrrpInstanceStatus } from '../vrrp/status.js';
 
 export type AdminAction =
   | { readonly action: 'drain'; readonly service: string; readonly dest: string }

@@ -21,43 +21,22 @@ interface Entry {
   identity(cfg: CheckerConfig): string;
 }
 
+/** One checker file's factory and identity, typed by its checker type. */
+const entry = <T extends CheckerType>(
+  create: (cfg: Of<T>, ports: CheckPorts, config: Config) => Checker,
+  identity: (cfg: Of<T>) => string,
+): Entry => ({ create: (c, p, cfg) => create(c as Of<T>, p, cfg), identity: (c) => identity(c as Of<T>) });
+
 export const checkerRegistry: Readonly<Record<CheckerType, Entry>> = {
-  TCP_CHECK: {
-    create: (c, p) => createTcpCheck(c as Of<'TCP_CHECK'>, p),
-    identity: (c) => tcpCheckIdentity(c as Of<'TCP_CHECK'>),
-  },
-  HTTP_GET: {
-    create: (c, p) => createHttpCheck(c as Of<'HTTP_GET'>, p),
-    identity: (c) => httpCheckIdentity(c as Of<'HTTP_GET'>),
-  },
-  SSL_GET: {
-    create: (c, p) => createHttpCheck(c as Of<'SSL_GET'>, p),
-    identity: (c) => httpCheckIdentity(c as Of<'SSL_GET'>),
-  },
-  MISC_CHECK: {
-    create: (c, p) => createMiscCheck(c as Of<'MISC_CHECK'>, p),
-    identity: (c) => miscCheckIdentity(c as Of<'MISC_CHECK'>),
-  },
-  SMTP_CHECK: {
-    create: (c, p) => createSmtpCheck(c as Of<'SMTP_CHECK'>, p),
-    identity: (c) => smtpCheckIdentity(c as Of<'SMTP_CHECK'>),
-  },
-  DNS_CHECK: {
-    create: (c, p) => createDnsCheck(c as Of<'DNS_CHECK'>, p),
-    identity: (c) => dnsCheckIdentity(c as Of<'DNS_CHECK'>),
-  },
-  UDP_CHECK: {
-    create: (c, p) => createUdpCheck(c as Of<'UDP_CHECK'>, p),
-    identity: (c) => udpCheckIdentity(c as Of<'UDP_CHECK'>),
-  },
-  PING_CHECK: {
-    create: (c, p) => createPingCheck(c as Of<'PING_CHECK'>, p),
-    identity: (c) => pingCheckIdentity(c as Of<'PING_CHECK'>),
-  },
-  FILE_CHECK: {
-    create: (c, p, cfg) => createFileCheck(c as Of<'FILE_CHECK'>, p, cfg),
-    identity: (c) => fileCheckIdentity(c as Of<'FILE_CHECK'>),
-  },
+  TCP_CHECK: entry<'TCP_CHECK'>(createTcpCheck, tcpCheckIdentity),
+  HTTP_GET: entry<'HTTP_GET'>(createHttpCheck, httpCheckIdentity),
+  SSL_GET: entry<'SSL_GET'>(createHttpCheck, httpCheckIdentity),
+  MISC_CHECK: entry<'MISC_CHECK'>(createMiscCheck, miscCheckIdentity),
+  SMTP_CHECK: entry<'SMTP_CHECK'>(createSmtpCheck, smtpCheckIdentity),
+  DNS_CHECK: entry<'DNS_CHECK'>(createDnsCheck, dnsCheckIdentity),
+  UDP_CHECK: entry<'UDP_CHECK'>(createUdpCheck, udpCheckIdentity),
+  PING_CHECK: entry<'PING_CHECK'>(createPingCheck, pingCheckIdentity),
+  FILE_CHECK: entry<'FILE_CHECK'>(createFileCheck, fileCheckIdentity),
 };
 
 export function createChecker(cfg: CheckerConfig, ports: CheckPorts, config: Config): Checker {

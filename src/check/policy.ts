@@ -5,14 +5,7 @@
  * probe results; it answers with the delay before the next probe and publishes transitions.
  */
 import type { Checker as CheckerConfig, Config, RealServer, ScriptSpec, VirtualServer } from '../config/model.js';
-import {
-  formatRealServer,
-  formatTrio,
-  formatVirtualServer,
-  realServerDestId,
-  realServerId,
-  virtualServerId,
-} from '../lb/ids.js';
+import { formatRealServer, formatVirtualServer, realServerDestId, realServerId, virtualServerId } from '../lb/ids.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
 import { sameChecker } from './index.js';
@@ -274,6 +267,21 @@ export class HealthPolicy {
       quorum[s.id] = this.stopped ? false : s.quorumUp;
     }
     return { realServers, quorum };
+  }
+
+  /**
+   * What the desired-state builder programs: the health above plus the verdict itself (who is in
+   * the pool with which weight, and the sorry server), so that quorum, hysteresis, the sorry
+   * server and inhibit_on_failure are decided here only.
+   */
+  desiredInput(): LbHealthInput {
+    const pool: NonNullable<LbHealthInput['pool']> = Object.fromEntries(
+      Object.entries(this.health().services).map(([id, h]) => [
+        id,
+        h.sorry ? { dests: h.dests, sorry: { inPool: h.sorry.inPool, weight: h.sorry.weight } } : { dests: h.dests },
+      ]),
+    );
+    return { ...this.lbHealthInput(), pool };
   }
 
   snapshot(): PolicySnapshot {

@@ -47,7 +47,3 @@ export function readUntil(
     sock.resume();
   });
 }
-
-export function writeAll(sock: Duplex, data: string): void {
-  sock.write(data);
-}

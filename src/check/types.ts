@@ -122,9 +122,20 @@ export interface DestHealth {
  * The same health in the shape the lb engine's desired-state builder takes (src/lb/desired.ts
  * `HealthInput`): keyed by its virtualServerId / realServerId (the real server as configured,
  * port 0 kept). `weight` is present only when a checker changed it (misc_dynamic, FILE_CHECK).
- * The lb engine applies inhibit_on_failure and the sorry server itself from `up` and `quorum`.
+ * `pool` is the policy's verdict (who is in the pool, with which weight, and the sorry server):
+ * the desired-state builder programs it as it is, so quorum, hysteresis, sorry server and
+ * inhibit_on_failure are decided here only.
  */
 export interface LbHealthInput {
+  readonly pool?: Readonly<
+    Record<
+      string,
+      {
+        readonly dests: Readonly<Record<string, { readonly inPool: boolean; readonly weight: number }>>;
+        readonly sorry?: { readonly inPool: boolean; readonly weight: number };
+      }
+    >
+  >;
   readonly realServers: Readonly<
     Record<string, Readonly<Record<string, { readonly up: boolean; readonly weight?: number }>>>
   >;

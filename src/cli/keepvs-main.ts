@@ -3,7 +3,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { runConfigTest } from '../config/config-test.js';
 import { OverlayConfigFs } from '../config/fs-port.js';
 import { loadConfig } from '../config/index.js';
 import type { LoadResult } from '../config/model.js';
@@ -14,6 +13,8 @@ import { tunPlaneUnavailable } from '../dataplane/tun/kernel.js';
 import { NodeConfigFs } from '../os/config-fs.js';
 import { probeKernelPlane } from '../os/kernel-probe.js';
 import { systemScriptSecurityPort } from '../os/script-security-fs.js';
+import { runConfigTest } from './config-test.js';
+import { daemonOptions } from './daemon-options.js';
 import { KEEPVS_HELP, parseKeepvsArgs } from './keepvs-args.js';
 
 function version(): string {
@@ -83,7 +84,7 @@ function main(argv: readonly string[]): number | Promise<number> {
     case 'dump-conf':
       return configTest(true);
     case 'demo':
-      return import('../daemon/demo.js').then((m) => m.runDemo(opts));
+      return import('./demo.js').then((m) => m.runDemo(opts));
     case 'force-reload':
       return import('./force-reload.js').then((m) => m.forceReload(opts));
     case 'run': {
@@ -107,7 +108,7 @@ function main(argv: readonly string[]): number | Promise<number> {
         );
       return import('../daemon/main.js').then((m) =>
         m.runDaemon(
-          { ...m.daemonOptions(opts, configFile), dataplane: plane.plane, dataplaneReason: plane.reason },
+          { ...daemonOptions(opts, configFile), dataplane: plane.plane, dataplaneReason: plane.reason },
           load,
         ),
       );

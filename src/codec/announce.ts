@@ -8,7 +8,7 @@
 import { addressBytes } from '../util/address.js';
 
 export const ETH_P_ARP = 0x0806;
-export const ETH_P_IP = 0x0800;
+const ETH_P_IP = 0x0800;
 
 /** The 42-byte Ethernet frame of a gratuitous ARP request for `vip` from `mac`. */
 export function gratuitousArpFrame(mac: Uint8Array, vip: string): Buffer {

@@ -1,5 +1,5 @@
 /** The text of the SIGUSR1 (data) and SIGUSR2 (stats) dumps, from the supervisor's status. */
-import type { DaemonStatus } from '../api/types.js';
+import type { DaemonStatus } from './status.js';
 
 export type DumpKind = 'data' | 'stats';
 

@@ -1,9 +1,11 @@
 /** Messages between the supervisor and its workers (child_process IPC). */
+
 import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
 import type { Config } from '../config/model.js';
 import type { KeepvsEvent } from '../util/events.js';
 import type { LogLevel } from '../util/logger.js';
-import type { LvsSnapshot, OperatorSnapshot } from './lvs-service.js';
+import type { OperatorSnapshot } from './lvs-service.js';
+import type { LvsSnapshot } from './status.js';
 
 export type WorkerRole = 'lvs' | 'vrrp';
 

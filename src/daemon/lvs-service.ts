@@ -4,15 +4,14 @@
  * apply to the table, then to the data plane. Reload swaps the config and applies only the diff.
  */
 
-import { CheckManager, type CheckManagerSnapshot } from '../check/manager.js';
+import { CheckManager } from '../check/check-manager.js';
 import type { Config } from '../config/model.js';
-import type { ControlStats } from '../control/server.js';
 import { MemoryDataPlane } from '../dataplane/memory.js';
 import { NftDataPlane } from '../dataplane/nft/plane.js';
-import type { DataPlane, DataPlaneSnapshot, NodestPolicy } from '../dataplane/port.js';
+import type { DataPlane, NodestPolicy } from '../dataplane/port.js';
 import { ClusterDataPlane } from '../dataplane/proxy/cluster.js';
-import { ProxyDataPlane } from '../dataplane/proxy/engine.js';
 import { LB_REPLICA_MODULE } from '../dataplane/proxy/lb-replica.js';
+import { ProxyDataPlane } from '../dataplane/proxy/proxy-plane.js';
 import { SplitDataPlane } from '../dataplane/split.js';
 import { BpfTunKernel, tunPlaneUnavailable } from '../dataplane/tun/kernel.js';
 import { TunDataPlane } from '../dataplane/tun/plane.js';
@@ -31,6 +30,11 @@ import { interfaceMtu, routeGet } from '../os/route.js';
 import type { Clock } from '../util/clock.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
+import type { LvsSnapshot, RealServerHealth } from './status.js';
+
+// the status contract lives in status.ts; re-exported for callers that import it from here
+export type { LvsSnapshot, RealServerHealth };
+
 import type { ProcessRunner } from '../util/ports.js';
 
 /** Operator overrides from the API (drain, set weight), kept across reloads. */
@@ -66,34 +70,6 @@ export interface LvsServiceDeps {
   readonly onOperatorChange?: (s: OperatorSnapshot) => void;
   /** 'nft': the kernel plane forwards the services (the proxy only those needing it); default proxy */
   readonly plane?: 'nft' | 'proxy';
-}
-
-/** Health of one real server of one table service, as the API and dashboard show it. */
-export interface RealServerHealth {
-  readonly service: string;
-  readonly dest: string;
-  readonly up: boolean;
-  readonly weight: number;
-  readonly checkers: readonly {
-    type: string;
-    up: boolean;
-    reason: string;
-    /** last probe's duration (ms), when it has run */
-    latencyMs?: number;
-    /** wall-clock ms of the last result */
-    lastAt?: number;
-    consecutiveFailures: number;
-  }[];
-  /** wall-clock ms since which the real server has been up (or down), as this worker saw it */
-  readonly since: number;
-}
-
-export interface LvsSnapshot {
-  readonly table: TableSnapshot;
-  readonly checks: { readonly servers: readonly RealServerHealth[]; readonly detail: CheckManagerSnapshot };
-  readonly dataplane: DataPlaneSnapshot;
-  /** keepvsadm control socket: clients, slow clients dropped, clients refused (the worker adds it) */
-  readonly control?: ControlStats;
 }
 
 const overrideKey = (service: string, dest: string): string => `${service}|${dest}`;

@@ -19,7 +19,7 @@ import { reloadRefusal } from '../config/reload-guard.js';
 import { loadFreebind } from '../dataplane/proxy/freebind.js';
 import { ProxyProcesses } from '../dataplane/proxy/processes.js';
 import { SmtpMailer } from '../notify/mail.js';
-import { Notifier } from '../notify/manager.js';
+import { Notifier } from '../notify/notifier.js';
 import { removePidFile, runningKeepvs, writePidFile } from '../os/pid-file.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
 import { writeFileSafely } from '../os/safe-file.js';
@@ -35,7 +35,7 @@ import type { DaemonOptions } from './options.js';
 import { restartDelayMs } from './restart.js';
 
 // moved to options.ts; re-exported while other branches still import them from here
-export { type DaemonOptions, DEFAULT_SOCKET, daemonOptions } from './options.js';
+export { type DaemonOptions, DEFAULT_SOCKET } from './options.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const WORKER = join(here, 'worker.js');

@@ -1,7 +1,4 @@
-/** The supervisor's options, mapped from the command line (cli/keepvs-args.ts parses it). */
-import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import type { KeepvsOptions } from '../cli/keepvs-args.js';
+/** The supervisor's options (cli/daemon-options.ts maps the command line onto them). */
 import { DEFAULT_SOCKET } from '../control/protocol.js';
 
 export { DEFAULT_SOCKET };
@@ -38,28 +35,4 @@ export interface DaemonOptions {
   readonly dataplane?: 'nft' | 'proxy';
   /** why, for the start-up log */
   readonly dataplaneReason?: string;
-}
-
-export function daemonOptions(o: KeepvsOptions, configFile: string): DaemonOptions {
-  return {
-    configFile,
-    vrrpOnly: o.vrrpOnly,
-    checkOnly: o.checkOnly,
-    logConsole: o.logConsole,
-    logDetail: o.logDetail,
-    logFacility: o.logFacility ?? 'daemon',
-    ...(o.logFile ? { logFile: o.logFile } : {}),
-    noSyslog: o.noSyslog,
-    dontRespawn: o.dontRespawn,
-    pidFile: o.pidFile,
-    vrrpPidFile: o.vrrpPidFile,
-    checkersPidFile: o.checkersPidFile,
-    socket: o.socket ?? process.env.KEEPVS_SOCKET ?? DEFAULT_SOCKET,
-    api: o.api,
-    ...(o.apiToken ? { apiToken: o.apiToken } : {}),
-    apiTokens: o.apiTokens,
-    managedConfig: o.managedConfig ? resolve(o.managedConfig) : join(dirname(configFile), MANAGED_FILE_NAME),
-    ...(o.peerApi ? { peer: { url: o.peerApi, ...(o.peerToken ? { token: o.peerToken } : {}) } } : {}),
-    dataplaneWorkers: o.dataplaneWorkers ?? availableParallelism(),
-  };
 }

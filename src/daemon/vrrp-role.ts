@@ -4,12 +4,13 @@
  * or releases the VIPs and sends gratuitous ARPs. Raw sockets need root (CAP_NET_RAW); without
  * it every instance is reported as not running, with the reason.
  */
+
 import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
 import type { Config } from '../config/model.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
 import { sendGratuitousArp, sendUnsolicitedNa, Vrrp4Socket, Vrrp6Socket } from '../os/vrrp-socket.js';
 import { NodeFileWatcher, ProcProcessLister, SysfsLinkWatcher } from '../os/watchers.js';
-import { TrackManager } from '../track/manager.js';
+import { TrackManager } from '../track/track-manager.js';
 import { SystemClock } from '../util/clock.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';

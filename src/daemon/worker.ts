@@ -4,6 +4,7 @@
  * reload), and reports snapshots, events and logs over IPC; a crash here leaves the supervisor
  * and the other worker running.
  */
+
 import type { AdminAction } from '../api/types.js';
 import type { Config } from '../config/model.js';
 import { type ControlServer, DEFAULT_CONTROL_LIMITS, startControlServer } from '../control/server.js';

@@ -13,9 +13,9 @@
  * a real server keeps its health.
  */
 import ipaddr from 'ipaddr.js';
-import type { Config, Family, LvsMethod, RealServer, VirtualServer, VsgEntry } from '../config/model.js';
+import type { Config, Family, LvsMethod, VirtualServer, VsgEntry } from '../config/model.js';
 import { canonicalAddress, netmaskToPrefix } from '../util/address.js';
-import { realServerId, virtualServerId } from './ids.js';
+import { realServerDestId, realServerId, virtualServerId } from './ids.js';
 import { DEFAULT_SCHEDULER, SCHED_FLAGS } from './sched/index.js';
 
 export { realServerId, virtualServerId };
@@ -37,8 +37,26 @@ export interface RsHealth {
   readonly weight?: number;
 }
 
+/**
+ * The health policy's verdict for one virtual_server (check/policy.ts decides: retry, alpha,
+ * quorum with hysteresis, sorry server, inhibit_on_failure). The table programs exactly this.
+ */
+export interface PoolVerdict {
+  /** realServerDestId -> in the pool with this weight (0: inhibited); absent or not inPool: left out */
+  readonly dests: Readonly<Record<string, { readonly inPool: boolean; readonly weight: number }>>;
+  readonly sorry?: { readonly inPool: boolean; readonly weight: number };
+}
+
 export interface HealthInput {
-  /** virtualServerId -> realServerId -> health. Absent: up, unless the RS or VS has `alpha`. */
+  /**
+   * virtualServerId -> the health policy's verdict. When present it is used as it is and the
+   * fields below are not consulted: the policy alone decides.
+   */
+  readonly pool?: Readonly<Record<string, PoolVerdict>>;
+  /**
+   * Without a verdict (no health checking running: tests, `keepvs -t`), the configured defaults:
+   * virtualServerId -> realServerId -> health. Absent: up, unless the RS or VS has `alpha`.
+   */
   readonly realServers?: Readonly<Record<string, Readonly<Record<string, RsHealth>>>>;
   /** virtualServerId -> quorum held. Absent: sum of live weights >= quorum. */
   readonly quorum?: Readonly<Record<string, boolean>>;
@@ -236,6 +254,7 @@ export function desiredTable(
   const seen = new Set<string>();
   for (const vs of config.virtualServers) {
     const vsId = virtualServerId(vs);
+    const verdict = health.pool?.[vsId];
     const rsHealth = health.realServers?.[vsId] ?? {};
     // live real servers and their effective weights
     const rsState = vs.realServers.map((rs) => {
@@ -264,15 +283,32 @@ export function desiredTable(
         const dest = { address: canon, port: rsPort === 0 ? port : rsPort };
         dests.set(destId(dest, family), { dest, params });
       };
-      for (const { rs, up, weight } of rsState) {
-        const params = destParams(rs.method, rs.tunnel ?? vs.tunnel, weight, rs.uthreshold, rs.lthreshold);
-        if (up) {
-          if (!useSorry) put(rs.address, rs.family, rs.port, params);
-        } else if (rs.inhibitOnFailure) put(rs.address, rs.family, rs.port, { ...params, weight: 0 });
-      }
-      if (vs.sorryServer && (useSorry || vs.sorryServerInhibit)) {
+      if (verdict) {
+        // the policy's verdict, programmed as it is
+        for (const rs of vs.realServers) {
+          const v = verdict.dests[realServerDestId(vs, rs)];
+          if (v?.inPool)
+            put(
+              rs.address,
+              rs.family,
+              rs.port,
+              destParams(rs.method, rs.tunnel ?? vs.tunnel, v.weight, rs.uthreshold, rs.lthreshold),
+            );
+        }
         const s = vs.sorryServer;
-        put(s.address, s.family, s.port, destParams(s.method ?? vs.method, vs.tunnel, useSorry ? 1 : 0));
+        if (s && verdict.sorry?.inPool)
+          put(s.address, s.family, s.port, destParams(s.method ?? vs.method, vs.tunnel, verdict.sorry.weight));
+      } else {
+        for (const { rs, up, weight } of rsState) {
+          const params = destParams(rs.method, rs.tunnel ?? vs.tunnel, weight, rs.uthreshold, rs.lthreshold);
+          if (up) {
+            if (!useSorry) put(rs.address, rs.family, rs.port, params);
+          } else if (rs.inhibitOnFailure) put(rs.address, rs.family, rs.port, { ...params, weight: 0 });
+        }
+        if (vs.sorryServer && (useSorry || vs.sorryServerInhibit)) {
+          const s = vs.sorryServer;
+          put(s.address, s.family, s.port, destParams(s.method ?? vs.method, vs.tunnel, useSorry ? 1 : 0));
+        }
       }
       services.push({
         key,

@@ -87,6 +87,7 @@ export function expandFlags(flags: readonly string[]): Set<string> {
 export function serviceSnapshot(svc: Service): ServiceSnapshot {
   const dests: DestSnapshot[] = svc.dests.map((d) => ({
     ...d.params,
+    id: d.id,
     address: d.address,
     port: d.port,
     family: d.family,

@@ -103,6 +103,8 @@ export interface Rates {
 }
 
 export interface DestSnapshot extends DestParams {
+  /** the real server's id within its service (lb/ids destId): what the API, checks and dashboard name it by */
+  readonly id: string;
   readonly address: string;
   readonly port: number;
   readonly family: Family;

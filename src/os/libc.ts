@@ -28,7 +28,7 @@ export const EPOLL_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
 export const SO_REUSEADDR = 2;
 export const SO_ERROR = 4;
-export const SO_LINGER = 13;
+const SO_LINGER = 13;
 export const SO_REUSEPORT = 15;
 export const SOL_IP = 0;
 export const IP_FREEBIND = 15;
@@ -99,16 +99,27 @@ function libcLibrary(): ReturnType<typeof koffi.load> | null {
   return library;
 }
 
-let loaded: Libc | null | undefined;
+/** Binds functions of the one libc handle once; null where libc or a symbol is missing. */
+function bindOnce<T>(bind: (lib: NonNullable<ReturnType<typeof libcLibrary>>) => T): () => T | null {
+  let bound: T | null | undefined;
+  return () => {
+    if (bound !== undefined) return bound;
+    bound = null;
+    const lib = libcLibrary();
+    if (!lib) return null;
+    try {
+      bound = bind(lib);
+    } catch {
+      bound = null;
+    }
+    return bound;
+  };
+}
 
 /** libc through koffi, or null where that is impossible (not Linux, no koffi build). */
-export function loadLibc(): Libc | null {
-  if (loaded !== undefined) return loaded;
-  loaded = null;
-  const lib = libcLibrary();
-  if (!lib) return null;
-  try {
-    loaded = {
+export const loadLibc: () => Libc | null = bindOnce(
+  (lib) =>
+    ({
       socket: lib.func('int socket(int, int, int)'),
       setsockopt: lib.func('int setsockopt(int, int, int, const void *, uint32_t)'),
       getsockopt: lib.func('int getsockopt(int, int, int, void *, void *)'),
@@ -131,12 +142,8 @@ export function loadLibc(): Libc | null {
       epoll_wait: lib.func('int epoll_wait(int, void *, int, int)'),
       strerror: lib.func('const char *strerror(int)'),
       poll: lib.func('int poll(_Inout_ void *, unsigned long, int)'),
-    } as Libc;
-  } catch {
-    loaded = null;
-  }
-  return loaded;
-}
+    }) as Libc,
+);
 
 export interface Syslog {
   openlog(ident: Buffer, option: number, facility: number): void;
@@ -144,23 +151,12 @@ export interface Syslog {
   syslog(priority: number, message: string): void;
 }
 
-let syslogLoaded: Syslog | null | undefined;
-
 /** openlog(3) / syslog(3), or null where libc is not available. */
-export function loadSyslog(): Syslog | null {
-  if (syslogLoaded !== undefined) return syslogLoaded;
-  syslogLoaded = null;
-  const lib = libcLibrary();
-  if (!lib) return null;
-  try {
-    const openlog = lib.func('void openlog(const char *ident, int option, int facility)');
-    const syslog = lib.func('void syslog(int priority, const char *format, ...)');
-    syslogLoaded = { openlog, syslog: (p, m) => syslog(p, '%s', 'str', m) };
-  } catch {
-    syslogLoaded = null;
-  }
-  return syslogLoaded;
-}
+export const loadSyslog: () => Syslog | null = bindOnce((lib) => {
+  const openlog = lib.func('void openlog(const char *ident, int option, int facility)');
+  const syslog = lib.func('void syslog(int priority, const char *format, ...)');
+  return { openlog, syslog: (p, m) => syslog(p, '%s', 'str', m) };
+});
 
 /** libc, or an Error saying why not (raw-socket users that cannot work without it). */
 export function requireLibc(): Libc {

@@ -44,10 +44,6 @@ export function macOf(ifname: string): Uint8Array {
 
 const sockaddrIn = (address: string): Buffer => sockaddrBytes(address, 0);
 
-export interface RawPacket {
-  readonly data: Uint8Array;
-}
-
 export class Vrrp4Socket {
   private readonly fd: number;
   private readonly handle: { close(): void };

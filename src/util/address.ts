@@ -52,7 +52,7 @@ export function v4ToText(v: number): string {
 }
 
 /** The four 32-bit words of an IPv6 address. */
-export function v6Words(text: string): [number, number, number, number] | null {
+function v6Words(text: string): [number, number, number, number] | null {
   try {
     const p = ipaddr.IPv6.parse(text).parts;
     return [

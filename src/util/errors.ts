@@ -13,5 +13,3 @@ export class LbError extends Error {
     this.details = details;
   }
 }
-
-export const isLbError = (e: unknown): e is LbError => e instanceof LbError;

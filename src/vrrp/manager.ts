@@ -4,7 +4,6 @@
  * multicast or unicast peers. IPv6 instances and AH authentication are reported as not run.
  */
 import { networkInterfaces } from 'node:os';
-import type { VrrpInstanceStatus } from '../api/types.js';
 import { AH_PROTOCOL, decodeAh, encodeAhPacket, verifyIcv } from '../codec/ah.js';
 import { decodeIpv4 } from '../codec/ipv4.js';
 import { AUTH_AH, AUTH_NONE, AUTH_PASS, decodeVrrp, encodeVrrp, passAuthData, VRRP_PROTOCOL } from '../codec/vrrp.js';
@@ -21,6 +20,7 @@ import {
   nextDeadline,
   step,
 } from './instance.js';
+import type { VrrpInstanceStatus } from './status.js';
 import { syncGroupStateAfter } from './sync-group-state.js';
 
 /** The edges the driver needs (real ones: src/os/vrrp-socket.ts). */

@@ -39,6 +39,7 @@ function source() {
             rates: { cps: 1, inPps: 0, outPps: 0, inBps: 0, outBps: 0 },
             dests: [
               {
+                id: '10.0.0.1:80',
                 address: '10.0.0.1',
                 port: 80,
                 family: 4,

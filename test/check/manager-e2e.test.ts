@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type net from 'node:net';
 import { after, describe, it } from 'node:test';
-import { CheckManager } from '../../src/check/manager.js';
+import { CheckManager } from '../../src/check/check-manager.js';
 import type { HealthView } from '../../src/check/types.js';
 import { NodeDialer } from '../../src/os/dialer.js';
 import { ChildProcessRunner } from '../../src/os/process-runner.js';

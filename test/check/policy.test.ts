@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CheckManager } from '../../src/check/manager.js';
+import { CheckManager } from '../../src/check/check-manager.js';
 import { HealthPolicy, type PolicyHooks } from '../../src/check/policy.js';
 import type { Dialer } from '../../src/check/types.js';
 import type { ScriptSpec } from '../../src/config/model.js';

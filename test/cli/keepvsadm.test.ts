@@ -16,6 +16,7 @@ import { FakeClock } from '../../src/util/clock.js';
 const zero = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
 const zr = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
 const dest = (address: string, port: number, over: Partial<DestSnapshot> = {}): DestSnapshot => ({
+  id: `${address}:${port}`,
   address,
   port,
   family: 4,

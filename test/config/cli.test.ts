@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { CONFIG_TEST_ERRORS, CONFIG_TEST_OK, runConfigTest } from '../../src/cli/config-test.js';
 import { DEFAULT_CONFIG_FILE, parseKeepvsArgs } from '../../src/cli/keepvs-args.js';
-import { CONFIG_TEST_ERRORS, CONFIG_TEST_OK, runConfigTest } from '../../src/config/config-test.js';
 import { MemoryConfigFs } from '../../src/config/fs-port.js';
 
 const args = (...a: string[]) => {

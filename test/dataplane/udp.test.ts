@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { ProxyDataPlane } from '../../src/dataplane/proxy/engine.js';
+import { ProxyDataPlane } from '../../src/dataplane/proxy/proxy-plane.js';
 import { type ServiceKey, serviceId } from '../../src/lb/types.js';
 import { FakeTable } from './fake-table.js';
 import { DEST_PARAMS, waitFor } from './helpers.js';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Config, RealServer, VirtualServer } from '../../src/config/model.js';
-import { Notifier } from '../../src/notify/manager.js';
+import { Notifier } from '../../src/notify/notifier.js';
 import { ChildProcessRunner } from '../../src/os/process-runner.js';
 import { FakeClock } from '../../src/util/clock.js';
 import type { KeepvsEvent } from '../../src/util/events.js';

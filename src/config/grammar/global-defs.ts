@@ -382,5 +382,4 @@ export const GLOBAL_DEFS: ReadonlyMap<string, E> = table<GlobalDraft>(
 );
 
 /** Runs of the parse for the root-level `global_defs` block. */
-export const GLOBAL_DEFS_BLOCK = 'global_defs';
 export type { Node };

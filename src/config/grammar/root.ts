@@ -1,6 +1,5 @@
 /** Top-level keywords (keepalived install_keyword_root): each block keyword routes to its grammar file. */
 import type {
-  Config,
   IpAddressEntry,
   LocalAddressGroup,
   RouteEntry,
@@ -106,5 +105,3 @@ export const ROOT = table<RootDraft>(
   unsupportedAll(['bfd_instance'], 'BFD is not implemented', 'block'),
   unsupportedAll(['SSL'], 'SSL_GET uses the system trust store and no client certificate', 'block'),
 );
-
-export type RootConfigLists = Omit<Config, 'files' | 'globalDefs'>;

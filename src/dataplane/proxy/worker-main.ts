@@ -11,8 +11,8 @@ import net from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { FrameChannel } from './channel.js';
 import type { PrimaryToWorker, ReplicaTable, WorkerToPrimary } from './cluster.js';
-import { ProxyDataPlane } from './engine.js';
 import type { ParentToProxy, ProxyProcessConfig, ProxyToParent } from './processes.js';
+import { ProxyDataPlane } from './proxy-plane.js';
 
 interface Running {
   readonly table: ReplicaTable;

@@ -152,7 +152,7 @@ export class CheckManager {
 
   /** The same health keyed for src/lb/desired.ts (its HealthInput shape). */
   lbHealthInput(): LbHealthInput {
-    return this.policy.lbHealthInput();
+    return this.policy.desiredInput();
   }
 
   snapshot(): CheckManagerSnapshot {

@@ -9,12 +9,13 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KeepvsOptions } from '../cli/keepvs-args.js';
 import { OverlayConfigFs } from '../config/fs-port.js';
 import { loadConfig } from '../config/index.js';
+import { startDaemon } from '../daemon/main.js';
+import type { DaemonOptions } from '../daemon/options.js';
 import { NodeConfigFs } from '../os/config-fs.js';
-import { startDaemon } from './main.js';
-import { type DaemonOptions, daemonOptions } from './options.js';
+import { daemonOptions } from './daemon-options.js';
+import type { KeepvsOptions } from './keepvs-args.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

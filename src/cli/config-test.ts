@@ -4,10 +4,10 @@
  * Exit status (keepalived's -t convention): 0 usable (warnings allowed), 3 errors: cannot run.
  */
 
-import { formatDiagnostic } from './format.js';
-import type { ConfigFs } from './fs-port.js';
-import { loadConfig } from './index.js';
-import type { DataplaneCapabilities, LoadResult } from './model.js';
+import { formatDiagnostic } from '../config/format.js';
+import type { ConfigFs } from '../config/fs-port.js';
+import { loadConfig } from '../config/index.js';
+import type { DataplaneCapabilities, LoadResult } from '../config/model.js';
 
 export const CONFIG_TEST_OK = 0;
 export const CONFIG_TEST_ERRORS = 3;
