@@ -82,12 +82,22 @@ function withKernelCounts(own: TableSnapshot, nft: NftDataPlane): TableSnapshot 
       const k = byId.get(s.id);
       if (!k) return s;
       const dests = new Map(k.dests.map((d) => [d.id, d]));
+      const merged = s.dests.map((d) => {
+        const kd = dests.get(destId(d, d.family));
+        if (!kd) return d;
+        // TUN: the tc-BPF program counts what it sends each real server (replies never pass here)
+        const stats =
+          d.forward === 'tunnel' ? { ...d.stats, conns: kd.conns, inPkts: kd.inPkts, inBytes: kd.inBytes } : d.stats;
+        return { ...d, activeConns: kd.activeConns, inactConns: kd.inactConns, stats };
+      });
+      const tunnelled = merged.some((d) => d.forward === 'tunnel');
+      const sum = (f: 'conns' | 'inPkts' | 'inBytes') => merged.reduce((a, d) => a + d.stats[f], 0);
       return {
         ...s,
-        dests: s.dests.map((d) => {
-          const kd = dests.get(destId(d, d.family));
-          return kd ? { ...d, activeConns: kd.activeConns, inactConns: kd.inactConns } : d;
-        }),
+        ...(tunnelled
+          ? { stats: { ...s.stats, conns: sum('conns'), inPkts: sum('inPkts'), inBytes: sum('inBytes') } }
+          : {}),
+        dests: merged,
       };
     }),
   };

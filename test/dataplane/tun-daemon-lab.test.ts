@@ -193,6 +193,15 @@ test('keepvs forwards lvs_method TUN services through the tc-BPF plane: every re
   const table = adm('-Ln');
   assert.match(table, /-> 198\.18\.1\.11:80\s+Tunnel\s+1/);
   assert.match(table, /-> \[2001:2:0:1::12\]:80\s+Tunnel\s+1/);
+  // --stats from the program's per-real counters: connections (SYNs) and packets sent into the tunnel
+  const stats = adm('-Ln', '--stats');
+  const m = /-> 198\.18\.1\.11:80\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(stats);
+  assert.ok(m, stats);
+  const [conns, inPkts, outPkts, inBytes] = m.slice(1).map(Number);
+  const n = v4.by.get('rs1') ?? 0;
+  assert.ok(conns === n || conns === n + 1, `${conns} connections for ${n} requests (+1 readiness probe): ${stats}`);
+  assert.ok(inPkts >= conns * 3 && inBytes > inPkts * 40, stats);
+  assert.equal(outPkts, 0, 'replies bypass the director');
 });
 
 test('a real server whose service stops leaves the tunnel table within a check interval; no request fails after', {

@@ -34,8 +34,8 @@ class FakeKernel implements TunKernel {
   setReal(index: number, real: RealVal): void {
     this.reals.set(index, real);
   }
-  realStats(): { packets: number; bytes: number } {
-    return { packets: 0, bytes: 0 };
+  realStats(): { packets: number; bytes: number; conns: number } {
+    return { packets: 0, bytes: 0, conns: 0 };
   }
   resetReal(): void {}
   stats(): readonly number[] {

@@ -58,6 +58,7 @@ struct kv_real {
 struct kv_real_stats {
 	__u64 packets;
 	__u64 bytes;
+	__u64 conns; /* TCP SYNs scheduled to it (IPVS's Conns: connections scheduled) */
 };
 
 /* kv_stats indexes */

@@ -368,6 +368,8 @@ int kv_tun_encap(struct __sk_buff *skb)
 	if (st) {
 		st->packets += 1;
 		st->bytes += len;
+		if (f.syn)
+			st->conns += 1;
 	}
 	/* the kernel resolves the next hop's MAC (route + neighbour lookup on that interface) */
 	return bpf_redirect_neigh(r->ifindex, 0, 0, 0);

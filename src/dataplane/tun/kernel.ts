@@ -113,17 +113,19 @@ export class BpfTunKernel implements TunKernel {
   setReal(index: number, real: RealVal): void {
     this.m().reals.update(u32Key(index), realVal(real));
   }
-  realStats(index: number): { packets: number; bytes: number } {
+  realStats(index: number): { packets: number; bytes: number; conns: number } {
     const buf = new Uint8Array(REAL_STATS_SIZE * this.cpus);
-    if (!this.m().realStats.lookup(u32Key(index), buf)) return { packets: 0, bytes: 0 };
+    if (!this.m().realStats.lookup(u32Key(index), buf)) return { packets: 0, bytes: 0, conns: 0 };
     const v = new DataView(buf.buffer);
     let packets = 0;
     let bytes = 0;
+    let conns = 0;
     for (let c = 0; c < this.cpus; c++) {
       packets += Number(v.getBigUint64(c * REAL_STATS_SIZE, true));
       bytes += Number(v.getBigUint64(c * REAL_STATS_SIZE + 8, true));
+      conns += Number(v.getBigUint64(c * REAL_STATS_SIZE + 16, true));
     }
-    return { packets, bytes };
+    return { packets, bytes, conns };
   }
   resetReal(index: number): void {
     this.m().realStats.update(u32Key(index), new Uint8Array(REAL_STATS_SIZE * this.cpus));

@@ -14,7 +14,7 @@ export const SVC_KEY_SIZE = 20;
 export const SVC_VAL_SIZE = 16;
 export const SLOT_SIZE = 8;
 export const REAL_SIZE = 40;
-export const REAL_STATS_SIZE = 16;
+export const REAL_STATS_SIZE = 24;
 export const VIP_KEY_SIZE = 20;
 
 /** Capacities as compiled into tun_encap.bpf.c / tun_decap.bpf.c. */

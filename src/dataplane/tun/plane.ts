@@ -69,8 +69,8 @@ export interface TunKernel {
   deleteService(key: Uint8Array): void;
   writeSlots(keys: Uint8Array, values: Uint8Array, count: number): void;
   setReal(index: number, real: RealVal): void;
-  /** packets/bytes encapsulated towards one real (summed over CPUs); resetReal zeroes them */
-  realStats(index: number): { packets: number; bytes: number };
+  /** packets/bytes encapsulated towards one real and TCP SYNs among them (summed over CPUs); resetReal zeroes them */
+  realStats(index: number): { packets: number; bytes: number; conns: number };
   resetReal(index: number): void;
   /** kv_stats, summed over CPUs */
   stats(): readonly number[];
@@ -103,7 +103,7 @@ interface DestState {
   real?: number;
   route?: TunRoute;
   /** counters at the last `zero` */
-  base: { packets: number; bytes: number };
+  base: { packets: number; bytes: number; conns: number };
 }
 
 interface ServiceState {
@@ -176,7 +176,7 @@ export class TunDataPlane implements DataPlane {
               params: op.params,
               seq: ++this.seq,
               lastWeight: op.params.weight,
-              base: { packets: 0, bytes: 0 },
+              base: { packets: 0, bytes: 0, conns: 0 },
             });
           }
           touched.add(s.id);
@@ -366,7 +366,7 @@ export class TunDataPlane implements DataPlane {
         }
         d.real = r;
         this.opts.kernel.resetReal(r);
-        d.base = { packets: 0, bytes: 0 };
+        d.base = { packets: 0, bytes: 0, conns: 0 };
       }
       const route = d.route as TunRoute;
       const encap = d.params.tunType ?? 'ipip';
@@ -540,7 +540,7 @@ export class TunDataPlane implements DataPlane {
           port: d.ep.port,
           activeConns: 0,
           inactConns: 0,
-          conns: 0,
+          conns: st.conns - d.base.conns,
           inPkts: pk,
           outPkts: 0,
           inBytes: st.bytes - d.base.bytes,
