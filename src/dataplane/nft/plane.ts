@@ -34,8 +34,7 @@ import {
   deviceChain,
   postrouting,
   rebuild,
-  replaceService,
-  serviceBody,
+  updateService,
 } from './render.js';
 
 /** Per service, what the config says beyond the TableOps (full-NAT source addresses). */
@@ -367,11 +366,7 @@ export class NftDataPlane implements DataPlane {
       if (!ks) continue;
       const prev = target.get(id);
       if (!prev) cmds.push(...addService(ks));
-      else if (
-        serviceBody(prev).join('\n') !== serviceBody(ks).join('\n') ||
-        prev.params.persistentTimeout !== ks.params.persistentTimeout
-      )
-        cmds.push(...replaceService(prev, ks));
+      else cmds.push(...updateService(prev, ks));
       target.set(id, ks);
     }
     // ingress chains for the devices DR services arrive on

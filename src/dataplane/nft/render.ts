@@ -210,6 +210,40 @@ export function addService(s: KernelService): string[] {
   return [`add chain ${t} ${o.chain}`, ...serviceBody(s), `add element ${t} ${e.map} { ${e.key} : goto ${o.chain} }`];
 }
 
+/** `add map T NAME { DECL; elements = { ... } }` split into its name, declaration and elements. */
+function splitMap(cmd: string): { name: string; decl: string; elements: string } | null {
+  const m = /^add map \S+ \S+ (\S+) \{ (.*?;)(?: elements = \{ (.*) \})? \}$/.exec(cmd);
+  return m ? { name: m[1], decl: m[2], elements: m[3] ?? '' } : null;
+}
+
+/**
+ * The cheapest commands taking a service from `before` to `after`: when only map contents changed
+ * (same rules, same slot count), `flush map` + `add element`; else the chain and maps rebuilt.
+ */
+export function updateService(before: KernelService, after: KernelService): string[] {
+  const a = serviceBody(before);
+  const b = serviceBody(after);
+  if (a.join('\n') === b.join('\n') && before.params.persistentTimeout === after.params.persistentTimeout) return [];
+  const t = tableOf(after);
+  const sameShape =
+    a.length === b.length &&
+    a.every((cmd, i) => {
+      const x = splitMap(cmd);
+      const y = splitMap(b[i]);
+      return x && y ? x.name === y.name && x.decl === y.decl : cmd === b[i];
+    });
+  if (!sameShape) return replaceService(before, after);
+  const out: string[] = [];
+  a.forEach((cmd, i) => {
+    const x = splitMap(cmd);
+    const y = splitMap(b[i]);
+    if (!x || !y || x.elements === y.elements || y.decl.includes('flags dynamic')) return;
+    out.push(`flush map ${t} ${y.name}`);
+    if (y.elements) out.push(`add element ${t} ${y.name} { ${y.elements} }`);
+  });
+  return out;
+}
+
 /** Replaces a service's rules and maps in place; `keepPersist`: the persistence map (its clients) stays. */
 export function replaceService(before: KernelService, after: KernelService): string[] {
   const t = tableOf(after);

@@ -91,15 +91,15 @@ test('a weight change rewrites only that service; a removal resets its flows (ex
   assert.doesNotMatch(runs[1], /delete table/);
   await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
   assert.deepEqual(flushed, ['198.18.1.12']);
-  // nothing left: the chain drops (IPVS: no destination)
-  assert.match(runs[2], /typeof numgen inc mod 2 : ip daddr \. tcp dport; \}/);
+  // nothing left: the slot map is emptied, the chain drops (IPVS: no destination)
+  assert.equal(runs[2], 'flush map ip keepvs s_tcp_198_18_0_100_80_slots\n');
   await p.apply([{ op: 'del-service', key: KEY }]);
   assert.match(runs[3], /delete element ip keepvs svc \{ 198\.18\.0\.100 \. tcp \. 80 \}/);
 });
 
 test('a refused update rebuilds everything in one transaction; TUN is refused with a diagnostic', async () => {
   let failNext = false;
-  const { p, runs } = plane({ fail: (c) => failNext && c.startsWith('flush chain') });
+  const { p, runs } = plane({ fail: (c) => failNext && c.startsWith('flush') });
   await p.apply(add(KEY, 'masq', ['198.18.1.11']));
   failNext = true;
   await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 0) }]);
@@ -138,4 +138,24 @@ test('conntrack lines: counts per real server in IPVS states, -Lnc entries', asy
     c.map((x) => `${x.state} ${x.client.address}:${x.client.port} ${x.dest.address}`),
     ['ESTABLISHED 198.18.0.10:40000 198.18.1.11', 'TIME_WAIT 198.18.0.10:40001 198.18.1.11'],
   );
+});
+
+test('a change that keeps the slot count only refills the maps (flush map + add element)', async () => {
+  const { p, runs } = plane();
+  const wrr = (w: number): TableOp[] => [
+    { op: 'edit-service', key: KEY, params: { ...SP, scheduler: 'wrr' } },
+    { op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', w) },
+  ];
+  await p.apply([...add(KEY, 'masq', ['198.18.1.11', '198.18.1.12', '198.18.1.13']), ...wrr(2)]);
+  // 2:1:1 -> 1:2:1 keeps a period of 4
+  await p.apply([
+    { op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 1) },
+    { op: 'edit-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 }, params: dp('masq', 2) },
+  ]);
+  assert.equal(runs.length, 2);
+  assert.match(
+    runs[1],
+    /^flush map ip keepvs s_tcp_198_18_0_100_80_slots\nadd element ip keepvs s_tcp_198_18_0_100_80_slots \{ 0 : /,
+  );
+  assert.doesNotMatch(runs[1], /flush chain|add rule/);
 });

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# keepvs kernel data plane against direct, the userspace proxy and zevenet's nftlb, one lab, paths
+# interleaved with the order rotated each round; medians of wrk requests/s and ratios to direct.
+#   direct      client -> the real server's front address (same bridge, no director)
+#   nat fnat dr keepvs --dataplane nft on lb1, VIP 198.18.0.100 ports 80 / 81 / 82
+#   tun         keepvs TUN (tc-BPF) on lb1, VIP port 84 (when the BPF objects build)
+#   proxy       keepvs --dataplane proxy on lb1 (second instance, 2 workers), VIP 198.18.0.101 port 80
+#   nftlb-nat nftlb-fnat nftlb-dr   nftlb on lb1, VIP 198.18.0.102 (modes dnat / snat / dsr)
+# One real server (rs1, nginx), LAB_DR=1: it answers DR/TUN clients on its front leg and routes
+# replies from its back address through lb1 (source rule, NAT). Then the weight-change benchmark
+# (dist/bench/kernel-weight.js) in a scratch namespace.
+# Needs root, the lab (../shared/lab/lab.sh), nginx, wrk, nftlb, bc. Env: ROUNDS (3) DURATION (4 s) CONNS (32).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-4} CONNS=${CONNS:-32}
+for b in nginx wrk ip nft nftlb bc; do command -v "$b" >/dev/null || { echo "missing $b" >&2; exit 2; }; done
+[[ $(id -u) == 0 ]] || { echo "needs root" >&2; exit 2; }
+npx tsc -p . >/dev/null
+TUN=1
+node scripts/build-bpf.mjs --strict >/dev/null 2>&1 || TUN=0
+export LAB_PREFIX=kvk$$ LAB_DR=1 LAB_RS=1
+LAB=../shared/lab/lab.sh
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 1
+  bash "$LAB" down >/dev/null || true
+  ip netns del "kvw$$" 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+bash "$LAB" up >/dev/null
+x() { local h=$1; shift; ip netns exec "$LAB_PREFIX-$h" "$@"; }
+
+printf '%s\n' 'worker_processes 1;' "pid $TMP/nginx.pid;" "error_log $TMP/nginx.err;" \
+  'events { worker_connections 4096; }' \
+  'http { access_log off; keepalive_requests 1000000;' \
+  '  server { listen 80; listen 82; listen 84; location / { return 200 "ok\n"; } } }' >"$TMP/nginx.conf"
+x rs1 nginx -c "$TMP/nginx.conf"
+tunargs=()
+[[ $TUN == 1 ]] && tunargs=(--tun --dev eth0 --mss 1440)
+x rs1 node bin/keepvs.js realserver start --vip 198.18.0.100 --vip 198.18.0.102 "${tunargs[@]}" --state "$TMP/rs.json" >/dev/null
+# NAT replies (from the back address) go back through lb1, which holds the back gateway address
+x rs1 ip rule add from 198.18.1.11 lookup 100
+x rs1 ip route add default via 198.18.1.254 dev eth0 table 100
+for a in 198.18.0.100 198.18.0.101 198.18.0.102; do x lb1 ip addr add "$a/32" dev eth0; done
+x lb1 ip addr add 198.18.1.254/24 dev eth1
+x lb1 ip addr add 198.18.1.250/24 dev eth1
+
+vs() { # vip port method rs-address rs-port [extra]
+  printf 'virtual_server %s %s {\n  lvs_sched rr\n  lvs_method %s\n  protocol TCP\n%b  real_server %s %s { }\n}\n' \
+    "$1" "$2" "$3" "${6:-}" "$4" "$5"
+}
+{
+  printf 'local_address_group L {\n  198.18.1.250\n}\n'
+  vs 198.18.0.100 80 NAT 198.18.1.11 80
+  vs 198.18.0.100 81 FNAT 198.18.1.11 80 '  laddr_group_name L\n'
+  vs 198.18.0.100 82 DR 198.18.0.61 82
+  [[ $TUN == 1 ]] && vs 198.18.0.100 84 TUN 198.18.1.11 84
+} >"$TMP/kernel.conf"
+vs 198.18.0.101 80 NAT 198.18.1.11 80 >"$TMP/proxy.conf"
+start_keepvs() { # name conf args...
+  local n=$1 c=$2
+  shift 2
+  x lb1 node bin/keepvs.js -n -l -G -f "$c" --socket "$TMP/$n.sock" --api "127.0.0.1:$((19300 + ${#PIDS[@]}))" \
+    -p "$TMP/$n.pid" -c "$TMP/$n-c.pid" -r "$TMP/$n-v.pid" "$@" >"$TMP/$n.log" 2>&1 &
+  PIDS+=($!)
+}
+start_keepvs kernel "$TMP/kernel.conf" --dataplane nft
+start_keepvs proxy "$TMP/proxy.conf" --dataplane proxy --dataplane-workers 2
+MAC_LB1=$(x lb1 cat /sys/class/net/eth0/address)
+MAC_RS=$(x rs1 cat /sys/class/net/eth1/address)
+be='"backends":[{"name":"b1","ip-addr":"198.18.1.11","port":"80","state":"up"}]'
+farm='"family":"ipv4","virtual-addr":"198.18.0.102","protocol":"tcp","scheduler":"rr","state":"up"'
+printf '{"farms":[%s,%s,%s]}\n' \
+  "{\"name\":\"nat\",$farm,\"virtual-ports\":\"80\",\"mode\":\"dnat\",$be}" \
+  "{\"name\":\"fnat\",$farm,\"virtual-ports\":\"81\",\"mode\":\"snat\",$be}" \
+  "{\"name\":\"dr\",$farm,\"virtual-ports\":\"82\",\"mode\":\"dsr\",\"iface\":\"eth0\",\"oface\":\"eth0\",\"ether-addr\":\"$MAC_LB1\",\"backends\":[{\"name\":\"b1\",\"ip-addr\":\"198.18.0.61\",\"ether-addr\":\"$MAC_RS\",\"state\":\"up\"}]}" \
+  >"$TMP/nftlb.json"
+x lb1 nftlb -e -c "$TMP/nftlb.json" >/dev/null
+for i in $(seq 1 40); do
+  x client curl -sf -m 1 http://198.18.0.100:80/ >/dev/null && x client curl -sf -m 1 http://198.18.0.101:80/ >/dev/null && break
+  sleep 0.5
+done
+x client curl -sf -m 2 http://198.18.0.100:80/ >/dev/null || { echo "keepvs NAT not answering" >&2; cat "$TMP/kernel.log" >&2; exit 1; }
+
+# PAUSE=N: keep the lab up N seconds before measuring (debugging)
+[[ -n ${PAUSE:-} ]] && sleep "$PAUSE"
+run() { # url extra-args... -> requests/s (0 when the path fails)
+  local v
+  v=$(x client wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+  echo "${v:-0}"
+}
+declare -A URL=(
+  [direct]=http://198.18.0.61:80/ [nat]=http://198.18.0.100:80/ [fnat]=http://198.18.0.100:81/
+  [dr]=http://198.18.0.100:82/ [tun]=http://198.18.0.100:84/ [proxy]=http://198.18.0.101:80/
+  [nftlb-nat]=http://198.18.0.102:80/ [nftlb-fnat]=http://198.18.0.102:81/ [nftlb-dr]=http://198.18.0.102:82/
+)
+paths=(direct nat fnat dr proxy nftlb-nat nftlb-fnat nftlb-dr)
+[[ $TUN == 1 ]] && paths+=(tun)
+declare -A R
+for ((r = 0; r < ROUNDS; r++)); do
+  for ((k = 0; k < ${#paths[@]}; k++)); do
+    p=${paths[$(((k + r) % ${#paths[@]}))]}
+    R[$p-ka]+="$(run "${URL[$p]}") "
+    R[$p-close]+="$(run "${URL[$p]}" -H 'Connection: close') "
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ratio() { if [[ $(echo "$2 > 0" | bc) == 1 ]]; then echo "$1 / $2" | bc -l; else echo 0; fi; }
+echo "# keepvs kernel plane benchmark, $(date -u +%FT%TZ), $(nproc) CPUs, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $ROUNDS rounds x ${DURATION}s per path and mode, wrk -t1 -c$CONNS, one real server; ratios to direct"
+printf '%-12s %12s %8s %12s %8s\n' path keep-alive ratio 'conn: close' ratio
+dk=$(echo "${R[direct-ka]}" | median)
+dc=$(echo "${R[direct-close]}" | median)
+for p in "${paths[@]}"; do
+  k=$(echo "${R[$p-ka]}" | median)
+  c=$(echo "${R[$p-close]}" | median)
+  printf '%-12s %12.0f %8.2f %12.0f %8.2f\n' "$p" "$k" "$(ratio "$k" "$dk")" "$c" "$(ratio "$c" "$dc")"
+done
+for m in nat fnat dr; do
+  printf 'keepvs/nftlb %-5s keep-alive %.2f, conn: close %.2f\n' "$m" \
+    "$(ratio "$(echo "${R[$m-ka]}" | median)" "$(echo "${R[nftlb-$m-ka]}" | median)")" \
+    "$(ratio "$(echo "${R[$m-close]}" | median)" "$(echo "${R[nftlb-$m-close]}" | median)")"
+done
+x lb1 nft delete table ip nftlb 2>/dev/null || true
+x lb1 nft delete table netdev nftlb 2>/dev/null || true
+x rs1 node bin/keepvs.js realserver stop --state "$TMP/rs.json" >/dev/null || true
+x rs1 sh -c "kill \$(cat $TMP/nginx.pid)" || true
+ip netns add "kvw$$"
+ROUNDS=${WEIGHT_ROUNDS:-30} ip netns exec "kvw$$" node dist/bench/kernel-weight.js

@@ -1,0 +1,114 @@
+/**
+ * One weight change in a 1,000-service x 10-real-server kernel ruleset (issue #15: under 5 ms),
+ * side by side with its baselines in one interleaved run: the same change as a full atomic
+ * rebuild of keepvs's tables through libnftables, and as a spawned `nft -f` of the incremental
+ * commands. Root; run it inside a scratch network namespace:
+ *   ip netns add kvw && ip netns exec kvw node dist/bench/kernel-weight.js; ip netns del kvw
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NftDataPlane } from '../src/dataplane/nft/plane.js';
+import type { DestParams, ServiceKey, TableOp } from '../src/lb/types.js';
+import { LibNftables, type NftRunner } from '../src/os/libnftables.js';
+
+const SERVICES = Number(process.env.SERVICES ?? 1000);
+const RS = Number(process.env.RS ?? 10);
+const ROUNDS = Number(process.env.ROUNDS ?? 30);
+
+const lib = new LibNftables();
+let last = '';
+const recording: NftRunner = {
+  run(cmds, json) {
+    last = cmds;
+    return lib.run(cmds, json);
+  },
+};
+const quiet = { log: () => {}, child: () => quiet };
+const none = { list: async () => [], flushDest: async () => {} };
+const net = {
+  deviceOf: async () => null,
+  routeDevice: async () => null,
+  linkMac: async () => null,
+  neighbourMac: async () => null,
+};
+const plane = new NftDataPlane({ nft: recording, net, conntrack: none, logger: quiet, pollMs: 0 });
+const key = (i: number): ServiceKey => ({
+  kind: 'addr',
+  protocol: 'tcp',
+  family: 4,
+  address: `10.${(i >> 8) & 255}.${i & 255}.1`,
+  port: 80,
+});
+const dp = (weight: number): DestParams => ({ forward: 'masq', weight, uThreshold: 0, lThreshold: 0 });
+const ops: TableOp[] = [];
+for (let i = 0; i < SERVICES; i++) {
+  ops.push({ op: 'add-service', key: key(i), params: { scheduler: 'wrr', schedFlags: [], ops: false } });
+  for (let r = 0; r < RS; r++)
+    ops.push({
+      op: 'add-dest',
+      key: key(i),
+      dest: { address: `172.16.${r}.${(i % 250) + 1}`, port: 8080 },
+      params: dp(1),
+    });
+}
+let t = performance.now();
+await plane.apply(ops);
+const loadMs = performance.now() - t;
+const fullText = last;
+console.log(
+  `# ${new Date().toISOString()} ruleset ${SERVICES} services x ${RS} real servers (${(fullText.length / 1024).toFixed(0)} KiB), loaded in ${loadMs.toFixed(1)} ms`,
+);
+
+const dir = mkdtempSync(join(tmpdir(), 'kv-weight-'));
+const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+const inc: number[] = [];
+const full: number[] = [];
+const spawned: number[] = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const svc = key((round * 37) % SERVICES);
+  const w = 2 + (round % 5);
+  const order = [0, 1, 2].map((k) => (k + round) % 3);
+  for (const which of order) {
+    if (which === 0) {
+      t = performance.now();
+      await plane.apply([
+        {
+          op: 'edit-dest',
+          key: svc,
+          dest: { address: `172.16.0.${(((round * 37) % SERVICES) % 250) + 1}`, port: 8080 },
+          params: dp(w),
+        },
+      ]);
+      inc.push(performance.now() - t);
+      writeFileSync(join(dir, 'inc.nft'), last);
+    } else if (which === 1) {
+      t = performance.now();
+      const r = lib.run(fullText);
+      full.push(performance.now() - t);
+      if (!r.ok) throw new Error(r.error);
+    } else {
+      // the incremental commands of the previous change, undone and redone, through a spawned nft
+      t = performance.now();
+      try {
+        execFileSync('nft', ['-c', '-f', join(dir, 'inc.nft')]);
+      } catch {}
+      spawned.push(performance.now() - t);
+    }
+  }
+}
+rmSync(dir, { recursive: true, force: true });
+const a = med(inc);
+const b = med(full);
+const c = med(spawned);
+console.log(
+  `weight change, in-process incremental (libnftables): median ${a.toFixed(2)} ms (min ${Math.min(...inc).toFixed(2)}, max ${Math.max(...inc).toFixed(2)}, ${ROUNDS} rounds)`,
+);
+console.log(
+  `full atomic rebuild (libnftables):                  median ${b.toFixed(2)} ms  ratio incremental/rebuild ${(a / b).toFixed(3)}`,
+);
+console.log(
+  `same commands through a spawned nft -c -f:          median ${c.toFixed(2)} ms  ratio incremental/spawned ${(a / c).toFixed(3)}`,
+);
+await plane.stop(0);
