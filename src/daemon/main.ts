@@ -255,6 +255,8 @@ export class Supervisor implements StatusSource {
     this.config = r.config;
     this.routerId = r.config.globalDefs.routerId;
     this.notifier?.reload(r.config);
+    const revived = this.proxies?.revive() ?? 0;
+    if (revived) this.logger.log('notice', `${revived} stopped proxy workers started again with the new configuration`);
     for (const [role, w] of this.workers) {
       // a worker given up on (exit status 3, -R) gets another chance with a configuration that passed
       if (w.state === 'stopped' && !this.stopping) {

@@ -4,7 +4,7 @@
  * restarts. Lean cases (seconds each); figures under load are in bench/faults.ts.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { after, before, test } from 'node:test';
 import {
@@ -139,20 +139,34 @@ test('LVS worker SIGKILL: the proxy workers go on with the last table and are ad
 });
 
 test('a worker stopped for good (-R) comes back on the next good reload', async () => {
-  const r = await startDaemon(config(), ['--dataplane-workers=1', '-R', '--socket', `${d.dir}/r.sock`], (s) =>
+  const r = await startDaemon(config(), ['--dataplane-workers=1', '-R'], (s) =>
     s.workers.some((w) => w.role === 'lvs' && w.state === 'running'),
   );
   try {
     const pid = (await r.status()).workers.find((w) => w.role === 'lvs')!.pid!;
     process.kill(pid, 'SIGKILL');
     await until('stopped', async () => (await r.status()).workers.find((w) => w.role === 'lvs')?.state === 'stopped');
+    // and a proxy worker given up on (-R) too
+    const proxy = (await r.status()).workers.find((w) => w.role === 'proxy0')!.pid!;
+    process.kill(proxy, 'SIGKILL');
+    await until(
+      'proxy stopped',
+      async () => (await r.status()).workers.find((w) => w.role === 'proxy0')?.state === 'stopped',
+    );
     r.proc.kill('SIGHUP');
     await until(
       'running after the reload',
-      async () => (await r.status()).workers.find((w) => w.role === 'lvs')?.state === 'running',
+      async () => {
+        const ws = (await r.status()).workers;
+        return (
+          ws.find((w) => w.role === 'lvs')?.state === 'running' &&
+          ws.find((w) => w.role === 'proxy0')?.state === 'running'
+        );
+      },
       10000,
       () => r.output,
     );
+    assert.match(await r.keepvsadm('-Ln'), /TCP/);
   } finally {
     await r.stop();
   }
@@ -344,5 +358,7 @@ test('SIGKILL of the supervisor: listeners close, established connections run on
   for (const c of held) assert.match(await c.ask(), /^rs[01]$/);
   for (const c of held) c.close();
   await until('proxy workers gone once their connections ended', async () => proxies.every((p) => !alive(p)));
+  // the last one out removes the private socket directory its dead parent cannot
+  await until('socket directory removed', async () => !readdirSync(d.dir).some((f) => f.startsWith('keepvs-dp-')));
   assert.ok(pids.every((p) => !alive(p)));
 });

@@ -118,6 +118,19 @@ export class ProxyProcesses {
     });
   }
 
+  /** Forks again the workers that stay stopped (`respawn: false`); the supervisor calls it at a good reload. */
+  revive(): number {
+    if (this.stopping) return 0;
+    let n = 0;
+    for (let i = 0; i < this.sockets.length; i++)
+      if (!this.children[i] && this.status_[i]!.state === 'stopped') {
+        this.status_[i]!.restarts++;
+        this.spawn(i);
+        n++;
+      }
+    return n;
+  }
+
   pids(): number[] {
     return this.children.map((c) => c?.pid ?? 0).filter((p) => p > 0);
   }

@@ -6,8 +6,9 @@
  * parent goes away (the supervisor), listeners close and open connections drain, as IPVS keeps
  * established connections after keepalived's checker clears its services on exit.
  */
-import { chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FrameChannel } from './channel.js';
 import type { PrimaryToWorker, ReplicaTable, WorkerToPrimary } from './cluster.js';
@@ -19,6 +20,18 @@ interface Running {
   readonly dp: ProxyDataPlane;
   readonly bindPorts: Map<string, number>;
   stats?: NodeJS.Timeout;
+}
+
+/** The socket, and its private directory once the last worker left it (an orphan's parent cannot). */
+function removeSocket(path: string): void {
+  // libuv unlinks a listening Unix socket when the server closes; this is for the other paths out
+  for (const remove of [() => unlinkSync(path), () => rmdirSync(dirname(path))]) {
+    try {
+      remove();
+    } catch {
+      // gone already, or the other workers' sockets are still there
+    }
+  }
 }
 
 function main(): void {
@@ -97,6 +110,7 @@ function main(): void {
     void (running?.dp.stop(drainMs) ?? Promise.resolve()).then(() => {
       send({ type: 'stopped' });
       controller?.socket.end();
+      removeSocket(config.socketPath);
       process.disconnect?.();
       process.exit(0);
     });
