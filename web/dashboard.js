@@ -116,7 +116,9 @@ document.addEventListener('click', (e) => {
       flash('weight must be a whole number 0..65535', 'bad');
       return;
     }
-    act('weight', { service, dest, weight }, `Set the weight of ${dest} in ${service} to ${weight}`, isPeer);
+    act('weight', { service, dest, weight }, `Set the weight of ${dest} in ${service} to ${weight}`, isPeer).then(() =>
+      weightDrafts.delete(input.dataset.draft),
+    );
   }
   if (what === 'edit-rs') editRealServer(service, dest);
   if (what === 'delete-rs') deleteBlock('real-server', service, dest);
@@ -240,7 +242,7 @@ function renderServiceList(st, isPeer) {
             <td data-label="Actions" class="actions">
               <button type="button" data-act="drain" ${args} aria-label="Drain ${esc(dk)}">drain</button>
               <button type="button" data-act="restore" ${args} aria-label="Restore ${esc(dk)}">restore</button>
-              <span class="weight"><input type="text" inputmode="numeric" size="4" value="${d.weight}" aria-label="New weight for ${esc(dk)}"><button type="button" data-act="weight" ${args}>set weight</button></span>
+              <span class="weight"><input type="text" inputmode="numeric" size="4" value="${esc(weightDrafts.get(`${isPeer ? 'peer' : 'local'}|${svc.id}|${dk}`) ?? d.weight)}" data-draft="${esc(`${isPeer ? 'peer' : 'local'}|${svc.id}|${dk}`)}" aria-label="New weight for ${esc(dk)}"><button type="button" data-act="weight" ${args}>set weight</button></span>
               ${rsManaged ? `<button type="button" data-act="edit-rs" ${args}>edit</button> <button type="button" data-act="delete-rs" ${args}>delete</button>` : ''}
             </td></tr>`;
         })
@@ -271,13 +273,33 @@ function renderServiceList(st, isPeer) {
     .join('');
 }
 
+// A re-render must neither eat a click (pointer down on one button, up on its replacement) nor
+// a weight being typed: renders wait while a pointer is down, typed weights are kept as drafts.
+const weightDrafts = new Map();
+let pointerDown = false;
+$('sec-services').addEventListener('pointerdown', () => {
+  pointerDown = true;
+});
+document.addEventListener('pointerup', () => setTimeout(() => (pointerDown = false), 0));
+$('sec-services').addEventListener('input', (e) => {
+  const key = e.target.dataset?.draft;
+  if (key) weightDrafts.set(key, e.target.value);
+});
+
 function renderServices() {
-  // a weight being typed would be lost under a re-render
-  if ($('sec-services').contains(document.activeElement) && document.activeElement.tagName === 'INPUT') return;
+  if (pointerDown) return;
+  const focused = document.activeElement?.dataset?.draft;
   $('services').innerHTML = renderServiceList(status, false);
   $('peer-services').innerHTML = peer?.status
     ? `<h3>Peer ${esc(peer.status.routerId || peer.url)}: services</h3>${renderServiceList(peer.status, true)}`
     : '';
+  if (focused) {
+    const el = document.querySelector(`input[data-draft="${CSS.escape(focused)}"]`);
+    if (el) {
+      el.focus();
+      el.setSelectionRange(el.value.length, el.value.length);
+    }
+  }
 }
 
 // ---------- events ----------
@@ -444,6 +466,8 @@ const FORMS = {
       ['sorryAddress', 'Sorry server address', 'text'],
       ['sorryPort', 'Sorry server port', 'text'],
       ['inhibitOnFailure', 'Inhibit on failure', 'check'],
+      ['rsAddress', 'First real server address (new service; TCP_CHECK)', 'text'],
+      ['rsPort', 'First real server port', 'text'],
     ],
   },
   vrrp: {
@@ -585,7 +609,18 @@ function vsSpec() {
       scalar('vs', 'sorryAddress') !== undefined
         ? strip({ address: scalar('vs', 'sorryAddress'), port: scalar('vs', 'sorryPort') })
         : undefined,
-    realServers: orig?.realServers ?? [],
+    realServers:
+      orig?.realServers ??
+      (scalar('vs', 'rsAddress') !== undefined || scalar('vs', 'rsPort') !== undefined
+        ? [
+            strip({
+              address: scalar('vs', 'rsAddress'),
+              port: scalar('vs', 'rsPort'),
+              weight: 1,
+              checkers: [{ type: 'TCP_CHECK' }],
+            }),
+          ]
+        : []),
   });
 }
 
@@ -647,6 +682,8 @@ function formFieldOf(key, path) {
     if (p.startsWith('sorryServer.port')) return 'sorryPort';
     if (p.startsWith('sorryServer')) return 'sorryAddress';
     if (p.startsWith('family')) return 'fwmark';
+    if (/^realServers\[0\]\.port/.test(p) && !editing.vs) return 'rsPort';
+    if (/^realServers\[0\]/.test(p) && !editing.vs) return 'rsAddress';
   }
   p = p.replace(/\[\d+\].*$/, '').replace(/\..*$/, '');
   return FORMS[key].fields.some(([n]) => n === p) ? p : undefined;
@@ -707,6 +744,8 @@ function showPreview(key, req, version, out) {
   const usable = out.usable !== false && !ds.some((d) => d.severity === 'error');
   $('apply').disabled = !usable;
   if (out.version && version && out.version !== version) say(conflictText(out.version), 'bad');
+  else if (!usable && !ds.some((d) => d.severity === 'error'))
+    say('The parser would ignore part of this change (see the warnings); it cannot be applied.', 'bad');
   else if (!usable) say('The change has errors (shown at their fields); it cannot be applied.', 'bad');
   else say('Preview ready: check the diff, then Apply.', 'info');
 }

@@ -219,6 +219,15 @@ export class ConfigStore {
         diagnostics: p.diagnostics,
         diff: p.diff,
       };
+    if (p.dropped && p.included && p.diagnostics.every((d) => d.severity !== 'error'))
+      return {
+        status: 422,
+        code: 'KV_API_IGNORED',
+        message: 'the parser would ignore part of this change (see the warnings); nothing was written',
+        version: versionOf(text),
+        diagnostics: p.diagnostics,
+        diff: p.diff,
+      };
     if (!p.usable)
       return {
         status: 422,

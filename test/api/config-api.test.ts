@@ -433,3 +433,27 @@ test('config API: a VRRP instance is created through the parser; a bad VRID is s
   assert.doesNotMatch(readFileSync(managed, 'utf8'), /VI_WEB/);
   await app.close();
 });
+
+test('config API: a change the parser would ignore (a virtual server without real servers) is refused', async () => {
+  const { app, managed } = setup();
+  const st = (await app.inject({ method: 'GET', url: '/api/v1/config', headers: auth() })).json();
+  const empty = { ...VS, realServers: [] };
+  const dry = await app.inject({
+    method: 'POST',
+    url: '/api/v1/config/virtual-servers?dry_run=true',
+    headers: auth(),
+    payload: empty,
+  });
+  assert.equal(dry.json().usable, false);
+  assert.equal(dry.json().diagnostics[0].code, 'KV314');
+  const r = await app.inject({
+    method: 'POST',
+    url: '/api/v1/config/virtual-servers',
+    headers: { ...auth(), 'if-match': st.version },
+    payload: empty,
+  });
+  assert.equal(r.statusCode, 422, r.body);
+  assert.equal(r.json().error, 'KV_API_IGNORED');
+  assert.throws(() => readFileSync(managed), /ENOENT/);
+  await app.close();
+});

@@ -300,6 +300,33 @@ test('configure and watch two directors from the dashboard', {
     await shot(page2, '4-conflict');
     await page2.close();
 
+    // a virtual server created from its form, then deleted from the blocks table
+    const vip3 = await freePort();
+    await page.fill('#vs-address', '127.0.0.1');
+    await page.fill('#vs-port', String(vip3));
+    await page.selectOption('#vs-scheduler', 'wrr');
+    await page.fill('#vs-delayLoop', '2');
+    await page.click('#vs-preview');
+    await page.waitForSelector('#preview:not([hidden])');
+    assert.match(await txt(page, '#preview-diff'), new RegExp(`\\+virtual_server 127\\.0\\.0\\.1 ${vip3} \\{`));
+    // no real server yet: keepalived ignores such a service; the form says so and Apply is off
+    assert.match(await txt(page, '#vs-form-err'), /KV314/);
+    assert.equal(await page.isDisabled('#apply'), true);
+    await page.fill('#vs-rsAddress', '127.0.0.1');
+    await page.fill('#vs-rsPort', String(rsC));
+    await page.click('#vs-preview');
+    await waitText(page, '#preview-diff', `real_server 127.0.0.1 ${rsC}`);
+    assert.equal(await page.isDisabled('#apply'), false);
+    await page.click('#apply');
+    await waitText(page, '#cfg-message', 'Applied');
+    await waitText(page, '#blocks', `tcp:127.0.0.1:${vip3}`);
+    await page.click(`#blocks button[data-act="delete-vs"][data-service="tcp:127.0.0.1:${vip3}"]`);
+    await page.waitForSelector('#preview:not([hidden])');
+    assert.match(await txt(page, '#preview-diff'), new RegExp(`-virtual_server 127\\.0\\.0\\.1 ${vip3} \\{`));
+    await page.click('#apply');
+    await waitText(page, '#cfg-message', 'Applied');
+    assert.doesNotMatch(readFileSync(managed1, 'utf8'), new RegExp(`virtual_server 127\\.0\\.0\\.1 ${vip3} `));
+
     // drain, then a weight, each confirmed
     const row = `.svc[data-service="${svc}"] tr[data-dest="127.0.0.1:${rsA}"]`;
     await page.click(`${row} button[data-act="drain"]`);
@@ -334,6 +361,13 @@ test('configure and watch two directors from the dashboard', {
     await shot(page, '5-drained-weight-events');
     await page.setViewportSize({ width: 390, height: 844 });
     await shot(page, '6-phone');
+    // the phone layout: no horizontal scrolling of the page, real servers as cards
+    const overflow = await page.evaluate('document.documentElement.scrollWidth - window.innerWidth');
+    assert.ok(Number(overflow) <= 1, `page is ${overflow} px wider than a phone screen`);
+    await page.locator(`.svc[data-service="${svc}"]`).scrollIntoViewIfNeeded();
+    const phone = join(shots, '7-phone-service.png');
+    await page.screenshot({ path: phone });
+    console.log(`# screenshot: ${phone}`);
   } finally {
     await browser.close();
   }

@@ -6,6 +6,7 @@
 import { createTwoFilesPatch } from 'diff';
 import { err, ok, type Result } from '../../util/result.js';
 import type { LoadResult, SourceLoc } from '../model.js';
+import { managedSpecOf } from './from-model.js';
 import { fieldAt, managedText, renderManaged } from './render.js';
 import {
   type ManagedSpec,
@@ -175,6 +176,19 @@ export interface Preview {
   readonly usable: boolean;
   /** the loader read the managed file (the operator's file includes it) */
   readonly included: boolean;
+  /** some of the rendered blocks did not survive the parser (ignored with a warning) */
+  readonly dropped: boolean;
+}
+
+/** Blocks of `spec` the parser kept: a change must not silently vanish (e.g. KV314, KV301). */
+function droppedBlocks(spec: ManagedSpec | undefined, managedFile: string, r: LoadResult): boolean {
+  if (!spec || !r.config) return false;
+  const back = managedSpecOf(r.config, managedFile);
+  if (back.virtualServers.length !== spec.virtualServers.length) return true;
+  if (back.vrrpInstances.length !== spec.vrrpInstances.length) return true;
+  return spec.virtualServers.some(
+    (vs, i) => (vs.realServers ?? []).length !== (back.virtualServers[i].realServers ?? []).length,
+  );
 }
 
 /** Renders `next`, loads it in place of the managed file and maps the diagnostics to fields. */
@@ -185,6 +199,7 @@ export function previewText(
   fieldOf: (line: number, col: number) => string | undefined,
   target: string | undefined,
   load: (managedText: string) => LoadResult,
+  spec?: ManagedSpec,
 ): Preview {
   const r = load(nextText);
   const diagnostics = r.diagnostics.map((d): FieldDiagnostic => {
@@ -197,12 +212,14 @@ export function previewText(
     };
   });
   const included = r.config?.files.includes(managedFile) ?? false;
+  const dropped = droppedBlocks(spec, managedFile, r);
   return {
     text: nextText,
     diff: unifiedDiff(managedFile, currentText, nextText),
     diagnostics,
-    usable: r.usable && included,
+    usable: r.usable && included && !dropped,
     included,
+    dropped,
   };
 }
 
@@ -214,7 +231,7 @@ export function previewSpec(
   load: (managedText: string) => LoadResult,
 ): Preview {
   const lines = renderManaged(next);
-  return previewText(managedFile, currentText, managedText(lines), (l, c) => fieldAt(lines, l, c), target, load);
+  return previewText(managedFile, currentText, managedText(lines), (l, c) => fieldAt(lines, l, c), target, load, next);
 }
 
 export function unifiedDiff(file: string, before: string, after: string): string {
