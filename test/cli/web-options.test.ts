@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { daemonOptions } from '../../src/cli/daemon-options.js';
 import { parseKeepvsArgs } from '../../src/cli/keepvs-args.js';
-import { daemonOptions } from '../../src/daemon/options.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kv-webopts-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
