@@ -1,7 +1,8 @@
 /** `keepvs --force-reload`: the API's reload action with force, for a reload the typo guard refused. */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { apiTokenFile, DEFAULT_SOCKET } from '../daemon/main.js';
+import { DEFAULT_SOCKET } from '../control/protocol.js';
+import { apiTokenFile } from '../daemon/main.js';
 import type { KeepvsOptions } from './keepvs-args.js';
 
 export async function forceReload(opts: KeepvsOptions): Promise<number> {

@@ -30,12 +30,8 @@ import { interfaceMtu, routeGet } from '../os/route.js';
 import type { Clock } from '../util/clock.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
-import type { LvsSnapshot, RealServerHealth } from './status.js';
-
-// the status contract lives in status.ts; re-exported for callers that import it from here
-export type { LvsSnapshot, RealServerHealth };
-
 import type { ProcessRunner } from '../util/ports.js';
+import type { LvsSnapshot, RealServerHealth } from './status.js';
 
 /** Operator overrides from the API (drain, set weight), kept across reloads. */
 export interface AdminOverride {

@@ -34,9 +34,6 @@ import type { OperatorSnapshot } from './lvs-service.js';
 import type { DaemonOptions } from './options.js';
 import { restartDelayMs } from './restart.js';
 
-// moved to options.ts; re-exported while other branches still import them from here
-export { type DaemonOptions, DEFAULT_SOCKET } from './options.js';
-
 const here = dirname(fileURLToPath(import.meta.url));
 const WORKER = join(here, 'worker.js');
 export const WEB_ROOT = join(here, '..', '..', '..', 'web');

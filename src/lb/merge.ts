@@ -17,8 +17,6 @@ function add<T extends object>(a: T, b: T): T {
   return out as T;
 }
 
-const destKey = (d: { address: string; port: number }) => `${d.address}|${d.port}`;
-
 /** `primary` with every counter replaced by the sum of the replicas' counters. */
 export function withReplicaCounters(primary: TableSnapshot, replicas: readonly TableSnapshot[]): TableSnapshot {
   const services = new Map<string, ServiceSnapshot[]>();
@@ -35,9 +33,9 @@ export function withReplicaCounters(primary: TableSnapshot, replicas: readonly T
       const dests = new Map<string, DestSnapshot[]>();
       for (const c of copies)
         for (const d of c.dests) {
-          const list = dests.get(destKey(d));
+          const list = dests.get(d.id);
           if (list) list.push(d);
-          else dests.set(destKey(d), [d]);
+          else dests.set(d.id, [d]);
         }
       const noDest = copies.reduce((n, c) => n + (c.noDest ?? 0), 0);
       return {
@@ -46,7 +44,7 @@ export function withReplicaCounters(primary: TableSnapshot, replicas: readonly T
         rates: copies.reduce((a, c) => add(a, c.rates), ZERO_RATES),
         ...(s.noDest !== undefined || noDest ? { noDest } : {}),
         dests: s.dests.map((d) => {
-          const ds = dests.get(destKey(d)) ?? [];
+          const ds = dests.get(d.id) ?? [];
           return {
             ...d,
             activeConns: ds.reduce((n, x) => n + x.activeConns, 0),
