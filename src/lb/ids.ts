@@ -8,7 +8,7 @@
  * Also keepalived's log text for the same objects (check_data.c format_vs / FMT_RS).
  */
 import type { Family, LvsProtocol, RealServer, VirtualServer } from '../config/model.js';
-import { hostText } from '../util/address.js';
+import { canonicalAddress, hostText } from '../util/address.js';
 import type { Endpoint, Protocol, ServiceKey } from './types.js';
 
 /** Stable text id of a service, e.g. `tcp:198.18.0.100:80`, `udp:[2001:2::100]:53`, `fwm:7:4`. */
@@ -69,7 +69,7 @@ export function parseServiceId(id: string): ParsedServiceId | null {
   if (fw) return { kind: 'fwmark', fwmark: Number(fw[1]), family: Number(fw[2]) as Family };
   const grp = /^group:(.+):([a-z]+)$/.exec(id);
   if (grp) return { kind: 'group', group: grp[1], protocol: grp[2] };
-  const m = /^([a-z]+):(.+)$/.exec(id);
+  const m = /^(tcp|udp|sctp):(.+)$/.exec(id);
   const ep = m ? parseDestId(m[2]) : null;
   if (!m || !ep) return null;
   return { kind: 'addr', protocol: m[1], ...ep };
@@ -77,11 +77,11 @@ export function parseServiceId(id: string): ParsedServiceId | null {
 
 /** Parses destId text (`198.18.1.11:80`, `[2001:db8::11]:80`); null when it is not one. */
 export function parseDestId(id: string): { address: string; port: number; family: Family } | null {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(id);
-  if (!m) return null;
-  return m[1] !== undefined
-    ? { address: m[1], port: Number(m[3]), family: 6 }
-    : { address: m[2], port: Number(m[3]), family: 4 };
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(id);
+  const port = m ? Number(m[3]) : -1;
+  if (!m || port > 65535) return null;
+  const [address, family]: [string, Family] = m[1] !== undefined ? [m[1], 6] : [m[2], 4];
+  return canonicalAddress(address, family) === null ? null : { address, port, family };
 }
 
 /** `[198.18.1.11]:tcp:80`, as keepalived's inet_sockaddrtotrio (both families in brackets). */
