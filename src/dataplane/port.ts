@@ -54,6 +54,18 @@ export interface DataPlaneServiceSnapshot {
   /** open client connections (TCP) or flows (UDP) */
   readonly open: number;
   readonly dests: readonly DataPlaneDestSnapshot[];
+  /** limits hit (proxy data plane): absent when none was */
+  readonly limits?: LimitCounters;
+}
+
+/** Resource limits the proxy hit, per service (summed over workers); logged once per interval. */
+export interface LimitCounters {
+  /** accept() or socket() failed with EMFILE/ENFILE (TCP keeps serving: the listener pauses briefly) */
+  fdExhausted: number;
+  /** UDP datagrams of new flows dropped: the worker's flow limit was reached and no flow was idle */
+  udpFlowsDropped: number;
+  /** idle UDP flows closed early to make room for new ones at the flow limit */
+  udpFlowsEvicted: number;
 }
 
 export interface DataPlaneSnapshot {
@@ -65,7 +77,8 @@ export interface DataPlaneSnapshot {
 }
 
 export interface DataPlaneDiagnostic {
-  /** stable codes: DP_UNSUPPORTED_FWMARK, DP_UNSUPPORTED_PROTOCOL, DP_UNSUPPORTED_FORWARD, DP_LISTEN_FAILED */
+  /** stable codes: DP_UNSUPPORTED_FWMARK, DP_UNSUPPORTED_PROTOCOL, DP_UNSUPPORTED_FORWARD, DP_LISTEN_FAILED,
+   * DP_FD_EXHAUSTED, DP_UDP_FLOW_LIMIT (those two at most once per 10 s per service) */
   readonly code: string;
   readonly service: string;
   readonly message: string;
@@ -95,4 +108,10 @@ export interface DataPlaneOptions {
   readonly sweepMs?: number;
   /** retry period for UDP services whose VIP is not local yet, ms (default 1000) */
   readonly bindRetryMs?: number;
+  /**
+   * UDP flows (each owns an upstream socket, an fd) one proxy process keeps at most, all UDP
+   * services together (default: a quarter of the process's open-file limit, at most 16384), so
+   * UDP clients cannot take the fds TCP needs
+   */
+  readonly maxUdpFlows?: number;
 }

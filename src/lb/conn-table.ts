@@ -293,4 +293,9 @@ export class Handle implements ConnHandle {
   close(): void {
     if (this.alive) this.table.freeConn(this.slot);
   }
+  release(finalState: ConnState): void {
+    if (!this.alive) return;
+    if (this.table.isOneShot(this.slot)) return this.table.freeConn(this.slot);
+    this.table.setConnState(this.slot, finalState);
+  }
 }

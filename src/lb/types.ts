@@ -209,4 +209,10 @@ export interface ConnHandle {
   countOut(packets: number, bytes: number): void;
   /** The connection is gone: its counts leave ActiveConn/InActConn. Idempotent. */
   close(): void;
+  /**
+   * The data plane is done with a TCP connection, but the entry stays as IPVS keeps it: in
+   * `finalState` (TIME_WAIT after both FINs, CLOSE after a reset, per ip_vs_proto_tcp.c
+   * tcp_states), counted in InActConn (and so by lc/wlc) until that state's timeout expires it.
+   */
+  release(finalState: ConnState): void;
 }

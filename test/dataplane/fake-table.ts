@@ -137,6 +137,12 @@ export class FakeTable implements ForwardingTable {
         state = null;
         table.closed++;
       },
+      // the fake keeps no entry after the proxy is done: the final state is recorded, then gone
+      release(final) {
+        if (state === null) return;
+        this.setState(final);
+        this.close();
+      },
     };
   }
 }

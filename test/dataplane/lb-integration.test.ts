@@ -47,13 +47,20 @@ test('wlc with weights 1:3 under 40 concurrent connections: the table and the pr
     assert.equal(proxyView.activeConns, 30);
     // half-close 10 of them: those become InAct in the table (FIN_WAIT)
     for (const c of clients.slice(0, 10)) c.end();
-    // the real server answers FIN with FIN: the entries go away entirely
+    // the real server answers FIN with FIN: the proxy lets go, and the entries stay in the table
+    // as TIME_WAIT (InActConn) for that state's timeout, as IPVS keeps them
     await waitFor(() => dp.snapshot().services[0]!.open === 30, 3000, 'ten closed');
+    await waitFor(
+      () => table.snapshot().services[0]!.dests.reduce((n, d) => n + d.inactConns, 0) === 10,
+      3000,
+      'ten in TIME_WAIT',
+    );
     const snap = table.snapshot().services[0]!.dests;
     assert.equal(
-      snap.reduce((n, d) => n + d.activeConns + d.inactConns, 0),
+      snap.reduce((n, d) => n + d.activeConns, 0),
       30,
     );
+    assert.equal(table.connections().filter((c) => c.state === 'TIME_WAIT').length, 10);
     assert.equal(
       snap.reduce((n, d) => n + d.stats.conns, 0),
       40,
@@ -64,6 +71,56 @@ test('wlc with weights 1:3 under 40 concurrent connections: the table and the pr
     table.dispose();
     await a.close();
     await b.close();
+  }
+});
+
+test('wlc with 40 sequential short requests (weights 1/1/2): closed connections stay InActConn, so the spread is 10/10/20 as in IPVS', async () => {
+  const servers = [
+    await realServer((s) => s.end('ok')),
+    await realServer((s) => s.end('ok')),
+    await realServer((s) => s.end('ok')),
+  ];
+  const table = new LbTable({ clock: new SystemClock() });
+  const dp = new ProxyDataPlane(table, { sweepMs: 50 });
+  const key = tcpKey(await freePort());
+  const ops: TableOp[] = [
+    { op: 'add-service', key, params: { ...SVC_PARAMS, scheduler: 'wlc' } },
+    ...servers.map(
+      (rs, i): TableOp => ({
+        op: 'add-dest',
+        key,
+        dest: { address: '127.0.0.1', port: rs.port },
+        params: { ...DEST_PARAMS, weight: i === 2 ? 2 : 1 },
+      }),
+    ),
+  ];
+  assert.deepEqual(table.applyAll(ops), []);
+  await dp.apply(ops);
+  try {
+    await waitFor(() => dp.snapshot().services[0]?.listener === 'listening', 2000, 'listening');
+    const port = dp.snapshot().services[0]!.boundPort;
+    for (let i = 0; i < 40; i++) {
+      const c = await connect(port);
+      c.resume();
+      c.on('end', () => c.end());
+      await once(c, 'close');
+      // the proxy has let go of this connection before the next one is scheduled
+      await waitFor(() => dp.snapshot().services[0]!.open === 0, 2000, 'closed');
+    }
+    const dests = table.snapshot().services[0]!.dests;
+    assert.deepEqual(
+      servers.map((rs) => dests.find((d) => d.port === rs.port)!.stats.conns),
+      [10, 10, 20],
+    );
+    assert.deepEqual(
+      servers.map((rs) => dests.find((d) => d.port === rs.port)!.inactConns),
+      [10, 10, 20],
+    );
+    assert.ok(table.connections().every((c) => c.state === 'TIME_WAIT' && c.expiresInMs > 100_000));
+  } finally {
+    await dp.stop(0);
+    table.dispose();
+    for (const rs of servers) await rs.close();
   }
 });
 

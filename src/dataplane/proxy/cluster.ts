@@ -8,7 +8,8 @@
  * A worker whose socket closes (crash) is connected to again once its parent has forked it anew.
  * Listening: every worker binds its own SO_REUSEPORT + IP_FREEBIND socket, so the kernel spreads
  * new connections with no accept hand-off and no thundering herd. Without libc (koffi) there is
- * one worker. UDP services are bound by worker 0 only, so all datagrams of a flow meet one process.
+ * one worker. UDP services are bound by every worker with SO_REUSEPORT (the kernel keeps a flow on one
+ * worker); without libc by worker 0 only, so all datagrams of a flow meet one process.
  * Shared view: every statsIntervalMs each worker sends its per-destination counts to the
  * controller, which keeps the latest per worker, sums them for snapshot(), and sends every worker
  * the load held by the other workers (setPeerLoad) so lc/wlc/sed/nq see connection counts of the
@@ -322,10 +323,16 @@ export class ClusterDataPlane implements DataPlane {
   async apply(ops: readonly TableOp[]): Promise<void> {
     // port 0 (tests): reserve one port here so that every worker joins the same reuseport group
     for (const op of ops) {
-      if (op.op === 'add-service' && op.key.kind === 'addr' && op.key.port === 0 && op.key.protocol === 'tcp') {
+      if (op.op === 'add-service' && op.key.kind === 'addr' && op.key.port === 0 && op.key.protocol !== 'sctp') {
         const id = serviceId(op.key);
-        if (this.freebind && !this.reserved.has(id) && !this.adoptedPorts.has(id))
-          this.reserved.set(id, this.freebind.bind('tcp', op.key.address, 0));
+        if (this.freebind && !this.reserved.has(id) && !this.adoptedPorts.has(id)) {
+          const r = this.freebind.bind(op.key.protocol, op.key.address, 0);
+          // a bound UDP socket would take its share of the datagrams: keep only the port number
+          if (op.key.protocol === 'udp') {
+            this.freebind.close(r.fd);
+            this.reserved.set(id, { fd: -1, port: r.port });
+          } else this.reserved.set(id, r);
+        }
       }
     }
     const seq = ++this.seq;
@@ -341,7 +348,7 @@ export class ClusterDataPlane implements DataPlane {
       if (op.op === 'del-service' || op.op === 'clear') {
         for (const [id, r] of this.reserved)
           if (op.op === 'clear' || id === serviceId(op.key)) {
-            this.freebind?.close(r.fd);
+            if (r.fd >= 0) this.freebind?.close(r.fd);
             this.reserved.delete(id);
           }
         for (const id of [...this.adoptedPorts.keys()])
@@ -359,12 +366,19 @@ export class ClusterDataPlane implements DataPlane {
       for (const s of snap.services) {
         let agg = services.get(s.id);
         if (!agg) {
-          agg = { ...s, noDest: 0, connectFailures: 0, open: 0, dests: [], destMap: new Map() };
+          const { limits: _l, ...rest } = s;
+          agg = { ...rest, noDest: 0, connectFailures: 0, open: 0, dests: [], destMap: new Map() };
           services.set(s.id, agg);
         }
         const a = agg as { -readonly [K in keyof DataPlaneServiceSnapshot]: DataPlaneServiceSnapshot[K] };
         a.noDest += s.noDest;
         a.connectFailures += s.connectFailures;
+        if (s.limits) {
+          const l = (a.limits ??= { fdExhausted: 0, udpFlowsDropped: 0, udpFlowsEvicted: 0 });
+          l.fdExhausted += s.limits.fdExhausted;
+          l.udpFlowsDropped += s.limits.udpFlowsDropped;
+          l.udpFlowsEvicted += s.limits.udpFlowsEvicted;
+        }
         a.open += s.open;
         if (s.listener !== 'listening') a.listener = s.listener;
         for (const d of s.dests) {
@@ -436,7 +450,7 @@ export class ClusterDataPlane implements DataPlane {
     for (const l of this.links) if (l.retry) clearTimeout(l.retry);
     if (this.own) await this.own.stop(drainMs);
     for (const l of this.links) l.channel?.close();
-    for (const r of this.reserved.values()) this.freebind?.close(r.fd);
+    for (const r of this.reserved.values()) if (r.fd >= 0) this.freebind?.close(r.fd);
     this.reserved.clear();
   }
 }

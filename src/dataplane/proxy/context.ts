@@ -17,4 +17,9 @@ export interface ProxyContext {
   diagnostic(code: string, serviceId: string, message: string): void;
   /** only one worker binds UDP services (datagrams of one flow must reach one process) */
   readonly udpEnabled: boolean;
+  /** UDP flows this process keeps at most (all services); the count is `udpFlows` */
+  readonly maxUdpFlows: number;
+  udpFlows: number;
+  /** a limit was hit: counted by the caller, reported here (rate-limited diagnostic) */
+  limitHit(serviceId: string, code: 'DP_FD_EXHAUSTED' | 'DP_UDP_FLOW_LIMIT', message: string): void;
 }

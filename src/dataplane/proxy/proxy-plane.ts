@@ -3,6 +3,7 @@
  * one shared sweep timer for idle/connect timeouts, op handlers in a table (one per TableOp).
  * Multi-core operation wraps this in cluster.ts; a single process uses it directly.
  */
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { type ForwardingTable, serviceId, type TableOp } from '../../lb/types.js';
 import type {
@@ -19,6 +20,23 @@ import { TcpService } from './tcp-service.js';
 import { UdpService } from './udp.js';
 
 type Service = TcpService | UdpService;
+
+/** a limit (fds, UDP flows) is reported at most this often per service */
+const LIMIT_REPORT_MS = 10_000;
+
+/** A quarter of RLIMIT_NOFILE (soft), at most 16384: UDP flows must leave fds for TCP. */
+function defaultMaxUdpFlows(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = Number(line?.split(/\s{2,}/)[1]);
+    if (Number.isFinite(soft) && soft > 0) return Math.max(16, Math.min(16384, Math.floor(soft / 4)));
+  } catch {
+    // not Linux: keep the cap
+  }
+  return 4096;
+}
 
 export interface ProxyDataPlaneOptions extends DataPlaneOptions {
   /** bind VIPs not (yet) local through IP_FREEBIND (default true; falls back to bind-retry) */
@@ -77,9 +95,24 @@ export class ProxyDataPlane implements DataPlane {
       proxyProtocol: (id) => pp[id] ?? pp['*'],
       diagnostic: (code, service, message) => this.diagnose(code, service, message),
       udpEnabled: options.udp ?? true,
+      maxUdpFlows: options.maxUdpFlows ?? defaultMaxUdpFlows(),
+      udpFlows: 0,
+      limitHit: (service, code, message) => this.limitHit(service, code, message),
     };
     this.sweepTimer = setInterval(() => this.sweep(), options.sweepMs ?? 1000);
     this.sweepTimer.unref();
+  }
+
+  /** service + code -> when it was last reported: a limit is logged once per LIMIT_REPORT_MS */
+  private readonly limitReported = new Map<string, number>();
+
+  private limitHit(service: string, code: string, message: string): void {
+    const key = `${service} ${code}`;
+    const now = performance.now();
+    const last = this.limitReported.get(key);
+    if (last !== undefined && now - last < LIMIT_REPORT_MS) return;
+    this.limitReported.set(key, now);
+    this.diagnose(code, service, message);
   }
 
   private diagnose(code: string, service: string, message: string): void {
@@ -191,5 +224,8 @@ function serviceSnapshot(s: Service): DataPlaneServiceSnapshot {
     connectFailures: s.connectFailures,
     open: s.conns.size,
     dests: [...s.dests.values()].map(destSnapshot),
+    ...(s.limits.fdExhausted || s.limits.udpFlowsDropped || s.limits.udpFlowsEvicted
+      ? { limits: { ...s.limits } }
+      : {}),
   };
 }

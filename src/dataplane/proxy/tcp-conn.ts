@@ -154,10 +154,11 @@ export class TcpConn implements FdOwner {
   private finish(): void {
     if (this.state === null) return;
     this.flush();
-    this.handle.setState('CLOSE');
+    // IPVS keeps the entry after the close: TIME_WAIT (2 min) after both FINs, CLOSE (10 s) after
+    // a reset or a failed connect; it counts as InActConn until then, which lc/wlc see
+    this.handle.release(this.clientEnded && this.serverEnded ? 'TIME_WAIT' : 'CLOSE');
     moveState(this.dest, this.state, null);
     this.state = null;
-    this.handle.close();
     this.svc.conns.delete(this);
     this.dest.open.delete(this);
     this.svc.onConnGone();

@@ -30,7 +30,7 @@ import {
   socketAddress,
   TCP_NODELAY,
 } from '../../os/libc.js';
-import type { ListenerState } from '../port.js';
+import type { LimitCounters, ListenerState } from '../port.js';
 import type { ProxyContext } from './context.js';
 import { type FdOwner, type Poller, processPoller } from './poller.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
@@ -60,6 +60,7 @@ export class TcpService implements FdOwner {
   error: string | undefined;
   boundPort = 0;
   noDest = 0;
+  readonly limits: LimitCounters = { fdExhausted: 0, udpFlowsDropped: 0, udpFlowsEvicted: 0 };
   connectFailures = 0;
   private retry: NodeJS.Timeout | null = null;
   private drained: (() => void) | null = null;
@@ -162,7 +163,15 @@ export class TcpService implements FdOwner {
       const client = libc.accept4(fd, PEER_ADDR, PEER_ADDR_LEN, NONBLOCK_CLOEXEC);
       if (client < 0) {
         const e = errno();
-        if (e === EMFILE || e === ENFILE) this.pauseAccepting(fd);
+        if (e === EMFILE || e === ENFILE) {
+          this.limits.fdExhausted++;
+          this.ctx.limitHit(
+            this.id,
+            'DP_FD_EXHAUSTED',
+            `accept: ${errnoName(e)} (out of file descriptors); accepting again in ${ACCEPT_PAUSE_MS} ms`,
+          );
+          this.pauseAccepting(fd);
+        }
         return;
       }
       const peer = decodeSockaddr(PEER_ADDR);
@@ -202,11 +211,19 @@ export class TcpService implements FdOwner {
     }
     const upstream = libc.socket(sa.length === 28 ? AF_INET6 : AF_INET, SOCK_STREAM | NONBLOCK_CLOEXEC, 0);
     if (upstream < 0) {
+      const e = errno();
+      if (e === EMFILE || e === ENFILE) {
+        this.limits.fdExhausted++;
+        this.ctx.limitHit(
+          this.id,
+          'DP_FD_EXHAUSTED',
+          `socket: ${errnoName(e)} (out of file descriptors) for a real server connection`,
+        );
+      }
       // out of fds: the client goes as if the real server had refused it
       this.connectFailures++;
       dest.connectFailures++;
-      handle.setState('CLOSE');
-      handle.close();
+      handle.release('CLOSE');
       this.poller.close(client, true);
       return;
     }

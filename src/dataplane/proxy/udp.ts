@@ -6,7 +6,7 @@
  */
 import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
 import { type ConnHandle, destId, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
-import type { ListenerState } from '../port.js';
+import type { LimitCounters, ListenerState } from '../port.js';
 import type { ProxyContext } from './context.js';
 import { DestStats, moveState } from './stats.js';
 
@@ -15,6 +15,10 @@ type Tagged = Socket & { [kFlow]: UdpFlow };
 
 /** datagrams queued per flow while its upstream socket connects; more are dropped (UDP may drop) */
 const MAX_PENDING = 64;
+/** at the flow limit, a flow idle this long may give its place to a new one */
+const EVICT_IDLE_MS = 1000;
+/** flows looked at (oldest first) for an idle one before a datagram is dropped */
+const EVICT_SCAN = 32;
 
 class UdpFlow {
   readonly upstream: Tagged;
@@ -57,6 +61,7 @@ class UdpFlow {
       // already closed after an error
     }
     this.svc.flows.delete(this.key);
+    this.svc.ctx.udpFlows--;
     this.dest.open.delete(this);
     if (this.handle) {
       moveState(this.dest, 'UDP', null);
@@ -68,6 +73,7 @@ class UdpFlow {
 function onUpstreamConnect(this: Tagged, err?: Error | null): void {
   const f = this[kFlow];
   if (err) {
+    noteFdError(f, err);
     f.expire();
     return;
   }
@@ -85,9 +91,23 @@ function onReply(this: Tagged, msg: Buffer): void {
   f.svc.socket?.send(msg, f.client.port, f.client.address);
 }
 
-function onUpstreamError(this: Tagged): void {
+/** EMFILE/ENFILE making a flow's upstream socket: counted and reported, never thrown. */
+function noteFdError(f: UdpFlow, err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'EMFILE' && code !== 'ENFILE') return false;
+  f.svc.limits.fdExhausted++;
+  f.svc.ctx.limitHit(
+    f.svc.id,
+    'DP_FD_EXHAUSTED',
+    `UDP flow socket: ${code} (out of file descriptors); datagram dropped`,
+  );
+  return true;
+}
+
+function onUpstreamError(this: Tagged, err: Error): void {
   // ICMP port unreachable from the real server surfaces here (ECONNREFUSED on a connected socket)
   const f = this[kFlow];
+  if (noteFdError(f, err)) return f.expire();
   f.dest.connectFailures++;
   f.svc.connectFailures++;
   f.expire();
@@ -102,6 +122,7 @@ export class UdpService {
   error: string | undefined;
   boundPort = 0;
   noDest = 0;
+  readonly limits: LimitCounters = { fdExhausted: 0, udpFlowsDropped: 0, udpFlowsEvicted: 0 };
   connectFailures = 0;
   ops: boolean;
   private retry: NodeJS.Timeout | null = null;
@@ -136,8 +157,11 @@ export class UdpService {
   }
 
   /**
-   * Binds the VIP. Node's dgram cannot adopt a freebind fd, so a VIP that is not local yet is
-   * retried every bindRetryMs until it arrives (e.g. when this director becomes MASTER).
+   * Binds the VIP. With libc (koffi) the socket is made with IP_FREEBIND and SO_REUSEPORT and
+   * handed to dgram: a VIP not held yet binds at once, and every proxy worker binds the same port,
+   * the kernel spreading datagrams by their addresses and ports (one flow always meets one worker
+   * while the set of workers stays). Without libc, a VIP that is not local yet is retried every
+   * bindRetryMs until it arrives (e.g. when this director becomes MASTER).
    */
   listen(): void {
     if (this.closing) return;
@@ -157,12 +181,26 @@ export class UdpService {
         this.retry.unref();
       } else this.listener = 'failed';
     });
-    s.bind({ address: this.key.address, port: this.ctx.bindPort(this.id, this.key.port), exclusive: true }, () => {
+    const port = this.ctx.bindPort(this.id, this.key.port);
+    const onBound = () => {
       this.socket = s;
       this.boundPort = s.address().port;
       this.listener = 'listening';
       this.error = undefined;
-    });
+    };
+    const fb = this.ctx.freebind;
+    if (!fb) {
+      s.bind({ address: this.key.address, port, exclusive: true }, onBound);
+      return;
+    }
+    try {
+      s.bind({ fd: fb.bind('udp', this.key.address, port).fd }, onBound);
+    } catch (e) {
+      this.error = (e as Error).message;
+      this.ctx.diagnostic('DP_LISTEN_FAILED', this.id, this.error);
+      this.listener = 'failed';
+      s.close();
+    }
   }
 
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
@@ -173,6 +211,7 @@ export class UdpService {
     }
     let f = this.flows.get(key);
     if (!f) {
+      if (!this.roomForFlow()) return;
       const client = { address: rinfo.address, port: rinfo.port };
       const handle = this.ctx.table.open(this.key, client);
       if (!handle) {
@@ -185,6 +224,7 @@ export class UdpService {
       moveState(dest, null, 'UDP');
       f = new UdpFlow(this, key, client, dest, handle);
       this.flows.set(key, f);
+      this.ctx.udpFlows++;
       dest.open.add(f);
     }
     f.last = this.ctx.now;
@@ -196,6 +236,7 @@ export class UdpService {
 
   /** IPVS --ops: every datagram is scheduled on its own and its entry expires right after. */
   private onePacket(msg: Buffer, rinfo: RemoteInfo, clientKey: string): void {
+    if (!this.roomForFlow()) return;
     const client = { address: rinfo.address, port: rinfo.port };
     const handle = this.ctx.table.open(this.key, client);
     if (!handle) {
@@ -215,11 +256,38 @@ export class UdpService {
     if (!f) {
       f = new UdpFlow(this, key, client, dest, null);
       this.flows.set(key, f);
+      this.ctx.udpFlows++;
       dest.open.add(f);
     }
     f.timeoutMs = timeoutMs;
     f.last = this.ctx.now;
     f.send(msg);
+  }
+
+  /**
+   * At the process's flow limit a new flow takes the place of an idle one (the oldest flows are
+   * looked at first; idle = nothing for a second), else its datagram is dropped: UDP may drop, and
+   * the fds stay for TCP. IPVS has no such limit, but its entries cost no file descriptor.
+   */
+  private roomForFlow(): boolean {
+    const ctx = this.ctx;
+    if (ctx.udpFlows < ctx.maxUdpFlows) return true;
+    let looked = 0;
+    for (const f of this.flows.values()) {
+      if (ctx.now - f.last >= EVICT_IDLE_MS) {
+        f.expire();
+        this.limits.udpFlowsEvicted++;
+        return true;
+      }
+      if (++looked >= EVICT_SCAN) break;
+    }
+    this.limits.udpFlowsDropped++;
+    ctx.limitHit(
+      this.id,
+      'DP_UDP_FLOW_LIMIT',
+      `${ctx.maxUdpFlows} UDP flows open in this proxy process (the limit) and none idle: new flows' datagrams dropped`,
+    );
+    return false;
   }
 
   sweep(now: number): void {

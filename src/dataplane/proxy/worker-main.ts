@@ -12,6 +12,7 @@ import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FrameChannel } from './channel.js';
 import type { PrimaryToWorker, ReplicaTable, WorkerToPrimary } from './cluster.js';
+import { loadFreebind } from './freebind.js';
 import type { ParentToProxy, ProxyProcessConfig, ProxyToParent } from './processes.js';
 import { ProxyDataPlane } from './proxy-plane.js';
 
@@ -55,7 +56,13 @@ function main(): void {
     const mod = (await import(modUrl)) as { createReplicaTable(options: typeof m.options): ReplicaTable };
     const table = mod.createReplicaTable(m.options);
     const bindPorts = new Map<string, number>();
-    const dp = new ProxyDataPlane(table, { ...m.options, bindPorts, udp: config.index === 0 });
+    // UDP: every worker binds with SO_REUSEPORT when libc is there (the kernel keeps a flow on one
+    // worker); else only worker 0, so that all datagrams of a flow meet one process
+    const dp = new ProxyDataPlane(table, {
+      ...m.options,
+      bindPorts,
+      udp: config.index === 0 || loadFreebind() !== null,
+    });
     running = { table, dp, bindPorts };
     running.stats = setInterval(report, m.statsIntervalMs);
   };
