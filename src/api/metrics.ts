@@ -101,6 +101,19 @@ export function createMetrics(source: StatusSource): Registry {
     for (const s of st().lvs?.dataplane.services ?? []) g.set({ service: s.id }, s.connectFailures);
   });
   gauge(
+    'keepvs_dataplane_limits',
+    'Proxy resource limits hit (cumulative): fd_exhausted, udp_flows_dropped, udp_flows_evicted',
+    ['service', 'kind'],
+    (g) => {
+      for (const s of st().lvs?.dataplane.services ?? []) {
+        if (!s.limits) continue;
+        g.set({ service: s.id, kind: 'fd_exhausted' }, s.limits.fdExhausted);
+        g.set({ service: s.id, kind: 'udp_flows_dropped' }, s.limits.udpFlowsDropped);
+        g.set({ service: s.id, kind: 'udp_flows_evicted' }, s.limits.udpFlowsEvicted);
+      }
+    },
+  );
+  gauge(
     'keepvs_control_clients',
     'keepvsadm control socket: connected now, dropped for not reading (slow_dropped), refused (over the limit)',
     ['kind'],

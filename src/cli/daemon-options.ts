@@ -26,5 +26,10 @@ export function daemonOptions(o: KeepvsOptions, configFile: string): DaemonOptio
     managedConfig: o.managedConfig ? resolve(o.managedConfig) : join(dirname(configFile), MANAGED_FILE_NAME),
     ...(o.peerApi ? { peer: { url: o.peerApi, ...(o.peerToken ? { token: o.peerToken } : {}) } } : {}),
     dataplaneWorkers: o.dataplaneWorkers ?? availableParallelism(),
+    proxyOptions: {
+      ...(o.proxyProtocol ? { proxyProtocol: o.proxyProtocol } : {}),
+      expireNodestConn: o.expireNodestConn,
+      ...(o.udpFlows ? { udpFlows: o.udpFlows } : {}),
+    },
   };
 }

@@ -40,6 +40,12 @@ export interface KeepvsOptions {
   readonly dataplane: 'auto' | 'proxy' | 'nft';
   /** proxy worker processes; undefined: one per core */
   readonly dataplaneWorkers?: number;
+  /** PROXY protocol header to real servers for TCP services without their own proxy_protocol */
+  readonly proxyProtocol?: 'v1' | 'v2';
+  /** IPVS expire_nodest_conn: connections to a removed real server are closed */
+  readonly expireNodestConn: boolean;
+  /** UDP flows per proxy process; undefined: a quarter of its open-file limit */
+  readonly udpFlows?: number;
   /** arguments after `demo` */
   readonly demoArgs: readonly string[];
 }
@@ -164,6 +170,26 @@ const OPTIONS: readonly OptSpec[] = [
   },
   { long: 'peer-token', arg: 'required', set: store('peerToken', (v) => v) },
   {
+    long: 'proxy-protocol',
+    arg: 'required',
+    set: (o, v) => {
+      if (v !== 'v1' && v !== 'v2') return `invalid --proxy-protocol '${v}' (v1 or v2)`;
+      o.proxyProtocol = v;
+      return undefined;
+    },
+  },
+  { long: 'expire-nodest-conn', arg: 'none', set: store('expireNodestConn', () => true) },
+  {
+    long: 'udp-flows',
+    arg: 'required',
+    set: (o, v) => {
+      const n = Number(v);
+      if (!/^[0-9]+$/.test(v ?? '') || n < 1 || n > 1_000_000) return `invalid --udp-flows '${v}' (1 to 1000000)`;
+      o.udpFlows = n;
+      return undefined;
+    },
+  },
+  {
     long: 'force-reload',
     arg: 'none',
     set: store('command', (_v, o) => (o.command === 'run' ? 'force-reload' : o.command)),
@@ -209,6 +235,7 @@ export function parseKeepvsArgs(argv: readonly string[]): Result<KeepvsOptions, 
     api: { ...DEFAULT_API },
     apiTokens: [],
     dataplane: 'auto',
+    expireNodestConn: false,
     demoArgs: [],
   };
   const byLong = new Map(OPTIONS.map((s) => [s.long, s]));
@@ -298,6 +325,12 @@ keepalived-compatible VRRP failover, health checks and virtual servers.
                                (default keepvs-managed.conf beside the configuration file)
       --peer-api=URL           The other director's API (http://HOST:PORT), shown in the dashboard
       --peer-token=TOKEN       Token for the peer's API actions
+      --proxy-protocol=v1|v2   Send a PROXY protocol header to the real servers of every TCP
+                               service without its own proxy_protocol keyword
+      --expire-nodest-conn     Close connections to a removed real server (IPVS
+                               expire_nodest_conn; also global_defs expire_nodest_conn)
+      --udp-flows=N            UDP flows per proxy process (default: a quarter of its
+                               open-file limit, at most 16384)
       --force-reload           Ask the running keepvs (at --api, token from --api-token or
                                the api-token file next to --socket) to reload even though the
                                new file would remove a virtual_server or vrrp_instance and has

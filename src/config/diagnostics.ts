@@ -37,6 +37,7 @@ export const DIAGNOSTIC_CODES = {
   KV113: { severity: 'error', title: 'missing argument' },
   KV114: { severity: 'warning', title: 'extra arguments ignored' },
   KV115: { severity: 'warning', title: 'keyword repeated; last value wins' },
+  KV116: { severity: 'warning', title: 'keepvs keyword (keepalived does not have it)' },
   KV200: { severity: 'error', title: 'bad number' },
   KV201: { severity: 'error', title: 'number out of range' },
   KV202: { severity: 'error', title: 'bad boolean' },

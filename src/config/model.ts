@@ -82,6 +82,8 @@ export interface GlobalDefs {
   };
   readonly lvsFlush: boolean;
   readonly lvsFlushOnStop: boolean;
+  /** keepvs keyword `expire_nodest_conn` (IPVS sysctl expire_nodest_conn): read at start */
+  readonly expireNodestConn: boolean;
   readonly dynamicInterfaces: boolean;
   /** default eth0 */
   readonly defaultInterface: string;
@@ -469,6 +471,11 @@ export interface VirtualServer {
   readonly sorryServerInhibit: boolean;
   readonly virtualhost?: string;
   readonly smtpAlert?: boolean;
+  /**
+   * keepvs keyword `proxy_protocol v1|v2|off`: the proxy data plane sends a PROXY header to the real
+   * servers (off: none, whatever `keepvs --proxy-protocol` says); unset: the command line's default
+   */
+  readonly proxyProtocol?: 'v1' | 'v2' | 'off';
   readonly realServers: readonly RealServer[];
   readonly loc: SourceLoc;
 }

@@ -5,6 +5,7 @@ import type { Config } from '../config/model.js';
 import type { KeepvsEvent } from '../util/events.js';
 import type { LogLevel } from '../util/logger.js';
 import type { OperatorSnapshot } from './lvs-service.js';
+import type { DataplaneCliOptions } from './options.js';
 import type { LvsSnapshot } from './status.js';
 
 export type WorkerRole = 'lvs' | 'vrrp';
@@ -20,6 +21,7 @@ export interface WorkerInit {
   readonly socket: string;
   readonly logDetail: boolean;
   readonly dataplaneWorkers: number;
+  readonly proxyOptions?: DataplaneCliOptions;
   /** the Unix sockets of the proxy workers the supervisor forked (LVS worker only) */
   readonly proxySockets?: readonly string[];
   /** operator changes (keepvsadm, API drains) the previous LVS worker reported */

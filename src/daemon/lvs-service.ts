@@ -53,6 +53,10 @@ export interface LvsServiceDeps {
   readonly events: EventSink;
   readonly dataplane?: (table: LbTable) => DataPlane;
   readonly expireNodestConn?: boolean;
+  /** PROXY header for TCP services without their own proxy_protocol (keepvs --proxy-protocol) */
+  readonly proxyProtocol?: 'v1' | 'v2';
+  /** UDP flows per proxy process (keepvs --udp-flows) */
+  readonly maxUdpFlows?: number;
   /** > 1: a ClusterDataPlane of that many proxy processes, each with a table replica */
   readonly dataplaneWorkers?: number;
   /**
@@ -101,6 +105,12 @@ function withKernelCounts(own: TableSnapshot, nft: NftDataPlane): TableSnapshot 
 
 /** The proxy's side of expire_nodest_conn, as the table is given it. */
 const nodestPolicy = (deps: LvsServiceDeps): NodestPolicy => (deps.expireNodestConn ? 'close' : 'keep');
+
+/** The command line's data-plane options, as the proxy takes them. */
+const proxyOptions = (deps: LvsServiceDeps) => ({
+  ...(deps.proxyProtocol ? { proxyProtocol: { '*': deps.proxyProtocol } } : {}),
+  ...(deps.maxUdpFlows ? { maxUdpFlows: deps.maxUdpFlows } : {}),
+});
 
 export class LvsService {
   readonly table: LbTable;
@@ -170,7 +180,7 @@ export class LvsService {
         ? deps.dataplane(this.table)
         : this.useCluster()
           ? new MemoryDataPlane()
-          : new ProxyDataPlane(this.table, { expireNodestConn: nodestPolicy(deps) });
+          : new ProxyDataPlane(this.table, { expireNodestConn: nodestPolicy(deps), ...proxyOptions(deps) });
     this.checks = new CheckManager({
       config,
       clock: deps.clock,
@@ -202,6 +212,7 @@ export class LvsService {
         ...(this.deps.proxySockets ? { sockets: this.deps.proxySockets } : {}),
         tableModule: LB_REPLICA_MODULE,
         expireNodestConn: nodestPolicy(this.deps),
+        ...proxyOptions(this.deps),
         reconcile: (held) => this.reconcileOps(held),
         onWorkerExit: (index, code, signal) =>
           this.deps.logger.log(

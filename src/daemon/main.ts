@@ -146,6 +146,7 @@ export class Supervisor implements StatusSource {
         socket: this.opts.socket,
         logDetail: this.opts.logDetail,
         dataplaneWorkers: this.opts.dataplaneWorkers,
+        ...(this.opts.proxyOptions ? { proxyOptions: this.opts.proxyOptions } : {}),
         ...(this.proxies ? { proxySockets: this.proxies.sockets } : {}),
         ...(w.role === 'lvs' && this.operator ? { operator: this.operator } : {}),
         dataplane: this.opts.dataplane ?? 'proxy',

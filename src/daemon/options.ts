@@ -35,4 +35,12 @@ export interface DaemonOptions {
   readonly dataplane?: 'nft' | 'proxy';
   /** why, for the start-up log */
   readonly dataplaneReason?: string;
+  /** data-plane options from the command line (the configuration may add its own) */
+  readonly proxyOptions?: DataplaneCliOptions;
+}
+
+export interface DataplaneCliOptions {
+  readonly proxyProtocol?: 'v1' | 'v2';
+  readonly expireNodestConn: boolean;
+  readonly udpFlows?: number;
 }

@@ -48,6 +48,10 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     logger,
     events,
     dataplaneWorkers: init.dataplaneWorkers,
+    // expire_nodest_conn: the command line or global_defs, read at start (as a sysctl set at boot)
+    expireNodestConn: (init.proxyOptions?.expireNodestConn ?? false) || config.globalDefs.expireNodestConn,
+    ...(init.proxyOptions?.proxyProtocol ? { proxyProtocol: init.proxyOptions.proxyProtocol } : {}),
+    ...(init.proxyOptions?.udpFlows ? { maxUdpFlows: init.proxyOptions.udpFlows } : {}),
     ...(init.proxySockets ? { proxySockets: init.proxySockets } : {}),
     ...(init.operator ? { operator: init.operator } : {}),
     onOperatorChange: (state) => {

@@ -295,7 +295,7 @@ export class Handle implements ConnHandle {
   }
   release(finalState: ConnState): void {
     if (!this.alive) return;
-    if (this.table.isOneShot(this.slot)) return this.table.freeConn(this.slot);
-    this.table.setConnState(this.slot, finalState);
+    if (this.table.isOneShot(this.slot)) this.table.freeConn(this.slot);
+    else this.table.setConnState(this.slot, finalState);
   }
 }

@@ -183,6 +183,7 @@ function serviceParams(vs: VirtualServer, family: Family, diags: string[]): Serv
     ...(vs.persistenceTimeout !== undefined ? { persistentTimeout: vs.persistenceTimeout } : {}),
     ...(persistentPrefixLen !== undefined ? { persistentPrefixLen } : {}),
     ...(vs.persistenceEngine !== undefined ? { pe: vs.persistenceEngine } : {}),
+    ...(vs.proxyProtocol ? { proxyProtocol: vs.proxyProtocol } : {}),
   };
 }
 

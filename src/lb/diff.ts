@@ -76,7 +76,8 @@ export function sameServiceParams(a: ServiceParams, b: ServiceParams, full: numb
     a.ops === b.ops &&
     a.persistentTimeout === b.persistentTimeout &&
     (a.persistentTimeout === undefined || (a.persistentPrefixLen ?? full) === (b.persistentPrefixLen ?? full)) &&
-    a.pe === b.pe
+    a.pe === b.pe &&
+    a.proxyProtocol === b.proxyProtocol
   );
 }
 

@@ -43,6 +43,8 @@ export interface ServiceParams {
   readonly ops: boolean;
   /** persistence engine name (sip); recorded and shown, not interpreted */
   readonly pe?: string;
+  /** keepvs: PROXY protocol header the proxy data plane sends to real servers (not an IPVS field); unset: its default */
+  readonly proxyProtocol?: 'v1' | 'v2' | 'off';
 }
 
 export interface DestParams {

@@ -118,6 +118,11 @@ const CASES: readonly Case[] = [
     6,
   ],
   ['KV313', text(`${vi('VI_1', 1)}vrrp_sync_group G {\n group {\n  VI_1\n }\n}\n`), 8],
+  [
+    'KV116',
+    text('virtual_server 10.0.0.1 80 {\n protocol TCP\n proxy_protocol v2\n real_server 10.0.1.1 80 {\n }\n}\n'),
+    3,
+  ],
   // script security runs against the system after loading: a fake file system here
   ['KV320', () => secureScripts(parse(`global_defs {\n script_user root\n}\n${SCRIPT}`), fakePort({})), 5],
   ['KV321', () => secureScripts(parse(SCRIPT), fakePort({ '/k': { kind: 'dir', mode: 0o777 }, '/k/chk': {} })), 2],

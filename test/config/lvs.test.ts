@@ -307,3 +307,23 @@ test('virtual_server group: fwmark-only groups take no protocol; address entries
   assert.equal(m.persistenceTimeout, undefined);
   assert.equal(a.persistenceTimeout, 360);
 });
+
+test('keepvs keywords: proxy_protocol in virtual_server, expire_nodest_conn in global_defs (KV116 says keepalived lacks them)', () => {
+  const r = parse(
+    'global_defs {\n expire_nodest_conn\n}\nvirtual_server 10.0.0.1 80 {\n protocol TCP\n proxy_protocol v1\n real_server 10.0.1.1 80 {\n }\n}\n' +
+      'virtual_server 10.0.0.1 81 {\n protocol TCP\n proxy_protocol off\n real_server 10.0.1.1 80 {\n }\n}\n',
+  );
+  assert.deepEqual(codes(r), ['KV116', 'KV116', 'KV116']);
+  assert.equal(r.config!.globalDefs.expireNodestConn, true);
+  assert.deepEqual(
+    r.config!.virtualServers.map((v) => v.proxyProtocol),
+    ['v1', 'off'],
+  );
+  assert.deepEqual(
+    codes(
+      parse('virtual_server 10.0.0.1 80 {\n protocol TCP\n proxy_protocol v3\n real_server 10.0.1.1 80 {\n }\n}\n'),
+    ),
+    ['KV116', 'KV203'],
+  );
+  assert.equal(cfg('global_defs {\n expire_nodest_conn off\n}\n').globalDefs.expireNodestConn, false);
+});

@@ -8,7 +8,7 @@ import { ProxyDataPlane } from '../../src/dataplane/proxy/proxy-plane.js';
 import type { TcpService } from '../../src/dataplane/proxy/tcp-service.js';
 import { serviceId, type TableOp } from '../../src/lb/types.js';
 import { FakeTable } from './fake-table.js';
-import { addOps, connect, DEST_PARAMS, outcome, readAll, realServer, tcpKey, waitFor } from './helpers.js';
+import { addOps, connect, DEST_PARAMS, outcome, readAll, realServer, SVC_PARAMS, tcpKey, waitFor } from './helpers.js';
 
 async function setup(destPorts: number[], opts: ConstructorParameters<typeof ProxyDataPlane>[1] = {}, key = tcpKey()) {
   const table = new FakeTable();
@@ -457,6 +457,39 @@ test('PROXY protocol v1 and v2 headers reach the real server before the client b
       await dp.stop(0);
       await a.close();
     }
+  }
+});
+
+test("a service's own proxy_protocol (from the config, in its params) wins over the default, and follows edit-service", async () => {
+  const got: string[] = [];
+  const a = await realServer((s) => {
+    let first = true;
+    s.on('data', (d: Buffer) => {
+      if (first) got.push(d.toString('latin1'));
+      first = false;
+    });
+  });
+  const { dp, port, key, apply } = await setup([a.port], { proxyProtocol: { '*': 'v2' } });
+  const send = async () => {
+    const before = got.length;
+    const c = await connect(port);
+    c.write('DATA');
+    await waitFor(() => got.length > before, 2000, 'data');
+    c.destroy();
+  };
+  try {
+    await apply({ op: 'edit-service', key, params: { ...SVC_PARAMS, proxyProtocol: 'v1' } });
+    await send();
+    assert.match(got.at(-1)!, /^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ \d+\r\n/);
+    await apply({ op: 'edit-service', key, params: { ...SVC_PARAMS, proxyProtocol: 'off' } });
+    await send();
+    assert.equal(got.at(-1), 'DATA');
+    await apply({ op: 'edit-service', key, params: SVC_PARAMS });
+    await send();
+    assert.ok(got.at(-1)!.startsWith('\r\n\r\n\0\r\nQUIT\n'), 'back to the v2 default');
+  } finally {
+    await dp.stop(0);
+    await a.close();
   }
 });
 

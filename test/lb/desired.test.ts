@@ -292,3 +292,18 @@ test('lvs_timeouts become a set-timeouts op', () => {
     udp: 60,
   });
 });
+
+test('proxy_protocol from the config is a service parameter, and a change of it is an edit-service', () => {
+  const base = vs({ realServers: [rs('198.18.1.1')] });
+  const with1 = desiredTable({ virtualServers: [{ ...base, proxyProtocol: 'v1' }], virtualServerGroups: [] });
+  assert.equal(with1.services[0].params.proxyProtocol, 'v1');
+  const without = desiredTable({ virtualServers: [base], virtualServerGroups: [] });
+  const have = { services: without.services.map((s) => ({ key: s.key, params: s.params, dests: s.dests })) };
+  const ops = diffTables(have, {
+    services: with1.services.map((s) => ({ key: s.key, params: s.params, dests: s.dests })),
+  });
+  assert.deepEqual(
+    ops.map((o) => o.op),
+    ['edit-service'],
+  );
+});

@@ -48,6 +48,7 @@ export const newGlobalDraft = (): GlobalDraft => ({
   vrrpStartupDelay: 0,
   v3ChecksumAsV2: false,
   lvsFlush: false,
+  expireNodestConn: false,
   lvsFlushOnStop: false,
   dynamicInterfaces: false,
   defaultInterface: 'eth0',
@@ -246,6 +247,13 @@ export const GLOBAL_DEFS: ReadonlyMap<string, E> = table<GlobalDraft>(
     ['lvs_timeouts', value(lvsTimeouts)],
     ['lvs_sync_daemon', value(lvsSyncDaemon)],
     ['lvs_flush', flag((d, v) => (d.lvsFlush = v))],
+    [
+      'expire_nodest_conn',
+      value((n, d, c) => {
+        c.report('KV116', n.loc, "'expire_nodest_conn' is a keepvs keyword (keepalived would report it as unknown)");
+        d.expireNodestConn = n.args.length === 0 ? true : (boolArg(n, c) ?? d.expireNodestConn);
+      }),
+    ],
     ['lvs_flush_on_stop', flag((d, v) => (d.lvsFlushOnStop = v))],
     [
       'lvs_flush_onstop',

@@ -81,6 +81,7 @@ export interface VsDraft {
   sorryMethod?: LvsMethod;
   virtualhost?: string;
   smtpAlert?: boolean;
+  proxyProtocol?: 'v1' | 'v2' | 'off';
   weight?: number;
   ipFamily?: Family;
   realServers: RealServerDraft[];
@@ -201,6 +202,14 @@ export const VIRTUAL_SERVER = table<VsDraft>(
       }),
     ],
     ['ops', value((n, d, c) => (d.ops = boolArg(n, c) ?? d.ops))],
+    [
+      'proxy_protocol',
+      value((n, d, c) => {
+        c.report('KV116', n.loc, "'proxy_protocol' is a keepvs keyword (keepalived would report it as unknown)");
+        const w = arg(n, 0, c, 'a PROXY protocol version (v1, v2 or off)');
+        if (w) d.proxyProtocol = choiceWord(w, ['v1', 'v2', 'off'] as const, c, 'proxy_protocol') ?? d.proxyProtocol;
+      }),
+    ],
     [
       'real_server',
       {
@@ -426,6 +435,7 @@ export function finishVirtualServer(d: VsDraft, ctx: Ctx, group?: GroupShape): V
     sorryServerInhibit: d.sorryInhibit,
     ...(d.virtualhost ? { virtualhost: d.virtualhost } : {}),
     ...(d.smtpAlert !== undefined ? { smtpAlert: d.smtpAlert } : {}),
+    ...(d.proxyProtocol ? { proxyProtocol: d.proxyProtocol } : {}),
     realServers,
     loc: d.loc,
   };

@@ -54,6 +54,7 @@ const OP_HANDLERS: { [K in TableOp['op']]: OpHandler<K> } = {
   'edit-service': (dp, op) => {
     const s = dp.services.get(serviceId(op.key));
     if (s instanceof UdpService) s.ops = op.params.ops;
+    else s?.setProxyProtocol(op.params.proxyProtocol);
   },
   'del-service': (dp, op) => dp.deleteService(serviceId(op.key)),
   'add-dest': (dp, op) => dp.checkForward(op),
@@ -145,8 +146,10 @@ export class ProxyDataPlane implements DataPlane {
       return;
     }
     let s: Service;
-    if (key.protocol === 'tcp') s = new TcpService(this.ctx, key);
-    else {
+    if (key.protocol === 'tcp') {
+      s = new TcpService(this.ctx, key);
+      s.setProxyProtocol(op.params.proxyProtocol);
+    } else {
       if (!this.ctx.udpEnabled) return;
       s = new UdpService(this.ctx, key, op.params.ops);
     }

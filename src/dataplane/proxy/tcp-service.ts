@@ -65,7 +65,7 @@ export class TcpService implements FdOwner {
   private retry: NodeJS.Timeout | null = null;
   private drained: (() => void) | null = null;
   private closing: Promise<void> | null = null;
-  private readonly header: 'v1' | 'v2' | undefined;
+  private header: 'v1' | 'v2' | undefined;
   readonly libc: Libc;
   readonly poller: Poller;
 
@@ -77,6 +77,11 @@ export class TcpService implements FdOwner {
     this.header = ctx.proxyProtocol(this.id);
     this.libc = LIBC as Libc;
     this.poller = (LIBC ? processPoller(LIBC) : null) as Poller;
+  }
+
+  /** add-service / edit-service: the service's own `proxy_protocol`, else the data plane's default. */
+  setProxyProtocol(p: 'v1' | 'v2' | 'off' | undefined): void {
+    this.header = p === 'off' ? undefined : (p ?? this.ctx.proxyProtocol(this.id));
   }
 
   destStats(ep: Endpoint): DestStats {

@@ -107,7 +107,10 @@ function noteFdError(f: UdpFlow, err: Error): boolean {
 function onUpstreamError(this: Tagged, err: Error): void {
   // ICMP port unreachable from the real server surfaces here (ECONNREFUSED on a connected socket)
   const f = this[kFlow];
-  if (noteFdError(f, err)) return f.expire();
+  if (noteFdError(f, err)) {
+    f.expire();
+    return;
+  }
   f.dest.connectFailures++;
   f.svc.connectFailures++;
   f.expire();
