@@ -62,6 +62,19 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     plane: init.dataplane,
   });
   await svc.start();
+  // the kernel plane forwards packets: it cannot add a PROXY header (never degrade silently)
+  const checkProxyProtocol = (c: Config) => {
+    if (init.dataplane !== 'nft') return;
+    const wanting = c.virtualServers.filter(
+      (v) => (v.proxyProtocol ?? init.proxyOptions?.proxyProtocol ?? 'off') !== 'off',
+    );
+    for (const v of wanting)
+      logger.log(
+        'warning',
+        `${v.loc.file}:${v.loc.line}: proxy_protocol is not sent by the kernel (nft) data plane; run keepvs with --dataplane proxy for it`,
+      );
+  };
+  checkProxyProtocol(config);
   let control: ControlServer | undefined;
   try {
     control = await startControlServer(
@@ -91,6 +104,7 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
   report();
   return {
     reload: async (c) => {
+      checkProxyProtocol(c);
       await svc.reload(c);
       report();
     },
