@@ -114,4 +114,6 @@ export interface DataPlaneOptions {
    * UDP clients cannot take the fds TCP needs
    */
   readonly maxUdpFlows?: number;
+  /** the number of proxy workers sharing each listener; > 1: clients are steered by source address */
+  readonly steerWorkers?: number;
 }

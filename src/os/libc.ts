@@ -116,6 +116,38 @@ function bindOnce<T>(bind: (lib: NonNullable<ReturnType<typeof libcLibrary>>) =>
   };
 }
 
+/** struct sock_filter (classic BPF instruction) */
+export interface SockFilter {
+  readonly code: number;
+  readonly jt: number;
+  readonly jf: number;
+  readonly k: number;
+}
+
+const SO_ATTACH_REUSEPORT_CBPF = 51;
+
+const loadAttachCbpf = bindOnce((lib) => {
+  const filter = koffi.struct('keepvs_sock_filter', { code: 'uint16', jt: 'uint8', jf: 'uint8', k: 'uint32' });
+  koffi.struct('keepvs_sock_fprog', { len: 'uint16', filter: koffi.pointer(filter) });
+  return lib.func('int setsockopt(int, int, int, const keepvs_sock_fprog *, uint32_t)') as (
+    fd: number,
+    level: number,
+    name: number,
+    prog: unknown,
+    len: number,
+  ) => number;
+});
+
+/**
+ * setsockopt(SO_ATTACH_REUSEPORT_CBPF): a classic BPF program that picks the socket of a reuseport
+ * group (its return value is the index). false when koffi/libc are missing or the kernel refuses.
+ */
+export function attachReuseportCbpf(fd: number, program: readonly SockFilter[]): boolean {
+  const attach = loadAttachCbpf();
+  if (!attach) return false;
+  return attach(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, { len: program.length, filter: program }, 16) === 0;
+}
+
 /** libc through koffi, or null where that is impossible (not Linux, no koffi build). */
 export const loadLibc: () => Libc | null = bindOnce(
   (lib) =>

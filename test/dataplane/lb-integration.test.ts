@@ -1,7 +1,7 @@
 /** The proxy with lb's real table: wlc/lc under load, Active/InAct as the table reports them. */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { test } from 'node:test';
 import { ClusterDataPlane } from '../../src/dataplane/proxy/cluster.js';
 import { LB_REPLICA_MODULE } from '../../src/dataplane/proxy/lb-replica.js';
@@ -9,7 +9,7 @@ import { ProxyDataPlane } from '../../src/dataplane/proxy/proxy-plane.js';
 import { LbTable } from '../../src/lb/table.js';
 import { serviceId, type TableOp } from '../../src/lb/types.js';
 import { SystemClock } from '../../src/util/clock.js';
-import { connect, DEST_PARAMS, freePort, realServer, SVC_PARAMS, tcpKey, waitFor } from './helpers.js';
+import { connect, DEST_PARAMS, freePort, readAll, realServer, SVC_PARAMS, tcpKey, waitFor } from './helpers.js';
 
 const closeOnFin = (s: Socket) => s.on('end', () => s.end());
 
@@ -232,3 +232,49 @@ for (const [scheduler, weights, expected] of [
     }
   });
 }
+
+test('cluster of 3 workers: each client is steered to one worker by its address, so its rr sequence and persistence are exactly those of one table', async () => {
+  const servers = [0, 1, 2].map(async (i) => realServer((s) => s.end(String(i))));
+  const rs = await Promise.all(servers);
+  const dp = await ClusterDataPlane.start({ workers: 3, tableModule: LB_REPLICA_MODULE, statsIntervalMs: 50 });
+  const rrKey = tcpKey(await freePort());
+  const persistKey = tcpKey(await freePort());
+  const ops = (key: typeof rrKey, persistent: boolean): TableOp[] => [
+    {
+      op: 'add-service',
+      key,
+      params: { ...SVC_PARAMS, scheduler: 'rr', ...(persistent ? { persistentTimeout: 300 } : {}) },
+    },
+    ...rs.map(
+      (s): TableOp => ({ op: 'add-dest', key, dest: { address: '127.0.0.1', port: s.port }, params: DEST_PARAMS }),
+    ),
+  ];
+  const ask = async (port: number, from: string) => {
+    const c = net.connect({ port, host: '127.0.0.1', localAddress: from });
+    return String(await readAll(c));
+  };
+  try {
+    await dp.apply([...ops(rrKey, false), ...ops(persistKey, true)]);
+    await waitFor(
+      () => dp.snapshot().services.every((s) => s.listener === 'listening') && dp.snapshot().services.length === 2,
+      10000,
+      `listening: ${JSON.stringify(dp.snapshot())}`,
+    );
+    const port = (key: typeof rrKey) => dp.snapshot().services.find((s) => s.id === serviceId(key))!.boundPort;
+    for (const from of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) {
+      // rr: one client's successive connections go round the three servers (one worker's sequence)
+      const seen: string[] = [];
+      for (let i = 0; i < 6; i++) seen.push(await ask(port(rrKey), from));
+      assert.deepEqual(seen.slice(3), seen.slice(0, 3), `${from}: ${seen}`);
+      assert.deepEqual([...new Set(seen)].sort(), ['0', '1', '2'], `${from}: ${seen}`);
+      // persistence: one template per client for the whole director
+      const p: string[] = [];
+      for (let i = 0; i < 6; i++) p.push(await ask(port(persistKey), from));
+      assert.equal(new Set(p).size, 1, `${from} persistent: ${p}`);
+    }
+    assert.ok(!dp.snapshot().diagnostics.some((d) => d.code === 'DP_STEERING_FAILED'));
+  } finally {
+    await dp.stop(0);
+    for (const s of rs) await s.close();
+  }
+});

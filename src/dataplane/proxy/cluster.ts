@@ -287,7 +287,13 @@ export class ClusterDataPlane implements DataPlane {
         connectTimeoutMs,
         ...options
       } = this.options;
-      ch.send({ type: 'configure', tableModule, statsIntervalMs: statsIntervalMs ?? 250, options });
+      // every worker steers clients by source address over the whole group (steer.ts)
+      ch.send({
+        type: 'configure',
+        tableModule,
+        statsIntervalMs: statsIntervalMs ?? 250,
+        options: { steerWorkers: this.links.length, ...options },
+      });
       // workers met after start() are brought to the owner's table at once; the first ones by reconcileAll()
       if (this.started) this.reconcileLink(link);
       this.resolve(`hello:${link.index}`);

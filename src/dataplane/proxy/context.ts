@@ -19,6 +19,8 @@ export interface ProxyContext {
   readonly udpEnabled: boolean;
   /** UDP flows this process keeps at most (all services); the count is `udpFlows` */
   readonly maxUdpFlows: number;
+  /** proxy workers sharing each listener (SO_REUSEPORT group): > 1 steers each client to one (steer.ts) */
+  readonly steerWorkers: number;
   udpFlows: number;
   /** a limit was hit: counted by the caller, reported here (rate-limited diagnostic) */
   limitHit(serviceId: string, code: 'DP_FD_EXHAUSTED' | 'DP_UDP_FLOW_LIMIT', message: string): void;

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { type ForwardingTable, serviceId, type TableOp } from '../../lb/types.js';
+import { type ForwardingTable, type ServiceParams, serviceId, type TableOp } from '../../lb/types.js';
 import type {
   DataPlane,
   DataPlaneDiagnostic,
@@ -20,6 +20,15 @@ import { TcpService } from './tcp-service.js';
 import { UdpService } from './udp.js';
 
 type Service = TcpService | UdpService;
+
+/** Clients are steered by their address under the persistence granularity (a template's scope). */
+function steerPrefix(p: ServiceParams, family: 4 | 6): number {
+  return p.persistentTimeout !== undefined
+    ? (p.persistentPrefixLen ?? (family === 4 ? 32 : 128))
+    : family === 4
+      ? 32
+      : 128;
+}
 
 /** a limit (fds, UDP flows) is reported at most this often per service */
 const LIMIT_REPORT_MS = 10_000;
@@ -55,6 +64,7 @@ const OP_HANDLERS: { [K in TableOp['op']]: OpHandler<K> } = {
     const s = dp.services.get(serviceId(op.key));
     if (s instanceof UdpService) s.ops = op.params.ops;
     else s?.setProxyProtocol(op.params.proxyProtocol);
+    s?.steerBy(steerPrefix(op.params, op.key.family));
   },
   'del-service': (dp, op) => dp.deleteService(serviceId(op.key)),
   'add-dest': (dp, op) => dp.checkForward(op),
@@ -97,6 +107,7 @@ export class ProxyDataPlane implements DataPlane {
       diagnostic: (code, service, message) => this.diagnose(code, service, message),
       udpEnabled: options.udp ?? true,
       maxUdpFlows: options.maxUdpFlows ?? defaultMaxUdpFlows(),
+      steerWorkers: options.steerWorkers ?? 1,
       udpFlows: 0,
       limitHit: (service, code, message) => this.limitHit(service, code, message),
     };
@@ -154,6 +165,7 @@ export class ProxyDataPlane implements DataPlane {
       s = new UdpService(this.ctx, key, op.params.ops);
     }
     this.services.set(id, s);
+    s.steerBy(steerPrefix(op.params, key.family));
     s.listen();
   }
 

@@ -6,9 +6,11 @@
  */
 import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
 import { type ConnHandle, destId, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
+import { attachReuseportCbpf } from '../../os/libc.js';
 import type { LimitCounters, ListenerState } from '../port.js';
 import type { ProxyContext } from './context.js';
 import { DestStats, moveState } from './stats.js';
+import { steeringProgram } from './steer.js';
 
 const kFlow = Symbol('keepvs.flow');
 type Tagged = Socket & { [kFlow]: UdpFlow };
@@ -125,6 +127,8 @@ export class UdpService {
   error: string | undefined;
   boundPort = 0;
   noDest = 0;
+  private steerPrefix = -1;
+  private steerFd = -1;
   readonly limits: LimitCounters = { fdExhausted: 0, udpFlowsDropped: 0, udpFlowsEvicted: 0 };
   connectFailures = 0;
   ops: boolean;
@@ -197,7 +201,9 @@ export class UdpService {
       return;
     }
     try {
-      s.bind({ fd: fb.bind('udp', this.key.address, port).fd }, onBound);
+      const fd = fb.bind('udp', this.key.address, port).fd;
+      this.attachSteering(fd);
+      s.bind({ fd }, onBound);
     } catch (e) {
       this.error = (e as Error).message;
       this.ctx.diagnostic('DP_LISTEN_FAILED', this.id, this.error);
@@ -291,6 +297,25 @@ export class UdpService {
       `${ctx.maxUdpFlows} UDP flows open in this proxy process (the limit) and none idle: new flows' datagrams dropped`,
     );
     return false;
+  }
+
+  /** the persistence prefix clients are steered by; re-attaches the program when listening */
+  steerBy(prefixLen: number): void {
+    if (this.steerPrefix === prefixLen) return;
+    this.steerPrefix = prefixLen;
+    if (this.steerFd >= 0) this.attachSteering(this.steerFd);
+  }
+
+  private attachSteering(fd: number): void {
+    this.steerFd = fd;
+    const n = this.ctx.steerWorkers;
+    if (n <= 1) return;
+    if (!attachReuseportCbpf(fd, steeringProgram(this.key.family, n, this.steerPrefix)))
+      this.ctx.diagnostic(
+        'DP_STEERING_FAILED',
+        this.id,
+        'SO_ATTACH_REUSEPORT_CBPF refused: clients are spread by the kernel hash',
+      );
   }
 
   sweep(now: number): void {

@@ -1,0 +1,44 @@
+/**
+ * Client steering across proxy workers: a classic BPF program on each listener's SO_REUSEPORT group
+ * (SO_ATTACH_REUSEPORT_CBPF) picks the worker from the client's source address (masked with the
+ * service's persistence granularity), so every connection or datagram of a client meets the same
+ * worker. Its table replica then makes IPVS's choices for that client exactly as one table would:
+ * a persistence template is never split over workers, and one client's successive connections
+ * follow one rr/wrr sequence. (Different clients on different workers still advance different
+ * rr/wrr positions; see docs/dataplane.md.) Index order is the group's join order; an index past
+ * the group's size (a worker being forked again) falls back to the kernel's hash.
+ */
+import type { SockFilter } from '../../os/libc.js';
+
+// classic BPF (linux/filter.h)
+const BPF_LD_W_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const BPF_ALU_AND_K = 0x54; // BPF_ALU | BPF_AND | BPF_K
+const BPF_ALU_MOD_K = 0x94; // BPF_ALU | BPF_MOD | BPF_K
+const BPF_RET_A = 0x16; // BPF_RET | BPF_A
+/** loads relative to the network header (linux/filter.h SKF_NET_OFF) */
+const SKF_NET_OFF = -0x100000;
+
+/**
+ * The program for `workers` sockets. IPv4: the source address (offset 12 of the IP header); IPv6:
+ * the 32-bit word of the source (offset 8) that holds the end of the persistence prefix.
+ */
+export function steeringProgram(family: 4 | 6, workers: number, prefixLen = family === 4 ? 32 : 128): SockFilter[] {
+  let offset: number;
+  let bits: number;
+  if (family === 4) {
+    offset = 12;
+    bits = Math.max(0, Math.min(32, prefixLen));
+  } else {
+    const p = Math.max(0, Math.min(128, prefixLen));
+    const word = p === 0 ? 0 : Math.min(3, Math.floor((p - 1) / 32));
+    offset = 8 + word * 4;
+    bits = p - word * 32;
+  }
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  return [
+    { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: (SKF_NET_OFF + offset) >>> 0 },
+    { code: BPF_ALU_AND_K, jt: 0, jf: 0, k: mask },
+    { code: BPF_ALU_MOD_K, jt: 0, jf: 0, k: Math.max(1, workers) },
+    { code: BPF_RET_A, jt: 0, jf: 0, k: 0 },
+  ];
+}
