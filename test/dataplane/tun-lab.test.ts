@@ -435,6 +435,43 @@ test('TUN IPv6 (IPv6 in IPv6): every real server is reached and sees the client 
   assert.equal((await send({})).counters?.tooBig, 0);
 });
 
+test('TUN IPv4: 100 weight and scheduler changes under load fail no request (established flows stay pinned)', {
+  skip: !canRun,
+}, async () => {
+  const ka = inNsAsync('client', 'wrk', '-t1', '-c16', '-d4s', `http://${VIP4}/`);
+  const close = inNsAsync('client', 'wrk', '-t1', '-c8', '-d4s', '-H', 'Connection: close', `http://${VIP4}/`);
+  await new Promise((r) => setTimeout(r, 300));
+  const before = (await send({ slots: serviceId(key4) })).slots;
+  for (let i = 0; i < 100; i++) {
+    const weight = i % 2 ? 1 : 3;
+    const ops: TableOp[] = [
+      { op: 'edit-dest', key: key4, dest: { address: RS4[2], port: 80 }, params: { ...tun, weight } },
+    ];
+    if (i % 25 === 24)
+      ops.push({
+        op: 'edit-service',
+        key: key4,
+        params: { scheduler: i % 50 === 49 ? 'rr' : 'wlc', schedFlags: [], ops: false },
+      });
+    const r = await send({ ops });
+    assert.ok(r.ok, r.error);
+  }
+  // the updates did move slots (weight 1 -> 3 for rs3)
+  assert.notDeepEqual(
+    before?.real,
+    (
+      await send({
+        ops: [{ op: 'edit-dest', key: key4, dest: { address: RS4[2], port: 80 }, params: { ...tun, weight: 3 } }],
+        slots: serviceId(key4),
+      })
+    ).slots?.real,
+  );
+  for (const w of [await ka, await close]) {
+    assert.match(w.stdout, /requests in/);
+    assert.doesNotMatch(w.stdout, /Socket errors|Non-2xx/, w.stdout);
+  }
+});
+
 test('keepvs realserver stop undoes exactly what start did, and a second stop is harmless', {
   skip: !canRun,
 }, async () => {

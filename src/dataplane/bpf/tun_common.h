@@ -52,6 +52,23 @@ struct kv_real {
 	__u8 family;    /* KV_FAMILY_V4 or KV_FAMILY_V6, outer = inner */
 	__u8 encap;     /* KV_ENCAP_* */
 	__be16 port;    /* GUE: UDP destination port (tun_port) */
+	__u32 gen;      /* changes whenever this index is given to another real server */
+};
+
+/* Flow pinning (IPVS's connection table, stateless): a flow keeps its real server across table changes. */
+struct kv_flow_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+struct kv_flow_val {
+	__u32 real;
+	__u32 gen; /* kv_real.gen when pinned: a recycled index does not inherit the flow */
 };
 
 /* Per-real counters (per CPU, summed in user space). */

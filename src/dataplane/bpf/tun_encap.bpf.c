@@ -55,6 +55,14 @@ struct {
 	__type(value, struct kv_real_stats);
 } kv_real_stats SEC(".maps");
 
+/* Flows seen, least recently used evicted first; a SYN always reschedules. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 131072);
+	__type(key, struct kv_flow_key);
+	__type(value, struct kv_flow_val);
+} kv_flows SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, KV_ST_MAX);
@@ -336,17 +344,38 @@ int kv_tun_encap(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	__u32 hash = flow_hash(&f, svc);
-	__u32 idx = svc->base + hash % svc->nslots;
-	struct kv_slot *slot = bpf_map_lookup_elem(&kv_slots, &idx);
-	if (!slot) {
-		count(KV_ST_ERROR);
-		return TC_ACT_SHOT;
+	struct kv_flow_key fk = { .sport = f.sport, .dport = f.dport, .proto = f.proto, .family = f.family };
+	__builtin_memcpy(fk.saddr, f.saddr, 16);
+	__builtin_memcpy(fk.daddr, f.daddr, 16);
+	__u32 ri = KV_NO_REAL;
+	struct kv_real *r = 0;
+	if (!f.syn) {
+		/* an established flow stays where it went, whatever the table says now */
+		struct kv_flow_val *fv = bpf_map_lookup_elem(&kv_flows, &fk);
+		if (fv) {
+			__u32 pinned = fv->real;
+			struct kv_real *pr = bpf_map_lookup_elem(&kv_reals, &pinned);
+			if (pr && pr->gen == fv->gen && pr->family == f.family) {
+				ri = pinned;
+				r = pr;
+			}
+		}
 	}
-	__u32 ri = f.syn ? slot->real_syn : slot->real;
-	struct kv_real *r = ri == KV_NO_REAL ? 0 : bpf_map_lookup_elem(&kv_reals, &ri);
-	if (!r || r->family != f.family) {
-		count(KV_ST_NO_REAL);
-		return TC_ACT_SHOT;
+	if (!r) {
+		__u32 idx = svc->base + hash % svc->nslots;
+		struct kv_slot *slot = bpf_map_lookup_elem(&kv_slots, &idx);
+		if (!slot) {
+			count(KV_ST_ERROR);
+			return TC_ACT_SHOT;
+		}
+		ri = f.syn ? slot->real_syn : slot->real;
+		r = ri == KV_NO_REAL ? 0 : bpf_map_lookup_elem(&kv_reals, &ri);
+		if (!r || r->family != f.family) {
+			count(KV_ST_NO_REAL);
+			return TC_ACT_SHOT;
+		}
+		struct kv_flow_val nv = { .real = ri, .gen = r->gen };
+		bpf_map_update_elem(&kv_flows, &fk, &nv, BPF_ANY);
 	}
 
 	__u32 hdr = outer_len(r);

@@ -13,7 +13,7 @@ export const KV_NO_REAL = 0xffffffff;
 export const SVC_KEY_SIZE = 20;
 export const SVC_VAL_SIZE = 16;
 export const SLOT_SIZE = 8;
-export const REAL_SIZE = 40;
+export const REAL_SIZE = 44;
 export const REAL_STATS_SIZE = 24;
 export const VIP_KEY_SIZE = 20;
 
@@ -80,6 +80,8 @@ export interface RealVal {
   readonly encap?: TunType;
   /** GUE destination port (tun_port) */
   readonly port?: number;
+  /** changes whenever the index is given to another real server (pinned flows then reschedule) */
+  readonly gen?: number;
 }
 
 export function realVal(r: RealVal): Uint8Array {
@@ -91,6 +93,7 @@ export function realVal(r: RealVal): Uint8Array {
   b[36] = r.family;
   b[37] = ENCAP[r.encap ?? 'ipip'];
   v.setUint16(38, r.port ?? 0, false);
+  v.setUint32(40, (r.gen ?? 0) >>> 0, true);
   return b;
 }
 

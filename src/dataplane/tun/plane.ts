@@ -101,6 +101,8 @@ interface DestState {
   readonly seq: number;
   lastWeight: number;
   real?: number;
+  /** kv_real.gen of `real` */
+  gen: number;
   route?: TunRoute;
   /** counters at the last `zero` */
   base: { packets: number; bytes: number; conns: number };
@@ -125,6 +127,7 @@ export class TunDataPlane implements DataPlane {
   private readonly freeBlocks: number[] = [];
   private readonly freeReals: number[] = [];
   private seq = 0;
+  private generation = 0;
   private readonly attached = new Set<string>();
   private loadError: string | undefined;
   private statsBase: readonly number[] = [];
@@ -176,6 +179,7 @@ export class TunDataPlane implements DataPlane {
               params: op.params,
               seq: ++this.seq,
               lastWeight: op.params.weight,
+              gen: 0,
               base: { packets: 0, bytes: 0, conns: 0 },
             });
           }
@@ -365,6 +369,7 @@ export class TunDataPlane implements DataPlane {
           continue;
         }
         d.real = r;
+        d.gen = ++this.generation;
         this.opts.kernel.resetReal(r);
         d.base = { packets: 0, bytes: 0, conns: 0 };
       }
@@ -376,6 +381,7 @@ export class TunDataPlane implements DataPlane {
         ifindex: route.ifindex,
         family: key.family,
         encap,
+        gen: d.gen,
         ...(encap === 'gue' && d.params.tunPort ? { port: d.params.tunPort } : {}),
       });
     }
