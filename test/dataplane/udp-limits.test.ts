@@ -92,7 +92,7 @@ test('400 UDP clients at a proxy process limited to 128 fds: TCP keeps serving, 
   });
   const nextLine = async () => {
     const n = lines.length;
-    for (let i = 0; i < 100 && lines.length === n; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 300 && lines.length === n; i++) await new Promise((r) => setTimeout(r, 100));
     assert.ok(lines.length > n, 'the data-plane process answered');
     return JSON.parse(lines[n]);
   };

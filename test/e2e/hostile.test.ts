@@ -71,7 +71,7 @@ function get(path: string): Promise<string> {
 const services = async (): Promise<string[]> =>
   JSON.parse(await get('/api/v1/status')).lvs.table.services.map((s: { id: string }) => s.id);
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10000): Promise<T> {
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30000): Promise<T> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     try {
@@ -94,7 +94,7 @@ function runTool(args: string[], opts: { closeStdout?: boolean } = {}) {
     else p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
     // a second daemon that does start would run forever: stop it and report
-    const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
     p.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
