@@ -13,6 +13,7 @@ import { SystemClock } from '../util/clock.js';
 import type { EventSink, KeepvsEvent } from '../util/events.js';
 import type { Logger, LogLevel } from '../util/logger.js';
 import type { FromWorker, ToWorker, WorkerInit } from './ipc.js';
+import { LimitLog } from './limit-log.js';
 import { LvsService } from './lvs-service.js';
 import { startVrrpRole } from './vrrp-role.js';
 
@@ -94,11 +95,12 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
       `control socket ${init.socket} unavailable (keepvsadm will not connect): ${e instanceof Error ? e.message : e}`,
     );
   }
-  const report = () =>
-    send({
-      type: 'lvs-snapshot',
-      snapshot: { ...svc.snapshot(), ...(control ? { control: { ...control.stats } } : {}) },
-    });
+  const limits = new LimitLog((m) => logger.log('warning', m));
+  const report = () => {
+    const snapshot = svc.snapshot();
+    limits.report(snapshot.dataplane, Date.now());
+    send({ type: 'lvs-snapshot', snapshot: { ...snapshot, ...(control ? { control: { ...control.stats } } : {}) } });
+  };
   const timer = setInterval(report, 1000);
   svc.checks.onChange(() => setImmediate(report));
   report();
