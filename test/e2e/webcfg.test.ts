@@ -348,6 +348,20 @@ test('configure and watch two directors from the dashboard', {
       async () => (await status(api2)).lvs?.table.services[0]?.dests[0]?.weight === 0,
     );
 
+    // charts: 15 minutes with a clock axis and a scale, fed by the daemon's history
+    const caption = await txt(page, `.svc[data-service="${svc}"] figure.chart figcaption`);
+    assert.match(caption, /Connections · last 15 min/);
+    const labels = await page
+      .locator(`.svc[data-service="${svc}"] figure.chart`)
+      .first()
+      .locator('text')
+      .allTextContents();
+    assert.ok(labels.filter((l) => /\d{1,2}:\d{2}/.test(l)).length >= 3, labels.join('|'));
+    assert.ok(
+      labels.some((l) => /\/s$/.test(l)),
+      labels.join('|'),
+    );
+
     // watching: check type, last result, latency, failures in a row, time in state; events with dates, filtered
     const cells = await txt(page, row);
     assert.match(cells, /TCP_CHECK/);
