@@ -111,17 +111,18 @@ export function decodeVrrp(
   if (vrid === 0) return err({ code: 'vrrpStatsVrIdErrors', detail: 'VRID 0' });
   const count = buf[3];
   const need = 8 + count * addrLen(family) + (version === 2 ? 8 : 0);
-  // IPv4 senders may pad to a minimum Ethernet frame: extra bytes are tolerated, missing ones are not
-  if (buf.length < need)
+  // the IP layer trims Ethernet padding (IP total length): bytes beyond the message are malformed,
+  // as keepalived has it ("vrrp packet too long")
+  if (buf.length !== need)
     return err({
       code: 'vrrpStatsPacketLengthErrors',
       detail: `${count} addresses need ${need} bytes, got ${buf.length}`,
     });
-  const msg = buf.subarray(0, need);
+  const msg = buf;
   const checksum = (msg[6] << 8) | msg[7];
   const initial =
     version === 3 && ip && !ip.checksumAsV2 ? pseudoHeaderSum(bytes(ip.src), bytes(ip.dst), VRRP_PROTOCOL, need) : 0;
-  if (onesSum(msg, initial) !== 0xffff)
+  if (!ip?.kernelChecked && onesSum(msg, initial) !== 0xffff)
     return err({
       code: 'vrrpStatsChecksumErrors',
       detail: `checksum 0x${checksum.toString(16).padStart(4, '0')} does not verify`,

@@ -56,6 +56,16 @@ export interface DaemonHandle {
   readonly token: string;
 }
 
+/** The VRRP worker runs VRRP instances and the static_* blocks, which need no instance (keepalived). */
+function needsVrrpWorker(c: Config): boolean {
+  return (
+    c.vrrpInstances.length > 0 ||
+    c.staticIpaddresses.length > 0 ||
+    c.staticRoutes.length > 0 ||
+    c.staticRules.length > 0
+  );
+}
+
 export class Supervisor implements StatusSource {
   readonly bus = new EventBus();
   private readonly workers = new Map<WorkerRole, Worker>();
@@ -97,7 +107,7 @@ export class Supervisor implements StatusSource {
     });
     this.bus.subscribe((e) => this.notifier?.handle(e));
     const wantLvs = !this.opts.vrrpOnly;
-    const wantVrrp = !this.opts.checkOnly && c.vrrpInstances.length > 0;
+    const wantVrrp = !this.opts.checkOnly && needsVrrpWorker(c);
     if (wantLvs) {
       // the kernel plane forwards in the kernel: no proxy processes
       if (this.opts.dataplane !== 'nft') this.proxies = this.startProxies();
@@ -165,6 +175,11 @@ export class Supervisor implements StatusSource {
         this.logger.log(m.level, m.message);
         break;
       case 'event':
+        // the status API sees a VRRP state change no later than its event
+        if (m.event.type === 'vrrp-state') {
+          const e = m.event;
+          this.vrrp = this.vrrp.map((i) => (i.name === e.instance && e.to !== 'STOP' ? { ...i, state: e.to } : i));
+        }
         this.bus.emit(m.event);
         break;
       case 'lvs-snapshot':
@@ -262,7 +277,7 @@ export class Supervisor implements StatusSource {
         this.spawn(w);
       } else this.sendTo(role, { type: 'reload', config: r.config });
     }
-    if (!this.workers.has('vrrp') && !this.opts.checkOnly && r.config.vrrpInstances.length > 0) {
+    if (!this.workers.has('vrrp') && !this.opts.checkOnly && needsVrrpWorker(r.config)) {
       this.spawn({ role: 'vrrp', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.vrrpPidFile });
     }
     const message = 'Reloading configuration';

@@ -1,12 +1,13 @@
 /**
  * The VRRP worker: priority tracking (vrrp_script, track_file, track_process, track_interface)
- * feeding the VRRP driver (src/vrrp/manager.ts), which runs the elections on raw sockets, holds
+ * feeding the VRRP driver (src/vrrp/driver.ts), which runs the elections on raw sockets, holds
  * or releases the VIPs and sends gratuitous ARPs. Raw sockets need root (CAP_NET_RAW); without
  * it every instance is reported as not running, with the reason.
  */
 
 import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
 import type { Config } from '../config/model.js';
+import { IpCommands } from '../os/ip-commands.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
 import { sendGratuitousArp, sendUnsolicitedNa, Vrrp4Socket, Vrrp6Socket } from '../os/vrrp-socket.js';
 import { NodeFileWatcher, ProcProcessLister, SysfsLinkWatcher } from '../os/watchers.js';
@@ -14,13 +15,10 @@ import { TrackManager } from '../track/track-manager.js';
 import { SystemClock } from '../util/clock.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
-import { VrrpManager } from '../vrrp/manager.js';
+import { VrrpDriver } from '../vrrp/driver.js';
 import type { FromWorker } from './ipc.js';
 
 export const VRRP_NEEDS_ROOT = 'VRRP needs raw sockets (root or CAP_NET_RAW); not running';
-
-const instancesKey = (c: Config) =>
-  JSON.stringify({ i: c.vrrpInstances.map((i) => ({ ...i, loc: undefined })), g: c.globalDefs.vrrpMcastGroup4 });
 
 export async function startVrrpRole(config: Config, logger: Logger, events: EventSink, send: (m: FromWorker) => void) {
   let current = config;
@@ -29,29 +27,31 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
   const tracking = new Map<string, { effective: number; fault: boolean; reason: string }>();
   const root = process.getuid?.() === 0;
   const newManager = (c: Config) =>
-    new VrrpManager(
+    new VrrpDriver(
       c,
       clock,
       {
-        openSocket: (ifname, family, source, onPacket, ah) =>
+        openSocket: (ifname, family, onPacket, ah) =>
           family === 4
             ? new Vrrp4Socket(
                 ifname,
-                source,
                 ah ? 51 : 112,
                 (packet) => onPacket({ family: 4, packet }),
                 c.globalDefs.vrrpMcastGroup4,
-                ah,
               )
-            : new Vrrp6Socket(ifname, (vrrp, src) => onPacket({ family: 6, vrrp, src }), c.globalDefs.vrrpMcastGroup6),
+            : new Vrrp6Socket(
+                ifname,
+                (vrrp, src, dst, hopLimit) => onPacket({ family: 6, vrrp, src, dst, hopLimit }),
+                c.globalDefs.vrrpMcastGroup6,
+              ),
         gratuitousArp: (ifname, vip, count) => void sendGratuitousArp(ifname, vip, count),
         unsolicitedNa: (ifname, vip, count) => void sendUnsolicitedNa(ifname, vip, count),
-        runner,
+        ip: new IpCommands(runner),
       },
       logger,
       events,
     );
-  let manager: VrrpManager | undefined;
+  let manager: VrrpDriver | undefined;
   const describe = (): VrrpInstanceStatus[] => {
     if (manager) return manager.snapshot();
     return current.vrrpInstances.map((i) => {
@@ -71,6 +71,16 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
     });
   };
   const report = () => send({ type: 'vrrp-snapshot', instances: describe() });
+  // state changes are pushed at once (coalesced per tick: 50 instances stopping send one snapshot)
+  let pushQueued = false;
+  const push = () => {
+    if (pushQueued) return;
+    pushQueued = true;
+    queueMicrotask(() => {
+      pushQueued = false;
+      report();
+    });
+  };
   const tracker = new TrackManager({
     config,
     clock,
@@ -97,6 +107,7 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
   tracker.start();
   if (root) {
     manager = newManager(config);
+    manager.onStateChange = push;
     await manager.start();
     for (const [name, t] of tracking) manager.setTracking(name, t.effective, t.fault, t.reason);
   } else
@@ -107,14 +118,13 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
   let maintenance = false;
   return {
     async reload(c: Config) {
-      const changed = instancesKey(c) !== instancesKey(current);
       current = c;
       tracker.reload(c);
-      // unchanged instances keep running (no flap); a changed VRRP section restarts the elections
-      if (manager && changed) {
-        await manager.stop();
-        manager = newManager(c);
-        await manager.start();
+      // only the instances whose configuration changed are touched (the driver diffs them)
+      if (manager) {
+        await manager.reload(c);
+        for (const [name, t] of tracking)
+          manager.setTracking(name, maintenance ? 1 : t.effective, t.fault, maintenance ? 'maintenance' : t.reason);
       }
       report();
     },

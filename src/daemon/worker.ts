@@ -17,7 +17,10 @@ import { LimitLog } from './limit-log.js';
 import { LvsService } from './lvs-service.js';
 import { startVrrpRole } from './vrrp-role.js';
 
-const send = (m: FromWorker) => process.send?.(m);
+// after the supervisor is gone (crash) the worker still stops gracefully: messages are dropped, not thrown
+const send = (m: FromWorker) => {
+  if (process.connected) process.send?.(m, undefined, undefined, () => {});
+};
 
 class IpcLogger implements Logger {
   constructor(
@@ -156,8 +159,7 @@ process.on('message', (m: ToWorker) => {
       const r = await role.admin(m.action);
       send({ type: 'admin-result', id: m.id, ...r });
     } else if (m.type === 'stop') {
-      await role?.stop(m.drainMs);
-      process.exit(0);
+      await stopOnce(m.drainMs);
     }
   })().catch((e) => {
     send({ type: 'fatal', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
@@ -170,7 +172,22 @@ setInterval(() => {
   if (process.connected) send({ type: 'memory', heapUsed: process.memoryUsage().heapUsed });
 }, 2000).unref();
 
+/** One graceful stop whichever asks first: the supervisor, a signal to the process group, or the supervisor's death. */
+let stopping: Promise<void> | undefined;
+function stopOnce(drainMs: number, orphaned = false): Promise<void> {
+  stopping ??= (async () => {
+    try {
+      await role?.stop(drainMs, orphaned);
+    } finally {
+      process.exit(0);
+    }
+  })();
+  return stopping;
+}
+
 // the supervisor going away must not leave an orphan forwarding traffic
-process.on('disconnect', () => {
-  void role?.stop(1000, true).finally(() => process.exit(0));
-});
+process.on('disconnect', () => void stopOnce(1000, true));
+// SIGTERM/SIGINT to the whole process group (systemd's KillMode=control-group, Ctrl-C) reach the
+// workers too: they stop as gracefully as when the supervisor asks (VRRP: priority 0, VIPs removed)
+process.on('SIGTERM', () => void stopOnce(3000));
+process.on('SIGINT', () => void stopOnce(3000));

@@ -70,6 +70,9 @@ export interface Libc {
   send(fd: number, buf: Buffer, len: number, flags: number): number;
   sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: number): number;
   recvfrom(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: Buffer): number;
+  /** struct msghdr in `msg`, its pointers into memory from nativeBuffer() */
+  recvmsg(fd: number, msg: Buffer, flags: number): number;
+  sendmsg(fd: number, msg: Buffer, flags: number): number;
   read(fd: number, buf: Buffer, len: number): number;
   shutdown(fd: number, how: number): number;
   close(fd: number): number;
@@ -165,6 +168,8 @@ export const loadLibc: () => Libc | null = bindOnce(
       send: lib.func('long send(int, const void *, unsigned long, int)'),
       sendto: lib.func('long sendto(int, const void *, unsigned long, int, const void *, uint32_t)'),
       recvfrom: lib.func('long recvfrom(int, void *, unsigned long, int, void *, void *)'),
+      recvmsg: lib.func('long recvmsg(int, void *, int)'),
+      sendmsg: lib.func('long sendmsg(int, const void *, int)'),
       read: lib.func('long read(int, void *, unsigned long)'),
       shutdown: lib.func('int shutdown(int, int)'),
       close: lib.func('int close(int)'),
@@ -210,6 +215,22 @@ export function watchReadable(fd: number, onReadable: () => void): { close(): vo
   return poll(fd, { readable: true }, (_status, events) => {
     if (events?.readable) onReadable();
   });
+}
+
+/** Memory outside the JS heap with a stable address, for the pointers inside struct msghdr. */
+export interface NativeBuffer {
+  readonly address: bigint;
+  readonly bytes: Uint8Array;
+  free(): void;
+}
+
+export function nativeBuffer(size: number): NativeBuffer {
+  const p = koffi.alloc('uint8_t', size);
+  return {
+    address: BigInt(koffi.address(p)),
+    bytes: new Uint8Array(koffi.view(p, size)),
+    free: () => koffi.free(p),
+  };
 }
 
 /** errno of the last failed call */

@@ -41,7 +41,8 @@ export interface InstanceState {
 export type InstanceEvent =
   | { readonly type: 'startup' }
   | { readonly type: 'shutdown' }
-  | { readonly type: 'timer' }
+  /** holdMaster: a sync-group member whose timer ran out waits for the others (keepalived's TSM) */
+  | { readonly type: 'timer'; readonly holdMaster?: boolean }
   | { readonly type: 'advert'; readonly from: string; readonly priority: number; readonly advertIntMs: number }
   | { readonly type: 'priority'; readonly effective: number }
   | { readonly type: 'fault'; readonly on: boolean; readonly reason: string }
@@ -149,6 +150,11 @@ export function step(p: InstanceParams, s: InstanceState, e: InstanceEvent, now:
     }
     case 'timer': {
       if (s.state === 'BACKUP' && s.masterDownAt !== undefined && now >= s.masterDownAt) {
+        if (e.holdMaster)
+          return {
+            state: { ...s, masterDownAt: now + masterDownMs(p, s.effectivePriority, s.masterAdverIntMs) },
+            actions,
+          };
         return { state: toMaster(p, s, now, 'master down timer expired', actions), actions };
       }
       if (s.state === 'MASTER' && s.adverAt !== undefined && now >= s.adverAt) {

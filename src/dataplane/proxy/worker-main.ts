@@ -142,6 +142,10 @@ function main(): void {
   };
   memory();
   setInterval(memory, 2000).unref();
+  // a signal to the whole process group (systemd, Ctrl-C) reaches this process too: drain as the
+  // supervisor's stop does (3 s), not as an orphan
+  process.on('SIGTERM', () => stop(3000));
+  process.on('SIGINT', () => stop(3000));
 }
 
 main();

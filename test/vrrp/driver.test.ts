@@ -3,11 +3,12 @@ import { test } from 'node:test';
 import { encodeAhPacket } from '../../src/codec/ah.js';
 import { encodeIpv4 } from '../../src/codec/ipv4.js';
 import { decodeVrrp, encodeVrrp } from '../../src/codec/vrrp.js';
+import { IpCommands } from '../../src/os/ip-commands.js';
 import { FakeClock } from '../../src/util/clock.js';
 import { EventBus, type KeepvsEvent } from '../../src/util/events.js';
 import { MemoryLogger } from '../../src/util/logger.js';
 import type { ProcessRunner } from '../../src/util/ports.js';
-import { type Received, VrrpManager } from '../../src/vrrp/manager.js';
+import { type Received, VrrpDriver } from '../../src/vrrp/driver.js';
 import { parse } from '../config/helpers.js';
 
 const CONF = `vrrp_sync_group G {
@@ -46,7 +47,7 @@ function setup(conf = CONF) {
   const r = parse(conf);
   assert.equal(r.usable, true, JSON.stringify(r.diagnostics));
   const clock = new FakeClock();
-  const sent: { ifname: string; dst: string; payload: Uint8Array }[] = [];
+  const sent: { ifname: string; dst: string; src: string; packet: Uint8Array; payload: Uint8Array }[] = [];
   const inject = new Map<string, (r: Received) => void>();
   const ipCommands: string[] = [];
   const runner: ProcessRunner = {
@@ -59,17 +60,26 @@ function setup(conf = CONF) {
   const bus = new EventBus();
   const events: KeepvsEvent[] = [];
   bus.subscribe((e) => events.push(e));
-  const m = new VrrpManager(
+  const m = new VrrpDriver(
     r.config!,
     clock,
     {
-      openSocket: (ifname, _family, _source, onPacket) => {
+      openSocket: (ifname, family, onPacket) => {
         inject.set(ifname, onPacket);
-        return { send: (payload, dst) => (sent.push({ ifname, dst, payload }), true), close: () => {} };
+        return {
+          send: (packet, dst, src) => {
+            // IPv4: the driver built the IP header; the VRRP message follows it (AH: after 24 more bytes)
+            const ah = family === 4 && packet[9] === 51;
+            const payload = family === 4 ? packet.subarray(ah ? 44 : 20) : packet;
+            sent.push({ ifname, dst, src, packet, payload });
+            return true;
+          },
+          close: () => {},
+        };
       },
       gratuitousArp: (ifname, vip, count) => void garps.push(`${ifname} ${vip} x${count}`),
       unsolicitedNa: () => {},
-      runner,
+      ip: new IpCommands(runner),
     },
     new MemoryLogger(),
     bus,
@@ -103,10 +113,11 @@ function setup(conf = CONF) {
     inject.get(ifname)!({ family: 4, packet: Uint8Array.from([...ip, ...vrrp]) });
   };
   /** the same advert inside keepalived's AH (HMAC-MD5-96 keyed with `pass`) */
-  const ahAdvert = (ifname: string, vrid: number, priority: number, src: string, pass: string) => {
+  let ahSeq = 0;
+  const ahAdvert = (ifname: string, vrid: number, priority: number, src: string, pass: string, seq = ++ahSeq) => {
     const packet = encodeAhPacket(
       { tos: 0xc0, id: 1, ttl: 255, src, dst: '224.0.0.18' },
-      1,
+      seq,
       v2(vrid, priority, 2),
       pass,
       false,
@@ -117,7 +128,7 @@ function setup(conf = CONF) {
   return { m, clock, sent, advert, ahAdvert, ipCommands, garps, events, flush };
 }
 
-const state = (m: VrrpManager, name: string) => m.snapshot().find((i) => i.name === name)!.state;
+const state = (m: VrrpDriver, name: string) => m.snapshot().find((i) => i.name === name)!.state;
 
 test('the driver elects, adds VIPs, sends GARP bursts and adverts with the configured fields', async () => {
   const { m, clock, sent, ipCommands, garps, flush } = setup();
@@ -160,7 +171,7 @@ test('a higher-priority peer keeps it backup; packets with a bad TTL or from its
   assert.equal(m.snapshot()[0].masterAddress, '198.18.0.2');
   advert('eth0', 10, 150, '198.18.0.2', 64);
   advert('eth0', 10, 150, '198.18.0.1');
-  assert.equal(m.snapshot()[0].stats.vrrpStatsIpTtlErrors, 1, 'RFC 5798 §7.1: TTL must be 255');
+  assert.equal(m.snapshot()[0].stats.ip_ttl_err, 1, 'RFC 5798 §7.1: TTL must be 255');
   assert.equal(m.snapshot()[0].stats.advert_rcvd, 5, 'its own adverts are not counted');
   await m.stop();
 });
@@ -183,6 +194,27 @@ test('vrrp_sync_group: members move together to MASTER, and FAULT in one takes a
   assert.equal(state(m, 'VI_B'), 'BACKUP');
   assert.equal(state(m, 'VI_A'), 'BACKUP');
   await m.stop();
+});
+
+test('vrrp_sync_group: the group itself moves BACKUP -> MASTER -> FAULT -> BACKUP, once each (group notify scripts)', async () => {
+  const { m, clock, advert, flush, events } = setup();
+  await m.start();
+  advert('eth1', 11, 150, '198.18.1.2');
+  clock.advance(3700);
+  await flush();
+  m.setTracking('VI_B', 100, true, 'eth1 down');
+  await flush();
+  m.setTracking('VI_B', 100, false, 'eth1 up');
+  await flush();
+  await m.stop();
+  const group = events.flatMap((e) => (e.type === 'sync-group-state' ? [`${e.group} ${e.from}->${e.to}`] : []));
+  assert.deepEqual(group, [
+    'G INIT->BACKUP',
+    'G BACKUP->MASTER',
+    'G MASTER->FAULT',
+    'G FAULT->BACKUP',
+    'G BACKUP->STOP',
+  ]);
 });
 
 test('vrrp_sync_group: the group itself moves BACKUP -> MASTER -> FAULT -> BACKUP, once each (group notify scripts)', async () => {
@@ -253,6 +285,6 @@ test('AH: adverts with the right ICV keep it backup; a wrong key or no AH header
     await plain.flush();
   }
   assert.equal(state(plain.m, 'VI_A'), 'MASTER', 'an AH-less advert is not heard by an AH instance');
-  assert.equal(plain.m.snapshot()[0].stats.auth_failure, 5);
+  assert.equal(plain.m.snapshot()[0].stats.authtype_mismatch, 5, 'keepalived: "No AH header but auth type is AH"');
   await plain.m.stop();
 });
