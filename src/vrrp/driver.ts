@@ -273,6 +273,18 @@ export class VrrpDriver {
       const a = v.advert;
       this.count(r, 'advert_rcvd');
       if (a.priority === 0) this.count(r, 'pri_zero_rcvd');
+      // RFC 5798 §5.2.4: 255 is the address owner's; keepalived (and the RFC) take it from anyone,
+      // and so does keepvs (configs use 255 without owning the VIP), but it is counted and logged
+      if (a.priority === 255 && !a.addresses.some((x) => x === s.src)) {
+        this.count(r, 'pri_owner_rcvd');
+        if (!r.logged.has('pri_owner_rcvd')) {
+          r.logged.add('pri_owner_rcvd');
+          this.logger.log(
+            'warning',
+            `(${r.config.name}) priority 255 advert from ${s.src}, which does not own the VIPs`,
+          );
+        }
+      }
       const advertIntMs = a.version === 3 ? (a.maxAdvertIntCs ?? 100) * 10 : (a.advertInt ?? 1) * 1000;
       const before = r.state;
       this.apply(r, { type: 'advert', from: s.src, priority: a.priority, advertIntMs });

@@ -1,0 +1,347 @@
+/**
+ * VRRP correctness against keepalived 2.2.7 in one lab, cases run one after the other: each known
+ * split-brain or slow-failover case of issue #13, checked as "exactly one VIP holder". Needs root,
+ * keepalived and ../shared/lab; skipped otherwise.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, afterEach, before, test } from 'node:test';
+import { globalDefs, haveKeepalived, holds, instance, Lab, sleep, stopProc, until } from './lab-peers.js';
+
+const lab = new Lab(`kvc${process.pid % 10000}`);
+const opts = { skip: !haveKeepalived && 'needs root, keepalived and ../shared/lab', timeout: 60000 };
+const VIP = '198.18.0.100';
+const VIP6 = '2001:2::100';
+
+before(() => {
+  if (haveKeepalived) lab.up();
+});
+after(async () => {
+  if (haveKeepalived) await lab.down();
+});
+
+afterEach(() => {
+  if (haveKeepalived) lab.clearVips([VIP, VIP6]);
+});
+
+const one = (vip: string, host: string) => () => {
+  const h = lab.holders(vip);
+  return h.length === 1 && h[0] === host;
+};
+
+test(
+  'v3 IPv6 unicast over link-local addresses: keepalived master, keepvs stays backup, then takes over',
+  opts,
+  async () => {
+    const ll1 = lab.linkLocal('lb1');
+    const ll2 = lab.linkLocal('lb2');
+    // keepalived's own IPv6 unicast adverts leave with hop limit 64 (vrrp-peers.md §4): keepvs
+    // accepts that from this peer only because min_ttl says so
+    const ka = lab.keepalived(
+      'lb1',
+      globalDefs('ka') +
+        instance({
+          priority: 100,
+          vips: [VIP6],
+          extra: `  unicast_src_ip ${ll1}\n  unicast_peer {\n    ${ll2}\n  }`,
+        }),
+      'll-ka',
+    );
+    const kv = lab.keepvs(
+      'lb2',
+      globalDefs('kv') +
+        instance({
+          priority: 90,
+          vips: [VIP6],
+          extra: `  unicast_src_ip ${ll2}\n  unicast_peer {\n    ${ll1} min_ttl 64\n  }`,
+        }),
+      'll-kv',
+    );
+    try {
+      await until('keepalived holds the VIP', one(VIP6, 'lb1'), 15000);
+      // before: every advert from keepalived failed the checksum (checked against ff02::12) -> two masters
+      await holds('keepalived the only holder', one(VIP6, 'lb1'), 5000);
+      const st = lab.vrrpStatus('lb2', kv.port)[0];
+      assert.equal(st?.state, 'BACKUP');
+      assert.ok((st?.stats.advert_rcvd ?? 0) > 3, JSON.stringify(st?.stats));
+      await stopProc(ka);
+      await until('keepvs takes over', one(VIP6, 'lb2'), 3000);
+    } finally {
+      await stopProc(kv.proc, 'SIGTERM', true);
+      await stopProc(ka, 'SIGKILL');
+    }
+  },
+);
+
+test(
+  'v3 IPv6 unicast over global addresses: adverts leave from unicast_src_ip, not the VIP (check_unicast_src)',
+  opts,
+  async () => {
+    const kv = lab.keepvs(
+      'lb1',
+      globalDefs('kv') +
+        instance({
+          priority: 100,
+          vips: [VIP6],
+          extra: '  unicast_src_ip 2001:2::1\n  unicast_peer {\n    2001:2::2 min_ttl 64\n  }',
+        }),
+      'g-kv',
+    );
+    await sleep(300);
+    const ka = lab.keepalived(
+      'lb2',
+      globalDefs('ka', '  vrrp_check_unicast_src\n') +
+        instance({
+          priority: 90,
+          vips: [VIP6],
+          extra: '  unicast_src_ip 2001:2::2\n  unicast_peer {\n    2001:2::1\n  }',
+        }),
+      'g-ka',
+    );
+    try {
+      await until('keepvs holds the VIP', one(VIP6, 'lb1'), 15000);
+      // before: once the VIP was up, adverts left from it and keepalived rejected them -> two masters
+      await holds('keepvs the only holder', one(VIP6, 'lb1'), 5000);
+      assert.doesNotMatch(lab.keepaliveLog('g-ka'), /not a unicast peer/);
+      await stopProc(kv.proc, 'SIGTERM', true);
+      await until('keepalived takes over', one(VIP6, 'lb2'), 3000);
+    } finally {
+      await stopProc(kv.proc, 'SIGKILL', true);
+      await stopProc(ka, 'SIGKILL');
+    }
+  },
+);
+
+test('v3 IPv4 unicast from a secondary unicast_src_ip: the checksum matches the source on the wire', opts, async () => {
+  lab.ip('lb1', '-4', 'addr', 'add', '198.18.0.11/24', 'dev', 'eth0');
+  const kv = lab.keepvs(
+    'lb1',
+    globalDefs('kv') +
+      instance({
+        priority: 100,
+        vips: [VIP],
+        extra: '  unicast_src_ip 198.18.0.11\n  unicast_peer {\n    198.18.0.2\n  }',
+      }),
+    's-kv',
+  );
+  await sleep(300);
+  const ka = lab.keepalived(
+    'lb2',
+    globalDefs('ka') +
+      instance({
+        priority: 90,
+        vips: [VIP],
+        extra: '  unicast_src_ip 198.18.0.2\n  unicast_peer {\n    198.18.0.11\n  }',
+      }),
+    's-ka',
+  );
+  try {
+    await until('keepvs holds the VIP', one(VIP, 'lb1'), 15000);
+    // before: sent from the primary address with a checksum over the secondary -> "Invalid VRRPv3 checksum"
+    await holds('keepvs the only holder', one(VIP, 'lb1'), 5000);
+    assert.doesNotMatch(lab.keepaliveLog('s-ka'), /Invalid VRRPv3 checksum/);
+  } finally {
+    await stopProc(kv.proc, 'SIGKILL', true);
+    await stopProc(ka, 'SIGKILL');
+    lab.ip('lb1', '-4', 'addr', 'del', '198.18.0.11/24', 'dev', 'eth0');
+  }
+});
+
+test(
+  'SIGTERM to the whole process group: priority 0 sent, VIP removed, keepalived takes over after its skew time',
+  opts,
+  async () => {
+    const kv = lab.keepvs('lb1', globalDefs('kv') + instance({ priority: 100, vips: [VIP] }), 'pg-kv');
+    await sleep(300);
+    const ka = lab.keepalived('lb2', globalDefs('ka') + instance({ priority: 90, vips: [VIP] }), 'pg-ka');
+    try {
+      await until('keepvs holds the VIP', one(VIP, 'lb1'), 15000);
+      await sleep(1500);
+      const t0 = Date.now();
+      process.kill(-kv.proc.pid!, 'SIGTERM');
+      // before: the workers died at once: no priority 0, the VIP stayed on lb1 (two holders) for ~3.6 s
+      await until('keepalived the only holder', one(VIP, 'lb2'), 2500);
+      const took = Date.now() - t0;
+      assert.ok(took < 1500, `group-signal failover took ${took} ms`);
+      await until('keepvs exits', () => kv.proc.exitCode !== null || kv.proc.signalCode !== null, 5000);
+      assert.match(lab.keepaliveLog('pg-ka'), /priority 0/i);
+    } finally {
+      await stopProc(kv.proc, 'SIGKILL', true);
+      await stopProc(ka, 'SIGKILL');
+    }
+  },
+);
+
+test('sync group of 3, one member with a live higher-priority peer: the group stays BACKUP', opts, async () => {
+  const vips = ['198.18.0.161', '198.18.0.162', '198.18.0.163'];
+  const group = 'vrrp_sync_group G {\n  group {\n    VI_A\n    VI_B\n    VI_C\n  }\n}\n';
+  const kvConf =
+    globalDefs('kv') +
+    group +
+    ['A', 'B', 'C'].map((n, k) => instance({ name: `VI_${n}`, vrid: 61 + k, priority: 100, vips: [vips[k]] })).join('');
+  const kaConf =
+    globalDefs('ka') +
+    ['A', 'B', 'C']
+      .map((n, k) => instance({ name: `VI_${n}`, vrid: 61 + k, priority: k === 2 ? 150 : 90, vips: [vips[k]] }))
+      .join('');
+  const ka = lab.keepalived('lb2', kaConf, 'sg-ka');
+  const kv = lab.keepvs('lb1', kvConf, 'sg-kv');
+  try {
+    for (const v of vips) await until(`keepalived holds ${v}`, one(v, 'lb2'), 15000);
+    // before: VI_A's timer pulled the group to MASTER, VI_C's peer pushed it back, every few seconds
+    await holds('keepalived holds all three', () => vips.every((v) => one(v, 'lb2')()), 8000);
+    assert.doesNotMatch(lab.keepvsLog('sg-kv'), /Entering MASTER/);
+    assert.deepEqual(
+      lab.vrrpStatus('lb1', kv.port).map((i) => i.state),
+      ['BACKUP', 'BACKUP', 'BACKUP'],
+    );
+  } finally {
+    await stopProc(kv.proc, 'SIGKILL', true);
+    await stopProc(ka, 'SIGKILL');
+  }
+});
+
+test('graceful stop of 50 instances: all priority-0 adverts within 200 ms, before any address goes', opts, async () => {
+  const n = 50;
+  const conf =
+    globalDefs('kv') +
+    Array.from({ length: n }, (_, k) =>
+      instance({ name: `VI_${k + 1}`, vrid: k + 1, priority: 255, vips: [`198.18.0.${101 + k}`] }).replace(
+        'state BACKUP',
+        'state MASTER',
+      ),
+    ).join('');
+  const kv = lab.keepvs('lb1', conf, 'fifty-kv');
+  const dump = spawn(
+    'ip',
+    ['netns', 'exec', lab.ns('lb2'), 'tcpdump', '-i', 'eth0', '-n', '-l', '-tt', '-Q', 'in', 'ip proto 112'],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  const monitor = spawn('ip', ['-n', lab.ns('lb1'), '-ts', '-o', 'monitor', 'address'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let dumped = '';
+  let monitored = '';
+  dump.stdout.on('data', (b) => {
+    dumped += b;
+  });
+  monitor.stdout.on('data', (b) => {
+    monitored += b;
+  });
+  try {
+    await until(
+      'all 50 VIPs on lb1',
+      () => lab.ip('lb1', '-4', 'addr', 'show', 'dev', 'eth0').split('198.18.0.1').length > n,
+      20000,
+    );
+    await sleep(1000);
+    const t0 = Date.now();
+    process.kill(-kv.proc.pid!, 'SIGTERM');
+    await until('keepvs exits', () => kv.proc.exitCode !== null || kv.proc.signalCode !== null, 10000);
+    await sleep(300);
+    const zero = dumped
+      .split('\n')
+      .filter((l) => /prio 0\b/.test(l))
+      .map((l) => Number(l.split(' ')[0]) * 1000);
+    assert.equal(zero.length, n, `priority-0 adverts seen: ${zero.length}`);
+    const last = Math.max(...zero);
+    assert.ok(last - t0 < 200, `last priority-0 advert ${Math.round(last - t0)} ms after the signal`);
+    const deleted = monitored
+      .split('\n')
+      .filter((l) => l.includes('Deleted') && / inet 198\.18\.0\.1\d\d\//.test(l))
+      .map((l) => Date.parse(/^\[([^\]]+)\]/.exec(l)?.[1] ?? ''));
+    assert.equal(deleted.length, n, 'every VIP removed');
+    // ip monitor stamps when it reads the event, so this can only err on the late side
+    assert.ok(Math.min(...deleted) >= last - 5, 'no address went before the last priority-0 advert');
+  } finally {
+    await stopProc(kv.proc, 'SIGKILL', true);
+    dump.kill('SIGKILL');
+    monitor.kill('SIGKILL');
+  }
+});
+
+test(
+  'reload: changing one instance (or nothing) leaves the others alone: no transition, no priority 0',
+  opts,
+  async () => {
+    const conf = (prioB: number) =>
+      globalDefs('kv') +
+      instance({ name: 'VI_A', vrid: 71, priority: 100, vips: ['198.18.0.171'] }) +
+      instance({ name: 'VI_B', vrid: 72, priority: prioB, vips: ['198.18.0.172'] });
+    const kv = lab.keepvs('lb1', conf(100), 'rl-kv');
+    await sleep(300);
+    const ka = lab.keepalived(
+      'lb2',
+      globalDefs('ka') +
+        instance({ name: 'VI_A', vrid: 71, priority: 90, vips: ['198.18.0.171'] }) +
+        instance({ name: 'VI_B', vrid: 72, priority: 90, vips: ['198.18.0.172'] }),
+      'rl-ka',
+    );
+    try {
+      await until('keepvs holds both', () => one('198.18.0.171', 'lb1')() && one('198.18.0.172', 'lb1')(), 15000);
+      await sleep(1000);
+      const before = lab.keepvsLog('rl-kv').split('Entering').length;
+      const kaBefore = lab.keepaliveLog('rl-ka').length;
+      lab.write('rl-kv-kv.conf', conf(110));
+      process.kill(kv.proc.pid!, 'SIGHUP');
+      await holds(
+        'VI_A and VI_B stay on keepvs',
+        () => one('198.18.0.171', 'lb1')() && one('198.18.0.172', 'lb1')(),
+        3000,
+        25,
+      );
+      // and a reload that changes nothing
+      process.kill(kv.proc.pid!, 'SIGHUP');
+      await holds('still on keepvs', () => one('198.18.0.171', 'lb1')() && one('198.18.0.172', 'lb1')(), 2000, 25);
+      assert.equal(lab.keepvsLog('rl-kv').split('Entering').length, before, 'no state change in keepvs');
+      const kaAfter = lab.keepaliveLog('rl-ka').slice(kaBefore);
+      assert.doesNotMatch(kaAfter, /priority 0|Entering MASTER/, kaAfter);
+    } finally {
+      await stopProc(kv.proc, 'SIGKILL', true);
+      await stopProc(ka, 'SIGKILL');
+    }
+  },
+);
+
+test('the status API shows a VRRP state change as soon as its event is out', opts, async () => {
+  const ka = lab.keepalived('lb1', globalDefs('ka') + instance({ priority: 100, vips: [VIP] }), 'st-ka');
+  const kv = lab.keepvs('lb2', globalDefs('kv') + instance({ priority: 90, vips: [VIP] }), 'st-kv');
+  const script = `
+const base = 'http://127.0.0.1:${kv.port}';
+const h = { authorization: 'Bearer lab-token' };
+const res = await fetch(base + '/api/v1/events/stream', { headers: h });
+const dec = new TextDecoder();
+let buf = '';
+for await (const chunk of res.body) {
+  buf += dec.decode(chunk);
+  if (/"type":"vrrp-state"[^\\n]*"to":"MASTER"/.test(buf)) {
+    const s = await (await fetch(base + '/api/v1/status', { headers: h })).json();
+    console.log('STATE ' + s.vrrp[0].state);
+    process.exit(0);
+  }
+}`;
+  try {
+    await until('keepalived master', one(VIP, 'lb1'), 15000);
+    await until('keepvs API up', () => lab.vrrpStatus('lb2', kv.port).length === 1, 10000);
+    const watcher = spawn(
+      'ip',
+      ['netns', 'exec', lab.ns('lb2'), process.execPath, '--input-type=module', '-e', script],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    let out = '';
+    watcher.stdout.on('data', (b) => {
+      out += b;
+    });
+    await sleep(500);
+    await stopProc(ka);
+    await until('watcher saw the event', () => out.includes('STATE'), 5000);
+    watcher.kill('SIGKILL');
+    // before: the status lagged by up to a second (a timer sent the snapshot)
+    assert.match(out, /STATE MASTER/);
+  } finally {
+    await stopProc(kv.proc, 'SIGKILL', true);
+    await stopProc(ka, 'SIGKILL');
+  }
+});
