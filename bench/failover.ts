@@ -1,8 +1,10 @@
 /**
  * Failover times in the lab (../shared/lab/lab.sh, root only), keepvs beside keepalived on the same
  * run: a master (priority 100) on lb1 and a keepalived backup (priority 90) on lb2; time from
- * stopping the master to the VIP appearing on lb2. Graceful stop (SIGTERM: priority-0 advert) and
- * crash (SIGKILL of the whole process group: no goodbye). Prints a table and the RFC bounds.
+ * stopping the master to the VIP appearing on lb2 (and, for graceful stops, gone from lb1). Graceful
+ * stop (SIGTERM to the main process: priority-0 advert), SIGTERM to the whole process group (what
+ * systemd and Ctrl-C send: every process must still stop gracefully) and crash (SIGKILL of the
+ * whole process group: no goodbye). Prints a table and the RFC bounds.
  * Run: npx tsc -p . && node dist/bench/failover.js [ROUNDS] [ADVERT_INT]
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -81,7 +83,7 @@ function kill(p: ChildProcess, sig: NodeJS.Signals, group = false): void {
 async function trial(
   master: 'keepalived' | 'keepvs',
   backupKind: 'keepalived' | 'keepvs',
-  how: 'stop' | 'crash',
+  how: 'stop' | 'group' | 'crash',
 ): Promise<number> {
   const backup = start(backupKind, 'lb2', 90);
   const m = start(master, 'lb1', 100);
@@ -89,8 +91,11 @@ async function trial(
   await sleep(1500);
   const t0 = performance.now();
   if (how === 'stop') kill(m, 'SIGTERM');
+  // SIGTERM to the whole process group, as systemd's KillMode=control-group and Ctrl-C send it
+  else if (how === 'group') kill(m, 'SIGTERM', true);
   else kill(m, 'SIGKILL', true);
-  const took = await waitFor(() => hasVip('lb2'), 15000);
+  // one holder only: the backup has the VIP and, for the graceful stops, the old master released it
+  const took = await waitFor(() => hasVip('lb2') && (how === 'crash' || !hasVip('lb1')), 15000);
   void t0;
   kill(m, 'SIGKILL', true);
   kill(backup, 'SIGKILL', true);
@@ -121,8 +126,8 @@ async function main(): Promise<void> {
     console.log(
       `# VRRP failover, ${new Date().toISOString()}, v3 advert_int ${ADVERT}s, backup prio 90 (skew ${skew.toFixed(0)} ms), ${ROUNDS} rounds, medians`,
     );
-    console.log('| master -> backup taking over | graceful stop (ms) | crash (ms) |');
-    console.log('| --- | --- | --- |');
+    console.log('| master -> backup taking over | graceful stop (ms) | group SIGTERM (ms) | crash (ms) |');
+    console.log('| --- | --- | --- | --- |');
     const pairs = [
       ['keepalived', 'keepalived'],
       ['keepvs', 'keepalived'],
@@ -130,13 +135,16 @@ async function main(): Promise<void> {
     ] as const;
     for (const [master, backup] of pairs) {
       const stops: number[] = [];
+      const groups: number[] = [];
       const crashes: number[] = [];
+      // interleaved: each round runs the three ways of stopping one after the other
       for (let i = 0; i < ROUNDS; i++) {
         stops.push(await trial(master, backup, 'stop'));
+        groups.push(await trial(master, backup, 'group'));
         crashes.push(await trial(master, backup, 'crash'));
       }
       const fmt = (xs: number[]) => `${median(xs).toFixed(0)} (${xs.map((x) => x.toFixed(0)).join(', ')})`;
-      console.log(`| ${master} -> ${backup} | ${fmt(stops)} | ${fmt(crashes)} |`);
+      console.log(`| ${master} -> ${backup} | ${fmt(stops)} | ${fmt(groups)} | ${fmt(crashes)} |`);
     }
     console.log(
       `bounds: graceful <= skew + 50 = ${(skew + 50).toFixed(0)} ms; crash <= 3 x advert + skew + 100 = ${(3 * ADVERT * 1000 + skew + 100).toFixed(0)} ms`,

@@ -267,6 +267,8 @@ export interface VrrpInstance {
   readonly v3ChecksumAsV2: boolean;
   readonly promoteSecondaries: boolean;
   readonly lvsSyncDaemonInterface?: string;
+  /** use_vmac: VIPs on a macvlan `name` with the virtual MAC; xmitBase: adverts leave from the parent */
+  readonly vmac?: { readonly name: string; readonly xmitBase: boolean };
   readonly loc: SourceLoc;
 }
 

@@ -3,6 +3,7 @@
  * macvlan links. One argv per entry, never through a shell; each call reports the commands that
  * failed so that the caller can log them with the entry's file:line.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { IpAddressEntry, RouteEntry, RuleEntry } from '../config/model.js';
 import type { ProcessRunner } from '../util/ports.js';
 
@@ -28,7 +29,23 @@ export function addressArgv(op: 'add' | 'del', a: IpAddressEntry, dev: string): 
   return argv;
 }
 
+/** /proc/sys/net/ipv4/conf/IF/NAME: the old value, or undefined when it cannot be read or written */
+function setSysctl(ifname: string, name: string, value: string): string | undefined {
+  if (!/^[\w.-]+$/.test(ifname)) return undefined;
+  const path = `/proc/sys/net/ipv4/conf/${ifname}/${name}`;
+  try {
+    const old = readFileSync(path, 'utf8').trim();
+    writeFileSync(path, value);
+    return old;
+  } catch {
+    return undefined;
+  }
+}
+
 export class IpCommands implements IpPort {
+  /** parent interface sysctls changed for VMACs, to restore when the last VMAC on it goes */
+  private readonly saved = new Map<string, { users: Set<string>; values: [string, string][] }>();
+
   constructor(private readonly runner: ProcessRunner) {}
 
   private async run(argv: string[], okCodes: readonly number[] = [0]): Promise<string | undefined> {
@@ -76,8 +93,29 @@ export class IpCommands implements IpPort {
   async vmac(op: 'add' | 'del', name: string, parent: string, mac: string): Promise<string[]> {
     if (op === 'del') {
       await this.run(['ip', 'link', 'del', name], [0, 1, 2]);
+      const sv = this.saved.get(parent);
+      if (sv?.users.delete(name) && sv.users.size === 0) {
+        for (const [k, v] of sv.values) setSysctl(parent, k, v);
+        this.saved.delete(parent);
+      }
       return [];
     }
+    // as keepalived: the parent stops answering ARP for addresses that live on the VMAC, so that
+    // hosts learn the virtual MAC (arp_ignore 1: only for addresses on the receiving interface)
+    let sv = this.saved.get(parent);
+    if (!sv) {
+      const values: [string, string][] = [];
+      for (const [k, v] of [
+        ['arp_ignore', '1'],
+        ['arp_filter', '1'],
+      ] as const) {
+        const old = setSysctl(parent, k, v);
+        if (old !== undefined) values.push([k, old]);
+      }
+      sv = { users: new Set(), values };
+      this.saved.set(parent, sv);
+    }
+    sv.users.add(name);
     // keepalived's VMAC: a macvlan in bridge mode carrying 00-00-5E-00-01-VRID; addrgenmode must be
     // set after creation (given in `ip link add` the kernel refuses it)
     const steps = [

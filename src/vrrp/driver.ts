@@ -89,6 +89,17 @@ function hostPrimaryAddress(ifname: string, family: 4 | 6): string | undefined {
   return addrs.find((a) => a.family === 'IPv6' && a.address.toLowerCase().startsWith('fe80'))?.address.split('%')[0];
 }
 
+/** where the VIPs go: the VMAC interface with use_vmac, else the instance's interface */
+const vipDev = (i: VrrpInstance) => i.vmac?.name ?? i.interface;
+/** with use_vmac, VIPs written on the instance's interface go on the VMAC interface (keepalived) */
+const placed = (i: VrrpInstance, entries: readonly IpAddressEntry[]): IpAddressEntry[] =>
+  entries.map((v) => (i.vmac && (v.dev === undefined || v.dev === i.interface) ? { ...v, dev: i.vmac.name } : v));
+/** RFC 5798 §7.3: 00-00-5E-00-01-VRID (IPv4), 00-00-5E-00-02-VRID (IPv6) */
+export const virtualMac = (i: VrrpInstance) =>
+  `00:00:5e:00:0${i.family === 6 ? 2 : 1}:${i.vrid.toString(16).padStart(2, '0')}`;
+/** adverts leave from the VMAC (RFC 5798 §7.3) unless vmac_xmit_base; IPv6 always from the parent (its link-local) */
+const advertDev = (i: VrrpInstance) => (i.vmac && !i.vmac.xmitBase && i.family === 4 ? i.vmac.name : i.interface!);
+
 /** what decides whether a reload leaves an instance alone: everything but its place in the file */
 const instanceKey = (i: VrrpInstance) => JSON.stringify({ ...i, loc: undefined });
 /** changes that make it another virtual router: stop the old one, start the new one */
@@ -154,8 +165,19 @@ export class VrrpDriver {
     this.logFailures(await this.io.ip.rules(op, c.staticRules), 'static_rules');
   }
 
+  /** use_vmac: the macvlan must exist before its socket is opened */
+  private async vmacs(op: 'add' | 'del', instances: readonly VrrpInstance[]): Promise<void> {
+    for (const i of instances)
+      if (i.vmac && i.interface)
+        this.logFailures(
+          await this.io.ip.vmac(op, i.vmac.name, i.interface, virtualMac(i)),
+          `VRRP_Instance(${i.name}) use_vmac`,
+        );
+  }
+
   async start(): Promise<void> {
     await this.statics('add', this.config);
+    await this.vmacs('add', this.config.vrrpInstances);
     for (const i of this.config.vrrpInstances) this.startInstance(i);
     // keepalived removes VIPs a crash may have left behind before the elections begin
     await Promise.all([...this.running.values()].map((r) => r.ops));
@@ -169,10 +191,11 @@ export class VrrpDriver {
       this.logger.log('warning', `VRRP_Instance(${i.name}) not started: ${why}`);
       return undefined;
     }
-    const ifname = i.interface!;
-    const source = i.srcIp ?? (this.io.primaryAddress ?? hostPrimaryAddress)(ifname, i.family);
+    const ifname = advertDev(i);
+    // the parent's address: a VMAC interface has none of its own (keepalived does the same)
+    const source = i.srcIp ?? (this.io.primaryAddress ?? hostPrimaryAddress)(i.interface!, i.family);
     if (!source) {
-      this.notRun.set(i.name, `interface ${ifname} has no ${i.family === 4 ? 'IPv4' : 'IPv6 link-local'} address`);
+      this.notRun.set(i.name, `interface ${i.interface} has no ${i.family === 4 ? 'IPv4' : 'IPv6 link-local'} address`);
       this.logger.log('warning', `VRRP_Instance(${i.name}) not started: ${this.notRun.get(i.name)}`);
       return undefined;
     }
@@ -217,7 +240,7 @@ export class VrrpDriver {
       if (r.state.state === 'MASTER') r.held = { vips: [], routes: [], rules: [] };
       this.schedule(r);
     } else {
-      this.queue(r, () => this.io.ip.addresses('del', this.allVips(i), i.interface).then(() => undefined));
+      this.queue(r, () => this.io.ip.addresses('del', placed(i, this.allVips(i)), vipDev(i)).then(() => undefined));
       r.ops = r.ops.then(() => {
         if (!r.stopped) this.apply(r, { type: 'startup' });
       });
@@ -481,7 +504,7 @@ export class VrrpDriver {
     if (r.stopped) return;
     const i = r.config;
     const owner = `VRRP_Instance(${i.name})`;
-    this.logFailures(await this.io.ip.addresses('add', i.virtualIpaddresses, i.interface), owner);
+    this.logFailures(await this.io.ip.addresses('add', placed(i, i.virtualIpaddresses), vipDev(i)), owner);
     this.logFailures(await this.io.ip.routes('add', i.virtualRoutes), owner);
     this.logFailures(await this.io.ip.rules('add', i.virtualRules), owner);
     r.held = { vips: i.virtualIpaddresses, routes: i.virtualRoutes, rules: i.virtualRules };
@@ -497,9 +520,9 @@ export class VrrpDriver {
 
   private garpBurst(r: Running, only?: readonly IpAddressEntry[]): void {
     const i = r.config;
-    for (const v of only ?? i.virtualIpaddresses) {
-      if (v.family === 4) this.io.gratuitousArp(v.dev ?? i.interface!, v.address, i.garpMasterRepeat);
-      else this.io.unsolicitedNa(v.dev ?? i.interface!, v.address, i.garpMasterRepeat);
+    for (const v of placed(i, only ?? i.virtualIpaddresses)) {
+      if (v.family === 4) this.io.gratuitousArp(v.dev ?? vipDev(i)!, v.address, i.garpMasterRepeat);
+      else this.io.unsolicitedNa(v.dev ?? vipDev(i)!, v.address, i.garpMasterRepeat);
     }
   }
 
@@ -513,7 +536,7 @@ export class VrrpDriver {
     r.held = undefined;
     await this.io.ip.rules('del', held.rules);
     await this.io.ip.routes('del', held.routes);
-    await this.io.ip.addresses('del', held.vips, r.config.interface);
+    await this.io.ip.addresses('del', placed(r.config, held.vips), vipDev(r.config));
   }
 
   setTracking(instance: string, effective: number, fault: boolean, reason: string): void {
@@ -582,9 +605,9 @@ export class VrrpDriver {
               };
               await this.io.ip.rules('del', minus(held.rules, i.virtualRules));
               await this.io.ip.routes('del', minus(held.routes, i.virtualRoutes));
-              await this.io.ip.addresses('del', minus(held.vips, i.virtualIpaddresses), was.interface);
+              await this.io.ip.addresses('del', placed(was, minus(held.vips, i.virtualIpaddresses)), vipDev(was));
               const added = minus(i.virtualIpaddresses, held.vips);
-              this.logFailures(await this.io.ip.addresses('add', added, i.interface), owner);
+              this.logFailures(await this.io.ip.addresses('add', placed(i, added), vipDev(i)), owner);
               this.logFailures(await this.io.ip.routes('add', minus(i.virtualRoutes, held.routes)), owner);
               this.logFailures(await this.io.ip.rules('add', minus(i.virtualRules, held.rules)), owner);
               n.held = { vips: i.virtualIpaddresses, routes: i.virtualRoutes, rules: i.virtualRules };
@@ -601,6 +624,15 @@ export class VrrpDriver {
       work.push(r.ops);
       this.detach(r);
     }
+    await Promise.all(work);
+    const gone = old.vrrpInstances.filter(
+      (o) => o.vmac && !next.vrrpInstances.some((i) => i.vmac?.name === o.vmac?.name),
+    );
+    await this.vmacs('del', gone);
+    await this.vmacs(
+      'add',
+      next.vrrpInstances.filter((i) => !this.running.has(i.name)),
+    );
     for (const i of next.vrrpInstances) {
       if (this.running.has(i.name)) continue;
       const n = this.startInstance(i);
@@ -668,6 +700,7 @@ export class VrrpDriver {
     for (const s of this.sockets.values()) s.socket.close();
     this.sockets.clear();
     this.running.clear();
+    await this.vmacs('del', this.config.vrrpInstances);
     await this.statics('del', this.config);
   }
 }

@@ -133,7 +133,7 @@ test('unsupported keepalived keywords are recognised and reported, never "unknow
   const r = parse(
     'global_defs {\n enable_snmp_vrrp\n enable_dbus\n vrrp_rt_priority 50\n vrrp_netlink_cmd_rcv_bufs 1024\n nftables keepalived\n}\n' +
       'bfd_instance b {\n neighbor_ip 1.2.3.4\n}\nnet_namespace blue\n' +
-      'vrrp_instance V {\n interface eth0\n virtual_router_id 1\n use_vmac\n virtual_ipaddress {\n  10.0.0.1 use_vmac\n }\n}\n',
+      'vrrp_instance V {\n interface eth0\n virtual_router_id 1\n use_ipvlan\n virtual_ipaddress {\n  10.0.0.1 use_vmac\n }\n}\n',
   );
   assert.ok(r.usable);
   assert.ok(r.diagnostics.length >= 9);

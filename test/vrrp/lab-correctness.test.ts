@@ -345,3 +345,49 @@ for await (const chunk of res.body) {
     await stopProc(ka, 'SIGKILL');
   }
 });
+
+test(
+  'use_vmac: VIP on a macvlan with 00-00-5E-00-01-VRID, keepvs and keepalived both with VMAC, one holder at each step',
+  opts,
+  async () => {
+    const vmac = '  use_vmac\n';
+    const kvConf = globalDefs('kv') + instance({ vrid: 51, priority: 100, vips: [VIP], extra: vmac, dev: 'eth0' });
+    const holdsOn = (host: string) => {
+      try {
+        return lab.hasVip(host, VIP, 'vrrp.51');
+      } catch {
+        return false;
+      }
+    };
+    const only = (host: string) => () => holdsOn(host) && !holdsOn(host === 'lb1' ? 'lb2' : 'lb1');
+    let kv = lab.keepvs('lb1', kvConf, 'vm-kv');
+    await sleep(300);
+    const ka = lab.keepalived(
+      'lb2',
+      globalDefs('ka') + instance({ vrid: 51, priority: 90, vips: [VIP], extra: vmac }),
+      'vm-ka',
+    );
+    try {
+      await until('keepvs holds the VIP on vrrp.51', only('lb1'), 15000);
+      assert.match(lab.ip('lb1', 'link', 'show', 'dev', 'vrrp.51'), /00:00:5e:00:01:33/);
+      // the client learns the virtual MAC for the VIP (the first ping lets the director learn the
+      // client's MAC, so the second exchange is the client's ARP request and the VMAC's reply alone)
+      lab.exec('client', ['ping', '-c', '1', '-W', '1', VIP]);
+      lab.ip('client', 'neigh', 'flush', 'dev', 'eth0');
+      lab.exec('client', ['ping', '-c', '1', '-W', '1', VIP]);
+      assert.match(lab.ip('client', 'neigh', 'show', VIP), /00:00:5e:00:01:33/);
+      await holds('keepvs the only holder', only('lb1'), 2000);
+      await stopProc(kv.proc, 'SIGTERM', true);
+      await until('keepalived takes over', only('lb2'), 3000);
+      assert.throws(() => lab.ip('lb1', 'link', 'show', 'dev', 'vrrp.51'), 'keepvs removed its VMAC interface on stop');
+      kv = lab.keepvs('lb1', kvConf, 'vm-kv2');
+      await until('keepvs preempts back', only('lb1'), 15000);
+    } finally {
+      await stopProc(kv.proc, 'SIGKILL', true);
+      await stopProc(ka);
+      try {
+        lab.ip('lb1', 'link', 'del', 'vrrp.51');
+      } catch {}
+    }
+  },
+);

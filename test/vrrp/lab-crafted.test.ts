@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { encodeIpv4 } from '../../src/codec/ipv4.js';
 import { encodeVrrp, passAuthData } from '../../src/codec/vrrp.js';
-import { globalDefs, haveLab, instance, Lab, stopProc, until } from './lab-peers.js';
+import { globalDefs, haveLab, holds, instance, Lab, stopProc, until } from './lab-peers.js';
 
 const lab = new Lab(`kvx${process.pid % 10000}`);
 const opts = { skip: !haveLab && 'needs root and ../shared/lab', timeout: 90000 };
@@ -49,6 +49,13 @@ before(async () => {
       lab.vrrpStatus('lb1', kv!.port).every((i) => i.state === 'MASTER') &&
       lab.vrrpStatus('lb1', kv!.port).length === 4,
     20000,
+    200,
+  );
+  // settled: no late link event or election still on its way
+  await holds(
+    'all four stay MASTER',
+    () => lab.vrrpStatus('lb1', kv!.port).every((i) => i.state === 'MASTER'),
+    2000,
     200,
   );
 });
@@ -127,7 +134,12 @@ async function expectDropped(instanceName: string, counter: string, lines: objec
     () => (status(instanceName).stats[counter] ?? 0) >= before + 3,
     3000,
   );
-  assert.equal(status(instanceName).state, 'MASTER', `${instanceName} still MASTER after ${counter}`);
+  const after = status(instanceName);
+  assert.equal(
+    after.state,
+    'MASTER',
+    `${instanceName} still MASTER after ${counter}: ${lab.keepvsLog('x').split('\n').slice(-15).join('\n')}`,
+  );
 }
 
 const four = { family: 4, dev: 'eth0', dst: '224.0.0.18', count: 3 };

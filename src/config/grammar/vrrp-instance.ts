@@ -68,6 +68,9 @@ export interface InstanceDraft extends TrackingDraft {
     >
   >;
   lvsSyncDaemonInterface?: string;
+  /** use_vmac [name]: '' = keepalived's default name vrrp.VRID */
+  vmac?: string;
+  vmacXmitBase?: boolean;
 }
 
 type E = KeywordEntry<InstanceDraft>;
@@ -215,9 +218,14 @@ export const VRRP_INSTANCE = table<InstanceDraft>(
     ],
   ],
   trackingEntries<InstanceDraft>(),
+  [
+    // keepalived: use_vmac [IFNAME], a macvlan carrying 00-00-5E-00-01-VRID (RFC 5798 §7.3)
+    ['use_vmac', value((n, d) => (d.vmac = n.args[0]?.text ?? ''))],
+    ['vmac_xmit_base', value((_n, d) => (d.vmacXmitBase = true))],
+  ],
   unsupportedAll(
-    ['use_vmac', 'use_vmac_addr', 'vmac_xmit_base', 'use_ipvlan', 'garp_extra_if', 'vmac_garp_intvl'],
-    'VMAC / ipvlan interfaces are not implemented',
+    ['use_vmac_addr', 'use_ipvlan', 'garp_extra_if', 'vmac_garp_intvl'],
+    'VMAC address reuse / ipvlan interfaces are not implemented',
   ),
   unsupportedAll(['auth_hmac'], 'HMAC authentication is not implemented', 'block'),
   unsupportedAll(
@@ -447,6 +455,7 @@ export function finishInstance(node: Node, d: InstanceDraft, g: GlobalDefs, ctx:
     v3ChecksumAsV2: f.v3ChecksumAsV2 ?? g.v3ChecksumAsV2,
     promoteSecondaries: f.promoteSecondaries ?? false,
     ...(d.lvsSyncDaemonInterface ? { lvsSyncDaemonInterface: d.lvsSyncDaemonInterface } : {}),
+    ...(d.vmac !== undefined ? { vmac: { name: d.vmac || `vrrp.${d.vrid}`, xmitBase: d.vmacXmitBase ?? false } } : {}),
     loc: node.loc,
   };
 }

@@ -1,0 +1,80 @@
+/**
+ * Interop with FRR 8.4 vrrpd (Debian `frr`), the second independent VRRP implementation: keepvs
+ * and zebra + vrrpd in lab namespaces (vrrp-peers.md §2). vrrpd never adds addresses: it holds
+ * the VIP when its macvlan (virtual MAC) is up and not in protodown. Cases run one after the other
+ * in one lab; after each step exactly one of the two holds the VIP. Needs root, frr and the lab.
+ */
+import { after, before, test } from 'node:test';
+import { globalDefs, haveFrr, holds, instance, Lab, sleep, stopProc, until } from './lab-peers.js';
+
+const lab = new Lab(`kvf${process.pid % 10000}`);
+const opts = { skip: !haveFrr && 'needs root, frr (vrrpd, zebra) and ../shared/lab', timeout: 90000 };
+
+before(() => {
+  if (haveFrr) lab.up();
+});
+after(async () => {
+  if (haveFrr) await lab.down();
+});
+
+for (const [version, vip, vrid] of [
+  [3, '198.18.0.100', 51],
+  [3, '2001:2::100', 52],
+  [2, '198.18.0.100', 53],
+] as const) {
+  const fam = vip.includes(':') ? 'IPv6' : 'IPv4';
+  test(
+    `FRR vrrpd, v${version} ${fam}: keepvs master (100) / FRR backup (90), graceful stop, preemption back, crash`,
+    opts,
+    async () => {
+      const frr = await lab.frr('lb2', `a${vrid}`, { vrid, version, priority: 90, vip });
+      const kvConf = globalDefs('kv') + instance({ vrid, priority: 100, version, vips: [vip] });
+      let kv = lab.keepvs('lb1', kvConf, `f${vrid}`);
+      const kvOnly = () => lab.hasVip('lb1', vip) && !lab.frrHolds('lb2', frr.macvlan);
+      const frrOnly = () => !lab.hasVip('lb1', vip) && lab.frrHolds('lb2', frr.macvlan);
+      try {
+        await until('keepvs master, FRR backup', kvOnly, 15000);
+        await holds('keepvs the only holder', kvOnly, 3000);
+        await stopProc(kv.proc, 'SIGTERM', true);
+        await until('FRR takes over on the group signal stop', frrOnly, 3000);
+        kv = lab.keepvs('lb1', kvConf, `f${vrid}b`);
+        await until('keepvs preempts back', kvOnly, 15000);
+        await stopProc(kv.proc, 'SIGKILL');
+        // the orphaned VRRP worker sends priority 0 and releases the VIP
+        await until('FRR takes over after a supervisor crash', frrOnly, 6000);
+      } finally {
+        await stopProc(kv.proc, 'SIGKILL', true);
+        await frr.proc();
+        lab.ip('lb2', 'link', 'del', frr.macvlan);
+        lab.clearVips([vip]);
+        await sleep(300);
+      }
+    },
+  );
+}
+
+test(
+  'FRR vrrpd master (100), keepvs backup (90), v3 IPv4: keepvs stays backup, takes over on FRR stop, FRR preempts back',
+  opts,
+  async () => {
+    const vip = '198.18.0.100';
+    const kv = lab.keepvs('lb1', globalDefs('kv') + instance({ vrid: 54, priority: 90, vips: [vip] }), 'rev');
+    let frr = await lab.frr('lb2', 'rev', { vrid: 54, version: 3, priority: 100, vip });
+    const frrOnly = () => !lab.hasVip('lb1', vip) && lab.frrHolds('lb2', frr.macvlan);
+    const kvOnly = () => lab.hasVip('lb1', vip) && !lab.frrHolds('lb2', frr.macvlan);
+    try {
+      await until('FRR master', frrOnly, 15000);
+      await holds('FRR the only holder', frrOnly, 3000);
+      await frr.proc();
+      await until('keepvs takes over on FRR stop', kvOnly, 3000);
+      lab.ip('lb2', 'link', 'del', frr.macvlan);
+      frr = await lab.frr('lb2', 'rev2', { vrid: 54, version: 3, priority: 100, vip });
+      await until('FRR preempts back', frrOnly, 15000);
+    } finally {
+      await stopProc(kv.proc, 'SIGKILL', true);
+      await frr.proc();
+      lab.ip('lb2', 'link', 'del', frr.macvlan);
+      lab.clearVips([vip]);
+    }
+  },
+);
