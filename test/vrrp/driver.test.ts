@@ -217,27 +217,6 @@ test('vrrp_sync_group: the group itself moves BACKUP -> MASTER -> FAULT -> BACKU
   ]);
 });
 
-test('vrrp_sync_group: the group itself moves BACKUP -> MASTER -> FAULT -> BACKUP, once each (group notify scripts)', async () => {
-  const { m, clock, advert, flush, events } = setup();
-  await m.start();
-  advert('eth1', 11, 150, '198.18.1.2');
-  clock.advance(3700);
-  await flush();
-  m.setTracking('VI_B', 100, true, 'eth1 down');
-  await flush();
-  m.setTracking('VI_B', 100, false, 'eth1 up');
-  await flush();
-  await m.stop();
-  const group = events.flatMap((e) => (e.type === 'sync-group-state' ? [`${e.group} ${e.from}->${e.to}`] : []));
-  assert.deepEqual(group, [
-    'G INIT->BACKUP',
-    'G BACKUP->MASTER',
-    'G MASTER->FAULT',
-    'G FAULT->BACKUP',
-    'G BACKUP->STOP',
-  ]);
-});
-
 const AH_CONF = `vrrp_instance VI_A {
   state BACKUP
   interface eth0
