@@ -180,7 +180,15 @@ export class Lab {
     }
   }
 
-  vrrpStatus(host: string, port: number): { name: string; state: string; stats: Record<string, number> }[] {
+  vrrpStatus(
+    host: string,
+    port: number,
+  ): {
+    name: string;
+    state: string;
+    stats: Record<string, number>;
+    lastTransitions: { from: string; to: string; reason: string; at: number }[];
+  }[] {
     const s = this.api(host, port, '/api/v1/status') as { vrrp?: [] } | undefined;
     return s?.vrrp ?? [];
   }
