@@ -439,11 +439,15 @@ export class LvsService {
    * IPVS keeps forwarding when keepalived dies, for the next keepvs to rebuild atomically.
    */
   async stop(drainMs = 2000, keepKernel = false): Promise<void> {
-    this.checks.stop();
     if (keepKernel && this.nft && this.dp instanceof SplitDataPlane) {
+      // detached first: stopping the checkers must not reach the kernel tables it leaves forwarding
       await this.nft.detach();
+      this.checks.stop();
       await this.dp.proxy.stop(drainMs);
-    } else await this.dp.stop(drainMs);
+    } else {
+      this.checks.stop();
+      await this.dp.stop(drainMs);
+    }
     this.table.dispose();
   }
 }
