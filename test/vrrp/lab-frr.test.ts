@@ -64,7 +64,11 @@ test(
     const kvOnly = () => lab.hasVip('lb1', vip) && !lab.frrHolds('lb2', frr.macvlan);
     try {
       await until('FRR master', frrOnly, 15000);
-      await holds('FRR the only holder', frrOnly, 3000);
+      // FRR preempting keepvs (which was alone first) settles within an advert interval
+      await sleep(1000);
+      await holds('FRR the only holder', frrOnly, 3000).catch((e) => {
+        throw new Error(`${e.message}\n${lab.keepvsLog('rev')}\n${frr.vtysh('show vrrp')}`);
+      });
       await frr.proc();
       await until('keepvs takes over on FRR stop', kvOnly, 3000);
       lab.ip('lb2', 'link', 'del', frr.macvlan);
