@@ -82,20 +82,39 @@ function withKernelCounts(own: TableSnapshot, nft: NftDataPlane): TableSnapshot 
       const k = byId.get(s.id);
       if (!k) return s;
       const dests = new Map(k.dests.map((d) => [d.id, d]));
+      let counted = false;
       const merged = s.dests.map((d) => {
         const kd = dests.get(destId(d, d.family));
         if (!kd) return d;
-        // TUN: the tc-BPF program counts what it sends each real server (replies never pass here)
-        const stats =
-          d.forward === 'tunnel' ? { ...d.stats, conns: kd.conns, inPkts: kd.inPkts, inBytes: kd.inBytes } : d.stats;
-        return { ...d, activeConns: kd.activeConns, inactConns: kd.inactConns, stats };
+        // NAT/FNAT: nft counter sets (new connections, packets each way); TUN: what the tc-BPF program
+        // sent each real server (replies never pass here)
+        const c = nft.destCounters(s.id, d);
+        if (c) counted = true;
+        const stats = c
+          ? c.stats
+          : d.forward === 'tunnel'
+            ? { ...d.stats, conns: kd.conns, inPkts: kd.inPkts, inBytes: kd.inBytes }
+            : d.stats;
+        return {
+          ...d,
+          activeConns: kd.activeConns,
+          inactConns: kd.inactConns,
+          stats,
+          ...(c ? { rates: c.rates } : {}),
+        };
       });
-      const tunnelled = merged.some((d) => d.forward === 'tunnel');
-      const sum = (f: 'conns' | 'inPkts' | 'inBytes') => merged.reduce((a, d) => a + d.stats[f], 0);
+      const kernelCounted = counted || merged.some((d) => d.forward === 'tunnel');
+      const total = <K extends string>(pick: (d: (typeof merged)[number]) => Record<K, number>, fields: readonly K[]) =>
+        Object.fromEntries(fields.map((f) => [f, merged.reduce((a, d) => a + pick(d)[f], 0)])) as Record<K, number>;
       return {
         ...s,
-        ...(tunnelled
-          ? { stats: { ...s.stats, conns: sum('conns'), inPkts: sum('inPkts'), inBytes: sum('inBytes') } }
+        ...(kernelCounted
+          ? {
+              stats: total((d) => d.stats, ['conns', 'inPkts', 'outPkts', 'inBytes', 'outBytes'] as const),
+              ...(counted
+                ? { rates: total((d) => d.rates, ['cps', 'inPps', 'outPps', 'inBps', 'outBps'] as const) }
+                : {}),
+            }
           : {}),
         dests: merged,
       };

@@ -13,8 +13,10 @@ import {
   type DestParams,
   destId,
   type Endpoint,
+  type Rates,
   type ServiceKey,
   type ServiceParams,
+  type Stats,
   serviceId,
   type TableOp,
 } from '../../lb/types.js';
@@ -34,6 +36,9 @@ import {
   deviceChain,
   postrouting,
   rebuild,
+  STAT_SETS,
+  statElements,
+  statSetCommands,
   updateService,
 } from './render.js';
 
@@ -80,6 +85,27 @@ interface PlaneService {
   nextMark: number;
 }
 
+/** Elements and counters of `nft -j list set` output: `addr . proto . port` -> packets, bytes. */
+export function parseCounterSet(json: string): { key: string; packets: number; bytes: number }[] {
+  const out: { key: string; packets: number; bytes: number }[] = [];
+  try {
+    const doc = JSON.parse(json) as { nftables?: { set?: { elem?: unknown[] } }[] };
+    for (const item of doc.nftables ?? [])
+      for (const e of item.set?.elem ?? []) {
+        const el = (e as { elem?: { val?: { concat?: unknown[] }; counter?: { packets?: number; bytes?: number } } })
+          .elem;
+        const parts = el?.val?.concat;
+        if (!parts || parts.length !== 3) continue;
+        out.push({
+          key: parts.map(String).join(' . '),
+          packets: el?.counter?.packets ?? 0,
+          bytes: el?.counter?.bytes ?? 0,
+        });
+      }
+  } catch {}
+  return out;
+}
+
 /** conntrack TCP states as IPVS names them (ip_vs_proto_tcp.c tcp_state_name). */
 export function ipvsState(e: CtEntry): ConnState {
   if (e.protocol === 'udp') return 'UDP';
@@ -119,6 +145,13 @@ export class NftDataPlane implements DataPlane {
   private flushing: Promise<void> = Promise.resolve();
   private scheduled: Promise<void> | null = null;
   private conns: CtEntry[] = [];
+  /** stats elements the kernel holds, per family */
+  private statHave: Record<'ip' | 'ip6', Set<string>> = { ip: new Set(), ip6: new Set() };
+  /** per real-server element (`addr . proto . port`): counters now, at the last `zero`, and rates */
+  private counters = new Map<string, Stats>();
+  private zeroBase = new Map<string, Stats>();
+  private rates = new Map<string, Rates>();
+  private lastSample: { at: number; counters: Map<string, Stats> } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   /** transactions run (tests, metrics) */
@@ -197,6 +230,17 @@ export class NftDataPlane implements DataPlane {
         for (const id of this.services.keys()) this.dirty.add(id);
         this.services.clear();
         break;
+      case 'zero': {
+        // ipvsadm -Z: counters restart from what the kernel holds now
+        const ids = op.key ? [serviceId(op.key)] : [...this.services.keys()];
+        for (const id of ids)
+          for (const d of this.services.get(id)?.dests ?? []) {
+            const k = this.statKey(id, d);
+            const c = k ? this.counters.get(k) : undefined;
+            if (k && c) this.zeroBase.set(k, c);
+          }
+        break;
+      }
       default:
         break;
     }
@@ -383,7 +427,11 @@ export class NftDataPlane implements DataPlane {
       full || [...next.values(), ...[...ids].map((i) => this.applied.get(i))].some((k) => k?.mode === 'fullnat');
     const all = [...target.values()];
     const post = fnatTouched ? [...postrouting('ip', all), ...postrouting('ip6', all)] : [];
-    const batch = [...removing, ...cmds, ...post, ...adding];
+    const statWant = { ip: statElements(all, 'ip'), ip6: statElements(all, 'ip6') };
+    const stats = (['ip', 'ip6'] as const).flatMap((f) =>
+      statSetCommands(f, full ? new Set() : this.statHave[f], statWant[f]),
+    );
+    const batch = [...removing, ...cmds, ...post, ...stats, ...adding];
     if (batch.length === 0) return;
     const r = this.deps.nft.run(`${batch.join('\n')}\n`);
     this.transactions++;
@@ -404,6 +452,70 @@ export class NftDataPlane implements DataPlane {
     for (const [id, k] of target) this.applied.set(id, k);
     this.devices.clear();
     for (const d of wantDevices) this.devices.add(d);
+    this.statHave = statWant;
+  }
+
+  /** The stats element of a destination of service `id` (NAT/FNAT with a protocol and port), or null. */
+  private statKey(id: string, d: { address: string; port: number }): string | null {
+    const s = this.services.get(id);
+    if (!s || s.key.kind !== 'addr' || d.port === 0) return null;
+    return `${d.address} . ${s.key.protocol} . ${d.port}`;
+  }
+
+  /** Reads the counter sets (one small JSON listing each) and derives per-second rates. */
+  private readCounters(now: number): void {
+    const next = new Map<string, Stats>();
+    const get = (k: string): Stats => next.get(k) ?? { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
+    for (const f of ['ip', 'ip6'] as const) {
+      if (this.statHave[f].size === 0) continue;
+      for (const set of STAT_SETS) {
+        const r = this.deps.nft.run(`list set ${f} ${TABLE} ${set}`, true);
+        if (!r.ok) continue;
+        for (const { key, packets, bytes } of parseCounterSet(r.output)) {
+          const c = get(key);
+          if (set === 'st_new') next.set(key, { ...c, conns: packets });
+          else if (set === 'st_in') next.set(key, { ...c, inPkts: packets, inBytes: bytes });
+          else next.set(key, { ...c, outPkts: packets, outBytes: bytes });
+        }
+      }
+    }
+    const prev = this.lastSample;
+    if (prev) {
+      const dt = (now - prev.at) / 1000;
+      for (const [k, c] of next) {
+        const p = prev.counters.get(k);
+        if (!p || dt <= 0) continue;
+        const per = (a: number, b: number) => Math.max(0, (a - b) / dt);
+        this.rates.set(k, {
+          cps: per(c.conns, p.conns),
+          inPps: per(c.inPkts, p.inPkts),
+          outPps: per(c.outPkts, p.outPkts),
+          inBps: per(c.inBytes, p.inBytes),
+          outBps: per(c.outBytes, p.outBytes),
+        });
+      }
+    }
+    this.lastSample = { at: now, counters: next };
+    this.counters = next;
+  }
+
+  /** ipvsadm --stats / --rate of one destination, from the nft counters (null when not counted). */
+  destCounters(id: string, d: { address: string; port: number }): { stats: Stats; rates: Rates } | null {
+    const k = this.statKey(id, d);
+    const c = k ? this.counters.get(k) : undefined;
+    if (!k || !c) return null;
+    const b = this.zeroBase.get(k);
+    const sub = (x: number, y = 0) => Math.max(0, x - y);
+    return {
+      stats: {
+        conns: sub(c.conns, b?.conns),
+        inPkts: sub(c.inPkts, b?.inPkts),
+        outPkts: sub(c.outPkts, b?.outPkts),
+        inBytes: sub(c.inBytes, b?.inBytes),
+        outBytes: sub(c.outBytes, b?.outBytes),
+      },
+      rates: this.rates.get(k) ?? { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 },
+    };
   }
 
   /** Reads conntrack, counts per destination, and reschedules load-driven slot maps when counts moved. */
@@ -411,6 +523,7 @@ export class NftDataPlane implements DataPlane {
     if (this.stopped) return;
     const entries = await this.deps.conntrack.list();
     this.conns = entries;
+    if (this.initialized) this.readCounters(Date.now());
     const counts = new Map<string, { active: number; inact: number }>();
     for (const e of entries) {
       const k = this.destKey(e);

@@ -42,7 +42,42 @@ export function baseTable(f: Fam): string[] {
     `add chain ${t} output { type nat hook output priority -100; policy accept; }`,
     `add rule ${t} output jump dispatch`,
     `add chain ${t} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+    // ipvsadm --stats: per real server, counters of new connections, packets in and out (conntrack knows
+    // the direction); the sets hold the NAT/FNAT real servers (statSetCommands)
+    ...STAT_SETS.map((n) => `add set ${t} ${n} { type ${a} . inet_proto . inet_service; counter; }`),
+    `add chain ${t} stats { type filter hook forward priority -1; policy accept; }`,
+    `add rule ${t} stats ct status dnat ct direction original ct state new ${f} daddr . meta l4proto . th dport @st_new`,
+    `add rule ${t} stats ct status dnat ct direction original ${f} daddr . meta l4proto . th dport @st_in`,
+    `add rule ${t} stats ct status dnat ct direction reply ${f} saddr . meta l4proto . th sport @st_out`,
   ];
+}
+
+/** Counter sets of real servers: new connections, packets towards them, packets from them. */
+export const STAT_SETS = ['st_new', 'st_in', 'st_out'] as const;
+
+/** `addr . proto . port` of every real server a NAT/FNAT service forwards to (its stats element). */
+export function statElements(services: readonly KernelService[], f: Fam): Set<string> {
+  const out = new Set<string>();
+  for (const s of services) {
+    if (s.mode === 'dr' || famOf(s) !== f) continue;
+    const proto = s.key.kind === 'addr' ? s.key.protocol : null;
+    if (!proto) continue; // fwmark: any protocol, not counted per real server
+    for (const d of s.dests) if (d.port !== 0) out.add(`${d.address} . ${proto} . ${d.port}`);
+  }
+  return out;
+}
+
+/** Adds and deletes stats elements so the sets hold exactly `want`. */
+export function statSetCommands(f: Fam, have: ReadonlySet<string>, want: ReadonlySet<string>): string[] {
+  const add = [...want].filter((e) => !have.has(e));
+  const del = [...have].filter((e) => !want.has(e));
+  const t = `${f} ${TABLE}`;
+  const out: string[] = [];
+  for (const n of STAT_SETS) {
+    if (add.length) out.push(`add element ${t} ${n} { ${add.join(', ')} }`);
+    if (del.length) out.push(`delete element ${t} ${n} { ${del.join(', ')} }`);
+  }
+  return out;
 }
 
 /** The skeleton of the DR table; device chains come with deviceChain(). */
