@@ -31,7 +31,7 @@ async function freeUdpPort(): Promise<number> {
 
 // the data plane under test, in its own process so that its fd limit can be lowered
 const CHILD = `
-import { ProxyDataPlane } from ${JSON.stringify(join(dist, 'dataplane/proxy/engine.js'))};
+import { ProxyDataPlane } from ${JSON.stringify(join(dist, 'dataplane/proxy/proxy-plane.js'))};
 import { LbTable } from ${JSON.stringify(join(dist, 'lb/table.js'))};
 import { SystemClock } from ${JSON.stringify(join(dist, 'util/clock.js'))};
 const [tcpRs, udpRs, tcpVip, udpVip] = process.argv.slice(2).map(Number);
