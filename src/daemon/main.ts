@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -367,14 +367,37 @@ export class Supervisor implements StatusSource {
     return r;
   }
 
-  /** keepalived writes its data/stats dumps under /tmp on SIGUSR1/SIGUSR2. */
-  dump(kind: DumpKind): string {
+  /**
+   * SIGUSR1/SIGUSR2: keepalived writes its data/stats dumps to $TMPDIR (else /tmp). Files are
+   * created safely (os/safe-file.ts) and a failure is logged, never thrown: a planted directory
+   * or symlink must not stop the daemon.
+   */
+  dump(kind: DumpKind): string | undefined {
     const s = this.status();
-    const path = `/tmp/keepvs.${kind}`;
-    writeFileSync(path, formatDump(s, kind));
-    writeFileSync('/tmp/keepvs.json', JSON.stringify(s, null, 2));
-    return path;
+    const dir = dumpDir();
+    const path = join(dir, `keepvs.${kind}`);
+    let ok = true;
+    for (const [file, text] of [
+      [path, formatDump(s, kind)],
+      [join(dir, 'keepvs.json'), JSON.stringify(s, null, 2)],
+    ] as const) {
+      try {
+        // /tmp is shared: not a private directory, so only the exclusive temp name + rename protect it
+        writeFileSafely(file, text, 0o600, false);
+        this.logger.log('info', `${kind === 'data' ? 'Data' : 'Stats'} dump written to ${file}`);
+      } catch (e) {
+        ok = false;
+        this.logger.log('error', `Dump not written: ${(e as Error).message}`);
+      }
+    }
+    return ok ? path : undefined;
   }
+}
+
+/** keepalived's tmp_dir: $TMPDIR when absolute, else /tmp (lib/utils.c set_tmp_dir). */
+export function dumpDir(env: NodeJS.ProcessEnv = process.env): string {
+  const t = env.TMPDIR;
+  return t?.startsWith('/') ? t : '/tmp';
 }
 
 function writePid(path: string, pid: number | undefined, logger: DaemonLogger): void {
@@ -505,7 +528,14 @@ export async function runDaemon(opts: DaemonOptions, load: ConfigLoader): Promis
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
     process.on('SIGINT', () => void shutdown('SIGINT'));
     process.on('SIGHUP', () => h.supervisor.reload());
-    process.on('SIGUSR1', () => h.supervisor.dump('data'));
-    process.on('SIGUSR2', () => h.supervisor.dump('stats'));
+    const dump = (kind: 'data' | 'stats') => {
+      try {
+        h.supervisor.dump(kind);
+      } catch (e) {
+        h.supervisor.logger.log('error', `Dump failed: ${(e as Error).message}`);
+      }
+    };
+    process.on('SIGUSR1', () => dump('data'));
+    process.on('SIGUSR2', () => dump('stats'));
   });
 }

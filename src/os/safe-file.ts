@@ -3,6 +3,8 @@
  * symlink (O_NOFOLLOW), always a new inode (O_EXCL after unlinking the old name, which removes a
  * planted symlink itself rather than its target), in a directory no other user can write to.
  */
+
+import { randomBytes } from 'node:crypto';
 import { closeSync, constants, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
@@ -40,12 +42,9 @@ export function writeFileSafely(path: string, data: string, mode = 0o600, privat
     const why = unsafeDirReason(dir);
     if (why) throw new Error(`refusing to write ${path}: ${why}`);
   } else mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    unlinkSync(tmp);
-  } catch {
-    // no leftover
-  }
+  // a random temporary name, as mkostemp gives keepalived's fopen_safe: in a shared directory
+  // (/tmp) a predictable name could be planted in advance to make every write fail
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   createExclusive(tmp, data, mode);
   try {
     renameSync(tmp, path);

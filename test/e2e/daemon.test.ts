@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -101,7 +101,8 @@ before(async () => {
       // the userspace proxy even as root (auto would take the kernel plane): loopback real servers
       '--dataplane=proxy',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // dumps go to $TMPDIR as keepalived's: the planted-file test below uses this run's own directory
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: dir } },
   );
   daemon.stdout?.on('data', (d) => (output += d));
   daemon.stderr?.on('data', (d) => (output += d));
@@ -341,6 +342,22 @@ test('a proxy worker killed with SIGKILL is forked again with the table, and tra
     return out.every((r) => /^rs[01]$/.test(r.body));
   });
   assert.match(output, /proxy worker \d exited \(SIGKILL\); forking it again/);
+});
+
+test('SIGUSR1/SIGUSR2 with a planted directory and a planted symlink: not followed, the daemon keeps running', async () => {
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'precious\n');
+  mkdirSync(join(dir, 'keepvs.data'));
+  symlinkSync(victim, join(dir, 'keepvs.json'));
+  daemon.kill('SIGUSR1');
+  await until('the failed dump is logged', async () => output.includes('Dump not written') || undefined);
+  assert.equal((await status()).version !== undefined, true);
+  assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+  assert.ok(lstatSync(join(dir, 'keepvs.json')).isFile(), 'the symlink was replaced by a regular file');
+  daemon.kill('SIGUSR2');
+  await until('stats dump', async () => existsSync(join(dir, 'keepvs.stats')) || undefined);
+  assert.match(readFileSync(join(dir, 'keepvs.stats'), 'utf8'), /Virtual Server/);
+  assert.equal(daemon.exitCode, null);
 });
 
 test('SIGTERM stops cleanly and removes the pid files', async () => {

@@ -5,6 +5,7 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -64,6 +65,28 @@ test('pid files: a live keepvs is found, a dead pid or a pid reused by another p
   } finally {
     other.kill();
     fake.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('dumps in a shared directory (/tmp): a planted symlink is replaced, not followed; a planted directory is an error, no temp left', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kv-safe-'));
+  try {
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious\n');
+    symlinkSync(victim, join(dir, 'keepvs.data'));
+    writeFileSafely(join(dir, 'keepvs.data'), 'dump\n', 0o600, false);
+    assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+    assert.ok(lstatSync(join(dir, 'keepvs.data')).isFile());
+    assert.equal(lstatSync(join(dir, 'keepvs.data')).mode & 0o777, 0o600);
+    mkdirSync(join(dir, 'keepvs.stats'));
+    assert.throws(() => writeFileSafely(join(dir, 'keepvs.stats'), 'x', 0o600, false), /EISDIR|EEXIST|ENOTEMPTY/);
+    assert.ok(lstatSync(join(dir, 'keepvs.stats')).isDirectory());
+    assert.deepEqual(
+      readdirSync(dir).filter((n) => n.endsWith('.tmp')),
+      [],
+    );
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
