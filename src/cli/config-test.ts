@@ -1,16 +1,29 @@
 /**
- * `keepvs -t [-f FILE]` / `--config-test[=FILE]` and `--dump-conf`: load the whole configuration,
+ * `keepvs -t [-f FILE]` / `--config-test[=LOG_FILE]` and `--dump-conf`: load the whole configuration,
  * print every diagnostic as FILE:LINE:COL: severity: message [CODE], and return the exit status.
- * Exit status (keepalived's -t convention): 0 usable (warnings allowed), 3 errors: cannot run.
+ *
+ * Exit status as keepalived 2.2.7's -t (core/main.c config_test_exit, lib/parser.c keeps the
+ * highest config_err_t): 0 nothing reported, 4 only problems that stop it from running (unreadable
+ * file, missing interface, errors keepvs cannot repair), 5 any other reported problem (it runs the
+ * repaired configuration). Notes (keepvs-only remarks keepalived makes silently, such as
+ * `lb_algo`) never change it. `--lenient` gives keepvs's older convention: 0 usable, 3 cannot run.
  */
 
 import { formatDiagnostic } from '../config/format.js';
 import type { ConfigFs } from '../config/fs-port.js';
+import { interfaceDiagnostics } from '../config/host-checks.js';
 import { loadConfig } from '../config/index.js';
-import type { DataplaneCapabilities, LoadResult } from '../config/model.js';
+import type { DataplaneCapabilities, Diagnostic, LoadResult } from '../config/model.js';
 
 export const CONFIG_TEST_OK = 0;
-export const CONFIG_TEST_ERRORS = 3;
+/** keepalived's KEEPALIVED_CHK_EXIT_CONFIG */
+export const CONFIG_TEST_CANNOT_RUN = 4;
+/** keepalived's KEEPALIVED_CHK_EXIT_CONFIG_TEST */
+export const CONFIG_TEST_PROBLEMS = 5;
+/** keepalived's KEEPALIVED_CHK_EXIT_CONFIG_TEST_SECURITY (CONFIG_SECURITY_ERROR, the highest) */
+export const CONFIG_TEST_SECURITY = 6;
+/** --lenient: the configuration cannot run */
+export const CONFIG_TEST_LENIENT_ERRORS = 3;
 
 export interface ConfigTestIo {
   readonly fs: ConfigFs;
@@ -21,6 +34,8 @@ export interface ConfigTestIo {
   readonly hostname?: string;
   /** checks against the system after loading (script security, KV320/KV321) */
   readonly afterLoad?: (r: LoadResult) => LoadResult;
+  /** the host's interfaces; absent: not checked */
+  readonly interfaceExists?: (name: string) => boolean;
 }
 
 export interface ConfigTestOptions {
@@ -28,9 +43,33 @@ export interface ConfigTestOptions {
   readonly useFile: string;
   readonly configId?: string;
   readonly dump?: boolean;
+  /** exit 0 whenever the configuration can run (keepvs before keepalived's convention) */
+  readonly lenient?: boolean;
+  /** do not check that the interfaces named exist here: a configuration for another machine */
+  readonly noInterfaceCheck?: boolean;
   /** the data plane keepvs would run: services it cannot forward are KV315 errors */
   readonly dataplane?: DataplaneCapabilities;
 }
+
+/**
+ * keepalived -t counts only what it reports as a configuration error: of its script checks, a
+ * track script disabled ("Disabling track script ...", vrrp.c) and the SECURITY VIOLATION; a
+ * notify, MISC_CHECK or quorum script it cannot access is only logged (notify.c log_message).
+ * keepvs prints those (KV320) but, like keepalived, does not let them change the status.
+ */
+const logOnlyInKeepalived = (d: Diagnostic): boolean => d.code === 'KV320' && !d.message.includes('(vrrp script ');
+
+/** The exit status for a set of diagnostics (see the module comment). */
+export function configTestStatus(diagnostics: readonly Diagnostic[], lenient = false): number {
+  const errors = diagnostics.filter((d) => d.severity === 'error').length;
+  if (lenient) return errors ? CONFIG_TEST_LENIENT_ERRORS : CONFIG_TEST_OK;
+  const reported = diagnostics.filter((d) => d.severity !== 'note' && !logOnlyInKeepalived(d)).length;
+  if (reported === 0) return CONFIG_TEST_OK;
+  if (diagnostics.some((d) => d.code === 'KV321')) return CONFIG_TEST_SECURITY;
+  return errors === reported ? CONFIG_TEST_CANNOT_RUN : CONFIG_TEST_PROBLEMS;
+}
+
+const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
 
 export function runConfigTest(opts: ConfigTestOptions, io: ConfigTestIo): number {
   const configId = opts.configId ?? io.hostname?.split('.')[0];
@@ -41,13 +80,26 @@ export function runConfigTest(opts: ConfigTestOptions, io: ConfigTestIo): number
     ...(opts.dataplane ? { dataplane: opts.dataplane } : {}),
   });
   const result = io.afterLoad ? io.afterLoad(loaded) : loaded;
-  for (const d of result.diagnostics) io.stderr(formatDiagnostic(d));
-  const errors = result.diagnostics.filter((d) => d.severity === 'error').length;
-  const warnings = result.diagnostics.length - errors;
+  const diagnostics = [...result.diagnostics];
+  const ifs =
+    result.config && io.interfaceExists && !opts.noInterfaceCheck
+      ? interfaceDiagnostics(result.config, io.interfaceExists)
+      : [];
+  diagnostics.push(...ifs);
+  for (const d of diagnostics) io.stderr(formatDiagnostic(d));
+  const count = (s: Diagnostic['severity']) => diagnostics.filter((d) => d.severity === s).length;
+  const errors = count('error');
+  const notes = count('note');
   if (opts.dump && result.config) io.stdout(JSON.stringify(result.config, null, 2));
+  const status = configTestStatus(diagnostics, opts.lenient);
+  const verdict = errors
+    ? 'configuration cannot run'
+    : status === CONFIG_TEST_OK
+      ? 'configuration is usable'
+      : 'configuration runs as repaired (see above)';
   io.stderr(
-    `keepvs: ${opts.useFile}: ${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}; ` +
-      (result.usable ? 'configuration is usable' : 'configuration cannot run'),
+    `keepvs: ${opts.useFile}: ${plural(errors, 'error')}, ${plural(count('warning'), 'warning')}` +
+      `${notes ? `, ${plural(notes, 'note')}` : ''}; ${verdict}`,
   );
-  return result.usable ? CONFIG_TEST_OK : CONFIG_TEST_ERRORS;
+  return status;
 }

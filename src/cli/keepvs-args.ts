@@ -46,6 +46,12 @@ export interface KeepvsOptions {
   readonly expireNodestConn: boolean;
   /** UDP flows per proxy process; undefined: a quarter of its open-file limit */
   readonly udpFlows?: number;
+  /** -t: keepvs's older exit status (0 usable, 3 cannot run) instead of keepalived's */
+  readonly lenient: boolean;
+  /** -t: do not check that interfaces exist (a config for another machine) */
+  readonly noInterfaceCheck: boolean;
+  /** -t/--config-test=LOG_FILE: diagnostics appended to this file instead of stderr (keepalived's meaning) */
+  readonly configTestLog?: string;
   /** arguments after `demo` */
   readonly demoArgs: readonly string[];
 }
@@ -59,7 +65,7 @@ export const DEFAULT_CONFIG_FILE = '/etc/keepalived/keepalived.conf';
 export const DEFAULT_API = { host: '127.0.0.1', port: 9180 } as const;
 
 type Setter = (o: Draft, v: string | undefined) => string | undefined;
-type Draft = { -readonly [K in keyof KeepvsOptions]: KeepvsOptions[K] } & { configTestFile?: string };
+type Draft = { -readonly [K in keyof KeepvsOptions]: KeepvsOptions[K] };
 
 interface OptSpec {
   readonly long: string;
@@ -114,7 +120,7 @@ const OPTIONS: readonly OptSpec[] = [
     arg: 'optional',
     set: (o, v) => {
       if (o.command !== 'help' && o.command !== 'version') o.command = 'config-test';
-      if (v) o.configTestFile = v;
+      if (v) o.configTestLog = v;
       return undefined;
     },
   },
@@ -134,6 +140,8 @@ const OPTIONS: readonly OptSpec[] = [
   { long: 'dont-respawn', short: 'R', arg: 'none', set: store('dontRespawn', () => true) },
   { long: 'log-file', short: 'g', arg: 'optional', set: store('logFile', (v) => v ?? '/tmp/keepalived.log') },
   { long: 'no-syslog', short: 'G', arg: 'none', set: store('noSyslog', () => true) },
+  { long: 'lenient', arg: 'none', set: store('lenient', () => true) },
+  { long: 'no-interface-check', arg: 'none', set: store('noInterfaceCheck', () => true) },
   { long: 'socket', arg: 'required', set: store('socket', (v) => v) },
   {
     long: 'api',
@@ -236,6 +244,8 @@ export function parseKeepvsArgs(argv: readonly string[]): Result<KeepvsOptions, 
     apiTokens: [],
     dataplane: 'auto',
     expireNodestConn: false,
+    lenient: false,
+    noInterfaceCheck: false,
     demoArgs: [],
   };
   const byLong = new Map(OPTIONS.map((s) => [s.long, s]));
@@ -289,9 +299,7 @@ export function parseKeepvsArgs(argv: readonly string[]): Result<KeepvsOptions, 
   }
   if (o.vrrpOnly && o.checkOnly) return usage('-P/--vrrp and -C/--check are mutually exclusive');
   if (o.useFile === '') return usage('-f/--use-file needs a file name');
-  const { configTestFile, ...rest } = o;
-  if (configTestFile) rest.useFile = configTestFile;
-  return ok(rest);
+  return ok(o);
 }
 
 export const KEEPVS_HELP = `Usage: keepvs [OPTION...]
@@ -314,8 +322,12 @@ keepalived-compatible VRRP failover, health checks and virtual servers.
   -r, --vrrp_pid=FILE          VRRP pid file
   -c, --checkers_pid=FILE      Checkers pid file
   -i, --config-id ID           Select @ID conditional lines (default: first label of the host name)
-  -t, --config-test[=FILE]     Check the configuration, print every problem, and exit
-                               (exit 0: usable, 3: errors, 2: bad command line)
+  -t, --config-test[=LOG_FILE] Check the configuration, print every problem (to stderr,
+                               or appended to LOG_FILE), and exit: 0 nothing to report,
+                               4 cannot run, 5 problems reported (runs as repaired),
+                               2 bad command line (keepalived's statuses)
+      --lenient                With -t: exit 0 whenever the configuration can run, 3 if not
+      --no-interface-check     With -t: don't check that interfaces exist on this host
   -d, --dump-conf              Print the resolved configuration as JSON and exit
       --socket=PATH            keepvsadm control socket
       --api=HOST:PORT          JSON status API and /metrics (default ${DEFAULT_API.host}:${DEFAULT_API.port})

@@ -1,6 +1,6 @@
 // Entry point of the `keepvs` binary: parse argv, then dispatch. Running the daemon is added by
 // the daemon engineer (see the 'run' / 'demo' cases).
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { OverlayConfigFs } from '../config/fs-port.js';
@@ -11,6 +11,7 @@ import { MANAGED_FILE_NAME } from '../daemon/options.js';
 import { chooseDataplane } from '../dataplane/select.js';
 import { tunPlaneUnavailable } from '../dataplane/tun/kernel.js';
 import { NodeConfigFs } from '../os/config-fs.js';
+import { hostInterfaceExists } from '../os/interfaces.js';
 import { probeKernelPlane } from '../os/kernel-probe.js';
 import { systemScriptSecurityPort } from '../os/script-security-fs.js';
 import { runConfigTest } from './config-test.js';
@@ -52,25 +53,51 @@ function main(argv: readonly string[]): number | Promise<number> {
       return { ...p, tun: tunUnavailable === null, ...(tunUnavailable ? { tunReason: tunUnavailable } : {}) };
     });
   const configTest = (dump: boolean) => {
-    const code = runConfigTest(
-      {
-        useFile: resolve(opts.useFile),
-        dump,
-        dataplane: choice().capabilities,
-        ...(opts.configId !== undefined ? { configId: opts.configId } : {}),
-      },
-      io,
-    );
-    // the daemon options the dashboard depends on, so -t shows what the web UI will use
-    const managed = opts.managedConfig
-      ? resolve(opts.managedConfig)
-      : join(dirname(resolve(opts.useFile)), MANAGED_FILE_NAME);
-    io.stderr(`keepvs: config API writes ${managed}`);
-    if (opts.peerApi)
-      io.stderr(
-        `keepvs: peer director API ${opts.peerApi} (${opts.peerToken ? 'with' : 'without'} a token for actions)`,
+    let stderr: (l: string) => void = io.stderr;
+    let logFd: number | undefined;
+    if (opts.configTestLog) {
+      // keepalived -t=LOG_FILE: O_WRONLY|O_APPEND|O_CREAT|O_NOFOLLOW, 0644, replaces stderr (core/main.c)
+      try {
+        logFd = openSync(
+          opts.configTestLog,
+          constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW,
+          0o644,
+        );
+      } catch (e) {
+        process.stderr.write(
+          `Unable to open config-test log file ${opts.configTestLog} - ${(e as NodeJS.ErrnoException).code}\n`,
+        );
+        return 1;
+      }
+      const fd = logFd;
+      stderr = (l: string) => void writeSync(fd, `${l}\n`);
+    }
+    try {
+      const code = runConfigTest(
+        {
+          useFile: resolve(opts.useFile),
+          dump,
+          // --dump-conf prints the model: its status says only whether it can run
+          lenient: opts.lenient || dump,
+          noInterfaceCheck: opts.noInterfaceCheck || dump,
+          dataplane: choice().capabilities,
+          ...(opts.configId !== undefined ? { configId: opts.configId } : {}),
+        },
+        { ...io, stderr, interfaceExists: hostInterfaceExists },
       );
-    return code;
+      // the daemon options the dashboard depends on, so -t shows what the web UI will use
+      const managed = opts.managedConfig
+        ? resolve(opts.managedConfig)
+        : join(dirname(resolve(opts.useFile)), MANAGED_FILE_NAME);
+      stderr(`keepvs: config API writes ${managed}`);
+      if (opts.peerApi)
+        stderr(
+          `keepvs: peer director API ${opts.peerApi} (${opts.peerToken ? 'with' : 'without'} a token for actions)`,
+        );
+      return code;
+    } finally {
+      if (logFd !== undefined) closeSync(logFd);
+    }
   };
   switch (opts.command) {
     case 'help':

@@ -6,7 +6,7 @@ import { posix as path } from 'node:path';
 import { DiagnosticBag } from './diagnostics.js';
 import type { ConfigFs } from './fs-port.js';
 import { MemoryConfigFs } from './fs-port.js';
-import { makeCtx, runBlock, TOP_LEVEL } from './grammar/engine.js';
+import { isKnownKeyword, makeCtx, runBlock, TOP_LEVEL } from './grammar/engine.js';
 import { newRootDraft, ROOT } from './grammar/root.js';
 import type { DataplaneCapabilities, LoadResult } from './model.js';
 import { Preprocessor } from './preprocess.js';
@@ -32,7 +32,7 @@ export interface LoadOptions {
 }
 
 function run(pre: Preprocessor, bag: DiagnosticBag, plane?: DataplaneCapabilities): LoadResult {
-  const tree = buildTree(pre.lines, bag);
+  const tree = buildTree(pre.lines, bag, isKnownKeyword);
   const ctx = makeCtx(bag);
   const draft = newRootDraft();
   runBlock(tree, ROOT, draft, ctx, TOP_LEVEL);

@@ -220,6 +220,8 @@ export interface VrrpInstance {
   readonly initialState: 'MASTER' | 'BACKUP';
   /** may be absent with unicast; else `default_interface` is NOT assumed: diagnostics report it */
   readonly interface?: string;
+  /** where `interface` is written (diagnostics) */
+  readonly interfaceLoc?: SourceLoc;
   readonly vrid: number;
   /** 1..255, default 100; 255 = address owner */
   readonly priority: number;
@@ -513,7 +515,12 @@ export interface Config {
   readonly virtualServers: readonly VirtualServer[];
 }
 
-export type Severity = 'error' | 'warning';
+/**
+ * error: cannot run as written (or keepvs cannot repair it); warning: reported, as keepalived
+ * reports it, and the repaired configuration runs; note: a keepvs remark on something keepalived
+ * accepts silently (an old spelling): never changes `keepvs -t`'s exit status.
+ */
+export type Severity = 'error' | 'warning' | 'note';
 
 export interface Diagnostic {
   /** stable code, documented in docs/errors.md, e.g. KV101 */

@@ -35,16 +35,23 @@ const vsKeyText = (vs: VirtualServer): string => {
   return `group ${k.group} ${vs.protocol}`;
 };
 
-function checkRefs(
+/**
+ * References to undefined tracking objects are dropped, as keepalived does ("(VI_1) track script
+ * chk not found, ignoring...", vrrp_parser.c): reported, and the instance runs without them.
+ */
+function knownRefs(
   owner: string,
   tracks: readonly WeightedTrack[],
   names: ReadonlySet<string>,
   code: 'KV303' | 'KV304' | 'KV307',
   what: string,
   ctx: Ctx,
-): void {
-  for (const t of tracks)
-    if (!names.has(t.name)) ctx.report(code, t.loc, `${owner} tracks ${what} '${t.name}', which is not defined`);
+): WeightedTrack[] {
+  return tracks.filter((t) => {
+    if (names.has(t.name)) return true;
+    ctx.repair(code, t.loc, `${owner} tracks ${what} '${t.name}', which is not defined; ignored`);
+    return false;
+  });
 }
 
 function checkVrids(instances: readonly VrrpInstance[], ctx: Ctx): void {
@@ -154,18 +161,19 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx, 
     const vi = finishInstance(node, draft, globalDefs, ctx);
     if (vi) finished.push({ ...vi, smtpAlert: vi.smtpAlert ?? vrrpAlert });
   }
-  const vrrpInstances = uniqueByName(finished, 'vrrp_instance', ctx);
-  checkVrids(vrrpInstances, ctx);
-
   const scriptNames = new Set(vrrpScripts.map((s) => s.name));
   const fileNames = new Set(trackFiles.map((s) => s.name));
   const processNames = new Set(trackProcesses.map((s) => s.name));
-  for (const vi of vrrpInstances) {
+  const vrrpInstances = uniqueByName(finished, 'vrrp_instance', ctx).map((vi) => {
     const owner = `vrrp_instance ${vi.name}`;
-    checkRefs(owner, vi.trackScripts, scriptNames, 'KV303', 'vrrp_script', ctx);
-    checkRefs(owner, vi.trackFiles, fileNames, 'KV304', 'track_file', ctx);
-    checkRefs(owner, vi.trackProcesses, processNames, 'KV307', 'vrrp_track_process', ctx);
-  }
+    return {
+      ...vi,
+      trackScripts: knownRefs(owner, vi.trackScripts, scriptNames, 'KV303', 'vrrp_script', ctx),
+      trackFiles: knownRefs(owner, vi.trackFiles, fileNames, 'KV304', 'track_file', ctx),
+      trackProcesses: knownRefs(owner, vi.trackProcesses, processNames, 'KV307', 'vrrp_track_process', ctx),
+    };
+  });
+  checkVrids(vrrpInstances, ctx);
 
   const instanceNames = new Set(vrrpInstances.map((v) => v.name));
   const memberOf = new Map<string, string>();
@@ -173,20 +181,33 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx, 
     d.syncGroups.map((g) => ({ ...g, name: g.group.name, loc: g.group.loc })),
     'vrrp_sync_group',
     ctx,
-  ).map((g) => {
+  ).flatMap((g) => {
     const owner = `vrrp_sync_group ${g.name}`;
     for (const m of g.members) {
-      if (!instanceNames.has(m.name))
-        ctx.report('KV305', m.loc, `${owner}: member '${m.name}' is not a defined vrrp_instance`);
+      // keepalived: "Virtual router X specified in sync group G doesn't exist - ignoring"
+      if (!instanceNames.has(m.name)) {
+        ctx.repair('KV305', m.loc, `${owner}: member '${m.name}' is not a defined vrrp_instance; ignored`);
+        continue;
+      }
       const other = memberOf.get(m.name);
       if (other && other !== g.name)
         ctx.report('KV308', m.loc, `vrrp_instance '${m.name}' is already in sync group '${other}'`);
       else memberOf.set(m.name, g.name);
     }
-    checkRefs(owner, g.group.trackScripts, scriptNames, 'KV303', 'vrrp_script', ctx);
-    checkRefs(owner, g.group.trackFiles, fileNames, 'KV304', 'track_file', ctx);
-    checkRefs(owner, g.group.trackProcesses, processNames, 'KV307', 'vrrp_track_process', ctx);
-    return { ...g.group, smtpAlert: g.group.smtpAlert ?? vrrpAlert };
+    const group = g.group.group.filter((m) => instanceNames.has(m));
+    if (group.length === 0) {
+      // keepalived: "Sync group G, no matching virtual router found in group declaration - removing"
+      ctx.repair('KV305', g.group.loc, `${owner}: no defined vrrp_instance among its members; removed`);
+      return [];
+    }
+    return {
+      ...g.group,
+      group,
+      trackScripts: knownRefs(owner, g.group.trackScripts, scriptNames, 'KV303', 'vrrp_script', ctx),
+      trackFiles: knownRefs(owner, g.group.trackFiles, fileNames, 'KV304', 'track_file', ctx),
+      trackProcesses: knownRefs(owner, g.group.trackProcesses, processNames, 'KV307', 'vrrp_track_process', ctx),
+      smtpAlert: g.group.smtpAlert ?? vrrpAlert,
+    };
   });
 
   const groupNames = new Set(virtualServerGroups.map((g) => g.name));

@@ -24,7 +24,19 @@ const MAX_DEPTH = 64;
 
 const isBrace = (t: Token, brace: '{' | '}') => t.text === brace && !t.quoted;
 
-export function buildTree(lines: readonly LogicalLine[], bag: DiagnosticBag): Node[] {
+/**
+ * `isKnownKeyword`: whether any block of the grammar has this keyword. Inside a block, an unknown
+ * keyword followed by `{` is recovered from as keepalived's parser does (lib/parser.c: "Unknown
+ * keyword", then "Unexpected '{' - ignoring"): the brace is dropped, so the lines after it are read
+ * as part of the enclosing block and its `}` closes that block. A typo'd `FOO_CHECK {` in a
+ * real_server thus runs the same servers and checks as keepalived. At the top level the block is
+ * kept (and skipped whole by the grammar): keepalived ends with the same definitions there.
+ */
+export function buildTree(
+  lines: readonly LogicalLine[],
+  bag: DiagnosticBag,
+  isKnownKeyword?: (keyword: string) => boolean,
+): Node[] {
   // Cursor over (line, token) without materialising a flat token list (keeps GC low on big files).
   let li = 0;
   let ti = 0;
@@ -90,7 +102,13 @@ export function buildTree(lines: readonly LogicalLine[], bag: DiagnosticBag): No
       if (li < lines.length && isBrace(lines[li].tokens[ti], '{')) {
         const open = wordAt(li, ti);
         ti++;
-        children = parseBlock(open);
+        if (opener && isKnownKeyword && !isKnownKeyword(keyword.text))
+          bag.report(
+            'KV106',
+            open.loc,
+            `unexpected '{' after unknown keyword '${keyword.text}'; ignored, as keepalived does: the lines after it belong to the enclosing block, which its '}' closes`,
+          );
+        else children = parseBlock(open);
       }
       nodes.push(children ? { keyword, args, children, loc: keyword.loc } : { keyword, args, loc: keyword.loc });
     }

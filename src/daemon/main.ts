@@ -449,7 +449,7 @@ export async function startDaemon(opts: DaemonOptions, load: ConfigLoader): Prom
   const result = load();
   for (const d of result.diagnostics) {
     const line = formatDiagnostic(d);
-    logger.log(d.severity === 'error' ? 'error' : 'warning', line);
+    logger.log(d.severity === 'error' ? 'error' : d.severity === 'note' ? 'info' : 'warning', line);
     if (!opts.logConsole) process.stderr.write(`${line}\n`);
   }
   if (!result.usable || !result.config) {

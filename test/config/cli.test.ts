@@ -2,9 +2,18 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CONFIG_TEST_ERRORS, CONFIG_TEST_OK, runConfigTest } from '../../src/cli/config-test.js';
+import {
+  CONFIG_TEST_CANNOT_RUN,
+  CONFIG_TEST_LENIENT_ERRORS,
+  CONFIG_TEST_OK,
+  CONFIG_TEST_PROBLEMS,
+  CONFIG_TEST_SECURITY,
+  runConfigTest,
+} from '../../src/cli/config-test.js';
 import { DEFAULT_CONFIG_FILE, parseKeepvsArgs } from '../../src/cli/keepvs-args.js';
 import { MemoryConfigFs } from '../../src/config/fs-port.js';
+import { secureScripts } from '../../src/config/script-security.js';
+import { fakePort } from './script-fakes.js';
 
 const args = (...a: string[]) => {
   const r = parseKeepvsArgs(a);
@@ -74,8 +83,16 @@ test('keepvs args: keepalived options, short, long, attached and combined', () =
 test('keepvs args: -t / --config-test[=FILE], --dump-conf / -d, --help, --version', () => {
   assert.equal(args('-t').command, 'config-test');
   assert.deepEqual([args('-t', '-f', '/x').useFile, args('-t', '-f', '/x').command], ['/x', 'config-test']);
-  assert.equal(args('--config-test=/y.conf', '-f', '/x').useFile, '/y.conf');
-  assert.equal(args('-t/z.conf').useFile, '/z.conf');
+  // keepalived's meaning: -t=FILE is the file the report goes to, not the configuration
+  assert.deepEqual(
+    [args('--config-test=/y.log', '-f', '/x').useFile, args('--config-test=/y.log').configTestLog],
+    ['/x', '/y.log'],
+  );
+  assert.equal(args('-t/z.log').configTestLog, '/z.log');
+  assert.deepEqual(
+    [args('-t', '--lenient').lenient, args('-t', '--no-interface-check').noInterfaceCheck],
+    [true, true],
+  );
   assert.equal(args('--dump-conf').command, 'dump-conf');
   assert.equal(args('-d', '-f', '/x').command, 'dump-conf');
   assert.equal(args('-h').command, 'help');
@@ -115,28 +132,76 @@ const lines = () => {
   return { out, err, io: { stdout: (l: string) => out.push(l), stderr: (l: string) => err.push(l) } };
 };
 
-test('runConfigTest: every diagnostic printed, exit 0 when usable and 3 when not', () => {
+test('runConfigTest: every diagnostic printed; exit status as keepalived -t (0, 4 cannot run, 5 reported), --lenient 0/3', () => {
   const fs = new MemoryConfigFs({
     '/k/ok.conf': 'global_defs {\n router_idd x\n}\n',
     '/k/bad.conf': 'vrrp_instance V {\n interface eth0\n virtual_router_id 300\n priority 0\n}\n',
+    '/k/clean.conf': 'virtual_server 10.0.0.1 80 {\n lb_algo rr\n protocol TCP\n real_server 10.0.0.2 80 {\n }\n}\n',
   });
   const a = lines();
-  assert.equal(runConfigTest({ useFile: '/k/ok.conf' }, { fs, ...a.io }), CONFIG_TEST_OK);
+  // an unknown keyword: keepalived -t exits 5 (CONFIG_UNKNOWN_KEYWORD)
+  assert.equal(runConfigTest({ useFile: '/k/ok.conf' }, { fs, ...a.io }), CONFIG_TEST_PROBLEMS);
+  assert.equal(runConfigTest({ useFile: '/k/ok.conf', lenient: true }, { fs, ...lines().io }), CONFIG_TEST_OK);
+  // lb_algo is accepted silently by keepalived: a note, exit 0
+  const n = lines();
+  assert.equal(runConfigTest({ useFile: '/k/clean.conf' }, { fs, ...n.io }), CONFIG_TEST_OK);
+  assert.match(n.err[0], /note: 'lb_algo' is deprecated/);
   assert.match(
     a.err[0],
     /^\/k\/ok\.conf:2:2: warning: unknown keyword 'router_idd' in global_defs; did you mean 'router_id'\? \[KV110\]$/,
   );
-  assert.match(a.err.at(-1)!, /0 errors, 1 warning; configuration is usable/);
+  assert.match(a.err.at(-1)!, /0 errors, 1 warning; configuration runs as repaired/);
   const b = lines();
-  assert.equal(runConfigTest({ useFile: '/k/bad.conf' }, { fs, ...b.io }), CONFIG_TEST_ERRORS);
+  assert.equal(runConfigTest({ useFile: '/k/bad.conf' }, { fs, ...b.io }), CONFIG_TEST_CANNOT_RUN);
+  assert.equal(
+    runConfigTest({ useFile: '/k/bad.conf', lenient: true }, { fs, ...lines().io }),
+    CONFIG_TEST_LENIENT_ERRORS,
+  );
   assert.ok(
     b.err.some((l) => /:3:20: error: 'virtual_router_id' 300 is out of range 1\.\.255 \[KV201\]/.test(l)),
     b.err.join('\n'),
   );
   assert.ok(b.err.some((l) => /:4:11: error: .*priority.* \[KV201\]/.test(l)));
   const c = lines();
-  assert.equal(runConfigTest({ useFile: '/k/none.conf' }, { fs, ...c.io }), CONFIG_TEST_ERRORS);
+  assert.equal(runConfigTest({ useFile: '/k/none.conf' }, { fs, ...c.io }), CONFIG_TEST_CANNOT_RUN);
   assert.match(c.err[0], /KV001/);
+});
+
+test('runConfigTest: interfaces missing on this host are reported as keepalived does, unless --no-interface-check', () => {
+  const fs = new MemoryConfigFs({
+    '/k/if.conf':
+      'vrrp_instance V {\n interface eth9\n virtual_router_id 3\n track_interface {\n  eth8\n }\n virtual_ipaddress {\n  10.0.0.1 dev eth7\n }\n}\n',
+  });
+  const exists = (n: string) => n === 'eth0';
+  const a = lines();
+  assert.equal(
+    runConfigTest({ useFile: '/k/if.conf' }, { fs, interfaceExists: exists, ...a.io }),
+    CONFIG_TEST_PROBLEMS, // keepalived 2.2.7 -t exits 5 here (its per-interface reports are general errors)
+  );
+  const text = a.err.join('\n');
+  assert.match(text, /interface eth9 for vrrp_instance V doesn't exist \[KV322\]/);
+  assert.match(text, /:5:3: warning: \(V\) tracked interface eth8 doesn't exist/);
+  assert.match(text, /:8:3: warning: interface eth7 for ip address 10\.0\.0\.1 doesn't exist/);
+  const b = lines();
+  assert.equal(
+    runConfigTest({ useFile: '/k/if.conf', noInterfaceCheck: true }, { fs, interfaceExists: exists, ...b.io }),
+    CONFIG_TEST_OK,
+  );
+});
+
+test('runConfigTest: scripts run as root without enable_script_security exit 6, as keepalived -t', () => {
+  const conf =
+    'vrrp_script chk {\n script "/k/chk"\n}\n' +
+    'vrrp_instance V {\n interface eth0\n virtual_router_id 3\n track_script {\n  chk\n }\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n';
+  const fs = new MemoryConfigFs({ '/k/s.conf': conf });
+  const port = fakePort({ '/k': { kind: 'dir', mode: 0o777 }, '/k/chk': {} });
+  const a = lines();
+  assert.equal(
+    runConfigTest({ useFile: '/k/s.conf' }, { fs, afterLoad: (r) => secureScripts(r, port), ...a.io }),
+    CONFIG_TEST_SECURITY,
+  );
+  assert.match(a.err.join('\n'), /SECURITY VIOLATION .*\[KV321\]/);
+  assert.equal(runConfigTest({ useFile: '/k/s.conf' }, { fs, ...lines().io }), CONFIG_TEST_OK);
 });
 
 test('runConfigTest: --dump-conf prints the model as JSON; config id defaults to the host name label', () => {
@@ -154,7 +219,7 @@ test('keepvs binary: -t on a seed fixture, usage error, --help', () => {
   const bin = join(root, 'bin', 'keepvs.js');
   const run = (...a: string[]) => spawnSync(process.execPath, [bin, ...a], { encoding: 'utf8', timeout: 20000 });
   const t = run('-t', '-f', join(root, 'test', 'fixtures', 'conf', 'seed-wugk-master.conf'));
-  assert.equal(t.status, 0, t.stderr);
+  assert.equal(t.status, 5, t.stderr); // keepalived -t: 5 on this file (unknown keywords)
   assert.match(t.stderr, /seed-wugk-master\.conf:15:5: warning: unknown keyword 'lvs_sync_daemon_inteface'/);
   const u = run('--nope');
   assert.equal(u.status, 2);

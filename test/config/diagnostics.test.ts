@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { DIAGNOSTIC_CODES, editDistance, suggest } from '../../src/config/diagnostics.js';
 import { MemoryConfigFs } from '../../src/config/fs-port.js';
+import { interfaceDiagnostics } from '../../src/config/host-checks.js';
 import { formatDiagnostic, loadConfig } from '../../src/config/index.js';
 import type { LoadResult } from '../../src/config/model.js';
 import { secureScripts } from '../../src/config/script-security.js';
@@ -56,8 +57,9 @@ const CASES: readonly Case[] = [
   ['KV103', text('global_defs\n'), 1],
   ['KV104', text(vi('VI_1', 1, ' priority 100 {\n }\n')), 7],
   ['KV105', text(`${'{\n'.repeat(100000)}`), 64],
+  ['KV106', text('global_defs {\n router_idd x {\n }\n}\n'), 2],
   ['KV110', text('global_defs {\n router_idd x\n}\n'), 2],
-  ['KV111', text('virtual_server 10.0.0.1 80 {\n lb_algo rr\n}\n'), 2],
+  ['KV111', text(vi('VI_1', 1, ' lvs_sync_daemon_interface eth0\n')), 7],
   ['KV112', text('global_defs {\n enable_snmp_vrrp\n}\n'), 2],
   ['KV113', text(vi('VI_1', 1, ' priority\n')), 7],
   ['KV114', text('global_defs {\n router_id a b\n}\n'), 2],
@@ -67,15 +69,13 @@ const CASES: readonly Case[] = [
   ['KV201', text('vrrp_instance V {\n interface eth0\n virtual_router_id 0\n}\n'), 3],
   ['KV202', text('global_defs {\n vrrp_strict maybe\n}\n'), 2],
   ['KV203', text(vi('VI_1', 1, ' state MASTERR\n')), 7],
-  [
-    'KV204',
-    text('vrrp_instance V {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.300\n }\n}\n'),
-    5,
-  ],
+  ['KV204', text('virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.0.300 80 {\n }\n}\n'), 3],
   [
     'KV205',
-    text('vrrp_instance V {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1/33\n }\n}\n'),
-    5,
+    text(
+      'virtual_server 10.0.0.1 80 {\n protocol TCP\n persistence_timeout 60\n persistence_granularity 255.0.255.0\n}\n',
+    ),
+    4,
   ],
   ['KV206', text('virtual_server 10.0.0.1 70000 {\n}\n'), 1],
   ['KV207', text('virtual_server 10.0.0.1 80 {\n lvs_sched foo\n}\n'), 2],
@@ -110,12 +110,14 @@ const CASES: readonly Case[] = [
   ['KV310', text(`${RS_VS}${RS_VS}`), 6],
   ['KV314', text('virtual_server 10.0.0.1 80 {\n protocol TCP\n}\n'), 1],
   ['KV311', text(vi('VI_1', 1, ' state MASTER\n priority 100\n nopreempt\n')), 1],
+  ['KV312', text('virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server fe80::2 80 {\n }\n}\n')],
   [
-    'KV312',
-    text(
-      'vrrp_instance V {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1\n  fe80::1\n }\n}\n',
-    ),
-    6,
+    'KV322',
+    () => {
+      const r = text(vi('VI_1', 1))();
+      return { ...r, diagnostics: r.config ? interfaceDiagnostics(r.config, () => false) : [] };
+    },
+    2,
   ],
   ['KV313', text(`${vi('VI_1', 1)}vrrp_sync_group G {\n group {\n  VI_1\n }\n}\n`), 8],
   [
@@ -173,7 +175,9 @@ test('the malformed-input table triggers every code in the catalogue', () => {
 
 test('docs/errors.md and the catalogue list the same codes, both ways', () => {
   const doc = readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'errors.md'), 'utf8');
-  const documented = new Set([...doc.matchAll(/^\| (KV\d{3}) \| (error|warning) \|/gm)].map((m) => `${m[1]}:${m[2]}`));
+  const documented = new Set(
+    [...doc.matchAll(/^\| (KV\d{3}) \| (error|warning|note) \|/gm)].map((m) => `${m[1]}:${m[2]}`),
+  );
   const inCode = new Set(Object.entries(DIAGNOSTIC_CODES).map(([c, i]) => `${c}:${i.severity}`));
   assert.deepEqual(
     [...inCode].filter((c) => !documented.has(c)),

@@ -5,7 +5,7 @@
  */
 import { createTwoFilesPatch } from 'diff';
 import { err, ok, type Result } from '../../util/result.js';
-import type { LoadResult, SourceLoc } from '../model.js';
+import type { LoadResult, Severity, SourceLoc } from '../model.js';
 import { managedSpecOf } from './from-model.js';
 import { fieldAt, managedText, renderManaged } from './render.js';
 import {
@@ -158,7 +158,7 @@ export function applyChange(spec: ManagedSpec, change: ConfigChange, outside: Un
 
 export interface FieldDiagnostic {
   readonly code: string;
-  readonly severity: 'error' | 'warning';
+  readonly severity: Severity;
   readonly file: string;
   readonly line: number;
   readonly col: number;

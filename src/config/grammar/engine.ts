@@ -12,12 +12,18 @@ import type { Node, Word } from '../tree.js';
 export interface Ctx {
   readonly bag: DiagnosticBag;
   report(code: DiagnosticCode, loc: SourceLoc, message: string): void;
+  /** a problem keepalived repairs and runs with (the item dropped or defaulted): a warning */
+  repair(code: DiagnosticCode, loc: SourceLoc, message: string): void;
 }
 
 export const makeCtx = (bag: DiagnosticBag): Ctx => ({
   bag,
   report: (code, loc, message) => bag.report(code, loc, message),
+  repair: (code, loc, message) => bag.report(code, loc, message, 'warning'),
 });
+
+/** The same context with every problem reported as repaired (the caller drops the bad item). */
+export const repairing = (ctx: Ctx): Ctx => ({ ...ctx, report: ctx.repair });
 
 export type Handler<D> = (node: Node, draft: D, ctx: Ctx) => void;
 
@@ -27,8 +33,12 @@ export interface KeywordEntry<D> {
   readonly handle: Handler<D>;
   /** deprecated synonym: the keyword to use instead */
   readonly deprecatedFor?: string;
+  /** keepalived accepts the old spelling without a word: reported as a note only */
+  readonly silentInKeepalived?: boolean;
   /** recognised keepalived keyword that keepvs does not act on */
   readonly unsupported?: string;
+  /** parsed into the model (shown by --dump-conf) but not acted on at run time yet: reported */
+  readonly notActedOn?: string;
   /** repeated use is normal (lists, sub-blocks) */
   readonly repeatable?: boolean;
 }
@@ -46,10 +56,11 @@ export const block = <D>(handle: Handler<D>, extra: Partial<KeywordEntry<D>> = {
   repeatable: true,
   ...extra,
 });
-/** A deprecated synonym registered as its own entry. */
-export const deprecated = <D>(entry: KeywordEntry<D>, replacement: string): KeywordEntry<D> => ({
+/** A deprecated synonym registered as its own entry; `silent`: keepalived says nothing about it. */
+export const deprecated = <D>(entry: KeywordEntry<D>, replacement: string, silent = false): KeywordEntry<D> => ({
   ...entry,
   deprecatedFor: replacement,
+  ...(silent ? { silentInKeepalived: true } : {}),
 });
 /** A keepalived keyword keepvs recognises but does not act on (reported, never silently ignored). */
 export const unsupported = <D>(why: string, kind: 'value' | 'block' | 'either' = 'either'): KeywordEntry<D> => ({
@@ -59,8 +70,17 @@ export const unsupported = <D>(why: string, kind: 'value' | 'block' | 'either' =
   repeatable: true,
 });
 
+/** Every keyword of every table (tables register themselves): the tree builder's error recovery. */
+const KNOWN_KEYWORDS = new Set<string>();
+export const isKnownKeyword = (kw: string): boolean => KNOWN_KEYWORDS.has(kw);
+
+/** A keyword parsed into the model that the daemon does not act on yet: reported by -t and at start. */
+export const parsedOnly = <D>(entry: KeywordEntry<D>, why: string): KeywordEntry<D> => ({ ...entry, notActedOn: why });
+
 export function table<D>(...groups: (readonly [string, KeywordEntry<D>])[][]): KeywordTable<D> {
-  return new Map(groups.flat());
+  const t = new Map(groups.flat());
+  for (const k of t.keys()) KNOWN_KEYWORDS.add(k);
+  return t;
 }
 
 export const unsupportedAll = <D>(
@@ -115,8 +135,19 @@ export function runBlock<D>(nodes: readonly Node[], tbl: KeywordTable<D>, draft:
       );
       continue;
     }
+    if (entry.notActedOn)
+      ctx.report(
+        'KV112',
+        node.loc,
+        `'${kw}' in ${blockName} is parsed but not acted on by keepvs (${entry.notActedOn})`,
+      );
     if (entry.deprecatedFor)
-      ctx.report('KV111', node.loc, `'${kw}' is deprecated; use '${entry.deprecatedFor}' (accepted)`);
+      ctx.bag.report(
+        'KV111',
+        node.loc,
+        `'${kw}' is deprecated; use '${entry.deprecatedFor}' (accepted)`,
+        entry.silentInKeepalived ? 'note' : undefined,
+      );
     if (entry.kind === 'block' && !node.children) {
       ctx.report('KV103', node.loc, `'${kw}' needs a { block }`);
       continue;

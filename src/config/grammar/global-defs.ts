@@ -12,7 +12,9 @@ import {
   type KeywordEntry,
   type Mutable,
   noExtra,
+  parsedOnly,
   parseIntWord,
+  parseIp,
   portWord,
   scriptArg,
   stringArg,
@@ -69,6 +71,16 @@ const flag = (set: (d: GlobalDraft, v: boolean) => void): E =>
 const timer = (set: (d: GlobalDraft, v: number) => void, min = 0, max = 1e9): E =>
   value((n, d, c) => {
     const v = timerArg(n, c, min, max);
+    if (v !== undefined) set(d, v);
+  });
+/** keepalived 2.2.7 rejects 0 for vrrp_garp/gna_interval ("'0' is invalid"): reported, default kept. */
+const positiveTimer = (set: (d: GlobalDraft, v: number) => void): E =>
+  value((n, d, c) => {
+    if (n.args[0] && Number(n.args[0].text) === 0) {
+      c.repair('KV201', n.args[0].loc, `'${n.keyword.text}' 0 is invalid (0.000001..1 s); ignored, as keepalived does`);
+      return;
+    }
+    const v = timerArg(n, c, 0, 1);
     if (v !== undefined) set(d, v);
   });
 const int = (set: (d: GlobalDraft, v: number) => void, min: number, max: number): E =>
@@ -170,11 +182,20 @@ function lvsSyncDaemon(n: Node, d: GlobalDraft, c: Ctx): void {
   d.lvsSyncDaemon = out;
 }
 
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
 function smtpServer(n: Node, d: GlobalDraft, c: Ctx): void {
   const w = arg(n, 0, c, 'an address');
   if (!w) return;
   noExtra(n, 2, c);
   const port = n.args[1] ? portWord(n.args[1], c, 'smtp_server port') : 25;
+  // global_parser.c smtpserver_handler: an IP address or a host name, else "Invalid smtp server"
+  // (keepalived also resolves the name; keepvs -t checks its form only, no DNS query)
+  if (!parseIp(w.text) && !HOST_NAME.test(w.text)) {
+    c.repair('KV204', w.loc, `invalid smtp_server '${w.text}' (not an IP address or host name); ignored`);
+    return;
+  }
   if (port !== undefined) d.smtpServer = { host: w.text, port };
 }
 
@@ -197,7 +218,9 @@ export const GLOBAL_DEFS: ReadonlyMap<string, E> = table<GlobalDraft>(
     ['router_id', str((d, v) => (d.routerId = v))],
     [
       'notification_email',
-      block((n, d) => {
+      block((n, d, c) => {
+        // global_parser.c: "Warning - empty notification_email block"
+        if (!n.children?.length) c.report('KV311', n.loc, 'empty notification_email block');
         for (const child of n.children ?? [])
           d.notificationEmail.push(child.keyword.text, ...child.args.map((a) => a.text));
       }),
@@ -228,8 +251,8 @@ export const GLOBAL_DEFS: ReadonlyMap<string, E> = table<GlobalDraft>(
     ['vrrp_garp_master_refresh_repeat', int((d, v) => (d.vrrpGarpMasterRefreshRepeat = v), 1, 65535)],
     ['vrrp_garp_lower_prio_delay', int((d, v) => (d.vrrpGarpLowerPrioDelay = v), 0, 86400)],
     ['vrrp_garp_lower_prio_repeat', int((d, v) => (d.vrrpGarpLowerPrioRepeat = v), 0, 65535)],
-    ['vrrp_garp_interval', timer((d, v) => (d.vrrpGarpInterval = v), 0, 1)],
-    ['vrrp_gna_interval', timer((d, v) => (d.vrrpGnaInterval = v), 0, 1)],
+    ['vrrp_garp_interval', positiveTimer((d, v) => (d.vrrpGarpInterval = v))],
+    ['vrrp_gna_interval', positiveTimer((d, v) => (d.vrrpGnaInterval = v))],
     ['vrrp_min_garp', flag((d, v) => (d.vrrpMinGarp = v))],
     ['vrrp_lower_prio_no_advert', flag((d, v) => (d.vrrpLowerPrioNoAdvert = v))],
     ['vrrp_higher_prio_send_advert', flag((d, v) => (d.vrrpHigherPrioSendAdvert = v))],
@@ -245,7 +268,7 @@ export const GLOBAL_DEFS: ReadonlyMap<string, E> = table<GlobalDraft>(
     ['lvs_notify_fifo', lnf],
     ['lvs_notify_fifo_script', lnfs],
     ['lvs_timeouts', value(lvsTimeouts)],
-    ['lvs_sync_daemon', value(lvsSyncDaemon)],
+    ['lvs_sync_daemon', parsedOnly(value(lvsSyncDaemon), 'there is no IPVS connection sync daemon')],
     ['lvs_flush', flag((d, v) => (d.lvsFlush = v))],
     [
       'expire_nodest_conn',
@@ -260,6 +283,7 @@ export const GLOBAL_DEFS: ReadonlyMap<string, E> = table<GlobalDraft>(
       deprecated(
         flag((d, v) => (d.lvsFlushOnStop = v)),
         'lvs_flush_on_stop',
+        true,
       ),
     ],
     ['dynamic_interfaces', value((_n, d) => (d.dynamicInterfaces = true))],

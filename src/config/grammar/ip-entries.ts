@@ -2,6 +2,7 @@
  * Entries of `virtual_ipaddress`, `virtual_ipaddress_excluded`, `static_ipaddress` (ip addr syntax),
  * `virtual_routes`/`static_routes` (ip route syntax) and `virtual_rules`/`static_rules` (ip rule syntax).
  */
+import { DIAGNOSTIC_CODES } from '../diagnostics.js';
 import type { Family, IpAddressEntry, RouteEntry, RuleEntry } from '../model.js';
 import type { Node } from '../tree.js';
 import { type Ctx, ipPrefixWord, ipWord, type Mutable, parseIp } from './engine.js';
@@ -97,7 +98,12 @@ const familyOfWords = (words: readonly string[]): Family | undefined => {
 
 /** One route line: kept as `ip route` arguments plus the basic fields. */
 export function parseRouteEntry(node: Node, ctx: Ctx, where: string): RouteEntry | undefined {
-  const args = [node.keyword.text, ...node.args.map((a) => a.text)];
+  // keepalived (vrrp_iproute.c): "gw" is the deprecated spelling of "via", "or" of "nexthop"
+  const args = [node.keyword.text, ...node.args.map((a) => a.text)].map((w) => (w === 'gw' ? 'via' : w));
+  if (node.args.some((a) => a.text === 'gw'))
+    ctx.report('KV111', node.loc, `${where}: "gw" for routes is deprecated; use "via" (accepted)`);
+  if (node.args.some((a) => a.text === 'or'))
+    ctx.report('KV111', node.loc, `${where}: "or" for routes is deprecated; use "nexthop"`);
   const e: Mutable<RouteEntry> = { args, family: familyOfWords(args) ?? 4, loc: node.loc };
   const kinds = new Set(['blackhole', 'unreachable', 'prohibit', 'throw', 'local', 'broadcast', 'unicast']);
   let i = 0;
@@ -120,6 +126,13 @@ export function parseRouteEntry(node: Node, ctx: Ctx, where: string): RouteEntry
   }
   if (e.destination === undefined)
     ctx.report('KV113', node.loc, `${where}: route needs a destination (prefix or 'default')`);
+  // vrrp_iproute.c: a virtual route is tracked through its interface unless no_track is given
+  else if (where === 'virtual_routes' && e.dev === undefined && !args.includes('no_track'))
+    ctx.report(
+      'KV311',
+      node.loc,
+      `${where}: cannot track route ${e.destination} with no interface specified, not tracking (as keepalived)`,
+    );
   return e;
 }
 
@@ -130,17 +143,34 @@ export function parseRuleEntry(node: Node, ctx: Ctx, where: string): RuleEntry {
     if ((args[k] === 'from' || args[k] === 'to') && args[k + 1] !== 'all')
       ipPrefixWord({ text: args[k + 1], loc: node.loc }, ctx, `${where} ${args[k]}`);
   }
+  // vrrp_iprule.c: "Rule has no preference specified - setting to N. This is probably not what you want."
+  if (!args.some((w) => w === 'preference' || w === 'priority' || w === 'pref'))
+    ctx.report('KV211', node.loc, `${where}: rule has no preference; the kernel picks one, probably not what you want`);
   return { args, family: familyOfWords(args) ?? 4, loc: node.loc };
 }
 
-/** Applies one of the parsers to every line of a list block. */
+/**
+ * Applies one of the parsers to every line of a list block. As keepalived ("VRRP parsed invalid
+ * IP ... skipping IP...", "Invalid rule ..."), a line with an error is skipped and the rest runs:
+ * its problems are reported as warnings.
+ */
 export function listBlock<T>(node: Node, ctx: Ctx, parse: (n: Node, c: Ctx, where: string) => T | undefined): T[] {
   const out: T[] = [];
   const where = node.keyword.text;
   for (const child of node.children ?? []) {
     if (child.children) ctx.report('KV104', child.loc, `${where}: entries take no block; the { } is ignored`);
-    const v = parse(child, ctx, where);
-    if (v !== undefined) out.push(v);
+    let failed = false;
+    const lineCtx: Ctx = {
+      ...ctx,
+      report: (code, loc, message) => {
+        if (DIAGNOSTIC_CODES[code].severity === 'error') {
+          failed = true;
+          ctx.repair(code, loc, `${message}; line skipped`);
+        } else ctx.report(code, loc, message);
+      },
+    };
+    const v = parse(child, lineCtx, where);
+    if (v !== undefined && !failed) out.push(v);
   }
   return out;
 }

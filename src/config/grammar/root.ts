@@ -73,7 +73,7 @@ export const ROOT = table<RootDraft>(
     ['static_rules', block((n, d, c) => d.staticRules.push(...parseStaticRules(n, c)))],
     ['vrrp_script', push((d) => d.vrrpScripts, parseVrrpScript)],
     ['track_file', trackFile],
-    ['vrrp_track_file', deprecated(trackFile, 'track_file')],
+    ['vrrp_track_file', deprecated(trackFile, 'track_file', true)],
     ['vrrp_track_process', push((d) => d.trackProcesses, parseTrackProcess)],
     ['vrrp_sync_group', push((d) => d.syncGroups, parseSyncGroup)],
     [

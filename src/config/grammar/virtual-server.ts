@@ -23,6 +23,7 @@ import {
   intArg,
   ipWord,
   noExtra,
+  parsedOnly,
   parseIntWord,
   parseIp,
   portWord,
@@ -93,10 +94,11 @@ function scheduler(n: Node, d: VsDraft, c: Ctx): void {
   if (!w) return;
   noExtra(n, 1, c);
   if (!SCHEDULERS.includes(w.text)) {
-    c.report(
+    // keepalived: "Invalid lvs_scheduler '%s' - ignoring", then the default (wlc) applies
+    c.repair(
       'KV207',
       w.loc,
-      `unknown scheduler '${w.text}' (${SCHEDULERS.join(', ')})${didYouMean(w.text, SCHEDULERS)}`,
+      `unknown scheduler '${w.text}' (${SCHEDULERS.join(', ')})${didYouMean(w.text, SCHEDULERS)}; ignored, the default wlc applies`,
     );
     return;
   }
@@ -146,9 +148,9 @@ function sorryServer(n: Node, d: VsDraft, c: Ctx): void {
 export const VIRTUAL_SERVER = table<VsDraft>(
   [
     ['lvs_sched', value(scheduler)],
-    ['lb_algo', deprecated(value(scheduler), 'lvs_sched')],
+    ['lb_algo', deprecated(value(scheduler), 'lvs_sched', true)],
     ['lvs_method', value(method)],
-    ['lb_kind', deprecated(value(method), 'lvs_method')],
+    ['lb_kind', deprecated(value(method), 'lvs_method', true)],
     [
       'laddr_group_name',
       value((n, d, c) => (d.laddrGroup = stringArg(n, c, 'a local_address_group name') ?? d.laddrGroup)),
@@ -173,10 +175,27 @@ export const VIRTUAL_SERVER = table<VsDraft>(
           d.protocol;
       }),
     ],
-    ['ha_suspend', value((n, d, c) => (d.haSuspend = boolArg(n, c) ?? d.haSuspend))],
+    [
+      'ha_suspend',
+      parsedOnly(
+        value((n, d, c) => (d.haSuspend = boolArg(n, c) ?? d.haSuspend)),
+        'checks run whether or not the VIP is held',
+      ),
+    ],
     ['alpha', value((n, d, c) => (d.alpha = boolArg(n, c) ?? d.alpha))],
     ['omega', value((n, d, c) => (d.omega = boolArg(n, c) ?? d.omega))],
-    ['quorum', value((n, d, c) => (d.quorum = intArg(n, c, 1, 0xffffffff) ?? d.quorum))],
+    [
+      'quorum',
+      value((n, d, c) => {
+        // keepalived (check_parser.c quorum_handler): "Quorum 0 must be in [1, 4294967295]. Setting to 1."
+        if (n.args[0]?.text === '0') {
+          c.repair('KV201', n.args[0].loc, 'quorum 0 must be in [1, 4294967295]; set to 1 as keepalived does');
+          d.quorum = 1;
+          return;
+        }
+        d.quorum = intArg(n, c, 1, 0xffffffff) ?? d.quorum;
+      }),
+    ],
     ['hysteresis', value((n, d, c) => (d.hysteresis = intArg(n, c, 0, 0xffffffff) ?? d.hysteresis))],
     ['quorum_up', value((n, d, c) => (d.quorumUp = scriptArg(n, c, true) ?? d.quorumUp))],
     ['quorum_down', value((n, d, c) => (d.quorumDown = scriptArg(n, c, true) ?? d.quorumDown))],
@@ -263,10 +282,8 @@ export function parseVsKey(node: Node, ctx: Ctx): VirtualServerKey | undefined {
   }
   const ip = ipWord(a, ctx, 'virtual_server');
   if (!ip) return undefined;
-  if (!b) {
-    ctx.report('KV113', node.loc, `virtual_server ${a.text} needs a port (use 0 for all ports with persistence)`);
-    return undefined;
-  }
+  // keepalived 2.0.7+: `virtual_server IP {` is port 0 (then made persistent, see finishVirtualServer)
+  if (!b) return { kind: 'address', address: ip.address, family: ip.family, port: 0 };
   const port = portWord(b, ctx, 'virtual_server port');
   if (port === undefined) return undefined;
   if (c3) ctx.report('KV114', c3.loc, 'virtual_server takes IP PORT; extra words ignored');

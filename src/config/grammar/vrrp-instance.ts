@@ -1,6 +1,14 @@
 /** `vrrp_instance NAME { ... }` (KA-man5 "VRRP instance(s)", keepalived/vrrp/vrrp_parser.c). */
-import type { GlobalDefs, IpAddressEntry, RouteEntry, RuleEntry, UnicastPeer, VrrpInstance } from '../model.js';
-import type { Node } from '../tree.js';
+import type {
+  GlobalDefs,
+  IpAddressEntry,
+  RouteEntry,
+  RuleEntry,
+  SourceLoc,
+  UnicastPeer,
+  VrrpInstance,
+} from '../model.js';
+import type { Node, Word } from '../tree.js';
 import {
   arg,
   block,
@@ -14,6 +22,7 @@ import {
   type Mutable,
   noExtra,
   parseIntWord,
+  repairing,
   runBlock,
   stringArg,
   table,
@@ -28,6 +37,7 @@ export interface InstanceDraft extends TrackingDraft {
   name: string;
   state?: 'MASTER' | 'BACKUP';
   interface?: string;
+  interfaceLoc?: SourceLoc;
   vrid?: number;
   priority?: number;
   advertInt?: number;
@@ -121,9 +131,16 @@ function authentication(n: Node, d: InstanceDraft, c: Ctx): void {
   d.auth = { type, pass: pass ?? '' };
 }
 
+/** keepalived accepts (and drops) a /prefix on unicast_src_ip and unicast_peer addresses. */
+const withoutPrefix = (w: Word): Word => {
+  const m = /^([^/]+)\/\d{1,3}$/.exec(w.text);
+  return m ? { ...w, text: m[1] } : w;
+};
+
 function unicastPeer(n: Node, d: InstanceDraft, c: Ctx): void {
   for (const child of n.children ?? []) {
-    const ip = ipWord(child.keyword, c, 'unicast_peer');
+    // keepalived: "malformed unicast peer address[...]. Skipping..."
+    const ip = ipWord(withoutPrefix(child.keyword), repairing(c), 'unicast_peer');
     if (!ip) continue;
     const peer: Mutable<UnicastPeer> = { ...ip };
     for (let i = 0; i < child.args.length; i += 2) {
@@ -144,7 +161,7 @@ const srcIp = value<InstanceDraft>((n, d, c) => {
   const w = arg(n, 0, c, 'an address');
   if (!w) return;
   noExtra(n, 1, c);
-  d.srcIp = ipWord(w, c, `'${n.keyword.text}'`)?.address ?? d.srcIp;
+  d.srcIp = ipWord(withoutPrefix(w), c, `'${n.keyword.text}'`)?.address ?? d.srcIp;
 });
 
 export const VRRP_INSTANCE = table<InstanceDraft>(
@@ -158,7 +175,13 @@ export const VRRP_INSTANCE = table<InstanceDraft>(
         d.state = choiceWord(w, ['MASTER', 'BACKUP'] as const, c, 'state') ?? d.state;
       }),
     ],
-    ['interface', value((n, d, c) => (d.interface = stringArg(n, c, 'an interface name') ?? d.interface))],
+    [
+      'interface',
+      value((n, d, c) => {
+        d.interface = stringArg(n, c, 'an interface name') ?? d.interface;
+        d.interfaceLoc = n.loc;
+      }),
+    ],
     ['virtual_router_id', value((n, d, c) => (d.vrid = intArg(n, c, 1, 255) ?? d.vrid))],
     ['priority', value((n, d, c) => (d.priority = intArg(n, c, 1, 255) ?? d.priority))],
     ['advert_int', value((n, d, c) => (d.advertInt = timerArg(n, c, 0.01, 255) ?? d.advertInt))],
@@ -214,6 +237,7 @@ export const VRRP_INSTANCE = table<InstanceDraft>(
       deprecated(
         value((_n, d) => (d.version = 3)),
         'an IPv6 virtual_ipaddress',
+        true,
       ),
     ],
   ],
@@ -281,15 +305,19 @@ export function finishInstance(node: Node, d: InstanceDraft, g: GlobalDefs, ctx:
   const strict = d.strictMode ?? g.vrrpStrict;
   const first = d.vips[0] ?? d.unicastPeers[0];
   const family = first?.family ?? 4;
+  // keepalived (vrrp_parser.c): "address family must match VRRP instance [...] - ignoring"
   for (const v of d.vips)
     if (v.family !== family)
-      ctx.report(
+      ctx.repair(
         'KV312',
         v.loc,
-        `${where}: ${v.address} is IPv${v.family} but the instance is IPv${family} (use virtual_ipaddress_excluded for mixed families)`,
+        `${where}: ${v.address} is IPv${v.family} but the instance is IPv${family}; ignored (use virtual_ipaddress_excluded for mixed families)`,
       );
+  d.vips = d.vips.filter((v) => v.family === family);
   for (const p of d.unicastPeers)
-    if (p.family !== family) ctx.report('KV312', node.loc, `${where}: unicast_peer ${p.address} is not IPv${family}`);
+    if (p.family !== family)
+      ctx.repair('KV312', node.loc, `${where}: unicast_peer ${p.address} is not IPv${family}; ignored`);
+  d.unicastPeers = d.unicastPeers.filter((p) => p.family === family);
   let version: 2 | 3 = d.version ?? g.vrrpVersion;
   if (family === 6 && version === 2) {
     if (d.version === 2) adjust('IPv6 needs VRRP version 3; using version 3');
@@ -303,8 +331,23 @@ export function finishInstance(node: Node, d: InstanceDraft, g: GlobalDefs, ctx:
     );
     return undefined;
   }
+  // keepalived accepts this silently: a keepvs note
   if (d.vips.length === 0 && !d.noVirtualIpaddress && d.evips.length === 0)
-    ctx.report('KV311', node.loc, `${where} has no virtual_ipaddress (write no_virtual_ipaddress if intended)`);
+    ctx.bag.report(
+      'KV311',
+      node.loc,
+      `${where} has no virtual_ipaddress (write no_virtual_ipaddress if intended)`,
+      'note',
+    );
+  // vrrp.c: "(VI_1) Ignoring track_interface eth0 since own interface"
+  for (const t of d.trackInterfaces)
+    if (t.name === d.interface)
+      ctx.repair(
+        'KV311',
+        t.loc,
+        `(${d.name}) ignoring track_interface ${t.name} since it is the instance's own interface`,
+      );
+  d.trackInterfaces = d.trackInterfaces.filter((t) => t.name !== d.interface);
 
   // Unset priority follows the state (MASTER = address owner), unset state follows the priority.
   const priority = d.priority ?? (d.state === 'MASTER' ? 255 : 100);
@@ -413,7 +456,7 @@ export function finishInstance(node: Node, d: InstanceDraft, g: GlobalDefs, ctx:
   return {
     name: d.name,
     initialState: state,
-    ...(d.interface ? { interface: d.interface } : {}),
+    ...(d.interface ? { interface: d.interface, interfaceLoc: d.interfaceLoc ?? node.loc } : {}),
     vrid: d.vrid,
     priority,
     advertInt,

@@ -54,7 +54,8 @@ export function parseVrrpScript(node: Node, ctx: Ctx): VrrpScript | undefined {
   const d: Draft = { name };
   runBlock(node.children ?? [], VRRP_SCRIPT, d, ctx, `vrrp_script ${name}`);
   if (!d.script) {
-    ctx.report('KV309', node.loc, `vrrp_script ${name} has no 'script'; ignored`);
+    // keepalived: "No script set for vrrp_script X - removing"; instances tracking it drop it
+    ctx.repair('KV309', node.loc, `vrrp_script ${name} has no 'script'; removed`);
     return undefined;
   }
   let script: ScriptSpec = d.script;

@@ -14,6 +14,7 @@ import {
   ipWord,
   type KeywordEntry,
   noExtra,
+  parsedOnly,
   portWord,
   stringArg,
   timerArg,
@@ -104,8 +105,20 @@ export const connectionEntries = (): (readonly [string, E])[] => [
       noExtra(n, 1, c);
     }),
   ],
-  ['bind_if', value((n, d, c) => (d.bindIf = stringArg(n, c, 'an interface') ?? d.bindIf))],
-  ['fwmark', value((n, d, c) => (d.fwmark = intArg(n, c, 0, 0xffffffff) ?? d.fwmark))],
+  [
+    'bind_if',
+    parsedOnly(
+      value((n, d, c) => (d.bindIf = stringArg(n, c, 'an interface') ?? d.bindIf)),
+      'checks are not bound to an interface',
+    ),
+  ],
+  [
+    'fwmark',
+    parsedOnly(
+      value((n, d, c) => (d.fwmark = intArg(n, c, 0, 0xffffffff) ?? d.fwmark)),
+      'check connections are not marked',
+    ),
+  ],
 ];
 
 /** Default retry / delay_before_retry per checker type (check_*.c). undefined dbr = delay_loop. */
