@@ -3,8 +3,6 @@
  * symlink (O_NOFOLLOW), always a new inode (O_EXCL after unlinking the old name, which removes a
  * planted symlink itself rather than its target), in a directory no other user can write to.
  */
-
-import { randomBytes } from 'node:crypto';
 import { closeSync, constants, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
@@ -42,9 +40,12 @@ export function writeFileSafely(path: string, data: string, mode = 0o600, privat
     const why = unsafeDirReason(dir);
     if (why) throw new Error(`refusing to write ${path}: ${why}`);
   } else mkdirSync(dir, { recursive: true, mode: 0o755 });
-  // a random temporary name, as mkostemp gives keepalived's fopen_safe: in a shared directory
-  // (/tmp) a predictable name could be planted in advance to make every write fail
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    unlinkSync(tmp);
+  } catch {
+    // no leftover
+  }
   createExclusive(tmp, data, mode);
   try {
     renameSync(tmp, path);
