@@ -1,12 +1,20 @@
 // Entry point of the `keepvsadm` binary: ipvsadm's arguments and output, talking to keepvs.
-import { reverse } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
 import { type ControlResponse, DEFAULT_SOCKET } from '../control/protocol.js';
 import { controlRequest } from '../control/server.js';
 import type { ServiceSnapshot, TableOp, TableSnapshot } from '../lb/types.js';
 import { serviceId } from '../lb/types.js';
 import { VERSION } from '../version.js';
 import { opsFor, serviceKeyOf } from './keepvsadm/command.js';
-import { formatConnections, formatDaemons, formatList, formatSave, formatTimeouts } from './keepvsadm/format.js';
+import {
+  formatConnections,
+  formatDaemons,
+  formatList,
+  formatSave,
+  formatTimeouts,
+  sortedTable,
+} from './keepvsadm/format.js';
+import { hostsFileNames } from './keepvsadm/hosts.js';
 import { type Command, IPVSADM_USAGE, parseIpvsadmArgs } from './keepvsadm/parse.js';
 
 function fail(message: string, code = 2): number {
@@ -26,25 +34,19 @@ async function request(socket: string, body: object): Promise<ControlResponse> {
   }
 }
 
-async function names(t: TableSnapshot, numeric: boolean) {
+async function names(numeric: boolean) {
   if (numeric) return undefined;
-  const hosts = new Map<string, string | undefined>();
-  const addrs = new Set<string>();
-  for (const s of t.services) {
-    if (s.key.kind === 'addr') addrs.add(s.key.address);
-    for (const d of s.dests) addrs.add(d.address);
+  let hosts = new Map<string, string>();
+  try {
+    hosts = hostsFileNames(readFileSync(process.env.KEEPVS_HOSTS_FILE ?? '/etc/hosts', 'utf8'));
+  } catch {
+    // no hosts file: numeric addresses
   }
-  await Promise.all(
-    [...addrs].map(async (a) => {
-      const r = await Promise.race([
-        reverse(a).catch(() => []),
-        new Promise<string[]>((res) => setTimeout(() => res([]), 1000)),
-      ]);
-      hosts.set(a, r[0]);
-    }),
-  );
   const { portByNumber } = await import('./keepvsadm/ports.js');
-  return { host: (a: string) => hosts.get(a), port: (p: number, proto: string) => portByNumber(p, proto) };
+  return {
+    host: (a: string) => hosts.get(a.toLowerCase()),
+    port: (p: number, proto: string) => portByNumber(p, proto),
+  };
 }
 
 async function applyOps(socket: string, ops: TableOp[], lines?: number[]): Promise<number> {
@@ -71,7 +73,13 @@ async function main(argv: string[]): Promise<number> {
     else rest.push(argv[i]);
   }
   const parsed = parseIpvsadmArgs(rest);
-  if ('error' in parsed) return fail(`${parsed.error}\nTry \`keepvsadm -h' for more information.`);
+  if ('error' in parsed) {
+    // popt's errors come with ipvsadm's "Try" line (tryhelp_exit); its own checks print the text alone
+    const popt = /: (unknown option|missing argument)$/.test(parsed.error);
+    return fail(
+      popt ? `${parsed.error}\nTry \`keepvsadm -h' or 'keepvsadm --help' for more information.` : parsed.error,
+    );
+  }
   const c: Command = parsed;
   switch (c.cmd) {
     case 'help':
@@ -90,8 +98,8 @@ async function main(argv: string[]): Promise<number> {
         process.stdin.on('data', (d) => (s += d));
         process.stdin.on('end', () => resolve(s));
       });
-      const ops: TableOp[] = [];
-      const lines: number[] = [];
+      // ipvsadm.c restore_table: one line at a time, each applied before the next is read; the
+      // first bad line stops the restore, the lines before it stay applied
       let n = 0;
       for (const raw of input.split('\n')) {
         n++;
@@ -102,12 +110,14 @@ async function main(argv: string[]): Promise<number> {
         if ('error' in lc) return fail(`line ${n}: ${lc.error}`);
         const o = await opsFor(lc);
         if (typeof o === 'string') return fail(`line ${n}: ${o}`);
-        for (const op of o) {
-          ops.push(op);
-          lines.push(n);
-        }
+        const status = await applyOps(
+          socket,
+          o,
+          o.map(() => n),
+        );
+        if (status !== 0) return status;
       }
-      return ops.length ? applyOps(socket, ops, lines) : 0;
+      return 0;
     }
     case 'list':
     case 'save': {
@@ -121,8 +131,8 @@ async function main(argv: string[]): Promise<number> {
       const r = await request(socket, { cmd: 'snapshot' });
       if (!r.ok) return fail(r.error);
       if (!('snapshot' in r)) return fail('unexpected response');
-      const t = r.snapshot;
-      const o = { numeric: c.numeric, exact: c.exact, format: c.format, names: await names(t, c.numeric) };
+      const t = c.sort ? sortedTable(r.snapshot) : r.snapshot;
+      const o = { numeric: c.numeric, exact: c.exact, format: c.format, names: await names(c.numeric) };
       if (c.cmd === 'save') process.stdout.write(formatSave(t, o));
       else if (c.timeout) process.stdout.write(formatTimeouts(t));
       else if (c.daemon) process.stdout.write(formatDaemons(t));

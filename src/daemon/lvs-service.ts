@@ -330,7 +330,18 @@ export class LvsService {
   applyOperatorOps(ops: readonly TableOp[]): Promise<{ ok: boolean; error?: string }[]> {
     const run = this.pending.then(async () => {
       const results = await this.applyOps(ops);
-      for (const [i, r] of results.entries()) if (r.ok) this.operator.record(ops[i]!, this.base);
+      for (const [i, r] of results.entries()) {
+        const op = ops[i]!;
+        if (r.ok) this.operator.record(op, this.base);
+        // every keepvsadm change is logged and published, like the API's actions
+        const { target, detail } = describeOp(op);
+        this.deps.logger.log(
+          r.ok ? 'notice' : 'warning',
+          `keepvsadm: ${op.op} ${target}${detail ? ` ${detail}` : ''}${r.ok ? '' : ` refused: ${r.error}`}`,
+        );
+        if (r.ok)
+          this.deps.events.emit({ type: 'admin', action: `keepvsadm ${op.op}`, target, detail, at: Date.now() });
+      }
       this.operatorChanged();
       return results;
     });
@@ -468,5 +479,33 @@ export class LvsService {
       await this.dp.stop(drainMs);
     }
     this.table.dispose();
+  }
+}
+
+/** A table op in words, for the log and the event stream. */
+export function describeOp(op: TableOp): { target: string; detail: string } {
+  switch (op.op) {
+    case 'clear':
+      return { target: 'all services', detail: '' };
+    case 'zero':
+      return { target: op.key ? serviceId(op.key) : 'all services', detail: '' };
+    case 'set-timeouts':
+      return { target: 'timeouts', detail: `tcp ${op.tcp} tcpfin ${op.tcpfin} udp ${op.udp}` };
+    case 'add-service':
+    case 'edit-service':
+      return {
+        target: serviceId(op.key),
+        detail: `scheduler ${op.params.scheduler}${op.params.persistentTimeout !== undefined ? ` persistent ${op.params.persistentTimeout}` : ''}`,
+      };
+    case 'del-service':
+      return { target: serviceId(op.key), detail: '' };
+    case 'add-dest':
+    case 'edit-dest':
+      return {
+        target: `${serviceId(op.key)} ${destId(op.dest, op.key.family)}`,
+        detail: `${op.params.forward} weight ${op.params.weight}`,
+      };
+    case 'del-dest':
+      return { target: `${serviceId(op.key)} ${destId(op.dest, op.key.family)}`, detail: '' };
   }
 }

@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { formatConnections, formatList, formatSave, formatTimeouts, largeNum } from '../../src/cli/keepvsadm/format.js';
+import {
+  formatConnections,
+  formatList,
+  formatSave,
+  formatTimeouts,
+  largeNum,
+  sortedTable,
+} from '../../src/cli/keepvsadm/format.js';
+import { hostsFileNames } from '../../src/cli/keepvsadm/hosts.js';
 import { parseIpvsadmArgs } from '../../src/cli/keepvsadm/parse.js';
 import { parseRequest } from '../../src/control/protocol.js';
 import { startControlServer } from '../../src/control/server.js';
@@ -163,20 +171,117 @@ test('argument parsing follows ipvsadm: combined flags, optional -p, command/opt
   assert.ok(!('error' in p) && p.persistent === 60 && p.netmask === '255.255.255.0');
   assert.deepEqual(parseIpvsadmArgs(['-A', '-L']), { error: 'multiple commands specified' });
   assert.deepEqual(parseIpvsadmArgs(['-A', '-t', '10.0.0.1:80', '-r', '10.0.0.2']), {
-    error: "Illegal '-r' option with the '-A' command",
+    error: "Illegal 'real-server' option with the 'add-service' command",
   });
   assert.deepEqual(parseIpvsadmArgs(['-a', '-t', '10.0.0.1:80']), {
-    error: "You need to supply the 'real-server' address for this command",
+    error: "You need to supply the 'real-server' option for the 'add-server' command",
   });
   assert.deepEqual(parseIpvsadmArgs(['-a', '-t', '1.1.1.1:80', '-r', '2.2.2.2', '-w', '70000']), {
     error: 'illegal weight specified',
   });
   assert.deepEqual(parseIpvsadmArgs(['-L', '-c', '-t', '1.1.1.1:80']), {
-    error: 'options -c, --timeout, --daemon and a service are mutually exclusive',
+    error: "The option 'service-address' conflicts with the 'connection' option in the 'list' command",
   });
   assert.ok('error' in parseIpvsadmArgs(['--bogus']));
   const none = parseIpvsadmArgs([]);
   assert.ok(!('error' in none) && none.cmd === 'list');
+});
+
+test("ipvsadm's refusals, in its words (ipvsadm.c generic_opt_check, process_options, popt)", () => {
+  const err = (...a: string[]) => {
+    const r = parseIpvsadmArgs(a);
+    assert.ok('error' in r, `${a.join(' ')} accepted`);
+    return r.error;
+  };
+  const cases: [string[], string][] = [
+    [['-L', '-c', '--stats'], 'options conflicts in the list command'],
+    [['-L', '--timeout', '--rate'], 'options conflicts in the list command'],
+    [['-L', '--daemon', '--persistent-conn'], 'options conflicts in the list command'],
+    [['-L', '--timeout', '--daemon'], "The option 'daemon' conflicts with the 'timeout' option in the 'list' command"],
+    [['-L', '-s', 'rr'], "Illegal 'scheduler' option with the 'list' command"],
+    [['-A', '-t', '10.0.0.1:80', '-n'], "Illegal 'numeric' option with the 'add-service' command"],
+    [['-D'], "You need to supply the 'service-address' option for the 'delete-service' command"],
+    [['-C', '-t', '10.0.0.1:80'], "Illegal 'service-address' option with the 'flush' command"],
+    [
+      ['-d', '-t', '10.0.0.1:80', '-r', '10.0.0.2', '-w', '3'],
+      "Illegal 'weight' option with the 'delete-server' command",
+    ],
+    [['-A', '-t', '10.0.0.1:0'], 'Zero port specified for non-persistent service'],
+    [['-A', '-t', '10.0.0.1'], 'Zero port specified for non-persistent service'],
+    [['-A', '-t', '10.0.0.1:53', '-o'], 'One-Packet Scheduling is only for UDP virtual services'],
+    [['-a', '-t', '10.0.0.1:80', '-r', '10.0.0.2', '-w', '1', '-w', '2'], "multiple 'weight' options specified"],
+    [['-A', '-L'], 'multiple commands specified'],
+    [['--bogus'], '--bogus: unknown option'],
+    [['-Q'], '-Q: unknown option'],
+    [['-A', '-t'], '-t: missing argument'],
+  ];
+  for (const [argv, text] of cases) assert.equal(err(...argv), text, argv.join(' '));
+  // accepted as ipvsadm accepts them
+  for (const argv of [
+    ['-A', '-t', '10.0.0.1:0', '-p'],
+    ['-A', '-u', '10.0.0.1:53', '-o'],
+    ['-L', '-n', '--stats', '--exact', '--nosort'],
+    ['-Ln', '-X', '--rate'],
+    ['-L', '-c', '-n'],
+  ])
+    assert.ok(!('error' in parseIpvsadmArgs(argv)), argv.join(' '));
+  const x = parseIpvsadmArgs(['-LnX', '--nosort']);
+  assert.ok(!('error' in x) && x.exact && !x.sort);
+  const d = parseIpvsadmArgs(['-Ln']);
+  assert.ok(!('error' in d) && d.sort, 'sorted by default');
+});
+
+test("listings are sorted as libipvs sorts them (ipvs_cmp_services / ipvs_cmp_dests, int wrap-around included); --nosort keeps the table's order", () => {
+  const svc = (protocol: 'tcp' | 'udp', address: string, port: number, dests: DestSnapshot[]): ServiceSnapshot =>
+    ({
+      ...table.services[0],
+      key: { kind: 'addr', protocol, family: 4, address, port },
+      id: `${protocol}:${address}:${port}`,
+      persistentTimeout: undefined,
+      persistentPrefixLen: undefined,
+      dests,
+    }) as ServiceSnapshot;
+  const t: TableSnapshot = {
+    ...table,
+    services: [
+      svc('udp', '10.0.0.1', 53, []),
+      svc('tcp', '10.0.0.2', 80, [dest('10.1.0.2', 80), dest('10.1.0.1', 8080), dest('10.1.0.1', 80)]),
+      svc('tcp', '10.0.0.1', 443, []),
+      svc('tcp', '10.0.0.1', 80, []),
+      // more than 2^31 above 10.0.0.1: libipvs's int subtraction puts it first
+      svc('tcp', '192.168.0.1', 80, []),
+    ],
+  };
+  const o = { numeric: true, exact: false, format: 'default' as const };
+  const order = (s: TableSnapshot) => s.services.map((x) => x.id);
+  const sorted = sortedTable(t);
+  assert.deepEqual(order(sorted), [
+    'tcp:192.168.0.1:80',
+    'tcp:10.0.0.1:80',
+    'tcp:10.0.0.1:443',
+    'tcp:10.0.0.2:80',
+    'udp:10.0.0.1:53',
+  ]);
+  assert.deepEqual(
+    sorted.services[3].dests.map((d) => `${d.address}:${d.port}`),
+    ['10.1.0.1:80', '10.1.0.1:8080', '10.1.0.2:80'],
+  );
+  assert.match(formatList(sorted, o), /TCP {2}192\.168\.0\.1:80 wlc\nTCP {2}10\.0\.0\.1:80 wlc/);
+  assert.equal(order(t)[0], 'udp:10.0.0.1:53', 'the unsorted table is left as it is');
+});
+
+test('names without -n come from the hosts file, first name per address; no DNS query', () => {
+  const h = hostsFileNames(
+    '# comment\n127.0.0.1 localhost\n10.0.0.1  web1.example web1 # primary\n10.0.0.1 other\n2001:DB8::1 v6host\n',
+  );
+  assert.deepEqual(
+    [...h],
+    [
+      ['127.0.0.1', 'localhost'],
+      ['10.0.0.1', 'web1.example'],
+      ['2001:db8::1', 'v6host'],
+    ],
+  );
 });
 
 test('control protocol rejects malformed requests with a reason', () => {
@@ -242,6 +347,66 @@ function describeBinary() {
     const restored = await adm(['-R'], saved);
     assert.equal(restored.code, 0, restored.err);
     assert.equal((await adm(['-S', '-n'])).out, saved);
+  });
+
+  test('ipvsadm(8) EXAMPLE 1 through -R: the golden listing; a bad line stops -R after the lines before it', async () => {
+    await adm(['-C']);
+    // the manual's "single ipvsadm command" form, real servers given out of order
+    const example = [
+      '-A -t 207.175.44.110:80 -s rr',
+      '-a -t 207.175.44.110:80 -r 192.168.10.3:80 -m',
+      '-a -t 207.175.44.110:80 -r 192.168.10.1:80 -m',
+      '-a -t 207.175.44.110:80 -r 192.168.10.5:80 -m',
+      '-a -t 207.175.44.110:80 -r 192.168.10.2:80 -m',
+      '-a -t 207.175.44.110:80 -r 192.168.10.4:80 -m',
+    ].join('\n');
+    assert.equal((await adm(['-R'], `\n${example}\n`)).code, 0);
+    const rs = (n: number) => `  -> 192.168.10.${n}:80              Masq    1      0          0         `;
+    assert.equal(
+      (await adm(['-Ln'])).out,
+      [
+        'IP Virtual Server version 1.2.1 (size=4096)',
+        'Prot LocalAddress:Port Scheduler Flags',
+        '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+        'TCP  207.175.44.110:80 rr',
+        ...[1, 2, 3, 4, 5].map(rs),
+        '',
+      ].join('\n'),
+    );
+    // --nosort: the table's own order, newest real server first as IPVS's list_add keeps it
+    assert.match((await adm(['-Ln', '--nosort'])).out, /10\.4:80[^]*10\.2:80[^]*10\.5:80[^]*10\.1:80[^]*10\.3:80/);
+    // sorted -S output round-trips byte for byte whatever order -R adds the lines in
+    const saved = (await adm(['-S', '-n'])).out;
+    await adm(['-C']);
+    assert.equal((await adm(['-R'], saved)).code, 0);
+    assert.equal((await adm(['-S', '-n'])).out, saved);
+    // a bad third line: the two before it are applied, the one after is not
+    await adm(['-C']);
+    const r = await adm(
+      ['-R'],
+      '-A -t 198.18.0.1:80 -s rr\n-a -t 198.18.0.1:80 -r 198.18.1.1:80 -m\n-a -t 198.18.0.1:80 -r 198.18.1.2:80 -w 70000\n-A -t 198.18.0.2:80\n',
+    );
+    assert.deepEqual([r.code, r.err], [2, 'line 3: illegal weight specified\n']);
+    const after = (await adm(['-Ln'])).out;
+    assert.match(after, /198\.18\.1\.1:80/);
+    assert.doesNotMatch(after, /198\.18\.0\.2:80/);
+    await adm(['-C']);
+  });
+
+  test('without -n, names come from the hosts file ($KEEPVS_HOSTS_FILE here), never from DNS', async () => {
+    const hosts = join(dir, 'hosts');
+    writeFileSync(hosts, '198.18.0.1 vip.example\n198.18.1.1 web1\n');
+    await adm(['-A', '-t', '198.18.0.1:80', '-s', 'rr']);
+    await adm(['-a', '-t', '198.18.0.1:80', '-r', '198.18.1.1:80', '-m']);
+    const p = spawn(process.execPath, ['bin/keepvsadm.js', '--socket', sock, '-L'], {
+      env: { ...process.env, KEEPVS_HOSTS_FILE: hosts },
+    });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    await new Promise((r) => p.on('close', r));
+    assert.match(out, /^TCP {2}vip\.example:http rr$/m);
+    assert.match(out, /^ {2}-> web1:http /m);
+    await adm(['-C']);
   });
 
   test('a missing daemon gives a clear error and exit 2', async () => {

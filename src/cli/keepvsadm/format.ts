@@ -4,7 +4,7 @@
  */
 
 import type { ConnSnapshot, DestSnapshot, ServiceSnapshot, TableSnapshot } from '../../lb/types.js';
-import { hostText, prefixToNetmask } from '../../util/address.js';
+import { AF_INET, AF_INET6, addressBytes, hostText, prefixToNetmask } from '../../util/address.js';
 
 /** keepvs reports the IPVS version its table follows (the kernel's IP_VS_VERSION_CODE). */
 export const IPVS_VERSION = '1.2.1';
@@ -200,4 +200,54 @@ export function formatSave(t: TableSnapshot, o: FormatOptions): string {
     }
   }
   return out.length ? `${out.join('\n')}\n` : '';
+}
+
+// --- ipvsadm's default order (libipvs ipvs_cmp_services / ipvs_cmp_dests, used unless --nosort) ---
+// The comparators subtract unsigned 32-bit values into an int, so addresses more than 2^31 apart
+// compare "backwards" (192.168.0.1 sorts before 10.0.0.1); ToInt32 (`| 0`) reproduces that.
+
+const PROTO_NUMBER: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
+
+/** The address as unsigned 32-bit words in network order (one for IPv4, four for IPv6). */
+function addressWords(address: string): number[] {
+  const b = addressBytes(address);
+  const out: number[] = [];
+  for (let i = 0; i + 3 < b.length; i += 4)
+    out.push(((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0);
+  return out;
+}
+
+function cmpAddress(a: string, b: string): number {
+  const wa = addressWords(a);
+  const wb = addressWords(b);
+  for (let i = 0; i < wa.length; i++) {
+    const r = (wa[i] - wb[i]) | 0;
+    if (r !== 0) return r;
+  }
+  return 0;
+}
+
+export function compareServices(a: ServiceSnapshot, b: ServiceSnapshot): number {
+  const fw = (s: ServiceSnapshot) => (s.key.kind === 'fwmark' ? s.key.fwmark : 0);
+  let r = (fw(a) - fw(b)) | 0;
+  if (r !== 0) return r;
+  r = (a.key.family === 6 ? AF_INET6 : AF_INET) - (b.key.family === 6 ? AF_INET6 : AF_INET);
+  if (r !== 0 || a.key.kind !== 'addr' || b.key.kind !== 'addr') return r;
+  r = (PROTO_NUMBER[a.key.protocol] ?? 0) - (PROTO_NUMBER[b.key.protocol] ?? 0);
+  if (r !== 0) return r;
+  r = cmpAddress(a.key.address, b.key.address);
+  return r !== 0 ? r : a.key.port - b.key.port;
+}
+
+export function compareDests(a: DestSnapshot, b: DestSnapshot): number {
+  const r = a.family === b.family ? cmpAddress(a.address, b.address) : a.family - b.family;
+  return r !== 0 ? r : a.port - b.port;
+}
+
+/** The table in ipvsadm's listing order: services, and the real servers of each, sorted. */
+export function sortedTable(t: TableSnapshot): TableSnapshot {
+  return {
+    ...t,
+    services: [...t.services].sort(compareServices).map((s) => ({ ...s, dests: [...s.dests].sort(compareDests) })),
+  };
 }

@@ -47,6 +47,8 @@ export interface Command {
   exact: boolean;
   timeout: boolean;
   daemon: boolean;
+  /** listings sorted as ipvsadm sorts them (default); --nosort keeps the table's order */
+  sort: boolean;
 }
 
 interface OptDef {
@@ -100,7 +102,7 @@ const DEFS: OptDef[] = [
   { long: 'connection', short: 'c', arg: 'none', name: '-c' },
   { long: 'stats', arg: 'none', name: '--stats' },
   { long: 'rate', arg: 'none', name: '--rate' },
-  { long: 'exact', arg: 'none', name: '--exact' },
+  { long: 'exact', short: 'X', arg: 'none', name: '--exact' },
   { long: 'thresholds', arg: 'none', name: '--thresholds' },
   { long: 'persistent-conn', arg: 'none', name: '--persistent-conn' },
   { long: 'timeout', arg: 'none', name: '--timeout' },
@@ -110,44 +112,158 @@ const DEFS: OptDef[] = [
   { long: 'tun-info', arg: 'none', name: '--tun-info' },
 ];
 
-/** Which options each command accepts (ipvsadm.c commands_v_options, condensed). */
-const ALLOWED: Record<CommandName, string[]> = {
-  'add-service': ['-t', '-u', '-f', '-6', '-s', '-p', '-M', '-b', '-o', '--pe'],
-  'edit-service': ['-t', '-u', '-f', '-6', '-s', '-p', '-M', '-b', '-o', '--pe'],
-  'del-service': ['-t', '-u', '-f', '-6'],
-  clear: [],
-  restore: [],
-  save: ['-n'],
-  'add-server': ['-t', '-u', '-f', '-6', '-r', '-g', '-i', '-m', '-w', '-x', '-y'],
-  'edit-server': ['-t', '-u', '-f', '-6', '-r', '-g', '-i', '-m', '-w', '-x', '-y'],
-  'del-server': ['-t', '-u', '-f', '-6', '-r'],
-  list: [
-    '-t',
-    '-u',
-    '-f',
-    '-6',
-    '-n',
-    '-c',
-    '--stats',
-    '--rate',
-    '--exact',
-    '--thresholds',
-    '--persistent-conn',
-    '--timeout',
-    '--daemon',
-    '--sort',
-    '--nosort',
-    '--tun-info',
-  ],
-  zero: ['-t', '-u', '-f', '-6'],
-  set: [],
-  'start-daemon': [],
-  'stop-daemon': [],
-  help: [],
-  version: [],
+/** ipvsadm's names of the commands and options, as its messages print them (ipvsadm.c cmdnames, optnames). */
+const CMD_NAMES: Record<CommandName, string> = {
+  'add-service': 'add-service',
+  'edit-service': 'edit-service',
+  'del-service': 'delete-service',
+  clear: 'flush',
+  list: 'list',
+  'add-server': 'add-server',
+  'del-server': 'delete-server',
+  'edit-server': 'edit-server',
+  set: 'set',
+  'start-daemon': 'start-daemon',
+  'stop-daemon': 'stop-daemon',
+  restore: 'restore',
+  save: 'save',
+  zero: 'zero',
+  help: 'help',
+  version: 'version',
 };
 
+/** Option flag -> ipvsadm's option name; the order is optnames', in which ipvsadm checks them. */
+const OPT_NAMES: readonly (readonly [string, readonly string[]])[] = [
+  ['numeric', ['-n']],
+  ['connection', ['-c']],
+  ['service-address', ['-t', '-u', '-f']],
+  ['scheduler', ['-s']],
+  ['pe', ['--pe']],
+  ['persistent', ['-p']],
+  ['netmask', ['-M']],
+  ['real-server', ['-r']],
+  ['forwarding-method', ['-g', '-i', '-m']],
+  ['weight', ['-w']],
+  ['u-threshold', ['-x']],
+  ['l-threshold', ['-y']],
+  ['timeout', ['--timeout']],
+  ['daemon', ['--daemon']],
+  ['stats', ['--stats']],
+  ['rate', ['--rate']],
+  ['thresholds', ['--thresholds']],
+  ['persistent-conn', ['--persistent-conn']],
+  ['nosort', ['--nosort', '--sort']],
+  ['exact', ['--exact']],
+  ['ops', ['-o']],
+  ['sched-flags', ['-b']],
+  ['tun-info', ['--tun-info']],
+];
+const OPT_NAME_OF = new Map(OPT_NAMES.flatMap(([name, flags]) => flags.map((f) => [f, name] as const)));
+
+/**
+ * ipvsadm.c commands_v_options: per command, '+' compulsory, '1' at most one of them, ' '
+ * optional; an option not listed is illegal. (-6 qualifies the service and goes with it.)
+ */
+const MATRIX: Record<CommandName, Readonly<Record<string, '+' | '1' | ' '>>> = {
+  'add-service': {
+    'service-address': '+',
+    scheduler: ' ',
+    pe: ' ',
+    persistent: ' ',
+    netmask: ' ',
+    ops: ' ',
+    'sched-flags': ' ',
+  },
+  'edit-service': {
+    'service-address': '+',
+    scheduler: ' ',
+    pe: ' ',
+    persistent: ' ',
+    netmask: ' ',
+    ops: ' ',
+    'sched-flags': ' ',
+  },
+  'del-service': { 'service-address': '+' },
+  clear: {},
+  list: {
+    numeric: ' ',
+    connection: '1',
+    'service-address': '1',
+    timeout: '1',
+    daemon: '1',
+    stats: ' ',
+    rate: ' ',
+    thresholds: ' ',
+    'persistent-conn': ' ',
+    nosort: ' ',
+    exact: ' ',
+    'tun-info': ' ',
+  },
+  'add-server': {
+    'service-address': '+',
+    'real-server': '+',
+    'forwarding-method': ' ',
+    weight: ' ',
+    'u-threshold': ' ',
+    'l-threshold': ' ',
+  },
+  'edit-server': {
+    'service-address': '+',
+    'real-server': '+',
+    'forwarding-method': ' ',
+    weight: ' ',
+    'u-threshold': ' ',
+    'l-threshold': ' ',
+  },
+  'del-server': { 'service-address': '+', 'real-server': '+' },
+  set: {},
+  'start-daemon': {},
+  'stop-daemon': {},
+  restore: {},
+  save: { numeric: ' ' },
+  zero: { 'service-address': ' ' },
+  help: {},
+  version: {},
+};
+
+/** ipvsadm.c generic_opt_check, then process_options' list conflicts: ipvsadm's texts. */
+function checkOptions(c: Command, used: readonly OptDef[]): string | undefined {
+  const names = new Set(used.map((d) => OPT_NAME_OF.get(d.name)).filter((n): n is string => n !== undefined));
+  const row = MATRIX[c.cmd];
+  const cmd = CMD_NAMES[c.cmd];
+  let exclusive: string | undefined;
+  for (const [name] of OPT_NAMES) {
+    const rule = row[name];
+    if (!names.has(name)) {
+      if (rule === '+') return `You need to supply the '${name}' option for the '${cmd}' command`;
+      continue;
+    }
+    if (rule === undefined) return `Illegal '${name}' option with the '${cmd}' command`;
+    if (rule === '1') {
+      if (exclusive) return `The option '${name}' conflicts with the '${exclusive}' option in the '${cmd}' command`;
+      exclusive = name;
+    }
+  }
+  if (c.cmd === 'list') {
+    const has = (...n: string[]) => n.some((x) => names.has(x));
+    if (
+      (has('connection', 'timeout', 'daemon') && has('stats', 'rate', 'thresholds')) ||
+      (has('timeout', 'daemon') && has('persistent-conn'))
+    )
+      return 'options conflicts in the list command';
+  }
+  return undefined;
+}
+
 const SCHED_FLAGS = new Set(['flag-1', 'flag-2', 'flag-3', 'sh-fallback', 'sh-port', 'mh-fallback', 'mh-port']);
+
+/** `host`, `host:0`, `[v6]`, `[v6]:0` or a bare IPv6 address: the service port is 0 (all ports). */
+function servicePortIsZero(v: string): boolean {
+  const b = /^\[[^\]]*\](?::(.*))?$/.exec(v);
+  if (b) return b[1] === undefined || b[1] === '0';
+  const colons = v.split(':').length - 1;
+  return colons !== 1 || v.split(':')[1] === '0';
+}
 
 function parseUint(v: string, max: number): number | undefined {
   return /^\d+$/.test(v) && Number(v) <= max ? Number(v) : undefined;
@@ -165,6 +281,7 @@ export function parseIpvsadmArgs(argv: readonly string[]): Command | { error: st
     exact: false,
     timeout: false,
     daemon: false,
+    sort: true,
   };
   let command: OptDef | undefined;
   const used: OptDef[] = [];
@@ -177,7 +294,8 @@ export function parseIpvsadmArgs(argv: readonly string[]): Command | { error: st
     if (a.startsWith('--')) {
       const eq = a.indexOf('=');
       const def = byLong.get(eq >= 0 ? a.slice(2, eq) : a.slice(2));
-      if (!def) return { error: `unrecognized option "${a}"` };
+      // popt's words: "OPTION: unknown option"
+      if (!def) return { error: `${eq >= 0 ? a.slice(0, eq) : a}: unknown option` };
       if (def.arg === 'set') {
         const values = argv.slice(i + 1, i + 4);
         if (values.length < 3) return { error: '--set requires 3 arguments (tcp tcpfin udp)' };
@@ -185,14 +303,14 @@ export function parseIpvsadmArgs(argv: readonly string[]): Command | { error: st
         tokens.push({ def, values });
       } else if (def.arg === 'required') {
         const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
-        if (v === undefined) return { error: `missing argument for option "${a}"` };
+        if (v === undefined) return { error: `${a}: missing argument` };
         tokens.push({ def, value: v });
       } else if (def.arg === 'optional') tokens.push({ def, value: eq >= 0 ? a.slice(eq + 1) : takeOptional() });
       else tokens.push({ def });
     } else if (a.startsWith('-') && a.length > 1) {
       for (let j = 1; j < a.length; j++) {
         const def = byShort.get(a[j]);
-        if (!def) return { error: `unknown option "-${a[j]}"` };
+        if (!def) return { error: `-${a[j]}: unknown option` };
         if (def.arg === 'none') {
           tokens.push({ def });
           continue;
@@ -200,7 +318,7 @@ export function parseIpvsadmArgs(argv: readonly string[]): Command | { error: st
         const rest = a.slice(j + 1);
         if (def.arg === 'required') {
           const v = rest || argv[++i];
-          if (v === undefined) return { error: `missing argument for option "-${a[j]}"` };
+          if (v === undefined) return { error: `-${a[j]}: missing argument` };
           tokens.push({ def, value: v });
         } else tokens.push({ def, value: rest || takeOptional() });
         break;
@@ -221,6 +339,10 @@ export function parseIpvsadmArgs(argv: readonly string[]): Command | { error: st
       if (t.def.arg === 'required') c.daemonState = t.value;
       continue;
     }
+    // ipvsadm.c set_option: "multiple '%s' options specified"
+    const optName = OPT_NAME_OF.get(t.def.name);
+    if (optName && used.some((d) => OPT_NAME_OF.get(d.name) === optName))
+      return { error: `multiple '${optName}' options specified` };
     used.push(t.def);
     const v = t.value ?? '';
     switch (t.def.name) {
@@ -319,34 +441,27 @@ export function parseIpvsadmArgs(argv: readonly string[]): Command | { error: st
       case '--daemon':
         c.daemon = true;
         break;
+      case '--nosort':
+        c.sort = false;
+        break;
     }
   }
-  const allowed = ALLOWED[c.cmd];
-  for (const d of used) {
-    if (!allowed.includes(d.name) && !(d.name === '-n' && c.cmd !== 'help')) {
-      return { error: `Illegal '${d.name}' option with the '${c.flag}' command` };
-    }
+  const problem = checkOptions(c, used);
+  if (problem) return { error: problem };
+  // ipvsadm.c process_options: a port-0 service must be persistent; OPS only for UDP
+  if ((c.cmd === 'add-service' || c.cmd === 'edit-service') && c.service && c.service.kind !== 'fwmark') {
+    if (c.persistent === undefined && servicePortIsZero(c.service.value))
+      return { error: 'Zero port specified for non-persistent service' };
+    if (c.ops && c.service.kind !== 'udp') return { error: 'One-Packet Scheduling is only for UDP virtual services' };
   }
-  const needsService = [
-    'add-service',
-    'edit-service',
-    'del-service',
-    'add-server',
-    'edit-server',
-    'del-server',
-  ].includes(c.cmd);
-  if (needsService && !c.service) return { error: 'You must specify a service address with -t, -u or -f' };
-  if (['add-server', 'edit-server', 'del-server'].includes(c.cmd) && !c.realServer)
-    return { error: "You need to supply the 'real-server' address for this command" };
-  if (c.cmd === 'list' && c.connections && (c.service || c.timeout || c.daemon))
-    return { error: 'options -c, --timeout, --daemon and a service are mutually exclusive' };
   if (c.uThreshold !== undefined && c.lThreshold !== undefined && c.lThreshold > c.uThreshold) {
     return { error: 'l_threshold must be lower than u_threshold' };
   }
   return c;
 }
 
-export const IPVSADM_USAGE = `keepvsadm (ipvsadm-compatible) for keepvs
+/** ipvsadm -h's layout (ipvsadm.c usage_exit): the same sections, columns and option names. */
+export const IPVSADM_USAGE = `keepvsadm (keepvs, ipvsadm v1.31 compatible; IPVS v1.2.1 semantics)
 Usage:
   keepvsadm -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags]
   keepvsadm -D virtual-service
@@ -358,12 +473,63 @@ Usage:
   keepvsadm -L|l [virtual-service] [options]
   keepvsadm -Z [virtual-service]
   keepvsadm --set tcp tcpfin udp
+  keepvsadm --start-daemon {master|backup} [daemon-options]
+  keepvsadm --stop-daemon {master|backup}
   keepvsadm -h
 
-virtual-service: --tcp-service|-t service-address | --udp-service|-u service-address | --fwmark-service|-f fwmark
-Options: -s scheduler (rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos, default wlc), -p [timeout] (default 360),
-  -M netmask, -b sched-flags, -o, -r server-address, -g (route, default), -i (tunnel), -m (masquerade), -w weight,
-  -x upper-threshold, -y lower-threshold, -n, -c, --stats, --rate, --exact, --thresholds, --persistent-conn,
-  --timeout, --daemon, --sort, --nosort, -6
-keepvs options: --socket PATH (control socket, default /run/keepvs/keepvs.sock or $KEEPVS_SOCKET)
+Commands:
+Either long or short options are allowed.
+  --add-service     -A        add a virtual service with options
+  --edit-service    -E        edit a virtual service with options
+  --delete-service  -D        delete a virtual service
+  --clear           -C        clear the whole table
+  --restore         -R        restore rules from stdin
+  --save            -S        save rules to stdout
+  --add-server      -a        add a real server with options
+  --edit-server     -e        edit a real server with options
+  --delete-server   -d        delete a real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero the counters of a service or of all services
+  --set tcp tcpfin udp        set the connection timeouts
+  --start-daemon              start the connection sync daemon (not supported by keepvs)
+  --stop-daemon               stop the connection sync daemon (not supported by keepvs)
+  --help            -h        display this help message
+
+virtual-service:
+  --tcp-service|-t  service-address   service-address is host[:port]
+  --udp-service|-u  service-address   service-address is host[:port]
+  --fwmark-service|-f fwmark          fwmark is an integer greater than zero
+
+Options:
+  --ipv6         -6                   fwmark entry uses IPv6
+  --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh|twos,
+                                      the default scheduler is wlc.
+  --pe            engine              alternate persistence engine (sip),
+                                      not set by default.
+  --persistent   -p [timeout]         persistent service (default timeout 360 s)
+  --netmask      -M netmask           persistence granularity mask
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --weight       -w weight            capacity of the real server
+  --u-threshold  -x uthreshold        upper threshold of connections
+  --l-threshold  -y lthreshold        lower threshold of connections
+  --connection   -c                   list the current connections
+  --timeout                           list the timeouts (tcp tcpfin udp)
+  --daemon                            list the sync daemon state
+  --stats                             list with statistics
+  --rate                              list with rates
+  --exact        -X                   expand numbers (display exact values)
+  --thresholds                        list with thresholds
+  --persistent-conn                   list with persistent connections
+  --tun-info                          list with tunnel information
+  --nosort                            do not sort services and real servers (table order)
+  --sort                              sort (the default; kept for compatibility)
+  --ops          -o                   one-packet scheduling
+  --numeric      -n                   numeric output of addresses and ports
+  --sched-flags  -b flags             scheduler flags (comma-separated)
+
+keepvs options:
+  --socket PATH                       control socket (default /run/keepvs/keepvs.sock, or $KEEPVS_SOCKET)
 `;
