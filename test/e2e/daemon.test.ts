@@ -241,6 +241,29 @@ test('keepvsadm -Ln lists the running table', async () => {
   assert.match(out, new RegExp(`^  -> 127\\.0\\.0\\.1:${rsPorts[0]}\\s+Masq\\s+5\\s+\\d+\\s+\\d+`, 'm'));
 });
 
+test('a table change made with keepvsadm is logged and published as an admin event', async () => {
+  const code = await new Promise<number | null>((resolve) => {
+    // --set 0 0 0 leaves every timeout as it is: a harmless change to record
+    const p = spawn(process.execPath, [
+      join(root, 'bin/keepvsadm.js'),
+      '--socket',
+      join(dir, 'keepvs.sock'),
+      '--set',
+      '0',
+      '0',
+      '0',
+    ]);
+    p.on('close', resolve);
+  });
+  assert.equal(code, 0);
+  await until('keepvsadm admin event', async () =>
+    JSON.parse((await get(apiPort, '/api/v1/events')).body).events.find(
+      (e: { type: string; action: string }) => e.type === 'admin' && e.action === 'keepvsadm set-timeouts',
+    ),
+  );
+  await until('keepvsadm change logged', async () => output.includes('keepvsadm: set-timeouts timeouts') || undefined);
+});
+
 function keepvsadm(...args: string[]): Promise<string> {
   return new Promise<string>((resolve) => {
     const p = spawn(process.execPath, [join(root, 'bin/keepvsadm.js'), '--socket', join(dir, 'keepvs.sock'), ...args]);
