@@ -374,7 +374,10 @@ function describeBinary() {
       ].join('\n'),
     );
     // --nosort: the table's own order, newest real server first as IPVS's list_add keeps it
-    assert.match((await adm(['-Ln', '--nosort'])).out, /10\.4:80[\s\S]*10\.2:80[\s\S]*10\.5:80[\s\S]*10\.1:80[\s\S]*10\.3:80/);
+    assert.match(
+      (await adm(['-Ln', '--nosort'])).out,
+      /10\.4:80[\s\S]*10\.2:80[\s\S]*10\.5:80[\s\S]*10\.1:80[\s\S]*10\.3:80/,
+    );
     // sorted -S output round-trips byte for byte whatever order -R adds the lines in
     const saved = (await adm(['-S', '-n'])).out;
     await adm(['-C']);
