@@ -139,6 +139,14 @@ ${vs('198.18.0.100', 82, 'DR', rsBody(82))}
 ${vs('2001:2::100', 80, 'NAT', rsBody6(80))}
 ${vs('2001:2::100', 81, 'FNAT', rsBody6(80), '  laddr_group_name L6\n')}
 ${vs('2001:2::100', 82, 'DR', rsBody6(82))}
+virtual_server 198.18.0.100 85 {
+  delay_loop 1
+  lvs_sched rr
+  lvs_method NAT
+  persistence_timeout 30
+  protocol TCP
+${rsBody(80)}
+}
 virtual_server 198.18.0.100 83 {
   lvs_sched wrr
   lvs_method NAT
@@ -299,6 +307,16 @@ test('--stats and --rate come from the kernel counters; -Z zeroes them', { skip:
   assert.match(adm('-Ln', '--rate', '-t', '198.18.0.100:81'), /TCP {2}198\.18\.0\.100:81\s+\d+/);
 });
 
+test('persistence_timeout: one client stays on one real server (dynamic map with timeout)', { skip: !canRun }, () => {
+  const r = request('198.18.0.100', 85, 30);
+  assert.equal(r.errors, 0, JSON.stringify(r));
+  assert.equal(Object.keys(r.by).length, 1, JSON.stringify(r));
+  assert.match(
+    inNs('lb1', 'nft', 'list', 'map', 'ip', 'keepvs', 's_tcp_198_18_0_100_85_persist'),
+    /198\.18\.0\.10 expires/,
+  );
+});
+
 test('wrr 1:3:2 splits 6,000 connections exactly, in IPVS order', { skip: !canRun }, () => {
   const r = request('198.18.0.100', 83, 6000, 8);
   assert.equal(r.errors, 0, JSON.stringify(r));
@@ -327,7 +345,7 @@ test('a stopped real server leaves within one check interval; no request fails a
   // back in all six services (each health change resyncs the table, which would undo a keepvsadm edit)
   await until(
     'rs2 back',
-    () => (adm('-Ln').match(/(198\.18\.1\.12|2001:2:0:1::12)\]?:8[02] /g) ?? []).length === 6,
+    () => (adm('-Ln').match(/(198\.18\.1\.12|2001:2:0:1::12)\]?:8[02] /g) ?? []).length === 7,
     8000,
   );
 });
