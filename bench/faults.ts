@@ -103,6 +103,20 @@ async function killRs(rs: Rs): Promise<void> {
   rs.proc = undefined;
 }
 
+/** A server on `port` that resets every connection (retried while the killed nginx lets the port go). */
+async function resetter(port: number): Promise<net.Server> {
+  for (let i = 0; ; i++) {
+    const s = net.createServer((c) => c.resetAndDestroy());
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (ok) return s;
+    if (i >= 50) throw new Error(`port ${port} stays in use`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 // ---- load
 interface WrkResult {
   requests: number;
@@ -381,8 +395,7 @@ const cases: { name: string; fault: Fault; seconds?: number }[] = [
     fault: async () => {
       const rs = rss[2]!;
       await killRs(rs);
-      rs.resetter = net.createServer((s) => s.resetAndDestroy());
-      await new Promise<void>((r) => rs.resetter!.listen(rs.port, '127.0.0.1', r));
+      rs.resetter = await resetter(rs.port);
       const t0 = Date.now();
       const out = await recovery(t0, async () => (await d.status()).lvs?.table.services[0]?.dests.length === 2);
       await new Promise((r) => rs.resetter!.close(r));
@@ -504,6 +517,12 @@ async function cleanup(): Promise<void> {
     }
   rmSync(dir, { recursive: true, force: true });
 }
+
+process.on('uncaughtException', (e) => {
+  process.stderr.write(`${e.stack ?? e}\n`);
+  process.exitCode = 1;
+  void cleanup();
+});
 
 main()
   .catch((e) => {

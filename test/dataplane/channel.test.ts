@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { serialize } from 'node:v8';
 import { FrameChannel } from '../../src/dataplane/proxy/channel.js';
 
 async function pair(): Promise<{ a: net.Socket; b: net.Socket; done(): void }> {
@@ -73,5 +75,28 @@ test('a peer that does not read (SIGSTOPped) does not grow the sender: periodic 
     assert.equal(tx.send({ type: 'ops' }), true, 'an op is never dropped');
   } finally {
     done();
+  }
+});
+
+test('frames split byte by byte, or several in one chunk, come out whole and in order', () => {
+  const frames = [{ a: 1 }, { b: 'x'.repeat(300) }, { c: [1, 2, 3] }];
+  const wire = Buffer.concat(
+    frames.map((f) => {
+      const body = serialize(f);
+      const head = Buffer.alloc(4);
+      head.writeUInt32BE(body.length, 0);
+      return Buffer.concat([head, body]);
+    }),
+  );
+  for (const step of [1, 3, 7, wire.length]) {
+    const fake = Object.assign(new EventEmitter(), { destroyed: false, destroy() {} }) as unknown as net.Socket;
+    const got: unknown[] = [];
+    new FrameChannel<unknown, unknown>(
+      fake,
+      (m) => got.push(m),
+      () => {},
+    );
+    for (let i = 0; i < wire.length; i += step) fake.emit('data', wire.subarray(i, i + step));
+    assert.deepEqual(got, frames, `chunks of ${step} bytes`);
   }
 });

@@ -202,12 +202,18 @@ export async function startDaemon(
   };
   proc.stdout?.on('data', (x) => (d.output += x));
   proc.stderr?.on('data', (x) => (d.output += x));
-  await until(
-    'daemon ready',
-    async () => ready(await d.status()),
-    15000,
-    () => d.output,
-  );
+  try {
+    await until(
+      'daemon ready',
+      async () => ready(await d.status()),
+      15000,
+      () => d.output,
+    );
+  } catch (e) {
+    // a daemon that never got ready must not outlive the test
+    await d.stop();
+    throw e;
+  }
   return d;
 }
 

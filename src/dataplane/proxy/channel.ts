@@ -14,7 +14,9 @@ const MAX_FRAME = 256 * 1024 * 1024;
 const DROP_AFTER = 1024 * 1024;
 
 export class FrameChannel<In, Out> {
-  private buf: Buffer = Buffer.alloc(0);
+  /** received bytes not parsed yet: chunks joined only once a whole frame is there */
+  private chunks: Buffer[] = [];
+  private buffered = 0;
   private closed = false;
 
   constructor(
@@ -23,16 +25,21 @@ export class FrameChannel<In, Out> {
     onClose: () => void,
   ) {
     socket.on('data', (chunk: Buffer) => {
-      this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-      while (this.buf.length >= 4) {
-        const len = this.buf.readUInt32BE(0);
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+      while (this.buffered >= 4) {
+        const head = this.chunks[0]!.length >= 4 ? this.chunks[0]! : this.join();
+        const len = head.readUInt32BE(0);
         if (len > MAX_FRAME) {
           socket.destroy(new Error(`frame of ${len} bytes`));
           return;
         }
-        if (this.buf.length < 4 + len) break;
-        const body = this.buf.subarray(4, 4 + len);
-        this.buf = this.buf.subarray(4 + len);
+        if (this.buffered < 4 + len) break;
+        const all = this.join();
+        const body = all.subarray(4, 4 + len);
+        const rest = all.subarray(4 + len);
+        this.chunks = rest.length ? [rest] : [];
+        this.buffered = rest.length;
         let m: In;
         try {
           m = deserialize(body) as In;
@@ -48,6 +55,11 @@ export class FrameChannel<In, Out> {
       this.closed = true;
       onClose();
     });
+  }
+
+  private join(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
+    return this.chunks[0]!;
   }
 
   get connected(): boolean {
