@@ -9,7 +9,7 @@
  * SOAK_S seconds (default 180) with a reload every 5 s, fds and RSS of every keepvs process at the
  * start and the end. Figures: failed requests, broken long-lived connections, time to recover.
  * Run: `npx tsc -p . && node dist/bench/faults.js` (needs nginx-light and wrk). Env: CASE_S, SOAK_S,
- * SOAK_RATE, ONLY (substring of a case name).
+ * SOAK_RATE, ONLY (substring of a case name, or `soak` for the soak alone).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -223,11 +223,12 @@ async function boot(): Promise<void> {
   d = await startDaemon(config(), ['--dataplane-workers=2'], allUp);
 }
 
-async function processes(): Promise<{ role: string; pid: number }[]> {
+/** every keepvs process with its V8 heap in use (as it reports it to the status API, every 2 s) */
+async function processes(): Promise<{ role: string; pid: number; heap: number }[]> {
   const s = await d.status();
   return [
-    { role: 'supervisor', pid: d.proc.pid ?? 0 },
-    ...s.workers.map((w) => ({ role: w.role, pid: w.pid ?? 0 })),
+    { role: 'supervisor', pid: d.proc.pid ?? 0, heap: s.heapUsed ?? 0 },
+    ...s.workers.map((w) => ({ role: w.role, pid: w.pid ?? 0, heap: w.heapUsed ?? 0 })),
   ].filter((p) => p.pid > 0);
 }
 
@@ -454,7 +455,7 @@ async function main(): Promise<void> {
   }
   // soak
   let soak = '';
-  if (SOAK_S > 0 && !only) {
+  if (SOAK_S > 0 && (!only || only === 'soak')) {
     await waitHealthy();
     const sample = async () => (await processes()).map((p) => ({ ...p, fds: fds(p.pid), rss: rssKiB(p.pid) }));
     const at0 = await sample();
@@ -477,12 +478,13 @@ async function main(): Promise<void> {
     const mib = (b: number) => (b / 1048576).toFixed(1);
     soak = [
       `soak: ${SOAK_S} s, target ${SOAK_RATE} new connections/s, achieved ${(r.done / SOAK_S).toFixed(0)}/s, ${reloads} reloads; failed ${r.failed} of ${r.done}; long-lived broken ${l.broken} of 20, unanswered ${l.unanswered}`,
-      '| process | fds at 0 / 10 s / end | RSS KiB at 0 / 10 s / end |',
-      '| --- | --- | --- |',
-      ...atEnd.map(
-        (p, i) =>
-          `| ${p.role} | ${at0[i]!.fds} / ${at10[i]!.fds} / ${p.fds} | ${at0[i]!.rss} / ${at10[i]!.rss} / ${p.rss} |`,
-      ),
+      '| process | fds at 0 / 10 s / end | V8 heap MiB at 0 / 10 s / end | RSS MiB at 0 / 10 s / end |',
+      '| --- | --- | --- | --- |',
+      ...atEnd.map((p) => {
+        const a = at0.find((x) => x.role === p.role);
+        const b = at10.find((x) => x.role === p.role);
+        return `| ${p.role} | ${a?.fds} / ${b?.fds} / ${p.fds} | ${mib(a?.heap ?? 0)} / ${mib(b?.heap ?? 0)} / ${mib(p.heap)} | ${mib((a?.rss ?? 0) * 1024)} / ${mib((b?.rss ?? 0) * 1024)} / ${mib(p.rss * 1024)} |`;
+      }),
     ].join('\n');
   }
   const out = [
