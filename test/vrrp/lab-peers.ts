@@ -32,6 +32,16 @@ export class Lab {
 
   up(): void {
     execFileSync('bash', [LAB, 'up'], { env: this.env, stdio: 'ignore' });
+    // the runner ends a file that runs over its time with a signal: the lab (and what runs in its
+    // namespaces) must not outlive it
+    const abort = () => {
+      try {
+        execFileSync('bash', [LAB, 'down'], { env: this.env, stdio: 'ignore' });
+      } catch {}
+      process.exit(1);
+    };
+    process.once('SIGTERM', abort);
+    process.once('SIGINT', abort);
   }
 
   async down(): Promise<void> {
