@@ -19,6 +19,8 @@ export const haveFrr = haveLab && existsSync(join(FRR_LIB, 'vrrpd')) && existsSy
 export class Lab {
   readonly dir = mkdtempSync(join(tmpdir(), 'kv-vlab-'));
   private readonly procs: ChildProcess[] = [];
+  /** FRR daemons fork away (-d): their pids, for a stop that cannot wait */
+  private readonly frrPids: (() => number[])[] = [];
   private readonly env: NodeJS.ProcessEnv;
   private port = 19400 + (process.pid % 500);
 
@@ -35,6 +37,12 @@ export class Lab {
     // the runner ends a file that runs over its time with a signal: the lab (and what runs in its
     // namespaces) must not outlive it
     const abort = () => {
+      for (const pids of this.frrPids)
+        for (const pid of pids())
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {}
+      for (const p of this.procs) if (p.pid) p.kill('SIGKILL');
       try {
         execFileSync('bash', [LAB, 'down'], { env: this.env, stdio: 'ignore' });
       } catch {}
@@ -267,6 +275,7 @@ export class Lab {
       }
     };
     await until('vrrpd pid', () => pidOf('vrrpd') > 0, 10000);
+    this.frrPids.push(() => [pidOf('vrrpd'), pidOf('zebra')].filter((p) => p > 0));
     const stop = async (sig: NodeJS.Signals = 'SIGTERM') => {
       for (const n of ['vrrpd', 'zebra']) {
         const pid = pidOf(n);
