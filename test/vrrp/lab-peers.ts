@@ -46,6 +46,7 @@ export class Lab {
       try {
         execFileSync('bash', [LAB, 'down'], { env: this.env, stdio: 'ignore' });
       } catch {}
+      rmSync(this.dir, { recursive: true, force: true });
       process.exit(1);
     };
     process.once('SIGTERM', abort);
