@@ -130,7 +130,7 @@ export function applyChange(spec: ManagedSpec, change: ConfigChange, outside: Un
       });
     }
     case 'vrrp-instance': {
-      const oldName = change.op === 'delete' ? change.name : change.name;
+      const oldName = change.name;
       const at = oldName === undefined ? -1 : vrrps.findIndex((v) => String(v.name) === oldName);
       if (oldName !== undefined && at < 0) {
         const l = outside.vrrpInstances.get(oldName);
