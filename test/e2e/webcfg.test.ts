@@ -382,6 +382,17 @@ test('configure and watch two directors from the dashboard', {
     const phone = join(shots, '7-phone-service.png');
     await page.screenshot({ path: phone });
     console.log(`# screenshot: ${phone}`);
+  } catch (e) {
+    // a failure leaves a picture of every open page and the daemons' last words
+    for (const [i, p] of browser
+      .contexts()
+      .flatMap((c) => c.pages())
+      .entries()) {
+      const path = join(shots, `failure-${i}.png`);
+      await p.screenshot({ path, fullPage: true }).catch(() => undefined);
+      console.log(`# failure screenshot: ${path}`);
+    }
+    throw new Error(`${(e as Error).stack}\n${output.slice(-3000)}`);
   } finally {
     await browser.close();
   }
