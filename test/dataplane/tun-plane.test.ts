@@ -45,6 +45,11 @@ class FakeKernel implements TunKernel {
     this.attached = null;
   }
   release(): void {}
+  cleared: number[] = [];
+  clearReal(index: number): void {
+    this.cleared.push(index);
+    this.reals.delete(index);
+  }
   /** real server address per slot of the active table of the (only) service */
   table(): string[] {
     const [v] = [...this.services.values()];
@@ -114,6 +119,7 @@ test('removing a real server rewrites only the changed slots of the standby regi
   let moved = 0;
   for (let i = 0; i < before.length; i++) if (before[i] !== after[i]) moved++;
   assert.ok(after.every((a) => a !== '198.18.1.12'));
+  assert.equal(kernel.cleared.length, 1, 'the removed real server entry is emptied (pinned flows reschedule)');
   assert.ok(moved >= own && moved <= own * 1.2, `moved ${moved}, owned ${own}`);
   // back again: region 1 still holds the 4-server table, so only the differing slots are written
   await dp.apply([{ op: 'add-dest', key, dest: ep(2), params: tun() }]);

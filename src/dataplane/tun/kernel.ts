@@ -16,7 +16,7 @@ import {
   tcDetach,
   tcHookCreate,
 } from '../../os/libbpf.js';
-import { REAL_STATS_SIZE, type RealVal, realVal, ST_COUNT, u32Key } from './layout.js';
+import { REAL_SIZE, REAL_STATS_SIZE, type RealVal, realVal, ST_COUNT, u32Key } from './layout.js';
 import type { TunKernel } from './plane.js';
 
 /** tc filter handle/priority of the director program ("kv"); the real-server program uses +1. */
@@ -112,6 +112,9 @@ export class BpfTunKernel implements TunKernel {
   }
   setReal(index: number, real: RealVal): void {
     this.m().reals.update(u32Key(index), realVal(real));
+  }
+  clearReal(index: number): void {
+    this.m().reals.update(u32Key(index), new Uint8Array(REAL_SIZE));
   }
   realStats(index: number): { packets: number; bytes: number; conns: number } {
     const buf = new Uint8Array(REAL_STATS_SIZE * this.cpus);

@@ -78,6 +78,8 @@ export interface TunKernel {
   detach(): void;
   /** Closes the maps, leaving the program attached and forwarding. */
   release(): void;
+  /** Empties a real's entry, so flows pinned to it reschedule (its index is free). */
+  clearReal(index: number): void;
 }
 
 export interface TunPlaneOptions {
@@ -223,7 +225,11 @@ export class TunDataPlane implements DataPlane {
 
   private releasePending(): void {
     for (const d of this.pendingFree.splice(0)) {
-      if (d.real !== undefined) this.freeReals.push(d.real);
+      if (d.real !== undefined) {
+        // flows pinned to a removed real server reschedule (IPVS's expire_nodest_conn behaviour)
+        if (this.attached.size) this.opts.kernel.clearReal(d.real);
+        this.freeReals.push(d.real);
+      }
       d.real = undefined;
     }
   }
