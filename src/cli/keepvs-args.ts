@@ -350,7 +350,7 @@ keepalived-compatible VRRP failover, health checks and virtual servers.
       --dataplane=auto|nft|proxy  Kernel (nftables) plane when root and nftables work, else the
                                userspace proxy (auto, default); nft or proxy forces one
       --dataplane-workers=N    Proxy processes sharing the load (default: one per core;
-                               1 forwards inside the LVS worker itself)
+                               they outlive an LVS worker crash)
   -v, --version                Display the version number
   -h, --help                   Display this help message
 `;

@@ -29,7 +29,7 @@ export interface DaemonOptions {
   readonly managedConfig: string;
   /** the other director's API for the dashboard */
   readonly peer?: { readonly url: string; readonly token?: string };
-  /** proxy worker processes (1: in the LVS worker itself) */
+  /** proxy worker processes, forked by the supervisor (at least 1) */
   readonly dataplaneWorkers: number;
   /** the data plane --dataplane resolved to (default proxy) */
   readonly dataplane?: 'nft' | 'proxy';
