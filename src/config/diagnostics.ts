@@ -69,6 +69,7 @@ export const DIAGNOSTIC_CODES = {
   KV315: { severity: 'error', title: 'virtual server needs the kernel data plane' },
   KV316: { severity: 'error', title: 'reference to an undefined local_address_group' },
   KV317: { severity: 'error', title: 'TUN variant the kernel TUN plane cannot forward' },
+  KV318: { severity: 'warning', title: 'setting the kernel data plane does not apply' },
   KV320: { severity: 'warning', title: 'script disabled (script security)' },
   KV321: { severity: 'warning', title: 'scripts run as root without enable_script_security' },
   KV322: { severity: 'warning', title: 'interface does not exist on this host' },

@@ -114,6 +114,21 @@ function checkDataplane(vs: VirtualServer, fwmarkGroup: boolean, plane: Dataplan
         (plane.tunUnavailable ? ` (${plane.tunUnavailable})` : ''),
     );
   else if (plane.kernel && plane.tun) checkTunnel(vs, fwmarkGroup, where, ctx);
+  if (plane.kernel) checkKernelDrops(vs, where, ctx);
+}
+
+/** KV318: what the kernel plane forwards without (it schedules per flow and never writes payload). */
+function checkKernelDrops(vs: VirtualServer, where: string, ctx: Ctx): void {
+  const lost: string[] = [];
+  if (vs.ops) lost.push('ops (the kernel schedules each UDP flow, not each datagram)');
+  if ((vs.proxyProtocol ?? 'off') !== 'off')
+    lost.push(`proxy_protocol ${vs.proxyProtocol} (the kernel adds no header)`);
+  if (lost.length > 0)
+    ctx.report(
+      'KV318',
+      vs.loc,
+      `${where}: ${lost.join(' and ')} is not done by the kernel data plane; run keepvs with --dataplane proxy for it`,
+    );
 }
 
 /** KV317: TUN variants the tc-BPF plane does not build (docs/kernel-tun.md, "Wire format"). */

@@ -66,11 +66,12 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     plane: init.dataplane,
   });
   await svc.start();
-  // the kernel plane forwards packets: it cannot add a PROXY header (never degrade silently)
+  // the kernel plane forwards packets: it cannot add a PROXY header (never degrade silently).
+  // A proxy_protocol keyword is KV318 at -t and start; this covers --proxy-protocol on the command line.
   const checkProxyProtocol = (c: Config) => {
     if (init.dataplane !== 'nft') return;
     const wanting = c.virtualServers.filter(
-      (v) => (v.proxyProtocol ?? init.proxyOptions?.proxyProtocol ?? 'off') !== 'off',
+      (v) => v.proxyProtocol === undefined && (init.proxyOptions?.proxyProtocol ?? 'off') !== 'off',
     );
     for (const v of wanting)
       logger.log(

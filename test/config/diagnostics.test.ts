@@ -152,6 +152,14 @@ const CASES: readonly Case[] = [
       ),
     4,
   ],
+  [
+    'KV318',
+    () =>
+      parse('virtual_server 10.0.0.1 53 {\n protocol UDP\n ops\n real_server 10.0.1.1 53 {\n }\n}\n', {
+        dataplane: { name: 'nft', kernel: true, tun: false },
+      }),
+    1,
+  ],
 ];
 
 for (const [code, run, line] of CASES) {

@@ -79,3 +79,19 @@ test('KV315: the kernel plane takes DR and fwmark; TUN only with the tc-BPF prog
   for (const text of [NAT, FNAT]) assert.ok(!codes(parse(text, { dataplane: PROXY })).includes('KV315'));
   assert.ok(!codes(parse(DR)).includes('KV315'));
 });
+
+test('KV318: ops and proxy_protocol are reported under the kernel plane (it would silently drop them)', () => {
+  const UDP_OPS = 'virtual_server 198.18.0.100 53 {\n protocol UDP\n ops\n real_server 198.18.1.11 53 {\n }\n}\n';
+  const PP = NAT.replace(' protocol TCP\n', ' protocol TCP\n proxy_protocol v2\n');
+  for (const text of [UDP_OPS, PP]) {
+    const kernel = parse(text, { dataplane: NFT });
+    const d = kernel.diagnostics.find((x) => x.code === 'KV318');
+    assert.ok(d, `${text}: ${codes(kernel)}`);
+    assert.equal(d.severity, 'warning');
+    assert.match(d.message, /--dataplane proxy/);
+    assert.equal(kernel.usable, true);
+    // the userspace proxy does both
+    assert.ok(!codes(parse(text, { dataplane: PROXY })).includes('KV318'));
+  }
+  assert.ok(!codes(parse(NAT, { dataplane: NFT })).includes('KV318'));
+});
