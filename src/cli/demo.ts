@@ -4,7 +4,7 @@
  * a few requests showing the balancing, then one real server stopped and restarted to show it
  * leaving and rejoining the pool. The dashboard stays up until Ctrl-C (or --duration).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -165,6 +165,7 @@ export async function runDemo(options: KeepvsOptions): Promise<number> {
     await h.supervisor.stop(500);
     await h.api?.close();
     for (const s of servers) s.close();
+    rmSync(dir, { recursive: true, force: true });
     process.exitCode = code;
     setTimeout(() => process.exit(code), 300).unref();
   };

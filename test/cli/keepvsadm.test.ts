@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -322,6 +322,7 @@ function describeBinary() {
   after(() => {
     server.close();
     lb.dispose();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('the keepvsadm binary changes and lists the live table; errors as ipvsadm, exit 2', async () => {

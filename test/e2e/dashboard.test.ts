@@ -68,6 +68,10 @@ test('dashboard in headless Chromium shows the demo service, its real servers an
     console.log(`# dashboard screenshot: ${shot}`);
   } finally {
     await browser.close();
-    demo.kill('SIGTERM');
+    // a graceful stop, waited for: the demo removes its temporary directory as it exits
+    const d = demo;
+    const exited = new Promise((r) => d.once('exit', r));
+    d.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
   }
 });

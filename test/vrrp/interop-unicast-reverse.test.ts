@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -121,6 +121,7 @@ before(() => {
 after(async () => {
   for (const p of procs) await stop(p, 'SIGKILL');
   if (canRun) lab('down');
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const opts = { skip: !canRun && 'needs root, keepalived and ../shared/lab', timeout: 90000 };
