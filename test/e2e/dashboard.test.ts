@@ -4,8 +4,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 let demo: ChildProcess | undefined;
 
 after(() => {
@@ -38,16 +38,7 @@ test('dashboard in headless Chromium shows the demo service, its real servers an
   assert.match(out, /rs2 health: down/, out);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });

@@ -9,8 +9,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const P = `kvw${process.pid % 10000}`;
 const canRun = process.getuid?.() === 0 && existsSync(LAB) && existsSync(CHROMIUM);
@@ -94,16 +94,7 @@ test('the dashboard shows both directors of a lab pair and which one holds the V
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath: wrapper,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   });
   const shots = join(process.cwd(), 'test-output', 'webcfg');
   mkdirSync(shots, { recursive: true });

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { managedText, renderManaged } from '../../src/config/edit/render.js';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const root = process.cwd();
 const dir = mkdtempSync(join(tmpdir(), 'kv-webcfg-'));
 const shots = join(root, 'test-output', 'webcfg');
@@ -191,16 +191,7 @@ test('configure and watch two directors from the dashboard', {
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
   });
   const shot = async (page: import('playwright-core').Page, name: string) => {
     const path = join(shots, `${name}.png`);
