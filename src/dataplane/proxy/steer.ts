@@ -8,7 +8,8 @@
  * rr/wrr positions; see docs/dataplane.md.) Index order is the group's join order; an index past
  * the group's size (a worker being forked again) falls back to the kernel's hash.
  */
-import type { SockFilter } from '../../os/libc.js';
+import { attachReuseportCbpf, type SockFilter } from '../../os/libc.js';
+import type { ProxyContext } from './context.js';
 
 // classic BPF (linux/filter.h)
 const BPF_LD_W_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
@@ -41,4 +42,36 @@ export function steeringProgram(family: 4 | 6, workers: number, prefixLen = fami
     { code: BPF_ALU_MOD_K, jt: 0, jf: 0, k: Math.max(1, workers) },
     { code: BPF_RET_A, jt: 0, jf: 0, k: 0 },
   ];
+}
+
+/** One listener's steering: the program follows the service's persistence prefix (TCP and UDP alike). */
+export class ListenerSteering {
+  private prefixLen = -1;
+  private fd = -1;
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly family: 4 | 6,
+    private readonly serviceId: string,
+  ) {}
+
+  /** the persistence prefix clients are steered by; re-attaches the program when listening */
+  steerBy(prefixLen: number): void {
+    if (this.prefixLen === prefixLen) return;
+    this.prefixLen = prefixLen;
+    if (this.fd >= 0) this.attach(this.fd);
+  }
+
+  /** the listening socket (TCP: after listen(), where it joins its reuseport group) */
+  attach(fd: number): void {
+    this.fd = fd;
+    const n = this.ctx.steerWorkers;
+    if (n <= 1) return;
+    if (!attachReuseportCbpf(fd, steeringProgram(this.family, n, this.prefixLen)))
+      this.ctx.diagnostic(
+        'DP_STEERING_FAILED',
+        this.serviceId,
+        'SO_ATTACH_REUSEPORT_CBPF refused: clients are spread by the kernel hash',
+      );
+  }
 }

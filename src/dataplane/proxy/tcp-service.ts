@@ -9,7 +9,6 @@ import { type ConnHandle, destId, type Endpoint, type ServiceKey, serviceId } fr
 import {
   AF_INET,
   AF_INET6,
-  attachReuseportCbpf,
   decodeSockaddr,
   EINPROGRESS,
   EMFILE,
@@ -36,7 +35,7 @@ import type { ProxyContext } from './context.js';
 import { type FdOwner, type Poller, processPoller } from './poller.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import { DestStats } from './stats.js';
-import { steeringProgram } from './steer.js';
+import { ListenerSteering } from './steer.js';
 
 import { LIBC, type MaybeAlive, TcpConn } from './tcp-conn.js';
 
@@ -62,8 +61,7 @@ export class TcpService implements FdOwner {
   error: string | undefined;
   boundPort = 0;
   noDest = 0;
-  private steerPrefix = -1;
-  private steerFd = -1;
+  private readonly steering: ListenerSteering;
   readonly limits: LimitCounters = { fdExhausted: 0, udpFlowsDropped: 0, udpFlowsEvicted: 0 };
   connectFailures = 0;
   private retry: NodeJS.Timeout | null = null;
@@ -78,6 +76,7 @@ export class TcpService implements FdOwner {
     readonly key: Extract<ServiceKey, { kind: 'addr' }>,
   ) {
     this.id = serviceId(key);
+    this.steering = new ListenerSteering(ctx, key.family, this.id);
     this.header = ctx.proxyProtocol(this.id);
     this.libc = LIBC as Libc;
     this.poller = (LIBC ? processPoller(LIBC) : null) as Poller;
@@ -85,21 +84,7 @@ export class TcpService implements FdOwner {
 
   /** the persistence prefix clients are steered by; re-attaches the program when listening */
   steerBy(prefixLen: number): void {
-    if (this.steerPrefix === prefixLen) return;
-    this.steerPrefix = prefixLen;
-    if (this.steerFd >= 0) this.attachSteering(this.steerFd);
-  }
-
-  private attachSteering(fd: number): void {
-    this.steerFd = fd;
-    const n = this.ctx.steerWorkers;
-    if (n <= 1) return;
-    if (!attachReuseportCbpf(fd, steeringProgram(this.key.family, n, this.steerPrefix)))
-      this.ctx.diagnostic(
-        'DP_STEERING_FAILED',
-        this.id,
-        'SO_ATTACH_REUSEPORT_CBPF refused: clients are spread by the kernel hash',
-      );
+    this.steering.steerBy(prefixLen);
   }
 
   /** add-service / edit-service: the service's own `proxy_protocol`, else the data plane's default. */
@@ -163,7 +148,7 @@ export class TcpService implements FdOwner {
     }
     this.server = fd;
     // after listen(): a TCP socket joins its reuseport group there (attaching first made a group of its own)
-    this.attachSteering(fd);
+    this.steering.attach(fd);
     this.poller.watch(fd, EPOLLIN, this);
     this.boundPort = socketAddress(libc, fd, 'local')?.port ?? port;
     this.listener = 'listening';

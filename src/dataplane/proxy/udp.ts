@@ -6,11 +6,10 @@
  */
 import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
 import { type ConnHandle, destId, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
-import { attachReuseportCbpf } from '../../os/libc.js';
 import type { LimitCounters, ListenerState } from '../port.js';
 import type { ProxyContext } from './context.js';
 import { DestStats, moveState } from './stats.js';
-import { steeringProgram } from './steer.js';
+import { ListenerSteering } from './steer.js';
 
 const kFlow = Symbol('keepvs.flow');
 type Tagged = Socket & { [kFlow]: UdpFlow };
@@ -127,8 +126,7 @@ export class UdpService {
   error: string | undefined;
   boundPort = 0;
   noDest = 0;
-  private steerPrefix = -1;
-  private steerFd = -1;
+  private readonly steering: ListenerSteering;
   readonly limits: LimitCounters = { fdExhausted: 0, udpFlowsDropped: 0, udpFlowsEvicted: 0 };
   connectFailures = 0;
   ops: boolean;
@@ -141,6 +139,7 @@ export class UdpService {
     ops: boolean,
   ) {
     this.id = serviceId(key);
+    this.steering = new ListenerSteering(ctx, key.family, this.id);
     this.ops = ops;
   }
 
@@ -202,7 +201,7 @@ export class UdpService {
     }
     try {
       const fd = fb.bind('udp', this.key.address, port).fd;
-      this.attachSteering(fd);
+      this.steering.attach(fd);
       s.bind({ fd }, onBound);
     } catch (e) {
       this.error = (e as Error).message;
@@ -301,21 +300,7 @@ export class UdpService {
 
   /** the persistence prefix clients are steered by; re-attaches the program when listening */
   steerBy(prefixLen: number): void {
-    if (this.steerPrefix === prefixLen) return;
-    this.steerPrefix = prefixLen;
-    if (this.steerFd >= 0) this.attachSteering(this.steerFd);
-  }
-
-  private attachSteering(fd: number): void {
-    this.steerFd = fd;
-    const n = this.ctx.steerWorkers;
-    if (n <= 1) return;
-    if (!attachReuseportCbpf(fd, steeringProgram(this.key.family, n, this.steerPrefix)))
-      this.ctx.diagnostic(
-        'DP_STEERING_FAILED',
-        this.id,
-        'SO_ATTACH_REUSEPORT_CBPF refused: clients are spread by the kernel hash',
-      );
+    this.steering.steerBy(prefixLen);
   }
 
   sweep(now: number): void {
