@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { type ControlResponse, DEFAULT_SOCKET } from '../control/protocol.js';
 import { controlRequest } from '../control/server.js';
-import type { ServiceSnapshot, TableOp, TableSnapshot } from '../lb/types.js';
+import type { ServiceSnapshot, TableOp } from '../lb/types.js';
 import { serviceId } from '../lb/types.js';
 import { VERSION } from '../version.js';
 import { opsFor, serviceKeyOf } from './keepvsadm/command.js';

@@ -4,29 +4,10 @@
  * and v3 IPv6. One lab, cases one after the other. Needs root, keepalived and ../shared/lab.
  */
 import assert from 'node:assert/strict';
-import { after, afterEach, before, test } from 'node:test';
-import { globalDefs, haveKeepalived, holds, instance, Lab, sleep, stopProc, until } from './lab-peers.js';
+import { test } from 'node:test';
+import { globalDefs, holds, instance, keepalivedLab, sleep, stopProc, until } from './lab-peers.js';
 
-const lab = new Lab(`kvm${process.pid % 10000}`);
-const opts = { skip: !haveKeepalived && 'needs root, keepalived and ../shared/lab', timeout: 60000 };
-const VIP = '198.18.0.100';
-const VIP6 = '2001:2::100';
-
-before(() => {
-  if (haveKeepalived) lab.up();
-});
-after(async () => {
-  if (haveKeepalived) await lab.down();
-});
-
-afterEach(() => {
-  if (haveKeepalived) lab.clearVips([VIP, VIP6]);
-});
-
-const one = (vip: string, host: string) => () => {
-  const h = lab.holders(vip);
-  return h.length === 1 && h[0] === host;
-};
+const { lab, opts, VIP, VIP6, one } = keepalivedLab('kvm');
 
 for (const [label, kvExtra, kaExtra, secondary] of [
   [

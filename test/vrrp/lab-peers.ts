@@ -7,6 +7,7 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_pr
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, afterEach, before } from 'node:test';
 
 export const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 export const KEEPALIVED = '/usr/sbin/keepalived';
@@ -390,3 +391,28 @@ ${o.vips.map((v) => `    ${v}${v.includes('/') ? '' : v.includes(':') ? '/64' : 
 }
 
 export const globalDefs = (id: string, extra = '') => `global_defs {\n  router_id ${id}\n${extra}}\n`;
+
+/**
+ * The lab of a keepalived lab-test file: up before its tests, down after them, the VIPs cleared
+ * between cases; `one(vip, host)` is "exactly that host holds the VIP".
+ */
+export function keepalivedLab(tag: string) {
+  const lab = new Lab(`${tag}${process.pid % 10000}`);
+  const opts = { skip: !haveKeepalived && 'needs root, keepalived and ../shared/lab', timeout: 60000 };
+  const VIP = '198.18.0.100';
+  const VIP6 = '2001:2::100';
+  before(() => {
+    if (haveKeepalived) lab.up();
+  });
+  after(async () => {
+    if (haveKeepalived) await lab.down();
+  });
+  afterEach(() => {
+    if (haveKeepalived) lab.clearVips([VIP, VIP6]);
+  });
+  const one = (vip: string, host: string) => () => {
+    const h = lab.holders(vip);
+    return h.length === 1 && h[0] === host;
+  };
+  return { lab, opts, VIP, VIP6, one };
+}

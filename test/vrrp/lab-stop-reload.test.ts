@@ -5,29 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { after, afterEach, before, test } from 'node:test';
-import { globalDefs, haveKeepalived, holds, instance, Lab, sleep, stopProc, until } from './lab-peers.js';
+import { test } from 'node:test';
+import { globalDefs, holds, instance, keepalivedLab, sleep, stopProc, until } from './lab-peers.js';
 
-const lab = new Lab(`kvs${process.pid % 10000}`);
-const opts = { skip: !haveKeepalived && 'needs root, keepalived and ../shared/lab', timeout: 60000 };
-const VIP = '198.18.0.100';
-const VIP6 = '2001:2::100';
-
-before(() => {
-  if (haveKeepalived) lab.up();
-});
-after(async () => {
-  if (haveKeepalived) await lab.down();
-});
-
-afterEach(() => {
-  if (haveKeepalived) lab.clearVips([VIP, VIP6]);
-});
-
-const one = (vip: string, host: string) => () => {
-  const h = lab.holders(vip);
-  return h.length === 1 && h[0] === host;
-};
+const { lab, opts, VIP, one } = keepalivedLab('kvs');
 
 test('graceful stop of 50 instances: all priority-0 adverts within 200 ms, before any address goes', opts, async () => {
   const n = 50;

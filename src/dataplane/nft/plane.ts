@@ -95,7 +95,7 @@ export function parseCounterSet(json: string): { key: string; packets: number; b
         const el = (e as { elem?: { val?: { concat?: unknown[] }; counter?: { packets?: number; bytes?: number } } })
           .elem;
         const parts = el?.val?.concat;
-        if (!parts || parts.length !== 3) continue;
+        if (parts?.length !== 3) continue;
         out.push({
           key: parts.map(String).join(' . '),
           packets: el?.counter?.packets ?? 0,
@@ -458,7 +458,7 @@ export class NftDataPlane implements DataPlane {
   /** The stats element of a destination of service `id` (NAT/FNAT with a protocol and port), or null. */
   private statKey(id: string, d: { address: string; port: number }): string | null {
     const s = this.services.get(id);
-    if (!s || s.key.kind !== 'addr' || d.port === 0) return null;
+    if (s?.key.kind !== 'addr' || d.port === 0) return null;
     return `${d.address} . ${s.key.protocol} . ${d.port}`;
   }
 
