@@ -37,7 +37,7 @@ import {
   postrouting,
   rebuild,
   STAT_SETS,
-  statElements,
+  serviceStatElements,
   statSetCommands,
   updateService,
 } from './render.js';
@@ -146,7 +146,8 @@ export class NftDataPlane implements DataPlane {
   private scheduled: Promise<void> | null = null;
   private conns: CtEntry[] = [];
   /** stats elements the kernel holds, per family */
-  private statHave: Record<'ip' | 'ip6', Set<string>> = { ip: new Set(), ip6: new Set() };
+  /** Stats elements in the kernel, with the number of services counting each (real servers are shared). */
+  private statRefs: Record<'ip' | 'ip6', Map<string, number>> = { ip: new Map(), ip6: new Map() };
   /** per real-server element (`addr . proto . port`): counters now, at the last `zero`, and rates */
   private counters = new Map<string, Stats>();
   private zeroBase = new Map<string, Stats>();
@@ -427,10 +428,24 @@ export class NftDataPlane implements DataPlane {
       full || [...next.values(), ...[...ids].map((i) => this.applied.get(i))].some((k) => k?.mode === 'fullnat');
     const all = [...target.values()];
     const post = fnatTouched ? [...postrouting('ip', all), ...postrouting('ip6', all)] : [];
-    const statWant = { ip: statElements(all, 'ip'), ip6: statElements(all, 'ip6') };
-    const stats = (['ip', 'ip6'] as const).flatMap((f) =>
-      statSetCommands(f, full ? new Set() : this.statHave[f], statWant[f]),
-    );
+    // only the services this tick touches: a weight change must not walk every real server
+    const statNext = { ip: new Map<string, number>(), ip6: new Map<string, number>() };
+    const stats = (['ip', 'ip6'] as const).flatMap((f) => {
+      const refs = statNext[f];
+      if (full) {
+        for (const k of all) for (const e of serviceStatElements(k, f)) refs.set(e, (refs.get(e) ?? 0) + 1);
+        return statSetCommands(f, [...refs.keys()], []);
+      }
+      const have = this.statRefs[f];
+      const count = (e: string, by: number) => refs.set(e, (refs.get(e) ?? have.get(e) ?? 0) + by);
+      for (const [id, ks] of next) {
+        for (const e of serviceStatElements(this.applied.get(id), f)) count(e, -1);
+        for (const e of serviceStatElements(ks, f)) count(e, 1);
+      }
+      const added = [...refs].filter(([e, n]) => n > 0 && !have.has(e)).map(([e]) => e);
+      const gone = [...refs].filter(([e, n]) => n <= 0 && have.has(e)).map(([e]) => e);
+      return statSetCommands(f, added, gone);
+    });
     const batch = [...removing, ...cmds, ...post, ...stats, ...adding];
     if (batch.length === 0) return;
     const r = this.deps.nft.run(`${batch.join('\n')}\n`);
@@ -452,7 +467,14 @@ export class NftDataPlane implements DataPlane {
     for (const [id, k] of target) this.applied.set(id, k);
     this.devices.clear();
     for (const d of wantDevices) this.devices.add(d);
-    this.statHave = statWant;
+    for (const f of ['ip', 'ip6'] as const) {
+      const refs = full ? new Map<string, number>() : this.statRefs[f];
+      for (const [e, n] of statNext[f]) {
+        if (n > 0) refs.set(e, n);
+        else refs.delete(e);
+      }
+      this.statRefs[f] = refs;
+    }
   }
 
   /** The stats element of a destination of service `id` (NAT/FNAT with a protocol and port), or null. */
@@ -467,7 +489,7 @@ export class NftDataPlane implements DataPlane {
     const next = new Map<string, Stats>();
     const get = (k: string): Stats => next.get(k) ?? { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
     for (const f of ['ip', 'ip6'] as const) {
-      if (this.statHave[f].size === 0) continue;
+      if (this.statRefs[f].size === 0) continue;
       for (const set of STAT_SETS) {
         const r = this.deps.nft.run(`list set ${f} ${TABLE} ${set}`, true);
         if (!r.ok) continue;

@@ -56,21 +56,16 @@ export function baseTable(f: Fam): string[] {
 export const STAT_SETS = ['st_new', 'st_in', 'st_out'] as const;
 
 /** `addr . proto . port` of every real server a NAT/FNAT service forwards to (its stats element). */
-export function statElements(services: readonly KernelService[], f: Fam): Set<string> {
-  const out = new Set<string>();
-  for (const s of services) {
-    if (s.mode === 'dr' || famOf(s) !== f) continue;
-    const proto = s.key.kind === 'addr' ? s.key.protocol : null;
-    if (!proto) continue; // fwmark: any protocol, not counted per real server
-    for (const d of s.dests) if (d.port !== 0) out.add(`${d.address} . ${proto} . ${d.port}`);
-  }
-  return out;
+/** The stats elements of one service in family `f` (none for DR and fwmark services). */
+export function serviceStatElements(s: KernelService | null | undefined, f: Fam): string[] {
+  if (!s || s.mode === 'dr' || famOf(s) !== f) return [];
+  if (s.key.kind !== 'addr') return []; // fwmark: any protocol, not counted per real server
+  const proto = s.key.protocol;
+  return s.dests.filter((d) => d.port !== 0).map((d) => `${d.address} . ${proto} . ${d.port}`);
 }
 
-/** Adds and deletes stats elements so the sets hold exactly `want`. */
-export function statSetCommands(f: Fam, have: ReadonlySet<string>, want: ReadonlySet<string>): string[] {
-  const add = [...want].filter((e) => !have.has(e));
-  const del = [...have].filter((e) => !want.has(e));
+/** Adds and deletes stats elements (the same in each counter set). */
+export function statSetCommands(f: Fam, add: readonly string[], del: readonly string[]): string[] {
   const t = `${f} ${TABLE}`;
   const out: string[] = [];
   for (const n of STAT_SETS) {

@@ -162,3 +162,25 @@ test('a change that keeps the slot count only refills the maps (flush map + add 
   );
   assert.doesNotMatch(runs[1], /flush chain|add rule/);
 });
+
+test('counter-set elements follow the real servers, shared ones kept while a service still has them', async () => {
+  const { p, runs } = plane();
+  const OTHER: ServiceKey = { ...KEY, address: '198.18.0.101' };
+  await p.apply([...add(KEY, 'masq', ['198.18.1.11', '198.18.1.12']), ...add(OTHER, 'masq', ['198.18.1.11'])]);
+  const first = runs[0].split('\n').filter((l) => l.startsWith('add element ip keepvs st_new'));
+  assert.equal(first.length, 1);
+  for (const rs of ['198.18.1.11', '198.18.1.12']) assert.equal(first[0].split(`${rs} . tcp . 80`).length, 2);
+  // a weight change (to 0: quiesced) touches no counter set
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 }, params: dp('masq', 0) }]);
+  assert.doesNotMatch(runs[1], /st_new|st_in|st_out/);
+  // 198.18.1.11 is still a real server of OTHER: its counters stay
+  await p.apply([{ op: 'del-service', key: KEY }]);
+  assert.match(runs[2], /delete element ip keepvs st_in \{ 198\.18\.1\.12 \. tcp \. 80 \}/);
+  assert.doesNotMatch(runs[2], /198\.18\.1\.11 \. tcp/);
+  await p.apply([{ op: 'del-service', key: OTHER }]);
+  assert.match(runs[3], /delete element ip keepvs st_out \{ 198\.18\.1\.11 \. tcp \. 80 \}/);
+  // a service added again brings its real server back
+  await p.apply(add(KEY, 'masq', ['198.18.1.13']));
+  assert.match(runs[4], /add element ip keepvs st_new \{ 198\.18\.1\.13 \. tcp \. 80 \}/);
+  assert.doesNotMatch(runs[4], /delete element ip keepvs st_/);
+});
