@@ -4,6 +4,7 @@ import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
 import type { Config } from '../config/model.js';
 import type { KeepvsEvent } from '../util/events.js';
 import type { LogLevel } from '../util/logger.js';
+import type { VrrpScriptStatus } from '../vrrp/status.js';
 import type { OperatorSnapshot } from './lvs-service.js';
 import type { DataplaneCliOptions } from './options.js';
 import type { LvsSnapshot } from './status.js';
@@ -41,7 +42,11 @@ export type FromWorker =
   | { readonly type: 'log'; readonly level: LogLevel; readonly message: string }
   | { readonly type: 'event'; readonly event: KeepvsEvent }
   | { readonly type: 'lvs-snapshot'; readonly snapshot: LvsSnapshot }
-  | { readonly type: 'vrrp-snapshot'; readonly instances: readonly VrrpInstanceStatus[] }
+  | {
+      readonly type: 'vrrp-snapshot';
+      readonly instances: readonly VrrpInstanceStatus[];
+      readonly scripts?: readonly VrrpScriptStatus[];
+    }
   | { readonly type: 'admin-result'; readonly id: number; readonly ok: boolean; readonly error?: string }
   | { readonly type: 'operator-state'; readonly state: OperatorSnapshot }
   | { readonly type: 'memory'; readonly heapUsed: number }

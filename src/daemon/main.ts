@@ -26,6 +26,7 @@ import { writeFileSafely } from '../os/safe-file.js';
 import { SystemClock } from '../util/clock.js';
 import { EventBus, type KeepvsEvent } from '../util/events.js';
 import { VERSION } from '../version.js';
+import type { VrrpScriptStatus } from '../vrrp/status.js';
 import { type ConfigLoader, ConfigStore } from './config-store.js';
 import { type DumpKind, formatDump } from './dump.js';
 import type { FromWorker, ToWorker, WorkerRole } from './ipc.js';
@@ -71,6 +72,7 @@ export class Supervisor implements StatusSource {
   private readonly workers = new Map<WorkerRole, Worker>();
   private lvs: DaemonStatus['lvs'];
   private vrrp: readonly VrrpInstanceStatus[] = [];
+  private vrrpScripts: readonly VrrpScriptStatus[] = [];
   private readonly startedAt = Date.now();
   private stopping = false;
   private maintenance = false;
@@ -193,6 +195,7 @@ export class Supervisor implements StatusSource {
         break;
       case 'vrrp-snapshot':
         this.vrrp = m.instances;
+        this.vrrpScripts = m.scripts ?? [];
         break;
       case 'admin-result':
         this.pendingAdmin.get(m.id)?.({ ok: m.ok, ...(m.error ? { error: m.error } : {}) });
@@ -331,6 +334,7 @@ export class Supervisor implements StatusSource {
         ...(this.proxies?.status() ?? []).map(({ index, ...p }) => ({ role: `proxy${index}`, ...p })),
       ],
       vrrp: this.vrrp,
+      vrrpScripts: this.vrrpScripts,
       ...(this.lvs ? { lvs: this.lvs } : {}),
       maintenance: this.maintenance,
       heapUsed: process.memoryUsage().heapUsed,

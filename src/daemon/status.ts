@@ -9,9 +9,9 @@ import type { CheckManagerSnapshot } from '../check/check-manager.js';
 import type { ControlStats } from '../control/server.js';
 import type { DataPlaneSnapshot } from '../dataplane/port.js';
 import type { TableSnapshot } from '../lb/types.js';
-import type { VrrpInstanceStatus } from '../vrrp/status.js';
+import type { VrrpInstanceStatus, VrrpScriptStatus } from '../vrrp/status.js';
 
-export type { VrrpInstanceStatus };
+export type { VrrpInstanceStatus, VrrpScriptStatus };
 
 /** Health of one real server of one table service, as the API and dashboard show it. */
 export interface RealServerHealth {
@@ -58,6 +58,8 @@ export interface DaemonStatus {
   readonly startedAt: number;
   readonly workers: readonly WorkerStatus[];
   readonly vrrp: readonly VrrpInstanceStatus[];
+  /** vrrp_script results (absent: no VRRP worker report yet) */
+  readonly vrrpScripts?: readonly VrrpScriptStatus[];
   readonly lvs?: LvsSnapshot;
   readonly maintenance: boolean;
   /** the supervisor's own V8 heap in use, bytes */

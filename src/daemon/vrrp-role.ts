@@ -16,6 +16,7 @@ import { SystemClock } from '../util/clock.js';
 import type { EventSink } from '../util/events.js';
 import type { Logger } from '../util/logger.js';
 import { VrrpDriver } from '../vrrp/driver.js';
+import { vipStatuses } from '../vrrp/status.js';
 import type { FromWorker } from './ipc.js';
 
 export const VRRP_NEEDS_ROOT = 'VRRP needs raw sockets (root or CAP_NET_RAW); not running';
@@ -64,13 +65,14 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
         priority: i.priority,
         effectivePriority: t?.effective ?? i.priority,
         vips: i.virtualIpaddresses.map((v) => `${v.address}/${v.prefixLen}`),
+        addresses: vipStatuses(i),
         lastTransitions: [],
         stats: {},
         note: VRRP_NEEDS_ROOT,
       };
     });
   };
-  const report = () => send({ type: 'vrrp-snapshot', instances: describe() });
+  const report = () => send({ type: 'vrrp-snapshot', instances: describe(), scripts: tracker.snapshot().scripts });
   // state changes are pushed at once (coalesced per tick: 50 instances stopping send one snapshot)
   let pushQueued = false;
   const push = () => {

@@ -23,7 +23,7 @@ import {
   step,
 } from './instance.js';
 import { checkAdvert, type Received, seen } from './receive.js';
-import type { VrrpInstanceStatus } from './status.js';
+import { type VrrpInstanceStatus, vipStatuses } from './status.js';
 import { SyncGroups } from './sync-group.js';
 import { syncGroupStateAfter } from './sync-group-state.js';
 
@@ -347,6 +347,9 @@ export class VrrpDriver {
         r.transitions.push({ from: a.from, to: a.to, reason: a.reason, at });
         if (r.transitions.length > 20) r.transitions.shift();
         r.logged.clear();
+        // keepalived's become_master / release_master counters (vrrp_state_become_master, vrrp_state_leave_master)
+        if (a.to === 'MASTER') this.count(r, 'become_master');
+        if (a.from === 'MASTER') this.count(r, 'release_master');
         if (a.to === 'MASTER') r.wantsMaster = true;
         else if (a.to === 'BACKUP' && a.from === 'MASTER') r.wantsMaster = false;
         this.logger.log('notice', `VRRP_Instance(${r.config.name}) Entering ${a.to} STATE (${a.reason})`);
@@ -662,6 +665,7 @@ export class VrrpDriver {
         ...(i.interface ? { interface: i.interface } : {}),
         priority: i.priority,
         vips: i.virtualIpaddresses.map((v) => `${v.address}/${v.prefixLen}`),
+        addresses: vipStatuses(i),
       };
       if (!r)
         return {

@@ -200,16 +200,16 @@ test('GET /metrics exposes VRRP, real-server and data-plane figures in Prometheu
     at: 1,
   });
   const m = (await app.inject({ method: 'GET', url: '/metrics' })).body;
-  assert.match(m, /^keepvs_vrrp_state\{instance="VI_1"\} 2$/m);
-  assert.match(m, /^keepvs_vrrp_effective_priority\{instance="VI_1"\} 90$/m);
-  assert.match(m, /^keepvs_vrrp_transitions_total\{instance="VI_1",to="MASTER"\} 1$/m);
+  assert.match(m, /^keepvs_vrrp_state\{vrrp_instance="VI_1"\} 2$/m);
+  assert.match(m, /^keepvs_vrrp_effective_priority\{vrrp_instance="VI_1"\} 90$/m);
+  assert.match(m, /^keepvs_vrrp_transitions_total\{vrrp_instance="VI_1",to="MASTER"\} 1$/m);
   assert.match(m, /^keepvs_real_server_weight\{service="tcp:198.18.0.100:80",real_server="10.0.0.1:80"\} 3$/m);
   assert.match(
     m,
     /^keepvs_real_server_active_connections\{service="tcp:198.18.0.100:80",real_server="10.0.0.1:80"\} 4$/m,
   );
   assert.match(m, /^keepvs_real_server_up\{service="tcp:198.18.0.100:80",real_server="10.0.0.1:80"\} 0$/m);
-  assert.match(m, /^keepvs_service_no_destination\{service="tcp:198.18.0.100:80"\} 7$/m);
+  assert.match(m, /^keepvs_service_no_destination_total\{service="tcp:198.18.0.100:80"\} 7$/m);
   assert.match(m, /^keepvs_checks_failed\{service="tcp:198.18.0.100:80",real_server="10.0.0.1:80"\} 1$/m);
   await app.close();
 });

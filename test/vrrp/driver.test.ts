@@ -189,6 +189,10 @@ test('vrrp_sync_group: members move together to MASTER, and FAULT in one takes a
   await flush();
   assert.equal(state(m, 'VI_B'), 'FAULT');
   assert.equal(state(m, 'VI_A'), 'FAULT');
+  // keepalived's become_master / release_master (the keepalived exporter's *_master_total)
+  const a = m.snapshot().find((i) => i.name === 'VI_A')!;
+  assert.equal(a.stats.become_master, 1);
+  assert.equal(a.stats.release_master, 1);
   m.setTracking('VI_B', 100, false, 'eth1 up');
   await flush();
   assert.equal(state(m, 'VI_B'), 'BACKUP');

@@ -230,7 +230,7 @@ test(
       `http://127.0.0.1:${kv!.port}/metrics`,
     ]);
     for (const kind of ['checksum_err', 'ip_ttl_err', 'version_err', 'packet_len_err', 'addr_list_err', 'auth_failure'])
-      assert.match(metrics, new RegExp(`keepvs_vrrp_packets\\{[^}]*kind="${kind}"`), kind);
+      assert.match(metrics, new RegExp(`keepvs_vrrp_packets_total\\{[^}]*kind="${kind}"`), kind);
   },
 );
 
