@@ -1,33 +1,39 @@
 /**
- * Data-plane benchmark: direct to nginx, through keepvs, through HAProxy (mode tcp), side by side,
- * interleaved in rounds, medians reported with ratios keepvs/HAProxy and keepvs/direct.
- * Run through bench/dataplane.sh. Env: ROUNDS (3), DURATION (5 s), WORKERS (2), IDLE_CONNS (9000).
+ * Data-plane benchmark: the keepvs daemon (`keepvs -f keepalived.conf --dataplane=proxy`:
+ * supervisor, LVS worker with its health checks, proxy workers) beside HAProxy (`mode tcp`), nginx
+ * `stream` and nginx direct, all over the same three nginx real servers on loopback (rr), plus the
+ * bare proxy cluster (bench/keepvs-proxy.ts, no daemon around it) as a second keepvs row, so that
+ * the daemon's own overhead shows. Interleaved in rounds, order rotated each round, medians, ratios.
+ * Run through bench/dataplane.sh. Env: ROUNDS (3), DURATION (5 s), WORKERS (keepvs's default, one
+ * per core), IDLE_CONNS (9000), CHECKS (http: HTTP_GET on every real server and HAProxy
+ * `check`; off: none), DELAY_LOOP (1 s), PATHS (comma list of direct,daemon,harness,haproxy,nginx),
+ * HOLD (1: start everything, print each path's ports and pids, wait for SIGINT; for profiling).
+ * IDLE_CONNS=0 leaves the idle-memory test out.
  * Every process it starts is killed by PID at the end.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
-import { cpus, hostname, tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { availableParallelism, cpus, hostname, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type DaemonStatusJson, type DaemonUnderTest, freePort, startDaemon } from '../test/e2e/harness.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const DURATION = Number(process.env.DURATION ?? 5);
-const WORKERS = Number(process.env.WORKERS ?? 2);
+/** keepvs's own default (--dataplane-workers: one per core) unless WORKERS is given */
+const WORKERS = Number(process.env.WORKERS ?? availableParallelism());
 const IDLE_CONNS = Number(process.env.IDLE_CONNS ?? 9000);
+const CHECKS = process.env.CHECKS ?? 'http';
+const DELAY_LOOP = Number(process.env.DELAY_LOOP ?? 1);
+const PATHS = (process.env.PATHS ?? 'direct,daemon,harness,haproxy,nginx').split(',');
+const REAL_SERVERS = 3;
 const HZ = 100; // USER_HZ for /proc/<pid>/stat
+const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
 const children: ChildProcess[] = [];
+let daemon: DaemonUnderTest | undefined;
 const dir = mkdtempSync(join(tmpdir(), 'keepvs-bench-'));
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function start(cmd: string, args: string[]): ChildProcess {
   const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -39,7 +45,7 @@ function start(cmd: string, args: string[]): ChildProcess {
 }
 
 async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 200; i++) {
     const ok = await new Promise<boolean>((r) => {
       const s = net.connect(port, '127.0.0.1');
       s.once('connect', () => {
@@ -52,6 +58,21 @@ async function waitPort(port: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`port ${port} never opened`);
+}
+
+/** `pid` and all its descendants (every keepvs process: supervisor, LVS worker, proxy workers) */
+function tree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    const p = out[i]!;
+    try {
+      for (const t of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/))
+        if (t) out.push(Number(t));
+    } catch {
+      // gone
+    }
+  }
+  return out;
 }
 
 function cpuTicks(pids: number[]): number {
@@ -123,15 +144,24 @@ async function wrk(url: string, conns: number, close: boolean, seconds = DURATIO
   return { rps, mbps, p50, p99, requests };
 }
 
-function iperf(port: number): number {
-  const out = execFileSync(
-    'iperf3',
-    ['-c', '127.0.0.1', '-p', String(port), '-t', String(Math.min(DURATION, 5)), '-J'],
-    {
-      encoding: 'utf8',
-    },
-  );
-  return (JSON.parse(out).end.sum_received.bits_per_second as number) / 1e9;
+/** One iperf3 stream; a health check that met the server between two tests can make it busy: try again. */
+async function iperf(port: number): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const out = execFileSync(
+        'iperf3',
+        ['-c', '127.0.0.1', '-p', String(port), '-t', String(Math.min(DURATION, 5)), '-J'],
+        { encoding: 'utf8' },
+      );
+      return (JSON.parse(out).end.sum_received.bits_per_second as number) / 1e9;
+    } catch (e) {
+      if (attempt >= 2) {
+        process.stderr.write(`iperf3 to ${port} failed: ${String(e).slice(0, 200)}\n`);
+        return Number.NaN;
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
 }
 
 /**
@@ -139,7 +169,7 @@ function iperf(port: number): number {
  * idle connections (all of it divided by the count), and the marginal cost of the second half
  * (one-time growth such as heap and pool sizing excluded).
  */
-async function idleMemory(port: number, pids: number[]): Promise<{ total: number; marginal: number }> {
+async function idleMemory(port: number, pids: () => number[]): Promise<{ total: number; marginal: number }> {
   const socks: net.Socket[] = [];
   const addConns = async (n: number) => {
     for (let i = 0; i < n; i++) {
@@ -151,12 +181,12 @@ async function idleMemory(port: number, pids: number[]): Promise<{ total: number
     await new Promise((r) => setTimeout(r, 2000));
   };
   await new Promise((r) => setTimeout(r, 1000));
-  const before = rssKiB(pids);
+  const before = rssKiB(pids());
   const half = Math.floor(IDLE_CONNS / 2);
   await addConns(half);
-  const mid = rssKiB(pids);
+  const mid = rssKiB(pids());
   await addConns(IDLE_CONNS - half);
-  const after = rssKiB(pids);
+  const after = rssKiB(pids());
   const open = socks.filter((s) => !s.destroyed && s.readyState === 'open').length;
   for (const s of socks) s.destroy();
   await new Promise((r) => setTimeout(r, 1500));
@@ -168,25 +198,17 @@ async function idleMemory(port: number, pids: number[]): Promise<{ total: number
 }
 
 const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? Number.NaN;
 };
 
-async function main(): Promise<void> {
-  const [nginxPort, iperfPort, kvHttp, kvIperf, haHttp, haIperf] = await Promise.all(
-    Array.from({ length: 6 }, () => freePort()),
-  );
-  // nginx: one worker, small and 1 MiB responses
-  // nginx workers run as www-data: the temp tree must be readable
-  chmodSync(dir, 0o755);
-  mkdirSync(join(dir, 'www'));
-  writeFileSync(join(dir, 'www', 'bulk'), Buffer.alloc(1024 * 1024, 120));
+function nginxRealServer(port: number, name: string): void {
   writeFileSync(
-    join(dir, 'nginx.conf'),
+    join(dir, `${name}.conf`),
     `worker_processes 1;
 worker_rlimit_nofile 20000;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log;
+pid ${dir}/${name}.pid;
+error_log ${dir}/${name}-error.log;
 daemon off;
 events { worker_connections 19000; }
 http {
@@ -196,20 +218,98 @@ http {
   keepalive_requests 1000000;
   keepalive_timeout 300s;
   server {
-    listen 127.0.0.1:${nginxPort} backlog=4096;
+    listen 127.0.0.1:${port} backlog=4096;
     location = /small { return 200 'hello\\n'; }
     location = /bulk { root ${dir}/www; }
   }
 }
 `,
   );
-  start('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir]);
+  start('nginx', ['-c', join(dir, `${name}.conf`), '-p', dir]);
+}
+
+/** keepalived.conf as an operator writes it: rr over the three real servers, a check on each */
+function keepalivedConf(vip: number, reals: number[], iperfVip: number, iperfReal: number): string {
+  const httpCheck = `    HTTP_GET {\n      url {\n        path /small\n        status_code 200\n      }\n      connect_timeout 1\n      retry 1\n      delay_before_retry 1\n    }\n`;
+  const tcpCheck = '    TCP_CHECK {\n      connect_timeout 1\n    }\n';
+  const rs = (port: number, check: string) =>
+    `  real_server 127.0.0.1 ${port} {\n    weight 1\n${CHECKS === 'off' ? '' : check}  }\n`;
+  return `global_defs {
+  router_id BENCH
+}
+virtual_server 127.0.0.1 ${vip} {
+  delay_loop ${DELAY_LOOP}
+  lvs_sched rr
+  lvs_method NAT
+  protocol TCP
+${reals.map((p) => rs(p, httpCheck)).join('')}}
+virtual_server 127.0.0.1 ${iperfVip} {
+  delay_loop ${DELAY_LOOP}
+  lvs_sched rr
+  lvs_method NAT
+  protocol TCP
+${rs(iperfReal, tcpCheck)}}
+`;
+}
+
+const daemonReady = (n: number) => (s: DaemonStatusJson) =>
+  (CHECKS === 'off' || (s.lvs?.checks.servers.length === n && s.lvs.checks.servers.every((x) => x.up))) &&
+  (s.lvs?.dataplane.services.length ?? 0) === 2 &&
+  (s.lvs?.dataplane.services.every((x) => x.listener === 'listening') ?? false) &&
+  s.lvs?.dataplane.workers === WORKERS;
+
+interface Path {
+  readonly name: string;
+  readonly http: number;
+  readonly iperf: number;
+  readonly pids: () => number[];
+}
+
+async function main(): Promise<void> {
+  const ports = await Promise.all(Array.from({ length: 12 }, () => freePort()));
+  const [iperfPort, kvHttp, kvIperf, hnHttp, hnIperf, haHttp, haIperf, ngHttp, ngIperf] = ports;
+  const reals = ports.slice(9, 9 + REAL_SERVERS);
+  // nginx workers run as www-data: the temp tree must be readable
+  chmodSync(dir, 0o755);
+  mkdirSync(join(dir, 'www'));
+  writeFileSync(join(dir, 'www', 'bulk'), Buffer.alloc(1024 * 1024, 120));
+  reals.forEach((p, i) => nginxRealServer(p, `rs${i + 1}`));
   start('iperf3', ['-s', '-p', String(iperfPort)]);
-  writeFileSync(
-    join(dir, 'haproxy.cfg'),
-    `global
+  await Promise.all([...reals, iperfPort!].map(waitPort));
+  const load0 = loadavg();
+  const paths: Path[] = [];
+  if (PATHS.includes('direct')) paths.push({ name: 'direct', http: reals[0]!, iperf: iperfPort!, pids: () => [] });
+
+  if (PATHS.includes('daemon')) {
+    const args = process.env.WORKERS ? [`--dataplane-workers=${WORKERS}`] : [];
+    daemon = await startDaemon(
+      keepalivedConf(kvHttp!, reals, kvIperf!, iperfPort!),
+      args,
+      daemonReady(REAL_SERVERS + 1),
+    );
+    const root = daemon.proc.pid!;
+    paths.push({ name: 'daemon', http: kvHttp!, iperf: kvIperf!, pids: () => tree(root) });
+  }
+  if (PATHS.includes('harness')) {
+    const kv = start(process.execPath, [
+      new URL('./keepvs-proxy.js', import.meta.url).pathname,
+      String(WORKERS),
+      'rr',
+      `${hnHttp}:${reals.join(',')}`,
+      `${hnIperf}:${iperfPort}`,
+    ]);
+    const [line] = (await once(kv.stdout!, 'data')) as [Buffer];
+    const pids = (JSON.parse(String(line)) as { pids: number[] }).pids;
+    await waitPort(hnHttp!);
+    paths.push({ name: 'harness', http: hnHttp!, iperf: hnIperf!, pids: () => pids });
+  }
+  if (PATHS.includes('haproxy')) {
+    const check = CHECKS === 'off' ? '' : ` check inter ${DELAY_LOOP}s`;
+    writeFileSync(
+      join(dir, 'haproxy.cfg'),
+      `global
   nbthread ${WORKERS}
-  maxconn 9990
+  maxconn 9950
   tune.bufsize 65536
 defaults
   mode tcp
@@ -218,29 +318,42 @@ defaults
   timeout server 300s
 listen http
   bind 127.0.0.1:${haHttp}
-  server s1 127.0.0.1:${nginxPort}
-listen iperf
+  balance roundrobin
+${CHECKS === 'off' ? '' : '  option httpchk GET /small\n'}${reals.map((p, i) => `  server s${i + 1} 127.0.0.1:${p}${check}\n`).join('')}listen iperf
   bind 127.0.0.1:${haIperf}
-  server s1 127.0.0.1:${iperfPort}
+  server s1 127.0.0.1:${iperfPort}${check}
 `,
-  );
-  const ha = start('haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']);
-  const kv = start(process.execPath, [
-    new URL('./keepvs-proxy.js', import.meta.url).pathname,
-    String(WORKERS),
-    `${kvHttp}:${nginxPort}`,
-    `${kvIperf}:${iperfPort}`,
-  ]);
-  const [line] = (await once(kv.stdout!, 'data')) as [Buffer];
-  const kvPids = (JSON.parse(String(line)) as { pids: number[] }).pids;
-  await Promise.all([nginxPort!, iperfPort!, kvHttp!, haHttp!].map(waitPort));
-  const haPids = [ha.pid!];
+    );
+    const ha = start('haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']);
+    await waitPort(haHttp!);
+    paths.push({ name: 'haproxy', http: haHttp!, iperf: haIperf!, pids: () => tree(ha.pid!) });
+  }
+  if (PATHS.includes('nginx')) {
+    if (!existsSync(STREAM_MODULE))
+      process.stderr.write(`nginx stream: ${STREAM_MODULE} missing (libnginx-mod-stream)\n`);
+    else {
+      writeFileSync(
+        join(dir, 'stream.conf'),
+        `load_module ${STREAM_MODULE};
+worker_processes ${WORKERS};
+worker_rlimit_nofile 20000;
+pid ${dir}/stream.pid;
+error_log ${dir}/stream-error.log;
+daemon off;
+events { worker_connections 19500; }
+stream {
+  upstream web { ${reals.map((p) => `server 127.0.0.1:${p};`).join(' ')} }
+  server { listen 127.0.0.1:${ngHttp} backlog=4096 reuseport; proxy_pass web; proxy_timeout 300s; }
+  server { listen 127.0.0.1:${ngIperf} reuseport; proxy_pass 127.0.0.1:${iperfPort}; proxy_timeout 300s; }
+}
+`,
+      );
+      const ng = start('nginx', ['-c', join(dir, 'stream.conf'), '-p', dir]);
+      await waitPort(ngHttp!);
+      paths.push({ name: 'nginx', http: ngHttp!, iperf: ngIperf!, pids: () => tree(ng.pid!) });
+    }
+  }
 
-  const paths = [
-    { name: 'direct', http: nginxPort!, iperf: iperfPort!, pids: [] as number[] },
-    { name: 'keepvs', http: kvHttp!, iperf: kvIperf!, pids: kvPids },
-    { name: 'haproxy', http: haHttp!, iperf: haIperf!, pids: haPids },
-  ];
   type Row = Record<string, number[]>;
   const results: Record<string, Row> = Object.fromEntries(paths.map((p) => [p.name, {} as Row]));
   const add = (path: string, metric: string, v: number) => {
@@ -248,10 +361,17 @@ listen iperf
     row[metric] ??= [];
     row[metric].push(v);
   };
+  const proxies = paths.filter((p) => p.name !== 'direct');
+  if (process.env.HOLD) {
+    for (const p of paths) process.stderr.write(`${JSON.stringify({ ...p, pids: p.pids() })}\n`);
+    process.stderr.write('holding: SIGINT to stop\n');
+    await new Promise((r) => process.once('SIGINT', r));
+    return;
+  }
   // idle memory first, on fresh processes: after load, heaps shrink and the table's closed
   // connection entries expire while the idle connections are counted (RSS falls, figures go negative)
   const idle: Record<string, { total: number; marginal: number }> = {};
-  for (const p of paths.slice(1)) idle[p.name] = await idleMemory(p.http, p.pids);
+  if (IDLE_CONNS > 0) for (const p of proxies) idle[p.name] = await idleMemory(p.http, p.pids);
   // warm-up (JIT, pools) for every path: a daemon serves warm; not measured
   for (const p of paths) {
     await wrk(`http://127.0.0.1:${p.http}/small`, 64, false, 3);
@@ -261,52 +381,78 @@ listen iperf
     // each round starts with another path, so no path always runs right after the same one
     const order = paths.map((_, i) => paths[(i + round) % paths.length]!);
     for (const p of order) {
-      const t0 = cpuTicks(p.pids);
+      const pids = p.pids();
+      const t0 = cpuTicks(pids);
       const ka = await wrk(`http://127.0.0.1:${p.http}/small`, 64, false);
-      const cpuKa = ((cpuTicks(p.pids) - t0) / HZ) * 1e6;
+      const cpuKa = ((cpuTicks(pids) - t0) / HZ) * 1e6;
       add(p.name, 'keep-alive req/s', ka.rps);
       add(p.name, 'keep-alive p50 ms', ka.p50);
       add(p.name, 'keep-alive p99 ms', ka.p99);
-      if (p.pids.length) add(p.name, 'CPU us/request (keep-alive)', cpuKa / ka.requests);
-      const t1 = cpuTicks(p.pids);
+      if (pids.length) add(p.name, 'CPU us/request (keep-alive)', cpuKa / ka.requests);
+      const t1 = cpuTicks(pids);
       const nc = await wrk(`http://127.0.0.1:${p.http}/small`, 64, true);
-      const cpuNc = ((cpuTicks(p.pids) - t1) / HZ) * 1e6;
+      const cpuNc = ((cpuTicks(pids) - t1) / HZ) * 1e6;
       add(p.name, 'new conn/s', nc.rps);
       add(p.name, 'new conn p99 ms', nc.p99);
-      if (p.pids.length) add(p.name, 'CPU us/connection', cpuNc / nc.requests);
+      if (pids.length) add(p.name, 'CPU us/connection', cpuNc / nc.requests);
       const bulk = await wrk(`http://127.0.0.1:${p.http}/bulk`, 16, false);
       add(p.name, '1 MiB bulk MB/s', bulk.mbps);
-      add(p.name, 'iperf3 Gbit/s', iperf(p.iperf));
+      add(p.name, 'iperf3 Gbit/s', await iperf(p.iperf));
       process.stderr.write(`round ${round + 1}/${ROUNDS} ${p.name} done\n`);
     }
   }
-  for (const p of paths.slice(1)) {
+  for (const p of IDLE_CONNS > 0 ? proxies : []) {
     add(p.name, `idle conn memory B/conn (${IDLE_CONNS}, all)`, idle[p.name]!.total);
     add(p.name, 'idle conn memory B/conn (marginal, 2nd half)', idle[p.name]!.marginal);
   }
+  const load1 = loadavg();
 
-  const metrics = Object.keys(results.keepvs!);
+  const names = paths.map((p) => p.name);
+  const metrics = [...new Set(paths.flatMap((p) => Object.keys(results[p.name]!)))];
   const fmt = (v: number | undefined) =>
     v === undefined || Number.isNaN(v) ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+  const value = (path: string, m: string) => (results[path]?.[m] ? median(results[path][m]) : undefined);
+  const ratios = (
+    [
+      ['daemon', 'haproxy'],
+      ['harness', 'haproxy'],
+      ['daemon', 'nginx'],
+      ['daemon', 'harness'],
+      ['daemon', 'direct'],
+    ] as const
+  ).filter(([a, b]) => names.includes(a) && names.includes(b));
+  const label: Record<string, string> = {
+    direct: 'direct',
+    daemon: 'keepvs daemon',
+    harness: 'keepvs harness',
+    haproxy: 'HAProxy',
+    nginx: 'nginx stream',
+  };
   console.log(
     `# keepvs data-plane benchmark, ${new Date().toISOString()}, ${hostname()}, ${cpus().length} x ${cpus()[0]?.model ?? '?'}, Node ${process.version}`,
   );
   console.log(
-    `# ${ROUNDS} interleaved rounds (order rotated each round), ${DURATION}s each, medians; keepvs ${WORKERS} workers, HAProxy nbthread ${WORKERS} tune.bufsize 65536, nginx 1 worker; wrk -t1 -c64 (bulk -c16)`,
+    `# ${ROUNDS} interleaved rounds (order rotated each round), ${DURATION}s each, medians; ${WORKERS} workers/threads each (keepvs daemon ${process.env.WORKERS ? `--dataplane-workers=${WORKERS}` : 'default count'}), ` +
+      `${REAL_SERVERS} nginx real servers (1 worker each), rr; checks ${CHECKS === 'off' ? 'off' : `on every real server every ${DELAY_LOOP}s (keepvs HTTP_GET/TCP_CHECK, HAProxy check)`}; ` +
+      `HAProxy tune.bufsize 65536; wrk -t1 -c64 (bulk -c16); load average ${load0.map((l) => l.toFixed(2)).join(' ')} at start, ${load1.map((l) => l.toFixed(2)).join(' ')} at end`,
   );
-  console.log('| metric | direct | keepvs | HAProxy | keepvs/HAProxy | keepvs/direct |');
-  console.log('| --- | --- | --- | --- | --- | --- |');
+  console.log(
+    `| metric | ${names.map((n) => label[n]).join(' | ')} | ${ratios.map(([a, b]) => `${label[a]}/${label[b]}`).join(' | ')} |`,
+  );
+  console.log(`| --- |${' --- |'.repeat(names.length + ratios.length)}`);
   for (const m of metrics) {
-    const d = results.direct![m] ? median(results.direct![m]) : undefined;
-    const k = median(results.keepvs![m]!);
-    const h = results.haproxy![m] ? median(results.haproxy![m]) : undefined;
-    console.log(
-      `| ${m} | ${fmt(d)} | ${fmt(k)} | ${fmt(h)} | ${h ? (k / h).toFixed(2) : '-'} | ${d ? (k / d).toFixed(2) : '-'} |`,
-    );
+    const cells = names.map((n) => fmt(value(n, m)));
+    const rs = ratios.map(([a, b]) => {
+      const x = value(a, m);
+      const y = value(b, m);
+      return x !== undefined && y ? (x / y).toFixed(2) : '-';
+    });
+    console.log(`| ${m} | ${cells.join(' | ')} | ${rs.join(' | ')} |`);
   }
 }
 
 async function cleanup(): Promise<void> {
+  await daemon?.stop().catch(() => {});
   for (const c of children) {
     if (c.pid && c.exitCode === null && c.signalCode === null) {
       try {

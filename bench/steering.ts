@@ -33,7 +33,8 @@ async function cluster(steer: boolean, rsPorts: number[]): Promise<{ dp: Cluster
   const port = await freePort();
   const key: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 4, address: '127.0.0.1', port };
   const ops: TableOp[] = [
-    { op: 'add-service', key, params: { scheduler: 'rr', schedFlags: [], ops: false } },
+    // persistent: only persistent services carry the address-steering program (steer.ts)
+    { op: 'add-service', key, params: { scheduler: 'rr', schedFlags: [], ops: false, persistentTimeout: 300 } },
     ...rsPorts.map(
       (p): TableOp => ({
         op: 'add-dest',

@@ -21,13 +21,12 @@ import { UdpService } from './udp.js';
 
 type Service = TcpService | UdpService;
 
-/** Clients are steered by their address under the persistence granularity (a template's scope). */
-function steerPrefix(p: ServiceParams, family: 4 | 6): number {
-  return p.persistentTimeout !== undefined
-    ? (p.persistentPrefixLen ?? (family === 4 ? 32 : 128))
-    : family === 4
-      ? 32
-      : 128;
+/**
+ * Persistent services steer clients by their address under the persistence granularity (a
+ * template's scope); the others spread connections over the workers (null, steer.ts).
+ */
+function steerPrefix(p: ServiceParams, family: 4 | 6): number | null {
+  return p.persistentTimeout !== undefined ? (p.persistentPrefixLen ?? (family === 4 ? 32 : 128)) : null;
 }
 
 /** a limit (fds, UDP flows) is reported at most this often per service */

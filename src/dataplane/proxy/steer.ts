@@ -1,12 +1,13 @@
 /**
  * Client steering across proxy workers: a classic BPF program on each listener's SO_REUSEPORT group
- * (SO_ATTACH_REUSEPORT_CBPF) picks the worker from the client's source address (masked with the
- * service's persistence granularity), so every connection or datagram of a client meets the same
- * worker. Its table replica then makes IPVS's choices for that client exactly as one table would:
- * a persistence template is never split over workers, and one client's successive connections
- * follow one rr/wrr sequence. (Different clients on different workers still advance different
- * rr/wrr positions; see docs/dataplane.md.) Index order is the group's join order; an index past
- * the group's size (a worker being forked again) falls back to the kernel's hash.
+ * (SO_ATTACH_REUSEPORT_CBPF). A persistent service's program picks the worker from the client's
+ * source address masked with the persistence granularity, so every connection or datagram of a
+ * client (or of its persistence netmask) meets the same worker and its template is the director's
+ * only one. A service without persistence spreads connections over all workers by the kernel's
+ * hash of the whole 4-tuple (its program answers an index past the group): one busy client, or
+ * many behind one NAT address, is not held to one core. Index order is the group's join order; an
+ * index past the group's size (also a worker being forked again) falls back to the kernel's hash
+ * (reuseport_select_sock, net/core/sock_reuseport.c).
  */
 import { attachReuseportCbpf, type SockFilter } from '../../os/libc.js';
 import type { ProxyContext } from './context.js';
@@ -16,14 +17,23 @@ const BPF_LD_W_ABS = 0x20; // BPF_LD | BPF_W | BPF_ABS
 const BPF_ALU_AND_K = 0x54; // BPF_ALU | BPF_AND | BPF_K
 const BPF_ALU_MOD_K = 0x94; // BPF_ALU | BPF_MOD | BPF_K
 const BPF_RET_A = 0x16; // BPF_RET | BPF_A
+const BPF_RET_K = 0x06; // BPF_RET | BPF_K
+/** an index no group reaches: the kernel then picks by its 4-tuple hash */
+const KERNEL_HASH = 0xffffffff;
 /** loads relative to the network header (linux/filter.h SKF_NET_OFF) */
 const SKF_NET_OFF = -0x100000;
 
 /**
  * The program for `workers` sockets. IPv4: the source address (offset 12 of the IP header); IPv6:
  * the 32-bit word of the source (offset 8) that holds the end of the persistence prefix.
+ * `prefixLen` null (no persistence): the kernel's hash of the 4-tuple.
  */
-export function steeringProgram(family: 4 | 6, workers: number, prefixLen = family === 4 ? 32 : 128): SockFilter[] {
+export function steeringProgram(
+  family: 4 | 6,
+  workers: number,
+  prefixLen: number | null = family === 4 ? 32 : 128,
+): SockFilter[] {
+  if (prefixLen === null) return [{ code: BPF_RET_K, jt: 0, jf: 0, k: KERNEL_HASH }];
   let offset: number;
   let bits: number;
   if (family === 4) {
@@ -46,7 +56,8 @@ export function steeringProgram(family: 4 | 6, workers: number, prefixLen = fami
 
 /** One listener's steering: the program follows the service's persistence prefix (TCP and UDP alike). */
 export class ListenerSteering {
-  private prefixLen = -1;
+  private prefixLen: number | null | undefined;
+  private attached = false;
   private fd = -1;
 
   constructor(
@@ -55,8 +66,8 @@ export class ListenerSteering {
     private readonly serviceId: string,
   ) {}
 
-  /** the persistence prefix clients are steered by; re-attaches the program when listening */
-  steerBy(prefixLen: number): void {
+  /** the persistence prefix clients are steered by (null: none, spread by connection); re-attaches the program when listening */
+  steerBy(prefixLen: number | null): void {
     if (this.prefixLen === prefixLen) return;
     this.prefixLen = prefixLen;
     if (this.fd >= 0) this.attach(this.fd);
@@ -64,10 +75,15 @@ export class ListenerSteering {
 
   /** the listening socket (TCP: after listen(), where it joins its reuseport group) */
   attach(fd: number): void {
+    if (fd !== this.fd) this.attached = false;
     this.fd = fd;
     const n = this.ctx.steerWorkers;
     if (n <= 1) return;
-    if (!attachReuseportCbpf(fd, steeringProgram(this.family, n, this.prefixLen)))
+    const prefixLen = this.prefixLen ?? null;
+    // a new listener spreading by connection needs no program: the kernel hashes without one
+    if (prefixLen === null && !this.attached) return;
+    this.attached = true;
+    if (!attachReuseportCbpf(fd, steeringProgram(this.family, n, prefixLen)))
       this.ctx.diagnostic(
         'DP_STEERING_FAILED',
         this.serviceId,

@@ -83,7 +83,7 @@ export class TcpService implements FdOwner {
   }
 
   /** the persistence prefix clients are steered by; re-attaches the program when listening */
-  steerBy(prefixLen: number): void {
+  steerBy(prefixLen: number | null): void {
     this.steering.steerBy(prefixLen);
   }
 
