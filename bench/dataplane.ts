@@ -273,7 +273,7 @@ async function main(): Promise<void> {
   chmodSync(dir, 0o755);
   mkdirSync(join(dir, 'www'));
   writeFileSync(join(dir, 'www', 'bulk'), Buffer.alloc(1024 * 1024, 120));
-  reals.forEach((p, i) => nginxRealServer(p, `rs${i + 1}`));
+  for (const [i, p] of reals.entries()) nginxRealServer(p, `rs${i + 1}`);
   start('iperf3', ['-s', '-p', String(iperfPort)]);
   await Promise.all([...reals, iperfPort!].map(waitPort));
   const load0 = loadavg();
