@@ -8,6 +8,7 @@
 import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
 import type { Config } from '../config/model.js';
 import { IpCommands } from '../os/ip-commands.js';
+import { NetlinkAddresses } from '../os/netlink-address.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
 import { sendGratuitousArp, sendUnsolicitedNa, Vrrp4Socket, Vrrp6Socket } from '../os/vrrp-socket.js';
 import { NodeFileWatcher, ProcProcessLister, SysfsLinkWatcher } from '../os/watchers.js';
@@ -47,7 +48,7 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
               ),
         gratuitousArp: (ifname, vip, count) => void sendGratuitousArp(ifname, vip, count),
         unsolicitedNa: (ifname, vip, count) => void sendUnsolicitedNa(ifname, vip, count),
-        ip: new IpCommands(runner),
+        ip: new IpCommands(runner, NetlinkAddresses.open()),
       },
       logger,
       events,

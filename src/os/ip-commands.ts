@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { IpAddressEntry, RouteEntry, RuleEntry } from '../config/model.js';
 import type { ProcessRunner } from '../util/ports.js';
+import type { NetlinkAddresses } from './netlink-address.js';
 
 /** What src/vrrp/ needs from the host's address and routing tables. */
 export interface IpPort {
@@ -18,13 +19,17 @@ export interface IpPort {
 }
 
 export function addressArgv(op: 'add' | 'del', a: IpAddressEntry, dev: string): string[] {
-  const argv = ['ip', a.family === 6 ? '-6' : '-4', 'addr', op, `${a.address}/${a.prefixLen}`, 'dev', dev];
+  // with a peer, the prefix length belongs to the peer (ip-address(8))
+  const local = a.peer ? [a.address, 'peer', `${a.peer}/${a.prefixLen}`] : [`${a.address}/${a.prefixLen}`];
+  const argv = ['ip', a.family === 6 ? '-6' : '-4', 'addr', op, ...local, 'dev', dev];
   if (op === 'add') {
-    // IPv6 VIPs skip duplicate address detection, so they are usable at once (keepalived: nodad)
-    if (a.family === 6) argv.push('nodad');
+    // IPv6 VIPs skip duplicate address detection, so they are usable at once (keepalived: nodad,
+    // unless the entry says -nodad)
+    if (a.family === 6 && !a.flags.includes('-nodad')) argv.push('nodad');
     if (a.brd) argv.push('brd', a.brd);
     if (a.scope) argv.push('scope', a.scope);
     if (a.label) argv.push('label', a.label);
+    argv.push(...a.flags.filter((f) => f !== '-nodad' && f !== 'nodad'));
   }
   return argv;
 }
@@ -46,7 +51,11 @@ export class IpCommands implements IpPort {
   /** parent interface sysctls changed for VMACs, to restore when the last VMAC on it goes */
   private readonly saved = new Map<string, { users: Set<string>; values: [string, string][] }>();
 
-  constructor(private readonly runner: ProcessRunner) {}
+  /** `netlink`: addresses change over rtnetlink (no process per VIP); without it, through `ip` */
+  constructor(
+    private readonly runner: ProcessRunner,
+    private readonly netlink: NetlinkAddresses | null = null,
+  ) {}
 
   private async run(argv: string[], okCodes: readonly number[] = [0]): Promise<string | undefined> {
     const res = await this.runner.run(argv, { timeoutMs: 5000, captureBytes: 0 });
@@ -62,16 +71,44 @@ export class IpCommands implements IpPort {
 
   async addresses(op: 'add' | 'del', entries: readonly IpAddressEntry[], dev?: string): Promise<string[]> {
     const argvs: string[][] = [];
-    const missing: string[] = [];
+    const failed: string[] = [];
     for (const a of entries) {
       const d = a.dev ?? dev;
-      if (!d) missing.push(`${a.address} has no dev (${a.loc.file}:${a.loc.line}); not applied`);
-      else argvs.push(addressArgv(op, a, d));
+      if (!d) failed.push(`${a.address} has no dev (${a.loc.file}:${a.loc.line}); not applied`);
+      else {
+        const argv = addressArgv(op, a, d);
+        const e = this.viaNetlink(op, a, d);
+        if (e === null) argvs.push(argv);
+        else if (e !== true) failed.push(`${argv.join(' ')} failed (${e})`);
+      }
     }
     // `ip addr add` of an address already there exits 2: it is there, which is what was asked;
     // a delete of an absent address is not worth a log line either
-    const failed = await this.all(argvs, op === 'add' ? [0, 2] : [0, 1, 2]);
-    return op === 'add' ? [...missing, ...failed] : [];
+    failed.push(...(await this.all(argvs, op === 'add' ? [0, 2] : [0, 1, 2])));
+    return op === 'add' ? failed : [];
+  }
+
+  /** true when done over rtnetlink, an error text when the kernel refused, null to run `ip` instead */
+  private viaNetlink(op: 'add' | 'del', a: IpAddressEntry, dev: string): true | string | null {
+    if (!this.netlink) return null;
+    // `brd +` / `brd -` are ip's to compute, and peers and flags its words: leave them to it
+    if ((a.brd !== undefined && !/^[\d.]+$/.test(a.brd)) || a.peer || a.flags.length > 0) return null;
+    const r = this.netlink.change({
+      op,
+      family: a.family,
+      address: a.address,
+      prefixLen: a.prefixLen,
+      dev,
+      ...(op === 'add' && a.brd !== undefined ? { brd: a.brd } : {}),
+      ...(op === 'add' && a.scope !== undefined ? { scope: a.scope } : {}),
+      ...(op === 'add' && a.label !== undefined ? { label: a.label } : {}),
+    });
+    if (r.ok) return true;
+    // as the `ip` exit codes accepted above: present on add, absent on delete
+    if (op === 'add' && r.error === 'EEXIST') return true;
+    if (op === 'del') return true;
+    if (r.error.startsWith('no reply')) return null;
+    return `netlink: ${r.error}`;
   }
 
   async routes(op: 'add' | 'del', entries: readonly RouteEntry[]): Promise<string[]> {

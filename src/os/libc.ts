@@ -195,6 +195,16 @@ export const loadSyslog: () => Syslog | null = bindOnce((lib) => {
   return { openlog, syslog: (p, m) => syslog(p, '%s', 'str', m) };
 });
 
+const loadIfNameToIndex = bindOnce(
+  (lib) => lib.func('unsigned int if_nametoindex(const char *)') as (n: string) => number,
+);
+
+/** if_nametoindex(3): the interface's index in this network namespace, 0 when there is none; null without libc */
+export function ifNameToIndex(name: string): number | null {
+  const f = loadIfNameToIndex();
+  return f ? f(name) : null;
+}
+
 /** libc, or an Error saying why not (raw-socket users that cannot work without it). */
 export function requireLibc(): Libc {
   const libc = loadLibc();
