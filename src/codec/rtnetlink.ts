@@ -104,7 +104,8 @@ export function decodeAck(buf: Buffer, seq: number): number | null {
     const len = buf.readUInt32LE(off);
     if (len < 16 || off + len > buf.length) return null;
     const type = buf.readUInt16LE(off + 4);
-    if (type === NLMSG_ERROR && buf.readUInt32LE(off + 8) === seq >>> 0 && len >= 20) return 0 - buf.readInt32LE(off + 16) || 0;
+    if (type === NLMSG_ERROR && buf.readUInt32LE(off + 8) === seq >>> 0 && len >= 20)
+      return 0 - buf.readInt32LE(off + 16) || 0;
     off += (len + 3) & ~3;
   }
   return null;
