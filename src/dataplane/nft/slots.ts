@@ -8,14 +8,15 @@
  * - fo: every slot the highest-weight available destination (ip_vs_fo.c);
  * - lc, wlc, sed, nq, ovf, lblc, lblcr, twos: a period of slots proportional to the shares a
  *   control loop computes from connection counts (plane.ts rebuilds them each second).
- * Stateless DR has no conntrack, so counter keys become a hash of the flow there.
+ * Stateless DR has no conntrack: there the counting schedulers become a weighted Maglev table on a
+ * hash of the flow (flowHashSlots).
  * Pure: no nft text here (render.ts), no I/O.
  */
 
 import { SCHEDULERS } from '../../lb/sched/index.js';
 import { MaglevHashing } from '../../lb/sched/mh.js';
 import { SourceHashing } from '../../lb/sched/sh.js';
-import { gcd, type SchedDest, type SchedService } from '../../lb/sched/types.js';
+import { gcd, identityOrder, type SchedDest, type SchedService } from '../../lb/sched/types.js';
 import { addressFold } from '../../util/address.js';
 
 /** Largest period of a counter slot map; larger weight sums are scaled down (facts §3). */
@@ -151,6 +152,33 @@ export function loadShares(scheduler: string, dests: readonly SlotDest[]): numbe
   return sum > 0 ? raw.map((r) => Math.round((r / sum) * 256)) : raw;
 }
 
+/** Schedulers that are a hash of the packet already (the rest count connections or take turns). */
+const HASHED = new Set(['sh', 'dh', 'mh']);
+
+/**
+ * DR (no conntrack, every packet looked up): a counting scheduler becomes a weighted Maglev table
+ * over the available servers, as the TUN plane does (tun/slots.ts). A modulus that followed the
+ * weight sum would move nearly every flow when one server leaves; Maglev moves that server's flows
+ * and about 0.1/N others, and it is built in identity order, so both directors of a pair agree
+ * (stateless failover, docs/director-pair.md). fo keeps its one server (ties by identity order).
+ */
+function flowHashSlots(scheduler: string, dests: readonly SlotDest[]): number[] {
+  if (scheduler === 'fo') {
+    let best = -1;
+    for (const d of identityOrder(schedService(dests, new Set()).dests)) {
+      const i = Number(d.id);
+      if (available(dests[i]) && (best < 0 || dests[i].weight > dests[best].weight)) best = i;
+    }
+    return [best];
+  }
+  const live = dests.map((d) => (available(d) ? d : { ...d, weight: 0, lastWeight: 0 }));
+  if (!live.some((d) => d.weight > 0)) return [-1];
+  // the size stays fixed (4093, as mh): a modulus that changed with the server count would move every flow
+  const mh = new MaglevHashing();
+  mh.destsChanged(schedService(live, new Set()));
+  return mh.slotTable().map((d) => (d ? Number(d.id) : -1));
+}
+
 /** The slot table for `scheduler`; `stateless` = DR (no conntrack: counters become flow hashes). */
 export function slotTable(
   scheduler: string,
@@ -159,6 +187,7 @@ export function slotTable(
   stateless: boolean,
 ): SlotTable {
   const flowKey: SlotKey = stateless ? 'saddr-sport' : 'counter';
+  if (stateless && !HASHED.has(scheduler)) return { key: flowKey, slots: flowHashSlots(scheduler, dests) };
   switch (scheduler) {
     case 'rr':
     case 'wrr':
@@ -176,13 +205,17 @@ export function slotTable(
         ),
       };
     }
-    case 'dh':
+    case 'dh': {
+      // buckets round-robin over the servers in identity order (lb/sched/dh.ts), so peers agree
+      const order = identityOrder(schedService(dests, flags).dests).map((d) => Number(d.id));
       return {
         key: 'daddr',
-        slots: Array.from({ length: HASH_BUCKETS }, (_, i) =>
-          dests.length === 0 || !available(dests[i % dests.length]) ? -1 : i % dests.length,
-        ),
+        slots: Array.from({ length: HASH_BUCKETS }, (_, i) => {
+          const di = order.length === 0 ? -1 : order[i % order.length];
+          return di < 0 || !available(dests[di]) ? -1 : di;
+        }),
       };
+    }
     case 'mh': {
       const svc = schedService(dests, flags);
       const mh = new MaglevHashing();

@@ -1,9 +1,17 @@
 /**
  * dh: destination hashing. A static 256-bucket table filled round-robin over the list,
  * indexed by a multiplicative hash of the destination (virtual) address; no fallback:
- * an unavailable bucket server means no destination (ip_vs_dh.c).
+ * an unavailable bucket server means no destination (ip_vs_dh.c). Filled in identity order, not
+ * list order, so two directors agree (types.ts identityOrder).
  */
-import type { DestChange, SchedClient, SchedDest, SchedService, Scheduler } from './types.js';
+import {
+  type DestChange,
+  identityOrder,
+  type SchedClient,
+  type SchedDest,
+  type SchedService,
+  type Scheduler,
+} from './types.js';
 
 const BUCKETS = 256;
 
@@ -17,8 +25,9 @@ export class DestinationHashing implements Scheduler {
     return d;
   }
   destsChanged(svc: SchedService, _change?: DestChange): void {
-    const n = svc.dests.length;
-    for (let i = 0; i < BUCKETS; i++) this.buckets[i] = n === 0 ? null : svc.dests[i % n];
+    const dests = identityOrder(svc.dests);
+    const n = dests.length;
+    for (let i = 0; i < BUCKETS; i++) this.buckets[i] = n === 0 ? null : dests[i % n];
   }
   loadChanged(): void {}
 }

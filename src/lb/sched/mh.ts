@@ -6,10 +6,20 @@
  * is unavailable (null, or with `mh-fallback` the next slot of the client's probe
  * sequence). `mh-port` hashes the source port too.
  *
- * Deviation: IPVS hashes with hsiphash; this uses a murmur3-style 32-bit mix with two
- * seeds. Same algorithm and distribution, different concrete slot assignment.
+ * Deviations: IPVS hashes with hsiphash; this uses a murmur3-style 32-bit mix with two
+ * seeds (same algorithm and distribution, different concrete slot assignment). IPVS fills the
+ * table in list order (history); this fills it in identity order, so two directors with the same
+ * servers and weights build the same table (identityOrder in types.ts).
  */
-import { type DestChange, gcd, type SchedClient, type SchedDest, type SchedService, type Scheduler } from './types.js';
+import {
+  type DestChange,
+  gcd,
+  identityOrder,
+  type SchedClient,
+  type SchedDest,
+  type SchedService,
+  type Scheduler,
+} from './types.js';
 
 export const MH_DEFAULT_TABLE_SIZE = 4093;
 /** IP_VS_MH_TAB_BITS = CONFIG_IP_VS_MH_TAB_INDEX(12) / 2 */
@@ -59,7 +69,7 @@ export class MaglevHashing implements Scheduler {
 
   destsChanged(svc: SchedService, _change?: DestChange): void {
     const size = this.tableSize;
-    const dests = svc.dests;
+    const dests = identityOrder(svc.dests);
     let g = 0;
     let maxW = 0;
     for (const d of dests) {

@@ -2,9 +2,17 @@
  * sh: source hashing (ip_vs_sh.c). 256 buckets filled in list order, each destination
  * taking `weight` consecutive buckets (at least one); key = hash_32(port + source fold).
  * Flags: `sh-port` hashes the source port too, `sh-fallback` walks to another bucket
- * when the chosen server is unavailable (weight 0 or OVERLOAD).
+ * when the chosen server is unavailable (weight 0 or OVERLOAD). Deviation: the buckets are
+ * filled in identity order, not IPVS's list order (history), so two directors agree (types.ts).
  */
-import type { DestChange, SchedClient, SchedDest, SchedService, Scheduler } from './types.js';
+import {
+  type DestChange,
+  identityOrder,
+  type SchedClient,
+  type SchedDest,
+  type SchedService,
+  type Scheduler,
+} from './types.js';
 
 const BITS = 8;
 const BUCKETS = 1 << BITS;
@@ -39,7 +47,7 @@ export class SourceHashing implements Scheduler {
     return null;
   }
   destsChanged(svc: SchedService, _change?: DestChange): void {
-    const dests = svc.dests;
+    const dests = identityOrder(svc.dests);
     let p = 0;
     let count = 0;
     for (let i = 0; i < BUCKETS; i++) {

@@ -4,6 +4,7 @@
  * live load of each one; it returns a destination or null ("no destination available").
  */
 import type { Family } from '../../config/model.js';
+import { addressBytes } from '../../util/address.js';
 
 /** A destination as schedulers see it. Owned and mutated by the table only. */
 export interface SchedDest {
@@ -78,6 +79,24 @@ export function isAvailable(d: SchedDest): boolean {
 /** List-order tie-break: the dest nearer the list head wins. */
 export function nearerHead(a: SchedDest, b: SchedDest): boolean {
   return a.seq > b.seq;
+}
+
+/**
+ * The destinations in an order fixed by who they are (family, address, port), not by when they
+ * joined. IPVS fills its sh and mh tables in list order, and the list order is history (a server
+ * that failed and came back is re-added at the head), so two directors with the same servers could
+ * map the same flow differently; the hash schedulers fill from this order instead, so a flow lands
+ * on the same real server whichever director receives it (stateless failover, docs/director-pair.md).
+ */
+export function identityOrder(dests: readonly SchedDest[]): SchedDest[] {
+  const keyed = dests.map((d) => ({ d, bytes: addressBytes(d.address) }));
+  keyed.sort((x, y) => {
+    if (x.d.family !== y.d.family) return x.d.family - y.d.family;
+    for (let i = 0; i < x.bytes.length && i < y.bytes.length; i++)
+      if (x.bytes[i] !== y.bytes[i]) return x.bytes[i] - y.bytes[i];
+    return x.d.port - y.d.port;
+  });
+  return keyed.map((k) => k.d);
 }
 
 export function gcd(a: number, b: number): number {

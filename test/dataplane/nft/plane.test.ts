@@ -71,7 +71,7 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
   assert.match(t, /add chain netdev keepvs in_eth0 \{ type filter hook ingress device "eth0" priority -500;/);
   assert.match(
     t,
-    /ether saddr set 02:18:01:00:00:01 ether daddr set jhash ip saddr \. th sport mod 1 seed \S+ map @s_tcp_198_18_0_100_82_slots fwd to "eth1"/,
+    /ether saddr set 02:18:01:00:00:01 ether daddr set jhash ip saddr \. th sport mod 4093 seed \S+ map @s_tcp_198_18_0_100_82_slots fwd to "eth1"/,
   );
   // device chains come last, after the service chains they reach
   assert.ok(t.indexOf('in_eth0') > t.indexOf('goto s_tcp_198_18_0_100_82'));
@@ -117,7 +117,9 @@ test('a refused update rebuilds everything in one transaction; TUN is refused wi
 test('DR real servers without a MAC get no slots, and are reported', async () => {
   const { p, runs } = plane();
   await p.apply(add(DR_KEY, 'route', ['198.18.1.12', '198.18.1.13']));
-  assert.match(runs[0], /elements = \{ 0 : 02:18:01:00:00:12 \}/);
+  // rr in DR is a Maglev table on the flow: every slot on the one server with a MAC
+  assert.match(runs[0], /elements = \{ 0 : 02:18:01:00:00:12, 1 : 02:18:01:00:00:12, /);
+  assert.doesNotMatch(runs[0], /: 02:18:01:00:00:13/);
   assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_NO_MAC' && /198\.18\.1\.13/.test(d.message)));
 });
 
