@@ -22,9 +22,9 @@ function fail(message: string, code = 2): number {
   return code;
 }
 
-async function request(socket: string, body: object): Promise<ControlResponse> {
+async function request(socket: string, body: object, timeoutMs?: number): Promise<ControlResponse> {
   try {
-    return await controlRequest(socket, { v: 1, ...body });
+    return await controlRequest(socket, { v: 1, ...body }, timeoutMs);
   } catch (e) {
     const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
     return {
@@ -89,8 +89,30 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`keepvsadm ${VERSION} (ipvsadm v1.31 compatible)\n`);
       return 0;
     case 'start-daemon':
-    case 'stop-daemon':
-      return fail('keepvs does not run the IPVS connection synchronisation daemon (not supported)');
+    case 'stop-daemon': {
+      // ipvsadm.c: --mcast-interface defaults to DEF_MCAST_IFN (eth0), --syncid to 0
+      const state = c.daemonState as 'master' | 'backup';
+      const r = await request(
+        socket,
+        c.cmd === 'stop-daemon'
+          ? { cmd: 'stop-daemon', state }
+          : {
+              cmd: 'start-daemon',
+              daemon: {
+                state,
+                interface: c.mcastInterface ?? 'eth0',
+                syncId: c.syncId ?? 0,
+                ...(c.syncMaxlen !== undefined ? { maxlen: c.syncMaxlen } : {}),
+                ...(c.mcastGroup !== undefined ? { group: c.mcastGroup } : {}),
+                ...(c.mcastPort !== undefined ? { port: c.mcastPort } : {}),
+                ...(c.mcastTtl !== undefined ? { ttl: c.mcastTtl } : {}),
+              },
+            },
+        // starting conntrackd and a takeover's commit can take seconds
+        20_000,
+      );
+      return r.ok ? 0 : fail(r.error);
+    }
     case 'restore': {
       const input = await new Promise<string>((resolve) => {
         let s = '';

@@ -70,9 +70,11 @@ export const DIAGNOSTIC_CODES = {
   KV316: { severity: 'error', title: 'reference to an undefined local_address_group' },
   KV317: { severity: 'error', title: 'TUN variant the kernel TUN plane cannot forward' },
   KV318: { severity: 'warning', title: 'setting the kernel data plane does not apply' },
+  KV319: { severity: 'warning', title: 'connection sync cannot run as configured' },
   KV320: { severity: 'warning', title: 'script disabled (script security)' },
   KV321: { severity: 'warning', title: 'scripts run as root without enable_script_security' },
   KV322: { severity: 'warning', title: 'interface does not exist on this host' },
+  KV323: { severity: 'note', title: 'sync daemon setting conntrackd does not apply' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type DiagnosticCode = keyof typeof DIAGNOSTIC_CODES;

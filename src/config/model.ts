@@ -79,6 +79,7 @@ export interface GlobalDefs {
     readonly port?: number;
     readonly ttl?: number;
     readonly group?: string;
+    readonly loc?: SourceLoc;
   };
   readonly lvsFlush: boolean;
   readonly lvsFlushOnStop: boolean;

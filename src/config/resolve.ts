@@ -131,6 +131,55 @@ function checkKernelDrops(vs: VirtualServer, where: string, ctx: Ctx): void {
     );
 }
 
+/**
+ * Connection sync (lvs_sync_daemon, docs/conn-sync.md): KV319 where it cannot run as written,
+ * KV323 for the IPVS sync daemon's settings conntrackd has no counterpart for. keepalived
+ * (vrrp_complete_init): a named instance that does not exist clears the setting.
+ */
+function checkConnSync(
+  g: Config['globalDefs'],
+  instances: readonly VrrpInstance[],
+  plane: DataplaneCapabilities | undefined,
+  ctx: Ctx,
+): Config['globalDefs'] {
+  const s = g.lvsSyncDaemon;
+  const perInstance = instances.find((i) => i.lvsSyncDaemonInterface);
+  const loc = s?.loc ?? perInstance?.loc;
+  if (!loc) return g;
+  if (s?.instance !== undefined && !instances.some((i) => i.name === s.instance)) {
+    ctx.report(
+      'KV319',
+      loc,
+      `lvs_sync_daemon: vrrp_instance '${s.instance}' is not defined; no connection sync (keepalived clears the setting)`,
+    );
+    const { lvsSyncDaemon: _dropped, ...rest } = g;
+    return rest;
+  }
+  if (plane && !plane.kernel)
+    ctx.report(
+      'KV319',
+      loc,
+      `lvs_sync_daemon: connection sync needs the kernel data plane, but keepvs runs --dataplane ${plane.name}: ` +
+        'the userspace proxy terminates TCP in this process, and a socket cannot move to the other director; no sync daemon runs',
+    );
+  if (s?.group !== undefined && s.group.includes(':'))
+    ctx.report(
+      'KV319',
+      loc,
+      `lvs_sync_daemon group ${s.group}: keepvs drives conntrackd over IPv4 only; no sync daemon runs`,
+    );
+  const unapplied = [
+    ...(s?.maxlen !== undefined ? ['maxlen (conntrackd sizes its messages by the interface MTU)'] : []),
+    ...(s?.ttl !== undefined && s.ttl !== 1 ? ['ttl (conntrackd sends its multicast with TTL 1)'] : []),
+    ...(s?.syncId !== undefined
+      ? ['id (conntrackd has no sync id: director pairs sharing a link need their own group or port)']
+      : []),
+  ];
+  if (unapplied.length > 0)
+    ctx.report('KV323', loc, `lvs_sync_daemon: not applied by conntrackd: ${unapplied.join('; ')}`);
+  return g;
+}
+
 /** KV317: TUN variants the tc-BPF plane does not build (docs/kernel-tun.md, "Wire format"). */
 function checkTunnel(vs: VirtualServer, fwmarkGroup: boolean, where: string, ctx: Ctx): void {
   const family = vs.key.kind === 'group' ? undefined : vs.key.family;
@@ -276,7 +325,7 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx, 
 
   const config: Config = {
     files: [...files],
-    globalDefs,
+    globalDefs: checkConnSync(globalDefs, vrrpInstances, plane, ctx),
     staticIpaddresses: d.staticIpaddresses,
     staticRoutes: d.staticRoutes,
     staticRules: d.staticRules,

@@ -3,12 +3,15 @@ import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname } from 'node:path';
 import type { ConnSnapshot, TableOp, TableSnapshot } from '../lb/types.js';
-import { type ControlResponse, MAX_REQUEST_BYTES, parseRequest } from './protocol.js';
+import { type ControlResponse, type DaemonRequest, MAX_REQUEST_BYTES, parseRequest } from './protocol.js';
 
 export interface ControlTarget {
   snapshot(): TableSnapshot;
   connections(): ConnSnapshot[] | Promise<ConnSnapshot[]>;
   apply(ops: readonly TableOp[]): Promise<{ ok: boolean; error?: string }[]>;
+  /** ipvsadm --start-daemon / --stop-daemon: undefined, or the error text */
+  startDaemon?(d: DaemonRequest): Promise<string | undefined>;
+  stopDaemon?(state: 'master' | 'backup'): Promise<string | undefined>;
 }
 
 /** Bounds that keep a client that never reads from growing the LVS worker (its output stays in our memory). */
@@ -131,6 +134,13 @@ export async function startControlServer(
     try {
       if (req.cmd === 'snapshot') return { ok: true, snapshot: target.snapshot() };
       if (req.cmd === 'connections') return { ok: true, connections: await target.connections() };
+      if (req.cmd === 'start-daemon' || req.cmd === 'stop-daemon') {
+        const error =
+          req.cmd === 'start-daemon'
+            ? await (target.startDaemon?.(req.daemon) ?? Promise.resolve('the sync daemon is not available here'))
+            : await (target.stopDaemon?.(req.state) ?? Promise.resolve('No daemon is running'));
+        return error === undefined ? { ok: true, done: true } : { ok: false, error };
+      }
       return { ok: true, results: await target.apply(req.ops) };
     } catch (e) {
       return { ok: false, error: e instanceof Error ? e.message : String(e) };

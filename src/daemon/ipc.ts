@@ -2,6 +2,7 @@
 
 import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
 import type { Config } from '../config/model.js';
+import type { VrrpRole } from '../lb/conn-sync.js';
 import type { KeepvsEvent } from '../util/events.js';
 import type { LogLevel } from '../util/logger.js';
 import type { VrrpScriptStatus } from '../vrrp/status.js';
@@ -35,7 +36,11 @@ export type ToWorker =
   | { readonly type: 'init'; readonly init: WorkerInit }
   | { readonly type: 'reload'; readonly config: Config }
   | { readonly type: 'stop'; readonly drainMs: number }
-  | { readonly type: 'admin'; readonly id: number; readonly action: AdminAction };
+  | { readonly type: 'admin'; readonly id: number; readonly action: AdminAction }
+  /** to the LVS worker: a state of a VRRP instance, for connection sync (answered by sync-role-done) */
+  | { readonly type: 'sync-role'; readonly id: number; readonly instance: string; readonly role: VrrpRole }
+  /** to the VRRP worker: the LVS worker's answer (MASTER: the peer's flows are committed) */
+  | { readonly type: 'sync-role-done'; readonly id: number };
 
 export type FromWorker =
   | { readonly type: 'ready' }
@@ -50,4 +55,8 @@ export type FromWorker =
   | { readonly type: 'admin-result'; readonly id: number; readonly ok: boolean; readonly error?: string }
   | { readonly type: 'operator-state'; readonly state: OperatorSnapshot }
   | { readonly type: 'memory'; readonly heapUsed: number }
-  | { readonly type: 'fatal'; readonly message: string };
+  | { readonly type: 'fatal'; readonly message: string }
+  /** from the VRRP worker: relayed to the LVS worker */
+  | { readonly type: 'sync-role'; readonly id: number; readonly instance: string; readonly role: VrrpRole }
+  /** from the LVS worker: relayed to the VRRP worker */
+  | { readonly type: 'sync-role-done'; readonly id: number };

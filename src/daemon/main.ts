@@ -204,6 +204,15 @@ export class Supervisor implements StatusSource {
       case 'fatal':
         this.logger.log('error', `${w.role} worker: ${m.message}`);
         break;
+      // connection sync: the VRRP worker asks, the LVS worker (conntrackd's owner) answers; with no
+      // LVS worker running there is nothing to commit, so the answer comes at once
+      case 'sync-role':
+        if (!this.sendTo('lvs', { type: 'sync-role', id: m.id, instance: m.instance, role: m.role }))
+          this.sendTo('vrrp', { type: 'sync-role-done', id: m.id });
+        break;
+      case 'sync-role-done':
+        this.sendTo('vrrp', { type: 'sync-role-done', id: m.id });
+        break;
     }
   }
 

@@ -7,6 +7,7 @@
 
 import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
 import type { Config } from '../config/model.js';
+import { syncSpecOf, type VrrpRole } from '../lb/conn-sync.js';
 import { IpCommands } from '../os/ip-commands.js';
 import { NetlinkAddresses } from '../os/netlink-address.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
@@ -20,6 +21,9 @@ import { VrrpDriver } from '../vrrp/driver.js';
 import { vipStatuses } from '../vrrp/status.js';
 import type { FromWorker } from './ipc.js';
 
+/** How long a MASTER waits for the LVS worker's commit before adding its VIPs anyway. */
+const SYNC_COMMIT_TIMEOUT_MS = 5000;
+
 export const VRRP_NEEDS_ROOT = 'VRRP needs raw sockets (root or CAP_NET_RAW); not running';
 
 export async function startVrrpRole(config: Config, logger: Logger, events: EventSink, send: (m: FromWorker) => void) {
@@ -28,6 +32,30 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
   const runner = new ChildProcessRunner();
   const tracking = new Map<string, { effective: number; fault: boolean; reason: string }>();
   const root = process.getuid?.() === 0;
+  // connection sync (docs/conn-sync.md): the followed instance's states go to the LVS worker,
+  // which owns conntrackd; MASTER waits for its answer (the commit) before adding the VIPs
+  const syncWaits = new Map<number, () => void>();
+  let syncIds = 0;
+  const syncRole = (instance: string, role: VrrpRole): Promise<void> => {
+    if (syncSpecOf(current)?.instance !== instance) return Promise.resolve();
+    const id = ++syncIds;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        syncWaits.delete(id);
+        if (role === 'MASTER')
+          logger.log(
+            'warning',
+            `VRRP_Instance(${instance}) connection sync: no commit answer within ${SYNC_COMMIT_TIMEOUT_MS / 1000} s; adding the VIPs`,
+          );
+        resolve();
+      }, SYNC_COMMIT_TIMEOUT_MS);
+      syncWaits.set(id, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      send({ type: 'sync-role', id, instance, role });
+    });
+  };
   const newManager = (c: Config) =>
     new VrrpDriver(
       c,
@@ -49,6 +77,7 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
         gratuitousArp: (ifname, vip, count) => void sendGratuitousArp(ifname, vip, count),
         unsolicitedNa: (ifname, vip, count) => void sendUnsolicitedNa(ifname, vip, count),
         ip: new IpCommands(runner, NetlinkAddresses.open()),
+        syncRole,
       },
       logger,
       events,
@@ -155,10 +184,17 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
       report();
       return { ok: true };
     },
+    /** the LVS worker's answer to a sync-role */
+    syncDone(id: number) {
+      const done = syncWaits.get(id);
+      syncWaits.delete(id);
+      done?.();
+    },
     async stop() {
       clearInterval(timer);
       tracker.stop();
       await manager?.stop();
+      for (const done of syncWaits.values()) done();
     },
   };
 }

@@ -5,13 +5,18 @@
  * and the other worker running.
  */
 
+import { dirname, join } from 'node:path';
 import type { AdminAction } from '../api/types.js';
 import type { Config } from '../config/model.js';
 import { type ControlServer, DEFAULT_CONTROL_LIMITS, startControlServer } from '../control/server.js';
+import type { DataPlaneSnapshot } from '../dataplane/port.js';
+import { syncedConnections, type VrrpRole } from '../lb/conn-sync.js';
+import type { TableSnapshot } from '../lb/types.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
 import { SystemClock } from '../util/clock.js';
 import type { EventSink, KeepvsEvent } from '../util/events.js';
 import type { Logger, LogLevel } from '../util/logger.js';
+import { ConnSync } from './conn-sync.js';
 import type { FromWorker, ToWorker, WorkerInit } from './ipc.js';
 import { LimitLog } from './limit-log.js';
 import { LvsService } from './lvs-service.js';
@@ -40,6 +45,10 @@ const events: EventSink = { emit: (event: KeepvsEvent) => send({ type: 'event', 
 
 interface Role {
   reload(config: Config): Promise<void>;
+  /** LVS worker: a VRRP state for connection sync; resolves when the VIPs may be added */
+  syncRole?(instance: string, role: VrrpRole): Promise<void>;
+  /** VRRP worker: the answer to its sync-role */
+  syncDone?(id: number): void;
   admin(action: AdminAction): Promise<{ ok: boolean; error?: string }>;
   /** `orphaned`: the supervisor is gone; kernel forwarding state is left in place */
   stop(drainMs: number, orphaned?: boolean): Promise<void>;
@@ -66,6 +75,27 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     plane: init.dataplane,
   });
   await svc.start();
+  // connection sync (lvs_sync_daemon, keepvsadm --start-daemon): conntrackd, filtered to the table's real servers
+  const sync = new ConnSync(config, {
+    plane: init.dataplane,
+    runner: new ChildProcessRunner(),
+    logger,
+    dir: join(dirname(init.socket), 'conntrackd'),
+    flows: () => {
+      const t = svc.table.snapshot();
+      return {
+        realServers: t.services.flatMap((s) => s.dests.map((d) => d.address)),
+        protocols: [...new Set(t.services.map((s) => (s.key.kind === 'addr' ? s.key.protocol : 'tcp')))],
+      };
+    },
+  });
+  await sync.start();
+  const withSync = (t: TableSnapshot): TableSnapshot => ({ ...t, syncDaemons: sync.daemons() });
+  // what stops the sync daemon from running, in the API's and dashboard's data-plane diagnostics
+  const withSyncNote = (d: DataPlaneSnapshot): DataPlaneSnapshot => {
+    const note = sync.note();
+    return note ? { ...d, diagnostics: [...d.diagnostics, { code: 'DP_CONN_SYNC', service: '', message: note }] } : d;
+  };
   // the kernel plane forwards packets: it cannot add a PROXY header (never degrade silently).
   // A proxy_protocol keyword is KV318 at -t and start; this covers --proxy-protocol on the command line.
   const checkProxyProtocol = (c: Config) => {
@@ -85,9 +115,19 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     control = await startControlServer(
       init.socket,
       {
-        snapshot: () => svc.tableSnapshot(),
-        connections: () => svc.connections(),
-        apply: (ops) => svc.applyOperatorOps(ops),
+        snapshot: () => withSync(svc.tableSnapshot()),
+        // the backup's -Lnc also lists the peer's flows it holds ready for a takeover
+        connections: async () => [
+          ...(await svc.connections()),
+          ...syncedConnections(await sync.synced(), svc.table.snapshot()),
+        ],
+        apply: async (ops) => {
+          const r = await svc.applyOperatorOps(ops);
+          void sync.tableChanged();
+          return r;
+        },
+        startDaemon: (m) => sync.startDaemon(m),
+        stopDaemon: (state) => sync.stopDaemon(state),
       },
       DEFAULT_CONTROL_LIMITS,
       (m) => logger.log('warning', m),
@@ -103,7 +143,15 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
   const report = () => {
     const snapshot = svc.snapshot();
     limits.report(snapshot.dataplane, Date.now());
-    send({ type: 'lvs-snapshot', snapshot: { ...snapshot, ...(control ? { control: { ...control.stats } } : {}) } });
+    send({
+      type: 'lvs-snapshot',
+      snapshot: {
+        ...snapshot,
+        table: withSync(snapshot.table),
+        dataplane: withSyncNote(snapshot.dataplane),
+        ...(control ? { control: { ...control.stats } } : {}),
+      },
+    });
   };
   const timer = setInterval(report, 1000);
   svc.checks.onChange(() => setImmediate(report));
@@ -112,8 +160,10 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     reload: async (c) => {
       checkProxyProtocol(c);
       await svc.reload(c);
+      await sync.reload(c);
       report();
     },
+    syncRole: (instance, role) => sync.vrrpRole(instance, role),
     async admin(a) {
       if (a.action === 'drain' || a.action === 'restore' || a.action === 'weight') {
         const known = svc.table.snapshot().services.find((s) => s.id === a.service);
@@ -137,6 +187,7 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     async stop(drainMs, orphaned = false) {
       clearInterval(timer);
       control?.close();
+      await sync.stop();
       await svc.stop(drainMs, orphaned);
     },
   };
@@ -159,6 +210,12 @@ process.on('message', (m: ToWorker) => {
     } else if (m.type === 'admin' && role) {
       const r = await role.admin(m.action);
       send({ type: 'admin-result', id: m.id, ...r });
+    } else if (m.type === 'sync-role') {
+      // answered even when this worker has no sync to do (or is not started yet): the VIPs must not wait
+      await role?.syncRole?.(m.instance, m.role).catch(() => undefined);
+      send({ type: 'sync-role-done', id: m.id });
+    } else if (m.type === 'sync-role-done') {
+      role?.syncDone?.(m.id);
     } else if (m.type === 'stop') {
       await stopOnce(m.drainMs);
     }

@@ -44,6 +44,12 @@ export interface VrrpIo {
   ip: IpPort;
   /** the interface's primary address (IPv4) or link-local one (IPv6, RFC 5798 §5.1.2.1) */
   primaryAddress?(ifname: string, family: 4 | 6): string | undefined;
+  /**
+   * Connection sync (docs/conn-sync.md): told of each MASTER, BACKUP and FAULT. Becoming MASTER
+   * awaits it before the VIPs are added, so the peer's flows are in the kernel before the first
+   * packet for them arrives (committed later, a packet would be scheduled afresh).
+   */
+  syncRole?(instance: string, to: 'MASTER' | 'BACKUP' | 'FAULT'): Promise<void>;
 }
 
 interface Shared {
@@ -365,6 +371,7 @@ export class VrrpDriver {
         });
         if (a.to === 'MASTER') this.queue(r, () => this.becomeMaster(r));
         else if (a.from === 'MASTER') this.queue(r, () => this.leaveMaster(r));
+        if (a.to === 'BACKUP' || a.to === 'FAULT') this.tellSync(r, a.to);
         this.reportGroupState(r, a.to);
         if (!this.stopping) this.syncGroup(r, a.to);
       }
@@ -503,10 +510,28 @@ export class VrrpDriver {
     if (priority === 0) this.count(r, 'pri_zero_sent');
   }
 
+  private tellSync(r: Running, to: 'BACKUP' | 'FAULT'): void {
+    this.io
+      .syncRole?.(r.config.name, to)
+      .catch((e) =>
+        this.logger.log(
+          'error',
+          `VRRP_Instance(${r.config.name}) connection sync: ${e instanceof Error ? e.message : e}`,
+        ),
+      );
+  }
+
   private async becomeMaster(r: Running): Promise<void> {
     if (r.stopped) return;
     const i = r.config;
     const owner = `VRRP_Instance(${i.name})`;
+    // the peer's flows go into the kernel before the VIPs (conntrackd's commit), docs/conn-sync.md
+    if (this.io.syncRole) {
+      await this.io
+        .syncRole(i.name, 'MASTER')
+        .catch((e) => this.logger.log('error', `${owner} connection sync: ${e instanceof Error ? e.message : e}`));
+      if (r.stopped) return;
+    }
     this.logFailures(await this.io.ip.addresses('add', placed(i, i.virtualIpaddresses), vipDev(i)), owner);
     this.logFailures(await this.io.ip.routes('add', i.virtualRoutes), owner);
     this.logFailures(await this.io.ip.rules('add', i.virtualRules), owner);

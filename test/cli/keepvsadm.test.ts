@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   formatConnections,
+  formatDaemons,
   formatList,
   formatSave,
   formatTimeouts,
@@ -422,3 +423,75 @@ function describeBinary() {
     assert.match(err, /cannot connect to keepvs at .*none\.sock: ENOENT/);
   });
 }
+
+test('--start-daemon / --stop-daemon and their options (ipvsadm.c parse_options, commands_v_options)', () => {
+  const ok = (...a: string[]) => {
+    const r = parseIpvsadmArgs(a);
+    assert.ok(!('error' in r), `${a.join(' ')}: ${'error' in r ? r.error : ''}`);
+    return r;
+  };
+  const err = (...a: string[]) => {
+    const r = parseIpvsadmArgs(a);
+    assert.ok('error' in r, `${a.join(' ')} accepted`);
+    return r.error;
+  };
+  const s = ok(
+    '--start-daemon',
+    'master',
+    '--mcast-interface',
+    'eth1',
+    '--syncid',
+    '7',
+    '--sync-maxlen',
+    '1400',
+    '--mcast-group',
+    '224.0.0.82',
+    '--mcast-port',
+    '8849',
+    '--mcast-ttl',
+    '2',
+  );
+  assert.equal(s.cmd, 'start-daemon');
+  assert.equal(s.daemonState, 'master');
+  assert.deepEqual(
+    [s.mcastInterface, s.syncId, s.syncMaxlen, s.mcastGroup, s.mcastPort, s.mcastTtl],
+    ['eth1', 7, 1400, '224.0.0.82', 8849, 2],
+  );
+  const stop = ok('--stop-daemon', 'backup');
+  assert.equal(stop.cmd, 'stop-daemon');
+  assert.equal(stop.daemonState, 'backup');
+  assert.equal(err('--start-daemon', 'primary'), 'illegal start-daemon parameter specified');
+  assert.equal(err('--stop-daemon', 'x'), 'illegal stop_daemon parameter specified');
+  assert.equal(err('--start-daemon', 'master', '--syncid', '256'), 'illegal syncid specified');
+  assert.equal(err('--start-daemon', 'master', '--mcast-group', '10.0.0.1'), 'illegal mcast-group specified');
+  assert.equal(err('--start-daemon', 'master', '--mcast-port', '0'), 'illegal mcast-port specified');
+  assert.equal(err('--start-daemon', 'master', '--mcast-ttl', '300'), 'illegal mcast-ttl specified');
+  assert.equal(err('--start-daemon', 'master', '--sync-maxlen', '0'), 'illegal sync-maxlen specified');
+  assert.equal(
+    err('--stop-daemon', 'master', '--mcast-interface', 'eth0'),
+    "Illegal 'mcast-interface' option with the 'stop-daemon' command",
+  );
+  assert.equal(err('-L', '--mcast-interface', 'eth0'), "Illegal 'mcast-interface' option with the 'list' command");
+});
+
+test('-L --daemon prints each running daemon as ipvsadm 1.31 does', () => {
+  const t = {
+    ...table,
+    syncDaemons: [
+      {
+        role: 'master' as const,
+        mcastInterface: 'eth0',
+        syncId: 1,
+        maxlen: 1472,
+        group: '224.0.0.81',
+        port: 8848,
+        ttl: 1,
+      },
+    ],
+  };
+  assert.equal(
+    formatDaemons(t),
+    'master sync daemon (mcast=eth0, syncid=1, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n',
+  );
+  assert.equal(formatDaemons({ ...table, syncDaemons: [] }), '');
+});

@@ -58,9 +58,17 @@ test('global_defs: every supported keyword reaches the model', () => {
  shutdown_script "/bin/down now"
  max_auto_priority 50
 }
+vrrp_instance VI_1 {
+ interface eth1
+ virtual_router_id 7
+ priority 100
+ virtual_ipaddress {
+  198.18.0.100
+ }
+}
 `);
-  // KV112: lvs_sync_daemon is parsed but not acted on
-  assert.deepEqual(codes(r), ['KV112', 'KV111'], r.diagnostics.map(show).join('\n'));
+  // KV323: conntrackd has no counterpart for maxlen, ttl and id (a note)
+  assert.deepEqual(codes(r), ['KV111', 'KV323'], r.diagnostics.map(show).join('\n'));
   const g = r.config!.globalDefs;
   assert.equal(g.routerId, 'lb1');
   assert.deepEqual(g.notificationEmail, ['a@x.org', 'b@x.org']);
@@ -107,7 +115,9 @@ test('global_defs: every supported keyword reaches the model', () => {
     port: 8848,
     ttl: 2,
     group: '224.0.0.81',
+    loc: g.lvsSyncDaemon?.loc,
   });
+  assert.equal(g.lvsSyncDaemon?.loc?.line, 42);
   assert.ok(g.lvsFlush && g.lvsFlushOnStop && g.dynamicInterfaces);
   assert.equal(g.defaultInterface, 'bond0');
   assert.equal(g.startupScript?.command, '/bin/up');

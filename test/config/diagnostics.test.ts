@@ -153,6 +153,16 @@ const CASES: readonly Case[] = [
     4,
   ],
   [
+    'KV319',
+    text(`global_defs {\n lvs_sync_daemon eth1 VI_9\n}\n${vi('VI_1', 1)}`),
+    2,
+  ],
+  [
+    'KV323',
+    text(`global_defs {\n lvs_sync_daemon eth1 VI_1 maxlen 1400\n}\n${vi('VI_1', 1)}`),
+    2,
+  ],
+  [
     'KV318',
     () =>
       parse('virtual_server 10.0.0.1 53 {\n protocol UDP\n ops\n real_server 10.0.1.1 53 {\n }\n}\n', {

@@ -8,7 +8,7 @@ import { FakeClock } from '../../src/util/clock.js';
 import { EventBus, type KeepvsEvent } from '../../src/util/events.js';
 import { MemoryLogger } from '../../src/util/logger.js';
 import type { ProcessRunner } from '../../src/util/ports.js';
-import { type Received, VrrpDriver } from '../../src/vrrp/driver.js';
+import { type Received, VrrpDriver, type VrrpIo } from '../../src/vrrp/driver.js';
 import { parse } from '../config/helpers.js';
 
 const CONF = `vrrp_sync_group G {
@@ -43,7 +43,7 @@ vrrp_instance VI_B {
   }
 }`;
 
-function setup(conf = CONF) {
+function setup(conf = CONF, extra: Partial<VrrpIo> = {}) {
   const r = parse(conf);
   assert.equal(r.usable, true, JSON.stringify(r.diagnostics));
   const clock = new FakeClock();
@@ -80,6 +80,7 @@ function setup(conf = CONF) {
       gratuitousArp: (ifname, vip, count) => void garps.push(`${ifname} ${vip} x${count}`),
       unsolicitedNa: () => {},
       ip: new IpCommands(runner),
+      ...extra,
     },
     new MemoryLogger(),
     bus,
@@ -156,6 +157,39 @@ test('the driver elects, adds VIPs, sends GARP bursts and adverts with the confi
     'virtual_routes removed on leaving MASTER',
   );
   assert.ok(ipCommands.includes('ip -4 addr del 198.18.0.100/24 dev eth0'));
+});
+
+test('connection sync: becoming MASTER waits for the sync hook (the commit) before adding the VIPs', async () => {
+  const calls: string[] = [];
+  const pending: (() => void)[] = [];
+  const release = () => {
+    for (const p of pending.splice(0)) p();
+  };
+  const ctx = setup(CONF, {
+    syncRole: (instance, to) => {
+      calls.push(`${instance} ${to}`);
+      if (to !== 'MASTER') return Promise.resolve();
+      return new Promise<void>((res) => pending.push(res));
+    },
+  });
+  const { m, clock, ipCommands, flush } = ctx;
+  await m.start();
+  clock.advance(3700);
+  await flush();
+  assert.equal(state(m, 'VI_A'), 'MASTER');
+  assert.ok(calls.includes('VI_A MASTER'), calls.join());
+  const added = () => ipCommands.filter((c) => c.startsWith('ip -4 addr add 198.18.0.100'));
+  await flush();
+  assert.equal(added().length, 0, 'no VIP before the sync hook returns');
+  release();
+  await flush();
+  await flush();
+  assert.equal(added().length, 1, 'the VIP is added once the commit is done');
+  // a higher-priority peer: back to BACKUP, and the sync role is told
+  ctx.advert('eth0', 10, 200, '198.18.0.9');
+  await flush();
+  assert.ok(calls.includes('VI_A BACKUP'), calls.join());
+  await m.stop();
 });
 
 test('a higher-priority peer keeps it backup; packets with a bad TTL or from itself are ignored and counted', async () => {

@@ -41,6 +41,13 @@ export interface Command {
   lThreshold?: number;
   timeouts?: [number, number, number];
   daemonState?: string;
+  /** --start-daemon's options (ipvsadm.c: --mcast-interface, --syncid, --sync-maxlen, --mcast-group/port/ttl) */
+  mcastInterface?: string;
+  syncId?: number;
+  syncMaxlen?: number;
+  mcastGroup?: string;
+  mcastPort?: number;
+  mcastTtl?: number;
   numeric: boolean;
   connections: boolean;
   format: 'default' | 'stats' | 'rate' | 'thresholds' | 'persistent-conn';
@@ -110,6 +117,12 @@ const DEFS: OptDef[] = [
   { long: 'sort', arg: 'none', name: '--sort' },
   { long: 'nosort', arg: 'none', name: '--nosort' },
   { long: 'tun-info', arg: 'none', name: '--tun-info' },
+  { long: 'mcast-interface', arg: 'required', name: '--mcast-interface' },
+  { long: 'syncid', arg: 'required', name: '--syncid' },
+  { long: 'sync-maxlen', arg: 'required', name: '--sync-maxlen' },
+  { long: 'mcast-group', arg: 'required', name: '--mcast-group' },
+  { long: 'mcast-port', arg: 'required', name: '--mcast-port' },
+  { long: 'mcast-ttl', arg: 'required', name: '--mcast-ttl' },
 ];
 
 /** ipvsadm's names of the commands and options, as its messages print them (ipvsadm.c cmdnames, optnames). */
@@ -146,6 +159,7 @@ const OPT_NAMES: readonly (readonly [string, readonly string[]])[] = [
   ['weight', ['-w']],
   ['u-threshold', ['-x']],
   ['l-threshold', ['-y']],
+  ['mcast-interface', ['--mcast-interface']],
   ['timeout', ['--timeout']],
   ['daemon', ['--daemon']],
   ['stats', ['--stats']],
@@ -153,10 +167,15 @@ const OPT_NAMES: readonly (readonly [string, readonly string[]])[] = [
   ['thresholds', ['--thresholds']],
   ['persistent-conn', ['--persistent-conn']],
   ['nosort', ['--nosort', '--sort']],
+  ['syncid', ['--syncid']],
   ['exact', ['--exact']],
   ['ops', ['-o']],
   ['sched-flags', ['-b']],
   ['tun-info', ['--tun-info']],
+  ['sync-maxlen', ['--sync-maxlen']],
+  ['mcast-group', ['--mcast-group']],
+  ['mcast-port', ['--mcast-port']],
+  ['mcast-ttl', ['--mcast-ttl']],
 ];
 const OPT_NAME_OF = new Map(OPT_NAMES.flatMap(([name, flags]) => flags.map((f) => [f, name] as const)));
 
@@ -217,8 +236,15 @@ const MATRIX: Record<CommandName, Readonly<Record<string, '+' | '1' | ' '>>> = {
   },
   'del-server': { 'service-address': '+', 'real-server': '+' },
   set: {},
-  'start-daemon': {},
-  'stop-daemon': {},
+  'start-daemon': {
+    'mcast-interface': ' ',
+    syncid: ' ',
+    'sync-maxlen': ' ',
+    'mcast-group': ' ',
+    'mcast-port': ' ',
+    'mcast-ttl': ' ',
+  },
+  'stop-daemon': { syncid: ' ' },
   restore: {},
   save: { numeric: ' ' },
   zero: { 'service-address': ' ' },
@@ -264,6 +290,9 @@ function servicePortIsZero(v: string): boolean {
   const colons = v.split(':').length - 1;
   return colons !== 1 || v.split(':')[1] === '0';
 }
+
+/** an IPv4 (224-239) or IPv6 (ff00::/8) multicast address */
+const MULTICAST = /^(2(2[4-9]|3\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}|[fF][fF][0-9a-fA-F]{2}:[0-9a-fA-F:]*)$/;
 
 function parseUint(v: string, max: number): number | undefined {
   return /^\d+$/.test(v) && Number(v) <= max ? Number(v) : undefined;
@@ -444,10 +473,46 @@ export function parseIpvsadmArgs(argv: readonly string[]): Command | { error: st
       case '--nosort':
         c.sort = false;
         break;
+      // ipvsadm.c parse_options: the daemon options and their "illegal ..." texts
+      case '--mcast-interface':
+        c.mcastInterface = v;
+        break;
+      case '--syncid': {
+        const n = parseUint(v, 255);
+        if (n === undefined) return { error: 'illegal syncid specified' };
+        c.syncId = n;
+        break;
+      }
+      case '--sync-maxlen': {
+        const n = parseUint(v, 65535 - 20 - 8);
+        if (n === undefined || n < 1) return { error: 'illegal sync-maxlen specified' };
+        c.syncMaxlen = n;
+        break;
+      }
+      case '--mcast-group':
+        if (!MULTICAST.test(v)) return { error: 'illegal mcast-group specified' };
+        c.mcastGroup = v;
+        break;
+      case '--mcast-port': {
+        const n = parseUint(v, 65535);
+        if (n === undefined || n < 1) return { error: 'illegal mcast-port specified' };
+        c.mcastPort = n;
+        break;
+      }
+      case '--mcast-ttl': {
+        const n = parseUint(v, 255);
+        if (n === undefined || n < 1) return { error: 'illegal mcast-ttl specified' };
+        c.mcastTtl = n;
+        break;
+      }
     }
   }
   const problem = checkOptions(c, used);
   if (problem) return { error: problem };
+  if (c.cmd === 'start-daemon' || c.cmd === 'stop-daemon') {
+    if (c.daemonState !== 'master' && c.daemonState !== 'backup')
+      return { error: `illegal ${c.cmd === 'start-daemon' ? 'start-daemon' : 'stop_daemon'} parameter specified` };
+  }
   // ipvsadm.c process_options: a port-0 service must be persistent; OPS only for UDP
   if ((c.cmd === 'add-service' || c.cmd === 'edit-service') && c.service && c.service.kind !== 'fwmark') {
     if (c.persistent === undefined && servicePortIsZero(c.service.value))
@@ -491,8 +556,8 @@ Either long or short options are allowed.
   --list            -L|-l     list the table
   --zero            -Z        zero the counters of a service or of all services
   --set tcp tcpfin udp        set the connection timeouts
-  --start-daemon              start the connection sync daemon (not supported by keepvs)
-  --stop-daemon               stop the connection sync daemon (not supported by keepvs)
+  --start-daemon              start the connection sync daemon (conntrackd, kernel plane)
+  --stop-daemon               stop the connection sync daemon
   --help            -h        display this help message
 
 virtual-service:
@@ -529,6 +594,14 @@ Options:
   --ops          -o                   one-packet scheduling
   --numeric      -n                   numeric output of addresses and ports
   --sched-flags  -b flags             scheduler flags (comma-separated)
+
+Daemon Options:
+  --syncid sid                        syncid for connection sync (default=0)
+  --sync-maxlen length                Max sync message length (default=1472)
+  --mcast-interface interface         multicast interface for connection sync
+  --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)
+  --mcast-port port                   UDP port (default=8848)
+  --mcast-ttl ttl                     Multicast TTL (default=1)
 
 keepvs options:
   --socket PATH                       control socket (default /run/keepvs/keepvs.sock, or $KEEPVS_SOCKET)

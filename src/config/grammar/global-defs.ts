@@ -12,7 +12,6 @@ import {
   type KeywordEntry,
   type Mutable,
   noExtra,
-  parsedOnly,
   parseIntWord,
   parseIp,
   portWord,
@@ -154,7 +153,7 @@ function lvsTimeouts(n: Node, d: GlobalDraft, c: Ctx): void {
 function lvsSyncDaemon(n: Node, d: GlobalDraft, c: Ctx): void {
   const w = arg(n, 0, c, 'an interface');
   if (!w) return;
-  const out: Mutable<NonNullable<GlobalDefs['lvsSyncDaemon']>> = { interface: w.text };
+  const out: Mutable<NonNullable<GlobalDefs['lvsSyncDaemon']>> = { interface: w.text, loc: n.loc };
   const words = n.args.slice(1);
   for (let i = 0; i < words.length; i++) {
     const k = words[i].text;
@@ -268,7 +267,7 @@ export const GLOBAL_DEFS: ReadonlyMap<string, E> = table<GlobalDraft>(
     ['lvs_notify_fifo', lnf],
     ['lvs_notify_fifo_script', lnfs],
     ['lvs_timeouts', value(lvsTimeouts)],
-    ['lvs_sync_daemon', parsedOnly(value(lvsSyncDaemon), 'there is no IPVS connection sync daemon')],
+    ['lvs_sync_daemon', value(lvsSyncDaemon)],
     ['lvs_flush', flag((d, v) => (d.lvsFlush = v))],
     [
       'expire_nodest_conn',
