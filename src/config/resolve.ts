@@ -162,7 +162,7 @@ function checkConnSync(
       `lvs_sync_daemon: connection sync needs the kernel data plane, but keepvs runs --dataplane ${plane.name}: ` +
         'the userspace proxy terminates TCP in this process, and a socket cannot move to the other director; no sync daemon runs',
     );
-  if (s?.group !== undefined && s.group.includes(':'))
+  if (s?.group?.includes(':'))
     ctx.report(
       'KV319',
       loc,

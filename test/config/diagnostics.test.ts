@@ -152,16 +152,8 @@ const CASES: readonly Case[] = [
       ),
     4,
   ],
-  [
-    'KV319',
-    text(`global_defs {\n lvs_sync_daemon eth1 VI_9\n}\n${vi('VI_1', 1)}`),
-    2,
-  ],
-  [
-    'KV323',
-    text(`global_defs {\n lvs_sync_daemon eth1 VI_1 maxlen 1400\n}\n${vi('VI_1', 1)}`),
-    2,
-  ],
+  ['KV319', text(`global_defs {\n lvs_sync_daemon eth1 VI_9\n}\n${vi('VI_1', 1)}`), 2],
+  ['KV323', text(`global_defs {\n lvs_sync_daemon eth1 VI_1 maxlen 1400\n}\n${vi('VI_1', 1)}`), 2],
   [
     'KV318',
     () =>
