@@ -53,32 +53,41 @@ for (const [version, vip, vrid] of [
   );
 }
 
-test(
-  'FRR vrrpd master (100), keepvs backup (90), v3 IPv4: keepvs stays backup, takes over on FRR stop, FRR preempts back',
-  opts,
-  async () => {
-    const vip = '198.18.0.100';
-    const kv = lab.keepvs('lb1', globalDefs('kv') + instance({ vrid: 54, priority: 90, vips: [vip] }), 'rev');
-    let frr = await lab.frr('lb2', 'rev', { vrid: 54, version: 3, priority: 100, vip });
-    const frrOnly = () => !lab.hasVip('lb1', vip) && lab.frrHolds('lb2', frr.macvlan);
-    const kvOnly = () => lab.hasVip('lb1', vip) && !lab.frrHolds('lb2', frr.macvlan);
-    try {
-      await until('FRR master', frrOnly, 15000);
-      // FRR preempting keepvs (which was alone first) settles within an advert interval
-      await sleep(1000);
-      await holds('FRR the only holder', frrOnly, 3000).catch((e) => {
-        throw new Error(`${e.message}\n${lab.keepvsLog('rev')}\n${frr.vtysh('show vrrp')}`);
-      });
-      await frr.proc();
-      await until('keepvs takes over on FRR stop', kvOnly, 3000);
-      lab.ip('lb2', 'link', 'del', frr.macvlan);
-      frr = await lab.frr('lb2', 'rev2', { vrid: 54, version: 3, priority: 100, vip });
-      await until('FRR preempts back', frrOnly, 15000);
-    } finally {
-      await stopProc(kv.proc, 'SIGKILL', true);
-      await frr.proc();
-      lab.ip('lb2', 'link', 'del', frr.macvlan);
-      lab.clearVips([vip]);
-    }
-  },
-);
+// the other direction for every variant FRR has (vrrpd 8.4: no unicast peers, no authentication)
+for (const [version, vip, vrid] of [
+  [3, '198.18.0.100', 54],
+  [3, '2001:2::100', 55],
+  [2, '198.18.0.100', 56],
+] as const) {
+  const fam = vip.includes(':') ? 'IPv6' : 'IPv4';
+  test(
+    `FRR vrrpd master (100), keepvs backup (90), v${version} ${fam}: keepvs stays backup, takes over on FRR stop, FRR preempts back`,
+    opts,
+    async () => {
+      const kvConf = globalDefs('kv') + instance({ vrid, priority: 90, version, vips: [vip] });
+      const kv = lab.keepvs('lb1', kvConf, `rev${vrid}`);
+      let frr = await lab.frr('lb2', `rev${vrid}`, { vrid, version, priority: 100, vip });
+      const frrOnly = () => !lab.hasVip('lb1', vip) && lab.frrHolds('lb2', frr.macvlan);
+      const kvOnly = () => lab.hasVip('lb1', vip) && !lab.frrHolds('lb2', frr.macvlan);
+      try {
+        await until('FRR master', frrOnly, 15000);
+        // FRR preempting keepvs (which was alone first) settles within an advert interval
+        await sleep(1000);
+        await holds('FRR the only holder', frrOnly, 3000).catch((e) => {
+          throw new Error(`${e.message}\n${lab.keepvsLog(`rev${vrid}`)}\n${frr.vtysh('show vrrp')}`);
+        });
+        await frr.proc();
+        await until('keepvs takes over on FRR stop', kvOnly, 3000);
+        lab.ip('lb2', 'link', 'del', frr.macvlan);
+        frr = await lab.frr('lb2', `rev${vrid}b`, { vrid, version, priority: 100, vip });
+        await until('FRR preempts back', frrOnly, 15000);
+      } finally {
+        await stopProc(kv.proc, 'SIGKILL', true);
+        await frr.proc();
+        lab.ip('lb2', 'link', 'del', frr.macvlan);
+        lab.clearVips([vip]);
+        await sleep(300);
+      }
+    },
+  );
+}
