@@ -69,8 +69,11 @@ for (const [version, vip, vrid] of [
       let frr = await lab.frr('lb2', `rev${vrid}`, { vrid, version, priority: 100, vip });
       const frrOnly = () => !lab.hasVip('lb1', vip) && lab.frrHolds('lb2', frr.macvlan);
       const kvOnly = () => lab.hasVip('lb1', vip) && !lab.frrHolds('lb2', frr.macvlan);
+      // vrrpd's macvlan can be up for a moment before vrrpd has an address to speak from (IPv6:
+      // its link-local is still tentative), so wait for vrrpd to say Master
+      const frrMaster = () => frrOnly() && /Status \(v[46]\)\s+Master/.test(frr.vtysh('show vrrp'));
       try {
-        await until('FRR master', frrOnly, 15000);
+        await until('FRR master', frrMaster, 20000, 300);
         // FRR preempting keepvs (which was alone first) settles within an advert interval
         await sleep(1000);
         await holds('FRR the only holder', frrOnly, 3000).catch((e) => {
@@ -80,7 +83,8 @@ for (const [version, vip, vrid] of [
         await until('keepvs takes over on FRR stop', kvOnly, 3000);
         lab.ip('lb2', 'link', 'del', frr.macvlan);
         frr = await lab.frr('lb2', `rev${vrid}b`, { vrid, version, priority: 100, vip });
-        await until('FRR preempts back', frrOnly, 15000);
+        await until('FRR preempts back', frrMaster, 20000, 300);
+        await holds('FRR the only holder again', frrOnly, 2000);
       } finally {
         await stopProc(kv.proc, 'SIGKILL', true);
         await frr.proc();
