@@ -17,12 +17,17 @@ after(async () => {
   if (haveFrr) await lab.down();
 });
 
-for (const [version, vip, vrid] of [
-  [3, '198.18.0.100', 51],
-  [3, '2001:2::100', 52],
-  [2, '198.18.0.100', 53],
-] as const) {
-  const fam = vip.includes(':') ? 'IPv6' : 'IPv4';
+// every variant FRR has (vrrpd 8.4: no unicast peers, no authentication), each with its own VRID
+const VARIANTS = [
+  [3, '198.18.0.100'],
+  [3, '2001:2::100'],
+  [2, '198.18.0.100'],
+] as const;
+const family = (vip: string) => (vip.includes(':') ? 'IPv6' : 'IPv4');
+
+for (const [i, [version, vip]] of VARIANTS.entries()) {
+  const vrid = 51 + i;
+  const fam = family(vip);
   test(
     `FRR vrrpd, v${version} ${fam}: keepvs master (100) / FRR backup (90), graceful stop, preemption back, crash`,
     opts,
@@ -53,13 +58,10 @@ for (const [version, vip, vrid] of [
   );
 }
 
-// the other direction for every variant FRR has (vrrpd 8.4: no unicast peers, no authentication)
-for (const [version, vip, vrid] of [
-  [3, '198.18.0.100', 54],
-  [3, '2001:2::100', 55],
-  [2, '198.18.0.100', 56],
-] as const) {
-  const fam = vip.includes(':') ? 'IPv6' : 'IPv4';
+// the other direction
+for (const [i, [version, vip]] of VARIANTS.entries()) {
+  const vrid = 54 + i;
+  const fam = family(vip);
   test(
     `FRR vrrpd master (100), keepvs backup (90), v${version} ${fam}: keepvs stays backup, takes over on FRR stop, FRR preempts back`,
     opts,
