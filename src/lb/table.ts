@@ -17,7 +17,7 @@ import { ok, type Result } from '../util/result.js';
 import { F_OPS } from './conn-store.js';
 import { ConnTable, Handle } from './conn-table.js';
 import { SCHEDULERS } from './sched/index.js';
-import type { SchedClient, Scheduler, SchedulerFactory } from './sched/types.js';
+import type { SchedClient, Scheduler, SchedulerFactory, SharedPosition } from './sched/types.js';
 import { ESTIMATOR_INTERVAL_MS } from './stats.js';
 import { Dest, expandFlags, Service, serviceSnapshot } from './table-entries.js';
 import { opError, validateDest, validateKey, validateServiceParams } from './table-validate.js';
@@ -58,6 +58,11 @@ export interface LbTableOptions {
   readonly onConnsDropped?: (event: DroppedConns) => void;
   /** scheduler registry (default: every IPVS scheduler, SCHEDULERS) */
   readonly schedulers?: Readonly<Record<string, SchedulerFactory>>;
+  /**
+   * The rr/wrr position of a service shared with the other replicas of this table (proxy
+   * workers), by service id; without it (or undefined for a service) each table keeps its own.
+   */
+  readonly positions?: (serviceId: string) => SharedPosition | undefined;
 }
 
 export interface DroppedConns {
@@ -92,9 +97,11 @@ export class LbTable implements ForwardingTable {
   expireQuiescentTemplate: boolean;
   private readonly onConnsDropped?: (event: DroppedConns) => void;
   private readonly schedulers: Readonly<Record<string, SchedulerFactory>>;
+  private readonly positions: ((serviceId: string) => SharedPosition | undefined) | undefined;
 
   constructor(options: LbTableOptions) {
     this.schedulers = options.schedulers ?? SCHEDULERS;
+    this.positions = options.positions;
     this.clock = options.clock;
     this.random = options.random ?? xorshift(0x9e3779b9);
     this.expireNodestConn = options.expireNodestConn ?? false;
@@ -176,14 +183,19 @@ export class LbTable implements ForwardingTable {
     if (!p.ok) return p;
     const id = serviceId(k.value);
     if (this.services.has(id)) return opError('service-exists', 'Service already exists');
-    const svc = new Service(k.value, id, p.value, this.newScheduler(p.value.scheduler));
+    const svc = new Service(k.value, id, p.value, this.newScheduler(p.value.scheduler, id));
     this.services.set(id, svc);
     this.armEstimator();
     return ok(undefined);
   }
 
-  private newScheduler(name: string): Scheduler {
-    return this.schedulers[name]({ random: this.random, now: () => this.clock.now() });
+  private newScheduler(name: string, serviceId: string): Scheduler {
+    const position = this.positions?.(serviceId);
+    return this.schedulers[name]({
+      random: this.random,
+      now: () => this.clock.now(),
+      ...(position ? { position } : {}),
+    });
   }
 
   private editService(key: ServiceKey, params: ServiceParams): Result<void, TableOpError> {
@@ -198,7 +210,7 @@ export class LbTable implements ForwardingTable {
     svc.flags = expandFlags(p.value.schedFlags);
     if (schedChanged) {
       // bind the new scheduler to the whole list at once (IPVS init_service sees every dest)
-      svc.scheduler = this.newScheduler(p.value.scheduler);
+      svc.scheduler = this.newScheduler(p.value.scheduler, svc.id);
       for (const d of svc.dests) d.heapPos.fill(-1);
       for (const d of svc.dests) svc.scheduler.destsChanged(svc, { kind: 'add', dest: d });
     } else {

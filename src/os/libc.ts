@@ -243,6 +243,27 @@ export function nativeBuffer(size: number): NativeBuffer {
   };
 }
 
+const PROT_READ_WRITE = 0x3;
+const MAP_SHARED = 0x1;
+
+const loadMmap = bindOnce(
+  (lib) => lib.func('void *mmap(void *, unsigned long, int, int, int, long)') as (...a: unknown[]) => unknown,
+);
+
+/**
+ * The first `bytes` of the open file `fd` mapped MAP_SHARED, as an ArrayBuffer: every process
+ * mapping the same file sees each write at once, and Atomics on an Int32Array over it are atomic
+ * across them (lock-prefixed instructions on the shared page). Never unmapped. null without libc
+ * or when mmap fails.
+ */
+export function mapSharedFile(fd: number, bytes: number): ArrayBuffer | null {
+  const mmap = loadMmap();
+  if (!mmap) return null;
+  const p = mmap(null, bytes, PROT_READ_WRITE, MAP_SHARED, fd, 0);
+  if (p === null || BigInt(koffi.address(p)) === 0xffffffffffffffffn) return null;
+  return koffi.view(p, bytes);
+}
+
 /** errno of the last failed call */
 export function errno(): number {
   return koffi.errno();

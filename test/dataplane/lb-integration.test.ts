@@ -233,20 +233,26 @@ for (const [scheduler, weights, expected] of [
   });
 }
 
-test('cluster of 3 workers: a persistent service steers each client to one worker by its address (one template); other services spread one client over the workers, rr still even', async () => {
+test('cluster of 3 workers: a persistent service steers each client to one worker by its address (one template); other services spread one client over the workers and still make one rr/wrr sequence', async () => {
   const servers = [0, 1, 2].map(async (i) => realServer((s) => s.end(String(i))));
   const rs = await Promise.all(servers);
   const dp = await ClusterDataPlane.start({ workers: 3, tableModule: LB_REPLICA_MODULE, statsIntervalMs: 50 });
   const rrKey = tcpKey(await freePort());
   const persistKey = tcpKey(await freePort());
-  const ops = (key: typeof rrKey, persistent: boolean): TableOp[] => [
+  const wrrKey = tcpKey(await freePort());
+  const ops = (key: typeof rrKey, persistent: boolean, scheduler = 'rr'): TableOp[] => [
     {
       op: 'add-service',
       key,
-      params: { ...SVC_PARAMS, scheduler: 'rr', ...(persistent ? { persistentTimeout: 300 } : {}) },
+      params: { ...SVC_PARAMS, scheduler, ...(persistent ? { persistentTimeout: 300 } : {}) },
     },
     ...rs.map(
-      (s): TableOp => ({ op: 'add-dest', key, dest: { address: '127.0.0.1', port: s.port }, params: DEST_PARAMS }),
+      (s, i): TableOp => ({
+        op: 'add-dest',
+        key,
+        dest: { address: '127.0.0.1', port: s.port },
+        params: { ...DEST_PARAMS, weight: scheduler === 'wrr' ? i + 1 : 1 },
+      }),
     ),
   ];
   const ask = async (port: number, from: string) => {
@@ -259,9 +265,9 @@ test('cluster of 3 workers: a persistent service steers each client to one worke
       .tableSnapshots()
       .map((t) => t.services.find((s) => s.id === serviceId(key))?.dests.reduce((n, d) => n + d.stats.conns, 0) ?? 0);
   try {
-    await dp.apply([...ops(rrKey, false), ...ops(persistKey, true)]);
+    await dp.apply([...ops(rrKey, false), ...ops(persistKey, true), ...ops(wrrKey, false, 'wrr')]);
     await waitFor(
-      () => dp.snapshot().services.every((s) => s.listener === 'listening') && dp.snapshot().services.length === 2,
+      () => dp.snapshot().services.every((s) => s.listener === 'listening') && dp.snapshot().services.length === 3,
       10000,
       `listening: ${JSON.stringify(dp.snapshot())}`,
     );
@@ -279,15 +285,20 @@ test('cluster of 3 workers: a persistent service steers each client to one worke
       `persistent per worker: ${perWorker(persistKey)}`,
     );
     // no persistence: one client's connections use every worker (the kernel's 4-tuple hash), and
-    // each worker's rr keeps the servers within one pick of each other: at most 3 apart in all
-    const seen = new Map<string, number>();
-    for (let i = 0; i < 30; i++) {
-      const r = await ask(port(rrKey), '127.0.0.2');
-      seen.set(r, (seen.get(r) ?? 0) + 1);
+    // the workers share the rr/wrr position, so the client sees the sequence of one table
+    const one = new LbTable({ clock: new SystemClock() });
+    for (const op of [...ops(rrKey, false), ...ops(wrrKey, false, 'wrr')]) one.apply(op);
+    const server = (p: number) => String(rs.findIndex((s) => s.port === p));
+    for (const key of [rrKey, wrrKey]) {
+      const expected = Array.from({ length: 12 }, (_, i) =>
+        server(one.open(key, { address: '127.0.0.2', port: i })!.dest.port),
+      );
+      const seen: string[] = [];
+      for (let i = 0; i < 12; i++) seen.push(await ask(port(key), '127.0.0.2'));
+      assert.deepEqual(seen, expected, `${key.port === rrKey.port ? 'rr' : 'wrr'} sequence`);
     }
-    assert.deepEqual([...seen.keys()].sort(), ['0', '1', '2'], `rr: ${[...seen]}`);
-    assert.ok(Math.max(...seen.values()) - Math.min(...seen.values()) <= 3, `rr: ${[...seen]}`);
-    await waitFor(() => perWorker(rrKey).reduce((a, b) => a + b, 0) === 30, 5000, 'rr counts');
+    one.dispose();
+    await waitFor(() => perWorker(rrKey).reduce((a, b) => a + b, 0) === 12, 5000, 'rr counts');
     assert.ok(perWorker(rrKey).filter((n) => n > 0).length >= 2, `rr per worker: ${perWorker(rrKey)}`);
     assert.ok(!dp.snapshot().diagnostics.some((d) => d.code === 'DP_STEERING_FAILED'));
   } finally {

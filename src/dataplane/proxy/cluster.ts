@@ -16,6 +16,7 @@
  * whole director, at most about two intervals old.
  */
 import net from 'node:net';
+import type { SharedPosition } from '../../lb/sched/types.js';
 import {
   type ConnSnapshot,
   type Endpoint,
@@ -47,6 +48,12 @@ export interface ReplicaTable extends ForwardingTable {
   connections?(): ConnSnapshot[];
 }
 
+/** What the workers share, given to `createReplicaTable` beside the options. */
+export interface ReplicaShared {
+  /** rr/wrr positions shared by all workers, per service id (positions.ts) */
+  readonly positions?: (serviceId: string) => SharedPosition | undefined;
+}
+
 export interface ClusterOptions extends DataPlaneOptions {
   /** proxy processes to fork when `sockets` is not given */
   readonly workers: number;
@@ -56,7 +63,7 @@ export interface ClusterOptions extends DataPlaneOptions {
    */
   readonly sockets?: readonly string[];
   /**
-   * module (path or file URL) exporting `createReplicaTable(options: DataPlaneOptions): ReplicaTable`,
+   * module (path or file URL) exporting `createReplicaTable(options: DataPlaneOptions, shared: ReplicaShared): ReplicaTable`,
    * imported by each worker; lb-replica.ts (LB_REPLICA_MODULE) builds lb's LbTable
    */
   readonly tableModule: string;

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createPositionsFile } from './positions.js';
 
 /** What a proxy worker process is started with (in KEEPVS_DP_WORKER); the rest comes from its controller. */
 export interface ProxyProcessConfig {
@@ -17,6 +18,8 @@ export interface ProxyProcessConfig {
   readonly socketPath: string;
   /** how long established connections may run on once the parent is gone (listeners close at once) */
   readonly orphanDrainMs: number;
+  /** the rr/wrr positions the workers share (positions.ts); absent: each replica keeps its own */
+  readonly positionsPath?: string;
 }
 
 /** From the parent to a proxy worker, over the fork IPC channel. */
@@ -57,6 +60,8 @@ export interface ProxyProcessStatus {
 export class ProxyProcesses {
   readonly dir: string;
   readonly sockets: readonly string[];
+  /** rr/wrr positions shared by the workers (undefined if the file could not be made) */
+  readonly positionsPath: string | undefined;
   private readonly children: (ChildProcess | undefined)[] = [];
   private readonly status_: {
     restarts: number;
@@ -69,6 +74,13 @@ export class ProxyProcesses {
   constructor(private readonly options: ProxyProcessesOptions) {
     this.dir = mkdtempSync(join(options.runDir ?? tmpdir(), 'keepvs-dp-'));
     this.sockets = Array.from({ length: Math.max(1, options.count) }, (_, i) => join(this.dir, `${i}.sock`));
+    const positions = join(this.dir, 'positions');
+    try {
+      createPositionsFile(positions);
+      this.positionsPath = positions;
+    } catch {
+      this.positionsPath = undefined;
+    }
     for (let i = 0; i < this.sockets.length; i++) {
       this.status_.push({ restarts: 0, state: 'running' });
       this.spawn(i);
@@ -80,6 +92,7 @@ export class ProxyProcesses {
       index,
       socketPath: this.sockets[index]!,
       orphanDrainMs: this.options.orphanDrainMs ?? 30_000,
+      ...(this.positionsPath ? { positionsPath: this.positionsPath } : {}),
     };
     const child = fork(WORKER_MAIN, [], {
       env: { ...process.env, KEEPVS_DP_WORKER: JSON.stringify(config) },

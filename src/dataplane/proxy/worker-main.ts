@@ -11,8 +11,9 @@ import net from 'node:net';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FrameChannel } from './channel.js';
-import type { PrimaryToWorker, ReplicaTable, WorkerToPrimary } from './cluster.js';
+import type { PrimaryToWorker, ReplicaShared, ReplicaTable, WorkerToPrimary } from './cluster.js';
 import { loadFreebind } from './freebind.js';
+import { openPositions } from './positions.js';
 import type { ParentToProxy, ProxyProcessConfig, ProxyToParent } from './processes.js';
 import { ProxyDataPlane } from './proxy-plane.js';
 
@@ -53,8 +54,11 @@ function main(): void {
     // a worker configured by an earlier controller keeps its table, options and connections
     if (running) return;
     const modUrl = m.tableModule.startsWith('file:') ? m.tableModule : pathToFileURL(m.tableModule).href;
-    const mod = (await import(modUrl)) as { createReplicaTable(options: typeof m.options): ReplicaTable };
-    const table = mod.createReplicaTable(m.options);
+    const mod = (await import(modUrl)) as {
+      createReplicaTable(options: typeof m.options, shared?: ReplicaShared): ReplicaTable;
+    };
+    const positions = config.positionsPath ? openPositions(config.positionsPath) : undefined;
+    const table = mod.createReplicaTable(m.options, positions ? { positions } : {});
     const bindPorts = new Map<string, number>();
     // UDP: every worker binds with SO_REUSEPORT when libc is there (the kernel keeps a flow on one
     // worker); else only worker 0, so that all datagrams of a flow meet one process

@@ -57,11 +57,35 @@ export interface Scheduler {
   loadChanged(svc: SchedService, dest: SchedDest): void;
 }
 
+/**
+ * A 32-bit cell shared by the replicas of one service's scheduler (proxy workers, each with its
+ * own table): rr and wrr keep their position there, so that all replicas make one sequence, as
+ * the one IPVS table does (ip_vs_rr.c/ip_vs_wrr.c update sched_data under a lock). Atomic across
+ * processes; 0 until a replica stores a position.
+ */
+export interface SharedPosition {
+  load(): number;
+  /** stores `next` if the cell holds `expected`; returns what it held */
+  compareExchange(expected: number, next: number): number;
+}
+
 export interface SchedContext {
   /** uniform in [0, 1) */
   random(): number;
   /** monotonic ms */
   now(): number;
+  /** the service's position shared with the other replicas (absent: this table's own) */
+  readonly position?: SharedPosition;
+}
+
+/** a position update that keeps losing the race to other replicas gives up after this many tries */
+export const POSITION_RETRIES = 16;
+
+/** FNV-1a of a destination id, never 0 (0 is the cell's "list head"): names a pick in a shared cell. */
+export function destTag(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return h | 0 || 1;
 }
 
 export type SchedulerFactory = (ctx: SchedContext) => Scheduler;
