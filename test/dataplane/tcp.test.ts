@@ -5,8 +5,10 @@ import { test } from 'node:test';
 import koffi from 'koffi';
 import { loadFreebind } from '../../src/dataplane/proxy/freebind.js';
 import { ProxyDataPlane } from '../../src/dataplane/proxy/proxy-plane.js';
+import { LIBC } from '../../src/dataplane/proxy/tcp-conn.js';
 import type { TcpService } from '../../src/dataplane/proxy/tcp-service.js';
 import { serviceId, type TableOp } from '../../src/lb/types.js';
+import { IPPROTO_TCP, TCP_NODELAY } from '../../src/os/libc.js';
 import { FakeTable } from './fake-table.js';
 import { addOps, connect, DEST_PARAMS, outcome, readAll, realServer, SVC_PARAMS, tcpKey, waitFor } from './helpers.js';
 
@@ -549,5 +551,35 @@ test('unsupported services are reported, not silently accepted', async () => {
     );
   } finally {
     await dp.stop(0);
+  }
+});
+
+test('both sockets of a proxied connection have TCP_NODELAY (the client side inherits it from the listener)', async (t) => {
+  const libc = LIBC;
+  if (!libc) return t.skip('needs libc through koffi');
+  const held: net.Socket[] = [];
+  const a = await realServer((s) => {
+    held.push(s);
+    s.write('hi');
+  });
+  const { dp, port, svc } = await setup([a.port]);
+  const c = await connect(port);
+  try {
+    await once(c, 'data');
+    const conn = [...svc().conns][0]!;
+    const nodelay = (fd: number) => {
+      const v = Buffer.alloc(4);
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(4);
+      assert.equal(libc.getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, v, len), 0);
+      return v.readInt32LE();
+    };
+    assert.notEqual(nodelay(conn.client), 0, 'client side');
+    assert.notEqual(nodelay(conn.upstream), 0, 'real server side');
+  } finally {
+    c.destroy();
+    for (const s of held) s.destroy();
+    await dp.stop(0);
+    await a.close();
   }
 });

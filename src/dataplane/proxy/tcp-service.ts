@@ -147,6 +147,9 @@ export class TcpService implements FdOwner {
       return;
     }
     this.server = fd;
+    // accepted sockets inherit TCP_NODELAY from the listener (tcp_create_openreq_child copies the
+    // listener's tcp_sock): one setsockopt per service instead of one per client
+    setIntOption(libc, fd, IPPROTO_TCP, TCP_NODELAY);
     // after listen(): a TCP socket joins its reuseport group there (attaching first made a group of its own)
     this.steering.attach(fd);
     this.poller.watch(fd, EPOLLIN, this);
@@ -247,7 +250,6 @@ export class TcpService implements FdOwner {
     this.conns.add(c);
     dest.open.add(c);
     c.setState('SYN_RECV');
-    setIntOption(libc, client, IPPROTO_TCP, TCP_NODELAY);
     setIntOption(libc, upstream, IPPROTO_TCP, TCP_NODELAY);
     if (libc.connect(upstream, sa, sa.length) === 0) {
       this.poller.watch(upstream, EPOLLOUT, c);

@@ -6,9 +6,9 @@
  * parent goes away (the supervisor), listeners close and open connections drain, as IPVS keeps
  * established connections after keepalived's checker clears its services on exit.
  */
-import { chmodSync, rmdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FrameChannel } from './channel.js';
 import type { PrimaryToWorker, ReplicaShared, ReplicaTable, WorkerToPrimary } from './cluster.js';
@@ -24,10 +24,18 @@ interface Running {
   stats?: NodeJS.Timeout;
 }
 
-/** The socket, and its private directory once the last worker left it (an orphan's parent cannot). */
-function removeSocket(path: string): void {
+/**
+ * The socket, and its private directory once the last worker left it (an orphan's parent cannot):
+ * the shared positions file goes with the last socket (a mapping still open keeps working).
+ */
+function removeSocket(path: string, positionsPath: string | undefined): void {
   // libuv unlinks a listening Unix socket when the server closes; this is for the other paths out
-  for (const remove of [() => unlinkSync(path), () => rmdirSync(dirname(path))]) {
+  const dir = dirname(path);
+  const lastOut = () => {
+    if (!positionsPath || dirname(positionsPath) !== dir) return;
+    if (readdirSync(dir).every((name) => join(dir, name) === positionsPath)) unlinkSync(positionsPath);
+  };
+  for (const remove of [() => unlinkSync(path), lastOut, () => rmdirSync(dir)]) {
     try {
       remove();
     } catch {
@@ -121,7 +129,7 @@ function main(): void {
     void (running?.dp.stop(drainMs) ?? Promise.resolve()).then(() => {
       send({ type: 'stopped' });
       controller?.socket.end();
-      removeSocket(config.socketPath);
+      removeSocket(config.socketPath, config.positionsPath);
       process.disconnect?.();
       process.exit(0);
     });
