@@ -31,7 +31,7 @@ if (files.length === 0) {
 const concurrency = process.env.KEEPVS_TEST_CONCURRENCY ?? '2';
 const res = spawnSync(
   process.execPath,
-  ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=120000', ...files],
+  ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...files],
   { stdio: 'inherit', cwd: root },
 );
 process.exit(res.status ?? 1);
