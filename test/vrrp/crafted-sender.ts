@@ -7,6 +7,7 @@
  * and prints how many were sent.
  */
 import { createInterface } from 'node:readline';
+import { AF_INET, encodeSockaddr, requireLibc, SOCK_RAW } from '../../src/os/libc.js';
 import { Vrrp4Socket, Vrrp6Socket } from '../../src/os/vrrp-socket.js';
 
 interface Send {
@@ -42,6 +43,20 @@ function sender(s: Send): (b: Uint8Array) => boolean {
   return (b) => so.send(b, s.dst);
 }
 
+const IPPROTO_RAW = 255; // the packet carries its own IPv4 header (raw(7): IP_HDRINCL implied)
+const SO_BINDTODEVICE = 25;
+
+/** An IPv4 flood sender without per-packet allocation: one raw socket, one buffer, one address. */
+function floodSender4(s: Send): (b: Buffer) => boolean {
+  const c = requireLibc();
+  const fd = c.socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
+  if (fd < 0) throw new Error('raw socket: needs root');
+  const dev = Buffer.from(`${s.dev}\0`);
+  c.setsockopt(fd, 1, SO_BINDTODEVICE, dev, dev.length);
+  const sa = encodeSockaddr(s.dst, 0);
+  return (b) => c.sendto(fd, b, b.length, 0, sa, sa.length) === b.length;
+}
+
 const rl = createInterface({ input: process.stdin });
 let pending = Promise.resolve();
 rl.on('line', (line) => {
@@ -49,16 +64,22 @@ rl.on('line', (line) => {
   pending = pending.then(async () => {
     const m = JSON.parse(line) as Send & { flood?: Send; pps?: number; ms?: number };
     if (m.flood) {
-      const send = sender(m.flood);
+      const send = m.flood.family === 4 ? floodSender4(m.flood) : sender(m.flood);
       const b = Buffer.from(m.flood.hex, 'hex');
-      const perTick = Math.round((m.pps ?? 50000) / 100);
-      const t0 = Date.now();
+      // paced by the clock, not by the timer: a late tick sends what the rate owes by then
+      const pps = m.pps ?? 50000;
+      const ms = m.ms ?? 1000;
+      const t0 = performance.now();
       let n = 0;
-      while (Date.now() - t0 < (m.ms ?? 1000)) {
-        for (let k = 0; k < perTick; k++) if (send(b)) n++;
-        await new Promise((r) => setTimeout(r, 10 - ((Date.now() - t0) % 10)));
+      let tried = 0;
+      for (;;) {
+        const now = performance.now() - t0;
+        if (now >= ms) break;
+        const owed = Math.min(Math.round((pps * (now + 10)) / 1000), Math.round((pps * ms) / 1000));
+        for (; tried < owed; tried++) if (send(b)) n++;
+        await new Promise((r) => setTimeout(r, 1));
       }
-      console.log(`sent ${n} in ${Date.now() - t0} ms`);
+      console.log(`sent ${n} in ${Math.round(performance.now() - t0)} ms`);
       return;
     }
     const send = sender(m);
