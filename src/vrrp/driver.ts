@@ -65,6 +65,8 @@ interface Running {
   readonly source: string;
   readonly shared: Shared;
   readonly sockKey: string;
+  /** use_vmac (IPv4): adverts leave from the VMAC, but are received on the parent (below) */
+  readonly vmacSender?: VrrpSocketPort;
   timer?: TimerHandle;
   garpTimer?: TimerHandle;
   readonly transitions: { from: VrrpStateName; to: VrrpStateName; reason: string; at: number }[];
@@ -206,17 +208,34 @@ export class VrrpDriver {
       return undefined;
     }
     const ah = i.authentication?.type === 'AH';
-    const sockKey = `${ifname}/${i.family}${ah ? '/ah' : ''}`;
+    // Received on the instance's interface, also with use_vmac: a peer's adverts come from the same
+    // virtual MAC as our own macvlan's, and a bridge-mode macvlan does not get multicast whose
+    // source MAC is its own (the kernel takes it for its own frame coming back)
+    const sockKey = `${i.interface}/${i.family}${ah ? '/ah' : ''}`;
     let shared = this.sockets.get(sockKey);
     if (!shared) {
       try {
         const members: Running[] = [];
-        const socket = this.io.openSocket(ifname, i.family, (rcv) => this.onPacket(members, rcv), ah);
+        const socket = this.io.openSocket(i.interface!, i.family, (rcv) => this.onPacket(members, rcv), ah);
         shared = { socket, members };
         this.sockets.set(sockKey, shared);
       } catch (e) {
         this.notRun.set(i.name, `cannot open the VRRP socket: ${e instanceof Error ? e.message : e}`);
         this.logger.log('error', `VRRP_Instance(${i.name}) ${this.notRun.get(i.name)}`);
+        return undefined;
+      }
+    }
+    let vmacSender: VrrpSocketPort | undefined;
+    if (ifname !== i.interface) {
+      try {
+        vmacSender = this.io.openSocket(ifname, i.family, () => {}, ah);
+      } catch (e) {
+        this.notRun.set(i.name, `cannot open the VRRP socket on ${ifname}: ${e instanceof Error ? e.message : e}`);
+        this.logger.log('error', `VRRP_Instance(${i.name}) ${this.notRun.get(i.name)}`);
+        if (shared.members.length === 0) {
+          shared.socket.close();
+          this.sockets.delete(sockKey);
+        }
         return undefined;
       }
     }
@@ -229,6 +248,7 @@ export class VrrpDriver {
       source,
       shared,
       sockKey,
+      ...(vmacSender ? { vmacSender } : {}),
       transitions: [],
       ahSeq: 0,
       ipId: 0,
@@ -497,7 +517,7 @@ export class VrrpDriver {
     for (const dst of this.destinations(r.config)) {
       let sent = false;
       try {
-        sent = r.shared.socket.send(this.packet(r, priority, dst), dst, r.source);
+        sent = (r.vmacSender ?? r.shared.socket).send(this.packet(r, priority, dst), dst, r.source);
       } catch (e) {
         // a send must never take the worker down: count it and log it
         this.logger.log(
@@ -584,6 +604,7 @@ export class VrrpDriver {
 
   private detach(r: Running): void {
     this.running.delete(r.config.name);
+    r.vmacSender?.close();
     const idx = r.shared.members.indexOf(r);
     if (idx >= 0) r.shared.members.splice(idx, 1);
     if (r.shared.members.length === 0) {

@@ -1,7 +1,7 @@
 /**
  * The keepalived 2.2.7 interop matrix, every variant in both directions: VRRPv2 (none, PASS, AH)
  * and v3, IPv4 and IPv6, multicast and unicast peers (primary and secondary source address;
- * IPv6 over global and link-local addresses). Each case runs the whole sequence with lb1 the
+ * IPv6 over global and link-local addresses; use_vmac). Each case runs the whole sequence with lb1 the
  * master (priority 100) and lb2 the backup (90): start; the master's main process gets SIGTERM
  * (priority 0: takeover within the skew time); it starts again and preempts back; its whole process
  * group gets SIGTERM (systemd, Ctrl-C); back again; a crash (SIGKILL of the group: takeover after
@@ -24,6 +24,8 @@ interface Variant {
   readonly auth?: string;
   /** lb1 speaks from a secondary address, 198.18.0.11 (unicast_src_ip, or mcast_src_ip) */
   readonly secondary?: boolean;
+  /** use_vmac on both: the VIP lives on the macvlan vrrp.51 */
+  readonly vmac?: boolean;
 }
 
 export const VARIANTS: readonly Variant[] = [
@@ -40,13 +42,15 @@ export const VARIANTS: readonly Variant[] = [
   { label: 'v3 IPv4 unicast from a secondary unicast_src_ip', version: 3, transport: 'uc4', secondary: true },
   { label: 'v3 IPv6 unicast (global)', version: 3, transport: 'uc6' },
   { label: 'v3 IPv6 unicast (link-local)', version: 3, transport: 'll' },
+  { label: 'v3 IPv4 multicast with use_vmac', version: 3, transport: 'mc4', vmac: true },
 ];
+const VMAC_DEV = 'vrrp.51';
 
 const SECONDARY = '198.18.0.11';
 
 /** Runs `VARIANTS[i]` for each i, keepvs master and keepvs backup each. */
 export function directionCases(tag: string, indexes: readonly number[]): void {
-  const { lab, opts, VIP, VIP6, one } = keepalivedLab(tag);
+  const { lab, opts, VIP, VIP6 } = keepalivedLab(tag);
   const caseOpts = { ...opts, timeout: 100000 };
 
   /** the unicast / source lines of lb1 and lb2; IPv6: keepalived's own unicast adverts leave with
@@ -75,9 +79,23 @@ export function directionCases(tag: string, indexes: readonly number[]): void {
       test(`${v.label}: ${who}: stop, group stop, crash, preemption back after each`, caseOpts, async () => {
         const vip = v.transport === 'mc6' || v.transport === 'uc6' || v.transport === 'll' ? VIP6 : VIP;
         const s = sources(v);
+        const dev = v.vmac ? VMAC_DEV : 'eth0';
+        const holdsOn = (host: string) => {
+          try {
+            return lab.hasVip(host, vip, dev);
+          } catch {
+            return false; // no VMAC interface (yet)
+          }
+        };
+        const one = (_vip: string, host: string) => () => holdsOn(host) && !holdsOn(host === 'lb1' ? 'lb2' : 'lb1');
         const conf = (kv: boolean, priority: number, lines: string) =>
           globalDefs(kv ? 'kv' : 'ka') +
-          instance({ priority, version: v.version, vips: [vip], extra: (v.auth ?? '') + lines });
+          instance({
+            priority,
+            version: v.version,
+            vips: [vip],
+            extra: (v.auth ?? '') + (v.vmac ? '  use_vmac\n' : '') + lines,
+          });
         const t = `d${i}${keepvsMaster ? 'k' : 'a'}`;
         let round = 0;
         const startMaster = () => {
@@ -107,12 +125,17 @@ export function directionCases(tag: string, indexes: readonly number[]): void {
           await masterBack('group stop');
           await stopProc(master, 'SIGKILL', true);
           // 3 x advert_int + skew (3.65 s), then the backup has it; the dead master kept its copy
-          await until('the backup takes over after a crash', () => lab.hasVip('lb2', vip), 8000);
+          await until('the backup takes over after a crash', () => holdsOn('lb2'), 8000);
           await masterBack('crash');
         } finally {
           await stopProc(master, 'SIGKILL', true);
           await stopProc(backup, 'SIGKILL', true);
           if (v.secondary) lab.ip('lb1', '-4', 'addr', 'del', `${SECONDARY}/24`, 'dev', 'eth0');
+          if (v.vmac)
+            for (const h of ['lb1', 'lb2'])
+              try {
+                lab.ip(h, 'link', 'del', VMAC_DEV); // a crashed master leaves its macvlan
+              } catch {}
           await sleep(200);
         }
       });

@@ -305,3 +305,35 @@ test('AH: adverts with the right ICV keep it backup; a wrong key or no AH header
   assert.equal(plain.m.snapshot()[0].stats.authtype_mismatch, 5, 'keepalived: "No AH header but auth type is AH"');
   await plain.m.stop();
 });
+
+test('use_vmac: adverts leave from the VMAC; a peer (same virtual MAC) is heard on the parent interface', async () => {
+  const conf = `vrrp_instance VI_V {
+  state BACKUP
+  interface eth0
+  mcast_src_ip 198.18.0.1
+  use_vmac
+  virtual_router_id 10
+  priority 100
+  advert_int 1
+  virtual_ipaddress {
+    198.18.0.100/24
+  }
+}`;
+  const { m, clock, sent, advert, flush } = setup(conf);
+  await m.start();
+  // a live higher-priority master, as the parent interface's socket hands its adverts over
+  for (let t = 0; t < 5; t++) {
+    advert('eth0', 10, 150, '198.18.0.2');
+    clock.advance(1000);
+    await flush();
+  }
+  assert.equal(state(m, 'VI_V'), 'BACKUP');
+  assert.equal(m.snapshot()[0].stats.advert_rcvd, 5);
+  // the master is gone: it takes over and speaks from vrrp.10
+  clock.advance(4000);
+  await flush();
+  assert.equal(state(m, 'VI_V'), 'MASTER');
+  assert.ok(sent.length > 0);
+  assert.deepEqual([...new Set(sent.map((s) => s.ifname))], ['vrrp.10']);
+  await m.stop();
+});

@@ -29,7 +29,7 @@ for (const [i, [version, vip]] of VARIANTS.entries()) {
   const vrid = 51 + i;
   const fam = family(vip);
   test(
-    `FRR vrrpd, v${version} ${fam}: keepvs master (100) / FRR backup (90), graceful stop, preemption back, crash`,
+    `FRR vrrpd, v${version} ${fam}: keepvs master (100) / FRR backup (90), stop, group stop, supervisor crash, crash, preemption back`,
     opts,
     async () => {
       const frr = await lab.frr('lb2', `a${vrid}`, { vrid, version, priority: 90, vip });
@@ -40,13 +40,22 @@ for (const [i, [version, vip]] of VARIANTS.entries()) {
       try {
         await until('keepvs master, FRR backup', kvOnly, 15000);
         await holds('keepvs the only holder', kvOnly, 3000);
+        await stopProc(kv.proc, 'SIGTERM');
+        await until('FRR takes over on SIGTERM to the main process', frrOnly, 3000);
+        kv = lab.keepvs('lb1', kvConf, `f${vrid}a`);
+        await until('keepvs preempts back after the stop', kvOnly, 15000);
         await stopProc(kv.proc, 'SIGTERM', true);
         await until('FRR takes over on the group signal stop', frrOnly, 3000);
         kv = lab.keepvs('lb1', kvConf, `f${vrid}b`);
-        await until('keepvs preempts back', kvOnly, 15000);
+        await until('keepvs preempts back after the group stop', kvOnly, 15000);
         await stopProc(kv.proc, 'SIGKILL');
         // the orphaned VRRP worker sends priority 0 and releases the VIP
         await until('FRR takes over after a supervisor crash', frrOnly, 6000);
+        kv = lab.keepvs('lb1', kvConf, `f${vrid}c`);
+        await until('keepvs preempts back after the supervisor crash', kvOnly, 15000);
+        await stopProc(kv.proc, 'SIGKILL', true);
+        // a crash of every process: FRR after the master-down interval; lb1 keeps its stale copy
+        await until('FRR takes over after a crash', () => lab.frrHolds('lb2', frr.macvlan), 8000);
       } finally {
         await stopProc(kv.proc, 'SIGKILL', true);
         await frr.proc();
@@ -63,7 +72,7 @@ for (const [i, [version, vip]] of VARIANTS.entries()) {
   const vrid = 54 + i;
   const fam = family(vip);
   test(
-    `FRR vrrpd master (100), keepvs backup (90), v${version} ${fam}: keepvs stays backup, takes over on FRR stop, FRR preempts back`,
+    `FRR vrrpd master (100), keepvs backup (90), v${version} ${fam}: keepvs stays backup, takes over on FRR stop and crash, FRR preempts back`,
     opts,
     async () => {
       const kvConf = globalDefs('kv') + instance({ vrid, priority: 90, version, vips: [vip] });
@@ -87,6 +96,8 @@ for (const [i, [version, vip]] of VARIANTS.entries()) {
         frr = await lab.frr('lb2', `rev${vrid}b`, { vrid, version, priority: 100, vip });
         await until('FRR preempts back', frrMaster, 20000, 300);
         await holds('FRR the only holder again', frrOnly, 2000);
+        await frr.crash();
+        await until('keepvs takes over after FRR crashed', () => lab.hasVip('lb1', vip), 8000);
       } finally {
         await stopProc(kv.proc, 'SIGKILL', true);
         await frr.proc();

@@ -221,7 +221,12 @@ export class Lab {
     host: string,
     tag: string,
     vrrp: { vrid: number; version: 2 | 3; priority: number; vip: string; advertMs?: number },
-  ): Promise<{ proc: () => Promise<void>; vtysh: (cmd: string) => string; macvlan: string }> {
+  ): Promise<{
+    proc: () => Promise<void>;
+    crash: () => Promise<void>;
+    vtysh: (cmd: string) => string;
+    macvlan: string;
+  }> {
     const d = join(this.dir, `frr-${tag}`);
     mkdirSync(d, { recursive: true });
     const uid = Number(execFileSync('id', ['-u', 'frr'], { encoding: 'utf8' }).trim());
@@ -292,6 +297,8 @@ export class Lab {
     };
     return {
       proc: () => stop(),
+      /** SIGKILL: vrrpd leaves its macvlan up (it still "holds" the VIP, as a crashed keepalived does) */
+      crash: () => stop('SIGKILL'),
       vtysh: (cmd: string) => this.exec(host, ['vtysh', '--vty_socket', d, '-c', cmd]),
       macvlan: mv,
     };
