@@ -23,6 +23,7 @@ import { Notifier } from '../notify/notifier.js';
 import { removePidFile, runningKeepvs, writePidFile } from '../os/pid-file.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
 import { writeFileSafely } from '../os/safe-file.js';
+import { reloadingMessage, systemdNotifier } from '../os/sd-notify.js';
 import { SystemClock } from '../util/clock.js';
 import { EventBus, type KeepvsEvent } from '../util/events.js';
 import { VERSION } from '../version.js';
@@ -75,6 +76,9 @@ export class Supervisor implements StatusSource {
   private vrrpScripts: readonly VrrpScriptStatus[] = [];
   private readonly startedAt = Date.now();
   private stopping = false;
+  /** set once every worker has reported ready the first time (keepalived's "Startup complete") */
+  private startedAll = false;
+  private startedWaiters: (() => void)[] = [];
   private maintenance = false;
   private nextAdmin = 1;
   private readonly pendingAdmin = new Map<number, (r: { ok: boolean; error?: string }) => void>();
@@ -117,6 +121,19 @@ export class Supervisor implements StatusSource {
     }
     if (wantVrrp)
       this.spawn({ role: 'vrrp', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.vrrpPidFile });
+    this.checkStarted();
+  }
+
+  /** Resolves once every worker started at start() has reported ready (sd_notify READY=1 waits for it). */
+  started(): Promise<void> {
+    if (this.startedAll) return Promise.resolve();
+    return new Promise((resolve) => this.startedWaiters.push(resolve));
+  }
+
+  private checkStarted(): void {
+    if (this.startedAll || ![...this.workers.values()].every((w) => w.state === 'running')) return;
+    this.startedAll = true;
+    for (const w of this.startedWaiters.splice(0)) w();
   }
 
   private startProxies(): ProxyProcesses {
@@ -172,6 +189,7 @@ export class Supervisor implements StatusSource {
       case 'ready':
         w.state = 'running';
         this.logger.log('info', `${w.role} worker started (pid ${w.child?.pid})`);
+        this.checkStarted();
         break;
       case 'log':
         this.logger.log(m.level, m.message);
@@ -528,9 +546,21 @@ export async function startDaemon(opts: DaemonOptions, load: ConfigLoader): Prom
 export async function runDaemon(opts: DaemonOptions, load: ConfigLoader): Promise<number> {
   const h = await startDaemon(opts, load);
   if (typeof h === 'number') return h;
+  // Type=notify (contrib/keepvs.service): READY=1 once every worker runs, RELOADING=1 ... READY=1
+  // around a SIGHUP reload, STOPPING=1 at the start of a stop
+  const systemd = systemdNotifier();
+  const sdNotify = (state: string) => {
+    const err = systemd?.notify(state);
+    if (err) h.supervisor.logger.log('warning', `sd_notify: ${err}`);
+  };
+  void h.supervisor.started().then(() => {
+    h.supervisor.logger.log('info', 'Startup complete');
+    sdNotify('READY=1\nSTATUS=Startup complete');
+  });
   return new Promise<number>((resolve) => {
     const shutdown = async (sig: string) => {
       h.supervisor.logger.log('notice', `Received ${sig}`);
+      sdNotify('STOPPING=1');
       await h.supervisor.stop();
       await h.api?.close();
       removePid(opts.pidFile);
@@ -540,7 +570,11 @@ export async function runDaemon(opts: DaemonOptions, load: ConfigLoader): Promis
     };
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
     process.on('SIGINT', () => void shutdown('SIGINT'));
-    process.on('SIGHUP', () => h.supervisor.reload());
+    process.on('SIGHUP', () => {
+      sdNotify(reloadingMessage());
+      const r = h.supervisor.reload();
+      sdNotify(`READY=1\nSTATUS=${r.message}`);
+    });
     const dump = (kind: 'data' | 'stats') => {
       try {
         h.supervisor.dump(kind);
