@@ -22,6 +22,8 @@ export interface WorkerInit {
   readonly config: Config;
   readonly socket: string;
   readonly logDetail: boolean;
+  /** syslog facility when the daemon logs to syslog (each worker then opens syslog with its ident) */
+  readonly syslogFacility?: string;
   readonly dataplaneWorkers: number;
   readonly proxyOptions?: DataplaneCliOptions;
   /** the Unix sockets of the proxy workers the supervisor forked (LVS worker only) */
@@ -44,7 +46,8 @@ export type ToWorker =
 
 export type FromWorker =
   | { readonly type: 'ready' }
-  | { readonly type: 'log'; readonly level: LogLevel; readonly message: string }
+  /** `syslogged`: the worker sent it to syslog itself, under its own ident */
+  | { readonly type: 'log'; readonly level: LogLevel; readonly message: string; readonly syslogged?: boolean }
   | { readonly type: 'event'; readonly event: KeepvsEvent }
   | { readonly type: 'lvs-snapshot'; readonly snapshot: LvsSnapshot }
   | {

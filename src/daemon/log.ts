@@ -38,6 +38,27 @@ export interface LogOptions {
   readonly ident: string;
 }
 
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const two = (n: number) => String(n).padStart(2, '0');
+const clock = (d: Date) => `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+
+/**
+ * keepalived's timestamps (lib/logger.c vlog_message), in local time: the console's strftime "%c"
+ * in the C locale ("Tue Dec  1 19:06:41 2026"), the log file's "%a %b %d %T.NNNNNNNNN %Y".
+ */
+export function consoleTimestamp(d: Date): string {
+  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ${clock(d)} ${d.getFullYear()}`;
+}
+
+export function fileTimestamp(d: Date): string {
+  const ns = `${String(d.getMilliseconds()).padStart(3, '0')}000000`;
+  return `${DAYS[d.getDay()]} ${MONTHS[d.getMonth()]} ${two(d.getDate())} ${clock(d)}.${ns} ${d.getFullYear()}`;
+}
+
+/** syslog idents per process, as keepalived's Keepalived / Keepalived_vrrp / Keepalived_healthcheckers */
+export const SYSLOG_IDENT = { supervisor: 'Keepvs', vrrp: 'Keepvs_vrrp', lvs: 'Keepvs_healthcheckers' } as const;
+
 export class DaemonLogger implements Logger {
   private syslogFn: SyslogFn | undefined;
   constructor(
@@ -50,20 +71,27 @@ export class DaemonLogger implements Logger {
   }
 
   log(level: LogLevel, message: string): void {
+    this.write(level, message, true);
+  }
+
+  /** A worker's line: the console and the file get it here; syslog got it from the worker, under its own ident. */
+  logFromWorker(level: LogLevel, message: string, syslogged: boolean): void {
+    this.write(level, message, !syslogged);
+  }
+
+  private write(level: LogLevel, message: string, toSyslog: boolean): void {
     if (level === 'debug' && !this.o.detail) return;
     const line = this.prefix + message;
-    if (this.o.console) {
-      const ts = new Date().toISOString().replace('T', ' ').replace('Z', '');
-      process.stderr.write(`${ts} ${this.o.ident}: ${line}\n`);
-    }
+    const now = new Date();
+    if (this.o.console) process.stderr.write(`${consoleTimestamp(now)}: ${line}\n`);
     if (this.o.file) {
       try {
-        appendFileSync(this.o.file, `${new Date().toISOString()} ${line}\n`);
+        appendFileSync(this.o.file, `${fileTimestamp(now)}: ${line}\n`);
       } catch {
         // a full disk must not stop the daemon
       }
     }
-    this.syslogFn?.(SYSLOG_LEVEL[level] | (FACILITY[this.o.facility] ?? FACILITY.daemon), line);
+    if (toSyslog) this.syslogFn?.(SYSLOG_LEVEL[level] | (FACILITY[this.o.facility] ?? FACILITY.daemon), line);
   }
 
   child(prefix: string): Logger {

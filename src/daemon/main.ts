@@ -29,9 +29,9 @@ import { EventBus, type KeepvsEvent } from '../util/events.js';
 import { VERSION } from '../version.js';
 import type { VrrpScriptStatus } from '../vrrp/status.js';
 import { type ConfigLoader, ConfigStore } from './config-store.js';
-import { type DumpKind, formatDump } from './dump.js';
+import { type DumpKind, dumpFiles } from './dump.js';
 import type { FromWorker, ToWorker, WorkerRole } from './ipc.js';
-import { DaemonLogger } from './log.js';
+import { DaemonLogger, SYSLOG_IDENT } from './log.js';
 import type { OperatorSnapshot } from './lvs-service.js';
 import type { DaemonOptions } from './options.js';
 import { restartDelayMs } from './restart.js';
@@ -165,6 +165,8 @@ export class Supervisor implements StatusSource {
     w.startedAt = Date.now();
     w.heapUsed = undefined;
     writePid(w.pidFile, child.pid, this.logger);
+    // keepalived's lines (check_daemon.c start_check_child, vrrp_daemon.c start_vrrp_child)
+    this.logger.log('info', `Starting ${w.role === 'vrrp' ? 'VRRP' : 'Healthcheck'} child process, pid=${child.pid}`);
     child.on('message', (m: FromWorker) => this.onMessage(w, m));
     child.on('exit', (code, signal) => this.onExit(w, child, code, signal));
     const init: ToWorker = {
@@ -174,6 +176,7 @@ export class Supervisor implements StatusSource {
         config: this.config!,
         socket: this.opts.socket,
         logDetail: this.opts.logDetail,
+        ...(this.opts.noSyslog ? {} : { syslogFacility: this.opts.logFacility }),
         dataplaneWorkers: this.opts.dataplaneWorkers,
         ...(this.opts.proxyOptions ? { proxyOptions: this.opts.proxyOptions } : {}),
         ...(this.proxies ? { proxySockets: this.proxies.sockets } : {}),
@@ -192,7 +195,7 @@ export class Supervisor implements StatusSource {
         this.checkStarted();
         break;
       case 'log':
-        this.logger.log(m.level, m.message);
+        this.logger.logFromWorker(m.level, m.message, m.syslogged === true);
         break;
       case 'event':
         // the status API sees a VRRP state change no later than its event
@@ -406,12 +409,9 @@ export class Supervisor implements StatusSource {
   dump(kind: DumpKind): string | undefined {
     const s = this.status();
     const dir = dumpDir();
-    const path = join(dir, `keepvs.${kind}`);
+    const files = dumpFiles(s, kind).map(([name, text]) => [join(dir, name), text] as const);
     let ok = true;
-    for (const [file, text] of [
-      [path, formatDump(s, kind)],
-      [join(dir, 'keepvs.json'), JSON.stringify(s, null, 2)],
-    ] as const) {
+    for (const [file, text] of files) {
       try {
         // /tmp is shared: not a private directory, so only the exclusive temp name + rename protect it
         writeFileSafely(file, text, 0o600, false);
@@ -421,7 +421,7 @@ export class Supervisor implements StatusSource {
         this.logger.log('error', `Dump not written: ${(e as Error).message}`);
       }
     }
-    return ok ? path : undefined;
+    return ok ? files[0][0] : undefined;
   }
 }
 
@@ -473,7 +473,7 @@ export async function startDaemon(opts: DaemonOptions, load: ConfigLoader): Prom
     ...(opts.logFile ? { file: opts.logFile } : {}),
     syslog: !opts.noSyslog,
     facility: opts.logFacility,
-    ident: 'Keepvs',
+    ident: SYSLOG_IDENT.supervisor,
   });
   await logger.init();
   if (opts.dataplaneReason) logger.log('info', `data plane: ${opts.dataplaneReason}`);
@@ -503,7 +503,9 @@ export async function startDaemon(opts: DaemonOptions, load: ConfigLoader): Prom
     if (!opts.logConsole) process.stderr.write(`keepvs: ${msg}\n`);
     return 0;
   }
-  logger.log('notice', `Starting keepvs ${VERSION} with ${opts.configFile}`);
+  // keepalived's "Starting Keepalived v2.2.7 (01/16,2022)" and "Configuration file ..." (core/main.c)
+  logger.log('notice', `Starting Keepvs v${VERSION}`);
+  logger.log('info', `Configuration file ${opts.configFile}`);
   writePid(opts.pidFile, process.pid, logger);
   const supervisor = new Supervisor(opts, load, logger);
   supervisor.start(result);
@@ -564,6 +566,7 @@ export async function runDaemon(opts: DaemonOptions, load: ConfigLoader): Promis
       await h.supervisor.stop();
       await h.api?.close();
       removePid(opts.pidFile);
+      h.supervisor.logger.log('notice', `Stopped Keepvs v${VERSION}`);
       resolve(0);
       // stray handles must not keep a stopped daemon alive
       setTimeout(() => process.exit(0), 200).unref();

@@ -142,9 +142,7 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
     manager.onStateChange = push;
     await manager.start();
     for (const [name, t] of tracking) manager.setTracking(name, t.effective, t.fault, t.reason);
-  } else
-    for (const i of config.vrrpInstances)
-      logger.log('warning', `VRRP_Instance(${i.name}) not started: ${VRRP_NEEDS_ROOT}`);
+  } else for (const i of config.vrrpInstances) logger.log('warning', `(${i.name}) not started: ${VRRP_NEEDS_ROOT}`);
   report();
   const timer = setInterval(report, 1000);
   let maintenance = false;

@@ -19,6 +19,7 @@ import type { Logger, LogLevel } from '../util/logger.js';
 import { ConnSync } from './conn-sync.js';
 import type { FromWorker, ToWorker, WorkerInit } from './ipc.js';
 import { LimitLog } from './limit-log.js';
+import { DaemonLogger, SYSLOG_IDENT } from './log.js';
 import { LvsService } from './lvs-service.js';
 import { startVrrpRole } from './vrrp-role.js';
 
@@ -27,17 +28,20 @@ const send = (m: FromWorker) => {
   if (process.connected) process.send?.(m, undefined, undefined, () => {});
 };
 
+/** A worker's log: to syslog under the worker's own ident (when the daemon uses syslog), and to the supervisor for the console and file. */
 class IpcLogger implements Logger {
   constructor(
     private readonly prefix: string,
     private readonly detail: boolean,
+    private readonly syslog?: DaemonLogger,
   ) {}
   log(level: LogLevel, message: string): void {
     if (level === 'debug' && !this.detail) return;
-    send({ type: 'log', level, message: this.prefix + message });
+    this.syslog?.log(level, this.prefix + message);
+    send({ type: 'log', level, message: this.prefix + message, ...(this.syslog ? { syslogged: true } : {}) });
   }
   child(prefix: string): Logger {
-    return new IpcLogger(this.prefix + prefix, this.detail);
+    return new IpcLogger(this.prefix + prefix, this.detail, this.syslog);
   }
 }
 
@@ -198,7 +202,18 @@ let role: Role | undefined;
 process.on('message', (m: ToWorker) => {
   void (async () => {
     if (m.type === 'init') {
-      const logger = new IpcLogger(m.init.role === 'lvs' ? 'Keepvs_lvs: ' : 'Keepvs_vrrp: ', m.init.logDetail);
+      let syslog: DaemonLogger | undefined;
+      if (m.init.syslogFacility !== undefined) {
+        syslog = new DaemonLogger({
+          console: false,
+          detail: m.init.logDetail,
+          syslog: true,
+          facility: m.init.syslogFacility,
+          ident: SYSLOG_IDENT[m.init.role],
+        });
+        await syslog.init();
+      }
+      const logger = new IpcLogger('', m.init.logDetail, syslog);
       const config = m.init.config;
       role =
         m.init.role === 'lvs'

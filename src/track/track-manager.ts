@@ -36,10 +36,24 @@ export interface TrackSnapshot {
   readonly instances: readonly ({ name: string; base: number } & TrackingState)[];
 }
 
+/** Linux signal numbers keepalived's "due to signal N" prints (the usual ones; others by name) */
+const SIGNAL_NUMBER: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGABRT: 6,
+  SIGKILL: 9,
+  SIGSEGV: 11,
+  SIGPIPE: 13,
+  SIGTERM: 15,
+};
+
 /** One vrrp_script and its schedule. */
 class ScriptTracker {
   state: ScriptState;
   running = false;
+  /** the last exit status, for keepalived's "now returning" line */
+  private lastStatus: number | undefined;
   private timer: TimerHandle | undefined;
   private abort: AbortController | undefined;
   private stopped = true;
@@ -85,6 +99,7 @@ class ScriptTracker {
     const group = this.spec.script.user ? this.spec.script.group : this.defaultUser?.group;
     let success = false;
     let why = '';
+    let exitType = 'failed';
     try {
       const r = await this.deps.runner.run(this.spec.script.argv, {
         user,
@@ -92,12 +107,23 @@ class ScriptTracker {
         timeoutMs: this.spec.timeout * 1000,
         signal: this.abort.signal,
       });
-      if (r.spawnError) why = `cannot run: ${r.spawnError}`;
-      else if (r.timedOut) why = 'timed out';
+      // keepalived's words (vrrp_scheduler.c vrrp_script_child_thread): "Script `chk` now returning 1"
+      // when the exit status changes, then "VRRP_Script(chk) failed (exited with status 1)",
+      // "failed (due to signal 9)" or "timed_out" when the result flips
+      if (r.exitCode !== null && !r.timedOut && r.exitCode !== this.lastStatus) {
+        this.deps.logger.log('info', `Script \`${this.spec.name}\` now returning ${r.exitCode}`);
+        this.lastStatus = r.exitCode;
+      }
+      if (r.spawnError) why = ` (cannot run: ${r.spawnError})`;
+      else if (r.timedOut) exitType = 'timed_out';
       else if (r.exitCode === 0) success = true;
-      else why = r.exitCode === null ? `killed by ${r.signal}` : `exited with status ${r.exitCode}`;
+      else
+        why =
+          r.exitCode === null
+            ? ` (due to signal ${SIGNAL_NUMBER[r.signal ?? ''] ?? r.signal})`
+            : ` (exited with status ${r.exitCode})`;
     } catch (e) {
-      why = `cannot run: ${(e as Error).message}`;
+      why = ` (cannot run: ${(e as Error).message})`;
     }
     this.running = false;
     if (this.stopped) return;
@@ -105,10 +131,7 @@ class ScriptTracker {
     this.state = stepScript(this.state, success, this.spec.rise, this.spec.fall);
     const after = this.up();
     if (before !== after) {
-      this.deps.logger.log(
-        'info',
-        `VRRP_Script(${this.spec.name}) ${after ? 'succeeded' : `failed${why ? ` (${why})` : ''}`}`,
-      );
+      this.deps.logger.log('info', `VRRP_Script(${this.spec.name}) ${after ? 'succeeded' : `${exitType}${why}`}`);
       this.deps.changed();
     }
   }
@@ -273,9 +296,10 @@ export class TrackManager {
         oldScripts.delete(spec.name);
         continue;
       }
+      // script lines carry keepalived's own words, without the track: prefix
       const t = new ScriptTracker(
         spec,
-        { clock: this.clock, runner: this.opts.runner, logger: this.logger, changed },
+        { clock: this.clock, runner: this.opts.runner, logger: this.opts.logger, changed },
         cfg.globalDefs.scriptUser,
       );
       scripts.set(spec.name, t);

@@ -177,10 +177,7 @@ export class VrrpDriver {
   private async vmacs(op: 'add' | 'del', instances: readonly VrrpInstance[]): Promise<void> {
     for (const i of instances)
       if (i.vmac && i.interface)
-        this.logFailures(
-          await this.io.ip.vmac(op, i.vmac.name, i.interface, virtualMac(i)),
-          `VRRP_Instance(${i.name}) use_vmac`,
-        );
+        this.logFailures(await this.io.ip.vmac(op, i.vmac.name, i.interface, virtualMac(i)), `(${i.name}) use_vmac`);
   }
 
   async start(): Promise<void> {
@@ -196,7 +193,7 @@ export class VrrpDriver {
     const why = this.unsupported(i);
     if (why) {
       this.notRun.set(i.name, why);
-      this.logger.log('warning', `VRRP_Instance(${i.name}) not started: ${why}`);
+      this.logger.log('warning', `(${i.name}) not started: ${why}`);
       return undefined;
     }
     const ifname = advertDev(i);
@@ -204,7 +201,7 @@ export class VrrpDriver {
     const source = i.srcIp ?? (this.io.primaryAddress ?? hostPrimaryAddress)(i.interface!, i.family);
     if (!source) {
       this.notRun.set(i.name, `interface ${i.interface} has no ${i.family === 4 ? 'IPv4' : 'IPv6 link-local'} address`);
-      this.logger.log('warning', `VRRP_Instance(${i.name}) not started: ${this.notRun.get(i.name)}`);
+      this.logger.log('warning', `(${i.name}) not started: ${this.notRun.get(i.name)}`);
       return undefined;
     }
     const ah = i.authentication?.type === 'AH';
@@ -221,7 +218,7 @@ export class VrrpDriver {
         this.sockets.set(sockKey, shared);
       } catch (e) {
         this.notRun.set(i.name, `cannot open the VRRP socket: ${e instanceof Error ? e.message : e}`);
-        this.logger.log('error', `VRRP_Instance(${i.name}) ${this.notRun.get(i.name)}`);
+        this.logger.log('error', `(${i.name}) ${this.notRun.get(i.name)}`);
         return undefined;
       }
     }
@@ -286,7 +283,7 @@ export class VrrpDriver {
 
   private queue(r: Running, fn: () => Promise<void>): void {
     r.ops = r.ops.then(fn).catch((e) => {
-      this.logger.log('error', `VRRP_Instance(${r.config.name}) ${e instanceof Error ? e.message : e}`);
+      this.logger.log('error', `(${r.config.name}) ${e instanceof Error ? e.message : e}`);
     });
   }
 
@@ -378,7 +375,10 @@ export class VrrpDriver {
         if (a.from === 'MASTER') this.count(r, 'release_master');
         if (a.to === 'MASTER') r.wantsMaster = true;
         else if (a.to === 'BACKUP' && a.from === 'MASTER') r.wantsMaster = false;
-        this.logger.log('notice', `VRRP_Instance(${r.config.name}) Entering ${a.to} STATE (${a.reason})`);
+        // keepalived 2.x's lines (vrrp.c, vrrp_scheduler.c): the cause first, then "(VI_1) Entering MASTER STATE"
+        const cause = a.reason === 'master down timer expired' ? 'Receive advertisement timeout' : a.reason;
+        if (a.from !== 'INIT') this.logger.log('info', `(${r.config.name}) ${cause}`);
+        this.logger.log('notice', `(${r.config.name}) Entering ${a.to} STATE${a.from === 'INIT' ? ' (init)' : ''}`);
         this.onStateChange?.();
         this.events.emit({
           type: 'vrrp-state',
@@ -520,10 +520,7 @@ export class VrrpDriver {
         sent = (r.vmacSender ?? r.shared.socket).send(this.packet(r, priority, dst), dst, r.source);
       } catch (e) {
         // a send must never take the worker down: count it and log it
-        this.logger.log(
-          'error',
-          `VRRP_Instance(${r.config.name}) cannot send to ${dst}: ${e instanceof Error ? e.message : e}`,
-        );
+        this.logger.log('error', `(${r.config.name}) cannot send to ${dst}: ${e instanceof Error ? e.message : e}`);
       }
       this.count(r, sent ? 'advert_sent' : 'send_errors');
     }
@@ -544,7 +541,7 @@ export class VrrpDriver {
   private async becomeMaster(r: Running): Promise<void> {
     if (r.stopped) return;
     const i = r.config;
-    const owner = `VRRP_Instance(${i.name})`;
+    const owner = `(${i.name})`;
     // the peer's flows go into the kernel before the VIPs (conntrackd's commit), docs/conn-sync.md
     if (this.io.syncRole) {
       await this.io
@@ -646,7 +643,7 @@ export class VrrpDriver {
           Object.assign(n.stats, r.stats);
           if (carried.state === 'MASTER') {
             this.queue(n, async () => {
-              const owner = `VRRP_Instance(${i.name})`;
+              const owner = `(${i.name})`;
               const held = r.held ?? {
                 vips: was.virtualIpaddresses,
                 routes: was.virtualRoutes,

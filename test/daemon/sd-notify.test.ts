@@ -86,6 +86,11 @@ test('the daemon: READY=1 after its workers start, RELOADING=1 + READY=1 on SIGH
       () => d.output,
     );
     const log = d.output;
+    // keepalived's words and console timestamps (local time, strftime %c)
+    const ts = '[A-Z][a-z]{2} [A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d \\d{4}: ';
+    assert.match(log, new RegExp(`^${ts}Starting Keepvs v\\S+$`, 'm'));
+    assert.match(log, new RegExp(`^${ts}Starting Healthcheck child process, pid=\\d+$`, 'm'));
+    assert.match(log, new RegExp(`^${ts}Startup complete$`, 'm'));
     assert.ok(
       log.indexOf('lvs worker started') < log.indexOf('Startup complete'),
       `READY only once the workers run:\n${log}`,

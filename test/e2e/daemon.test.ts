@@ -380,16 +380,20 @@ test('a proxy worker killed with SIGKILL is forked again with the table, and tra
 test('SIGUSR1/SIGUSR2 with a planted directory and a planted symlink: not followed, the daemon keeps running', async () => {
   const victim = join(dir, 'victim');
   writeFileSync(victim, 'precious\n');
-  mkdirSync(join(dir, 'keepvs.data'));
-  symlinkSync(victim, join(dir, 'keepvs.json'));
+  // keepalived's file names in $TMPDIR (keepalived.data, keepalived_check.data, keepalived.json)
+  mkdirSync(join(dir, 'keepalived.data'));
+  symlinkSync(victim, join(dir, 'keepalived.json'));
   daemon.kill('SIGUSR1');
   await until('the failed dump is logged', async () => output.includes('Dump not written') || undefined);
   assert.equal((await status()).version !== undefined, true);
   assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
-  assert.ok(lstatSync(join(dir, 'keepvs.json')).isFile(), 'the symlink was replaced by a regular file');
+  assert.ok(lstatSync(join(dir, 'keepalived.json')).isFile(), 'the symlink was replaced by a regular file');
+  assert.match(
+    readFileSync(join(dir, 'keepalived_check.data'), 'utf8'),
+    new RegExp(` VS VIP = 127.0.0.1, VPORT = ${vipPort}\n`),
+  );
   daemon.kill('SIGUSR2');
-  await until('stats dump', async () => existsSync(join(dir, 'keepvs.stats')) || undefined);
-  assert.match(readFileSync(join(dir, 'keepvs.stats'), 'utf8'), /Virtual Server/);
+  await until('stats dump', async () => existsSync(join(dir, 'keepalived.stats')) || undefined);
   assert.equal(daemon.exitCode, null);
 });
 

@@ -59,7 +59,8 @@ test('vrrp_script weight 0: FAULT after fall failures, back after rise successes
     vrrpScripts: [vscript('chk', { rise: 2, fall: 2 })],
     vrrpInstances: [instance('VI_1', { trackScripts: [wt('chk')] })],
   });
-  const { clock, changes, mgr } = harness(cfg, runner);
+  const logger = new MemoryLogger();
+  const { clock, changes, mgr } = harness(cfg, runner, { logger });
   mgr.start();
   assert.equal(changes.at(-1)?.[1].fault, true, 'INIT: waits for the first result');
   assert.equal(changes.at(-1)?.[1].initializing, true);
@@ -83,6 +84,21 @@ test('vrrp_script weight 0: FAULT after fall failures, back after rise successes
   assert.equal(runner.calls[0].options.timeoutMs, 1000);
   assert.deepEqual(runner.calls[0].argv, ['/bin/check-chk']);
   mgr.stop();
+  // keepalived 2.2.7's lines (vrrp_scheduler.c): each change of exit status, then each change of result
+  assert.deepEqual(
+    logger
+      .text()
+      .split('\n')
+      .filter((l) => /Script/.test(l)),
+    [
+      'Script `chk` now returning 0',
+      'VRRP_Script(chk) succeeded',
+      'Script `chk` now returning 1',
+      'VRRP_Script(chk) failed (exited with status 1)',
+      'Script `chk` now returning 0',
+      'VRRP_Script(chk) succeeded',
+    ],
+  );
 });
 
 test('vrrp_script weights: +ve added while OK, -ve subtracted while failing, reverse, init_fail, owner', async () => {
@@ -368,9 +384,9 @@ test('a script that outlives its timeout is killed and counts as a failure (real
     logger,
   });
   mgr.start();
-  for (let i = 0; i < 150 && !/timed out/.test(logger.text()); i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 150 && !/timed_out/.test(logger.text()); i++) await new Promise((r) => setTimeout(r, 20));
   mgr.stop();
-  assert.match(logger.text(), /VRRP_Script\(sleepy\) failed \(timed out\)/);
+  assert.match(logger.text(), /VRRP_Script\(sleepy\) timed_out$/m);
   assert.equal(mgr.stateOf('A')?.fault, true);
 });
 
