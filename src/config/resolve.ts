@@ -93,11 +93,20 @@ function applyScriptUser(
 }
 
 /** KV315: what the chosen data plane cannot forward as written (never downgraded to the proxy's full NAT). */
-function checkDataplane(vs: VirtualServer, fwmarkGroup: boolean, plane: DataplaneCapabilities, ctx: Ctx): void {
+function checkDataplane(
+  vs: VirtualServer,
+  fwmarkGroup: boolean,
+  zeroPortGroup: boolean,
+  plane: DataplaneCapabilities,
+  ctx: Ctx,
+): void {
   const where = `virtual_server ${vsKeyText(vs)}`;
   const methods = new Set([vs.method, ...vs.realServers.map((r) => r.method)]);
   const needs: string[] = [];
   if (vs.key.kind === 'fwmark' || fwmarkGroup) needs.push('a fwmark service');
+  // IPVS: a persistent service on port 0 takes every port of the address (ip_vs_ctl.c); the proxy
+  // would have to listen on all 65535 of them, so it is refused rather than put on one random port
+  if ((vs.key.kind === 'address' && vs.key.port === 0) || zeroPortGroup) needs.push('port 0 (every port)');
   for (const m of ['DR', 'TUN'] as const) if (methods.has(m)) needs.push(`lvs_method ${m}`);
   if (!plane.kernel && needs.length > 0)
     ctx.report(
@@ -308,7 +317,7 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx, 
       ctx.report('KV316', vs.loc, `virtual_server ${vsKeyText(vs)}: lvs_method FNAT needs laddr_group_name`);
     if (plane) {
       const shape = vs.key.kind === 'group' ? shapes.get(vs.key.group) : undefined;
-      checkDataplane(vs, shape?.hasFwmarks ?? false, plane, ctx);
+      checkDataplane(vs, shape?.hasFwmarks ?? false, shape?.zeroPort ?? false, plane, ctx);
     }
     for (const rs of vs.realServers)
       for (const ch of rs.checkers)

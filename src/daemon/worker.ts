@@ -144,9 +144,19 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     );
   }
   const limits = new LimitLog((m) => logger.log('warning', m));
+  // each data-plane diagnostic (a service it cannot forward, e.g. one added with keepvsadm) is
+  // logged once, with the words the API and the dashboard show
+  let logged = new Set<string>();
   const report = () => {
     const snapshot = svc.snapshot();
     limits.report(snapshot.dataplane, Date.now());
+    const now = new Set<string>();
+    for (const d of snapshot.dataplane.diagnostics ?? []) {
+      const line = `${d.service}: ${d.message} [${d.code}]`;
+      now.add(line);
+      if (!logged.has(line)) logger.log('warning', line);
+    }
+    logged = now;
     send({
       type: 'lvs-snapshot',
       snapshot: {

@@ -398,6 +398,26 @@ function describeBinary() {
     await adm(['-C']);
   });
 
+  test('port 0 with -p is a persistent service for every port (ipvsadm): listed and saved with :0; without -p refused', async () => {
+    await adm(['-C']);
+    const refused = await adm(['-A', '-t', '198.18.0.9:0']);
+    assert.deepEqual([refused.code, refused.err], [2, 'Zero port specified for non-persistent service\n']);
+    // no port at all is port 0, as ipvsadm's parse_service leaves it
+    assert.equal((await adm(['-A', '-t', '198.18.0.9', '-p'])).code, 0);
+    assert.equal((await adm(['-a', '-t', '198.18.0.9:0', '-r', '198.18.1.9', '-g'])).code, 0);
+    const list = (await adm(['-Ln'])).out.split('\n').slice(3).join('\n');
+    assert.equal(
+      list,
+      'TCP  198.18.0.9:0 wlc persistent 360\n  -> 198.18.1.9:0                 Route   1      0          0         \n',
+    );
+    const saved = (await adm(['-S', '-n'])).out;
+    assert.equal(saved, '-A -t 198.18.0.9:0 -s wlc -p 360\n-a -t 198.18.0.9:0 -r 198.18.1.9:0 -g -w 1\n');
+    await adm(['-C']);
+    assert.equal((await adm(['-R'], saved)).code, 0);
+    assert.equal((await adm(['-S', '-n'])).out, saved);
+    await adm(['-C']);
+  });
+
   test('without -n, names come from the hosts file ($KEEPVS_HOSTS_FILE here), never from DNS', async () => {
     const hosts = join(dir, 'hosts');
     writeFileSync(hosts, '198.18.0.1 vip.example\n198.18.1.1 web1\n');

@@ -541,13 +541,24 @@ test('unsupported services are reported, not silently accepted', async () => {
       },
       {
         op: 'add-service',
-        key: { kind: 'addr', protocol: 'sctp', family: 4, address: '127.0.0.1', port: 0 },
+        key: { kind: 'addr', protocol: 'sctp', family: 4, address: '127.0.0.1', port: 9 },
         params: { scheduler: 'rr', schedFlags: [], ops: false },
+      },
+      // port 0 + persistence: every port (IPVS); never a listener on a random port
+      {
+        op: 'add-service',
+        key: { kind: 'addr', protocol: 'tcp', family: 4, address: '127.0.0.1', port: 0 },
+        params: { scheduler: 'rr', schedFlags: [], ops: false, persistentTimeout: 300 },
       },
     ]);
     assert.deepEqual(
       dp.snapshot().diagnostics.map((d) => d.code),
-      ['DP_UNSUPPORTED_FWMARK', 'DP_UNSUPPORTED_PROTOCOL'],
+      ['DP_UNSUPPORTED_FWMARK', 'DP_UNSUPPORTED_PROTOCOL', 'DP_UNSUPPORTED_ALL_PORTS'],
+    );
+    assert.deepEqual(
+      dp.snapshot().services.map((s) => s.id),
+      [],
+      'nothing listens',
     );
   } finally {
     await dp.stop(0);

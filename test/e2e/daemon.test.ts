@@ -274,6 +274,20 @@ test('a table change made with keepvsadm is logged and published as an admin eve
   await until('keepvsadm change logged', async () => output.includes('keepvsadm: set-timeouts timeouts') || undefined);
 });
 
+test('keepvsadm -A -t ADDR:0 -p under the proxy: every port is refused in the log and the API, no random-port listener', async () => {
+  const before = (await status()).lvs.dataplane.services.length;
+  await keepvsadm('-A', '-t', '127.0.0.2:0', '-p', '60');
+  await until('all-ports diagnostic logged', async () => output.includes('[DP_UNSUPPORTED_ALL_PORTS]') || undefined);
+  const s = await status();
+  assert.ok(
+    s.lvs.dataplane.diagnostics.some((d: { code: string }) => d.code === 'DP_UNSUPPORTED_ALL_PORTS'),
+    'in the API',
+  );
+  assert.equal(s.lvs.dataplane.services.length, before, 'no listener for it');
+  assert.match(await keepvsadm('-Ln'), /^TCP {2}127\.0\.0\.2:0 wlc persistent 60$/m);
+  await keepvsadm('-D', '-t', '127.0.0.2:0');
+});
+
 function keepvsadm(...args: string[]): Promise<string> {
   return new Promise<string>((resolve) => {
     const p = spawn(process.execPath, [join(root, 'bin/keepvsadm.js'), '--socket', join(dir, 'keepvs.sock'), ...args]);

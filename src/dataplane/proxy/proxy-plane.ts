@@ -151,6 +151,16 @@ export class ProxyDataPlane implements DataPlane {
       this.diagnose('DP_UNSUPPORTED_FWMARK', id, 'fwmark services need the kernel (nft) data plane');
       return;
     }
+    if (key.port === 0 && op.params.persistentTimeout !== undefined) {
+      // IPVS's port-0 persistent service forwards every port of the address: no single listener does that
+      // (a non-persistent port 0 never comes from the table, which refuses it; tests use it for an ephemeral port)
+      this.diagnose(
+        'DP_UNSUPPORTED_ALL_PORTS',
+        id,
+        'a port-0 service takes every port of its address, which needs the kernel (nft) data plane; the userspace proxy does not listen on a random port instead',
+      );
+      return;
+    }
     if (key.protocol === 'sctp') {
       this.diagnose('DP_UNSUPPORTED_PROTOCOL', id, 'SCTP is not proxied in userspace');
       return;
