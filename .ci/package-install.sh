@@ -17,8 +17,8 @@ check() { # PREFIX WHAT
   "$bin/keepvs" -t -f "$src/test/fixtures/corpus/keepalived-doc/keepalived.conf.HTTP_GET.port" --no-interface-check 2>/dev/null || st=$?
   [[ $st == 0 || $st == 5 ]] || { echo "package-install: $what: keepvs -t exited $st" >&2; exit 1; }
   "$bin/keepvsadm" -h | grep '^keepvsadm' >/dev/null || { echo "package-install: $what: keepvsadm -h failed" >&2; exit 1; }
-  for m in keepvs.8 keepvsadm.8; do
-    [[ -e $1/share/man/man8/$m ]] || { echo "package-install: $what: man page $m not installed" >&2; exit 1; }
+  for m in man8/keepvs.8 man8/keepvsadm.8 man5/keepvs.conf.5; do
+    [[ -e $1/share/man/$m ]] || { echo "package-install: $what: man page $m not installed" >&2; exit 1; }
   done
   echo "package-install: $what: ok ($("$bin/keepvs" --version))"
 }
@@ -30,7 +30,7 @@ check "$work/from-clone" 'npm install -g from a clone'
 git clone -q "$src" "$work/pack"
 (cd "$work/pack" && npm ci "${npmq[@]}" >/dev/null && npm pack --silent >/dev/null)
 tarball=$(ls "$work"/pack/keepvs-*.tgz)
-for f in dist/src/cli/keepvs-main.js man/keepvs.8 man/keepvsadm.8 completions/keepvsadm contrib/keepvs.service LICENSE; do
+for f in dist/src/cli/keepvs-main.js man/keepvs.8 man/keepvsadm.8 man/keepvs.conf.5 completions/keepvsadm contrib/keepvs.service LICENSE; do
   tar tzf "$tarball" | grep -x "package/$f" >/dev/null || { echo "package-install: $f is not in the tarball" >&2; exit 1; }
 done
 npm install -g --prefix "$work/from-tarball" "${npmq[@]}" "$tarball"

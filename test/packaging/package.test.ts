@@ -22,7 +22,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 test('package.json: bin, man, engines, files (dist, man, completions, contrib), a prepare build', () => {
   const p = JSON.parse(read('package.json'));
   assert.deepEqual(Object.keys(p.bin).sort(), ['keepvs', 'keepvsadm']);
-  assert.deepEqual(p.man, ['./man/keepvs.8', './man/keepvsadm.8']);
+  assert.deepEqual(p.man, ['./man/keepvs.8', './man/keepvsadm.8', './man/keepvs.conf.5']);
   assert.match(p.engines.node, /^>=20/);
   for (const f of ['dist/src', 'man', 'completions', 'contrib', 'LICENSE', 'scripts/prepare.mjs'])
     assert.ok(p.files.includes(f), `files lacks ${f}`);
@@ -100,6 +100,28 @@ test('man pages: render without warnings and name every long option of --help', 
       `${page} does not name these options of the help`,
     );
   }
+});
+
+test('keepvs.conf(5) names every keepvs keyword (those keepvs -t reports with KV116)', {
+  skip: !have('groff') && 'no groff',
+}, () => {
+  const r = spawnSync('grep', ['-rhoE', "'[a-z_]+' is a keepvs keyword", 'src/config'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  const words = [...new Set([...r.stdout.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]))];
+  assert.ok(words.length >= 2, r.stdout);
+  const page = read('man/keepvs.conf.5').replace(/\\-/g, '-');
+  assert.deepEqual(
+    words.filter((w) => !page.includes(w)),
+    [],
+    'keywords missing from man/keepvs.conf.5',
+  );
+  const g = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-z', join(root, 'man', 'keepvs.conf.5')], {
+    encoding: 'utf8',
+    env: { ...process.env, LC_ALL: 'C' },
+  });
+  assert.equal(g.stderr, '');
 });
 
 function complete(words: string[], fakeSave = ''): string[] {
