@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs the compiled tests (dist/test/**/*.test.js) with Node's test runner.
-// Usage: node scripts/run-tests.mjs [substring filter ...]
+// Usage: node scripts/run-tests.mjs [substring filter ...] [--exclude=substring ...]
 // Node 20's `--test` takes no globs, so the file list is built here.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -18,12 +18,16 @@ function walk(dir, out) {
   return out;
 }
 
-const filters = process.argv.slice(2);
+// --exclude=SUBSTR (repeatable) leaves out the files whose path contains it (.ci/run on Node 24)
+const args = process.argv.slice(2);
+const excludes = args.filter((a) => a.startsWith('--exclude=')).map((a) => a.slice('--exclude='.length));
+const filters = args.filter((a) => !a.startsWith('--exclude='));
 // only tests whose source still exists (a stale dist/ may hold removed ones)
 let files = walk(testRoot, [])
   .filter((f) => existsSync(join(root, 'test', relative(testRoot, f)).replace(/\.js$/, '.ts')))
   .sort();
 if (filters.length) files = files.filter((f) => filters.some((s) => relative(testRoot, f).includes(s)));
+if (excludes.length) files = files.filter((f) => !excludes.some((s) => relative(testRoot, f).includes(s)));
 if (files.length === 0) {
   console.error('run-tests: no test files found (did `tsc` run?)');
   process.exit(1);
