@@ -228,7 +228,7 @@ export class VrrpDriver {
         vmacSender = this.io.openSocket(ifname, i.family, () => {}, ah);
       } catch (e) {
         this.notRun.set(i.name, `cannot open the VRRP socket on ${ifname}: ${e instanceof Error ? e.message : e}`);
-        this.logger.log('error', `VRRP_Instance(${i.name}) ${this.notRun.get(i.name)}`);
+        this.logger.log('error', `(${i.name}) ${this.notRun.get(i.name)}`);
         if (shared.members.length === 0) {
           shared.socket.close();
           this.sockets.delete(sockKey);
@@ -533,7 +533,7 @@ export class VrrpDriver {
       .catch((e) =>
         this.logger.log(
           'error',
-          `VRRP_Instance(${r.config.name}) connection sync: ${e instanceof Error ? e.message : e}`,
+          `(${r.config.name}) connection sync: ${e instanceof Error ? e.message : e}`,
         ),
       );
   }
