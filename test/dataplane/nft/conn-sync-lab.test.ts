@@ -1,7 +1,8 @@
 /**
  * Connection sync in the network lab (../shared/lab/lab.sh, docs/conn-sync.md): keepvs on lb1
- * and lb2 (kernel plane, NAT, rr over three real servers, VRRPv3), `lvs_sync_daemon eth1 VI_1`
- * driving conntrackd on both. A client holds 20 long-lived TCP connections; lb1 dies (keepvs
+ * and lb2 (kernel plane, NAT and full-NAT, rr over three real servers, VRRPv3 advert_int 0.2),
+ * `lvs_sync_daemon eth1 VI_1` driving conntrackd on both. A client holds 20 long-lived TCP
+ * connections to each service (the full-NAT local address is a VIP of the instance); lb1 dies (keepvs
  * SIGKILLed with its whole process group, then its links go down: the VIP and the kernel rules it
  * leaves behind must not keep forwarding); lb2 takes over and every connection goes on with its
  * own real server. Without the sync, lb2 schedules their next packets afresh (conntrack picks
@@ -35,7 +36,8 @@ const sock = (host: string) => join(dir, host, 'keepvs.sock');
 /** Each real server answers every line with its name: a connection moved to another one is reset. */
 const RS_SERVER = `import net from 'node:net';
 const name = process.argv[2];
-net.createServer((s) => { s.on('data', () => s.write(name + '\\n')); s.on('error', () => {}); }).listen(80, '0.0.0.0');
+for (const port of [80, 81])
+  net.createServer((s) => { s.on('data', () => s.write(name + '\\n')); s.on('error', () => {}); }).listen(port, '0.0.0.0');
 `;
 
 /**
@@ -44,13 +46,15 @@ net.createServer((s) => { s.on('data', () => s.write(name + '\\n')); s.on('error
  */
 const CLIENT = `import net from 'node:net';
 const [host, n, ms] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
+const ports = process.argv[5].split(',').map(Number);
 const conns = [];
 // one short connection first: lb1's rr counter is then one ahead of lb2's, so a backup that
 // scheduled the flows afresh would not land them on their servers by the same rr order
-await new Promise((resolve) => { const w = net.connect({ host, port: 80 }, () => { w.destroy(); resolve(); }); w.on('error', resolve); });
-for (let i = 0; i < n; i++) {
-  const c = { rs: '', answers: 0, broken: '', moved: false, lastAt: 0, maxGapMs: 0 };
-  const s = net.connect({ host, port: 80 });
+for (const port of ports)
+  await new Promise((resolve) => { const w = net.connect({ host, port }, () => { w.destroy(); resolve(); }); w.on('error', resolve); });
+for (const port of ports) for (let i = 0; i < n; i++) {
+  const c = { port, rs: '', answers: 0, broken: '', moved: false, lastAt: 0, maxGapMs: 0 };
+  const s = net.connect({ host, port });
   let buf = '';
   s.on('data', (d) => {
     buf += d;
@@ -91,6 +95,22 @@ vrrp_instance VI_1 {
   virtual_ipaddress {
     198.18.0.100/24 dev eth0
     198.18.1.254/24 dev eth1
+    198.18.1.250/24 dev eth1
+  }
+}
+local_address_group L4 {
+  198.18.1.250
+}
+virtual_server 198.18.0.100 81 {
+  lb_algo rr
+  lvs_method FNAT
+  laddr_group_name L4
+  protocol TCP
+  real_server 198.18.1.11 81 {
+  }
+  real_server 198.18.1.12 81 {
+  }
+  real_server 198.18.1.13 81 {
   }
 }
 virtual_server 198.18.0.100 80 {
@@ -209,7 +229,7 @@ after(() => {
   else rmSync(dir, { recursive: true, force: true });
 });
 
-test('conntrackd sync: 20 of 20 NAT rr connections survive a master crash; -L --daemon and -Lnc on the backup', {
+test('conntrackd sync: 20 of 20 NAT and 20 of 20 FNAT rr connections survive a master crash; -L --daemon and -Lnc on the backup', {
   skip: !canRun && 'needs root, the lab, nftables and conntrackd',
   timeout: 90_000,
 }, async () => {
@@ -224,33 +244,41 @@ test('conntrackd sync: 20 of 20 NAT rr connections survive a master crash; -L --
   );
   const client = spawn(
     'ip',
-    ['netns', 'exec', `${P}-client`, process.execPath, join(dir, 'client.mjs'), '198.18.0.100', '20', '60000'],
+    ['netns', 'exec', `${P}-client`, process.execPath, join(dir, 'client.mjs'), '198.18.0.100', '20', '60000', '80,81'],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   procs.push(client);
   let out = '';
   client.stdout?.on('data', (d) => (out += d));
-  const reportNow = async () => {
+  type Conn = { port: number; rs: string; answers: number; broken: string; moved: boolean; maxGapMs: number };
+  const reportNow = async (): Promise<Conn[]> => {
     const before = out.length;
     client.kill('SIGUSR1');
     await until('client report', () => out.slice(before).includes('\n'), 5000);
-    return JSON.parse(out.slice(before).trim().split('\n')[0]) as {
-      rs: string;
-      answers: number;
-      broken: string;
-      moved: boolean;
-      maxGapMs: number;
-    }[];
+    return JSON.parse(out.slice(before).trim().split('\n')[0]) as Conn[];
   };
+  const METHOD = { 80: 'NAT', 81: 'FNAT' } as Record<number, string>;
   // every connection answered, spread over the three real servers by rr
   await sleep(1500);
   const first = await reportNow();
-  assert.equal(first.filter((c) => c.answers > 0 && !c.broken).length, 20, JSON.stringify(first));
-  assert.equal(new Set(first.map((c) => c.rs)).size, 3, 'rr used every real server');
-  // the backup holds the master's flows, ready for a takeover
-  await until('-Lnc on lb2 lists the 20 synced connections', () => {
+  for (const port of [80, 81]) {
+    const mine = first.filter((c) => c.port === port);
+    assert.equal(mine.filter((c) => c.answers > 0 && !c.broken).length, 20, JSON.stringify(mine));
+    assert.equal(new Set(mine.map((c) => c.rs)).size, 3, `${METHOD[port]}: rr used every real server`);
+  }
+  // the backup holds the master's flows, ready for a takeover (destination unknown until committed)
+  const synced = (lnc: string, port: number) =>
+    (
+      lnc.match(
+        new RegExp(
+          `TCP\\s+\\S+\\s+ESTABLISHED\\s+198\\.18\\.0\\.10:\\d+\\s+198\\.18\\.0\\.100:${port}\\s+0\\.0\\.0\\.0:0`,
+          'g',
+        ),
+      ) ?? []
+    ).length;
+  await until('-Lnc on lb2 lists the 40 synced connections', () => {
     const lnc = adm('lb2', '-Lnc');
-    return (lnc.match(/TCP\s+\S+\s+ESTABLISHED\s+198\.18\.0\.10:\d+\s+198\.18\.0\.100:80\s/g) ?? []).length >= 20;
+    return synced(lnc, 80) >= 20 && synced(lnc, 81) >= 20;
   });
   // lb1 dies: keepvs and its conntrackd killed at once, then the host drops off both networks
   const lb1 = keepvs.get('lb1')!;
@@ -263,18 +291,22 @@ test('conntrackd sync: 20 of 20 NAT rr connections survive a master crash; -L --
   await until('lb2 runs the master daemon', () => adm('lb2', '-L', '--daemon').includes('master sync daemon'));
   await sleep(2500);
   const after = await reportNow();
-  const kept = after.filter((c) => !c.broken && !c.moved);
-  const detail = after
-    .map((c) => `${c.rs}:${c.answers}:${c.broken || (c.moved ? 'moved' : 'ok')}:${c.maxGapMs}ms`)
-    .join(' ');
-  console.log(`takeover after ${tookOverMs} ms; kept ${kept.length}/20; ${detail}`);
-  assert.equal(kept.length, 20, `connections kept through the failover: ${detail}\nlb2 log:\n${readLog('lb2')}`);
-  // on lb2, now master, the committed flows are kernel entries with their real server
   const lnc = adm('lb2', '-Lnc');
-  assert.ok(
-    (lnc.match(/ESTABLISHED\s+198\.18\.0\.10:\d+\s+198\.18\.0\.100:80\s+198\.18\.1\.1[123]:80/g) ?? []).length >= 20,
-    lnc,
-  );
+  for (const port of [80, 81]) {
+    const mine = after.filter((c) => c.port === port);
+    const kept = mine.filter((c) => !c.broken && !c.moved);
+    const detail = mine
+      .map((c) => `${c.rs}:${c.answers}:${c.broken || (c.moved ? 'moved' : 'ok')}:${c.maxGapMs}ms`)
+      .join(' ');
+    console.log(`${METHOD[port]}: takeover after ${tookOverMs} ms; kept ${kept.length}/20; ${detail}`);
+    assert.equal(kept.length, 20, `${METHOD[port]} connections kept: ${detail}\nlb2 log:\n${readLog('lb2')}`);
+    // on lb2, now master, the committed flows are kernel entries with their real server
+    const committed = new RegExp(
+      `ESTABLISHED\\s+198\\.18\\.0\\.10:\\d+\\s+198\\.18\\.0\\.100:${port}\\s+198\\.18\\.1\\.1[123]:${port}`,
+      'g',
+    );
+    assert.ok((lnc.match(committed) ?? []).length >= 20, lnc);
+  }
   client.kill('SIGKILL');
 });
 
