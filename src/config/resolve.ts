@@ -132,11 +132,20 @@ function checkKernelDrops(vs: VirtualServer, where: string, ctx: Ctx): void {
   if (vs.ops) lost.push('ops (the kernel schedules each UDP flow, not each datagram)');
   if ((vs.proxyProtocol ?? 'off') !== 'off')
     lost.push(`proxy_protocol ${vs.proxyProtocol} (the kernel adds no header)`);
+
   if (lost.length > 0)
     ctx.report(
       'KV318',
       vs.loc,
       `${where}: ${lost.join(' and ')} is not done by the kernel data plane; run keepvs with --dataplane proxy for it`,
+    );
+  // DR in the kernel keeps no connection table: a counting scheduler becomes a per-flow hash (nft/slots.ts)
+  const dr = vs.realServers.length > 0 && vs.realServers.every((rs) => rs.method === 'DR');
+  if (dr && !['sh', 'dh', 'mh', 'fo'].includes(vs.scheduler))
+    ctx.report(
+      'KV318',
+      vs.loc,
+      `${where}: lvs_sched ${vs.scheduler} under DR runs as a weighted Maglev hash of source address and port (DR keeps no connection table in the kernel plane): flows split by weight, the same on both directors, not in ${vs.scheduler} order; lvs_sched mh says so`,
     );
 }
 

@@ -95,3 +95,16 @@ test('KV318: ops and proxy_protocol are reported under the kernel plane (it woul
   }
   assert.ok(!codes(parse(NAT, { dataplane: NFT })).includes('KV318'));
 });
+
+test('KV318: a DR service with a counting scheduler (wlc, the default) is said to run as a per-flow hash', () => {
+  const d = parse(DR, { dataplane: NFT }).diagnostics.find((x) => x.code === 'KV318');
+  assert.match(d?.message ?? '', /wlc .*weighted Maglev hash of source address and port/);
+  for (const sched of ['mh', 'sh', 'dh', 'fo'])
+    assert.ok(
+      !codes(parse(DR.replace(' lb_kind DR\n', ` lb_kind DR\n lvs_sched ${sched}\n`), { dataplane: NFT })).includes(
+        'KV318',
+      ),
+      sched,
+    );
+  assert.ok(!codes(parse(DR, { dataplane: PROXY })).includes('KV318'));
+});

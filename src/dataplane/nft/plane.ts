@@ -370,6 +370,12 @@ export class NftDataPlane implements DataPlane {
         ...(mac ? { mac } : {}),
       };
     });
+    if (mode === 'dr' && !['sh', 'dh', 'mh', 'fo'].includes(s.params.scheduler))
+      this.diagnose(
+        'DP_DR_HASHED',
+        id,
+        `DR has no connection table here: scheduler ${s.params.scheduler} runs as a weighted Maglev hash of source address and port (flows split by weight, the same on every director), not in ${s.params.scheduler} order`,
+      );
     if (mode === 'fullnat' && !(ctx?.localAddresses?.length ?? 0))
       this.diagnose('DP_FNAT_NO_LADDR', id, 'full-NAT without local addresses (laddr_group_name): SNAT not installed');
     return {

@@ -45,6 +45,14 @@ export function baseTable(f: Fam): string[] {
     // ipvsadm --stats: per real server, counters of new connections, packets in and out (conntrack knows
     // the direction); the sets hold the NAT/FNAT real servers (statSetCommands)
     ...STAT_SETS.map((n) => `add set ${t} ${n} { type ${a} . inet_proto . inet_service; counter; }`),
+    // a reply from a NAT real server that this director has no connection for (the flow went through
+    // the other director, or its request is still on the way): forwarded, it would leave un-NATed and
+    // leave a conntrack entry in the reply direction that blocks the flow's pickup here; dropped, the
+    // real server retransmits once the request side has come this way (stateless failover, ip_vs_out's
+    // drop of replies without a connection, docs/director-pair.md)
+    `add set ${t} ${RS_GUARD_SET} { type ${a} . inet_proto . inet_service; }`,
+    `add chain ${t} rs_guard { type filter hook forward priority -2; policy accept; }`,
+    `add rule ${t} rs_guard ct state new ${f} saddr . meta l4proto . th sport @${RS_GUARD_SET} drop`,
     `add chain ${t} stats { type filter hook forward priority -1; policy accept; }`,
     `add rule ${t} stats ct status dnat ct direction original ct state new ${f} daddr . meta l4proto . th dport @st_new`,
     `add rule ${t} stats ct status dnat ct direction original ${f} daddr . meta l4proto . th dport @st_in`,
@@ -54,6 +62,8 @@ export function baseTable(f: Fam): string[] {
 
 /** Counter sets of real servers: new connections, packets towards them, packets from them. */
 export const STAT_SETS = ['st_new', 'st_in', 'st_out'] as const;
+/** The same real servers, without counters: replies from them that start no connection are dropped. */
+export const RS_GUARD_SET = 'rs_nat';
 
 /** `addr . proto . port` of every real server a NAT/FNAT service forwards to (its stats element). */
 /** The stats elements of one service in family `f` (none for DR and fwmark services). */
@@ -68,7 +78,7 @@ export function serviceStatElements(s: KernelService | null | undefined, f: Fam)
 export function statSetCommands(f: Fam, add: readonly string[], del: readonly string[]): string[] {
   const t = `${f} ${TABLE}`;
   const out: string[] = [];
-  for (const n of STAT_SETS) {
+  for (const n of [...STAT_SETS, RS_GUARD_SET]) {
     if (add.length) out.push(`add element ${t} ${n} { ${add.join(', ')} }`);
     if (del.length) out.push(`delete element ${t} ${n} { ${del.join(', ')} }`);
   }

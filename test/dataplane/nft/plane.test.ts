@@ -64,6 +64,9 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
   // own tables only: never `flush ruleset`
   assert.doesNotMatch(t, /flush ruleset/);
   assert.match(t, /^add table ip keepvs\ndelete table ip keepvs\n/);
+  // a reply from a NAT real server that starts no connection here is dropped, not forwarded un-NATed
+  assert.match(t, /add rule ip keepvs rs_guard ct state new ip saddr \. meta l4proto \. th sport @rs_nat drop/);
+  assert.match(t, /add element ip keepvs rs_nat \{ [^}]*198\.18\.1\.11 \. tcp \. 80/);
   assert.match(t, /add element ip keepvs svc \{ 198\.18\.0\.100 \. tcp \. 80 : goto s_tcp_198_18_0_100_80 \}/);
   assert.match(t, /elements = \{ 0 : 198\.18\.1\.12 \. 80, 1 : 198\.18\.1\.11 \. 80 \}/);
   // DR: netdev ingress on the VIP's device, pkttype host, MAC rewrite, fwd to the real servers' device
@@ -94,7 +97,7 @@ test('a weight change rewrites only that service; a removal resets its flows (ex
   // nothing left: the slot map is emptied, the chain drops (IPVS: no destination)
   assert.match(
     runs[2],
-    /^flush map ip keepvs s_tcp_198_18_0_100_80_slots\n(delete element ip keepvs st_\w+ \{ 198\.18\.1\.12 \. tcp \. 80 \}\n){3}$/,
+    /^flush map ip keepvs s_tcp_198_18_0_100_80_slots\n(delete element ip keepvs (st_\w+|rs_nat) \{ 198\.18\.1\.12 \. tcp \. 80 \}\n){4}$/,
   );
   await p.apply([{ op: 'del-service', key: KEY }]);
   assert.match(runs[3], /delete element ip keepvs svc \{ 198\.18\.0\.100 \. tcp \. 80 \}/);
@@ -120,6 +123,10 @@ test('DR real servers without a MAC get no slots, and are reported', async () =>
   // rr in DR is a Maglev table on the flow: every slot on the one server with a MAC
   assert.match(runs[0], /elements = \{ 0 : 02:18:01:00:00:12, 1 : 02:18:01:00:00:12, /);
   assert.doesNotMatch(runs[0], /: 02:18:01:00:00:13/);
+  // and that it is a hash, not rr order, is said (log, API, dashboard)
+  assert.ok(
+    p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_HASHED' && /rr runs as a weighted Maglev/.test(d.message)),
+  );
   assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_NO_MAC' && /198\.18\.1\.13/.test(d.message)));
 });
 
