@@ -15,8 +15,10 @@ export const KEEPALIVED = '/usr/sbin/keepalived';
 export const canRunPair = process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft');
 export const VIP = '198.18.0.100';
 export const GW_VIP = '198.18.1.254';
-/** service ports: stateless NAT and DR by Maglev, and NAT with rr (needs connection sync) */
-export const PORTS = { natMh: 80, drMh: 82, natRr: 81 } as const;
+/** full-NAT source address: a VIP of the pair (the real servers answer it, so it moves with the master) */
+export const LADDR = '198.18.1.250';
+/** service ports: stateless NAT, DR and full-NAT by Maglev; NAT and full-NAT by rr (need connection sync) */
+export const PORTS = { natMh: 80, natRr: 81, drMh: 82, fnatRr: 83, fnatMh: 84 } as const;
 export type Director = 'lb1' | 'lb2';
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -159,7 +161,9 @@ export interface DirectorOptions {
   advertInt: number;
   /** VRRP by keepalived 2.2.7 on this host; keepvs then runs its checkers and data plane only (-C) */
   vrrpBy?: 'keepvs' | 'keepalived';
-  /** extra virtual_server / global_defs text */
+  /** `lvs_sync_daemon eth1 VI_1`: conntrackd syncs the connections (keepvs's VRRP only) */
+  sync?: boolean;
+  /** extra virtual_server text */
   extra?: string;
 }
 
@@ -168,7 +172,7 @@ const rsBody = (port: number) =>
     .map((i) => `  real_server 198.18.1.1${i} ${port} {\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }`)
     .join('\n');
 const vs = (port: number, sched: string, method: string) =>
-  `virtual_server ${VIP} ${port} {\n  delay_loop 1\n  lvs_sched ${sched}\n  lvs_method ${method}\n  protocol TCP\n${rsBody(port)}\n}\n`;
+  `virtual_server ${VIP} ${port} {\n  delay_loop 1\n  lvs_sched ${sched}\n  lvs_method ${method}\n${method === 'FNAT' ? '  laddr_group_name LADDR\n' : ''}  protocol TCP\n${rsBody(port)}\n}\n`;
 
 export function vrrpInstance(o: DirectorOptions): string {
   return `vrrp_instance VI_1 {
@@ -184,13 +188,24 @@ export function vrrpInstance(o: DirectorOptions): string {
   virtual_ipaddress {
     ${VIP}/24 dev eth0
     ${GW_VIP}/24 dev eth1
+    ${LADDR}/24 dev eth1
   }
 }
 `;
 }
 
 export function directorConfig(host: Director, o: DirectorOptions, withVrrp = true): string {
-  return `global_defs {\n  router_id ${host}\n}\n${withVrrp ? vrrpInstance(o) : ''}${vs(PORTS.natMh, 'mh', 'NAT')}${vs(PORTS.drMh, 'mh', 'DR')}${vs(PORTS.natRr, 'rr', 'NAT')}${o.extra ?? ''}`;
+  const sync = withVrrp && o.sync ? '  lvs_sync_daemon eth1 VI_1 id 51\n' : '';
+  return (
+    `global_defs {\n  router_id ${host}\n${sync}}\nlocal_address_group LADDR {\n  ${LADDR}\n}\n` +
+    (withVrrp ? vrrpInstance(o) : '') +
+    vs(PORTS.natMh, 'mh', 'NAT') +
+    vs(PORTS.natRr, 'rr', 'NAT') +
+    vs(PORTS.drMh, 'mh', 'DR') +
+    vs(PORTS.fnatRr, 'rr', 'FNAT') +
+    vs(PORTS.fnatMh, 'mh', 'FNAT') +
+    (o.extra ?? '')
+  );
 }
 
 interface Running {
@@ -366,12 +381,20 @@ export class PairLab {
   /** After a crash the dead director keeps its VIPs (as keepalived's); a new start must not race them. */
   clearVips(host: Director): void {
     spawnSync('ip', ['-n', this.ns(host), 'addr', 'del', `${VIP}/24`, 'dev', 'eth0'], { stdio: 'ignore' });
-    spawnSync('ip', ['-n', this.ns(host), 'addr', 'del', `${GW_VIP}/24`, 'dev', 'eth1'], { stdio: 'ignore' });
+    for (const a of [GW_VIP, LADDR])
+      spawnSync('ip', ['-n', this.ns(host), 'addr', 'del', `${a}/24`, 'dev', 'eth1'], { stdio: 'ignore' });
   }
 
   /** A director's cable on the front (eth0) or back (eth1) network, pulled at the switch or put back. */
   link(host: Director, leg: 'front' | 'back', up: boolean): void {
-    this.sh('ip', '-n', this.ns('sw'), 'link', 'set', `${host}-${leg === 'front' ? 'f' : 'b'}`, up ? 'up' : 'down');
+    // (ip warns "Peer netns reference is invalid" about the veth's far end: harmless, not shown)
+    execFileSync(
+      'ip',
+      ['-n', this.ns('sw'), 'link', 'set', `${host}-${leg === 'front' ? 'f' : 'b'}`, up ? 'up' : 'down'],
+      {
+        stdio: ['ignore', 'ignore', 'ignore'],
+      },
+    );
   }
 
   /** Every frame between lb1 and lb2 dropped at the switch (both networks), or let through again. */
@@ -441,7 +464,7 @@ add rule bridge chaos cut iifname { "lb2-f", "lb2-b" } oifname { "lb1-f", "lb1-b
   serving(host: Director): boolean {
     try {
       const out = this.adm(host, '-Ln');
-      return (out.match(/-> 198\.18\.1\.1\d:/g) ?? []).length >= 9;
+      return (out.match(/-> 198\.18\.1\.1\d:/g) ?? []).length >= 3 * Object.keys(PORTS).length;
     } catch {
       return false;
     }
