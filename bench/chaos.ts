@@ -230,7 +230,7 @@ async function main(): Promise<void> {
   const services = pick(process.argv[3], Object.keys(SERVICES) as Service[]);
   const peerArg = process.argv[4] ?? 'both';
   const peers: Peer[] = peerArg === 'both' ? ['keepvs', 'keepalived'] : [peerArg as Peer];
-  const lab = new PairLab(`kx${process.pid % 10000}`);
+  const lab = new PairLab(`chaos${process.pid % 10000}`);
   const rows: Row[] = [];
   const load0 = loadavg()[0];
   const started = new Date().toISOString();

@@ -21,7 +21,7 @@ import {
   until,
 } from './pair-lab.js';
 
-const lab = new PairLab(`kq${process.pid % 10000}`);
+const lab = new PairLab(`kvpd${process.pid % 10000}`);
 const ADVERT = 0.1;
 const skip = !canRunPair && 'needs root, nftables and ../shared/lab/lab.sh';
 

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { canRunPair, crashHost, PairLab, PORTS, reviveHost, settlePair, throughFault } from './pair-lab.js';
 
-const lab = new PairLab(`kp${process.pid % 10000}`);
+const lab = new PairLab(`kvpn${process.pid % 10000}`);
 const ADVERT = 0.1;
 
 before(() => {
