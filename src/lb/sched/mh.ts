@@ -46,9 +46,12 @@ const unavailable = (d: SchedDest): boolean => d.weight <= 0 || d.overloaded;
 export class MaglevHashing implements Scheduler {
   readonly name = 'mh';
   private readonly lookup: (SchedDest | null)[];
+  /** per slot, the index of its destination in the list last built from (-1: none) */
+  private readonly lookupIndex: Int32Array;
 
   constructor(readonly tableSize = MH_DEFAULT_TABLE_SIZE) {
     this.lookup = new Array(tableSize).fill(null);
+    this.lookupIndex = new Int32Array(tableSize).fill(-1);
   }
 
   pick(svc: SchedService, client: SchedClient): SchedDest | null {
@@ -70,6 +73,8 @@ export class MaglevHashing implements Scheduler {
   destsChanged(svc: SchedService, _change?: DestChange): void {
     const size = this.tableSize;
     const dests = identityOrder(svc.dests);
+    // slotIndexes() answers in the caller's list positions, not the identity order
+    const listIndex = new Map(svc.dests.map((d, i) => [d, i]));
     let g = 0;
     let maxW = 0;
     for (const d of dests) {
@@ -78,6 +83,7 @@ export class MaglevHashing implements Scheduler {
     }
     if (g < 1 || dests.length > size) {
       this.lookup.fill(null);
+      this.lookupIndex.fill(-1);
       return;
     }
     const rshift = Math.max(0, fls(Math.floor(maxW / g)) - TAB_BITS);
@@ -105,6 +111,7 @@ export class MaglevHashing implements Scheduler {
           perm[i] = c;
           taken[c] = 1;
           this.lookup[c] = dests[i];
+          this.lookupIndex[c] = listIndex.get(dests[i]) ?? -1;
           filled++;
         }
       }
@@ -114,6 +121,10 @@ export class MaglevHashing implements Scheduler {
   /** the lookup table itself, slot by slot (the kernel TUN plane copies it into its slot map) */
   slotTable(): readonly (SchedDest | null)[] {
     return this.lookup;
+  }
+  /** the lookup table as indexes into the service's destination list it was built from (-1: none) */
+  slotIndexes(): Int32Array {
+    return this.lookupIndex;
   }
   /** slots per destination (tests, diagnostics) */
   slotShare(): Map<SchedDest, number> {
