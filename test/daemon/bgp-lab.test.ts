@@ -238,7 +238,8 @@ test('keepvs announces the VIP to a real FRR router, which then routes requests 
   const s = status();
   assert.equal(s.bgp?.vips[0].announced, true);
   assert.equal(s.bgp?.neighbors[0].state, 'Established');
-  assert.match(vtyRouter('show bfd peers brief'), /198\.18\.0\.1 +up/);
+  // BFD comes up after the BGP session (its first packets wait for the session to ask for it)
+  await until('BFD up at the router', () => /198\.18\.0\.1 +up/.test(vtyRouter('show bfd peers brief')));
 });
 
 test('the real server fails: withdrawn; it returns: announced again after the hold-down', {
