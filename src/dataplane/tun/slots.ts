@@ -5,7 +5,7 @@
  *
  * There are no connection counts at tc ingress, so every scheduler becomes a per-flow hash:
  * - mh: the Maglev table of src/lb/sched/mh.ts (4093 slots, built from last_weight as IPVS does, in
- *   address order rather than list order so that every director builds the same one), on the
+ *   identity order rather than list order so that every director builds the same one), on the
  *   source address (+ source port with mh-port). One of N servers leaving moves about 1/N flows.
  * - sh: IPVS's 256 source-hash buckets (src/lb/sched/sh.ts), source address (+ port with sh-port).
  * - dh: a Maglev table on the destination address (one server per VIP, as IPVS dh on a TUN VIP).
@@ -142,13 +142,6 @@ export function planSlots(svc: TunServiceInput): SlotPlan {
       syn.push(s);
     }
   });
-  if (kind === 'mh') {
-    // address order, not list order: every director builds the same Maglev table (docs/scale-out.md)
-    const byEndpoint = (a: SchedDest, b: SchedDest) =>
-      a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1;
-    primary.sort(byEndpoint);
-    syn.sort(byEndpoint);
-  }
   const size = kind === 'sh' ? SH_SLOTS : MH_SLOTS;
   const toIndexes = (t: (SchedDest | null)[]): Int32Array => {
     const out = new Int32Array(size).fill(-1);
