@@ -77,6 +77,7 @@ export const DIAGNOSTIC_CODES = {
   KV323: { severity: 'note', title: 'sync daemon setting conntrackd does not apply' },
   KV330: { severity: 'error', title: 'virtual server cannot be announced by BGP' },
   KV331: { severity: 'warning', title: 'VIP both announced by BGP and held by VRRP' },
+  KV332: { severity: 'warning', title: 'BGP speaker cannot run on this host' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type DiagnosticCode = keyof typeof DIAGNOSTIC_CODES;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { DIAGNOSTIC_CODES, editDistance, suggest } from '../../src/config/diagnostics.js';
 import { MemoryConfigFs } from '../../src/config/fs-port.js';
-import { interfaceDiagnostics } from '../../src/config/host-checks.js';
+import { bgpSpeakerDiagnostics, interfaceDiagnostics } from '../../src/config/host-checks.js';
 import { formatDiagnostic, loadConfig } from '../../src/config/index.js';
 import type { LoadResult } from '../../src/config/model.js';
 import { secureScripts } from '../../src/config/script-security.js';
@@ -164,6 +164,16 @@ const CASES: readonly Case[] = [
     ),
   ],
 >>>>>>> fe0ae00 (Config: bgp_announce { local_as, router_id, neighbor ADDR remote_as N [bfd], timers, bfd_timers, hold_down, hold_down_max, frr_dir } and virtual_server bgp_announce [min_healthy N]; KV330/KV331 with file:line at keepvs -t)
+  [
+    'KV332',
+    () => {
+      const r = text(
+        'bgp_announce {\n local_as 65001\n neighbor 10.0.2.1 remote_as 65000\n}\nvirtual_server 10.0.0.1 80 {\n protocol TCP\n bgp_announce\n real_server 10.0.1.1 80 {\n }\n}\n',
+      )();
+      return { ...r, diagnostics: r.config ? bgpSpeakerDiagnostics(r.config, () => 'FRR bgpd not found') : [] };
+    },
+    1,
+  ],
   [
     'KV318',
     () =>

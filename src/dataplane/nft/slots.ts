@@ -241,7 +241,7 @@ export function slotTable(
       mh.destsChanged(schedService(dests, flags));
       return {
         key: flags.has('mh-port') ? 'saddr-sport' : 'saddr',
-        slots: fallbackFill(Array.from(mh.slotIndexes()), dests, flags.has('mh-fallback')),
+        slots: fallbackFill(mh.slotIndexes(), dests, flags.has('mh-fallback')),
       };
     }
     case 'fo': {
@@ -261,18 +261,25 @@ export function slotTable(
  * is empty, or with the *-fallback flag it takes the next available slot's server (IPVS walks the
  * table from the hashed bucket; the next bucket is the same walk without a second hash).
  */
-function fallbackFill(slots: number[], dests: readonly SlotDest[], fallback: boolean): number[] {
-  const ok = (i: number) => i >= 0 && available(dests[i]);
-  if (!fallback) return slots.map((i) => (ok(i) ? i : -1));
-  // one backward pass (a table may have a million slots): `next` is the nearest available slot
-  // after j, wrapping round to the first one
+function fallbackFill(slots: ArrayLike<number>, dests: readonly SlotDest[], fallback: boolean): number[] {
+  // availability per destination once, not per slot (a table may have a million slots)
+  const ok = new Uint8Array(dests.length);
+  dests.forEach((d, i) => {
+    ok[i] = available(d) ? 1 : 0;
+  });
   const n = slots.length;
-  let next = -1;
-  for (let j = 0; j < n && next < 0; j++) if (ok(slots[j])) next = slots[j];
   const out = new Array<number>(n);
+  if (!fallback) {
+    for (let j = 0; j < n; j++) out[j] = slots[j] >= 0 && ok[slots[j]] ? slots[j] : -1;
+    return out;
+  }
+  // one backward pass: `next` is the nearest available slot after j, wrapping round to the first one
+  let next = -1;
+  for (let j = 0; j < n && next < 0; j++) if (slots[j] >= 0 && ok[slots[j]]) next = slots[j];
   for (let j = n - 1; j >= 0; j--) {
-    if (ok(slots[j])) next = slots[j];
-    out[j] = ok(slots[j]) ? slots[j] : next;
+    const i = slots[j];
+    if (i >= 0 && ok[i]) next = i;
+    out[j] = next;
   }
   return out;
 }
