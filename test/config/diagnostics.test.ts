@@ -152,10 +152,8 @@ const CASES: readonly Case[] = [
       ),
     4,
   ],
-<<<<<<< HEAD
   ['KV319', text(`global_defs {\n lvs_sync_daemon eth1 VI_9\n}\n${vi('VI_1', 1)}`), 2],
   ['KV323', text(`global_defs {\n lvs_sync_daemon eth1 VI_1 maxlen 1400\n}\n${vi('VI_1', 1)}`), 2],
-=======
   ['KV330', text('virtual_server 10.0.0.1 80 {\n protocol TCP\n bgp_announce\n real_server 10.0.1.1 80 {\n }\n}\n'), 3],
   [
     'KV331',
@@ -163,7 +161,6 @@ const CASES: readonly Case[] = [
       `bgp_announce {\n local_as 65001\n neighbor 10.0.2.1 remote_as 65000\n}\n${vi('VI_1', 1)}virtual_server 10.0.0.1 80 {\n protocol TCP\n bgp_announce\n real_server 10.0.1.1 80 {\n }\n}\n`,
     ),
   ],
->>>>>>> fe0ae00 (Config: bgp_announce { local_as, router_id, neighbor ADDR remote_as N [bfd], timers, bfd_timers, hold_down, hold_down_max, frr_dir } and virtual_server bgp_announce [min_healthy N]; KV330/KV331 with file:line at keepvs -t)
   [
     'KV332',
     () => {
