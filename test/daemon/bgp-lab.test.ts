@@ -177,8 +177,24 @@ virtual_server ${VIP} 80 {
 }
 `;
 
+function cleanup(): void {
+  if (keepvs?.pid && keepvs.exitCode === null) keepvs.kill('SIGKILL');
+  rs?.kill('SIGKILL');
+  stopRouter();
+  try {
+    sh('bash', LAB, 'down');
+  } catch {}
+  rmSync(dir, { recursive: true, force: true });
+}
+
 before(async () => {
   if (!canRun) return;
+  // a runner that ends this file with a signal must not leave the lab behind
+  for (const sig of ['SIGTERM', 'SIGINT'] as const)
+    process.once(sig, () => {
+      cleanup();
+      process.exit(1);
+    });
   chmodSync(dir, 0o755);
   writeFileSync(join(dir, 'keepalived.conf'), CONFIG);
   sh('bash', LAB, 'up');
@@ -221,14 +237,7 @@ before(async () => {
 });
 
 after(() => {
-  if (!canRun) return;
-  if (keepvs?.pid && keepvs.exitCode === null) keepvs.kill('SIGKILL');
-  rs?.kill('SIGKILL');
-  stopRouter();
-  try {
-    sh('bash', LAB, 'down');
-  } catch {}
-  rmSync(dir, { recursive: true, force: true });
+  if (canRun) cleanup();
 });
 
 test('keepvs announces the VIP to a real FRR router, which then routes requests to it', { skip: !canRun }, async () => {

@@ -87,6 +87,13 @@ export class EcmpLab {
   up(): void {
     chmodSync(this.dir, 0o755);
     this.sh('bash', LAB, 'up');
+    // a runner that ends this file with a signal must not leave the lab (and what runs in it) behind
+    const abort = () => {
+      this.down();
+      process.exit(1);
+    };
+    process.once('SIGTERM', abort);
+    process.once('SIGINT', abort);
     const ns = `${this.prefix}-lb3`;
     const sw = `${this.prefix}-sw`;
     this.sh('ip', 'netns', 'add', ns);
