@@ -32,8 +32,20 @@ export function announceRules(c: Config): AnnounceRule[] {
 /** The announcer's view of an LVS snapshot. */
 export function announceInput(lvs: LvsSnapshot | undefined, fresh: boolean, maintenance: boolean): AnnounceInput {
   const services: Record<string, { quorumUp: boolean; healthy: number }> = {};
-  for (const s of lvs?.checks.detail.services ?? [])
-    services[s.id] = { quorumUp: s.quorumUp, healthy: s.realServers.filter((r) => r.up && r.weight > 0).length };
+  // a real server counts when its checks pass and the data plane can send it traffic (DR: MAC known)
+  const planes = new Map((lvs?.dataplane.services ?? []).map((s) => [s.id, s]));
+  for (const s of lvs?.checks.detail.services ?? []) {
+    const plane = planes.get(s.id);
+    if (plane && plane.listener !== 'listening') {
+      services[s.id] = { quorumUp: s.quorumUp, healthy: 0 };
+      continue;
+    }
+    const notForwarding = new Set((plane?.dests ?? []).filter((d) => d.forwarding === false).map((d) => d.id));
+    services[s.id] = {
+      quorumUp: s.quorumUp,
+      healthy: s.realServers.filter((r) => r.up && r.weight > 0 && !notForwarding.has(r.id)).length,
+    };
+  }
   return { dataPlaneUp: !!lvs && fresh, maintenance, services };
 }
 
