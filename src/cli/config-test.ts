@@ -11,7 +11,7 @@
 
 import { formatDiagnostic } from '../config/format.js';
 import type { ConfigFs } from '../config/fs-port.js';
-import { interfaceDiagnostics } from '../config/host-checks.js';
+import { bgpSpeakerDiagnostics, interfaceDiagnostics } from '../config/host-checks.js';
 import { loadConfig } from '../config/index.js';
 import type { DataplaneCapabilities, Diagnostic, LoadResult } from '../config/model.js';
 
@@ -36,6 +36,8 @@ export interface ConfigTestIo {
   readonly afterLoad?: (r: LoadResult) => LoadResult;
   /** the host's interfaces; absent: not checked */
   readonly interfaceExists?: (name: string) => boolean;
+  /** why the BGP speaker (FRR bgpd) cannot run here, or undefined; absent: not checked */
+  readonly bgpSpeakerUnavailable?: () => string | undefined;
 }
 
 export interface ConfigTestOptions {
@@ -86,6 +88,8 @@ export function runConfigTest(opts: ConfigTestOptions, io: ConfigTestIo): number
       ? interfaceDiagnostics(result.config, io.interfaceExists)
       : [];
   diagnostics.push(...ifs);
+  if (result.config && io.bgpSpeakerUnavailable && !opts.noInterfaceCheck)
+    diagnostics.push(...bgpSpeakerDiagnostics(result.config, io.bgpSpeakerUnavailable));
   for (const d of diagnostics) io.stderr(formatDiagnostic(d));
   const count = (s: Diagnostic['severity']) => diagnostics.filter((d) => d.severity === s).length;
   const errors = count('error');

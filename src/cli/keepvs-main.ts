@@ -11,6 +11,7 @@ import { MANAGED_FILE_NAME } from '../daemon/options.js';
 import { chooseDataplane } from '../dataplane/select.js';
 import { tunPlaneUnavailable } from '../dataplane/tun/kernel.js';
 import { NodeConfigFs } from '../os/config-fs.js';
+import { FrrBgp } from '../os/frr-bgp.js';
 import { hostInterfaceExists } from '../os/interfaces.js';
 import { probeKernelPlane } from '../os/kernel-probe.js';
 import { systemScriptSecurityPort } from '../os/script-security-fs.js';
@@ -83,7 +84,7 @@ function main(argv: readonly string[]): number | Promise<number> {
           dataplane: choice().capabilities,
           ...(opts.configId !== undefined ? { configId: opts.configId } : {}),
         },
-        { ...io, stderr, interfaceExists: hostInterfaceExists },
+        { ...io, stderr, interfaceExists: hostInterfaceExists, bgpSpeakerUnavailable: () => FrrBgp.unavailable() },
       );
       // the daemon options the dashboard depends on, so -t shows what the web UI will use
       const managed = opts.managedConfig

@@ -75,6 +75,9 @@ export const DIAGNOSTIC_CODES = {
   KV321: { severity: 'warning', title: 'scripts run as root without enable_script_security' },
   KV322: { severity: 'warning', title: 'interface does not exist on this host' },
   KV323: { severity: 'note', title: 'sync daemon setting conntrackd does not apply' },
+  KV330: { severity: 'error', title: 'virtual server cannot be announced by BGP' },
+  KV331: { severity: 'warning', title: 'VIP both announced by BGP and held by VRRP' },
+  KV332: { severity: 'warning', title: 'BGP speaker cannot run on this host' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type DiagnosticCode = keyof typeof DIAGNOSTIC_CODES;

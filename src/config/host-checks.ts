@@ -25,3 +25,24 @@ export function interfaceDiagnostics(config: Config, interfaceExists: (name: str
   }
   return out;
 }
+
+/**
+ * KV332: `bgp_announce` on a host where the BGP speaker cannot run (FRR's bgpd missing, no user
+ * frr, not root): the VIPs would never be announced. `why` is asked of the host (os/frr-bgp.ts).
+ */
+export function bgpSpeakerDiagnostics(config: Config, why: () => string | undefined): Diagnostic[] {
+  const b = config.bgpAnnounce;
+  if (!b || !config.virtualServers.some((v) => v.bgpAnnounce)) return [];
+  const reason = why();
+  if (!reason) return [];
+  return [
+    {
+      code: 'KV332',
+      severity: 'warning',
+      file: b.loc.file,
+      line: b.loc.line,
+      col: b.loc.col,
+      message: `bgp_announce: ${reason}; the VIPs will not be announced`,
+    },
+  ];
+}

@@ -481,7 +481,43 @@ export interface VirtualServer {
    * servers (off: none, whatever `keepvs --proxy-protocol` says); unset: the command line's default
    */
   readonly proxyProtocol?: 'v1' | 'v2' | 'off';
+  /**
+   * keepvs keyword `bgp_announce [min_healthy N]`: this service's address is announced to the
+   * routers of the `bgp_announce` block while this director is healthy for it (docs/scale-out.md)
+   */
+  readonly bgpAnnounce?: { readonly minHealthy: number; readonly loc: SourceLoc };
   readonly realServers: readonly RealServer[];
+  readonly loc: SourceLoc;
+}
+
+export interface BgpNeighbor {
+  readonly address: string;
+  readonly family: Family;
+  readonly remoteAs: number;
+  /** BFD for this session (FRR bfdd) */
+  readonly bfd: boolean;
+  readonly loc: SourceLoc;
+}
+
+/**
+ * keepvs block `bgp_announce { ... }`: the BGP speaker (FRR bgpd, driven by keepvs) that announces
+ * the VIPs of the virtual servers marked `bgp_announce` (docs/scale-out.md).
+ */
+export interface BgpAnnounce {
+  readonly localAs: number;
+  readonly routerId?: string;
+  readonly neighbors: readonly BgpNeighbor[];
+  /** BGP keepalive and hold time, seconds (FRR `timers bgp`); default 3 and 9 */
+  readonly keepaliveS: number;
+  readonly holdTimeS: number;
+  /** BFD transmit/receive interval in ms and detect multiplier (FRR bfdd); default 300 x 3 */
+  readonly bfdIntervalMs: number;
+  readonly bfdMultiplier: number;
+  /** healthy this long before a withdrawn VIP is announced again; doubles on flapping up to the max */
+  readonly holdDownS: number;
+  readonly holdDownMaxS: number;
+  /** where the private FRR instance runs (its config, sockets, pid files, logs); default /run/keepvs/frr */
+  readonly frrDir?: string;
   readonly loc: SourceLoc;
 }
 
@@ -514,6 +550,8 @@ export interface Config {
   /** absent in hand-built configs: none */
   readonly localAddressGroups?: readonly LocalAddressGroup[];
   readonly virtualServers: readonly VirtualServer[];
+  /** keepvs block `bgp_announce`; absent: no BGP */
+  readonly bgpAnnounce?: BgpAnnounce;
 }
 
 /**

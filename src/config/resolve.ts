@@ -9,7 +9,15 @@ import { finishGlobal } from './grammar/global-defs.js';
 import type { RootDraft } from './grammar/root.js';
 import { finishVirtualServer } from './grammar/virtual-server.js';
 import { finishInstance } from './grammar/vrrp-instance.js';
-import type { Config, DataplaneCapabilities, SourceLoc, VirtualServer, VrrpInstance, WeightedTrack } from './model.js';
+import type {
+  BgpAnnounce,
+  Config,
+  DataplaneCapabilities,
+  SourceLoc,
+  VirtualServer,
+  VrrpInstance,
+  WeightedTrack,
+} from './model.js';
 
 function uniqueByName<T extends { name: string; loc: SourceLoc }>(items: readonly T[], what: string, ctx: Ctx): T[] {
   const seen = new Map<string, T>();
@@ -224,6 +232,48 @@ function checkTunnel(vs: VirtualServer, fwmarkGroup: boolean, where: string, ctx
   }
 }
 
+/**
+ * KV330/KV331: a `bgp_announce` virtual server needs the block, one address (not fwmark or group)
+ * and a neighbor of its family; a VIP that VRRP also moves is reported (one of the two should own it).
+ */
+function checkBgpAnnounce(
+  bgp: BgpAnnounce | undefined,
+  virtualServers: readonly VirtualServer[],
+  vrrpInstances: readonly VrrpInstance[],
+  ctx: Ctx,
+): void {
+  const vrrpVips = new Map<string, string>();
+  for (const vi of vrrpInstances)
+    for (const ip of [...vi.virtualIpaddresses, ...vi.virtualIpaddressesExcluded]) vrrpVips.set(ip.address, vi.name);
+  for (const vs of virtualServers) {
+    const b = vs.bgpAnnounce;
+    if (!b) continue;
+    const where = `virtual_server ${vsKeyText(vs)}`;
+    if (vs.key.kind !== 'address') {
+      ctx.report(
+        'KV330',
+        b.loc,
+        `${where}: bgp_announce needs a virtual server with one address (not fwmark or group)`,
+      );
+      continue;
+    }
+    if (!bgp) {
+      ctx.report('KV330', b.loc, `${where}: bgp_announce without a bgp_announce { } block (local_as, neighbor)`);
+      continue;
+    }
+    const family = vs.key.family;
+    if (!bgp.neighbors.some((n) => n.family === family))
+      ctx.report('KV330', b.loc, `${where}: no IPv${family} neighbor in bgp_announce to announce it to`);
+    const vrrp = vrrpVips.get(vs.key.address);
+    if (vrrp)
+      ctx.report(
+        'KV331',
+        b.loc,
+        `${where}: ${vs.key.address} is announced by BGP and is also a virtual_ipaddress of vrrp_instance ${vrrp}; both run`,
+      );
+  }
+}
+
 export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx, plane?: DataplaneCapabilities): Config {
   const globalDefs = finishGlobal(d.global);
   // keepalived (vrrp_complete_instance, validate_check_config): unset smtp_alert takes the
@@ -341,6 +391,8 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx, 
     virtualServers.push(vs);
   }
 
+  checkBgpAnnounce(d.bgpAnnounce, virtualServers, vrrpInstances, ctx);
+
   const config: Config = {
     files: [...files],
     globalDefs: checkConnSync(globalDefs, vrrpInstances, plane, ctx),
@@ -355,6 +407,7 @@ export function resolveConfig(d: RootDraft, files: readonly string[], ctx: Ctx, 
     virtualServerGroups,
     localAddressGroups,
     virtualServers,
+    ...(d.bgpAnnounce ? { bgpAnnounce: d.bgpAnnounce } : {}),
   };
   applyScriptUser(config, globalDefs.scriptUser);
   return deepFreeze(config);

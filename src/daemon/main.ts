@@ -28,6 +28,7 @@ import { SystemClock } from '../util/clock.js';
 import { EventBus, type KeepvsEvent } from '../util/events.js';
 import { VERSION } from '../version.js';
 import type { VrrpScriptStatus } from '../vrrp/status.js';
+import { BgpAnnouncer, wantsBgp } from './bgp-announcer.js';
 import { type ConfigLoader, ConfigStore } from './config-store.js';
 import { type DumpKind, dumpFiles } from './dump.js';
 import type { FromWorker, ToWorker, WorkerRole } from './ipc.js';
@@ -89,6 +90,11 @@ export class Supervisor implements StatusSource {
   private operator: OperatorSnapshot | undefined;
   /** the data plane's processes: children of the supervisor, so that they outlive an LVS worker crash */
   private proxies: ProxyProcesses | undefined;
+  /** active-active: the VIPs announced by BGP (bgp_announce), and when the last LVS snapshot came */
+  private bgp: BgpAnnouncer | undefined;
+  private bgpTimer: ReturnType<typeof setInterval> | undefined;
+  private lvsAt = 0;
+  private readonly clock = new SystemClock();
 
   constructor(
     private readonly opts: DaemonOptions,
@@ -122,6 +128,7 @@ export class Supervisor implements StatusSource {
     if (wantVrrp)
       this.spawn({ role: 'vrrp', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.vrrpPidFile });
     this.checkStarted();
+    if (wantLvs) this.configureBgp(c);
   }
 
   /** Resolves once every worker started at start() has reported ready (sd_notify READY=1 waits for it). */
@@ -134,6 +141,29 @@ export class Supervisor implements StatusSource {
     if (this.startedAll || ![...this.workers.values()].every((w) => w.state === 'running')) return;
     this.startedAll = true;
     for (const w of this.startedWaiters.splice(0)) w();
+  }
+
+  /** Starts, reconfigures or stops the BGP announcer to match `c`. */
+  private configureBgp(c: Config): void {
+    if (!wantsBgp(c)) {
+      const old = this.bgp;
+      this.bgp = undefined;
+      if (this.bgpTimer) clearInterval(this.bgpTimer);
+      this.bgpTimer = undefined;
+      void old?.stop();
+      return;
+    }
+    if (this.bgp) {
+      this.bgp.reconfigure(c);
+      return;
+    }
+    this.bgp = new BgpAnnouncer(c, this.clock, this.logger);
+    const tick = () => {
+      const lvsRunning = this.workers.get('lvs')?.state === 'running';
+      void this.bgp?.tick(this.lvs, lvsRunning ? this.lvsAt : 0, this.maintenance);
+    };
+    this.bgpTimer = setInterval(tick, 1000);
+    tick();
   }
 
   private startProxies(): ProxyProcesses {
@@ -207,6 +237,7 @@ export class Supervisor implements StatusSource {
         break;
       case 'lvs-snapshot':
         this.lvs = m.snapshot;
+        this.lvsAt = this.clock.now();
         break;
       case 'memory':
         w.heapUsed = m.heapUsed;
@@ -301,6 +332,7 @@ export class Supervisor implements StatusSource {
     this.config = r.config;
     this.routerId = r.config.globalDefs.routerId;
     this.notifier?.reload(r.config);
+    if (!this.opts.vrrpOnly) this.configureBgp(r.config);
     const revived = this.proxies?.revive() ?? 0;
     if (revived) this.logger.log('notice', `${revived} stopped proxy workers started again with the new configuration`);
     for (const [role, w] of this.workers) {
@@ -323,6 +355,9 @@ export class Supervisor implements StatusSource {
     if (this.stopping) return;
     this.stopping = true;
     this.logger.log('notice', 'Stopping');
+    // withdraw first: the routers move the flows to the other directors while this one still forwards
+    if (this.bgpTimer) clearInterval(this.bgpTimer);
+    await this.bgp?.stop();
     const exits = [...this.workers.values()].map(
       (w) =>
         new Promise<void>((resolve) => {
@@ -367,6 +402,7 @@ export class Supervisor implements StatusSource {
       vrrpScripts: this.vrrpScripts,
       ...(this.lvs ? { lvs: this.lvs } : {}),
       maintenance: this.maintenance,
+      ...(this.bgp ? { bgp: this.bgp.status() } : {}),
       heapUsed: process.memoryUsage().heapUsed,
     };
   }
@@ -385,6 +421,12 @@ export class Supervisor implements StatusSource {
       return r.ok ? { ok: true } : { ok: false, error: r.message };
     }
     const role: WorkerRole = action.action === 'maintenance' ? 'vrrp' : 'lvs';
+    // maintenance withdraws the BGP announcements too; without VRRP that is all it does
+    if (action.action === 'maintenance' && this.bgp && !this.workers.has('vrrp')) {
+      this.maintenance = action.on;
+      this.logger.log('notice', `maintenance ${action.on ? 'on' : 'off'}`);
+      return { ok: true };
+    }
     const id = this.nextAdmin++;
     const result = new Promise<{ ok: boolean; error?: string }>((resolve) => {
       this.pendingAdmin.set(id, resolve);

@@ -6,6 +6,7 @@
  * StatusSource, the config editor) is api/types.ts.
  */
 import type { CheckManagerSnapshot } from '../check/check-manager.js';
+import type { AnnounceState } from '../check/policy-announce.js';
 import type { ControlStats } from '../control/server.js';
 import type { DataPlaneSnapshot } from '../dataplane/port.js';
 import type { TableSnapshot } from '../lb/types.js';
@@ -41,6 +42,18 @@ export interface LvsSnapshot {
   readonly control?: ControlStats;
 }
 
+/** The BGP speaker keepvs drives and what it announces (docs/scale-out.md). */
+export interface BgpStatus {
+  readonly speaker: 'frr-bgpd';
+  readonly dir: string;
+  readonly running: boolean;
+  /** why nothing is announced (FRR missing, failed to start, vtysh error), in the log's words */
+  readonly error?: string;
+  /** FRR's session states: Idle, Connect, Active, OpenSent, OpenConfirm, Established; BFD up/down */
+  readonly neighbors: readonly { readonly address: string; readonly state: string; readonly bfd?: string }[];
+  readonly vips: readonly AnnounceState[];
+}
+
 export interface WorkerStatus {
   readonly role: string;
   readonly pid?: number;
@@ -62,6 +75,8 @@ export interface DaemonStatus {
   readonly vrrpScripts?: readonly VrrpScriptStatus[];
   readonly lvs?: LvsSnapshot;
   readonly maintenance: boolean;
+  /** active-active announcing (bgp_announce), when configured */
+  readonly bgp?: BgpStatus;
   /** the supervisor's own V8 heap in use, bytes */
   readonly heapUsed?: number;
 }

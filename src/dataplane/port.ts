@@ -17,6 +17,8 @@ export interface DataPlaneDestSnapshot extends Endpoint {
   readonly outBytes: number;
   /** connects to this real server that were refused, reset or timed out */
   readonly connectFailures: number;
+  /** false: the data plane cannot send it traffic yet (kernel plane DR: its MAC is not resolved) */
+  readonly forwarding?: boolean;
 }
 
 /** A destination with no traffic counted (yet): only the connection counts given. */

@@ -531,10 +531,7 @@ export class VrrpDriver {
     this.io
       .syncRole?.(r.config.name, to)
       .catch((e) =>
-        this.logger.log(
-          'error',
-          `(${r.config.name}) connection sync: ${e instanceof Error ? e.message : e}`,
-        ),
+        this.logger.log('error', `(${r.config.name}) connection sync: ${e instanceof Error ? e.message : e}`),
       );
   }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { DIAGNOSTIC_CODES, editDistance, suggest } from '../../src/config/diagnostics.js';
 import { MemoryConfigFs } from '../../src/config/fs-port.js';
-import { interfaceDiagnostics } from '../../src/config/host-checks.js';
+import { bgpSpeakerDiagnostics, interfaceDiagnostics } from '../../src/config/host-checks.js';
 import { formatDiagnostic, loadConfig } from '../../src/config/index.js';
 import type { LoadResult } from '../../src/config/model.js';
 import { secureScripts } from '../../src/config/script-security.js';
@@ -154,6 +154,23 @@ const CASES: readonly Case[] = [
   ],
   ['KV319', text(`global_defs {\n lvs_sync_daemon eth1 VI_9\n}\n${vi('VI_1', 1)}`), 2],
   ['KV323', text(`global_defs {\n lvs_sync_daemon eth1 VI_1 maxlen 1400\n}\n${vi('VI_1', 1)}`), 2],
+  ['KV330', text('virtual_server 10.0.0.1 80 {\n protocol TCP\n bgp_announce\n real_server 10.0.1.1 80 {\n }\n}\n'), 3],
+  [
+    'KV331',
+    text(
+      `bgp_announce {\n local_as 65001\n neighbor 10.0.2.1 remote_as 65000\n}\n${vi('VI_1', 1)}virtual_server 10.0.0.1 80 {\n protocol TCP\n bgp_announce\n real_server 10.0.1.1 80 {\n }\n}\n`,
+    ),
+  ],
+  [
+    'KV332',
+    () => {
+      const r = text(
+        'bgp_announce {\n local_as 65001\n neighbor 10.0.2.1 remote_as 65000\n}\nvirtual_server 10.0.0.1 80 {\n protocol TCP\n bgp_announce\n real_server 10.0.1.1 80 {\n }\n}\n',
+      )();
+      return { ...r, diagnostics: r.config ? bgpSpeakerDiagnostics(r.config, () => 'FRR bgpd not found') : [] };
+    },
+    1,
+  ],
   [
     'KV318',
     () =>

@@ -32,6 +32,15 @@ test('mh: one of ten real servers leaving moves its own slots and at most 1.3/N 
   assert.ok(after.every((d) => d !== null));
 });
 
+test('mh: directors whose lists are in different orders (health history) build the same table', () => {
+  const ds = [dest(1, 1), dest(2, 3), dest(3, 2), dest(4, 1, 2), dest(5, 1)];
+  const reversed = [...ds].reverse();
+  const a = planSlots({ family: 4, scheduler: 'mh', schedFlags: [], dests: ds });
+  const b = planSlots({ family: 4, scheduler: 'mh', schedFlags: [], dests: reversed });
+  assert.deepEqual(ids(reversed, b.real), ids(ds, a.real));
+  assert.deepEqual(ids(reversed, b.realSyn), ids(ds, a.realSyn));
+});
+
 test('weights set the share of slots (wrr as a weighted hash) and rr is announced as a hash', () => {
   const ds = [dest(1, 1), dest(2, 3), dest(3, 2)];
   const p = planSlots({ family: 4, scheduler: 'wrr', schedFlags: [], dests: ds });

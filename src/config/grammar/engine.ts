@@ -111,6 +111,7 @@ const TOP_LEVEL_BLOCKS = new Set([
   'static_ipaddress',
   'static_routes',
   'static_rules',
+  'bgp_announce',
 ]);
 
 /** Runs a block's statements through its keyword table. */

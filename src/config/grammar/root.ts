@@ -1,5 +1,6 @@
 /** Top-level keywords (keepalived install_keyword_root): each block keyword routes to its grammar file. */
 import type {
+  BgpAnnounce,
   IpAddressEntry,
   LocalAddressGroup,
   RouteEntry,
@@ -10,6 +11,7 @@ import type {
   VrrpScript,
 } from '../model.js';
 import type { Node } from '../tree.js';
+import { parseBgpAnnounce } from './bgp-announce.js';
 import { block, deprecated, type KeywordEntry, runBlock, table, unsupportedAll } from './engine.js';
 import { GLOBAL_DEFS, type GlobalDraft, newGlobalDraft } from './global-defs.js';
 import { parseLocalAddressGroup } from './local-address-group.js';
@@ -37,6 +39,8 @@ export interface RootDraft {
   virtualServerGroups: VirtualServerGroup[];
   localAddressGroups: LocalAddressGroup[];
   virtualServers: VsDraft[];
+  /** keepvs block; the last one wins (KV115) */
+  bgpAnnounce?: BgpAnnounce;
 }
 
 export const newRootDraft = (): RootDraft => ({
@@ -90,6 +94,17 @@ export const ROOT = table<RootDraft>(
     ['virtual_server_group', push((d) => d.virtualServerGroups, parseVirtualServerGroup)],
     ['local_address_group', push((d) => d.localAddressGroups, parseLocalAddressGroup)],
     ['virtual_server', push((d) => d.virtualServers, parseVirtualServer)],
+    [
+      'bgp_announce',
+      block(
+        (n, d, c) => {
+          if (d.bgpAnnounce) c.report('KV115', n.loc, "'bgp_announce' set more than once; the last one wins");
+          const b = parseBgpAnnounce(n, c);
+          if (b) d.bgpAnnounce = b;
+        },
+        { repeatable: true },
+      ),
+    ],
   ],
   unsupportedAll(
     ['net_namespace', 'net_namespace_ipvs', 'namespace_with_ipsets', 'instance', 'use_pid_dir', 'child_wait_time'],

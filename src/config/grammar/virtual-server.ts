@@ -12,6 +12,7 @@ import type {
   VirtualServerKey,
 } from '../model.js';
 import type { Node } from '../tree.js';
+import { parseVsBgpAnnounce } from './bgp-announce.js';
 import type { TimingDraft } from './checkers/common.js';
 import { DEFAULT_DELAY_LOOP, timingEntries } from './checkers/common.js';
 import {
@@ -83,6 +84,7 @@ export interface VsDraft {
   virtualhost?: string;
   smtpAlert?: boolean;
   proxyProtocol?: 'v1' | 'v2' | 'off';
+  bgpAnnounce?: VirtualServer['bgpAnnounce'];
   weight?: number;
   ipFamily?: Family;
   realServers: RealServerDraft[];
@@ -227,6 +229,13 @@ export const VIRTUAL_SERVER = table<VsDraft>(
         c.report('KV116', n.loc, "'proxy_protocol' is a keepvs keyword (keepalived would report it as unknown)");
         const w = arg(n, 0, c, 'a PROXY protocol version (v1, v2 or off)');
         if (w) d.proxyProtocol = choiceWord(w, ['v1', 'v2', 'off'] as const, c, 'proxy_protocol') ?? d.proxyProtocol;
+      }),
+    ],
+    [
+      'bgp_announce',
+      value((n, d, c) => {
+        const b = parseVsBgpAnnounce(n, c);
+        if (b) d.bgpAnnounce = b;
       }),
     ],
     [
@@ -453,6 +462,7 @@ export function finishVirtualServer(d: VsDraft, ctx: Ctx, group?: GroupShape): V
     ...(d.virtualhost ? { virtualhost: d.virtualhost } : {}),
     ...(d.smtpAlert !== undefined ? { smtpAlert: d.smtpAlert } : {}),
     ...(d.proxyProtocol ? { proxyProtocol: d.proxyProtocol } : {}),
+    ...(d.bgpAnnounce ? { bgpAnnounce: d.bgpAnnounce } : {}),
     realServers,
     loc: d.loc,
   };

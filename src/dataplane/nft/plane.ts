@@ -648,9 +648,17 @@ export class NftDataPlane implements DataPlane {
         noDest: 0,
         connectFailures: 0,
         open: s.dests.reduce((a, d) => a + d.active + d.inact, 0),
-        dests: s.dests.map((d) =>
-          quietDestSnapshot(destId({ address: d.address, port: d.port }, s.key.family), d, d.active, d.inact),
-        ),
+        dests: s.dests.map((d) => {
+          const snap = quietDestSnapshot(
+            destId({ address: d.address, port: d.port }, s.key.family),
+            d,
+            d.active,
+            d.inact,
+          );
+          // DR: no traffic until the real server's MAC is known (the BGP announcer waits for it)
+          const dr = this.dr.get(id);
+          return dr === undefined ? snap : { ...snap, forwarding: !!dr && this.macs.has(`${dr.egress}|${d.address}`) };
+        }),
       });
     }
     const tun = this.deps.tunnel?.snapshot();

@@ -178,9 +178,12 @@ function action(s: KernelService, lookup: string): string {
   return `dnat ${famOf(s)} to ${lookup}`;
 }
 
-/** Destinations eligible for slots: DR ones need a resolved MAC. */
+/**
+ * Destinations eligible for slots: DR ones need a resolved MAC. One not resolved yet is quiesced
+ * but keeps its last weight, so its Maglev slots stay where every other director has them.
+ */
 export function usableDests(s: KernelService): KernelDest[] {
-  return s.dests.map((d) => (s.mode === 'dr' && !d.mac ? { ...d, weight: 0, lastWeight: 0 } : d));
+  return s.dests.map((d) => (s.mode === 'dr' && !d.mac ? { ...d, weight: 0 } : d));
 }
 
 /** Commands creating one service's maps and chain (the chain must not exist, or be flushed). */

@@ -4,7 +4,8 @@
  * - rr, wrr: `numgen inc` over one period of IPVS's own pick sequence (the table's scheduler
  *   objects produce it), so 6,000 connections at 1:3:2 split 1000/3000/2000 in IPVS order;
  * - sh, dh: `jhash` of the source (+port) / destination into IPVS's 256 buckets;
- * - mh: `jhash` into the Maglev lookup table of lb/sched/mh.ts (4093 slots);
+ * - mh: `jhash` into the Maglev lookup table of lb/sched/mh.ts (mhTableSize: 4093 slots up to 40
+ *   destinations, more for larger pools; docs/scale-out.md);
  * - fo: every slot the highest-weight available destination (ip_vs_fo.c);
  * - lc, wlc, sed, nq, ovf, lblc, lblcr, twos: a period of slots proportional to the shares a
  *   control loop computes from connection counts (plane.ts rebuilds them each second).
@@ -22,6 +23,24 @@ import { addressFold } from '../../util/address.js';
 /** Largest period of a counter slot map; larger weight sums are scaled down (facts §3). */
 export const MAX_COUNTER_SLOTS = 4096;
 export const HASH_BUCKETS = 256;
+
+/**
+ * Maglev table sizes: IPVS's primes from its default (ip_vs_mh.c `primes[]`, CONFIG_IP_VS_MH_TAB_INDEX
+ * 12 = 4093) to its largest (131071), then three more primes for pools past 1,310 servers.
+ */
+export const MH_TABLE_PRIMES: readonly number[] = [4093, 8191, 16381, 32749, 65521, 131071, 262139, 524287, 1048573];
+/** The Maglev paper (NSDI '16, §3.4) keeps M >= 100 N so that shares stay within about 1%. */
+export const MH_SLOTS_PER_DEST = 100;
+
+/**
+ * The Maglev table size for `dests` destinations (those in the service, up or quiesced): the smallest
+ * listed prime with 100 slots per destination, at most 1048573. A function of the destination count
+ * only, so directors with the same table agree; crossing a step rebuilds the whole table.
+ */
+export function mhTableSize(dests: number): number {
+  for (const p of MH_TABLE_PRIMES) if (p >= dests * MH_SLOTS_PER_DEST) return p;
+  return MH_TABLE_PRIMES[MH_TABLE_PRIMES.length - 1];
+}
 
 export type SlotKey =
   /** numgen inc: exact sequence per new connection */
@@ -217,16 +236,12 @@ export function slotTable(
       };
     }
     case 'mh': {
-      const svc = schedService(dests, flags);
-      const mh = new MaglevHashing();
-      mh.destsChanged(svc);
+      // filled in identity order (lb/sched/mh.ts): every director with the same servers builds the same table
+      const mh = new MaglevHashing(mhTableSize(dests.length));
+      mh.destsChanged(schedService(dests, flags));
       return {
         key: flags.has('mh-port') ? 'saddr-sport' : 'saddr',
-        slots: fallbackFill(
-          mh.slotTable().map((d) => (d ? Number(d.id) : -1)),
-          dests,
-          flags.has('mh-fallback'),
-        ),
+        slots: fallbackFill(mh.slotIndexes(), dests, flags.has('mh-fallback')),
       };
     }
     case 'fo': {
@@ -246,16 +261,25 @@ export function slotTable(
  * is empty, or with the *-fallback flag it takes the next available slot's server (IPVS walks the
  * table from the hashed bucket; the next bucket is the same walk without a second hash).
  */
-function fallbackFill(slots: number[], dests: readonly SlotDest[], fallback: boolean): number[] {
-  const ok = (i: number) => i >= 0 && available(dests[i]);
-  if (!fallback) return slots.map((i) => (ok(i) ? i : -1));
-  const n = slots.length;
-  return slots.map((i, j) => {
-    if (ok(i)) return i;
-    for (let k = 1; k < n; k++) {
-      const alt = slots[(j + k) % n];
-      if (ok(alt)) return alt;
-    }
-    return -1;
+function fallbackFill(slots: ArrayLike<number>, dests: readonly SlotDest[], fallback: boolean): number[] {
+  // availability per destination once, not per slot (a table may have a million slots)
+  const ok = new Uint8Array(dests.length);
+  dests.forEach((d, i) => {
+    ok[i] = available(d) ? 1 : 0;
   });
+  const n = slots.length;
+  const out = new Array<number>(n);
+  if (!fallback) {
+    for (let j = 0; j < n; j++) out[j] = slots[j] >= 0 && ok[slots[j]] ? slots[j] : -1;
+    return out;
+  }
+  // one backward pass: `next` is the nearest available slot after j, wrapping round to the first one
+  let next = -1;
+  for (let j = 0; j < n && next < 0; j++) if (slots[j] >= 0 && ok[slots[j]]) next = slots[j];
+  for (let j = n - 1; j >= 0; j--) {
+    const i = slots[j];
+    if (i >= 0 && ok[i]) next = i;
+    out[j] = next;
+  }
+  return out;
 }

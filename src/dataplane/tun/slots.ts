@@ -4,8 +4,9 @@
  * names the real server for packets of established flows and the one for new TCP connections (SYN).
  *
  * There are no connection counts at tc ingress, so every scheduler becomes a per-flow hash:
- * - mh: the Maglev table of src/lb/sched/mh.ts (4093 slots, built from last_weight as IPVS does), on
- *   the source address (+ source port with mh-port). One of N servers leaving moves about 1/N flows.
+ * - mh: the Maglev table of src/lb/sched/mh.ts (4093 slots, built from last_weight as IPVS does, in
+ *   identity order rather than list order so that every director builds the same one), on the
+ *   source address (+ source port with mh-port). One of N servers leaving moves about 1/N flows.
  * - sh: IPVS's 256 source-hash buckets (src/lb/sched/sh.ts), source address (+ port with sh-port).
  * - dh: a Maglev table on the destination address (one server per VIP, as IPVS dh on a TUN VIP).
  * - rr, wrr and the connection-count schedulers ("rr-as-hash"): a weighted Maglev table on source

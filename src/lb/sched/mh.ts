@@ -45,22 +45,33 @@ const unavailable = (d: SchedDest): boolean => d.weight <= 0 || d.overloaded;
 
 export class MaglevHashing implements Scheduler {
   readonly name = 'mh';
-  private readonly lookup: (SchedDest | null)[];
+  /**
+   * The lookup table: per slot, the position of its destination in `built` (-1: none). Indexes, not
+   * object references, so that a table of a million slots is one typed array.
+   */
+  private readonly lookupIndex: Int32Array;
+  /** the destination list the table was last built from, in the service's list order */
+  private built: readonly SchedDest[] = [];
 
   constructor(readonly tableSize = MH_DEFAULT_TABLE_SIZE) {
-    this.lookup = new Array(tableSize).fill(null);
+    this.lookupIndex = new Int32Array(tableSize).fill(-1);
+  }
+
+  private at(slot: number): SchedDest | null {
+    const k = this.lookupIndex[slot];
+    return k < 0 ? null : this.built[k];
   }
 
   pick(svc: SchedService, client: SchedClient): SchedDest | null {
     const port = svc.flags.has('mh-port') ? client.port : 0;
     const size = this.tableSize;
     const first = hashKey(client.addrFold, port, SEED1, 0) % size;
-    const d = this.lookup[first];
+    const d = this.at(first);
     if (!d) return null;
     if (!unavailable(d)) return d;
     if (!svc.flags.has('mh-fallback')) return null;
     for (let offset = 0; offset < size; offset++) {
-      const alt = this.lookup[hashKey(client.addrFold, port, SEED1, (offset + first) % size) % size];
+      const alt = this.at(hashKey(client.addrFold, port, SEED1, (offset + first) % size) % size);
       if (!alt) break;
       if (!unavailable(alt)) return alt;
     }
@@ -69,17 +80,19 @@ export class MaglevHashing implements Scheduler {
 
   destsChanged(svc: SchedService, _change?: DestChange): void {
     const size = this.tableSize;
+    this.built = [...svc.dests];
     const dests = identityOrder(svc.dests);
+    // the table holds list positions (what slotIndexes() answers), filled in identity order
+    const listIndex = new Map(svc.dests.map((d, i) => [d, i]));
+    const position = Int32Array.from(dests, (d) => listIndex.get(d) ?? -1);
     let g = 0;
     let maxW = 0;
     for (const d of dests) {
       if (d.lastWeight > 0) g = g > 0 ? gcd(d.lastWeight, g) : d.lastWeight;
       if (d.lastWeight > maxW) maxW = d.lastWeight;
     }
-    if (g < 1 || dests.length > size) {
-      this.lookup.fill(null);
-      return;
-    }
+    this.lookupIndex.fill(-1);
+    if (g < 1 || dests.length > size) return;
     const rshift = Math.max(0, fls(Math.floor(maxW / g)) - TAB_BITS);
     const n = dests.length;
     const perm = new Int32Array(n);
@@ -104,7 +117,7 @@ export class MaglevHashing implements Scheduler {
           }
           perm[i] = c;
           taken[c] = 1;
-          this.lookup[c] = dests[i];
+          this.lookupIndex[c] = position[i];
           filled++;
         }
       }
@@ -113,12 +126,16 @@ export class MaglevHashing implements Scheduler {
   loadChanged(): void {}
   /** the lookup table itself, slot by slot (the kernel TUN plane copies it into its slot map) */
   slotTable(): readonly (SchedDest | null)[] {
-    return this.lookup;
+    return Array.from(this.lookupIndex, (k) => (k < 0 ? null : this.built[k]));
+  }
+  /** the lookup table as indexes into the service's destination list it was built from (-1: none) */
+  slotIndexes(): Int32Array {
+    return this.lookupIndex;
   }
   /** slots per destination (tests, diagnostics) */
   slotShare(): Map<SchedDest, number> {
     const m = new Map<SchedDest, number>();
-    for (const d of this.lookup) if (d) m.set(d, (m.get(d) ?? 0) + 1);
+    for (const k of this.lookupIndex) if (k >= 0) m.set(this.built[k], (m.get(this.built[k]) ?? 0) + 1);
     return m;
   }
 }

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { KernelDest, KernelService } from '../../../src/dataplane/nft/model.js';
 import { NftDataPlane } from '../../../src/dataplane/nft/plane.js';
+import { usableDests } from '../../../src/dataplane/nft/render.js';
+import { slotTable } from '../../../src/dataplane/nft/slots.js';
 import type { DestParams, ServiceKey, ServiceParams, TableOp } from '../../../src/lb/types.js';
 import { type CtEntry, parseConntrackLine } from '../../../src/os/conntrack.js';
 import type { NftResult } from '../../../src/os/libnftables.js';
@@ -128,6 +131,40 @@ test('DR real servers without a MAC get no slots, and are reported', async () =>
     p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_HASHED' && /rr runs as a weighted Maglev/.test(d.message)),
   );
   assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_NO_MAC' && /198\.18\.1\.13/.test(d.message)));
+});
+
+test('a DR real server without a MAC keeps its Maglev slots empty: the others keep theirs', () => {
+  const dest = (a: string, mac?: string): KernelDest => ({
+    address: a,
+    port: 82,
+    weight: 1,
+    lastWeight: 1,
+    overloaded: false,
+    activeConns: 0,
+    inactConns: 0,
+    mark: 1,
+    ...(mac ? { mac } : {}),
+  });
+  const svc = (dests: KernelDest[]): KernelService => ({
+    id: 'tcp:198.18.0.100:82',
+    key: DR_KEY,
+    family: 4,
+    params: { ...SP, scheduler: 'mh' },
+    mode: 'dr',
+    dests,
+  });
+  const all = ['198.18.1.11', '198.18.1.12', '198.18.1.13'];
+  const resolved = slotTable('mh', new Set(), usableDests(svc(all.map((a) => dest(a, '02:00:00:00:00:01')))), true);
+  const oneMissing = slotTable(
+    'mh',
+    new Set(),
+    usableDests(svc(all.map((a, i) => dest(a, i === 2 ? undefined : '02:00:00:00:00:01')))),
+    true,
+  );
+  assert.deepEqual(
+    oneMissing.slots,
+    resolved.slots.map((was) => (was === 2 ? -1 : was)),
+  );
 });
 
 test('conntrack lines: counts per real server in IPVS states, -Lnc entries', async () => {
