@@ -306,6 +306,18 @@ test('cluster of 3 workers: a persistent service steers each client to one worke
     one.dispose();
     await waitFor(() => perWorker(rrKey).reduce((a, b) => a + b, 0) === 12, 5000, 'rr counts');
     assert.ok(perWorker(rrKey).filter((n) => n > 0).length >= 2, `rr per worker: ${perWorker(rrKey)}`);
+    // edit-service: persistence on steers the client to one worker again (one template), off spreads it
+    const rrParams = { ...SVC_PARAMS, scheduler: 'rr' };
+    await dp.apply([{ op: 'edit-service', key: rrKey, params: { ...rrParams, persistentTimeout: 300 } }]);
+    const sticky: string[] = [];
+    for (let i = 0; i < 9; i++) sticky.push(await ask(port(rrKey), '127.0.0.3'));
+    assert.equal(new Set(sticky).size, 1, `persistent after edit: ${sticky}`);
+    await dp.apply([{ op: 'edit-service', key: rrKey, params: rrParams }]);
+    const before = perWorker(rrKey);
+    for (let i = 0; i < 12; i++) await ask(port(rrKey), '127.0.0.3');
+    await waitFor(() => perWorker(rrKey).reduce((a, b) => a + b, 0) === 33, 5000, 'rr counts after edit');
+    const grew = perWorker(rrKey).filter((n, i) => n > (before[i] ?? 0)).length;
+    assert.ok(grew >= 2, `spread after edit: ${before} -> ${perWorker(rrKey)}`);
     assert.ok(!dp.snapshot().diagnostics.some((d) => d.code === 'DP_STEERING_FAILED'));
   } finally {
     await dp.stop(0);
