@@ -242,7 +242,13 @@ for (const [scheduler, weights, expected] of [
 test('cluster of 3 workers: a persistent service steers each client to one worker by its address (one template); other services spread one client over the workers and still make one rr/wrr sequence', async () => {
   const servers = [0, 1, 2].map(async (i) => realServer((s) => s.end(String(i))));
   const rs = await Promise.all(servers);
-  const dp = await ClusterDataPlane.start({ workers: 3, tableModule: LB_REPLICA_MODULE, statsIntervalMs: 50 });
+  const dp = await ClusterDataPlane.start({
+    workers: 3,
+    tableModule: LB_REPLICA_MODULE,
+    statsIntervalMs: 50,
+    // three Node processes to fork: a loaded CI machine can take more than the default 10 s
+    connectTimeoutMs: 30_000,
+  });
   const rrKey = tcpKey(await freePort());
   const persistKey = tcpKey(await freePort());
   const wrrKey = tcpKey(await freePort());
@@ -274,7 +280,7 @@ test('cluster of 3 workers: a persistent service steers each client to one worke
     await dp.apply([...ops(rrKey, false), ...ops(persistKey, true), ...ops(wrrKey, false, 'wrr')]);
     await waitFor(
       () => dp.snapshot().services.every((s) => s.listener === 'listening') && dp.snapshot().services.length === 3,
-      10000,
+      30000,
       `listening: ${JSON.stringify(dp.snapshot())}`,
     );
     const port = (key: typeof rrKey) => dp.snapshot().services.find((s) => s.id === serviceId(key))!.boundPort;
