@@ -9,9 +9,11 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_pr
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { collect, KEEPALIVED, LAB, sleep, stopProc, until } from '../vrrp/lab-peers.js';
 
-export const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
-export const KEEPALIVED = '/usr/sbin/keepalived';
+// the lab helpers the VRRP lab files use, for the pair's tests and bench/chaos.ts
+export { KEEPALIVED, LAB, sleep, stopProc, until };
+
 export const canRunPair = process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft');
 export const VIP = '198.18.0.100';
 export const GW_VIP = '198.18.1.254';
@@ -20,7 +22,6 @@ export const LADDR = '198.18.1.250';
 /** service ports: stateless NAT, DR and full-NAT by Maglev; NAT and full-NAT by rr (need connection sync) */
 export const PORTS = { natMh: 80, natRr: 81, drMh: 82, fnatRr: 83, fnatMh: 84 } as const;
 export type Director = 'lb1' | 'lb2';
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Real server: its name first, then every byte it receives echoed back. */
 const RS_SERVER = `import net from 'node:net';
@@ -532,44 +533,6 @@ add rule bridge chaos cut iifname { "lb2-f", "lb2-b" } oifname { "lb1-f", "lb1-b
       this.sh('bash', LAB, 'down');
     } catch {}
     rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-function collect(p: ChildProcess, file: string): void {
-  const chunks: Buffer[] = [];
-  const flush = () => {
-    try {
-      writeFileSync(file, Buffer.concat(chunks));
-    } catch {}
-  };
-  p.stdout?.on('data', (b: Buffer) => {
-    chunks.push(b);
-    flush();
-  });
-  p.stderr?.on('data', (b: Buffer) => {
-    chunks.push(b);
-    flush();
-  });
-}
-
-export async function stopProc(p: ChildProcess, sig: NodeJS.Signals, group = false): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null || !p.pid) return;
-  const done = new Promise((r) => p.once('exit', r));
-  try {
-    if (group) process.kill(-p.pid, sig);
-    else p.kill(sig);
-  } catch {}
-  await Promise.race([done, sleep(8000)]);
-}
-
-export async function until(what: string, fn: () => boolean, ms: number, everyMs = 50): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    try {
-      if (fn()) return Date.now() - t0;
-    } catch {}
-    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(everyMs);
   }
 }
 

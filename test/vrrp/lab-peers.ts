@@ -323,7 +323,8 @@ function isZombie(pid: number): boolean {
   }
 }
 
-function collect(p: ChildProcess, file: string): void {
+/** Appends a process's stdout and stderr to `file` as they come (the file is rewritten whole). */
+export function collect(p: ChildProcess, file: string): void {
   const chunks: Buffer[] = [];
   // the lab directory may be gone when a killed process's last output arrives
   const flush = () => {
