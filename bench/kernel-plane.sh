@@ -2,6 +2,9 @@
 # keepvs kernel data plane against direct, the userspace proxy and zevenet's nftlb, one lab, paths
 # interleaved with the order rotated each round; medians of wrk requests/s and ratios to direct.
 #   direct      client -> the real server's front address (same bridge, no director)
+#   routed      client -> lb1 -> the real server's back address, plain IP forwarding, no keepvs rule
+#               (port 85): the baseline the kernel-plane targets were set against (kernel-plane-facts §7,
+#               "direct via lb1, no rules"); ratios are printed to both baselines
 #   nat fnat dr keepvs --dataplane nft on lb1, VIP 198.18.0.100 ports 80 / 81 / 82
 #   tun         keepvs TUN (tc-BPF) on lb1, VIP port 84 (when the BPF objects build)
 #   proxy       keepvs --dataplane proxy on lb1 (second instance, 2 workers), VIP 198.18.0.101 port 80
@@ -36,7 +39,7 @@ x() { local h=$1; shift; ip netns exec "$LAB_PREFIX-$h" "$@"; }
 printf '%s\n' 'worker_processes 1;' "pid $TMP/nginx.pid;" "error_log $TMP/nginx.err;" \
   'events { worker_connections 4096; }' \
   'http { access_log off; keepalive_requests 1000000;' \
-  '  server { listen 80; listen 82; listen 84; location / { return 200 "ok\n"; } } }' >"$TMP/nginx.conf"
+  '  server { listen 80; listen 82; listen 84; listen 85; location / { return 200 "ok\n"; } } }' >"$TMP/nginx.conf"
 x rs1 nginx -c "$TMP/nginx.conf"
 tunargs=()
 [[ $TUN == 1 ]] && tunargs=(--tun --dev eth0 --mss 1440)
@@ -47,6 +50,8 @@ x rs1 ip route add default via 198.18.1.254 dev eth0 table 100
 for a in 198.18.0.100 198.18.0.101 198.18.0.102; do x lb1 ip addr add "$a/32" dev eth0; done
 x lb1 ip addr add 198.18.1.254/24 dev eth1
 x lb1 ip addr add 198.18.1.250/24 dev eth1
+# the routed baseline: the client reaches rs1's back address through lb1 (no keepvs rule on port 85)
+x client ip route add 198.18.1.11/32 via 198.18.0.1
 
 vs() { # vip port method rs-address rs-port [extra]
   printf 'virtual_server %s %s {\n  lvs_sched rr\n  lvs_method %s\n  protocol TCP\n%b  real_server %s %s { }\n}\n' \
@@ -93,12 +98,17 @@ run() { # url extra-args... -> requests/s (0 when the path fails)
   echo "${v:-0}"
 }
 declare -A URL=(
-  [direct]=http://198.18.0.61:80/ [nat]=http://198.18.0.100:80/ [fnat]=http://198.18.0.100:81/
+  [direct]=http://198.18.0.61:80/ [routed]=http://198.18.1.11:85/ [nat]=http://198.18.0.100:80/ [fnat]=http://198.18.0.100:81/
   [dr]=http://198.18.0.100:82/ [tun]=http://198.18.0.100:84/ [proxy]=http://198.18.0.101:80/
   [nftlb-nat]=http://198.18.0.102:80/ [nftlb-fnat]=http://198.18.0.102:81/ [nftlb-dr]=http://198.18.0.102:82/
 )
-paths=(direct nat fnat dr proxy nftlb-nat nftlb-fnat nftlb-dr)
+paths=(direct routed nat fnat dr proxy nftlb-nat nftlb-fnat nftlb-dr)
 [[ $TUN == 1 ]] && paths+=(tun)
+# PATHS="direct routed dr nftlb-dr": measure only these (direct and routed are always kept: the baselines)
+if [[ -n ${PATHS:-} ]]; then
+  paths=(direct routed)
+  for p in $PATHS; do [[ $p == direct || $p == routed ]] || paths+=("$p"); done
+fi
 declare -A R
 for ((r = 0; r < ROUNDS; r++)); do
   for ((k = 0; k < ${#paths[@]}; k++)); do
@@ -110,16 +120,21 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { if [[ $(echo "$2 > 0" | bc) == 1 ]]; then echo "$1 / $2" | bc -l; else echo 0; fi; }
 echo "# keepvs kernel plane benchmark, $(date -u +%FT%TZ), $(nproc) CPUs, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# $ROUNDS rounds x ${DURATION}s per path and mode, wrk -t1 -c$CONNS, one real server; ratios to direct"
-printf '%-12s %12s %8s %12s %8s\n' path keep-alive ratio 'conn: close' ratio
+echo "# $ROUNDS rounds x ${DURATION}s per path and mode, wrk -t1 -c$CONNS, one real server"
+echo "# ratio: to routed (client -> lb1 -> rs1, no rules; the targets' baseline); l2: to direct (same bridge)"
+printf '%-12s %12s %7s %6s %12s %7s %6s\n' path keep-alive ratio l2 'conn: close' ratio l2
 dk=$(echo "${R[direct-ka]}" | median)
 dc=$(echo "${R[direct-close]}" | median)
+rk=$(echo "${R[routed-ka]}" | median)
+rc=$(echo "${R[routed-close]}" | median)
 for p in "${paths[@]}"; do
   k=$(echo "${R[$p-ka]}" | median)
   c=$(echo "${R[$p-close]}" | median)
-  printf '%-12s %12.0f %8.2f %12.0f %8.2f\n' "$p" "$k" "$(ratio "$k" "$dk")" "$c" "$(ratio "$c" "$dc")"
+  printf '%-12s %12.0f %7.2f %6.2f %12.0f %7.2f %6.2f\n' "$p" "$k" "$(ratio "$k" "$rk")" "$(ratio "$k" "$dk")" \
+    "$c" "$(ratio "$c" "$rc")" "$(ratio "$c" "$dc")"
 done
 for m in nat fnat dr; do
+  [[ -n ${R[$m-ka]:-} && -n ${R[nftlb-$m-ka]:-} ]] || continue
   printf 'keepvs/nftlb %-5s keep-alive %.2f, conn: close %.2f\n' "$m" \
     "$(ratio "$(echo "${R[$m-ka]}" | median)" "$(echo "${R[nftlb-$m-ka]}" | median)")" \
     "$(ratio "$(echo "${R[$m-close]}" | median)" "$(echo "${R[nftlb-$m-close]}" | median)")"
@@ -129,4 +144,5 @@ x lb1 nft delete table netdev nftlb 2>/dev/null || true
 x rs1 node bin/keepvs.js realserver stop --state "$TMP/rs.json" >/dev/null || true
 x rs1 sh -c "kill \$(cat $TMP/nginx.pid)" || true
 ip netns add "kvw$$"
+[[ ${WEIGHT_ROUNDS:-30} == 0 ]] && exit 0
 ROUNDS=${WEIGHT_ROUNDS:-30} ip netns exec "kvw$$" node dist/bench/kernel-weight.js
