@@ -6,6 +6,7 @@
  * which configuration, and in which role.
  */
 import { readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Config } from '../config/model.js';
 import {
   COMMAND_FLAGS,
@@ -29,6 +30,16 @@ import type { ProcessRunner } from '../util/ports.js';
 /** Said at start, in the log, by keepvsadm and the API when the plane is the userspace proxy (KV319). */
 export const SYNC_NEEDS_KERNEL =
   'connection sync needs the kernel data plane (--dataplane nft): the userspace proxy terminates TCP in this process, and a socket cannot move to the other director';
+
+/**
+ * conntrackd's private directory (configuration, pid file, control socket) for the keepvs whose
+ * control socket is `socket`: named after the socket, so two keepvs instances whose sockets share a
+ * directory (two directors in one PID namespace) never share a pid file, where a restarting one
+ * took the other's conntrackd for its own stale one and killed it.
+ */
+export function conntrackdDir(socket: string): string {
+  return join(dirname(socket), `${basename(socket).replace(/\.sock$/, '')}.conntrackd`);
+}
 
 export interface ConnSyncDeps {
   readonly plane: 'nft' | 'proxy';

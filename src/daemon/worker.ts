@@ -5,7 +5,6 @@
  * and the other worker running.
  */
 
-import { dirname, join } from 'node:path';
 import type { AdminAction } from '../api/types.js';
 import type { Config } from '../config/model.js';
 import { type ControlServer, DEFAULT_CONTROL_LIMITS, startControlServer } from '../control/server.js';
@@ -16,7 +15,7 @@ import { ChildProcessRunner } from '../os/process-runner.js';
 import { SystemClock } from '../util/clock.js';
 import type { EventSink, KeepvsEvent } from '../util/events.js';
 import type { Logger, LogLevel } from '../util/logger.js';
-import { ConnSync } from './conn-sync.js';
+import { ConnSync, conntrackdDir } from './conn-sync.js';
 import type { FromWorker, ToWorker, WorkerInit } from './ipc.js';
 import { LimitLog } from './limit-log.js';
 import { DaemonLogger, SYSLOG_IDENT } from './log.js';
@@ -84,7 +83,7 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     plane: init.dataplane,
     runner: new ChildProcessRunner(),
     logger,
-    dir: join(dirname(init.socket), 'conntrackd'),
+    dir: conntrackdDir(init.socket),
     flows: () => {
       const t = svc.table.snapshot();
       return {

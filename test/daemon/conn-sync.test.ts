@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConnSync, SYNC_NEEDS_KERNEL, type SyncDaemonPort } from '../../src/daemon/conn-sync.js';
+import { ConnSync, conntrackdDir, SYNC_NEEDS_KERNEL, type SyncDaemonPort } from '../../src/daemon/conn-sync.js';
 import { MemoryLogger } from '../../src/util/logger.js';
 import { cfg } from '../config/helpers.js';
 
@@ -171,4 +171,12 @@ test('no instance named: both daemons run and flows go straight into the kernel 
   assert.match(confs[0], /DisableExternalCache on/);
   assert.deepEqual(s.lines(), ['master sync daemon (mcast=lo, syncid=0)', 'backup sync daemon (mcast=lo, syncid=0)']);
   await s.stop();
+});
+
+test('each keepvs instance has its own conntrackd directory, even with its control socket beside another one', () => {
+  // two directors in one PID namespace (lab namespaces, containers sharing /run) with their sockets in one
+  // directory: a shared conntrackd directory meant one pid file, and a restarting director killed the
+  // other's conntrackd as its own stale one
+  assert.notEqual(conntrackdDir('/tmp/pair/lb1.sock'), conntrackdDir('/tmp/pair/lb2.sock'));
+  assert.equal(conntrackdDir('/run/keepvs/keepvs.sock'), '/run/keepvs/keepvs.conntrackd');
 });
