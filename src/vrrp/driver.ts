@@ -69,6 +69,8 @@ interface Running {
   readonly vmacSender?: VrrpSocketPort;
   timer?: TimerHandle;
   garpTimer?: TimerHandle;
+  /** the second re-announcement after a lower-priority advert (garp_lower_prio_delay) */
+  lowerPrioGarpTimer?: TimerHandle;
   readonly transitions: { from: VrrpStateName; to: VrrpStateName; reason: string; at: number }[];
   /** keepalived's ipsecah_counter: the last AH sequence number sent or accepted */
   ahSeq: number;
@@ -365,6 +367,7 @@ export class VrrpDriver {
     r.state = res.state;
     for (const a of res.actions) {
       if (a.type === 'send-advert') this.sendAdvert(r, a.priority);
+      else if (a.type === 'reannounce') this.reannounce(r);
       else {
         const at = this.clock.wallNow();
         r.transitions.push({ from: a.from, to: a.to, reason: a.reason, at });
@@ -560,16 +563,36 @@ export class VrrpDriver {
       );
   }
 
-  private garpBurst(r: Running, only?: readonly IpAddressEntry[]): void {
+  private garpBurst(r: Running, only?: readonly IpAddressEntry[], repeat = r.config.garpMasterRepeat): void {
     const i = r.config;
     for (const v of placed(i, only ?? i.virtualIpaddresses)) {
-      if (v.family === 4) this.io.gratuitousArp(v.dev ?? vipDev(i)!, v.address, i.garpMasterRepeat);
-      else this.io.unsolicitedNa(v.dev ?? vipDev(i)!, v.address, i.garpMasterRepeat);
+      if (v.family === 4) this.io.gratuitousArp(v.dev ?? vipDev(i)!, v.address, repeat);
+      else this.io.unsolicitedNa(v.dev ?? vipDev(i)!, v.address, repeat);
     }
+  }
+
+  /**
+   * A lower-priority master was heard: a burst of garp_lower_prio_repeat now and another
+   * garp_lower_prio_delay seconds later (keepalived's defaults: the garp_master ones), as keepalived's
+   * vrrp_state_master_rx does, so neighbours that followed the other master come back.
+   */
+  private reannounce(r: Running): void {
+    const i = r.config;
+    const repeat = i.garpLowerPrioRepeat ?? i.garpMasterRepeat;
+    if (repeat <= 0 || !r.held) return;
+    this.garpBurst(r, undefined, repeat);
+    const delay = i.garpLowerPrioDelay ?? i.garpMasterDelay;
+    if (delay > 0 && !r.lowerPrioGarpTimer)
+      r.lowerPrioGarpTimer = this.clock.setTimer(delay * 1000, () => {
+        r.lowerPrioGarpTimer = undefined;
+        if (r.state.state === 'MASTER' && r.held) this.garpBurst(r, undefined, repeat);
+      });
   }
 
   private async leaveMaster(r: Running): Promise<void> {
     r.garpTimer?.cancel();
+    r.lowerPrioGarpTimer?.cancel();
+    r.lowerPrioGarpTimer = undefined;
     const held = r.held ?? {
       vips: r.config.virtualIpaddresses,
       routes: r.config.virtualRoutes,
@@ -594,6 +617,7 @@ export class VrrpDriver {
     r.stopped = true;
     r.timer?.cancel();
     r.garpTimer?.cancel();
+    r.lowerPrioGarpTimer?.cancel();
   }
 
   private detach(r: Running): void {

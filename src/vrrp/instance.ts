@@ -51,6 +51,8 @@ export type InstanceEvent =
 
 export type InstanceAction =
   | { readonly type: 'send-advert'; readonly priority: number }
+  /** a MASTER heard a lower-priority master: announce the VIPs again (GARP / unsolicited NA) */
+  | { readonly type: 'reannounce' }
   | {
       readonly type: 'transition';
       readonly from: InstanceState['state'] | 'STOP';
@@ -246,6 +248,9 @@ export function step(p: InstanceParams, s: InstanceState, e: InstanceEvent, now:
         }
         // keepalived (before RFC 9568 strictness) answers a lower-priority master to force re-election
         if (!p.lowerPrioNoAdvert) actions.push({ type: 'send-advert', priority: s.effectivePriority });
+        // and re-announces its addresses (keepalived's vrrp_state_master_rx, garp_lower_prio_repeat): after
+        // a partition heals, neighbours may still send to the other master
+        actions.push({ type: 'reannounce' });
         return { state: s, actions };
       }
       return { state: s, actions };

@@ -159,6 +159,43 @@ test('the driver elects, adds VIPs, sends GARP bursts and adverts with the confi
   assert.ok(ipCommands.includes('ip -4 addr del 198.18.0.100/24 dev eth0'));
 });
 
+test('a MASTER hearing a lower-priority master re-announces its VIPs: garp_lower_prio_repeat now, again garp_lower_prio_delay later', async () => {
+  // keepalived's vrrp_state_master_rx: after a healed partition the neighbours' caches may still point at
+  // the other master; the GARPs (default: vrrp_garp_master_repeat, vrrp_garp_master_delay) fix them
+  const { m, clock, advert, garps, flush } = setup();
+  await m.start();
+  clock.advance(3700);
+  await flush();
+  assert.equal(state(m, 'VI_A'), 'MASTER');
+  clock.advance(5000);
+  await flush();
+  garps.length = 0;
+  advert('eth0', 10, 50, '198.18.0.2');
+  await flush();
+  assert.equal(state(m, 'VI_A'), 'MASTER');
+  assert.deepEqual(garps, ['eth0 198.18.0.100 x5'], 'a burst right after the lower-priority advert');
+  clock.advance(5000);
+  await flush();
+  assert.deepEqual(garps, ['eth0 198.18.0.100 x5', 'eth0 198.18.0.100 x5'], 'a second burst garp_lower_prio_delay later');
+  await m.stop();
+});
+
+test('garp_lower_prio_repeat 0 keeps a MASTER quiet on lower-priority adverts (ARP-wise)', async () => {
+  const conf = CONF.replace('  virtual_router_id 10\n', '  virtual_router_id 10\n  garp_lower_prio_repeat 0\n');
+  const { m, clock, advert, garps, flush } = setup(conf);
+  await m.start();
+  clock.advance(3700);
+  await flush();
+  clock.advance(5000);
+  await flush();
+  garps.length = 0;
+  advert('eth0', 10, 50, '198.18.0.2');
+  clock.advance(6000);
+  await flush();
+  assert.deepEqual(garps.filter((g) => g.startsWith('eth0')), []);
+  await m.stop();
+});
+
 test('connection sync: becoming MASTER waits for the sync hook (the commit) before adding the VIPs', async () => {
   const calls: string[] = [];
   const pending: (() => void)[] = [];

@@ -31,7 +31,7 @@ function scenario(p: InstanceParams, events: [number, InstanceEvent][], until: n
   const record = (t: number, acts: readonly InstanceAction[]) => {
     for (const a of acts)
       log.push(
-        `${Math.round(t)} ${a.type === 'send-advert' ? `advert ${a.priority}` : `${a.from}->${a.to} (${a.reason})`}`,
+        `${Math.round(t)} ${a.type === 'send-advert' ? `advert ${a.priority}` : a.type === 'reannounce' ? 'reannounce' : `${a.from}->${a.to} (${a.reason})`}`,
       );
   };
   const queue = [...events];
