@@ -176,7 +176,11 @@ test('a MASTER hearing a lower-priority master re-announces its VIPs: garp_lower
   assert.deepEqual(garps, ['eth0 198.18.0.100 x5'], 'a burst right after the lower-priority advert');
   clock.advance(5000);
   await flush();
-  assert.deepEqual(garps, ['eth0 198.18.0.100 x5', 'eth0 198.18.0.100 x5'], 'a second burst garp_lower_prio_delay later');
+  assert.deepEqual(
+    garps,
+    ['eth0 198.18.0.100 x5', 'eth0 198.18.0.100 x5'],
+    'a second burst garp_lower_prio_delay later',
+  );
   await m.stop();
 });
 
@@ -192,7 +196,10 @@ test('garp_lower_prio_repeat 0 keeps a MASTER quiet on lower-priority adverts (A
   advert('eth0', 10, 50, '198.18.0.2');
   clock.advance(6000);
   await flush();
-  assert.deepEqual(garps.filter((g) => g.startsWith('eth0')), []);
+  assert.deepEqual(
+    garps.filter((g) => g.startsWith('eth0')),
+    [],
+  );
   await m.stop();
 });
 
