@@ -93,12 +93,17 @@ function withKernelCounts(own: TableSnapshot, nft: NftDataPlane): TableSnapshot 
         const stats = c
           ? c.stats
           : d.forward === 'tunnel'
-            ? { ...d.stats, conns: kd.conns, inPkts: kd.inPkts, inBytes: kd.inBytes }
+            ? {
+                ...d.stats,
+                conns: kd.conns ?? d.stats.conns,
+                inPkts: kd.inPkts ?? d.stats.inPkts,
+                inBytes: kd.inBytes ?? d.stats.inBytes,
+              }
             : d.stats;
         return {
           ...d,
-          activeConns: kd.activeConns,
-          inactConns: kd.inactConns,
+          activeConns: kd.activeConns ?? d.activeConns,
+          inactConns: kd.inactConns ?? d.inactConns,
           stats,
           ...(c ? { rates: c.rates } : {}),
         };

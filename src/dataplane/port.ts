@@ -5,16 +5,21 @@
  */
 import type { Endpoint, Protocol, ServiceKey, TableOp } from '../lb/types.js';
 
-/** Per-destination view as the data plane accounts it (summed over workers). */
+/**
+ * Per-destination view of the data plane (summed over workers). The counts ipvsadm shows are the
+ * table's (TableSnapshot): the proxy reports into the table through its ConnHandles and leaves
+ * them out here; only a plane whose packets bypass the table (the kernel plane: conntrack, nft
+ * counter sets, the tc-BPF map) gives them, and LvsService lays them over the table's snapshot.
+ */
 export interface DataPlaneDestSnapshot extends Endpoint {
   readonly id: string;
-  readonly activeConns: number;
-  readonly inactConns: number;
-  readonly conns: number;
-  readonly inPkts: number;
-  readonly outPkts: number;
-  readonly inBytes: number;
-  readonly outBytes: number;
+  readonly activeConns?: number;
+  readonly inactConns?: number;
+  readonly conns?: number;
+  readonly inPkts?: number;
+  readonly outPkts?: number;
+  readonly inBytes?: number;
+  readonly outBytes?: number;
   /** connects to this real server that were refused, reset or timed out */
   readonly connectFailures: number;
   /** false: the data plane cannot send it traffic yet (kernel plane DR: its MAC is not resolved) */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { ClusterDataPlane } from '../../src/dataplane/proxy/cluster.js';
-import { serviceId } from '../../src/lb/types.js';
+import { type DestSnapshot, serviceId } from '../../src/lb/types.js';
 import { addOps, connect, realServer, tcpKey, waitFor } from './helpers.js';
 
 test('two workers share one listener and one view of connection counts (lc balances globally)', async () => {
@@ -35,21 +35,23 @@ test('two workers share one listener and one view of connection counts (lc balan
       await new Promise((r) => setTimeout(r, 200));
     }
     await waitFor(() => (dp.snapshot().services[0]?.open ?? 0) === 8, 3000, 'all 8 counted');
-    const dests = dp.snapshot().services[0]!.dests;
-    const active = Object.fromEntries(dests.map((d) => [d.port, d.activeConns]));
-    assert.deepEqual(active, { [a.port]: 4, [b.port]: 4 });
+    // the counts are the replicas': each worker's own connections, summed here once
+    const sum = (port: number, f: (d: DestSnapshot) => number) =>
+      dp.tableSnapshots().reduce((n, t) => n + f(t.services[0]!.dests.find((d) => d.port === port)!), 0);
+    await waitFor(() => sum(a.port, (d) => d.activeConns) + sum(b.port, (d) => d.activeConns) === 8, 3000, 'reported');
+    assert.deepEqual(
+      { [a.port]: sum(a.port, (d) => d.activeConns), [b.port]: sum(b.port, (d) => d.activeConns) },
+      { [a.port]: 4, [b.port]: 4 },
+    );
     assert.equal(a.sockets.size, 4);
     assert.equal(b.sockets.size, 4);
     for (const c of clients) c.destroy();
     await waitFor(() => (dp.snapshot().services[0]?.open ?? 1) === 0, 3000, 'all closed');
-    const after = dp.snapshot().services[0]!.dests;
+    const both = (f: (d: DestSnapshot) => number) => sum(a.port, f) + sum(b.port, f);
+    await waitFor(() => both((d) => d.activeConns + d.inactConns) === 0, 3000, 'closes reported');
     assert.equal(
-      after.reduce((n, d) => n + d.conns, 0),
+      both((d) => d.stats.conns),
       8,
-    );
-    assert.equal(
-      after.reduce((n, d) => n + d.activeConns + d.inactConns, 0),
-      0,
     );
   } finally {
     await dp.stop(0);

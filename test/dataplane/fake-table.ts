@@ -3,8 +3,16 @@
  * destinations with weight > 0, per-dest Active/InAct counts driven by setState, timeouts per state.
  * It also replays TableOps, so cluster workers can each build the same replica.
  */
-import type { ConnHandle, ConnState, Endpoint, ForwardingTable, ServiceKey, TableOp } from '../../src/lb/types.js';
-import { serviceId } from '../../src/lb/types.js';
+import type {
+  ConnHandle,
+  ConnState,
+  Endpoint,
+  ForwardingTable,
+  ServiceKey,
+  TableOp,
+  TableSnapshot,
+} from '../../src/lb/types.js';
+import { destId, serviceId } from '../../src/lb/types.js';
 
 export interface FakeDest {
   readonly dest: Endpoint;
@@ -29,7 +37,7 @@ export interface FakeTimeouts {
 }
 
 export class FakeTable implements ForwardingTable {
-  readonly services = new Map<string, { scheduler: string; dests: FakeDest[]; next: number }>();
+  readonly services = new Map<string, { key: ServiceKey; scheduler: string; dests: FakeDest[]; next: number }>();
   readonly states: ConnState[] = [];
   closed = 0;
   timeouts: FakeTimeouts = { tcp: 900_000, tcpfin: 120_000, udp: 300_000, synRecv: 60_000 };
@@ -38,7 +46,7 @@ export class FakeTable implements ForwardingTable {
     switch (op.op) {
       case 'add-service':
         if (!this.services.has(serviceId(op.key)))
-          this.services.set(serviceId(op.key), { scheduler: op.params.scheduler, dests: [], next: 0 });
+          this.services.set(serviceId(op.key), { key: op.key, scheduler: op.params.scheduler, dests: [], next: 0 });
         break;
       case 'del-service':
         this.services.delete(serviceId(op.key));
@@ -87,6 +95,48 @@ export class FakeTable implements ForwardingTable {
       d.peerActive = active;
       d.peerInact = inact;
     }
+  }
+
+  /** The counts as a table replica reports them to the cluster (own connections, no peer load). */
+  snapshot(): TableSnapshot {
+    const zero = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
+    const stats = (d: FakeDest) => ({
+      conns: d.conns,
+      inPkts: d.inPkts,
+      outPkts: d.outPkts,
+      inBytes: d.inBytes,
+      outBytes: d.outBytes,
+    });
+    return {
+      timeouts: { tcp: 900, tcpfin: 120, udp: 300 },
+      connTableSize: 4096,
+      syncDaemons: [],
+      services: [...this.services].map(([id, s]) => ({
+        key: s.key,
+        id,
+        scheduler: s.scheduler,
+        schedFlags: [],
+        ops: false,
+        stats: { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 },
+        rates: zero,
+        dests: s.dests.map((d) => ({
+          id: destId(d.dest, s.key.family),
+          address: d.dest.address,
+          port: d.dest.port,
+          family: s.key.family,
+          forward: 'masq' as const,
+          weight: d.weight,
+          uThreshold: 0,
+          lThreshold: 0,
+          activeConns: d.active,
+          inactConns: d.inact,
+          persistConns: 0,
+          overloaded: false,
+          stats: stats(d),
+          rates: zero,
+        })),
+      })),
+    };
   }
 
   open(key: ServiceKey, _client: Endpoint): ConnHandle | null {

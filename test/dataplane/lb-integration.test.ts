@@ -13,7 +13,7 @@ import { connect, DEST_PARAMS, freePort, readAll, realServer, SVC_PARAMS, tcpKey
 
 const closeOnFin = (s: Socket) => s.on('end', () => s.end());
 
-test('wlc with weights 1:3 under 40 concurrent connections: the table and the proxy agree', async () => {
+test('wlc with weights 1:3 under 40 concurrent connections: the table counts them, the proxy keeps no copy', async () => {
   const a = await realServer(closeOnFin);
   const b = await realServer(closeOnFin);
   const table = new LbTable({ clock: new SystemClock() });
@@ -48,9 +48,10 @@ test('wlc with weights 1:3 under 40 concurrent connections: the table and the pr
     assert.equal(byPort(a.port).activeConns, 10);
     assert.equal(byPort(b.port).activeConns, 30);
     assert.equal(a.sockets.size, 10);
-    // the proxy's own view matches the table's
+    // the table is the one owner of the counts: the proxy's view of the real server has no copy
     const proxyView = dp.snapshot().services[0]!.dests.find((d) => d.port === b.port)!;
-    assert.equal(proxyView.activeConns, 30);
+    assert.equal(proxyView.activeConns, undefined);
+    assert.equal(proxyView.conns, undefined);
     // half-close 10 of them: those become InAct in the table (FIN_WAIT)
     for (const c of clients.slice(0, 10)) c.end();
     // the real server answers FIN with FIN: the proxy lets go, and the entries stay in the table
@@ -181,8 +182,68 @@ test('cluster of 2 workers with lb replicas forwards, and counts reach the prima
       c.destroy();
     }
     // workers report every 50 ms: wait for a report that includes the last reply's bytes
-    await waitFor(() => dp.snapshot().services[0]!.dests[0]?.outBytes === 20, 3000, 'bytes counted');
-    assert.equal(dp.snapshot().services[0]!.dests[0]!.conns, 10);
+    // the replicas' counts, summed once (lb/merge does the same for keepvsadm and the API)
+    const total = (f: 'conns' | 'outBytes') =>
+      dp.tableSnapshots().reduce((n, t) => n + (t.services[0]?.dests[0]?.stats[f] ?? 0), 0);
+    await waitFor(() => total('outBytes') === 20, 3000, 'bytes counted');
+    assert.equal(total('conns'), 10);
+  } finally {
+    await dp.stop(0);
+    await a.close();
+  }
+});
+
+test('cluster of 2 workers: closed connections waiting in TIME_WAIT are InActConn for every worker (u_threshold holds director-wide)', async () => {
+  // one real server with u_threshold 2: two connections closed by both sides stay in the table as
+  // TIME_WAIT, InActConn, and keep it OVERLOADED (ip_vs_dest_totalconns counts InAct) in whatever
+  // worker forwarded them; every other worker learns them as peer load from that worker's replica
+  let accepted = 0;
+  const a = await realServer((s) => {
+    accepted++;
+    closeOnFin(s);
+  });
+  const dp = await ClusterDataPlane.start({ workers: 2, tableModule: LB_REPLICA_MODULE, statsIntervalMs: 50 });
+  const key = tcpKey(await freePort());
+  try {
+    await dp.apply([
+      { op: 'add-service', key, params: SVC_PARAMS },
+      {
+        op: 'add-dest',
+        key,
+        dest: { address: '127.0.0.1', port: a.port },
+        params: { ...DEST_PARAMS, uThreshold: 2 },
+      },
+    ]);
+    await waitFor(() => dp.snapshot().services[0]?.listener === 'listening', 3000, 'listening');
+    for (let i = 0; i < 2; i++) {
+      const c = await connect(key.port);
+      c.end();
+      await readAll(c);
+      c.destroy();
+    }
+    await waitFor(() => dp.snapshot().services[0]!.open === 0, 3000, 'both closed');
+    const dests = () => dp.tableSnapshots().map((t) => t.services[0]!.dests[0]!);
+    await waitFor(
+      () => dests().reduce((n, d) => n + d.inactConns, 0) === 2,
+      3000,
+      `two entries in TIME_WAIT: ${JSON.stringify(dests())}`,
+    );
+    await waitFor(
+      () => dests().length === 2 && dests().every((d) => d.overloaded),
+      3000,
+      `every worker sees the server overloaded: ${JSON.stringify(dests())}`,
+    );
+    // whichever worker takes the next client finds no destination below its threshold (IPVS refuses it)
+    const c = await connect(key.port);
+    const got = await readAll(c);
+    c.destroy();
+    assert.equal(got.length, 0);
+    assert.equal(accepted, 2);
+    await waitFor(
+      () => dp.tableSnapshots().reduce((n, t) => n + (t.services[0]!.noDest ?? 0), 0) === 1,
+      3000,
+      'refused as no destination',
+    );
   } finally {
     await dp.stop(0);
     await a.close();

@@ -1,37 +1,51 @@
 /** What the cluster primary tells each proxy worker about the connections the others hold. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type DataPlaneSnapshot, quietDestSnapshot } from '../../src/dataplane/port.js';
 import { peerLoadsFor } from '../../src/dataplane/proxy/cluster.js';
-import { serviceId } from '../../src/lb/types.js';
+import { serviceId, type TableSnapshot } from '../../src/lb/types.js';
 import { tcpKey } from './helpers.js';
 
 const key = tcpKey(80, '198.18.0.100');
+const ZERO_STATS = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
+const ZERO_RATES = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
 
-function report(dests: Record<number, [active: number, inact: number]>): DataPlaneSnapshot {
+/** A worker's replica snapshot: its own Active/InAct per real server port. */
+function report(dests: Record<number, [active: number, inact: number]>): TableSnapshot {
   return {
-    kind: 'proxy',
-    workers: 1,
-    diagnostics: [],
+    timeouts: { tcp: 900, tcpfin: 120, udp: 300 },
+    connTableSize: 4096,
+    syncDaemons: [],
     services: [
       {
         id: serviceId(key),
         key,
-        protocol: 'tcp',
-        listener: 'listening',
-        boundPort: 80,
-        noDest: 0,
-        connectFailures: 0,
-        open: 0,
-        dests: Object.entries(dests).map(([port, [active, inact]]) =>
-          quietDestSnapshot(`198.18.1.1:${port}`, { address: '198.18.1.1', port: Number(port) }, active, inact),
-        ),
+        scheduler: 'wlc',
+        schedFlags: [],
+        ops: false,
+        stats: ZERO_STATS,
+        rates: ZERO_RATES,
+        dests: Object.entries(dests).map(([port, [active, inact]]) => ({
+          id: `198.18.1.1:${port}`,
+          address: '198.18.1.1',
+          port: Number(port),
+          family: 4 as const,
+          forward: 'masq' as const,
+          weight: 1,
+          uThreshold: 0,
+          lThreshold: 0,
+          activeConns: active,
+          inactConns: inact,
+          persistConns: 0,
+          overloaded: false,
+          stats: ZERO_STATS,
+          rates: ZERO_RATES,
+        })),
       },
     ],
   };
 }
 
-const loads = (index: number, latest: Map<number, DataPlaneSnapshot>) =>
+const loads = (index: number, latest: Map<number, TableSnapshot>) =>
   Object.fromEntries(peerLoadsFor(index, latest).map((l) => [l.dest.port, [l.active, l.inact]]));
 
 test('each worker gets the sum of the other workers, not its own connections', () => {

@@ -63,18 +63,19 @@ test('UDP: one flow per client, replies relayed back, counted, InAct as IPVS sho
     assert.equal(new Set(c1.got.map((g) => g[0])).size, 1);
     assert.equal(new Set(c2.got.map((g) => g[0])).size, 1);
     assert.notEqual(c1.got[0]![0], c2.got[0]![0]);
-    const s = dp.snapshot().services[0]!;
-    assert.equal(s.open, 2);
+    assert.equal(dp.snapshot().services[0]!.open, 2);
+    // the counts are the table's: the proxy reported them through its handles
+    const dests = table.snapshot().services[0]!.dests;
     assert.equal(
-      s.dests.reduce((n, d) => n + d.inPkts, 0),
+      dests.reduce((n, d) => n + d.stats.inPkts, 0),
       6,
     );
     assert.equal(
-      s.dests.reduce((n, d) => n + d.outPkts, 0),
+      dests.reduce((n, d) => n + d.stats.outPkts, 0),
       6,
     );
     assert.equal(
-      s.dests.reduce((n, d) => n + d.inactConns, 0),
+      dests.reduce((n, d) => n + d.inactConns, 0),
       2,
     );
     assert.equal(table.dest(key, a.port)!.inact + table.dest(key, b.port)!.inact, 2);
@@ -101,7 +102,7 @@ test('UDP flows expire after the table UDP timeout', async () => {
     // a new datagram opens a new flow (a new entry in the table)
     c1.c.send('y', port, '127.0.0.1');
     await waitFor(() => c1.got.length === 2, 2000, 'second reply');
-    assert.equal(dp.snapshot().services[0]!.dests[0]!.conns, 2);
+    assert.equal(table.snapshot().services[0]!.dests[0]!.stats.conns, 2);
   } finally {
     await dp.stop(0);
     a.close();
@@ -123,7 +124,7 @@ test('UDP ops: every datagram is scheduled on its own, replies still come back',
     // each packet's entry is closed at once
     assert.equal(table.closed, 4);
     assert.equal(
-      dp.snapshot().services[0]!.dests.reduce((n, d) => n + d.conns, 0),
+      table.snapshot().services[0]!.dests.reduce((n, d) => n + d.stats.conns, 0),
       4,
     );
   } finally {

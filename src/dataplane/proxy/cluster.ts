@@ -10,18 +10,21 @@
  * new connections with no accept hand-off and no thundering herd. Without libc (koffi) there is
  * one worker. UDP services are bound by every worker with SO_REUSEPORT (the kernel keeps a flow on one
  * worker); without libc by worker 0 only, so all datagrams of a flow meet one process.
- * Shared view: every statsIntervalMs each worker sends its per-destination counts to the
- * controller, which keeps the latest per worker, sums them for snapshot(), and sends every worker
- * the load held by the other workers (setPeerLoad) so lc/wlc/sed/nq see connection counts of the
- * whole director, at most about two intervals old.
+ * Shared view: every statsIntervalMs each worker sends its replica's snapshot (the counts of the
+ * connections it forwarded) and its data plane's (listeners, failures) to the controller, which
+ * keeps the latest per worker, and sends every worker the load held by the other workers
+ * (setPeerLoad) so lc/wlc/sed/nq see connection counts of the whole director, at most about two
+ * intervals old. The owner sums the replicas' counts once, with lb/merge (withReplicaCounters).
  */
 import net from 'node:net';
 import type { SharedPosition } from '../../lb/sched/types.js';
 import {
   type ConnSnapshot,
+  type DestSnapshot,
   type Endpoint,
   type ForwardingTable,
   type ServiceKey,
+  type ServiceSnapshot,
   serviceId,
   type TableOp,
   type TableSnapshot,
@@ -130,13 +133,15 @@ export interface PeerLoad {
 }
 
 /**
- * The load the workers other than `index` reported, per service and real server. Every real
- * server worker `index` itself reported is listed, at 0 when no other worker holds connections to
- * it: a worker that died or a server the others dropped must not leave a stale load behind.
+ * The load the workers other than `index` hold, per service and real server, from the counts
+ * their table replicas reported (each replica's snapshot leaves out the peer load it was given).
+ * Every real server worker `index` itself reported is listed, at 0 when no other worker holds
+ * connections to it: a worker that died or a server the others dropped must not leave a stale
+ * load behind.
  */
-export function peerLoadsFor(index: number, latest: ReadonlyMap<number, DataPlaneSnapshot>): PeerLoad[] {
+export function peerLoadsFor(index: number, tables: ReadonlyMap<number, TableSnapshot>): PeerLoad[] {
   const loads = new Map<string, { key: ServiceKey; dest: Endpoint; active: number; inact: number }>();
-  const entry = (s: DataPlaneServiceSnapshot, d: DataPlaneDestSnapshot) => {
+  const entry = (s: ServiceSnapshot, d: DestSnapshot) => {
     const k = `${s.id} ${d.id}`;
     let cur = loads.get(k);
     if (!cur) {
@@ -145,10 +150,10 @@ export function peerLoadsFor(index: number, latest: ReadonlyMap<number, DataPlan
     }
     return cur;
   };
-  for (const s of latest.get(index)?.services ?? []) for (const d of s.dests) entry(s, d);
-  for (const [id, snap] of latest) {
+  for (const s of tables.get(index)?.services ?? []) for (const d of s.dests) entry(s, d);
+  for (const [id, table] of tables) {
     if (id === index) continue;
-    for (const s of snap.services)
+    for (const s of table.services)
       for (const d of s.dests) {
         const cur = entry(s, d);
         cur.active += d.activeConns;
@@ -310,7 +315,7 @@ export class ClusterDataPlane implements DataPlane {
     else if (m.type === 'stats') {
       this.latest.set(link.index, m.snapshot);
       if (m.table) this.latestTables.set(link.index, m.table);
-      ch.send({ type: 'peer-load', loads: peerLoadsFor(link.index, this.latest) }, true);
+      ch.send({ type: 'peer-load', loads: peerLoadsFor(link.index, this.latestTables) }, true);
     }
   }
 
@@ -370,7 +375,11 @@ export class ClusterDataPlane implements DataPlane {
     }
   }
 
-  /** The whole director: per-worker snapshots summed by service and destination. */
+  /**
+   * The whole director's listeners, limits and failures: per-worker snapshots summed by service
+   * and destination. Connection and traffic counts are the replicas' (tableSnapshots(), summed
+   * by lb/merge): the workers' data planes keep none.
+   */
   snapshot(): DataPlaneSnapshot {
     const services = new Map<string, DataPlaneServiceSnapshot & { destMap: Map<string, DataPlaneDestSnapshot> }>();
     const diagnostics = [];
@@ -396,22 +405,7 @@ export class ClusterDataPlane implements DataPlane {
         if (s.listener !== 'listening') a.listener = s.listener;
         for (const d of s.dests) {
           const cur = agg.destMap.get(d.id);
-          agg.destMap.set(
-            d.id,
-            cur
-              ? {
-                  ...cur,
-                  activeConns: cur.activeConns + d.activeConns,
-                  inactConns: cur.inactConns + d.inactConns,
-                  conns: cur.conns + d.conns,
-                  inPkts: cur.inPkts + d.inPkts,
-                  outPkts: cur.outPkts + d.outPkts,
-                  inBytes: cur.inBytes + d.inBytes,
-                  outBytes: cur.outBytes + d.outBytes,
-                  connectFailures: cur.connectFailures + d.connectFailures,
-                }
-              : d,
-          );
+          agg.destMap.set(d.id, cur ? { ...cur, connectFailures: cur.connectFailures + d.connectFailures } : d);
         }
       }
     }

@@ -8,14 +8,15 @@ import { performance } from 'node:perf_hooks';
 import { type ForwardingTable, type ServiceParams, serviceId, type TableOp } from '../../lb/types.js';
 import type {
   DataPlane,
+  DataPlaneDestSnapshot,
   DataPlaneDiagnostic,
   DataPlaneOptions,
   DataPlaneServiceSnapshot,
   DataPlaneSnapshot,
 } from '../port.js';
 import type { ProxyContext } from './context.js';
+import type { ProxyDest } from './dest.js';
 import { loadFreebind } from './freebind.js';
-import type { DestStats } from './stats.js';
 import { TcpService } from './tcp-service.js';
 import { UdpService } from './udp.js';
 
@@ -181,7 +182,7 @@ export class ProxyDataPlane implements DataPlane {
   checkForward(op: Extract<TableOp, { op: 'add-dest' | 'edit-dest' }>): void {
     const s = this.services.get(serviceId(op.key));
     if (!s) return;
-    s.destStats(op.dest);
+    s.dest(op.dest);
     if (op.params.forward !== 'masq' && op.params.forward !== 'fullnat') {
       this.diagnose(
         'DP_UNSUPPORTED_FORWARD',
@@ -220,20 +221,9 @@ export class ProxyDataPlane implements DataPlane {
   }
 }
 
-function destSnapshot(d: DestStats) {
-  return {
-    id: d.id,
-    address: d.endpoint.address,
-    port: d.endpoint.port,
-    activeConns: d.activeConns,
-    inactConns: d.inactConns,
-    conns: d.conns,
-    inPkts: d.inPkts,
-    outPkts: d.outPkts,
-    inBytes: d.inBytes,
-    outBytes: d.outBytes,
-    connectFailures: d.connectFailures,
-  };
+/** What only the proxy knows of a real server; its connection and traffic counts are the table's. */
+function destSnapshot(d: ProxyDest): DataPlaneDestSnapshot {
+  return { id: d.id, address: d.endpoint.address, port: d.endpoint.port, connectFailures: d.connectFailures };
 }
 
 function serviceSnapshot(s: Service): DataPlaneServiceSnapshot {

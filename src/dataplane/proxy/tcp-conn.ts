@@ -21,8 +21,8 @@ import {
   SHUT_WR,
   socketError,
 } from '../../os/libc.js';
+import type { ProxyDest } from './dest.js';
 import type { FdOwner } from './poller.js';
-import { type DestStats, moveState } from './stats.js';
 
 import type { TcpService } from './tcp-service.js';
 
@@ -89,7 +89,7 @@ export class TcpConn implements FdOwner {
     readonly svc: TcpService,
     readonly client: number,
     readonly handle: ConnHandle,
-    readonly dest: DestStats,
+    readonly dest: ProxyDest,
     upstream: number,
   ) {
     this.last = this.started = svc.ctx.now;
@@ -106,7 +106,6 @@ export class TcpConn implements FdOwner {
 
   setState(s: ConnState): void {
     if (this.state === s) return;
-    moveState(this.dest, this.state, s);
     this.state = s;
     this.handle.setState(s);
   }
@@ -157,7 +156,6 @@ export class TcpConn implements FdOwner {
     // IPVS keeps the entry after the close: TIME_WAIT (2 min) after both FINs, CLOSE (10 s) after
     // a reset or a failed connect; it counts as InActConn until then, which lc/wlc see
     this.handle.release(this.clientEnded && this.serverEnded ? 'TIME_WAIT' : 'CLOSE');
-    moveState(this.dest, this.state, null);
     this.state = null;
     this.svc.conns.delete(this);
     this.dest.open.delete(this);
@@ -210,17 +208,12 @@ export class TcpConn implements FdOwner {
     const n = libc.recv(fd, buf, READ_BUFFER_BYTES, 0);
     if (n > 0) {
       this.last = this.svc.ctx.now;
-      const d = this.dest;
       if (fromClient) {
         this.inPkts++;
         this.inBytes += n;
-        d.inPkts++;
-        d.inBytes += n;
       } else {
         this.outPkts++;
         this.outBytes += n;
-        d.outPkts++;
-        d.outBytes += n;
       }
       this.send(to, fd, buf, n);
       if (own === null && n >= BULK_READ_BYTES && !this.closed) {

@@ -32,9 +32,9 @@ import {
 } from '../../os/libc.js';
 import type { LimitCounters, ListenerState } from '../port.js';
 import type { ProxyContext } from './context.js';
+import { ProxyDest } from './dest.js';
 import { type FdOwner, type Poller, processPoller } from './poller.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
-import { DestStats } from './stats.js';
 import { ListenerSteering } from './steer.js';
 
 import { LIBC, type MaybeAlive, TcpConn } from './tcp-conn.js';
@@ -51,11 +51,11 @@ const PEER_ADDR_LEN = Buffer.alloc(4);
 export class TcpService implements FdOwner {
   readonly id: string;
   readonly conns = new Set<TcpConn>();
-  readonly dests = new Map<string, DestStats>();
+  readonly dests = new Map<string, ProxyDest>();
   /** address -> port -> stats: pre-resolved, no string built per connection */
-  private readonly destIndex = new Map<string, Map<number, DestStats>>();
+  private readonly destIndex = new Map<string, Map<number, ProxyDest>>();
   /** sockaddr of each real server, encoded once */
-  private readonly sockaddrs = new WeakMap<DestStats, Buffer>();
+  private readonly sockaddrs = new WeakMap<ProxyDest, Buffer>();
   private server = -1;
   listener: ListenerState = 'waiting-for-address';
   error: string | undefined;
@@ -92,14 +92,14 @@ export class TcpService implements FdOwner {
     this.header = p === 'off' ? undefined : (p ?? this.ctx.proxyProtocol(this.id));
   }
 
-  destStats(ep: Endpoint): DestStats {
+  dest(ep: Endpoint): ProxyDest {
     let byPort = this.destIndex.get(ep.address);
     const hit = byPort?.get(ep.port);
     if (hit) return hit;
     const id = destId(ep, this.key.family);
     let d = this.dests.get(id);
     if (!d) {
-      d = new DestStats(id, { address: ep.address, port: ep.port });
+      d = new ProxyDest(id, { address: ep.address, port: ep.port });
       this.dests.set(id, d);
     }
     if (!byPort) {
@@ -221,7 +221,7 @@ export class TcpService implements FdOwner {
       this.poller.close(client);
       return;
     }
-    const dest = this.destStats(handle.dest);
+    const dest = this.dest(handle.dest);
     let sa = this.sockaddrs.get(dest);
     if (!sa) {
       sa = encodeSockaddr(handle.dest.address, handle.dest.port);
@@ -246,7 +246,6 @@ export class TcpService implements FdOwner {
       return;
     }
     const c = new TcpConn(this, client, handle, dest, upstream);
-    dest.conns++;
     this.conns.add(c);
     dest.open.add(c);
     c.setState('SYN_RECV');
@@ -314,9 +313,7 @@ export class TcpService implements FdOwner {
   zero(): void {
     this.noDest = 0;
     this.connectFailures = 0;
-    for (const d of this.dests.values()) {
-      d.conns = d.inPkts = d.outPkts = d.inBytes = d.outBytes = d.connectFailures = 0;
-    }
+    for (const d of this.dests.values()) d.connectFailures = 0;
   }
 }
 

@@ -8,7 +8,7 @@ import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
 import { type ConnHandle, destId, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
 import type { LimitCounters, ListenerState } from '../port.js';
 import type { ProxyContext } from './context.js';
-import { DestStats, moveState } from './stats.js';
+import { ProxyDest } from './dest.js';
 import { ListenerSteering } from './steer.js';
 
 const kFlow = Symbol('keepvs.flow');
@@ -32,7 +32,7 @@ class UdpFlow {
     readonly svc: UdpService,
     readonly key: string,
     readonly client: Endpoint,
-    readonly dest: DestStats,
+    readonly dest: ProxyDest,
     /** null in ops mode: each datagram had its own entry */
     readonly handle: ConnHandle | null,
   ) {
@@ -64,10 +64,7 @@ class UdpFlow {
     this.svc.flows.delete(this.key);
     this.svc.ctx.udpFlows--;
     this.dest.open.delete(this);
-    if (this.handle) {
-      moveState(this.dest, 'UDP', null);
-      this.handle.close();
-    }
+    this.handle?.close();
   }
 }
 
@@ -86,8 +83,6 @@ function onUpstreamConnect(this: Tagged, err?: Error | null): void {
 function onReply(this: Tagged, msg: Buffer): void {
   const f = this[kFlow];
   f.last = f.svc.ctx.now;
-  f.dest.outPkts++;
-  f.dest.outBytes += msg.length;
   f.handle?.countOut(1, msg.length);
   f.svc.socket?.send(msg, f.client.port, f.client.address);
 }
@@ -120,7 +115,7 @@ function onUpstreamError(this: Tagged, err: Error): void {
 export class UdpService {
   readonly id: string;
   readonly flows = new Map<string, UdpFlow>();
-  readonly dests = new Map<string, DestStats>();
+  readonly dests = new Map<string, ProxyDest>();
   socket: Socket | null = null;
   listener: ListenerState = 'waiting-for-address';
   error: string | undefined;
@@ -147,11 +142,11 @@ export class UdpService {
     return this.flows;
   }
 
-  destStats(ep: Endpoint): DestStats {
+  dest(ep: Endpoint): ProxyDest {
     const id = destId(ep, this.key.family);
     let d = this.dests.get(id);
     if (!d) {
-      d = new DestStats(id, { address: ep.address, port: ep.port });
+      d = new ProxyDest(id, { address: ep.address, port: ep.port });
       this.dests.set(id, d);
     }
     return d;
@@ -226,18 +221,14 @@ export class UdpService {
         this.noDest++;
         return;
       }
-      const dest = this.destStats(handle.dest);
-      dest.conns++;
+      const dest = this.dest(handle.dest);
       handle.setState('UDP');
-      moveState(dest, null, 'UDP');
       f = new UdpFlow(this, key, client, dest, handle);
       this.flows.set(key, f);
       this.ctx.udpFlows++;
       dest.open.add(f);
     }
     f.last = this.ctx.now;
-    f.dest.inPkts++;
-    f.dest.inBytes += msg.length;
     f.handle?.countIn(1, msg.length);
     f.send(msg);
   }
@@ -251,10 +242,7 @@ export class UdpService {
       this.noDest++;
       return;
     }
-    const dest = this.destStats(handle.dest);
-    dest.conns++;
-    dest.inPkts++;
-    dest.inBytes += msg.length;
+    const dest = this.dest(handle.dest);
     handle.setState('UDP');
     handle.countIn(1, msg.length);
     const timeoutMs = handle.idleTimeoutMs();
@@ -325,8 +313,6 @@ export class UdpService {
   zero(): void {
     this.noDest = 0;
     this.connectFailures = 0;
-    for (const d of this.dests.values()) {
-      d.conns = d.inPkts = d.outPkts = d.inBytes = d.outBytes = d.connectFailures = 0;
-    }
+    for (const d of this.dests.values()) d.connectFailures = 0;
   }
 }
