@@ -45,7 +45,11 @@ export interface ReplicaTable extends ForwardingTable {
   apply(op: TableOp): unknown;
   /** connections to `dest` held by the other workers (optional: without it schedulers see local counts) */
   setPeerLoad?(key: ServiceKey, dest: Endpoint, active: number, inact: number): void;
-  /** the replica's own counters (Active/InAct/persistent, stats, rates), summed by the primary */
+  /**
+   * the replica's own counters (Active/InAct/persistent, stats, rates): summed by the owner
+   * (lb/merge) and the source of the other workers' peer loads; without it a worker's
+   * connections are seen by its own schedulers only
+   */
   snapshot?(): TableSnapshot;
   /** the replica's connection entries (ipvsadm -Lc) */
   connections?(): ConnSnapshot[];
