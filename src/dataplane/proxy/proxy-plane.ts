@@ -70,7 +70,7 @@ const OP_HANDLERS: { [K in TableOp['op']]: OpHandler<K> } = {
   'add-dest': (dp, op) => dp.checkForward(op),
   'edit-dest': (dp, op) => dp.checkForward(op),
   'del-dest': (dp, op) => {
-    dp.services.get(serviceId(op.key))?.forgetDest(op.dest, dp.expireNodest === 'close');
+    dp.services.get(serviceId(op.key))?.dests.forget(op.dest, dp.expireNodest === 'close');
   },
   clear: async (dp) => {
     await Promise.all([...dp.services.keys()].map((id) => dp.deleteService(id)));
@@ -182,7 +182,7 @@ export class ProxyDataPlane implements DataPlane {
   checkForward(op: Extract<TableOp, { op: 'add-dest' | 'edit-dest' }>): void {
     const s = this.services.get(serviceId(op.key));
     if (!s) return;
-    s.dest(op.dest);
+    s.dests.of(op.dest);
     if (op.params.forward !== 'masq' && op.params.forward !== 'fullnat') {
       this.diagnose(
         'DP_UNSUPPORTED_FORWARD',

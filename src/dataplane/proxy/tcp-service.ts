@@ -5,7 +5,7 @@
  * epoll set (poller.ts) through libc (os/libc.ts); the connections themselves are tcp-conn.ts.
  * Idle and connect timeouts are checked by the service's sweep.
  */
-import { type ConnHandle, destId, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
+import { type ConnHandle, type ServiceKey, serviceId } from '../../lb/types.js';
 import {
   AF_INET,
   AF_INET6,
@@ -32,7 +32,7 @@ import {
 } from '../../os/libc.js';
 import type { LimitCounters, ListenerState } from '../port.js';
 import type { ProxyContext } from './context.js';
-import { ProxyDest } from './dest.js';
+import { type ProxyDest, ProxyDests } from './dest.js';
 import { type FdOwner, type Poller, processPoller } from './poller.js';
 import { proxyV1, proxyV2 } from './proxy-protocol.js';
 import { ListenerSteering } from './steer.js';
@@ -51,9 +51,7 @@ const PEER_ADDR_LEN = Buffer.alloc(4);
 export class TcpService implements FdOwner {
   readonly id: string;
   readonly conns = new Set<TcpConn>();
-  readonly dests = new Map<string, ProxyDest>();
-  /** address -> port -> stats: pre-resolved, no string built per connection */
-  private readonly destIndex = new Map<string, Map<number, ProxyDest>>();
+  readonly dests: ProxyDests;
   /** sockaddr of each real server, encoded once */
   private readonly sockaddrs = new WeakMap<ProxyDest, Buffer>();
   private server = -1;
@@ -76,6 +74,7 @@ export class TcpService implements FdOwner {
     readonly key: Extract<ServiceKey, { kind: 'addr' }>,
   ) {
     this.id = serviceId(key);
+    this.dests = new ProxyDests(key.family);
     this.steering = new ListenerSteering(ctx, key.family, this.id);
     this.header = ctx.proxyProtocol(this.id);
     this.libc = LIBC as Libc;
@@ -90,29 +89,6 @@ export class TcpService implements FdOwner {
   /** add-service / edit-service: the service's own `proxy_protocol`, else the data plane's default. */
   setProxyProtocol(p: 'v1' | 'v2' | 'off' | undefined): void {
     this.header = p === 'off' ? undefined : (p ?? this.ctx.proxyProtocol(this.id));
-  }
-
-  dest(ep: Endpoint): ProxyDest {
-    let byPort = this.destIndex.get(ep.address);
-    const hit = byPort?.get(ep.port);
-    if (hit) return hit;
-    const id = destId(ep, this.key.family);
-    let d = this.dests.get(id);
-    if (!d) {
-      d = new ProxyDest(id, { address: ep.address, port: ep.port });
-      this.dests.set(id, d);
-    }
-    if (!byPort) {
-      byPort = new Map();
-      this.destIndex.set(ep.address, byPort);
-    }
-    byPort.set(ep.port, d);
-    return d;
-  }
-
-  forgetDest(ep: Endpoint, expire: boolean): void {
-    const d = this.dests.get(destId(ep, this.key.family));
-    if (d && expire) for (const c of [...d.open]) c.expire();
   }
 
   listen(): void {
@@ -221,7 +197,7 @@ export class TcpService implements FdOwner {
       this.poller.close(client);
       return;
     }
-    const dest = this.dest(handle.dest);
+    const dest = this.dests.of(handle.dest);
     let sa = this.sockaddrs.get(dest);
     if (!sa) {
       sa = encodeSockaddr(handle.dest.address, handle.dest.port);
@@ -313,7 +289,7 @@ export class TcpService implements FdOwner {
   zero(): void {
     this.noDest = 0;
     this.connectFailures = 0;
-    for (const d of this.dests.values()) d.connectFailures = 0;
+    this.dests.zero();
   }
 }
 

@@ -5,10 +5,10 @@
  * socket per client and real server so replies still come back.
  */
 import dgram, { type RemoteInfo, type Socket } from 'node:dgram';
-import { type ConnHandle, destId, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
+import { type ConnHandle, type Endpoint, type ServiceKey, serviceId } from '../../lb/types.js';
 import type { LimitCounters, ListenerState } from '../port.js';
 import type { ProxyContext } from './context.js';
-import { ProxyDest } from './dest.js';
+import { type ProxyDest, ProxyDests } from './dest.js';
 import { ListenerSteering } from './steer.js';
 
 const kFlow = Symbol('keepvs.flow');
@@ -115,7 +115,7 @@ function onUpstreamError(this: Tagged, err: Error): void {
 export class UdpService {
   readonly id: string;
   readonly flows = new Map<string, UdpFlow>();
-  readonly dests = new Map<string, ProxyDest>();
+  readonly dests: ProxyDests;
   socket: Socket | null = null;
   listener: ListenerState = 'waiting-for-address';
   error: string | undefined;
@@ -134,27 +134,13 @@ export class UdpService {
     ops: boolean,
   ) {
     this.id = serviceId(key);
+    this.dests = new ProxyDests(key.family);
     this.steering = new ListenerSteering(ctx, key.family, this.id);
     this.ops = ops;
   }
 
   get conns(): { readonly size: number } {
     return this.flows;
-  }
-
-  dest(ep: Endpoint): ProxyDest {
-    const id = destId(ep, this.key.family);
-    let d = this.dests.get(id);
-    if (!d) {
-      d = new ProxyDest(id, { address: ep.address, port: ep.port });
-      this.dests.set(id, d);
-    }
-    return d;
-  }
-
-  forgetDest(ep: Endpoint, expire: boolean): void {
-    const d = this.dests.get(destId(ep, this.key.family));
-    if (d && expire) for (const f of [...d.open]) f.expire();
   }
 
   /**
@@ -221,7 +207,7 @@ export class UdpService {
         this.noDest++;
         return;
       }
-      const dest = this.dest(handle.dest);
+      const dest = this.dests.of(handle.dest);
       handle.setState('UDP');
       f = new UdpFlow(this, key, client, dest, handle);
       this.flows.set(key, f);
@@ -242,7 +228,7 @@ export class UdpService {
       this.noDest++;
       return;
     }
-    const dest = this.dest(handle.dest);
+    const dest = this.dests.of(handle.dest);
     handle.setState('UDP');
     handle.countIn(1, msg.length);
     const timeoutMs = handle.idleTimeoutMs();
@@ -313,6 +299,6 @@ export class UdpService {
   zero(): void {
     this.noDest = 0;
     this.connectFailures = 0;
-    for (const d of this.dests.values()) d.connectFailures = 0;
+    this.dests.zero();
   }
 }
