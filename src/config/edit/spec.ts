@@ -9,8 +9,6 @@
 export type Scalar = number | string;
 
 export const WORD_PATTERN = '^[^\\s{}#!"\']{1,255}$';
-const WORD_RE = new RegExp(WORD_PATTERN);
-export const isWord = (s: string): boolean => WORD_RE.test(s);
 
 export interface CheckerSpec {
   readonly type: 'TCP_CHECK' | 'HTTP_GET' | 'SSL_GET' | 'PING_CHECK' | 'MISC_CHECK';
