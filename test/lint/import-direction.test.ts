@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
@@ -67,4 +67,19 @@ test('biome.json import-direction rules report each forbidden import and only th
       `${file}: ${forbidden ? 'a forbidden import was not reported' : 'an allowed import was reported'}`,
     );
   assert.notEqual(r.status, 0, 'biome exits non-zero on a violation');
+});
+
+test('every file a biome.json rule names exists (a renamed file must not leave its exemption behind)', () => {
+  const config = JSON.parse(readFileSync(join(root, 'biome.json'), 'utf8')) as {
+    overrides?: { includes?: string[] }[];
+  };
+  const named = (config.overrides ?? [])
+    .flatMap((o) => o.includes ?? [])
+    .map((p) => p.replace(/^!/, ''))
+    .filter((p) => !/[*?[{]/.test(p));
+  assert.ok(named.length > 0, 'biome.json names single files');
+  assert.deepEqual(
+    named.filter((p) => !existsSync(join(root, p))),
+    [],
+  );
 });
