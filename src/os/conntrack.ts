@@ -4,8 +4,8 @@
  * `conntrack -D` for expire_nodest_conn (conntrack-tools, as LVS's sysctl resets the flows).
  */
 import { readFile } from 'node:fs/promises';
-import ipaddr from 'ipaddr.js';
 import type { Family } from '../config/model.js';
+import { canonicalAddress } from '../util/address.js';
 import type { ProcessRunner } from '../util/ports.js';
 
 export interface CtTuple {
@@ -25,14 +25,6 @@ export interface CtEntry {
   readonly original: CtTuple;
   readonly reply: CtTuple;
 }
-
-const canon = (a: string): string => {
-  try {
-    return ipaddr.parse(a).toString();
-  } catch {
-    return a;
-  }
-};
 
 /** One line of /proc/net/nf_conntrack, or null. */
 export function parseConntrackLine(line: string): CtEntry | null {
@@ -60,8 +52,8 @@ export function parseConntrackLine(line: string): CtEntry | null {
   tuples.push(cur);
   if (tuples.length < 2 || !tuples[0].src || !tuples[1].src) return null;
   const t = (x: Record<string, string>): CtTuple => ({
-    src: canon(x.src),
-    dst: canon(x.dst ?? ''),
+    src: canonicalAddress(x.src, family) ?? x.src,
+    dst: canonicalAddress(x.dst ?? '', family) ?? x.dst ?? '',
     sport: Number(x.sport ?? 0),
     dport: Number(x.dport ?? 0),
   });
