@@ -219,8 +219,9 @@ function config(weights = [1, 1, 1]): string {
 const allUp = (s: Awaited<ReturnType<DaemonUnderTest['status']>>) =>
   s.lvs?.checks.servers.length === rss.length && s.lvs.checks.servers.every((x) => x.up);
 
-async function boot(): Promise<void> {
-  d = await startDaemon(config(), ['--dataplane-workers=2'], allUp);
+/** `again`: in the killed daemon's directory (same pid files and socket), as systemd's Restart= */
+async function boot(again?: { dir: string; apiPort: number }): Promise<void> {
+  d = await startDaemon(config(), ['--dataplane-workers=2'], allUp, again);
 }
 
 /** every keepvs process with its V8 heap in use (as it reports it to the status API, every 2 s) */
@@ -412,8 +413,8 @@ const cases: { name: string; fault: Fault; seconds?: number }[] = [
       const t0 = Date.now();
       return async () => {
         await until('old processes gone', async () => d.proc.signalCode !== null, 5000);
-        // systemd would start it again: a new keepvs
-        await boot();
+        // systemd would start it again: a new keepvs, which adopts the proxy workers left forwarding
+        await boot({ dir: d.dir, apiPort: d.apiPort });
         return Date.now() - t0;
       };
     },

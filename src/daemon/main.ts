@@ -178,6 +178,13 @@ export class Supervisor implements StatusSource {
     return new ProxyProcesses({
       count,
       runDir,
+      // the workers outlive a supervisor SIGKILL; the next keepvs on this socket adopts them
+      recordPath: proxyRecordFile(this.opts.socket),
+      onAdopt: (adopted) =>
+        this.logger.log(
+          'notice',
+          `adopted ${adopted.length} proxy workers left running by the previous keepvs (pids ${adopted.map((a) => a.pid).join(', ')})`,
+        ),
       respawn: !this.opts.dontRespawn,
       onExit: (index, code, signal, respawnInMs) =>
         this.logger.log(
@@ -486,6 +493,9 @@ function writePid(path: string, pid: number | undefined, logger: DaemonLogger): 
 }
 
 const removePid = (path: string): void => removePidFile(path);
+
+/** Where the proxy workers are recorded for the next keepvs to adopt: next to the control socket. */
+export const proxyRecordFile = (socket: string): string => `${socket}.proxies`;
 
 /** Where a generated API token is written: next to the control socket. */
 export const apiTokenFile = (socket: string): string => join(dirname(socket), 'api-token');

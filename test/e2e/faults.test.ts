@@ -4,7 +4,8 @@
  * restarts. Lean cases (seconds each); figures under load are in bench/faults.ts.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { after, before, test } from 'node:test';
 import {
@@ -340,25 +341,47 @@ test('50 reloads in 10 s with real changes under traffic: no failed request, no 
   }
 });
 
-test('SIGKILL of the supervisor: listeners close, established connections run on, then every process is gone', async () => {
+/** Listening TCP sockets on `port` (ss: one per SO_REUSEPORT listener). */
+const listeners = (port: number): number =>
+  execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean).length;
+
+test('SIGKILL of the supervisor, keepvs started again: the proxy workers serve on and are adopted, no request fails', async () => {
   const held = await Promise.all(Array.from({ length: 3 }, () => LongLived.open(vipPort)));
-  const st = await d.status();
-  const pids = st.workers.map((w) => w.pid ?? 0).filter((p) => p > 0);
   const proxies = await proxyPids();
+  assert.equal(listeners(vipPort), 2);
   const lvsPid = (await lvsWorker()).pid ?? -1;
-  d.proc.kill('SIGKILL');
-  await until('the LVS worker gone', async () => !alive(lvsPid));
-  await until('no listener', async () =>
-    get(vipPort).then(
-      () => false,
-      () => true,
-    ),
-  );
-  // as IPVS after keepalived's checker cleared its services: established connections go on
-  for (const c of held) assert.match(await c.ask(), /^rs[01]$/);
-  for (const c of held) c.close();
-  await until('proxy workers gone once their connections ended', async () => proxies.every((p) => !alive(p)));
-  // the last one out removes the private socket directory its dead parent cannot
-  await until('socket directory removed', async () => !readdirSync(d.dir).some((f) => f.startsWith('keepvs-dp-')));
-  assert.ok(pids.every((p) => !alive(p)));
+  const load = closeLoop(vipPort, /^rs[01]$/);
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    d.proc.kill('SIGKILL');
+    await until('the LVS worker gone', async () => !alive(lvsPid));
+    // nobody in charge: the data plane forwards on with its last table, as IPVS does
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(proxies.every(alive), 'a proxy worker died with its supervisor');
+    const old = d;
+    // what systemd's Restart= does: the same command again (same pid files, socket, runtime dir)
+    d = await startDaemon(
+      config(),
+      ['--dataplane-workers=2'],
+      (s) => s.lvs?.checks.servers.every((x) => x.up) === true && s.lvs.checks.servers.length === 2,
+      { dir: old.dir, apiPort: old.apiPort },
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const { done, failed } = await load.stop();
+    assert.equal(failed, 0, `${failed} of ${done} requests failed`);
+    assert.deepEqual(await proxyPids(), proxies, 'the proxy workers were not adopted');
+    assert.equal(listeners(vipPort), 2, 'a second set of listeners shares the port');
+    assert.match(d.output, /adopted 2 proxy workers/);
+    for (const c of held) assert.match(await c.ask(), /^rs[01]$/, 'a long-lived connection broke');
+    // adopted workers still take table changes, and stop with the new supervisor
+    await d.keepvsadm('-e', '-t', `127.0.0.1:${vipPort}`, '-r', `127.0.0.1:${rsPorts[0]}`, '-w', '4');
+    await until('weight 4 in the table', async () => (await weightOf(rsPorts[0]!)) === 4);
+  } finally {
+    await load.stop();
+    for (const c of held) c.close();
+  }
+  await d.stop();
+  await until('adopted proxy workers stopped with the new supervisor', async () => proxies.every((p) => !alive(p)));
 });

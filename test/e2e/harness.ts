@@ -119,11 +119,13 @@ export async function startDaemon(
   configText: string,
   extraArgs: readonly string[],
   ready: (s: DaemonStatusJson) => boolean,
+  /** start again in an earlier daemon's directory (same pid files, socket and API port) */
+  again?: { readonly dir: string; readonly apiPort: number },
 ): Promise<DaemonUnderTest> {
-  const dir = mkdtempSync(join(tmpdir(), 'kv-e2e-'));
+  const dir = again?.dir ?? mkdtempSync(join(tmpdir(), 'kv-e2e-'));
   const conf = join(dir, 'keepalived.conf');
   writeFileSync(conf, configText);
-  const apiPort = await freePort();
+  const apiPort = again?.apiPort ?? (await freePort());
   const socket = join(dir, 'keepvs.sock');
   const proc = spawn(
     process.execPath,

@@ -3,8 +3,9 @@
  * ClusterDataPlane, connects to its Unix socket, configures it once and feeds it TableOps. When
  * the controller goes away (an LVS worker crash) the worker keeps forwarding with the table it
  * holds; the next controller is told that table in `hello` and reconciles against it. When the
- * parent goes away (the supervisor), listeners close and open connections drain, as IPVS keeps
- * established connections after keepalived's checker clears its services on exit.
+ * parent goes away (a supervisor SIGKILL), the daemon's workers forward on with that table until
+ * the next keepvs adopts them (processes.ts); others (tests, benchmarks) close their listeners and
+ * let open connections drain.
  */
 import { chmodSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
@@ -146,7 +147,13 @@ function main(): void {
   process.on('message', (m: ParentToProxy) => {
     if (m.type === 'stop') stop(m.drainMs);
   });
-  process.on('disconnect', () => stop(config.orphanDrainMs));
+  // the parent gone (a supervisor SIGKILL): in the daemon, forward on with the last table until the
+  // next keepvs adopts this worker (processes.ts), as IPVS forwards on when keepalived dies; else drain
+  process.on('disconnect', () => {
+    if (!config.outliveParent) stop(config.orphanDrainMs);
+  });
+  // the parent's stdout/stderr may be gone with it: a failed write must not end the data plane
+  for (const out of [process.stdout, process.stderr]) out.on('error', () => {});
   // an orphan (parent gone) must not die of a send on the closed channel
   const memory = () => {
     if (process.connected)
