@@ -34,6 +34,7 @@ import { type DumpKind, dumpFiles } from './dump.js';
 import type { FromWorker, ToWorker, WorkerRole } from './ipc.js';
 import { DaemonLogger, SYSLOG_IDENT } from './log.js';
 import type { OperatorSnapshot } from './lvs-service.js';
+import { describeOperatorState, loadOperatorState, operatorStateFile, saveOperatorState } from './operator-file.js';
 import type { DaemonOptions } from './options.js';
 import { restartDelayMs } from './restart.js';
 
@@ -121,6 +122,7 @@ export class Supervisor implements StatusSource {
     const wantLvs = !this.opts.vrrpOnly;
     const wantVrrp = !this.opts.checkOnly && needsVrrpWorker(c);
     if (wantLvs) {
+      this.restoreOperator();
       // the kernel plane forwards in the kernel: no proxy processes
       if (this.opts.dataplane !== 'nft') this.proxies = this.startProxies();
       this.spawn({ role: 'lvs', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.checkersPidFile });
@@ -164,6 +166,32 @@ export class Supervisor implements StatusSource {
     };
     this.bgpTimer = setInterval(tick, 1000);
     tick();
+  }
+
+  /** Operator changes from the last keepvs on this socket (its file), for the first LVS worker. */
+  private restoreOperator(): void {
+    const file = operatorStateFile(this.opts.socket);
+    const { state, error } = loadOperatorState(file);
+    if (error) this.logger.log('warning', `operator changes not restored: ${error}`);
+    if (!state) return;
+    this.operator = state;
+    this.logger.log('notice', `operator changes restored from ${file} (${describeOperatorState(state)})`);
+  }
+
+  private operatorSaveFailed = false;
+
+  private saveOperator(): void {
+    if (!this.operator) return;
+    const file = operatorStateFile(this.opts.socket);
+    try {
+      saveOperatorState(file, this.operator);
+      this.operatorSaveFailed = false;
+    } catch (e) {
+      // said once until it works again: a restart of keepvs would lose these changes
+      if (!this.operatorSaveFailed)
+        this.logger.log('warning', `operator changes not saved (lost if keepvs restarts): ${(e as Error).message}`);
+      this.operatorSaveFailed = true;
+    }
   }
 
   private startProxies(): ProxyProcesses {
@@ -251,6 +279,7 @@ export class Supervisor implements StatusSource {
         break;
       case 'operator-state':
         this.operator = m.state;
+        this.saveOperator();
         break;
       case 'vrrp-snapshot':
         this.vrrp = m.instances;

@@ -341,6 +341,42 @@ test('50 reloads in 10 s with real changes under traffic: no failed request, no 
   }
 });
 
+test('operator state survives a restart of keepvs itself: -A services, -a real servers, -e weights, API drains', async () => {
+  const [p0, p1] = rsPorts as [number, number];
+  const vip2 = await freePort();
+  const extra = await freePort();
+  const s = await httpRealServer(extra, 'rs-extra');
+  try {
+    assert.equal(await d.keepvsadm('-A', '-t', `127.0.0.1:${vip2}`, '-s', 'rr'), '');
+    assert.equal(await d.keepvsadm('-a', '-t', `127.0.0.1:${vip2}`, '-r', `127.0.0.1:${extra}`, '-m'), '');
+    assert.equal(await d.keepvsadm('-e', '-t', `127.0.0.1:${vipPort}`, '-r', `127.0.0.1:${p0}`, '-m', '-w', '5'), '');
+    const drained = await d.act('drain', { service: `tcp:127.0.0.1:${vipPort}`, dest: `127.0.0.1:${p1}` });
+    assert.equal(drained.status, 200, drained.body);
+    await until('drained', async () => (await weightOf(p1)) === 0);
+    const old = d;
+    await old.stop(true);
+    d = await startDaemon(
+      config(),
+      ['--dataplane-workers=2'],
+      (st) => st.lvs?.checks.servers.length === 2 && st.lvs.checks.servers.every((x) => x.up),
+      { dir: old.dir, apiPort: old.apiPort },
+    );
+    // a few syncs of the new keepvs (its checkers start)
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await weightOf(p1), 0, 'the drain was lost');
+    assert.equal(await weightOf(p0), 5, 'the -e weight was lost');
+    assert.equal((await destsOf(vip2)).length, 1, 'the -A service was lost');
+    assert.equal((await get(vip2)).body, 'rs-extra');
+    for (let i = 0; i < 6; i++) assert.equal((await get(vipPort)).body, 'rs0', 'the drained server took traffic');
+  } finally {
+    await d.act('restore', { service: `tcp:127.0.0.1:${vipPort}`, dest: `127.0.0.1:${p1}` });
+    await d.keepvsadm('-e', '-t', `127.0.0.1:${vipPort}`, '-r', `127.0.0.1:${p0}`, '-m', '-w', '1');
+    await d.keepvsadm('-D', '-t', `127.0.0.1:${vip2}`);
+    s.closeAllConnections();
+    s.close();
+  }
+});
+
 /** Listening TCP sockets on `port` (ss: one per SO_REUSEPORT listener). */
 const listeners = (port: number): number =>
   execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' })

@@ -88,7 +88,8 @@ export interface DaemonUnderTest {
   act(action: string, body: object): Promise<{ status: number; body: string }>;
   /** the pid of a worker as the API reports it */
   workerPid(role: 'lvs' | 'vrrp'): Promise<number>;
-  stop(): Promise<void>;
+  /** `keepDir`: leave its directory (pid files, socket dir, state) for a keepvs started again there */
+  stop(keepDir?: boolean): Promise<void>;
 }
 
 export interface DaemonStatusJson {
@@ -191,7 +192,7 @@ export async function startDaemon(
         req.end(payload);
       }),
     workerPid: async (role) => (await d.status()).workers.find((w) => w.role === role)?.pid ?? 0,
-    stop: async () => {
+    stop: async (keepDir = false) => {
       if (proc.exitCode === null && proc.signalCode === null) {
         const gone = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');
@@ -199,7 +200,7 @@ export async function startDaemon(
         await gone;
         clearTimeout(t);
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keepDir) rmSync(dir, { recursive: true, force: true });
     },
   };
   proc.stdout?.on('data', (x) => (d.output += x));

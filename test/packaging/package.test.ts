@@ -52,7 +52,7 @@ test('systemd unit: Type=notify from the main process, KillMode=process, ExecSta
   // SIGTERM to the supervisor, which stops its workers in order (docs/vrrp.md graceful stop); a
   // crashed supervisor leaves the proxy workers forwarding for the restarted keepvs to adopt
   assert.deepEqual(u.get('KillMode'), ['process']);
-  assert.deepEqual(u.get('RuntimeDirectoryPreserve'), ['restart']);
+  assert.deepEqual(u.get('RuntimeDirectoryPreserve'), ['yes']);
   assert.deepEqual(u.get('KillSignal'), ['SIGTERM']);
   assert.deepEqual(u.get('ExecReload'), ['/bin/kill -HUP $MAINPID']);
   const caps = (u.get('CapabilityBoundingSet') ?? [''])[0].split(' ');
