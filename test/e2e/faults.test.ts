@@ -25,14 +25,15 @@ const rsPorts: number[] = [];
 let vipPort = 0;
 let d: DaemonUnderTest;
 
-function config(opts: { weight?: number; extra?: string } = {}): string {
+function config(opts: { weight?: number; extra?: string; globals?: string; only?: number[] } = {}): string {
   const rs = rsPorts
+    .filter((_, i) => !opts.only || opts.only.includes(i))
     .map(
       (p) =>
         `  real_server 127.0.0.1 ${p} {\n    weight ${opts.weight ?? 1}\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }`,
     )
     .join('\n');
-  return `global_defs {\n  router_id FAULTS\n}\nvirtual_server 127.0.0.1 ${vipPort} {\n  delay_loop 1\n  lvs_sched rr\n  protocol TCP\n${rs}\n}\n${opts.extra ?? ''}`;
+  return `global_defs {\n  router_id FAULTS\n${opts.globals ?? ''}}\nvirtual_server 127.0.0.1 ${vipPort} {\n  delay_loop 1\n  lvs_sched rr\n  protocol TCP\n${rs}\n}\n${opts.extra ?? ''}`;
 }
 
 const lvsWorker = async () => (await d.status()).workers.find((w) => w.role === 'lvs')!;
@@ -338,6 +339,39 @@ test('50 reloads in 10 s with real changes under traffic: no failed request, no 
     for (const c of held) c.close();
     writeFileSync(d.conf, config());
     d.proc.kill('SIGHUP');
+  }
+});
+
+const reloads = () => d.output.split('Reloading configuration').length - 1;
+
+/** SIGHUP with `text` as the file; resolves once the supervisor has taken it. */
+async function reloadWith(text: string): Promise<void> {
+  const n = reloads();
+  writeFileSync(d.conf, text);
+  d.proc.kill('SIGHUP');
+  await until('the reload', async () => reloads() > n);
+}
+
+test('expire_nodest_conn turned on by a reload: connections to a real server the next reload removes are closed', async () => {
+  const held = await Promise.all(Array.from({ length: 6 }, () => LongLived.open(vipPort)));
+  try {
+    const first = await Promise.all(held.map((c) => c.ask()));
+    assert.ok(first.includes('rs1') && first.includes('rs0'), first.join(','));
+    await reloadWith(config({ globals: '  expire_nodest_conn\n' }));
+    await new Promise((r) => setTimeout(r, 300));
+    await reloadWith(config({ globals: '  expire_nodest_conn\n', only: [0] }));
+    await until('rs1 out of the table', async () => (await weightOf(rsPorts[1]!)) === undefined);
+    await until(
+      'connections to the removed real server closed',
+      async () => held.every((c, i) => first[i] !== 'rs1' || c.broken),
+      5000,
+      () => d.output,
+    );
+    for (const [i, c] of held.entries()) if (first[i] === 'rs0') assert.equal(await c.ask(), 'rs0');
+  } finally {
+    for (const c of held) c.close();
+    await reloadWith(config());
+    await until('both real servers back', async () => (await destsOf()).length === 2);
   }
 });
 

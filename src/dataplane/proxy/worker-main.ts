@@ -11,6 +11,7 @@ import { chmodSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { RuntimeDataPlaneOptions } from '../port.js';
 import { FrameChannel } from './channel.js';
 import type { PrimaryToWorker, ReplicaShared, ReplicaTable, WorkerToPrimary } from './cluster.js';
 import { loadFreebind } from './freebind.js';
@@ -80,11 +81,31 @@ function main(): void {
     running.stats = setInterval(report, m.statsIntervalMs);
   };
 
+  // what a reload or a new controller may change in a running worker (the rest is fixed at configure)
+  const setOptions = (o: RuntimeDataPlaneOptions) => {
+    if (!running) return;
+    running.dp.setOptions(o);
+    if (o.expireNodestConn) running.table.setExpireNodestConn?.(o.expireNodestConn === 'close');
+  };
+
   const onMessage = (m: PrimaryToWorker) => {
     if (stopping) return;
     if (m.type === 'configure') {
-      configuring ??= configure(m);
-      queue = queue.then(() => configuring);
+      if (configuring) {
+        // configured by an earlier controller (an LVS worker crash, a new keepvs): its table and
+        // connections stay, this controller's options apply
+        const o = m.options;
+        queue = queue
+          .then(() => configuring)
+          .then(() =>
+            setOptions({ expireNodestConn: o.expireNodestConn ?? 'keep', proxyProtocol: o.proxyProtocol ?? {} }),
+          );
+      } else {
+        configuring = configure(m);
+        queue = queue.then(() => configuring);
+      }
+    } else if (m.type === 'options') {
+      queue = queue.then(() => setOptions(m.options));
     } else if (m.type === 'ops') {
       queue = queue.then(async () => {
         if (!running) return;
