@@ -3,6 +3,7 @@
  * the live ones named in the record and forks none beside them; a stale or planted record is ignored.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +38,25 @@ test('a new parent adopts the workers in the record; a record naming other proce
     assert.deepEqual(second.pids(), pids, 'forked new workers instead of adopting');
     assert.deepEqual(adopted.sort(), [...pids].sort());
     assert.equal(second.dir, first.dir);
+    // a record whose writer still lives (another keepvs on this socket) is not taken from it
+    const owner = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await until('sleep started', () => existsSync(`/proc/${owner.pid}/stat`));
+      const stat = readFileSync(`/proc/${owner.pid}/stat`, 'utf8');
+      const ownerStart = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+      const live = JSON.parse(readFileSync(recordPath, 'utf8')) as object;
+      writeFileSync(recordPath, JSON.stringify({ ...live, owner: owner.pid, ownerStart }), { mode: 0o600 });
+      const taken = new ProxyProcesses({ count: 1, runDir: run, recordPath, respawn: false });
+      try {
+        assert.notEqual(taken.dir, first.dir, 'adopted the workers of a live parent');
+        assert.ok(existsSync(first.dir), 'removed the directory of a live parent');
+      } finally {
+        await taken.stop(100);
+      }
+      writeFileSync(recordPath, JSON.stringify(live), { mode: 0o600 });
+    } finally {
+      owner.kill('SIGKILL');
+    }
     // a planted record: our own pid (not a proxy worker) and a wrong start time are not adopted
     const rec = JSON.parse(readFileSync(recordPath, 'utf8')) as { dir: string; procs: { start: string }[] };
     writeFileSync(

@@ -49,8 +49,12 @@ before(async () => {
   );
 });
 
+/** proxy workers a test left without a supervisor (a failed restart): killed at the end */
+const orphans: number[] = [];
+
 after(async () => {
   await d?.stop();
+  for (const p of orphans) if (alive(p)) process.kill(p, 'SIGKILL');
   for (const s of servers) {
     s.closeAllConnections();
     s.close();
@@ -420,6 +424,7 @@ const listeners = (port: number): number =>
 test('SIGKILL of the supervisor, keepvs started again: the proxy workers serve on and are adopted, no request fails', async () => {
   const held = await Promise.all(Array.from({ length: 3 }, () => LongLived.open(vipPort)));
   const proxies = await proxyPids();
+  orphans.push(...proxies);
   assert.equal(listeners(vipPort), 2);
   const lvsPid = (await lvsWorker()).pid ?? -1;
   const load = closeLoop(vipPort, /^rs[01]$/);

@@ -62,6 +62,9 @@ export interface ProxyProcessesOptions {
 
 /** The adoption record: the socket directory and each worker's pid with its /proc start time. */
 interface ProxyRecord {
+  /** the parent that wrote it: while it lives, its workers are not anyone else's to adopt */
+  readonly owner: number;
+  readonly ownerStart?: string;
   readonly dir: string;
   readonly procs: readonly { readonly index: number; readonly pid: number; readonly start: string }[];
 }
@@ -86,8 +89,11 @@ function isOurWorker(pid: number, start: string): boolean {
   }
 }
 
-/** The live workers of a record left by an earlier parent (none if the record is unsafe or stale). */
-function readRecord(path: string): ProxyRecord | undefined {
+/**
+ * The live workers of a record left by an earlier parent (none if the record is unsafe or stale,
+ * or if the parent that wrote it is still alive).
+ */
+function readRecord(path: string): Pick<ProxyRecord, 'dir' | 'procs'> | undefined {
   let r: ProxyRecord;
   try {
     const text = readFileSafely(path);
@@ -97,6 +103,8 @@ function readRecord(path: string): ProxyRecord | undefined {
     return undefined;
   }
   if (typeof r?.dir !== 'string' || !Array.isArray(r.procs)) return undefined;
+  const ownerLives = typeof r.ownerStart === 'string' && r.owner !== process.pid && startTime(r.owner) === r.ownerStart;
+  if (ownerLives) return undefined;
   // the socket directory must still be the private one the parent made, beside the record
   if (dirname(r.dir) !== dirname(path) || !/^keepvs-dp-/.test(r.dir.slice(dirname(path).length + 1))) return undefined;
   try {
@@ -203,7 +211,11 @@ export class ProxyProcesses {
       return pid && start ? [{ index, pid, start }] : [];
     });
     try {
-      writeFileSafely(path, `${JSON.stringify({ dir: this.dir, procs } satisfies ProxyRecord)}\n`, 0o600);
+      writeFileSafely(
+        path,
+        `${JSON.stringify({ owner: process.pid, ownerStart: startTime(process.pid), dir: this.dir, procs } satisfies ProxyRecord)}\n`,
+        0o600,
+      );
     } catch {
       // no record: a supervisor crash then ends with the orphans draining, as without recordPath
     }
