@@ -7,7 +7,8 @@
  * a true black hole needs root) and resetting every connection; bad edit then LVS worker crash;
  * 50 reloads in 10 s with real changes. Then a soak: paced new connections (target 2,000/s) for
  * SOAK_S seconds (default 180) with a reload every 5 s, fds and RSS of every keepvs process at the
- * start and the end. Figures: failed requests, broken long-lived connections, time to recover.
+ * start and the end, and each one's V8 heap after a forced GC (bench/gc-probe.ts, preloaded by this
+ * benchmark only) at 10 s, half way and the end. Figures: failed requests, broken long-lived connections, time to recover.
  * Run: `npx tsc -p . && node dist/bench/faults.js` (needs nginx-light and wrk). Env: CASE_S, SOAK_S,
  * SOAK_RATE, ONLY (substring of a case name, or `soak` for the soak alone).
  */
@@ -18,12 +19,16 @@ import http from 'node:http';
 import net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { type DaemonUnderTest, freePort, LongLived, startDaemon, until } from '../test/e2e/harness.js';
 
 const CASE_S = Number(process.env.CASE_S ?? 8);
 const SOAK_S = Number(process.env.SOAK_S ?? 180);
 const SOAK_RATE = Number(process.env.SOAK_RATE ?? 2000);
 const dir = mkdtempSync(join(tmpdir(), 'keepvs-faults-'));
+const GC_DIR = join(dir, 'gc');
+const GC_PROBE = fileURLToPath(new URL('./gc-probe.js', import.meta.url));
 const children: ChildProcess[] = [];
 
 // ---- real servers: one nginx each, so that one can be killed, stopped or replaced
@@ -171,7 +176,8 @@ function paced(port: number, rate: number): { stop(): Promise<{ done: number; fa
   let failed = 0;
   let inflight = 0;
   const agent = false;
-  const perTick = Math.max(1, Math.round(rate / 100));
+  const t0 = performance.now();
+  let issued = 0;
   const one = () => {
     inflight++;
     const req = http.get({ host: '127.0.0.1', port, path: '/', agent, timeout: 5000 }, (res) => {
@@ -190,9 +196,12 @@ function paced(port: number, rate: number): { stop(): Promise<{ done: number; fa
     req.on('timeout', () => req.destroy(new Error('timeout')));
   };
   const t = setInterval(() => {
-    // never more than 2 s of backlog in flight: the client itself must not be the fault
-    if (inflight < rate * 2) for (let i = 0; i < perTick; i++) one();
-  }, 10);
+    // as many as the clock says are due (late timers catch up), never more than 2 s of backlog in
+    // flight: the client itself must not be the fault
+    const due = Math.floor(((performance.now() - t0) / 1000) * rate);
+    for (; issued < due && inflight < rate * 2; issued++) one();
+    issued = Math.max(issued, due - rate); // a stall beyond 1 s is not made up in a burst
+  }, 5);
   return {
     async stop() {
       clearInterval(t);
@@ -219,8 +228,9 @@ function config(weights = [1, 1, 1]): string {
 const allUp = (s: Awaited<ReturnType<DaemonUnderTest['status']>>) =>
   s.lvs?.checks.servers.length === rss.length && s.lvs.checks.servers.every((x) => x.up);
 
-async function boot(): Promise<void> {
-  d = await startDaemon(config(), ['--dataplane-workers=2'], allUp);
+/** `again`: in the killed daemon's directory (same pid files and socket), as systemd's Restart= */
+async function boot(again?: { dir: string; apiPort: number }): Promise<void> {
+  d = await startDaemon(config(), ['--dataplane-workers=2'], allUp, again);
 }
 
 /** every keepvs process with its V8 heap in use (as it reports it to the status API, every 2 s) */
@@ -412,8 +422,8 @@ const cases: { name: string; fault: Fault; seconds?: number }[] = [
       const t0 = Date.now();
       return async () => {
         await until('old processes gone', async () => d.proc.signalCode !== null, 5000);
-        // systemd would start it again: a new keepvs
-        await boot();
+        // systemd would start it again: a new keepvs, which adopts the proxy workers left forwarding
+        await boot({ dir: d.dir, apiPort: d.apiPort });
         return Date.now() - t0;
       };
     },
@@ -431,8 +441,38 @@ async function waitHealthy(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1500));
 }
 
+/** pid -> V8 heap in use after a forced GC, from every process that has the probe (GC_DIR) */
+async function gcSample(): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  await Promise.all(
+    (await processes()).map(
+      (p) =>
+        new Promise<void>((resolve) => {
+          let text = '';
+          const s = net.connect(join(GC_DIR, `${p.pid}.sock`));
+          s.setEncoding('utf8');
+          s.on('data', (d: string) => (text += d));
+          s.on('error', () => resolve());
+          s.on('close', () => {
+            try {
+              out.set(p.pid, (JSON.parse(text) as { heapUsed: number }).heapUsed);
+            } catch {
+              // no probe in that process
+            }
+            resolve();
+          });
+          s.setTimeout(5000, () => s.destroy());
+        }),
+    ),
+  );
+  return out;
+}
+
 async function main(): Promise<void> {
   chmodSync(dir, 0o755);
+  // every keepvs process this benchmark starts loads the GC probe (inherited by the workers' forks)
+  process.env.KEEPVS_BENCH_GC_DIR = GC_DIR;
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import=${GC_PROBE}`.trim();
   for (let i = 0; i < 3; i++) rss.push({ port: await freePort() });
   vip = await freePort();
   for (const r of rss) await startRs(r);
@@ -459,6 +499,7 @@ async function main(): Promise<void> {
     await waitHealthy();
     const sample = async () => (await processes()).map((p) => ({ ...p, fds: fds(p.pid), rss: rssKiB(p.pid) }));
     const at0 = await sample();
+    const gc0 = await gcSample();
     const load = paced(vip, SOAK_RATE);
     const ll = longLived(vip);
     let reloads = 0;
@@ -470,12 +511,29 @@ async function main(): Promise<void> {
     // the first 10 s warm up (JIT, pools); growth is measured from there
     await new Promise((r) => setTimeout(r, 10000));
     const at10 = await sample();
-    await new Promise((r) => setTimeout(r, (SOAK_S - 10) * 1000));
+    const gc10 = await gcSample();
+    await new Promise((r) => setTimeout(r, ((SOAK_S - 10) / 2) * 1000));
+    const gcMid = await gcSample();
+    await new Promise((r) => setTimeout(r, ((SOAK_S - 10) / 2) * 1000));
     clearInterval(reloader);
     const r = await load.stop();
     const l = await ll.stop();
     const atEnd = await sample();
+    const gcEnd = await gcSample();
+    // idle again: every connection entry gone (TIME_WAIT entries live for IPVS's 120 s), then the
+    // heaps compare with the idle ones before the load
+    const drainStart = Date.now();
+    await until(
+      'connection entries expired',
+      async () =>
+        (await d.status()).lvs?.table.services.every((s) => s.dests.every((x) => x.activeConns + x.inactConns === 0)),
+      300_000,
+    ).catch(() => {});
+    const drainedS = ((Date.now() - drainStart) / 1000).toFixed(0);
+    const gcIdle = await gcSample();
+    const fdIdle = new Map((await sample()).map((p) => [p.pid, p.fds]));
     const mib = (b: number) => (b / 1048576).toFixed(1);
+    const kib = (b: number) => `${b >= 0 ? '+' : ''}${(b / 1024).toFixed(0)}`;
     soak = [
       `soak: ${SOAK_S} s, target ${SOAK_RATE} new connections/s, achieved ${(r.done / SOAK_S).toFixed(0)}/s, ${reloads} reloads; failed ${r.failed} of ${r.done}; long-lived broken ${l.broken} of 20, unanswered ${l.unanswered}`,
       '| process | fds at 0 / 10 s / end | V8 heap MiB at 0 / 10 s / end | RSS MiB at 0 / 10 s / end |',
@@ -484,6 +542,19 @@ async function main(): Promise<void> {
         const a = at0.find((x) => x.role === p.role);
         const b = at10.find((x) => x.role === p.role);
         return `| ${p.role} | ${a?.fds} / ${b?.fds} / ${p.fds} | ${mib(a?.heap ?? 0)} / ${mib(b?.heap ?? 0)} / ${mib(p.heap)} | ${mib((a?.rss ?? 0) * 1024)} / ${mib((b?.rss ?? 0) * 1024)} / ${mib(p.rss * 1024)} |`;
+      }),
+      '',
+      `V8 heap in use after two forced full GCs (bench/gc-probe.ts): idle before the load / at 10 s / at ${(10 + (SOAK_S - 10) / 2).toFixed(0)} s / at the end (load stopped) / idle again (every connection entry expired, ${drainedS} s later); growth = idle after - idle before:`,
+      '| process | heap after GC MiB: idle / 10 s / mid / end / idle after | growth KiB (mid -> end) | fds idle before -> after |',
+      '| --- | --- | --- | --- |',
+      ...atEnd.map((p) => {
+        const g = (s: Map<number, number>) => s.get(p.pid);
+        const diff = (a: number | undefined, b: number | undefined) =>
+          a !== undefined && b !== undefined ? kib(b - a) : '-';
+        const f0 = at0.find((x) => x.role === p.role)?.fds ?? 0;
+        const f1 = fdIdle.get(p.pid) ?? 0;
+        const show = (v: number | undefined) => (v === undefined ? '-' : mib(v));
+        return `| ${p.role} | ${[gc0, gc10, gcMid, gcEnd, gcIdle].map((s) => show(g(s))).join(' / ')} | ${diff(g(gc0), g(gcIdle))} (${diff(g(gcMid), g(gcEnd))}) | ${f0} -> ${f1} (${f1 - f0 >= 0 ? '+' : ''}${f1 - f0}) |`;
       }),
     ].join('\n');
   }

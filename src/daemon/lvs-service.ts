@@ -128,7 +128,7 @@ function withKernelCounts(own: TableSnapshot, nft: NftDataPlane): TableSnapshot 
 }
 
 /** The proxy's side of expire_nodest_conn, as the table is given it. */
-const nodestPolicy = (deps: LvsServiceDeps): NodestPolicy => (deps.expireNodestConn ? 'close' : 'keep');
+const nodestPolicy = (on: boolean): NodestPolicy => (on ? 'close' : 'keep');
 
 /** The command line's data-plane options, as the proxy takes them. */
 const proxyOptions = (deps: LvsServiceDeps) => ({
@@ -136,8 +136,13 @@ const proxyOptions = (deps: LvsServiceDeps) => ({
   ...(deps.maxUdpFlows ? { maxUdpFlows: deps.maxUdpFlows } : {}),
 });
 
+/** expire_nodest_conn: the command line's (deps) turns it on whatever the file says. */
+const expireNodestOf = (config: Config, deps: LvsServiceDeps): boolean =>
+  (deps.expireNodestConn ?? false) || config.globalDefs.expireNodestConn;
+
 export class LvsService {
   readonly table: LbTable;
+  private expireNodest: boolean;
   private dp: DataPlane;
   private cluster: ClusterDataPlane | null = null;
   readonly checks: CheckManager;
@@ -161,7 +166,8 @@ export class LvsService {
     private config: Config,
     private readonly deps: LvsServiceDeps,
   ) {
-    this.table = new LbTable({ clock: deps.clock, expireNodestConn: deps.expireNodestConn ?? false });
+    this.expireNodest = expireNodestOf(config, deps);
+    this.table = new LbTable({ clock: deps.clock, expireNodestConn: this.expireNodest });
     const timeouts = timeoutsOp(config.globalDefs);
     if (timeouts) this.table.apply(timeouts);
     this.operator = new OperatorState(deps.operator?.table);
@@ -186,7 +192,7 @@ export class LvsService {
         ...(tunnel ? { tunnel } : {}),
         conntrack: new ProcConntrack(deps.runner),
         logger: deps.logger,
-        expireNodestConn: deps.expireNodestConn ?? false,
+        expireNodestConn: this.expireNodest,
         context: (id) => {
           const laddrs = this.localAddresses.get(id);
           return laddrs ? { localAddresses: laddrs } : undefined;
@@ -196,7 +202,7 @@ export class LvsService {
       // no service needs the proxy yet (PROXY protocol services will): it stays in-process and idle
       this.dp = new SplitDataPlane(
         nft,
-        new ProxyDataPlane(this.table, { expireNodestConn: nodestPolicy(deps) }),
+        new ProxyDataPlane(this.table, { expireNodestConn: nodestPolicy(this.expireNodest) }),
         () => false,
       );
     } else
@@ -204,7 +210,10 @@ export class LvsService {
         ? deps.dataplane(this.table)
         : this.useCluster()
           ? new MemoryDataPlane()
-          : new ProxyDataPlane(this.table, { expireNodestConn: nodestPolicy(deps), ...proxyOptions(deps) });
+          : new ProxyDataPlane(this.table, {
+              expireNodestConn: nodestPolicy(this.expireNodest),
+              ...proxyOptions(deps),
+            });
     this.checks = new CheckManager({
       config,
       clock: deps.clock,
@@ -235,7 +244,7 @@ export class LvsService {
         workers: this.deps.dataplaneWorkers ?? 1,
         ...(this.deps.proxySockets ? { sockets: this.deps.proxySockets } : {}),
         tableModule: LB_REPLICA_MODULE,
-        expireNodestConn: nodestPolicy(this.deps),
+        expireNodestConn: nodestPolicy(this.expireNodest),
         ...proxyOptions(this.deps),
         reconcile: (held) => this.reconcileOps(held),
         onWorkerExit: (index, code, signal) =>
@@ -373,6 +382,7 @@ export class LvsService {
   async reload(config: Config): Promise<void> {
     this.config = config;
     this.checks.reload(config);
+    this.reloadExpireNodest(config);
     const timeouts = timeoutsOp(config.globalDefs);
     if (timeouts) {
       this.operator.forgetTimeouts();
@@ -380,6 +390,21 @@ export class LvsService {
       await this.cluster?.apply([timeouts]);
     }
     await this.sync();
+  }
+
+  /**
+   * expire_nodest_conn from the reloaded global_defs (or on for good with --expire-nodest-conn):
+   * the table, the kernel plane and every proxy worker follow it from the next removed real server.
+   */
+  private reloadExpireNodest(config: Config): void {
+    const on = expireNodestOf(config, this.deps);
+    if (on === this.expireNodest) return;
+    this.expireNodest = on;
+    this.table.expireNodestConn = on;
+    this.nft?.setOptions({ expireNodestConn: nodestPolicy(on) });
+    const proxy = this.dp instanceof SplitDataPlane ? this.dp.proxy : this.dp;
+    proxy.setOptions?.({ expireNodestConn: nodestPolicy(on) });
+    this.deps.logger.log('notice', `expire_nodest_conn ${on ? 'on' : 'off'} (reload)`);
   }
 
   /** True when `dest` is a configured real server of table service `service`. */

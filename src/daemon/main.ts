@@ -34,6 +34,7 @@ import { type DumpKind, dumpFiles } from './dump.js';
 import type { FromWorker, ToWorker, WorkerRole } from './ipc.js';
 import { DaemonLogger, SYSLOG_IDENT } from './log.js';
 import type { OperatorSnapshot } from './lvs-service.js';
+import { describeOperatorState, loadOperatorState, operatorStateFile, saveOperatorState } from './operator-file.js';
 import type { DaemonOptions } from './options.js';
 import { restartDelayMs } from './restart.js';
 
@@ -121,6 +122,7 @@ export class Supervisor implements StatusSource {
     const wantLvs = !this.opts.vrrpOnly;
     const wantVrrp = !this.opts.checkOnly && needsVrrpWorker(c);
     if (wantLvs) {
+      this.restoreOperator();
       // the kernel plane forwards in the kernel: no proxy processes
       if (this.opts.dataplane !== 'nft') this.proxies = this.startProxies();
       this.spawn({ role: 'lvs', state: 'starting', restarts: 0, failures: 0, pidFile: this.opts.checkersPidFile });
@@ -166,6 +168,32 @@ export class Supervisor implements StatusSource {
     tick();
   }
 
+  /** Operator changes from the last keepvs on this socket (its file), for the first LVS worker. */
+  private restoreOperator(): void {
+    const file = operatorStateFile(this.opts.socket);
+    const { state, error } = loadOperatorState(file);
+    if (error) this.logger.log('warning', `operator changes not restored: ${error}`);
+    if (!state) return;
+    this.operator = state;
+    this.logger.log('notice', `operator changes restored from ${file} (${describeOperatorState(state)})`);
+  }
+
+  private operatorSaveFailed = false;
+
+  private saveOperator(): void {
+    if (!this.operator) return;
+    const file = operatorStateFile(this.opts.socket);
+    try {
+      saveOperatorState(file, this.operator);
+      this.operatorSaveFailed = false;
+    } catch (e) {
+      // said once until it works again: a restart of keepvs would lose these changes
+      if (!this.operatorSaveFailed)
+        this.logger.log('warning', `operator changes not saved (lost if keepvs restarts): ${(e as Error).message}`);
+      this.operatorSaveFailed = true;
+    }
+  }
+
   private startProxies(): ProxyProcesses {
     // without libc (koffi) the workers cannot share a port (SO_REUSEPORT + IP_FREEBIND): one
     const count = loadFreebind() ? Math.max(1, this.opts.dataplaneWorkers) : 1;
@@ -178,6 +206,13 @@ export class Supervisor implements StatusSource {
     return new ProxyProcesses({
       count,
       runDir,
+      // the workers outlive a supervisor SIGKILL; the next keepvs on this socket adopts them
+      recordPath: proxyRecordFile(this.opts.socket),
+      onAdopt: (adopted) =>
+        this.logger.log(
+          'notice',
+          `adopted ${adopted.length} proxy workers left running by the previous keepvs (pids ${adopted.map((a) => a.pid).join(', ')})`,
+        ),
       respawn: !this.opts.dontRespawn,
       onExit: (index, code, signal, respawnInMs) =>
         this.logger.log(
@@ -244,6 +279,7 @@ export class Supervisor implements StatusSource {
         break;
       case 'operator-state':
         this.operator = m.state;
+        this.saveOperator();
         break;
       case 'vrrp-snapshot':
         this.vrrp = m.instances;
@@ -486,6 +522,9 @@ function writePid(path: string, pid: number | undefined, logger: DaemonLogger): 
 }
 
 const removePid = (path: string): void => removePidFile(path);
+
+/** Where the proxy workers are recorded for the next keepvs to adopt: next to the control socket. */
+export const proxyRecordFile = (socket: string): string => `${socket}.proxies`;
 
 /** Where a generated API token is written: next to the control socket. */
 export const apiTokenFile = (socket: string): string => join(dirname(socket), 'api-token');

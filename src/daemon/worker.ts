@@ -64,8 +64,8 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
     logger,
     events,
     dataplaneWorkers: init.dataplaneWorkers,
-    // expire_nodest_conn: the command line or global_defs, read at start (as a sysctl set at boot)
-    expireNodestConn: (init.proxyOptions?.expireNodestConn ?? false) || config.globalDefs.expireNodestConn,
+    // expire_nodest_conn: on for good from the command line; else global_defs, at start and each reload
+    expireNodestConn: init.proxyOptions?.expireNodestConn ?? false,
     ...(init.proxyOptions?.proxyProtocol ? { proxyProtocol: init.proxyOptions.proxyProtocol } : {}),
     ...(init.proxyOptions?.udpFlows ? { maxUdpFlows: init.proxyOptions.udpFlows } : {}),
     ...(init.proxySockets ? { proxySockets: init.proxySockets } : {}),

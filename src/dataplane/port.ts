@@ -97,6 +97,15 @@ export interface DataPlane {
   snapshot(): DataPlaneSnapshot;
   /** Closes every listener, lets open connections finish for up to drainMs, then closes them. */
   stop(drainMs: number): Promise<void>;
+  /** Options that change on a running plane (a reload, a new controller): absent ones keep their value. */
+  setOptions?(options: RuntimeDataPlaneOptions): void;
+}
+
+/** The data-plane options a reload or a new keepvs can change without a restart. */
+export interface RuntimeDataPlaneOptions {
+  readonly expireNodestConn?: NodestPolicy;
+  /** the whole map: a default ('*') or service that is no longer there is gone */
+  readonly proxyProtocol?: Readonly<Record<string, 'v1' | 'v2'>>;
 }
 
 /** What to do with connections to a destination that was deleted (IPVS sysctl expire_nodest_conn). */

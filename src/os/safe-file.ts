@@ -3,7 +3,18 @@
  * symlink (O_NOFOLLOW), always a new inode (O_EXCL after unlinking the old name, which removes a
  * planted symlink itself rather than its target), in a directory no other user can write to.
  */
-import { closeSync, constants, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** Why `dir` is not safe to create files in (undefined: it is). Creates it 0700 when missing. */
@@ -52,5 +63,39 @@ export function writeFileSafely(path: string, data: string, mode = 0o600, privat
   } catch (e) {
     unlinkSync(tmp);
     throw e;
+  }
+}
+
+/**
+ * Reads a file this process wrote with writeFileSafely: undefined when it is not there; throws when
+ * it is a symlink, not a regular file, not ours, writable by others, or in a directory that is not
+ * private (state read back as root must not be planted by another user).
+ */
+export function readFileSafely(path: string): string | undefined {
+  const dir = dirname(path);
+  let why: string | undefined;
+  try {
+    why = unsafeDirReason(dir, false);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  if (why) throw new Error(`refusing to read ${path}: ${why}`);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`refusing to read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    const uid = process.getuid?.() ?? 0;
+    if (!st.isFile()) throw new Error(`refusing to read ${path}: not a regular file`);
+    if (st.uid !== uid) throw new Error(`refusing to read ${path}: it belongs to uid ${st.uid}`);
+    if (st.mode & 0o022) throw new Error(`refusing to read ${path}: writable by other users`);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { ClusterDataPlane } from '../../src/dataplane/proxy/cluster.js';
+import { ProxyProcesses } from '../../src/dataplane/proxy/processes.js';
 import { type DestSnapshot, serviceId } from '../../src/lb/types.js';
 import { addOps, connect, realServer, tcpKey, waitFor } from './helpers.js';
 
@@ -84,6 +85,53 @@ test('cluster forwards data and applies del-service in every worker', async () =
     await assert.rejects(connect(port));
   } finally {
     await dp.stop(0);
+    await a.close();
+  }
+});
+
+test("a new controller's options reach workers an earlier one configured (the PROXY default), and setOptions reaches them all", async () => {
+  const got: string[] = [];
+  const a = await realServer((s) => {
+    let first = true;
+    s.on('data', (d: Buffer) => {
+      if (first) got.push(d.toString('latin1'));
+      first = false;
+    });
+  });
+  const procs = new ProxyProcesses({ count: 1 });
+  const tableModule = new URL('./fake-table.js', import.meta.url).href;
+  const key = tcpKey(0);
+  let dp = await ClusterDataPlane.start({ workers: 1, sockets: procs.sockets, tableModule, statsIntervalMs: 50 });
+  const send = async (port: number) => {
+    const before = got.length;
+    const c = await connect(port);
+    c.write('DATA');
+    await waitFor(() => got.length > before, 2000, 'data');
+    c.destroy();
+    return got.at(-1)!;
+  };
+  try {
+    await dp.apply(addOps(key, [a.port]));
+    await waitFor(() => dp.snapshot().services[0]?.listener === 'listening', 3000, 'listening');
+    const port = dp.snapshot().services[0]!.boundPort;
+    assert.equal(await send(port), 'DATA');
+    // the LVS worker (or keepvs) is replaced by one started with --proxy-protocol v1
+    await dp.stop(0);
+    dp = await ClusterDataPlane.start({
+      workers: 1,
+      sockets: procs.sockets,
+      tableModule,
+      statsIntervalMs: 50,
+      proxyProtocol: { '*': 'v1' },
+    });
+    await waitFor(() => dp.snapshot().services[0]?.listener === 'listening', 3000, 'stats from the kept worker');
+    assert.match(await send(port), /^PROXY TCP4 /, 'the new controller’s PROXY default was not applied');
+    dp.setOptions({ proxyProtocol: {} });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await send(port), 'DATA');
+  } finally {
+    await dp.stop(0);
+    await procs.stop(0);
     await a.close();
   }
 });

@@ -4,7 +4,8 @@
  * restarts. Lean cases (seconds each); figures under load are in bench/faults.ts.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import { after, before, test } from 'node:test';
 import {
@@ -24,14 +25,15 @@ const rsPorts: number[] = [];
 let vipPort = 0;
 let d: DaemonUnderTest;
 
-function config(opts: { weight?: number; extra?: string } = {}): string {
+function config(opts: { weight?: number; extra?: string; globals?: string; only?: number[] } = {}): string {
   const rs = rsPorts
+    .filter((_, i) => !opts.only || opts.only.includes(i))
     .map(
       (p) =>
         `  real_server 127.0.0.1 ${p} {\n    weight ${opts.weight ?? 1}\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }`,
     )
     .join('\n');
-  return `global_defs {\n  router_id FAULTS\n}\nvirtual_server 127.0.0.1 ${vipPort} {\n  delay_loop 1\n  lvs_sched rr\n  protocol TCP\n${rs}\n}\n${opts.extra ?? ''}`;
+  return `global_defs {\n  router_id FAULTS\n${opts.globals ?? ''}}\nvirtual_server 127.0.0.1 ${vipPort} {\n  delay_loop 1\n  lvs_sched rr\n  protocol TCP\n${rs}\n}\n${opts.extra ?? ''}`;
 }
 
 const lvsWorker = async () => (await d.status()).workers.find((w) => w.role === 'lvs')!;
@@ -47,8 +49,12 @@ before(async () => {
   );
 });
 
+/** proxy workers a test left without a supervisor (a failed restart): killed at the end */
+const orphans: number[] = [];
+
 after(async () => {
   await d?.stop();
+  for (const p of orphans) if (alive(p)) process.kill(p, 'SIGKILL');
   for (const s of servers) {
     s.closeAllConnections();
     s.close();
@@ -340,25 +346,117 @@ test('50 reloads in 10 s with real changes under traffic: no failed request, no 
   }
 });
 
-test('SIGKILL of the supervisor: listeners close, established connections run on, then every process is gone', async () => {
+const reloads = () => d.output.split('Reloading configuration').length - 1;
+
+/** SIGHUP with `text` as the file; resolves once the supervisor has taken it. */
+async function reloadWith(text: string): Promise<void> {
+  const n = reloads();
+  writeFileSync(d.conf, text);
+  d.proc.kill('SIGHUP');
+  await until('the reload', async () => reloads() > n);
+}
+
+test('expire_nodest_conn turned on by a reload: connections to a real server the next reload removes are closed', async () => {
+  const held = await Promise.all(Array.from({ length: 6 }, () => LongLived.open(vipPort)));
+  try {
+    const first = await Promise.all(held.map((c) => c.ask()));
+    assert.ok(first.includes('rs1') && first.includes('rs0'), first.join(','));
+    await reloadWith(config({ globals: '  expire_nodest_conn\n' }));
+    await new Promise((r) => setTimeout(r, 300));
+    await reloadWith(config({ globals: '  expire_nodest_conn\n', only: [0] }));
+    await until('rs1 out of the table', async () => (await weightOf(rsPorts[1]!)) === undefined);
+    await until(
+      'connections to the removed real server closed',
+      async () => held.every((c, i) => first[i] !== 'rs1' || c.broken),
+      5000,
+      () => d.output,
+    );
+    for (const [i, c] of held.entries()) if (first[i] === 'rs0') assert.equal(await c.ask(), 'rs0');
+  } finally {
+    for (const c of held) c.close();
+    await reloadWith(config());
+    await until('both real servers back', async () => (await destsOf()).length === 2);
+  }
+});
+
+test('operator state survives a restart of keepvs itself: -A services, -a real servers, -e weights, API drains', async () => {
+  const [p0, p1] = rsPorts as [number, number];
+  const vip2 = await freePort();
+  const extra = await freePort();
+  const s = await httpRealServer(extra, 'rs-extra');
+  try {
+    assert.equal(await d.keepvsadm('-A', '-t', `127.0.0.1:${vip2}`, '-s', 'rr'), '');
+    assert.equal(await d.keepvsadm('-a', '-t', `127.0.0.1:${vip2}`, '-r', `127.0.0.1:${extra}`, '-m'), '');
+    assert.equal(await d.keepvsadm('-e', '-t', `127.0.0.1:${vipPort}`, '-r', `127.0.0.1:${p0}`, '-m', '-w', '5'), '');
+    const drained = await d.act('drain', { service: `tcp:127.0.0.1:${vipPort}`, dest: `127.0.0.1:${p1}` });
+    assert.equal(drained.status, 200, drained.body);
+    await until('drained', async () => (await weightOf(p1)) === 0);
+    const old = d;
+    await old.stop(true);
+    d = await startDaemon(
+      config(),
+      ['--dataplane-workers=2'],
+      (st) => st.lvs?.checks.servers.length === 2 && st.lvs.checks.servers.every((x) => x.up),
+      { dir: old.dir, apiPort: old.apiPort },
+    );
+    // a few syncs of the new keepvs (its checkers start)
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await weightOf(p1), 0, 'the drain was lost');
+    assert.equal(await weightOf(p0), 5, 'the -e weight was lost');
+    assert.equal((await destsOf(vip2)).length, 1, 'the -A service was lost');
+    assert.equal((await get(vip2)).body, 'rs-extra');
+    for (let i = 0; i < 6; i++) assert.equal((await get(vipPort)).body, 'rs0', 'the drained server took traffic');
+  } finally {
+    await d.act('restore', { service: `tcp:127.0.0.1:${vipPort}`, dest: `127.0.0.1:${p1}` });
+    await d.keepvsadm('-e', '-t', `127.0.0.1:${vipPort}`, '-r', `127.0.0.1:${p0}`, '-m', '-w', '1');
+    await d.keepvsadm('-D', '-t', `127.0.0.1:${vip2}`);
+    s.closeAllConnections();
+    s.close();
+  }
+});
+
+/** Listening TCP sockets on `port` (ss: one per SO_REUSEPORT listener). */
+const listeners = (port: number): number =>
+  execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean).length;
+
+test('SIGKILL of the supervisor, keepvs started again: the proxy workers serve on and are adopted, no request fails', async () => {
   const held = await Promise.all(Array.from({ length: 3 }, () => LongLived.open(vipPort)));
-  const st = await d.status();
-  const pids = st.workers.map((w) => w.pid ?? 0).filter((p) => p > 0);
   const proxies = await proxyPids();
+  orphans.push(...proxies);
+  assert.equal(listeners(vipPort), 2);
   const lvsPid = (await lvsWorker()).pid ?? -1;
-  d.proc.kill('SIGKILL');
-  await until('the LVS worker gone', async () => !alive(lvsPid));
-  await until('no listener', async () =>
-    get(vipPort).then(
-      () => false,
-      () => true,
-    ),
-  );
-  // as IPVS after keepalived's checker cleared its services: established connections go on
-  for (const c of held) assert.match(await c.ask(), /^rs[01]$/);
-  for (const c of held) c.close();
-  await until('proxy workers gone once their connections ended', async () => proxies.every((p) => !alive(p)));
-  // the last one out removes the private socket directory its dead parent cannot
-  await until('socket directory removed', async () => !readdirSync(d.dir).some((f) => f.startsWith('keepvs-dp-')));
-  assert.ok(pids.every((p) => !alive(p)));
+  const load = closeLoop(vipPort, /^rs[01]$/);
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    d.proc.kill('SIGKILL');
+    await until('the LVS worker gone', async () => !alive(lvsPid));
+    // nobody in charge: the data plane forwards on with its last table, as IPVS does
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(proxies.every(alive), 'a proxy worker died with its supervisor');
+    const old = d;
+    // what systemd's Restart= does: the same command again (same pid files, socket, runtime dir)
+    d = await startDaemon(
+      config(),
+      ['--dataplane-workers=2'],
+      (s) => s.lvs?.checks.servers.every((x) => x.up) === true && s.lvs.checks.servers.length === 2,
+      { dir: old.dir, apiPort: old.apiPort },
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const { done, failed } = await load.stop();
+    assert.equal(failed, 0, `${failed} of ${done} requests failed`);
+    assert.deepEqual(await proxyPids(), proxies, 'the proxy workers were not adopted');
+    assert.equal(listeners(vipPort), 2, 'a second set of listeners shares the port');
+    assert.match(d.output, /adopted 2 proxy workers/);
+    for (const c of held) assert.match(await c.ask(), /^rs[01]$/, 'a long-lived connection broke');
+    // adopted workers still take table changes, and stop with the new supervisor
+    await d.keepvsadm('-e', '-t', `127.0.0.1:${vipPort}`, '-r', `127.0.0.1:${rsPorts[0]}`, '-w', '4');
+    await until('weight 4 in the table', async () => (await weightOf(rsPorts[0]!)) === 4);
+  } finally {
+    await load.stop();
+    for (const c of held) c.close();
+  }
+  await d.stop();
+  await until('adopted proxy workers stopped with the new supervisor', async () => proxies.every((p) => !alive(p)));
 });

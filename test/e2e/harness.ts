@@ -88,7 +88,8 @@ export interface DaemonUnderTest {
   act(action: string, body: object): Promise<{ status: number; body: string }>;
   /** the pid of a worker as the API reports it */
   workerPid(role: 'lvs' | 'vrrp'): Promise<number>;
-  stop(): Promise<void>;
+  /** `keepDir`: leave its directory (pid files, socket dir, state) for a keepvs started again there */
+  stop(keepDir?: boolean): Promise<void>;
 }
 
 export interface DaemonStatusJson {
@@ -119,11 +120,13 @@ export async function startDaemon(
   configText: string,
   extraArgs: readonly string[],
   ready: (s: DaemonStatusJson) => boolean,
+  /** start again in an earlier daemon's directory (same pid files, socket and API port) */
+  again?: { readonly dir: string; readonly apiPort: number },
 ): Promise<DaemonUnderTest> {
-  const dir = mkdtempSync(join(tmpdir(), 'kv-e2e-'));
+  const dir = again?.dir ?? mkdtempSync(join(tmpdir(), 'kv-e2e-'));
   const conf = join(dir, 'keepalived.conf');
   writeFileSync(conf, configText);
-  const apiPort = await freePort();
+  const apiPort = again?.apiPort ?? (await freePort());
   const socket = join(dir, 'keepvs.sock');
   const proc = spawn(
     process.execPath,
@@ -189,7 +192,7 @@ export async function startDaemon(
         req.end(payload);
       }),
     workerPid: async (role) => (await d.status()).workers.find((w) => w.role === role)?.pid ?? 0,
-    stop: async () => {
+    stop: async (keepDir = false) => {
       if (proc.exitCode === null && proc.signalCode === null) {
         const gone = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');
@@ -197,7 +200,7 @@ export async function startDaemon(
         await gone;
         clearTimeout(t);
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keepDir) rmSync(dir, { recursive: true, force: true });
     },
   };
   proc.stdout?.on('data', (x) => (d.output += x));

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import {
   chmodSync,
+  chownSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -15,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runningKeepvs, writePidFile } from '../../src/os/pid-file.js';
-import { writeFileSafely } from '../../src/os/safe-file.js';
+import { readFileSafely, writeFileSafely } from '../../src/os/safe-file.js';
 
 test('a secret file is never written through a planted symlink, and is a fresh 0600 file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kv-safe-'));
@@ -86,6 +87,32 @@ test('dumps in a shared directory (/tmp): a planted symlink is replaced, not fol
       readdirSync(dir).filter((n) => n.endsWith('.tmp')),
       [],
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('state read back is never a planted file: symlink, other owner, writable by others, public directory', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kv-safe-'));
+  try {
+    const priv = join(dir, 'run');
+    mkdirSync(priv, { mode: 0o700 });
+    assert.equal(readFileSafely(join(priv, 'state')), undefined);
+    writeFileSafely(join(priv, 'state'), 'ours\n');
+    assert.equal(readFileSafely(join(priv, 'state')), 'ours\n');
+    writeFileSync(join(dir, 'elsewhere'), 'planted\n');
+    symlinkSync(join(dir, 'elsewhere'), join(priv, 'link'));
+    assert.throws(() => readFileSafely(join(priv, 'link')), /refusing to read/);
+    writeFileSync(join(priv, 'open'), 'x', { mode: 0o666 });
+    chmodSync(join(priv, 'open'), 0o666);
+    assert.throws(() => readFileSafely(join(priv, 'open')), /writable by other users/);
+    if (process.getuid?.() === 0) {
+      writeFileSync(join(priv, 'theirs'), 'x', { mode: 0o600 });
+      chownSync(join(priv, 'theirs'), 65534, 65534);
+      assert.throws(() => readFileSafely(join(priv, 'theirs')), /belongs to uid 65534/);
+    }
+    chmodSync(priv, 0o777);
+    assert.throws(() => readFileSafely(join(priv, 'state')), /writable by other users/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -45,12 +45,14 @@ function unit(): Map<string, string[]> {
   return m;
 }
 
-test('systemd unit: Type=notify from the main process, KillMode=mixed, ExecStart/ExecStartPre that keepvs accepts', () => {
+test('systemd unit: Type=notify from the main process, KillMode=process, ExecStart/ExecStartPre that keepvs accepts', () => {
   const u = unit();
   assert.deepEqual(u.get('Type'), ['notify']);
   assert.deepEqual(u.get('NotifyAccess'), ['main']);
-  // SIGTERM to the supervisor, which stops its workers in order (docs/vrrp.md graceful stop)
-  assert.deepEqual(u.get('KillMode'), ['mixed']);
+  // SIGTERM to the supervisor, which stops its workers in order (docs/vrrp.md graceful stop); a
+  // crashed supervisor leaves the proxy workers forwarding for the restarted keepvs to adopt
+  assert.deepEqual(u.get('KillMode'), ['process']);
+  assert.deepEqual(u.get('RuntimeDirectoryPreserve'), ['yes']);
   assert.deepEqual(u.get('KillSignal'), ['SIGTERM']);
   assert.deepEqual(u.get('ExecReload'), ['/bin/kill -HUP $MAINPID']);
   const caps = (u.get('CapabilityBoundingSet') ?? [''])[0].split(' ');

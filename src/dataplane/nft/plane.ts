@@ -24,7 +24,13 @@ import type { ConntrackPort, CtEntry } from '../../os/conntrack.js';
 import type { NftRunner } from '../../os/libnftables.js';
 import type { NetInfo } from '../../os/netinfo.js';
 import type { Logger } from '../../util/logger.js';
-import type { DataPlane, DataPlaneDiagnostic, DataPlaneServiceSnapshot, DataPlaneSnapshot } from '../port.js';
+import type {
+  DataPlane,
+  DataPlaneDiagnostic,
+  DataPlaneServiceSnapshot,
+  DataPlaneSnapshot,
+  RuntimeDataPlaneOptions,
+} from '../port.js';
 import { quietDestSnapshot } from '../port.js';
 import { type KernelDest, type KernelMode, type KernelService, TABLE } from './model.js';
 import {
@@ -142,6 +148,8 @@ export class NftDataPlane implements DataPlane {
   private readonly dr = new Map<string, KernelService['dr'] | null>();
   private readonly macs = new Map<string, string>();
   private initialized = false;
+  /** expire_nodest_conn as a reload set it (setOptions); else deps.expireNodestConn */
+  private expireNodest: boolean | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private scheduled: Promise<void> | null = null;
   private conns: CtEntry[] = [];
@@ -157,6 +165,11 @@ export class NftDataPlane implements DataPlane {
   private stopped = false;
   /** transactions run (tests, metrics) */
   transactions = 0;
+
+  /** A reload changed expire_nodest_conn: the next removed real server's flows follow it. */
+  setOptions(options: RuntimeDataPlaneOptions): void {
+    if (options.expireNodestConn) this.expireNodest = options.expireNodestConn === 'close';
+  }
 
   constructor(private readonly deps: NftPlaneDeps) {
     const poll = deps.pollMs ?? 1000;
@@ -224,7 +237,7 @@ export class NftDataPlane implements DataPlane {
         if (!s) break;
         s.dests = s.dests.filter((x) => !(x.address === op.dest.address && x.port === op.dest.port));
         this.dirty.add(id);
-        if (this.deps.expireNodestConn) void this.expire(op.key, op.dest);
+        if (this.expireNodest ?? this.deps.expireNodestConn) void this.expire(op.key, op.dest);
         break;
       }
       case 'clear':

@@ -35,6 +35,7 @@ import type {
   DataPlaneOptions,
   DataPlaneServiceSnapshot,
   DataPlaneSnapshot,
+  RuntimeDataPlaneOptions,
 } from '../port.js';
 import { FrameChannel } from './channel.js';
 import { loadFreebind } from './freebind.js';
@@ -53,6 +54,8 @@ export interface ReplicaTable extends ForwardingTable {
   snapshot?(): TableSnapshot;
   /** the replica's connection entries (ipvsadm -Lc) */
   connections?(): ConnSnapshot[];
+  /** expire_nodest_conn changed (a reload, a new controller) */
+  setExpireNodestConn?(on: boolean): void;
 }
 
 /** What the workers share, given to `createReplicaTable` beside the options. */
@@ -113,6 +116,7 @@ export type PrimaryToWorker =
     }
   | { readonly type: 'peer-load'; readonly loads: PeerLoad[] }
   | { readonly type: 'list-connections'; readonly seq: number }
+  | { readonly type: 'options'; readonly options: RuntimeDataPlaneOptions }
   | { readonly type: 'stop'; readonly drainMs: number };
 
 export type WorkerToPrimary =
@@ -197,6 +201,18 @@ export class ClusterDataPlane implements DataPlane {
   private stopping = false;
 
   private constructor(private readonly options: ClusterOptions) {}
+
+  /** options changed since start (setOptions): every configure carries them, to new workers too */
+  private runtime: RuntimeDataPlaneOptions = {};
+
+  /**
+   * A reload changed expire_nodest_conn or the PROXY defaults: every worker takes them at once. A
+   * worker configured by an earlier controller takes this controller's options at its hello too.
+   */
+  setOptions(options: RuntimeDataPlaneOptions): void {
+    this.runtime = { ...this.runtime, ...options };
+    for (const l of this.links) l.channel?.send({ type: 'options', options });
+  }
 
   /** Connects to the workers (forking them first without `sockets`); resolves once each said hello. */
   static async start(options: ClusterOptions): Promise<ClusterDataPlane> {
@@ -308,7 +324,7 @@ export class ClusterDataPlane implements DataPlane {
         type: 'configure',
         tableModule,
         statsIntervalMs: statsIntervalMs ?? 250,
-        options: { steerWorkers: this.links.length, ...options },
+        options: { steerWorkers: this.links.length, ...options, ...this.runtime },
       });
       // workers met after start() are brought to the owner's table at once; the first ones by reconcileAll()
       if (this.started) this.reconcileLink(link);

@@ -19,5 +19,8 @@ export function createReplicaTable(options: DataPlaneOptions = {}, shared: Repli
     setPeerLoad: (key, dest, active, inact) => table.setPeerLoad(key, dest, active, inact),
     snapshot: () => table.snapshot(),
     connections: () => table.connections(),
+    setExpireNodestConn: (on) => {
+      table.expireNodestConn = on;
+    },
   };
 }

@@ -13,6 +13,7 @@ import type {
   DataPlaneOptions,
   DataPlaneServiceSnapshot,
   DataPlaneSnapshot,
+  RuntimeDataPlaneOptions,
 } from '../port.js';
 import type { ProxyContext } from './context.js';
 import type { ProxyDest } from './dest.js';
@@ -86,7 +87,8 @@ export class ProxyDataPlane implements DataPlane {
   readonly services = new Map<string, Service>();
   private readonly draining = new Set<Service>();
   private readonly diagnostics: DataPlaneDiagnostic[] = [];
-  readonly expireNodest: 'close' | 'keep';
+  expireNodest: 'close' | 'keep';
+  private proxyProtocol: Readonly<Record<string, 'v1' | 'v2'>>;
   private readonly drainMs: number;
   private readonly ctx: ProxyContext;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -94,7 +96,7 @@ export class ProxyDataPlane implements DataPlane {
   constructor(table: ForwardingTable, options: ProxyDataPlaneOptions = {}) {
     this.expireNodest = options.expireNodestConn ?? 'keep';
     this.drainMs = options.drainMs ?? 2000;
-    const pp = options.proxyProtocol ?? {};
+    this.proxyProtocol = options.proxyProtocol ?? {};
     const ports = options.bindPorts;
     this.ctx = {
       table,
@@ -103,7 +105,7 @@ export class ProxyDataPlane implements DataPlane {
       bindRetryMs: options.bindRetryMs ?? 1000,
       freebind: options.freebind === false ? null : loadFreebind(),
       bindPort: (id, port) => ports?.get(id) ?? port,
-      proxyProtocol: (id) => pp[id] ?? pp['*'],
+      proxyProtocol: (id) => this.proxyProtocol[id] ?? this.proxyProtocol['*'],
       diagnostic: (code, service, message) => this.diagnose(code, service, message),
       udpEnabled: options.udp ?? true,
       maxUdpFlows: options.maxUdpFlows ?? defaultMaxUdpFlows(),
@@ -113,6 +115,15 @@ export class ProxyDataPlane implements DataPlane {
     };
     this.sweepTimer = setInterval(() => this.sweep(), options.sweepMs ?? 1000);
     this.sweepTimer.unref();
+  }
+
+  /** A reload or a new controller: expire_nodest_conn from the next del-dest on, PROXY headers for new connections. */
+  setOptions(options: RuntimeDataPlaneOptions): void {
+    if (options.expireNodestConn) this.expireNodest = options.expireNodestConn;
+    if (options.proxyProtocol) {
+      this.proxyProtocol = options.proxyProtocol;
+      for (const s of this.services.values()) if (s instanceof TcpService) s.refreshProxyProtocol();
+    }
   }
 
   /** service + code -> when it was last reported: a limit is logged once per LIMIT_REPORT_MS */

@@ -88,7 +88,15 @@ export class TcpService implements FdOwner {
 
   /** add-service / edit-service: the service's own `proxy_protocol`, else the data plane's default. */
   setProxyProtocol(p: 'v1' | 'v2' | 'off' | undefined): void {
+    this.ownHeader = p;
     this.header = p === 'off' ? undefined : (p ?? this.ctx.proxyProtocol(this.id));
+  }
+
+  private ownHeader: 'v1' | 'v2' | 'off' | undefined;
+
+  /** The data plane's default changed: a service without its own proxy_protocol follows it. */
+  refreshProxyProtocol(): void {
+    this.setProxyProtocol(this.ownHeader);
   }
 
   listen(): void {

@@ -3,13 +3,15 @@
  * ClusterDataPlane, connects to its Unix socket, configures it once and feeds it TableOps. When
  * the controller goes away (an LVS worker crash) the worker keeps forwarding with the table it
  * holds; the next controller is told that table in `hello` and reconciles against it. When the
- * parent goes away (the supervisor), listeners close and open connections drain, as IPVS keeps
- * established connections after keepalived's checker clears its services on exit.
+ * parent goes away (a supervisor SIGKILL), the daemon's workers forward on with that table until
+ * the next keepvs adopts them (processes.ts); others (tests, benchmarks) close their listeners and
+ * let open connections drain.
  */
 import { chmodSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { RuntimeDataPlaneOptions } from '../port.js';
 import { FrameChannel } from './channel.js';
 import type { PrimaryToWorker, ReplicaShared, ReplicaTable, WorkerToPrimary } from './cluster.js';
 import { loadFreebind } from './freebind.js';
@@ -79,11 +81,31 @@ function main(): void {
     running.stats = setInterval(report, m.statsIntervalMs);
   };
 
+  // what a reload or a new controller may change in a running worker (the rest is fixed at configure)
+  const setOptions = (o: RuntimeDataPlaneOptions) => {
+    if (!running) return;
+    running.dp.setOptions(o);
+    if (o.expireNodestConn) running.table.setExpireNodestConn?.(o.expireNodestConn === 'close');
+  };
+
   const onMessage = (m: PrimaryToWorker) => {
     if (stopping) return;
     if (m.type === 'configure') {
-      configuring ??= configure(m);
-      queue = queue.then(() => configuring);
+      if (configuring) {
+        // configured by an earlier controller (an LVS worker crash, a new keepvs): its table and
+        // connections stay, this controller's options apply
+        const o = m.options;
+        queue = queue
+          .then(() => configuring)
+          .then(() =>
+            setOptions({ expireNodestConn: o.expireNodestConn ?? 'keep', proxyProtocol: o.proxyProtocol ?? {} }),
+          );
+      } else {
+        configuring = configure(m);
+        queue = queue.then(() => configuring);
+      }
+    } else if (m.type === 'options') {
+      queue = queue.then(() => setOptions(m.options));
     } else if (m.type === 'ops') {
       queue = queue.then(async () => {
         if (!running) return;
@@ -146,7 +168,13 @@ function main(): void {
   process.on('message', (m: ParentToProxy) => {
     if (m.type === 'stop') stop(m.drainMs);
   });
-  process.on('disconnect', () => stop(config.orphanDrainMs));
+  // the parent gone (a supervisor SIGKILL): in the daemon, forward on with the last table until the
+  // next keepvs adopts this worker (processes.ts), as IPVS forwards on when keepalived dies; else drain
+  process.on('disconnect', () => {
+    if (!config.outliveParent) stop(config.orphanDrainMs);
+  });
+  // the parent's stdout/stderr may be gone with it: a failed write must not end the data plane
+  for (const out of [process.stdout, process.stderr]) out.on('error', () => {});
   // an orphan (parent gone) must not die of a send on the closed channel
   const memory = () => {
     if (process.connected)
