@@ -194,15 +194,14 @@ export const pinsFlows = (s: KernelService): boolean =>
   s.mode === 'dr' && s.params.flowPinTimeout !== undefined && s.params.persistentTimeout === undefined;
 
 /**
- * The DR flow-map key. IPv4: the exact source address, source and destination port (the VIP and
- * protocol are the service's). IPv6: nft 1.0.6 cannot update a dynamic map keyed by an IPv6
- * address concatenation (netlink_linearize assertion), so a 32-bit jhash of the same fields plus
- * the source port: two live flows share an entry only if both the hash and the port collide.
+ * The DR flow-map key (the VIP and protocol are the service's). IPv4: source address, source and
+ * destination port. IPv6: nft 1.0.6 cannot update a dynamic map keyed by more than four registers
+ * (netlink_linearize assertion for `ip6 saddr . th sport`), and a jhash-typed key makes `nft list`
+ * segfault, so the key is the low 96 bits of the source address (raw @nh, header bytes 12-23) and
+ * both ports (@th 0-31): two live flows share an entry only if those bits and both ports agree.
  */
-function flowKey(s: KernelService): { expr: string; decl: string } {
-  if (s.family === 4) return { expr: 'ip saddr . th sport . th dport', decl: 'ip saddr . th sport . th dport' };
-  const h = `jhash ip6 saddr . th sport . th dport mod 4294967291 seed ${HASH_SEED} . th sport`;
-  return { expr: h, decl: h };
+function flowKey(s: KernelService): string {
+  return s.family === 4 ? 'ip saddr . th sport . th dport' : '@nh,96,96 . @th,0,32';
 }
 
 /** Commands creating one service's maps and chain (the chain must not exist, or be flushed). */
@@ -233,13 +232,13 @@ export function serviceBody(s: KernelService): string[] {
       if (di >= 0 && destValue(s, dests[di])) slotPairs.push(`${slot} : ${dests[di].mark}`);
     });
     out.push(
-      `add map ${t} ${o.flows} { typeof ${fk.decl} : meta mark; size ${FLOW_MAP_SIZE}; flags dynamic,timeout; timeout ${s.params.flowPinTimeout}s; }`,
+      `add map ${t} ${o.flows} { typeof ${fk} : meta mark; size ${FLOW_MAP_SIZE}; flags dynamic,timeout; timeout ${s.params.flowPinTimeout}s; }`,
     );
     out.push(`add map ${t} ${o.dest} { typeof meta mark : ${valueTypeof(s)};${elements(destPairs)} }`);
     out.push(`add map ${t} ${o.slots} { typeof numgen inc mod 2 : meta mark;${elements(slotPairs)} }`);
     const to = action(s, `meta mark map @${o.dest}`);
-    const upd = `update @${o.flows} { ${fk.expr} : meta mark }`;
-    out.push(`add rule ${t} ${o.chain} ${match}meta mark set ${fk.expr} map @${o.flows} ${upd} ${to}`);
+    const upd = `update @${o.flows} { ${fk} : meta mark }`;
+    out.push(`add rule ${t} ${o.chain} ${match}meta mark set ${fk} map @${o.flows} ${upd} ${to}`);
     out.push(`add rule ${t} ${o.chain} ${match}meta mark set ${key} map @${o.slots} ${upd} ${to}`);
     // the flow map full (the update fails and ends the rule): the slot table alone, unpinned
     out.push(`add rule ${t} ${o.chain} ${match}meta mark set ${key} map @${o.slots} ${to}`);
