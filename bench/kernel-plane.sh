@@ -6,6 +6,7 @@
 #               (port 85): the baseline the kernel-plane targets were set against (kernel-plane-facts §7,
 #               "direct via lb1, no rules"); ratios are printed to both baselines
 #   nat fnat dr keepvs --dataplane nft on lb1, VIP 198.18.0.100 ports 80 / 81 / 82
+#   dr-pin      the same DR service with flow_pinning (port 86): the cost of the flow map
 #   tun         keepvs TUN (tc-BPF) on lb1, VIP port 84 (when the BPF objects build)
 #   proxy       keepvs --dataplane proxy on lb1 (second instance, 2 workers), VIP 198.18.0.101 port 80
 #   nftlb-nat nftlb-fnat nftlb-dr   nftlb on lb1, VIP 198.18.0.102 (modes dnat / snat / dsr)
@@ -39,7 +40,7 @@ x() { local h=$1; shift; ip netns exec "$LAB_PREFIX-$h" "$@"; }
 printf '%s\n' 'worker_processes 1;' "pid $TMP/nginx.pid;" "error_log $TMP/nginx.err;" \
   'events { worker_connections 4096; }' \
   'http { access_log off; keepalive_requests 1000000;' \
-  '  server { listen 80; listen 82; listen 84; listen 85; location / { return 200 "ok\n"; } } }' >"$TMP/nginx.conf"
+  '  server { listen 80; listen 82; listen 84; listen 85; listen 86; location / { return 200 "ok\n"; } } }' >"$TMP/nginx.conf"
 x rs1 nginx -c "$TMP/nginx.conf"
 tunargs=()
 [[ $TUN == 1 ]] && tunargs=(--tun --dev eth0 --mss 1440)
@@ -62,6 +63,7 @@ vs() { # vip port method rs-address rs-port [extra]
   vs 198.18.0.100 80 NAT 198.18.1.11 80
   vs 198.18.0.100 81 FNAT 198.18.1.11 80 '  laddr_group_name L\n'
   vs 198.18.0.100 82 DR 198.18.0.61 82
+  vs 198.18.0.100 86 DR 198.18.0.61 86 '  flow_pinning\n'
   [[ $TUN == 1 ]] && vs 198.18.0.100 84 TUN 198.18.1.11 84
 } >"$TMP/kernel.conf"
 vs 198.18.0.101 80 NAT 198.18.1.11 80 >"$TMP/proxy.conf"
@@ -99,10 +101,10 @@ run() { # url extra-args... -> requests/s (0 when the path fails)
 }
 declare -A URL=(
   [direct]=http://198.18.0.61:80/ [routed]=http://198.18.1.11:85/ [nat]=http://198.18.0.100:80/ [fnat]=http://198.18.0.100:81/
-  [dr]=http://198.18.0.100:82/ [tun]=http://198.18.0.100:84/ [proxy]=http://198.18.0.101:80/
+  [dr]=http://198.18.0.100:82/ [dr-pin]=http://198.18.0.100:86/ [tun]=http://198.18.0.100:84/ [proxy]=http://198.18.0.101:80/
   [nftlb-nat]=http://198.18.0.102:80/ [nftlb-fnat]=http://198.18.0.102:81/ [nftlb-dr]=http://198.18.0.102:82/
 )
-paths=(direct routed nat fnat dr proxy nftlb-nat nftlb-fnat nftlb-dr)
+paths=(direct routed nat fnat dr dr-pin proxy nftlb-nat nftlb-fnat nftlb-dr)
 [[ $TUN == 1 ]] && paths+=(tun)
 # PATHS="direct routed dr nftlb-dr": measure only these (direct and routed are always kept: the baselines)
 if [[ -n ${PATHS:-} ]]; then

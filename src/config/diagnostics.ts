@@ -78,6 +78,7 @@ export const DIAGNOSTIC_CODES = {
   KV330: { severity: 'error', title: 'virtual server cannot be announced by BGP' },
   KV331: { severity: 'warning', title: 'VIP both announced by BGP and held by VRRP' },
   KV332: { severity: 'warning', title: 'BGP speaker cannot run on this host' },
+  KV333: { severity: 'note', title: 'flow_pinning has no effect on this service' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type DiagnosticCode = keyof typeof DIAGNOSTIC_CODES;

@@ -486,6 +486,12 @@ export interface VirtualServer {
    * routers of the `bgp_announce` block while this director is healthy for it (docs/scale-out.md)
    */
   readonly bgpAnnounce?: { readonly minHealthy: number; readonly loc: SourceLoc };
+  /**
+   * keepvs keyword `flow_pinning [SECONDS]`: kernel DR keeps a flow table (4-tuple -> real server,
+   * idle timeout SECONDS, default 900) so this director's established flows keep their real server
+   * through weight changes (docs/kernel-plane.md, "Flow pinning")
+   */
+  readonly flowPinning?: { readonly timeoutS: number; readonly loc: SourceLoc };
   readonly realServers: readonly RealServer[];
   readonly loc: SourceLoc;
 }

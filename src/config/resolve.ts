@@ -134,6 +134,22 @@ function checkDataplane(
   if (plane.kernel) checkKernelDrops(vs, where, ctx);
 }
 
+/**
+ * KV333: `flow_pinning` only changes kernel DR services without persistence. NAT and full-NAT flows
+ * already stay on their real server (conntrack), TUN always pins (the BPF program's LRU flow table),
+ * a persistent service pins each client already, and the proxy keeps its sockets.
+ */
+function checkFlowPinning(vs: VirtualServer, dr: boolean, where: string, ctx: Ctx): void {
+  const p = vs.flowPinning;
+  if (!p) return;
+  const why = !dr
+    ? 'its real servers are not all lvs_method DR (NAT and full-NAT flows follow conntrack, TUN flows are always pinned)'
+    : vs.persistenceTimeout !== undefined
+      ? 'persistence_timeout already keeps each client on its real server'
+      : null;
+  if (why) ctx.report('KV333', p.loc, `${where}: flow_pinning has no effect: ${why}`);
+}
+
 /** KV318: what the kernel plane forwards without (it schedules per flow and never writes payload). */
 function checkKernelDrops(vs: VirtualServer, where: string, ctx: Ctx): void {
   const lost: string[] = [];
@@ -149,6 +165,7 @@ function checkKernelDrops(vs: VirtualServer, where: string, ctx: Ctx): void {
     );
   // DR in the kernel keeps no connection table: a counting scheduler becomes a per-flow hash (nft/slots.ts)
   const dr = vs.realServers.length > 0 && vs.realServers.every((rs) => rs.method === 'DR');
+  checkFlowPinning(vs, dr, where, ctx);
   if (dr && !['sh', 'dh', 'mh', 'fo'].includes(vs.scheduler))
     ctx.report(
       'KV318',

@@ -184,6 +184,7 @@ function serviceParams(vs: VirtualServer, family: Family, diags: string[]): Serv
     ...(persistentPrefixLen !== undefined ? { persistentPrefixLen } : {}),
     ...(vs.persistenceEngine !== undefined ? { pe: vs.persistenceEngine } : {}),
     ...(vs.proxyProtocol ? { proxyProtocol: vs.proxyProtocol } : {}),
+    ...(vs.flowPinning ? { flowPinTimeout: vs.flowPinning.timeoutS } : {}),
   };
 }
 

@@ -77,7 +77,8 @@ export function sameServiceParams(a: ServiceParams, b: ServiceParams, full: numb
     a.persistentTimeout === b.persistentTimeout &&
     (a.persistentTimeout === undefined || (a.persistentPrefixLen ?? full) === (b.persistentPrefixLen ?? full)) &&
     a.pe === b.pe &&
-    a.proxyProtocol === b.proxyProtocol
+    a.proxyProtocol === b.proxyProtocol &&
+    a.flowPinTimeout === b.flowPinTimeout
   );
 }
 

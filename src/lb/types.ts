@@ -45,6 +45,8 @@ export interface ServiceParams {
   readonly pe?: string;
   /** keepvs: PROXY protocol header the proxy data plane sends to real servers (not an IPVS field); unset: its default */
   readonly proxyProtocol?: 'v1' | 'v2' | 'off';
+  /** keepvs `flow_pinning`: kernel DR pins each flow to its real server, idle timeout in seconds (not an IPVS field) */
+  readonly flowPinTimeout?: number;
 }
 
 export interface DestParams {

@@ -179,6 +179,17 @@ const CASES: readonly Case[] = [
       }),
     1,
   ],
+  [
+    'KV333',
+    () =>
+      parse(
+        'virtual_server 10.0.0.1 80 {\n protocol TCP\n lvs_method NAT\n flow_pinning 60\n real_server 10.0.1.1 80 {\n }\n}\n',
+        {
+          dataplane: { name: 'nft', kernel: true, tun: false },
+        },
+      ),
+    4,
+  ],
 ];
 
 for (const [code, run, line] of CASES) {

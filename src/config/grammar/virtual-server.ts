@@ -38,6 +38,9 @@ import {
 import { parseMethod } from './lvs-common.js';
 import { finishRealServer, parseRealServer, type RealServerDraft } from './real-server.js';
 
+/** `flow_pinning` without a timeout: IPVS's TCP established timeout (ip_vs_proto_tcp.c, 15 min). */
+export const DEFAULT_FLOW_PIN_TIMEOUT_S = 900;
+
 /** Schedulers IPVS knows (net/netfilter/ipvs/ip_vs_*.c). */
 export const SCHEDULERS = [
   'rr',
@@ -85,6 +88,7 @@ export interface VsDraft {
   smtpAlert?: boolean;
   proxyProtocol?: 'v1' | 'v2' | 'off';
   bgpAnnounce?: VirtualServer['bgpAnnounce'];
+  flowPinning?: VirtualServer['flowPinning'];
   weight?: number;
   ipFamily?: Family;
   realServers: RealServerDraft[];
@@ -229,6 +233,17 @@ export const VIRTUAL_SERVER = table<VsDraft>(
         c.report('KV116', n.loc, "'proxy_protocol' is a keepvs keyword (keepalived would report it as unknown)");
         const w = arg(n, 0, c, 'a PROXY protocol version (v1, v2 or off)');
         if (w) d.proxyProtocol = choiceWord(w, ['v1', 'v2', 'off'] as const, c, 'proxy_protocol') ?? d.proxyProtocol;
+      }),
+    ],
+    [
+      'flow_pinning',
+      value((n, d, c) => {
+        c.report('KV116', n.loc, "'flow_pinning' is a keepvs keyword (keepalived would report it as unknown)");
+        const w = n.args[0];
+        const timeoutS = w ? parseIntWord(w, 1, 86400, c, 'flow_pinning timeout') : DEFAULT_FLOW_PIN_TIMEOUT_S;
+        if (n.args.length > 1)
+          c.report('KV114', n.args[1].loc, "'flow_pinning' takes one timeout; extra words ignored");
+        if (timeoutS !== undefined) d.flowPinning = { timeoutS, loc: n.loc };
       }),
     ],
     [
@@ -463,6 +478,7 @@ export function finishVirtualServer(d: VsDraft, ctx: Ctx, group?: GroupShape): V
     ...(d.smtpAlert !== undefined ? { smtpAlert: d.smtpAlert } : {}),
     ...(d.proxyProtocol ? { proxyProtocol: d.proxyProtocol } : {}),
     ...(d.bgpAnnounce ? { bgpAnnounce: d.bgpAnnounce } : {}),
+    ...(d.flowPinning ? { flowPinning: d.flowPinning } : {}),
     realServers,
     loc: d.loc,
   };

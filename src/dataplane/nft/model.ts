@@ -45,7 +45,13 @@ export function chainName(serviceId: string): string {
 }
 
 /** Every name one service owns, so plane.ts can delete exactly those. */
-export function serviceObjects(serviceId: string): { chain: string; slots: string; dest: string; persist: string } {
+export function serviceObjects(serviceId: string): {
+  chain: string;
+  slots: string;
+  dest: string;
+  persist: string;
+  flows: string;
+} {
   const c = chainName(serviceId);
-  return { chain: c, slots: `${c}_slots`, dest: `${c}_dest`, persist: `${c}_persist` };
+  return { chain: c, slots: `${c}_slots`, dest: `${c}_dest`, persist: `${c}_persist`, flows: `${c}_flows` };
 }

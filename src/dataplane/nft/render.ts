@@ -186,6 +186,24 @@ export function usableDests(s: KernelService): KernelDest[] {
   return s.dests.map((d) => (s.mode === 'dr' && !d.mac ? { ...d, weight: 0 } : d));
 }
 
+/** Upper bound of one service's DR flow map: a SYN flood fills it, then new flows go stateless. */
+export const FLOW_MAP_SIZE = 262144;
+
+/** Whether a service keeps a DR flow map (`flow_pinning`; persistence already pins by client). */
+export const pinsFlows = (s: KernelService): boolean =>
+  s.mode === 'dr' && s.params.flowPinTimeout !== undefined && s.params.persistentTimeout === undefined;
+
+/**
+ * The DR flow-map key (the VIP and protocol are the service's). IPv4: source address, source and
+ * destination port. IPv6: nft 1.0.6 cannot update a dynamic map keyed by more than four registers
+ * (netlink_linearize assertion for `ip6 saddr . th sport`), and a jhash-typed key makes `nft list`
+ * segfault, so the key is the low 96 bits of the source address (raw @nh, header bytes 12-23) and
+ * both ports (@th 0-31): two live flows share an entry only if those bits and both ports agree.
+ */
+function flowKey(s: KernelService): string {
+  return s.family === 4 ? 'ip saddr . th sport . th dport' : '@nh,96,96 . @th,0,32';
+}
+
 /** Commands creating one service's maps and chain (the chain must not exist, or be flushed). */
 export function serviceBody(s: KernelService): string[] {
   const t = tableOf(s);
@@ -199,7 +217,32 @@ export function serviceBody(s: KernelService): string[] {
   const persistent = s.params.persistentTimeout !== undefined;
   const out: string[] = [];
   const elements = (pairs: string[]) => (pairs.length ? ` elements = { ${pairs.join(', ')} }` : '');
-  if (!persistent) {
+  if (pinsFlows(s)) {
+    // Katran's LRU in nft (facts §2, §4): the flow map is looked up first and refreshed per packet,
+    // so a flow keeps the mark (the real server) it was first given. Marks are never reused in a
+    // service: a removed server's flows find no MAC in @dest and follow the slot table again (they
+    // move, as IPVS's expire_nodest_conn); a quiesced one (weight 0) keeps its MAC and its flows.
+    const fk = flowKey(s);
+    const destPairs = dests.flatMap((d) => {
+      const v = destValue(s, d);
+      return v ? [`${d.mark} : ${v}`] : [];
+    });
+    const slotPairs: string[] = [];
+    table.slots.forEach((di, slot) => {
+      if (di >= 0 && destValue(s, dests[di])) slotPairs.push(`${slot} : ${dests[di].mark}`);
+    });
+    out.push(
+      `add map ${t} ${o.flows} { typeof ${fk} : meta mark; size ${FLOW_MAP_SIZE}; flags dynamic,timeout; timeout ${s.params.flowPinTimeout}s; }`,
+    );
+    out.push(`add map ${t} ${o.dest} { typeof meta mark : ${valueTypeof(s)};${elements(destPairs)} }`);
+    out.push(`add map ${t} ${o.slots} { typeof numgen inc mod 2 : meta mark;${elements(slotPairs)} }`);
+    const to = action(s, `meta mark map @${o.dest}`);
+    const upd = `update @${o.flows} { ${fk} : meta mark }`;
+    out.push(`add rule ${t} ${o.chain} ${match}meta mark set ${fk} map @${o.flows} ${upd} ${to}`);
+    out.push(`add rule ${t} ${o.chain} ${match}meta mark set ${key} map @${o.slots} ${upd} ${to}`);
+    // the flow map full (the update fails and ends the rule): the slot table alone, unpinned
+    out.push(`add rule ${t} ${o.chain} ${match}meta mark set ${key} map @${o.slots} ${to}`);
+  } else if (!persistent) {
     const pairs: string[] = [];
     table.slots.forEach((di, slot) => {
       const v = di >= 0 ? destValue(s, dests[di]) : null;
@@ -266,7 +309,12 @@ function splitMap(cmd: string): { name: string; decl: string; elements: string }
 export function updateService(before: KernelService, after: KernelService): string[] {
   const a = serviceBody(before);
   const b = serviceBody(after);
-  if (a.join('\n') === b.join('\n') && before.params.persistentTimeout === after.params.persistentTimeout) return [];
+  if (
+    a.join('\n') === b.join('\n') &&
+    before.params.persistentTimeout === after.params.persistentTimeout &&
+    pinsFlows(before) === pinsFlows(after)
+  )
+    return [];
   const t = tableOf(after);
   const sameShape =
     a.length === b.length &&
@@ -296,12 +344,20 @@ export function replaceService(before: KernelService, after: KernelService): str
     hadPersist &&
     after.params.persistentTimeout === before.params.persistentTimeout &&
     after.params.persistentPrefixLen === before.params.persistentPrefixLen;
-  const body = serviceBody(after).filter((c) => !(keepPersist && c.startsWith(`add map ${t} ${o.persist} `)));
+  const hadFlows = pinsFlows(before);
+  // the flows stay pinned through a rebuild (scheduler or table size change) with the same timeout
+  const keepFlows = hadFlows && pinsFlows(after) && before.params.flowPinTimeout === after.params.flowPinTimeout;
+  const body = serviceBody(after).filter(
+    (c) =>
+      !(keepPersist && c.startsWith(`add map ${t} ${o.persist} `)) &&
+      !(keepFlows && c.startsWith(`add map ${t} ${o.flows} `)),
+  );
   return [
     `flush chain ${t} ${o.chain}`,
     `delete map ${t} ${o.slots}`,
-    ...(hadPersist ? [`delete map ${t} ${o.dest}`] : []),
+    ...(hadPersist || hadFlows ? [`delete map ${t} ${o.dest}`] : []),
     ...(hadPersist && !keepPersist ? [`delete map ${t} ${o.persist}`] : []),
+    ...(hadFlows && !keepFlows ? [`delete map ${t} ${o.flows}`] : []),
     ...body,
   ];
 }
@@ -317,6 +373,7 @@ export function deleteService(s: KernelService): string[] {
     `delete chain ${t} ${o.chain}`,
     `delete map ${t} ${o.slots}`,
     ...(persistent ? [`delete map ${t} ${o.dest}`, `delete map ${t} ${o.persist}`] : []),
+    ...(pinsFlows(s) ? [`delete map ${t} ${o.dest}`, `delete map ${t} ${o.flows}`] : []),
   ];
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { KernelDest, KernelService } from '../../../src/dataplane/nft/model.js';
 import { NftDataPlane } from '../../../src/dataplane/nft/plane.js';
-import { usableDests } from '../../../src/dataplane/nft/render.js';
+import { serviceBody, usableDests } from '../../../src/dataplane/nft/render.js';
 import { slotTable } from '../../../src/dataplane/nft/slots.js';
 import type { DestParams, ServiceKey, ServiceParams, TableOp } from '../../../src/lb/types.js';
 import { type CtEntry, parseConntrackLine } from '../../../src/os/conntrack.js';
@@ -229,4 +229,61 @@ test('counter-set elements follow the real servers, shared ones kept while a ser
   await p.apply(add(KEY, 'masq', ['198.18.1.13']));
   assert.match(runs[4], /add element ip keepvs st_new \{ 198\.18\.1\.13 \. tcp \. 80 \}/);
   assert.doesNotMatch(runs[4], /delete element ip keepvs st_/);
+});
+
+test('flow_pinning (DR): a flow map looked up first; weight changes refill slots and MACs, never the flows', async () => {
+  const { p, runs } = plane();
+  const pin: ServiceParams = { ...SP, scheduler: 'mh', flowPinTimeout: 600 };
+  const rs = ['198.18.1.11', '198.18.1.12'];
+  await p.apply([
+    { op: 'add-service', key: DR_KEY, params: pin },
+    ...rs.map((a): TableOp => ({ op: 'add-dest', key: DR_KEY, dest: { address: a, port: 82 }, params: dp('route') })),
+  ]);
+  const c = 's_tcp_198_18_0_100_82';
+  assert.match(
+    runs[0],
+    new RegExp(
+      `add map netdev keepvs ${c}_flows \\{ typeof ip saddr \\. th sport \\. th dport : meta mark; size 262144; flags dynamic,timeout; timeout 600s; \\}`,
+    ),
+  );
+  const rules = runs[0].split('\n').filter((l) => l.startsWith(`add rule netdev keepvs ${c} `));
+  assert.equal(rules.length, 4);
+  // 1: the flow's own entry; 2: the slot table, remembered; 3: the slot table when the map is full; 4: drop
+  assert.match(
+    rules[0],
+    new RegExp(
+      `meta mark set ip saddr \\. th sport \\. th dport map @${c}_flows update @${c}_flows .* ether daddr set meta mark map @${c}_dest fwd`,
+    ),
+  );
+  assert.match(rules[1], new RegExp(`meta mark set jhash .* map @${c}_slots update @${c}_flows `));
+  assert.doesNotMatch(rules[2], /update/);
+  // quiesce rs1: its slots go, its MAC stays (pinned flows continue); the flow map is not touched
+  await p.apply([{ op: 'edit-dest', key: DR_KEY, dest: { address: rs[1], port: 82 }, params: dp('route', 0) }]);
+  assert.match(runs[1], /flush map netdev keepvs \S+_slots/);
+  assert.doesNotMatch(runs[1], /_flows|_dest/);
+  // removed (health check): its MAC leaves @dest, so its flows no longer find it and follow the slots
+  await p.apply([{ op: 'del-dest', key: DR_KEY, dest: { address: rs[1], port: 82 } }]);
+  assert.match(
+    runs[2],
+    new RegExp(`flush map netdev keepvs ${c}_dest\\nadd element netdev keepvs ${c}_dest \\{ 1 : 02:18:01:00:00:11 \\}`),
+  );
+  assert.doesNotMatch(runs[2], /_flows/);
+  // a scheduler change rebuilds the chain but keeps the flows; turning pinning off drops the map
+  await p.apply([{ op: 'edit-service', key: DR_KEY, params: { ...pin, scheduler: 'sh' } }]);
+  assert.doesNotMatch(runs[3], /delete map \S+_flows|add map \S+_flows/);
+  assert.match(runs[3], /flush chain/);
+  await p.apply([{ op: 'edit-service', key: DR_KEY, params: { ...SP, scheduler: 'sh' } }]);
+  assert.match(runs[4], new RegExp(`delete map netdev keepvs ${c}_flows`));
+  // IPv6: raw header bits (nft 1.0.6 cannot update a map keyed by ip6 saddr . th sport)
+  const k6: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 6, address: '2001:2::100', port: 82 };
+  const body6 = serviceBody({
+    id: 'tcp:[2001:2::100]:82',
+    key: k6,
+    family: 6,
+    params: pin,
+    mode: 'dr',
+    dests: [],
+    dr: { ingress: 'eth0', egress: 'eth1', egressMac: '02:00:00:00:00:01' },
+  }).join('\n');
+  assert.match(body6, /typeof @nh,96,96 \. @th,0,32 : meta mark; size 262144/);
 });
