@@ -15,6 +15,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { stopKeepvs } from './harness.js';
 
 const root = process.cwd();
 const dir = mkdtempSync(join(tmpdir(), 'kv-e2e-'));
@@ -122,7 +123,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (daemon.exitCode === null) daemon.kill('SIGKILL');
+  await stopKeepvs(daemon);
   for (const s of servers) {
     s.close();
     s.closeAllConnections();

@@ -5,11 +5,12 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
+import { stopKeepvs } from './harness.js';
 
 let demo: ChildProcess | undefined;
 
-after(() => {
-  if (demo && demo.exitCode === null) demo.kill('SIGKILL');
+after(async () => {
+  if (demo) await stopKeepvs(demo);
 });
 
 async function freePort(): Promise<number> {

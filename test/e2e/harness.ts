@@ -8,6 +8,20 @@ import { join } from 'node:path';
 
 const root = process.cwd();
 
+/**
+ * Stops a keepvs the test started: SIGTERM (the supervisor stops its proxy workers), SIGKILL after
+ * `ms`. A SIGKILL alone would leave the proxy workers running, as they are meant to outlive a
+ * crashed supervisor until the next keepvs adopts them.
+ */
+export async function stopKeepvs(proc: ChildProcess, ms = 8000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const gone = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const t = setTimeout(() => proc.kill('SIGKILL'), ms);
+  await gone;
+  clearTimeout(t);
+}
+
 export async function freePort(): Promise<number> {
   const s = net.createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -193,13 +207,7 @@ export async function startDaemon(
       }),
     workerPid: async (role) => (await d.status()).workers.find((w) => w.role === role)?.pid ?? 0,
     stop: async (keepDir = false) => {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const gone = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 8000);
-        await gone;
-        clearTimeout(t);
-      }
+      await stopKeepvs(proc);
       if (!keepDir) rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { managedText, renderManaged } from '../../src/config/edit/render.js';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
+import { stopKeepvs } from './harness.js';
 
 const root = process.cwd();
 const dir = mkdtempSync(join(tmpdir(), 'kv-webcfg-'));
@@ -20,8 +21,8 @@ const daemons: ChildProcess[] = [];
 const servers: http.Server[] = [];
 let output = '';
 
-after(() => {
-  for (const d of daemons) if (d.exitCode === null) d.kill('SIGKILL');
+after(async () => {
+  await Promise.all(daemons.map((d) => stopKeepvs(d)));
   for (const s of servers) {
     s.closeAllConnections();
     s.close();
