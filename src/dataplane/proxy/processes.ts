@@ -26,8 +26,11 @@ export interface ProxyProcessConfig {
   readonly orphanDrainMs: number;
   /** the rr/wrr positions the workers share (positions.ts); absent: each replica keeps its own */
   readonly positionsPath?: string;
-  /** the parent gone, listeners stay open with the last table until a new parent adopts the worker */
-  readonly outliveParent?: boolean;
+  /**
+   * the parent gone, listeners stay open with the last table this long for a new parent to adopt
+   * the worker (its controller connects); then the worker drains and exits as without it
+   */
+  readonly outliveParentMs?: number;
 }
 
 /** From the parent to a proxy worker, over the fork IPC channel. */
@@ -56,6 +59,8 @@ export interface ProxyProcessesOptions {
    * and exits (tests, benchmarks).
    */
   readonly recordPath?: string;
+  /** with recordPath: how long orphaned workers wait to be adopted (default 20 s) */
+  readonly adoptWindowMs?: number;
   /** told which worker indexes were adopted from an earlier parent */
   readonly onAdopt?: (adopted: readonly { index: number; pid: number }[]) => void;
 }
@@ -123,6 +128,9 @@ function readRecord(path: string): Pick<ProxyRecord, 'dir' | 'procs'> | undefine
 }
 
 export const DEFAULT_WORKER_EXEC_ARGV: readonly string[] = ['--max-semi-space-size=1'];
+
+/** systemd's Restart= brings keepvs back within a few seconds; a keepvs that does not come back stops forwarding */
+export const DEFAULT_ADOPT_WINDOW_MS = 20_000;
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
@@ -226,7 +234,7 @@ export class ProxyProcesses {
       index,
       socketPath: this.sockets[index]!,
       orphanDrainMs: this.options.orphanDrainMs ?? 30_000,
-      ...(this.options.recordPath ? { outliveParent: true } : {}),
+      ...(this.options.recordPath ? { outliveParentMs: this.options.adoptWindowMs ?? DEFAULT_ADOPT_WINDOW_MS } : {}),
       ...(this.positionsPath ? { positionsPath: this.positionsPath } : {}),
     };
     const child = fork(WORKER_MAIN, [], {

@@ -52,6 +52,7 @@ function main(): void {
   let configuring: Promise<void> | undefined;
   let controller: FrameChannel<PrimaryToWorker, WorkerToPrimary> | undefined;
   let stopping = false;
+  let orphanTimer: NodeJS.Timeout | undefined;
   let queue = Promise.resolve();
   const send = (m: WorkerToPrimary) => controller?.send(m);
   const report = () => {
@@ -125,6 +126,9 @@ function main(): void {
   };
 
   const server = net.createServer((socket) => {
+    // a controller after the parent's death is the LVS worker of the keepvs that adopted this worker
+    if (orphanTimer) clearTimeout(orphanTimer);
+    orphanTimer = undefined;
     // one controller at a time: a new LVS worker replaces whatever connection is left
     controller?.close();
     const ch: FrameChannel<PrimaryToWorker, WorkerToPrimary> = new FrameChannel(socket, onMessage, () => {
@@ -171,7 +175,8 @@ function main(): void {
   // the parent gone (a supervisor SIGKILL): in the daemon, forward on with the last table until the
   // next keepvs adopts this worker (processes.ts), as IPVS forwards on when keepalived dies; else drain
   process.on('disconnect', () => {
-    if (!config.outliveParent) stop(config.orphanDrainMs);
+    if (!config.outliveParentMs) return stop(config.orphanDrainMs);
+    orphanTimer = setTimeout(() => stop(config.orphanDrainMs), config.outliveParentMs);
   });
   // the parent's stdout/stderr may be gone with it: a failed write must not end the data plane
   for (const out of [process.stdout, process.stderr]) out.on('error', () => {});
