@@ -132,7 +132,10 @@ function main(): void {
     // one controller at a time: a new LVS worker replaces whatever connection is left
     controller?.close();
     const ch: FrameChannel<PrimaryToWorker, WorkerToPrimary> = new FrameChannel(socket, onMessage, () => {
-      if (controller === ch) controller = undefined;
+      if (controller !== ch) return;
+      controller = undefined;
+      // adopted (no parent of its own): losing the controller may mean the adopting keepvs died too
+      if (!process.connected) awaitAdoption();
     });
     controller = ch;
     void queue.then(() => {
@@ -174,10 +177,13 @@ function main(): void {
   });
   // the parent gone (a supervisor SIGKILL): in the daemon, forward on with the last table until the
   // next keepvs adopts this worker (processes.ts), as IPVS forwards on when keepalived dies; else drain
-  process.on('disconnect', () => {
+  // without a parent, a controller must come within outliveParentMs, else drain and exit
+  function awaitAdoption(): void {
+    if (stopping || orphanTimer) return;
     if (!config.outliveParentMs) return stop(config.orphanDrainMs);
     orphanTimer = setTimeout(() => stop(config.orphanDrainMs), config.outliveParentMs);
-  });
+  }
+  process.on('disconnect', awaitAdoption);
   // the parent's stdout/stderr may be gone with it: a failed write must not end the data plane
   for (const out of [process.stdout, process.stderr]) out.on('error', () => {});
   // an orphan (parent gone) must not die of a send on the closed channel
