@@ -174,6 +174,30 @@ function renderDirectors() {
     : '<caption class="dim">No VIPs configured.</caption>';
 }
 
+// active-active announcing (bgp_announce, docs/scale-out.md): what this director tells the routers
+function renderBgp() {
+  const b = status.bgp;
+  $('bgp').hidden = !b;
+  if (!b) return;
+  $('bgp-speaker').innerHTML = `${esc(b.speaker)} in <span class="mono">${esc(b.dir)}</span>: ${
+    b.running ? '<span class="pill up">running</span>' : '<span class="pill down">not running</span>'
+  }${b.error ? ` <span class="note">${esc(b.error)}</span>` : ''}`;
+  const vips = b.vips.map(
+    (v) =>
+      `<tr data-prefix="${esc(v.prefix)}"><td class="mono">${esc(v.prefix)}</td><td><span class="pill ${v.announced ? 'up' : 'down'}">${v.announced ? 'announced' : 'withdrawn'}</span></td><td>${esc(v.reason)}</td><td>${v.holdDownRemainingMs > 0 ? `${Math.ceil(v.holdDownRemainingMs / 1000)} s of ${Math.ceil(v.holdDownMs / 1000)} s` : '-'}</td><td>${v.withdrawals}</td></tr>`,
+  );
+  $('bgp-vips').innerHTML = vips.length
+    ? `<thead><tr><th>VIP</th><th>State</th><th>Reason</th><th>Hold-down left</th><th>Withdrawals</th></tr></thead><tbody>${vips.join('')}</tbody>`
+    : '<caption class="dim">No bgp_announce virtual server.</caption>';
+  const nbrs = b.neighbors.map(
+    (n) =>
+      `<tr><td class="mono">${esc(n.address)}</td><td><span class="pill ${n.state === 'Established' ? 'up' : 'down'}">${esc(n.state)}</span></td><td>${n.bfd ? `<span class="pill ${/^up$/i.test(n.bfd) ? 'up' : 'down'}">BFD ${esc(n.bfd)}</span>` : '<span class="dim">no BFD</span>'}</td></tr>`,
+  );
+  $('bgp-neighbors').innerHTML = nbrs.length
+    ? `<thead><tr><th>Router</th><th>BGP session</th><th>BFD</th></tr></thead><tbody>${nbrs.join('')}</tbody>`
+    : '<caption class="dim">No session state from FRR yet.</caption>';
+}
+
 // ---------- services ----------
 
 function chart(label, series, fmt) {
@@ -980,6 +1004,7 @@ async function refresh() {
     $('maint-state').textContent = status.maintenance ? 'in maintenance' : '';
     $('maintenance').textContent = status.maintenance ? 'End maintenance' : 'Maintenance mode';
     renderDirectors();
+    renderBgp();
     renderServices();
     renderDiagnostics();
     document.body.dataset.ready = '1';

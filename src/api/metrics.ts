@@ -155,6 +155,37 @@ export function createMetrics(source: StatusSource): Registry {
   counter('keepvs_worker_restarts_total', 'Worker restarts', ['worker'], (c) => {
     for (const w of st().workers) c.inc({ worker: w.role }, w.restarts);
   });
+  // active-active announcing (bgp_announce, docs/scale-out.md): absent without it
+  gauge('keepvs_bgp_speaker_up', 'The BGP daemon keepvs drives runs without error (1) or not (0)', ['speaker'], (g) => {
+    const b = st().bgp;
+    if (b) g.set({ speaker: b.speaker }, b.running && !b.error ? 1 : 0);
+  });
+  gauge('keepvs_bgp_vip_announced', 'VIP announced to the routers (1) or withdrawn (0)', ['prefix'], (g) => {
+    for (const v of st().bgp?.vips ?? []) g.set({ prefix: v.prefix }, v.announced ? 1 : 0);
+  });
+  gauge(
+    'keepvs_bgp_vip_hold_down_seconds',
+    'Hold-down left before a withdrawn VIP may be announced again',
+    ['prefix'],
+    (g) => {
+      for (const v of st().bgp?.vips ?? []) g.set({ prefix: v.prefix }, v.holdDownRemainingMs / 1000);
+    },
+  );
+  counter('keepvs_bgp_vip_withdrawals_total', 'Withdrawals of a VIP since the daemon started', ['prefix'], (c) => {
+    for (const v of st().bgp?.vips ?? []) c.inc({ prefix: v.prefix }, v.withdrawals);
+  });
+  gauge(
+    'keepvs_bgp_neighbor_established',
+    'BGP session to the router Established (1) or not (0)',
+    ['neighbor'],
+    (g) => {
+      for (const n of st().bgp?.neighbors ?? []) g.set({ neighbor: n.address }, n.state === 'Established' ? 1 : 0);
+    },
+  );
+  gauge('keepvs_bgp_neighbor_bfd_up', 'BFD session to the router up (1) or down (0)', ['neighbor'], (g) => {
+    for (const n of st().bgp?.neighbors ?? [])
+      if (n.bfd !== undefined) g.set({ neighbor: n.address }, /^up$/i.test(n.bfd) ? 1 : 0);
+  });
   registerCompatMetrics(registry, st);
   return registry;
 }

@@ -46,6 +46,11 @@ export interface AnnounceState {
   readonly reason: string;
   /** the hold-down a re-announcement must wait for now */
   readonly holdDownMs: number;
+  /**
+   * how much of it is left: 0 while announced or before the first announcement, the whole hold-down
+   * while unhealthy (it starts when the VIP is healthy again), the rest while healthy and held down
+   */
+  readonly holdDownRemainingMs: number;
   readonly withdrawals: number;
 }
 
@@ -168,11 +173,18 @@ export class AnnouncePolicy {
   }
 
   snapshot(): AnnounceState[] {
+    const now = this.clock.now();
+    const remaining = (v: VipState): number => {
+      if (v.announced || !v.everAnnounced) return 0;
+      if (v.healthySince === null) return v.holdMs;
+      return Math.max(0, v.healthySince + v.holdMs - now);
+    };
     return [...this.vips].map(([prefix, v]) => ({
       prefix,
       announced: v.announced,
       reason: v.reason,
       holdDownMs: v.holdMs,
+      holdDownRemainingMs: remaining(v),
       withdrawals: v.withdrawals,
     }));
   }

@@ -175,6 +175,13 @@ test('/metrics: every series as docs/metrics.md says (type, labels), both ways; 
     'keepvs_vrrp_packets_total',
     // the proxy reports its limits once a worker has counted one
     'keepvs_dataplane_limits_total',
+    // BGP series exist only with bgp_announce (test/api/metrics.test.ts has their values)
+    'keepvs_bgp_speaker_up',
+    'keepvs_bgp_vip_announced',
+    'keepvs_bgp_vip_hold_down_seconds',
+    'keepvs_bgp_vip_withdrawals_total',
+    'keepvs_bgp_neighbor_established',
+    'keepvs_bgp_neighbor_bfd_up',
   ]);
   const missing = [...doc.keys()].filter((n) => !samples.has(n) && !mayBeEmpty.has(n));
   assert.deepEqual(missing, [], 'series without a sample');

@@ -145,3 +145,54 @@ test('keepalived exporter series: per-VIP state, advert counters, scripts; gen2b
   has('keepvs_real_server_packets_total{service="tcp:192.0.2.10:80",real_server="10.0.0.1:80",direction="out"} 20');
   lacks(/[{,]instance="/);
 });
+
+test('BGP series: speaker, each VIP announced or withdrawn with its hold-down left, each neighbor session and BFD', async () => {
+  const bgp: NonNullable<DaemonStatus['bgp']> = {
+    speaker: 'frr-bgpd',
+    dir: '/run/keepvs/frr',
+    running: true,
+    neighbors: [
+      { address: '198.18.2.1', state: 'Established', bfd: 'Up' },
+      { address: '198.18.3.1', state: 'Active', bfd: 'Down' },
+      { address: '2001:2:0:2::1', state: 'Established' },
+    ],
+    vips: [
+      {
+        prefix: '198.18.0.100/32',
+        announced: true,
+        reason: 'healthy',
+        holdDownMs: 5000,
+        holdDownRemainingMs: 0,
+        withdrawals: 2,
+      },
+      {
+        prefix: '198.18.0.101/32',
+        announced: false,
+        reason: 'held down: healthy for 3 of 10 s after 1 withdrawal(s)',
+        holdDownMs: 10000,
+        holdDownRemainingMs: 7000,
+        withdrawals: 1,
+      },
+    ],
+  };
+  const m = await createMetrics({ ...source, status: () => ({ ...status, bgp }) }).metrics();
+  const has = (line: string) => assert.ok(m.split('\n').includes(line), `missing: ${line}`);
+  has('keepvs_bgp_speaker_up{speaker="frr-bgpd"} 1');
+  has('keepvs_bgp_vip_announced{prefix="198.18.0.100/32"} 1');
+  has('keepvs_bgp_vip_announced{prefix="198.18.0.101/32"} 0');
+  has('keepvs_bgp_vip_hold_down_seconds{prefix="198.18.0.101/32"} 7');
+  has('keepvs_bgp_vip_hold_down_seconds{prefix="198.18.0.100/32"} 0');
+  has('keepvs_bgp_vip_withdrawals_total{prefix="198.18.0.100/32"} 2');
+  has('keepvs_bgp_neighbor_established{neighbor="198.18.2.1"} 1');
+  has('keepvs_bgp_neighbor_established{neighbor="198.18.3.1"} 0');
+  has('keepvs_bgp_neighbor_bfd_up{neighbor="198.18.2.1"} 1');
+  has('keepvs_bgp_neighbor_bfd_up{neighbor="198.18.3.1"} 0');
+  assert.doesNotMatch(m, /keepvs_bgp_neighbor_bfd_up\{neighbor="2001/);
+  const off = await createMetrics({
+    ...source,
+    status: () => ({ ...status, bgp: { ...bgp, error: 'BGP: bgpd failed' } }),
+  }).metrics();
+  assert.ok(off.split('\n').includes('keepvs_bgp_speaker_up{speaker="frr-bgpd"} 0'));
+  // without bgp_announce: no BGP samples at all
+  assert.doesNotMatch(await createMetrics(source).metrics(), /^keepvs_bgp_\w+(\{.*\})? /m);
+});

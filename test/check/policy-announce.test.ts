@@ -142,3 +142,23 @@ test('reload: unchanged prefixes keep their state, removed ones are dropped; wit
     ['198.18.0.100/32'],
   );
 });
+
+test('hold-down remaining: 0 while announced, the whole hold-down while unhealthy, counting down once healthy', () => {
+  const { clock, p } = setup();
+  p.step(healthy());
+  assert.equal(p.snapshot()[0].holdDownRemainingMs, 0);
+  clock.advance(1000);
+  p.step(healthy({ dataPlaneUp: false }));
+  // a 1 s announcement was a flap: the hold-down doubled to 10 s, and it has not started yet
+  assert.equal(p.snapshot()[0].holdDownRemainingMs, 10000);
+  clock.advance(3000);
+  assert.equal(p.snapshot()[0].holdDownRemainingMs, 10000);
+  p.step(healthy());
+  clock.advance(4000);
+  p.step(healthy());
+  assert.equal(p.snapshot()[0].holdDownRemainingMs, 6000);
+  clock.advance(6000);
+  p.step(healthy());
+  assert.equal(p.snapshot()[0].announced, true);
+  assert.equal(p.snapshot()[0].holdDownRemainingMs, 0);
+});
