@@ -180,7 +180,10 @@ function main(): void {
   // without a parent, a controller must come within outliveParentMs, else drain and exit
   function awaitAdoption(): void {
     if (stopping || orphanTimer) return;
-    if (!config.outliveParentMs) return stop(config.orphanDrainMs);
+    if (!config.outliveParentMs) {
+      stop(config.orphanDrainMs);
+      return;
+    }
     orphanTimer = setTimeout(() => stop(config.orphanDrainMs), config.outliveParentMs);
   }
   process.on('disconnect', awaitAdoption);
