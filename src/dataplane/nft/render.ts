@@ -204,6 +204,30 @@ function flowKey(s: KernelService): string {
   return s.family === 4 ? 'ip saddr . th sport . th dport' : '@nh,96,96 . @th,0,32';
 }
 
+/** ` elements = { ... }` of a map declaration, or nothing for an empty map. */
+const elements = (pairs: readonly string[]): string => (pairs.length ? ` elements = { ${pairs.join(', ')} }` : '');
+
+/**
+ * The two maps of a service that picks by mark (persistence, flow pinning): mark -> destination and
+ * slot -> mark. Marks are the destinations' ids, so a removed server's mark finds nothing.
+ */
+function markMaps(s: KernelService, dests: readonly KernelDest[], slots: readonly number[]): string[] {
+  const t = tableOf(s);
+  const o = serviceObjects(s.id);
+  const destPairs = dests.flatMap((d) => {
+    const v = destValue(s, d);
+    return v ? [`${d.mark} : ${v}`] : [];
+  });
+  const slotPairs: string[] = [];
+  slots.forEach((di, slot) => {
+    if (di >= 0 && destValue(s, dests[di])) slotPairs.push(`${slot} : ${dests[di].mark}`);
+  });
+  return [
+    `add map ${t} ${o.dest} { typeof meta mark : ${valueTypeof(s)};${elements(destPairs)} }`,
+    `add map ${t} ${o.slots} { typeof numgen inc mod 2 : meta mark;${elements(slotPairs)} }`,
+  ];
+}
+
 /** Commands creating one service's maps and chain (the chain must not exist, or be flushed). */
 export function serviceBody(s: KernelService): string[] {
   const t = tableOf(s);
@@ -216,26 +240,16 @@ export function serviceBody(s: KernelService): string[] {
   const match = proto ? `meta l4proto ${proto} ` : '';
   const persistent = s.params.persistentTimeout !== undefined;
   const out: string[] = [];
-  const elements = (pairs: string[]) => (pairs.length ? ` elements = { ${pairs.join(', ')} }` : '');
   if (pinsFlows(s)) {
     // Katran's LRU in nft (facts §2, §4): the flow map is looked up first and refreshed per packet,
     // so a flow keeps the mark (the real server) it was first given. Marks are never reused in a
     // service: a removed server's flows find no MAC in @dest and follow the slot table again (they
     // move, as IPVS's expire_nodest_conn); a quiesced one (weight 0) keeps its MAC and its flows.
     const fk = flowKey(s);
-    const destPairs = dests.flatMap((d) => {
-      const v = destValue(s, d);
-      return v ? [`${d.mark} : ${v}`] : [];
-    });
-    const slotPairs: string[] = [];
-    table.slots.forEach((di, slot) => {
-      if (di >= 0 && destValue(s, dests[di])) slotPairs.push(`${slot} : ${dests[di].mark}`);
-    });
     out.push(
       `add map ${t} ${o.flows} { typeof ${fk} : meta mark; size ${FLOW_MAP_SIZE}; flags dynamic,timeout; timeout ${s.params.flowPinTimeout}s; }`,
     );
-    out.push(`add map ${t} ${o.dest} { typeof meta mark : ${valueTypeof(s)};${elements(destPairs)} }`);
-    out.push(`add map ${t} ${o.slots} { typeof numgen inc mod 2 : meta mark;${elements(slotPairs)} }`);
+    out.push(...markMaps(s, dests, table.slots));
     const to = action(s, `meta mark map @${o.dest}`);
     const upd = `update @${o.flows} { ${fk} : meta mark }`;
     out.push(`add rule ${t} ${o.chain} ${match}meta mark set ${fk} map @${o.flows} ${upd} ${to}`);
@@ -254,19 +268,10 @@ export function serviceBody(s: KernelService): string[] {
     const f = famOf(s);
     const mask = persistMask(s);
     const client = mask ? `${f} saddr and ${mask}` : `${f} saddr`;
-    const destPairs = dests.flatMap((d) => {
-      const v = destValue(s, d);
-      return v ? [`${d.mark} : ${v}`] : [];
-    });
-    const slotPairs: string[] = [];
-    table.slots.forEach((di, slot) => {
-      if (di >= 0 && destValue(s, dests[di])) slotPairs.push(`${slot} : ${dests[di].mark}`);
-    });
     out.push(
       `add map ${t} ${o.persist} { typeof ${f} saddr : meta mark; flags dynamic,timeout; timeout ${s.params.persistentTimeout}s; }`,
     );
-    out.push(`add map ${t} ${o.dest} { typeof meta mark : ${valueTypeof(s)};${elements(destPairs)} }`);
-    out.push(`add map ${t} ${o.slots} { typeof numgen inc mod 2 : meta mark;${elements(slotPairs)} }`);
+    out.push(...markMaps(s, dests, table.slots));
     const to = action(s, `meta mark map @${o.dest}`);
     out.push(
       `add rule ${t} ${o.chain} ${match}meta mark set ${client} map @${o.persist} update @${o.persist} { ${client} : meta mark } ${to}`,
