@@ -16,19 +16,7 @@ const DIRECTORS = [1, 2, 3];
 
 /** When director `i` last changed its verdict on DEST, and what the verdict is. */
 function verdict(lab: EcmpLab, i: number): { up: boolean; since: number } | undefined {
-  const s = JSON.parse(
-    lab.inNs(
-      `lb${i}`,
-      'curl',
-      '-s',
-      '-m',
-      '2',
-      '-H',
-      'authorization: Bearer lab-token',
-      `http://127.0.0.1:${19900 + i}/api/v1/status`,
-    ),
-  ) as { lvs?: { checks: { servers: { dest: string; up: boolean; since: number }[] } } };
-  return s.lvs?.checks.servers.find((r) => r.dest === DEST);
+  return lab.checkVerdicts(i).find((r) => r.dest === DEST);
 }
 
 /** Each director's delay (ms from `t0`) to reach verdict `up` on DEST. */

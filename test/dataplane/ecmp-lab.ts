@@ -262,8 +262,8 @@ ${rs.map((r) => `  real_server 198.18.1.1${r} 80 {\n    TCP_CHECK {\n      conne
     ]);
   }
 
-  /** Whether director `i` sees real server `dest` (198.18.1.13:80) up, from its status API. */
-  serverUp(i: number, dest: string): boolean | undefined {
+  /** Director `i`'s check verdicts, from its status API. */
+  checkVerdicts(i: number): { dest: string; up: boolean; since: number }[] {
     const s = JSON.parse(
       this.inNs(
         `lb${i}`,
@@ -275,8 +275,13 @@ ${rs.map((r) => `  real_server 198.18.1.1${r} 80 {\n    TCP_CHECK {\n      conne
         'authorization: Bearer lab-token',
         `http://127.0.0.1:${19900 + i}/api/v1/status`,
       ),
-    ) as { lvs?: { checks: { servers: { dest: string; up: boolean }[] } } };
-    return s.lvs?.checks.servers.find((r) => r.dest === dest)?.up;
+    ) as { lvs?: { checks: { servers: { dest: string; up: boolean; since: number }[] } } };
+    return s.lvs?.checks.servers ?? [];
+  }
+
+  /** Whether director `i` sees real server `dest` (198.18.1.13:80) up, from its status API. */
+  serverUp(i: number, dest: string): boolean | undefined {
+    return this.checkVerdicts(i).find((r) => r.dest === dest)?.up;
   }
 
   /** Directors the router has a BGP path through, from its FIB. */
