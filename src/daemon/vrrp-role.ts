@@ -11,7 +11,7 @@ import { syncSpecOf, type VrrpRole } from '../lb/conn-sync.js';
 import { IpCommands } from '../os/ip-commands.js';
 import { NetlinkAddresses } from '../os/netlink-address.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
-import { sendGratuitousArp, sendUnsolicitedNa, Vrrp4Socket, Vrrp6Socket } from '../os/vrrp-socket.js';
+import { GratuitousArpSender, sendUnsolicitedNa, Vrrp4Socket, Vrrp6Socket } from '../os/vrrp-socket.js';
 import { NodeFileWatcher, ProcProcessLister, SysfsLinkWatcher } from '../os/watchers.js';
 import { TrackManager } from '../track/track-manager.js';
 import { SystemClock } from '../util/clock.js';
@@ -56,6 +56,7 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
       send({ type: 'sync-role', id, instance, role });
     });
   };
+  const garp = new GratuitousArpSender();
   const newManager = (c: Config) =>
     new VrrpDriver(
       c,
@@ -74,7 +75,7 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
                 (vrrp, src, dst, hopLimit) => onPacket({ family: 6, vrrp, src, dst, hopLimit }),
                 c.globalDefs.vrrpMcastGroup6,
               ),
-        gratuitousArp: (ifname, vip, count) => void sendGratuitousArp(ifname, vip, count),
+        gratuitousArp: (ifname, vip, count) => void garp.send(ifname, vip, count),
         unsolicitedNa: (ifname, vip, count) => void sendUnsolicitedNa(ifname, vip, count),
         ip: new IpCommands(runner, NetlinkAddresses.open()),
         syncRole,
@@ -192,6 +193,7 @@ export async function startVrrpRole(config: Config, logger: Logger, events: Even
       clearInterval(timer);
       tracker.stop();
       await manager?.stop();
+      garp.close();
       for (const done of syncWaits.values()) done();
     },
   };

@@ -19,7 +19,9 @@ import {
   AF_PACKET,
   errno,
   intOption as int,
+  type Libc,
   type NativeBuffer,
+  NONBLOCK_CLOEXEC,
   nativeBuffer,
   requireLibc,
   SOCK_NONBLOCK,
@@ -110,23 +112,48 @@ export class Vrrp4Socket {
   }
 }
 
-/** Gratuitous ARP (RFC 5227 §3 ARP announcement as keepalived sends it: a request with spa = tpa = VIP). */
-export function sendGratuitousArp(ifname: string, vip: string, count: number): number {
-  const c = requireLibc();
-  const fd = c.socket(AF_PACKET, SOCK_RAW, ((ETH_P_ARP & 0xff) << 8) | (ETH_P_ARP >> 8));
-  if (fd < 0) return 0;
-  const frame = gratuitousArpFrame(macOf(ifname), vip);
-  // struct sockaddr_ll
-  const sll = Buffer.alloc(20);
-  sll.writeUInt16LE(AF_PACKET, 0);
-  sll.writeUInt16BE(ETH_P_ARP, 2);
-  sll.writeInt32LE(ifindexOf(ifname), 4);
-  sll[11] = 6;
-  sll.fill(0xff, 12, 18);
-  let sent = 0;
-  for (let i = 0; i < count; i++) if (c.sendto(fd, frame, frame.length, 0, sll, sll.length) === frame.length) sent++;
-  c.close(fd);
-  return sent;
+/** What the ARP announcements need from libc (a test passes a recorder). */
+export type PacketLibc = Pick<Libc, 'socket' | 'sendto' | 'close'>;
+
+/**
+ * Gratuitous ARP (RFC 5227 §3 ARP announcement as keepalived sends it: a request with spa = tpa =
+ * VIP), `count` frames per call. One packet socket serves every interface (the ifindex is in each
+ * frame's address) for the sender's life, as keepalived opens its garp socket once
+ * (vrrp_arp.c gratuitous_arp_init): closing a packet socket waits for an RCU grace period
+ * (packet_release, synchronize_net; 5-25 ms here), during which the VRRP worker's loop stood
+ * still and the next VIP's announcement waited.
+ */
+export class GratuitousArpSender {
+  private fd = -1;
+
+  /** libc is looked up at the first burst (none is needed until a takeover) */
+  constructor(private readonly libc?: PacketLibc) {}
+
+  send(ifname: string, vip: string, count: number): number {
+    const c = this.libc ?? requireLibc();
+    // kept open: not inherited by the scripts keepvs runs, and never blocking the worker
+    if (this.fd < 0)
+      this.fd = c.socket(AF_PACKET, SOCK_RAW | NONBLOCK_CLOEXEC, ((ETH_P_ARP & 0xff) << 8) | (ETH_P_ARP >> 8));
+    if (this.fd < 0) return 0;
+    const frame = gratuitousArpFrame(macOf(ifname), vip);
+    // struct sockaddr_ll
+    const sll = Buffer.alloc(20);
+    sll.writeUInt16LE(AF_PACKET, 0);
+    sll.writeUInt16BE(ETH_P_ARP, 2);
+    sll.writeInt32LE(ifindexOf(ifname), 4);
+    sll[11] = 6;
+    sll.fill(0xff, 12, 18);
+    let sent = 0;
+    for (let i = 0; i < count; i++)
+      if (c.sendto(this.fd, frame, frame.length, 0, sll, sll.length) === frame.length) sent++;
+    return sent;
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    (this.libc ?? requireLibc()).close(this.fd);
+    this.fd = -1;
+  }
 }
 
 const IPPROTO_IPV6 = 41;
