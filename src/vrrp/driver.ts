@@ -392,8 +392,10 @@ export class VrrpDriver {
           reason: a.reason,
           at,
         });
-        if (a.to === 'MASTER') this.queue(r, () => this.becomeMaster(r));
-        else if (a.from === 'MASTER') this.queue(r, () => this.leaveMaster(r));
+        if (a.to === 'MASTER') {
+          const since = this.clock.now();
+          this.queue(r, () => this.becomeMaster(r, since));
+        } else if (a.from === 'MASTER') this.queue(r, () => this.leaveMaster(r));
         if (a.to === 'BACKUP' || a.to === 'FAULT') this.tellSync(r, a.to);
         this.reportGroupState(r, a.to);
         if (!this.stopping) this.syncGroup(r, a.to);
@@ -538,23 +540,30 @@ export class VrrpDriver {
       );
   }
 
-  private async becomeMaster(r: Running): Promise<void> {
+  /** `since`: the transition's time (clock.now()); each step's time from it is logged */
+  private async becomeMaster(r: Running, since: number): Promise<void> {
     if (r.stopped) return;
     const i = r.config;
     const owner = `(${i.name})`;
+    const ms = () => Math.round(this.clock.now() - since);
+    const steps: string[] = [];
     // the peer's flows go into the kernel before the VIPs (conntrackd's commit), docs/conn-sync.md
     if (this.io.syncRole) {
       await this.io
         .syncRole(i.name, 'MASTER')
         .catch((e) => this.logger.log('error', `${owner} connection sync: ${e instanceof Error ? e.message : e}`));
       if (r.stopped) return;
+      steps.push(`connection sync commit ${ms()} ms`);
     }
+    const before = ms();
     this.logFailures(await this.io.ip.addresses('add', placed(i, i.virtualIpaddresses), vipDev(i)), owner);
     this.logFailures(await this.io.ip.routes('add', i.virtualRoutes), owner);
     this.logFailures(await this.io.ip.rules('add', i.virtualRules), owner);
+    steps.push(`VIPs ${ms() - before} ms`);
     r.held = { vips: i.virtualIpaddresses, routes: i.virtualRoutes, rules: i.virtualRules };
     // keepalived: a burst right after taking over, another garp_master_delay seconds later
     this.garpBurst(r);
+    this.logger.log('info', `${owner} took over: ${steps.join(', ')}, announced ${ms()} ms after the transition`);
     r.garpTimer?.cancel();
     if (i.garpMasterDelay > 0)
       r.garpTimer = this.clock.setTimer(

@@ -57,6 +57,7 @@ function setup(conf = CONF, extra: Partial<VrrpIo> = {}) {
     },
   };
   const garps: string[] = [];
+  const logger = new MemoryLogger();
   const bus = new EventBus();
   const events: KeepvsEvent[] = [];
   bus.subscribe((e) => events.push(e));
@@ -82,7 +83,7 @@ function setup(conf = CONF, extra: Partial<VrrpIo> = {}) {
       ip: new IpCommands(runner),
       ...extra,
     },
-    new MemoryLogger(),
+    logger,
     bus,
   );
   /** an advert from a peer, as the raw socket would hand it over */
@@ -126,7 +127,7 @@ function setup(conf = CONF, extra: Partial<VrrpIo> = {}) {
     inject.get(ifname)!({ family: 4, packet });
   };
   const flush = () => new Promise((res) => setImmediate(res));
-  return { m, clock, sent, advert, ahAdvert, ipCommands, garps, events, flush };
+  return { m, clock, sent, advert, ahAdvert, ipCommands, garps, events, flush, logger };
 }
 
 const state = (m: VrrpDriver, name: string) => m.snapshot().find((i) => i.name === name)!.state;
@@ -225,10 +226,18 @@ test('connection sync: becoming MASTER waits for the sync hook (the commit) befo
   const added = () => ipCommands.filter((c) => c.startsWith('ip -4 addr add 198.18.0.100'));
   await flush();
   assert.equal(added().length, 0, 'no VIP before the sync hook returns');
+  clock.advance(12);
   release();
   await flush();
   await flush();
   assert.equal(added().length, 1, 'the VIP is added once the commit is done');
+  // each step's time from the transition is logged (the takeover's cost, docs/director-pair.md)
+  const took = ctx.logger.lines.find((l) => l.message.startsWith('(VI_A) took over'));
+  const steps =
+    /^\(VI_A\) took over: connection sync commit (\d+) ms, VIPs 0 ms, announced (\d+) ms after the transition$/.exec(
+      took?.message ?? '',
+    );
+  assert.ok(steps && Number(steps[1]) >= 12 && steps[2] === steps[1], took?.message);
   // a higher-priority peer: back to BACKUP, and the sync role is told
   ctx.advert('eth0', 10, 200, '198.18.0.9');
   await flush();
