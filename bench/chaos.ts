@@ -1,12 +1,15 @@
 /**
  * The chaos suite of a director pair (issue #16), in the lab (../shared/lab/lab.sh, root only):
  * keepvs on lb1 (priority 150) and lb2 (100), VRRPv3 advert_int 0.1 (or ADVERT), three real servers
- * echoing, a client holding 20 long-lived connections (a byte echoed every 100 ms) while it opens a
- * new connection every 20 ms. Each fault runs against each service (NAT and DR by Maglev, NAT by rr)
- * with keepvs's VRRP on both directors and with keepalived 2.2.7 doing lb2's VRRP (keepvs -C there).
- * Per run: long-lived connections kept out of 20, new connections failed, the longest time without
- * service (new connections failing or slower than 500 ms), the VIP holders after settling, and what
- * keepalived + LVS do in the same case (their documented behaviour; this kernel has no IPVS).
+ * echoing, a client holding 20 long-lived connections (a byte echoed every 100 ms) while it starts a
+ * new connection attempt every 20 ms whatever the earlier ones became. Each fault runs against each
+ * service (NAT, DR and full-NAT by Maglev, NAT and full-NAT by rr) with keepvs's VRRP on both
+ * directors and with keepalived 2.2.7 doing lb2's VRRP (keepvs -C there).
+ * Per run: long-lived connections kept out of 20, new attempts failed and not answered at the first
+ * try, the time without service (the span of attempts not answered at the first try), the longest
+ * gap between first-try answers, the earlier suite's figure (pair-lab.ts `figures`), lb2's takeover
+ * steps from its log, the VIP holders after settling, and what keepalived + LVS do in the same case
+ * (their documented behaviour; this kernel has no IPVS).
  * Run: npx tsc -p . && node dist/bench/chaos.js [FAULT,...|all] [SERVICE,...|all] [keepvs|keepalived|both]
  * (ADVERT=1 for keepalived's default advert_int). bench/chaos.sh wraps it.
  */
@@ -153,6 +156,8 @@ interface Row extends FaultFigures {
   service: Service;
   peer: string;
   takeoverMs: number | null;
+  /** lb2's own account of the takeover (its "took over:" log line: each step's time from the transition) */
+  takeoverSteps: string;
   holders: string;
   lvs: string;
 }
@@ -210,13 +215,14 @@ async function one(lab: PairLab, fault: string, service: Service, peer: Peer): P
   const stale = lab.holders().filter((h) => !lab.running(h));
   const holders = `${live.join('+') || 'none'}${stale.length ? ` (dead ${stale.join('+')} keeps it)` : ''}`;
   const r = figures(await c.stop());
+  const steps = f.failover ? ([...lab.log('lb2').matchAll(/took over: (.*)$/gm)].at(-1)?.[1] ?? '') : '';
   await f.undo?.(lab);
   if (f.failover) {
     // the failed master is restarted by the next settle (after its leftover VIPs are removed)
     await lab.stop('lb1', 'SIGKILL');
   }
   const label = peer === 'keepvs' && SYNC ? 'keepvs + sync' : peer;
-  return { fault, service, peer: label, takeoverMs, holders, lvs: f.lvs(service), ...r };
+  return { fault, service, peer: label, takeoverMs, takeoverSteps: steps, holders, lvs: f.lvs(service), ...r };
 }
 
 async function main(): Promise<void> {
@@ -257,13 +263,16 @@ async function main(): Promise<void> {
     `\nchaos suite, ${started}, advert_int ${ADVERT}, load average ${load0.toFixed(1)} -> ${load1.toFixed(1)}`,
   );
   console.log(
-    '| fault | service | pair (lb2 VRRP) | kept /20 | new failed / opened | without service (ms) | lb2 master after (ms) | VIP holder after | keepalived + LVS |',
+    '| fault | service | pair (lb2 VRRP) | kept /20 | new failed / not at first try / opened | without service (ms) | longest gap between first-try answers (ms) | earlier figure (ms) | lb2 master after (ms) | VIP holder after |',
   );
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows)
     console.log(
-      `| ${r.fault} | ${r.service} | ${r.peer} | ${r.kept} | ${r.newFailed} / ${r.newTotal} | ${r.outageMs} | ${r.takeoverMs ?? '-'} | ${r.holders} | ${r.lvs} |`,
+      `| ${r.fault} | ${r.service} | ${r.peer} | ${r.kept} | ${r.newFailed} / ${r.notFirstTry} / ${r.newTotal}${r.newSkipped ? ` (${r.newSkipped} skipped)` : ''} | ${r.outageMs} | ${r.firstTryGapMs} | ${r.oldOutageMs} | ${r.takeoverMs ?? '-'} | ${r.holders} |`,
     );
+  console.log("\nlb2's takeover steps (its log), and keepalived + LVS in the same case:");
+  for (const r of rows)
+    console.log(`- ${r.fault} / ${r.service} / ${r.peer}: ${r.takeoverSteps || '-'}; LVS: ${r.lvs}`);
 }
 
 await main();

@@ -31,15 +31,17 @@ for (const p of ports)
 `;
 
 /**
- * Client: N long-lived connections, each sending one byte every period and expecting it back; new
- * connections started every newEveryMs (each reads the server's name and closes). Commands on stdin:
- * "mark" records a time, "stop" probes every long-lived connection once more and prints the result.
+ * Client: N long-lived connections, each sending one byte every period and expecting it back; a new
+ * connection attempt started every newEveryMs whatever the earlier ones became (each reads the
+ * server's name and closes; at most 1,000 in flight, the ticks skipped beyond are counted). Commands
+ * on stdin: "mark" records a time, "stop" probes every long-lived connection once more and prints
+ * the result. Each attempt records when it started, connected and ended.
  */
 const CLIENT = `import net from 'node:net';
 import readline from 'node:readline';
 const [host, port, nLong, periodMs, newEveryMs] = process.argv.slice(2).map((v, i) => (i === 0 ? v : Number(v)));
 const t0 = Date.now(); const now = () => Date.now() - t0;
-const long = []; const attempts = []; const marks = [];
+const long = []; const attempts = []; const marks = []; let skipped = 0;
 function openLong(i) {
   const c = { i, name: '', sent: 0, got: 0, waitingSince: -1, maxWait: 0, dead: '', buf: '' };
   const s = net.connect({ host, port }); c.s = s; s.setNoDelay(true);
@@ -59,12 +61,13 @@ const tick = setInterval(() => {
 }, periodMs);
 let inflight = 0;
 function attempt() {
-  if (inflight >= 16) return;
+  if (inflight >= 1000) { skipped++; return; }
   inflight++;
-  const a = { start: now(), end: -1, ok: false, err: '' }; attempts.push(a);
+  const a = { start: now(), connected: -1, end: -1, ok: false, err: '' }; attempts.push(a);
   const s = net.connect({ host, port });
   const done = (ok, err) => { if (a.end >= 0) return; a.end = now(); a.ok = ok; a.err = err; inflight--; s.destroy(); };
   s.setTimeout(3000, () => done(false, 'timeout'));
+  s.on('connect', () => { a.connected = now(); });
   let b = '';
   s.on('data', (d) => { b += d; if (b.includes('\\n')) done(b.startsWith('rs'), ''); });
   s.on('error', (e) => done(false, e.code || 'error'));
@@ -82,7 +85,7 @@ readline.createInterface({ input: process.stdin }).on('line', async (l) => {
   while (inflight > 0 && Date.now() < deadline + 3000) await new Promise((r) => setTimeout(r, 50));
   const out = {
     long: long.map((c) => ({ name: c.name, ok: !c.dead && !!c.name && c.got >= c.sent, dead: c.dead, maxWait: Math.max(c.maxWait, c.waitingSince >= 0 ? now() - c.waitingSince : 0) })),
-    attempts, marks,
+    attempts, marks, skipped, everyMs: newEveryMs,
   };
   process.stdout.write(JSON.stringify(out));
   for (const c of long) c.s.destroy();
@@ -92,6 +95,8 @@ readline.createInterface({ input: process.stdin }).on('line', async (l) => {
 
 export interface Attempt {
   start: number;
+  /** when the connection was established (-1: never) */
+  connected?: number;
   end: number;
   ok: boolean;
   err: string;
@@ -100,6 +105,10 @@ export interface ClientResult {
   long: { name: string; ok: boolean; dead: string; maxWait: number }[];
   attempts: Attempt[];
   marks: number[];
+  /** attempts not started because 1,000 were in flight (never hidden: reported with the figures) */
+  skipped?: number;
+  /** the attempt period (ms) */
+  everyMs?: number;
 }
 
 /** What one fault cost, from a client's result (times in ms from the first mark). */
@@ -108,16 +117,39 @@ export interface FaultFigures {
   total: number;
   newFailed: number;
   newTotal: number;
-  /** longest run of new connections that failed or took over `slowMs`, from its first start to the next good start */
+  /** attempt ticks the client skipped (1,000 in flight) */
+  newSkipped: number;
+  /**
+   * Time without service: the longest span of attempt start times whose attempt was not answered
+   * at the first try (FIRST_TRY_MS), from the first such start to the start of the next attempt
+   * answered at the first try. The attempts start at a fixed rate, whatever the earlier ones became.
+   */
   outageMs: number;
+  /** the longest gap between the starts of two consecutive attempts answered at the first try */
+  firstTryGapMs: number;
+  /** attempts after the mark not answered at the first try (failed or answered late) */
+  notFirstTry: number;
+  /**
+   * The figure of the earlier suite: the same client as one that stops starting attempts while 16
+   * are in flight (replayed on these attempts), and the longest run of its attempts that failed or
+   * took over 500 ms, from its first start to the next good start. It includes a client's TCP
+   * retransmission timer: a SYN lost in the takeover is resent after 1 s, and the capped client
+   * starts nothing new meanwhile.
+   */
+  oldOutageMs: number;
   /** longest wait of a long-lived connection for its echo */
   stallMs: number;
 }
 
-export function figures(r: ClientResult, slowMs = 500): FaultFigures {
-  const from = r.marks[0] ?? 0;
-  const att = r.attempts.filter((a) => a.start >= from).sort((a, b) => a.start - b.start);
-  const good = (a: Attempt) => a.ok && a.end - a.start <= slowMs;
+/**
+ * An attempt answered at the first try: connected and greeted within 900 ms. TCP's initial
+ * retransmission timeout is 1 s (RFC 6298 §2.1; Linux TCP_TIMEOUT_INIT), so an attempt whose
+ * first SYN (or SYN-ACK) was lost cannot connect before 1 s.
+ */
+export const FIRST_TRY_MS = 900;
+
+/** The longest run of attempts that are not `good`, from its first start to the next good start. */
+function longestBadRun(att: readonly Attempt[], good: (a: Attempt) => boolean): number {
   let outage = 0;
   let runStart = -1;
   for (const a of att) {
@@ -129,12 +161,41 @@ export function figures(r: ClientResult, slowMs = 500): FaultFigures {
     }
   }
   if (runStart >= 0) outage = Math.max(outage, (att.at(-1)?.start ?? runStart) - runStart);
+  return outage;
+}
+
+/** The attempts a client that starts none while `cap` are in flight would have made (same ticks). */
+export function cappedAttempts(att: readonly Attempt[], cap = 16, timeoutMs = 3000): Attempt[] {
+  const taken: Attempt[] = [];
+  const endOf = (a: Attempt) => (a.end >= 0 ? a.end : a.start + timeoutMs);
+  for (const a of att) if (taken.filter((t) => endOf(t) > a.start).length < cap) taken.push(a);
+  return taken;
+}
+
+export function figures(r: ClientResult, slowMs = 500): FaultFigures {
+  const from = r.marks[0] ?? 0;
+  const all = [...r.attempts].sort((a, b) => a.start - b.start);
+  const att = all.filter((a) => a.start >= from);
+  const firstTry = (a: Attempt) => a.ok && a.end - a.start < FIRST_TRY_MS;
+  let gap = 0;
+  let last = -1;
+  for (const a of att)
+    if (firstTry(a)) {
+      if (last >= 0) gap = Math.max(gap, a.start - last);
+      last = a.start;
+    }
+  // the earlier client's view: replayed over every attempt (its in-flight count spans the mark)
+  const old = cappedAttempts(all).filter((a) => a.start >= from);
   return {
     kept: r.long.filter((c) => c.ok).length,
     total: r.long.length,
     newFailed: att.filter((a) => !a.ok).length,
     newTotal: att.length,
-    outageMs: outage,
+    newSkipped: r.skipped ?? 0,
+    outageMs: longestBadRun(att, firstTry),
+    firstTryGapMs: gap,
+    notFirstTry: att.filter((a) => !firstTry(a)).length,
+    oldOutageMs: longestBadRun(old, (a) => a.ok && a.end - a.start <= slowMs),
     stallMs: Math.max(0, ...r.long.map((c) => c.maxWait)),
   };
 }
