@@ -242,6 +242,12 @@ export function step(p: InstanceParams, s: InstanceState, e: InstanceEvent, now:
           e.priority > s.effectivePriority ||
           (e.priority === s.effectivePriority && higherAddress(e.from, p.primaryAddress));
         if (wins) {
+          // keepvs, beyond RFC 5798 §6.4.3 and keepalived (both step down silently): one last advert
+          // at our priority. After a partition heals, the first advert across decides; when the
+          // other's came first, it would never hear a lower-priority master and so never re-announce
+          // (keepalived's garp_lower_prio_repeat), and neighbours would keep sending to us, without
+          // the VIPs. lower_prio_no_advert (RFC-strict) keeps it silent.
+          if (!p.lowerPrioNoAdvert) actions.push({ type: 'send-advert', priority: s.effectivePriority });
           const adopted = p.version === 3 ? e.advertIntMs : s.masterAdverIntMs;
           const next = toBackup(p, s, now, `higher priority advert from ${e.from}`, actions, adopted);
           return { state: { ...next, masterAddress: e.from }, actions };

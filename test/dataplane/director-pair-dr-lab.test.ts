@@ -12,6 +12,7 @@ import {
   canRunPair,
   crashHost,
   figures,
+  GW_VIP,
   PairLab,
   PORTS,
   reviveHost,
@@ -19,6 +20,7 @@ import {
   sleep,
   throughFault,
   until,
+  VIP,
 } from './pair-lab.js';
 
 const lab = new PairLab(`kvpd${process.pid % 10000}`);
@@ -69,4 +71,25 @@ test('a partition makes both directors masters; once healed exactly one holds th
   assert.equal(f.kept, 20, `${JSON.stringify(f)}, healed in ${healMs} ms`);
   // 3 x advert_int is 300 ms; a loaded CI machine gets a second of slack
   assert.ok(healMs < 3 * ADVERT * 1000 + 1000, `${healMs} ms to one VIP holder`);
+  // after each heal the client and the real servers send to lb1 again. The first advert across the
+  // healed link decides who steps down; when lb1's came first, lb2 used to step down silently and
+  // lb1, never hearing a lower-priority master, never re-announced (2 heals in 6 in the lab)
+  const lb1Front = lab.macOf('lb1', 'eth0');
+  const lb1Back = lab.macOf('lb1', 'eth1');
+  for (let heal = 1; heal <= 4; heal++) {
+    lab.partition(true);
+    await until('both directors hold the VIP', () => lab.holders().length === 2, 10000);
+    await sleep(500);
+    lab.partition(false);
+    await until('one VIP holder again', () => lab.holders().join() === 'lb1', 10000, 10);
+    await sleep(500);
+    // (the real servers that answered the client have a gateway entry)
+    const gateways = ['rs1', 'rs2', 'rs3'].map((rs) => lab.neighbour(rs, GW_VIP)).filter((m) => m !== '');
+    assert.ok(gateways.length > 0, 'a real server has a gateway entry');
+    assert.deepEqual(
+      [lab.neighbour('client', VIP), ...gateways],
+      [lb1Front, ...gateways.map(() => lb1Back)],
+      `heal ${heal}: the client's VIP and the real servers' gateway point to lb1 (${lb1Front}, ${lb1Back})`,
+    );
+  }
 });

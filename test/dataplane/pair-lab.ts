@@ -507,6 +507,18 @@ add rule bridge chaos cut iifname { "lb2-f", "lb2-b" } oifname { "lb1-f", "lb1-b
       spawnSync('ip', ['-n', this.ns(`rs${i}`), 'neigh', 'del', GW_VIP, 'dev', 'eth0'], { stdio: 'ignore' });
   }
 
+  /** A host's MAC address on one of its interfaces */
+  macOf(host: string, dev: string): string {
+    const out = spawnSync('ip', ['-n', this.ns(host), 'link', 'show', dev], { encoding: 'utf8' }).stdout ?? '';
+    return /link\/ether (\S+)/.exec(out)?.[1] ?? '';
+  }
+
+  /** The MAC a host's neighbour entry gives for an address ('' when it has none) */
+  neighbour(host: string, address: string): string {
+    const out = spawnSync('ip', ['-n', this.ns(host), 'neigh', 'show', address], { encoding: 'utf8' }).stdout ?? '';
+    return /lladdr (\S+)/.exec(out)?.[1] ?? '';
+  }
+
   /** The MAC the client sends VIP traffic to ('' when it has none) */
   clientVipMac(): string {
     const out = spawnSync('ip', ['-n', this.ns('client'), 'neigh', 'show', VIP], { encoding: 'utf8' }).stdout ?? '';

@@ -140,6 +140,23 @@ test('master: a higher priority advert, or equal priority from a higher address,
   void p;
 });
 
+test('a master stepping down for a higher-priority master says so once, so that a healed partition is re-announced', () => {
+  // after a partition both are masters; the first advert across the healed link decides. When the
+  // higher one's arrives first, the lower one steps down; its last advert makes the higher master
+  // re-announce the VIPs (keepalived's vrrp_state_master_rx: lower priority -> advert + gratuitous
+  // ARPs), else neighbours keep sending to the director that dropped the VIPs
+  const ev: [number, InstanceEvent][] = [
+    [0, { type: 'startup' }],
+    [4000, { type: 'advert', from: '198.18.0.9', priority: 150, advertIntMs: 1000 }],
+  ];
+  const log = scenario(base(), ev, 4100);
+  const at = log.filter((l) => l.startsWith('4000 '));
+  assert.deepEqual(at, ['4000 advert 100', '4000 MASTER->BACKUP (higher priority advert from 198.18.0.9)']);
+  // RFC-strict (lower_prio_no_advert): silent, as RFC 5798 §6.4.3 has it
+  const strict = scenario(base({ lowerPrioNoAdvert: true }), ev, 4100).filter((l) => l.startsWith('4000 '));
+  assert.deepEqual(strict, ['4000 MASTER->BACKUP (higher priority advert from 198.18.0.9)']);
+});
+
 test('a master answers priority 0 adverts and lower-priority masters (keepalived), unless lower_prio_no_advert', () => {
   const ev: [number, InstanceEvent][] = [
     [0, { type: 'startup' }],
