@@ -71,6 +71,8 @@ interface Running {
   garpTimer?: TimerHandle;
   /** the second re-announcement after a lower-priority advert (garp_lower_prio_delay) */
   lowerPrioGarpTimer?: TimerHandle;
+  /** garp_master_refresh: the next periodic announcement while MASTER */
+  refreshTimer?: TimerHandle;
   readonly transitions: { from: VrrpStateName; to: VrrpStateName; reason: string; at: number }[];
   /** keepalived's ipsecah_counter: the last AH sequence number sent or accepted */
   ahSeq: number;
@@ -564,12 +566,30 @@ export class VrrpDriver {
     // keepalived: a burst right after taking over, another garp_master_delay seconds later
     this.garpBurst(r);
     this.logger.log('info', `${owner} took over: ${steps.join(', ')}, announced ${ms()} ms after the transition`);
+    this.armRefresh(r);
     r.garpTimer?.cancel();
     if (i.garpMasterDelay > 0)
       r.garpTimer = this.clock.setTimer(
         i.garpMasterDelay * 1000,
         () => r.state.state === 'MASTER' && this.garpBurst(r),
       );
+  }
+
+  /**
+   * keepalived's garp_master_refresh: while MASTER, the addresses again every N seconds,
+   * garp_master_refresh_repeat frames each (vrrp_gratuitous_arp_refresh_thread); 0 is off.
+   */
+  private armRefresh(r: Running): void {
+    r.refreshTimer?.cancel();
+    r.refreshTimer = undefined;
+    const every = r.config.garpMasterRefresh;
+    if (every <= 0) return;
+    r.refreshTimer = this.clock.setTimer(every * 1000, () => {
+      r.refreshTimer = undefined;
+      if (r.stopped || r.state.state !== 'MASTER' || !r.held) return;
+      this.garpBurst(r, undefined, r.config.garpMasterRefreshRepeat);
+      this.armRefresh(r);
+    });
   }
 
   private garpBurst(r: Running, only?: readonly IpAddressEntry[], repeat = r.config.garpMasterRepeat): void {
@@ -600,6 +620,7 @@ export class VrrpDriver {
 
   private async leaveMaster(r: Running): Promise<void> {
     r.garpTimer?.cancel();
+    r.refreshTimer?.cancel();
     r.lowerPrioGarpTimer?.cancel();
     r.lowerPrioGarpTimer = undefined;
     const held = r.held ?? {
@@ -627,6 +648,7 @@ export class VrrpDriver {
     r.timer?.cancel();
     r.garpTimer?.cancel();
     r.lowerPrioGarpTimer?.cancel();
+    r.refreshTimer?.cancel();
   }
 
   private detach(r: Running): void {
@@ -664,6 +686,7 @@ export class VrrpDriver {
         r.stopped = true;
         r.timer?.cancel();
         r.garpTimer?.cancel();
+        r.refreshTimer?.cancel();
         this.detach(r);
         const n = this.startInstance(i, carried);
         if (n) {
@@ -688,6 +711,7 @@ export class VrrpDriver {
               this.logFailures(await this.io.ip.rules('add', minus(i.virtualRules, held.rules)), owner);
               n.held = { vips: i.virtualIpaddresses, routes: i.virtualRoutes, rules: i.virtualRules };
               if (added.length) this.garpBurst(n, added);
+              this.armRefresh(n);
             });
             // the new settings (priority, interval) are announced at once
             this.sendAdvert(n, n.state.effectivePriority);

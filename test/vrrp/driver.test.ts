@@ -204,6 +204,41 @@ test('garp_lower_prio_repeat 0 keeps a MASTER quiet on lower-priority adverts (A
   await m.stop();
 });
 
+test('garp_master_refresh: while MASTER the addresses are announced again every N seconds, garp_master_refresh_repeat each', async () => {
+  const conf = `vrrp_instance VI_R {
+  state BACKUP
+  interface eth0
+  virtual_router_id 12
+  priority 100
+  advert_int 1
+  garp_master_delay 0
+  garp_master_refresh 2
+  garp_master_refresh_repeat 3
+  virtual_ipaddress {
+    198.18.0.100/24
+  }
+}`;
+  const { m, clock, garps, advert, flush } = setup(conf);
+  await m.start();
+  clock.advance(3700);
+  await flush();
+  assert.equal(state(m, 'VI_R'), 'MASTER');
+  assert.deepEqual(garps, ['eth0 198.18.0.100 x5']);
+  clock.advance(2000);
+  await flush();
+  clock.advance(2000);
+  await flush();
+  assert.deepEqual(garps, ['eth0 198.18.0.100 x5', 'eth0 198.18.0.100 x3', 'eth0 198.18.0.100 x3']);
+  // no refresh once it is backup
+  advert('eth0', 12, 200, '198.18.0.9');
+  await flush();
+  assert.equal(state(m, 'VI_R'), 'BACKUP');
+  clock.advance(2500);
+  await flush();
+  assert.equal(garps.length, 3);
+  await m.stop();
+});
+
 test('connection sync: becoming MASTER waits for the sync hook (the commit) before adding the VIPs', async () => {
   const calls: string[] = [];
   const pending: (() => void)[] = [];
