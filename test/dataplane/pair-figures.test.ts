@@ -33,6 +33,13 @@ test('time without service: the span of attempts not answered at the first try',
   assert.ok(1002 >= FIRST_TRY_MS);
 });
 
+test('the gap between first-try answers counts from the last one before the mark', () => {
+  // the fault right at the mark: the first attempts after it are already unanswered
+  const f = figures(run(1000, 1320));
+  assert.equal(f.outageMs, 320);
+  assert.equal(f.firstTryGapMs, 1320 - 980);
+});
+
 test('the earlier figure: a client capped at 16 in flight waits for the retransmitted SYNs', () => {
   const r = run(1060, 1380);
   // the capped client starts the 16 lost attempts, then nothing until the first is answered at 2062

@@ -178,7 +178,8 @@ export function figures(r: ClientResult, slowMs = 500): FaultFigures {
   const att = all.filter((a) => a.start >= from);
   const firstTry = (a: Attempt) => a.ok && a.end - a.start < FIRST_TRY_MS;
   let gap = 0;
-  let last = -1;
+  // from the last first-try answer before the mark: a fault at the mark leaves the first attempts unanswered
+  let last = all.filter((a) => a.start < from && firstTry(a)).at(-1)?.start ?? -1;
   for (const a of att)
     if (firstTry(a)) {
       if (last >= 0) gap = Math.max(gap, a.start - last);
