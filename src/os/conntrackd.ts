@@ -5,7 +5,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
+import { createServer, connect as netConnect } from 'node:net';
+import { endianness, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../util/logger.js';
 import type { ProcessRunner } from '../util/ports.js';
@@ -75,6 +76,106 @@ export interface ConntrackdOptions {
 }
 
 const COMMAND_TIMEOUT_MS = 10_000;
+const CLIENT_FLAGS: readonly ConntrackdFlag[] = ['-c', '-f', '-R', '-B', '-t', '-n'];
+
+/** The request number conntrackd's client sends for each command (a native int; src/local.c do_local_request). */
+export type RequestCodes = Partial<Record<ConntrackdFlag, number>>;
+
+const intBytes = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  if (endianness() === 'LE') b.writeInt32LE(n);
+  else b.writeInt32BE(n);
+  return b;
+};
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // not there
+  }
+}
+
+/**
+ * The request numbers of this conntrackd binary's client commands, read off the binary itself:
+ * it is run once per command against a socket of ours (a copy of the configuration naming that
+ * socket) and the 4 bytes it sends are kept. The numbers changed between conntrack-tools releases
+ * (1.4.7: commit 46, flush 45, resync 44, bulk 22, shorten timers 26, request resync 23), so none
+ * is assumed. A command whose number was not learnt runs through the binary as before.
+ */
+export async function learnRequestCodes(
+  binary: string,
+  runner: ProcessRunner,
+  dir: string,
+  confText: string,
+  controlSocket: string,
+): Promise<RequestCodes> {
+  const probeSocket = join(dir, 'probe.ctl');
+  const probeConf = join(dir, 'probe.conf');
+  const codes: RequestCodes = {};
+  let take: ((b: Buffer) => void) | undefined;
+  const server = createServer((c) => {
+    let got = Buffer.alloc(0);
+    c.on('error', () => {});
+    c.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= 4) {
+        take?.(got.subarray(0, 4));
+        c.end();
+      }
+    });
+  });
+  try {
+    writeFileSafely(probeConf, confText.split(controlSocket).join(probeSocket), 0o600);
+    unlinkQuietly(probeSocket);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(probeSocket, () => resolve());
+    });
+    for (const flag of CLIENT_FLAGS) {
+      const sent = new Promise<Buffer | undefined>((resolve) => {
+        take = resolve;
+        setTimeout(() => resolve(undefined), 3000).unref();
+      });
+      const r = await runner.run([binary, '-C', probeConf, flag], { timeoutMs: 3000 });
+      const b = await sent;
+      if (r.exitCode === 0 && b) codes[flag] = endianness() === 'LE' ? b.readInt32LE(0) : b.readInt32BE(0);
+    }
+  } catch {
+    // learnt what could be; the rest runs through the binary
+  } finally {
+    take = undefined;
+    server.close();
+    unlinkQuietly(probeSocket);
+    unlinkQuietly(probeConf);
+  }
+  return codes;
+}
+
+/**
+ * One client request on conntrackd's UNIX socket, as its client does it: the number, then its
+ * answer until it closes. undefined when done, else why not.
+ */
+export function conntrackdRequest(socket: string, code: number, timeoutMs = COMMAND_TIMEOUT_MS) {
+  return new Promise<string | undefined>((resolve) => {
+    const s = netConnect(socket);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve('timed out');
+    }, timeoutMs);
+    s.on('connect', () => s.write(intBytes(code)));
+    // its answer is text conntrackd also logs
+    s.on('data', () => {});
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      resolve(e.message);
+    });
+    s.on('close', (hadError) => {
+      clearTimeout(timer);
+      if (!hadError) resolve(undefined);
+    });
+  });
+}
 
 export class Conntrackd {
   private child: ChildProcess | undefined;
@@ -84,6 +185,8 @@ export class Conntrackd {
   readonly lockFile: string;
   private readonly pidFile: string;
   private readonly binary: string;
+  /** the client commands sent straight to the control socket (no process per command) */
+  private codes: RequestCodes = {};
 
   constructor(private readonly o: ConntrackdOptions) {
     this.conf = join(o.dir, 'conntrackd.conf');
@@ -159,13 +262,26 @@ export class Conntrackd {
       }
       return 'conntrackd did not answer on its control socket within 5 s';
     })();
-    return Promise.race([ready, exited]);
+    const why2 = await Promise.race([ready, exited]);
+    // a takeover's commit is on the critical path: a process per command costs more than the commit
+    this.codes =
+      why2 === undefined
+        ? await learnRequestCodes(this.binary, this.o.runner, this.o.dir, confText, this.controlSocket)
+        : {};
+    return why2;
   }
 
   /** Runs one client command (`what` names it in the log); false, and a log line, when it failed. */
   async command(flag: ConntrackdFlag, what: string): Promise<boolean> {
     if (!this.running) {
       this.o.logger.log('error', `conntrackd ${flag} (${what}): conntrackd is not running`);
+      return false;
+    }
+    const code = this.codes[flag];
+    if (code !== undefined) {
+      const why = await conntrackdRequest(this.controlSocket, code);
+      if (why === undefined) return true;
+      this.o.logger.log('error', `conntrackd ${flag} (${what}) failed: ${why}`);
       return false;
     }
     const r = await this.o.runner.run([this.binary, '-C', this.conf, flag], { timeoutMs: COMMAND_TIMEOUT_MS });
