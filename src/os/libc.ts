@@ -37,13 +37,18 @@ export const IPV6_V6ONLY = 26;
 export const IPV6_FREEBIND = 78;
 export const IPPROTO_TCP = 6;
 export const TCP_NODELAY = 1;
+export const TCP_INFO = 11;
 export const SHUT_WR = 1;
 /** a write to a reset peer fails with EPIPE instead of raising SIGPIPE */
 export const MSG_NOSIGNAL = 0x4000;
+/** more data follows (here: the FIN): the kernel holds a partial segment back until the next send or shutdown */
+export const MSG_MORE = 0x8000;
 export const EPOLLIN = 0x1;
 export const EPOLLOUT = 0x4;
 export const EPOLLERR = 0x8;
 export const EPOLLHUP = 0x10;
+/** the peer shut down its writing side (its FIN is queued behind the data still to read) */
+export const EPOLLRDHUP = 0x2000;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_DEL = 2;
 export const EPOLL_CTL_MOD = 3;

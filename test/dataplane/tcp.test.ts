@@ -8,7 +8,7 @@ import { ProxyDataPlane } from '../../src/dataplane/proxy/proxy-plane.js';
 import { LIBC } from '../../src/dataplane/proxy/tcp-conn.js';
 import type { TcpService } from '../../src/dataplane/proxy/tcp-service.js';
 import { serviceId, type TableOp } from '../../src/lb/types.js';
-import { IPPROTO_TCP, TCP_NODELAY } from '../../src/os/libc.js';
+import { IPPROTO_TCP, MSG_MORE, SHUT_WR, TCP_INFO, TCP_NODELAY } from '../../src/os/libc.js';
 import { FakeTable } from './fake-table.js';
 import { addOps, connect, DEST_PARAMS, outcome, readAll, realServer, SVC_PARAMS, tcpKey, waitFor } from './helpers.js';
 
@@ -590,6 +590,42 @@ test('both sockets of a proxied connection have TCP_NODELAY (the client side inh
   } finally {
     c.destroy();
     for (const s of held) s.destroy();
+    await dp.stop(0);
+    await a.close();
+  }
+});
+
+/** segments the socket received (tcpi_segs_in) and those of them that carried data (tcpi_data_segs_in) */
+function segmentsIn(libc: NonNullable<typeof LIBC>, fd: number): { all: number; data: number } {
+  const info = Buffer.alloc(232);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(info.length);
+  assert.equal(libc.getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, len), 0);
+  // struct tcp_info (linux/tcp.h): tcpi_segs_in at 140, tcpi_data_segs_in at 152
+  return { all: info.readUInt32LE(140), data: info.readUInt32LE(152) };
+}
+
+test("a real server's last bytes and its FIN reach the client in one segment, as they came", async (t) => {
+  const libc = LIBC;
+  if (!libc) return t.skip('needs libc through koffi');
+  const fdOf = (s: net.Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
+  // a server-first real server whose greeting and FIN leave in one segment (MSG_MORE, then shutdown)
+  const greeting = Buffer.from('220 hello\r\n');
+  const a = await realServer((s) => {
+    assert.equal(libc.send(fdOf(s), greeting, greeting.length, MSG_MORE), greeting.length);
+    libc.shutdown(fdOf(s), SHUT_WR);
+  });
+  const { dp, port } = await setup([a.port]);
+  try {
+    for (let i = 0; i < 3; i++) {
+      const c = await connect(port);
+      assert.deepEqual(await readAll(c), greeting);
+      const segs = segmentsIn(libc, fdOf(c));
+      // the SYN-ACK is the only segment without data: no FIN of its own after the greeting
+      assert.equal(segs.all - segs.data, 1, `segments in ${JSON.stringify(segs)}`);
+      c.destroy();
+    }
+  } finally {
     await dp.stop(0);
     await a.close();
   }

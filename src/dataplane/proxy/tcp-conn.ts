@@ -14,9 +14,11 @@ import {
   EPOLLHUP,
   EPOLLIN,
   EPOLLOUT,
+  EPOLLRDHUP,
   errno,
   type Libc,
   loadLibc,
+  MSG_MORE,
   MSG_NOSIGNAL,
   SHUT_WR,
   socketError,
@@ -59,6 +61,8 @@ function giveBackOwnBuffer(b: Buffer | null): void {
   if (ownBuffers.free.length < FREE_OWN_BUFFERS) ownBuffers.free.push(b);
 }
 const ERR_OR_HUP = EPOLLERR | EPOLLHUP;
+/** a side is read on input and told apart when its FIN is already queued (data and FIN then leave in one segment) */
+const READ = EPOLLIN | EPOLLRDHUP;
 
 export class TcpConn implements FdOwner {
   readonly upstream: number;
@@ -174,7 +178,7 @@ export class TcpConn implements FdOwner {
       if (this.closed) return;
     }
     if (events & (EPOLLIN | ERR_OR_HUP)) {
-      if (this.svc.poller.mask(fd) & EPOLLIN) this.readFrom(fd, other, fromClient);
+      if (this.svc.poller.mask(fd) & EPOLLIN) this.readFrom(fd, other, fromClient, events);
       else if (events & ERR_OR_HUP) this.hangup(fd, other);
     }
   }
@@ -197,11 +201,17 @@ export class TcpConn implements FdOwner {
     if (this.closed) return;
     // the client is read only now: its bytes wait in the kernel until the real server can take them
     const p = this.svc.poller;
-    p.watch(this.upstream, EPOLLIN | (this.toUpstream ? EPOLLOUT : 0), this);
-    p.watch(this.client, this.toUpstream ? 0 : EPOLLIN, this);
+    p.watch(this.upstream, READ | (this.toUpstream ? EPOLLOUT : 0), this);
+    p.watch(this.client, this.toUpstream ? 0 : READ, this);
   }
 
-  private readFrom(fd: number, to: number, fromClient: boolean): void {
+  /**
+   * One recv() from `fd`, its bytes sent on to `to`. When epoll saw the FIN queued behind them
+   * (EPOLLRDHUP) and the read took everything, the bytes are sent with MSG_MORE and the FIN is read
+   * at once: forwarded, it leaves in the same segment as the bytes (one segment, and one ACK from
+   * the peer, fewer per short connection), as the real server or client sent them.
+   */
+  private readFrom(fd: number, to: number, fromClient: boolean, events: number): void {
     const libc = this.svc.libc;
     const own = fromClient ? this.fromClientBuffer : this.fromUpstreamBuffer;
     const buf = own ?? READ_BUFFER;
@@ -215,7 +225,13 @@ export class TcpConn implements FdOwner {
         this.outPkts++;
         this.outBytes += n;
       }
-      this.send(to, fd, buf, n);
+      const finQueued = (events & EPOLLRDHUP) !== 0 && n < READ_BUFFER_BYTES;
+      this.send(to, fd, buf, n, finQueued ? MSG_MORE : 0);
+      if (finQueued) {
+        // the FIN (or, past an urgent mark, more bytes) is there now; back-pressure waits for `to`
+        if (!this.closed && this.pending(to) === null) this.readFrom(fd, to, fromClient, 0);
+        return;
+      }
       if (own === null && n >= BULK_READ_BYTES && !this.closed) {
         if (fromClient) this.fromClientBuffer = takeOwnBuffer();
         else this.fromUpstreamBuffer = takeOwnBuffer();
@@ -233,8 +249,8 @@ export class TcpConn implements FdOwner {
   }
 
   /** Writes data[0..n) to `to`; what it does not take now is kept and `source` waits for it. */
-  private send(to: number, source: number, data: Buffer, n: number): void {
-    const w = this.sendNow(to, source, data, n);
+  private send(to: number, source: number, data: Buffer, n: number, flags = 0): void {
+    const w = this.sendNow(to, source, data, n, flags);
     if (w === n || w < 0) return;
     // an own buffer is not read into again until the rest is gone; the shared one is, so copy
     let rest: Buffer;
@@ -244,7 +260,7 @@ export class TcpConn implements FdOwner {
     } else rest = data.subarray(w, n);
     this.setPending(to, rest);
     const p = this.svc.poller;
-    p.watch(source, p.mask(source) & ~EPOLLIN, this);
+    p.watch(source, p.mask(source) & ~READ, this);
     p.watch(to, p.mask(to) | EPOLLOUT, this);
   }
 
@@ -267,15 +283,15 @@ export class TcpConn implements FdOwner {
     }
     // a paused source most likely has more: read it now, not after another wait; if `to` cannot
     // take all of it again, both stay as they are (no epoll change in a steady bulk transfer)
-    this.readFrom(source, to, source === this.client);
+    this.readFrom(source, to, source === this.client, 0);
     if (this.closed || this.pending(to) !== null) return;
     p.watch(to, p.mask(to) & ~EPOLLOUT, this);
-    if (!this.hasEnded(source)) p.watch(source, p.mask(source) | EPOLLIN, this);
+    if (!this.hasEnded(source)) p.watch(source, p.mask(source) | READ, this);
   }
 
   /** send() what `to` takes now: the byte count, or -1 when `to` failed (the connection is then closed, `source` reset). */
-  private sendNow(to: number, source: number, data: Buffer, n: number): number {
-    const w = this.svc.libc.send(to, data, n, MSG_NOSIGNAL);
+  private sendNow(to: number, source: number, data: Buffer, n: number, flags = 0): number {
+    const w = this.svc.libc.send(to, data, n, MSG_NOSIGNAL | flags);
     if (w >= 0) return w;
     const e = errno();
     if (e === EAGAIN || e === EINTR) return 0;
@@ -314,7 +330,7 @@ export class TcpConn implements FdOwner {
     if (this.closed) return;
     // a socket at EOF stays readable: stop watching it for input
     const p = this.svc.poller;
-    p.watch(source, p.mask(source) & ~EPOLLIN, this);
+    p.watch(source, p.mask(source) & ~READ, this);
   }
 
   /** Sends the FIN to `to` (its source ended and nothing waits for it); both done: close. */
