@@ -38,6 +38,8 @@ export const IPV6_FREEBIND = 78;
 export const IPPROTO_TCP = 6;
 export const TCP_NODELAY = 1;
 export const TCP_INFO = 11;
+/** 0: delayed-ACK (pingpong) mode, the ACK of received data waits for data going back */
+export const TCP_QUICKACK = 12;
 export const SHUT_WR = 1;
 /** a write to a reset peer fails with EPIPE instead of raising SIGPIPE */
 export const MSG_NOSIGNAL = 0x4000;
@@ -284,9 +286,10 @@ export function errnoName(e: number): string {
 /** One int option value, reused (setsockopt copies it). */
 const INT_ONE = Buffer.alloc(4);
 INT_ONE.writeInt32LE(1);
+const INT_ZERO = Buffer.alloc(4);
 
-export function setIntOption(libc: Libc, fd: number, level: number, name: number): boolean {
-  return libc.setsockopt(fd, level, name, INT_ONE, 4) === 0;
+export function setIntOption(libc: Libc, fd: number, level: number, name: number, on = true): boolean {
+  return libc.setsockopt(fd, level, name, on ? INT_ONE : INT_ZERO, 4) === 0;
 }
 
 /** struct linger { on = 1, linger = 0 }: close() then sends an RST instead of a FIN */

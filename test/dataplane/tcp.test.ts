@@ -8,7 +8,7 @@ import { ProxyDataPlane } from '../../src/dataplane/proxy/proxy-plane.js';
 import { LIBC } from '../../src/dataplane/proxy/tcp-conn.js';
 import type { TcpService } from '../../src/dataplane/proxy/tcp-service.js';
 import { serviceId, type TableOp } from '../../src/lb/types.js';
-import { IPPROTO_TCP, MSG_MORE, SHUT_WR, TCP_INFO, TCP_NODELAY } from '../../src/os/libc.js';
+import { IPPROTO_TCP, MSG_MORE, SHUT_WR, TCP_INFO, TCP_NODELAY, TCP_QUICKACK } from '../../src/os/libc.js';
 import { FakeTable } from './fake-table.js';
 import { addOps, connect, DEST_PARAMS, outcome, readAll, realServer, SVC_PARAMS, tcpKey, waitFor } from './helpers.js';
 
@@ -626,6 +626,33 @@ test("a real server's last bytes and its FIN reach the client in one segment, as
       c.destroy();
     }
   } finally {
+    await dp.stop(0);
+    await a.close();
+  }
+});
+
+test("the client's side starts in delayed-ACK mode (inherited from the listener): a request's ACK rides on the reply", async (t) => {
+  const libc = LIBC;
+  if (!libc) return t.skip('needs libc through koffi');
+  const held: net.Socket[] = [];
+  const a = await realServer((s) => {
+    held.push(s);
+    s.write('hi');
+  });
+  const { dp, port, svc } = await setup([a.port]);
+  const c = await connect(port);
+  try {
+    await once(c, 'data');
+    const conn = [...svc().conns][0]!;
+    const v = Buffer.alloc(4);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(4);
+    // getsockopt(TCP_QUICKACK) answers 0 in delayed-ACK (pingpong) mode
+    assert.equal(libc.getsockopt(conn.client, IPPROTO_TCP, TCP_QUICKACK, v, len), 0);
+    assert.equal(v.readInt32LE(), 0);
+  } finally {
+    c.destroy();
+    for (const s of held) s.destroy();
     await dp.stop(0);
     await a.close();
   }

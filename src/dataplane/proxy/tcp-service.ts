@@ -29,6 +29,7 @@ import {
   setIntOption,
   socketAddress,
   TCP_NODELAY,
+  TCP_QUICKACK,
 } from '../../os/libc.js';
 import type { LimitCounters, ListenerState } from '../port.js';
 import type { ProxyContext } from './context.js';
@@ -134,6 +135,9 @@ export class TcpService implements FdOwner {
     // accepted sockets inherit TCP_NODELAY from the listener (tcp_create_openreq_child copies the
     // listener's tcp_sock): one setsockopt per service instead of one per client
     setIntOption(libc, fd, IPPROTO_TCP, TCP_NODELAY);
+    // and delayed-ACK mode (TCP_QUICKACK 0, as HAProxy's tcp-smart-accept): a client's request is
+    // ACKed by the reply that follows it, not by a segment of its own (one segment less per connection)
+    setIntOption(libc, fd, IPPROTO_TCP, TCP_QUICKACK, false);
     // after listen(): a TCP socket joins its reuseport group there (attaching first made a group of its own)
     this.steering.attach(fd);
     this.poller.watch(fd, EPOLLIN, this);
