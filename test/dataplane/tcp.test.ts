@@ -8,7 +8,18 @@ import { ProxyDataPlane } from '../../src/dataplane/proxy/proxy-plane.js';
 import { LIBC } from '../../src/dataplane/proxy/tcp-conn.js';
 import type { TcpService } from '../../src/dataplane/proxy/tcp-service.js';
 import { serviceId, type TableOp } from '../../src/lb/types.js';
-import { IPPROTO_TCP, MSG_MORE, SHUT_WR, TCP_INFO, TCP_NODELAY, TCP_QUICKACK } from '../../src/os/libc.js';
+import {
+  AF_INET,
+  encodeSockaddr,
+  IPPROTO_TCP,
+  MSG_MORE,
+  NONBLOCK_CLOEXEC,
+  SHUT_WR,
+  SOCK_STREAM,
+  TCP_INFO,
+  TCP_NODELAY,
+  TCP_QUICKACK,
+} from '../../src/os/libc.js';
 import { FakeTable } from './fake-table.js';
 import { addOps, connect, DEST_PARAMS, outcome, readAll, realServer, SVC_PARAMS, tcpKey, waitFor } from './helpers.js';
 
@@ -653,6 +664,60 @@ test("the client's side starts in delayed-ACK mode (inherited from the listener)
   } finally {
     c.destroy();
     for (const s of held) s.destroy();
+    await dp.stop(0);
+    await a.close();
+  }
+});
+
+test("a client that spoke first: its request rides on the real server's handshake (no ACK of its own), and is answered", async (t) => {
+  const libc = LIBC;
+  if (!libc) return t.skip('needs libc through koffi');
+  const fdOf = (s: net.Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
+  const seen: { all: number; data: number }[] = [];
+  const a = await realServer((s) => {
+    s.once('data', () => {
+      seen.push(segmentsIn(libc, fdOf(s)));
+      s.end('pong');
+    });
+  });
+  const { dp, port } = await setup([a.port]);
+  try {
+    for (let i = 0; i < 3; i++) {
+      // connect and send before the proxy runs again: the request waits in its accepted socket
+      const fd = libc.socket(AF_INET, SOCK_STREAM | NONBLOCK_CLOEXEC, 0);
+      const sa = encodeSockaddr('127.0.0.1', port);
+      libc.connect(fd, sa, sa.length);
+      const ping = Buffer.from('ping');
+      assert.equal(libc.send(fd, ping, ping.length, 0), ping.length);
+      const c = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+      assert.equal(String(await readAll(c)), 'pong');
+      c.destroy();
+    }
+    // before its reply the server's socket had the SYN and the request, which carried the handshake's
+    // last ACK (a bare ACK would be one more segment without data)
+    assert.equal(seen.length, 3);
+    for (const segs of seen) assert.equal(segs.all - segs.data, 1, `segments in ${JSON.stringify(segs)}`);
+  } finally {
+    await dp.stop(0);
+    await a.close();
+  }
+});
+
+test("a client that waits for the server's greeting gets it without a held-back handshake (no delayed ACK on the real server's side)", async () => {
+  const a = await realServer((s) => s.end('220 ready\r\n'));
+  const { dp, port } = await setup([a.port]);
+  try {
+    const took: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      const c = await connect(port);
+      assert.equal(String(await readAll(c)), '220 ready\r\n');
+      took.push(performance.now() - t0);
+      c.destroy();
+    }
+    // a handshake ACK held back for data that never comes waits 200 ms (TCP_DELACK_MAX): every one would
+    assert.ok(Math.min(...took) < 150, `greetings took ${took.map((x) => x.toFixed(1)).join(', ')} ms`);
+  } finally {
     await dp.stop(0);
     await a.close();
   }

@@ -10,11 +10,9 @@ import {
   AF_INET,
   AF_INET6,
   decodeSockaddr,
-  EINPROGRESS,
   EMFILE,
   ENFILE,
   EPOLLIN,
-  EPOLLOUT,
   encodeSockaddr,
   errno,
   errnoName,
@@ -238,13 +236,12 @@ export class TcpService implements FdOwner {
     dest.open.add(c);
     c.setState('SYN_RECV');
     setIntOption(libc, upstream, IPPROTO_TCP, TCP_NODELAY);
-    if (libc.connect(upstream, sa, sa.length) === 0) {
-      this.poller.watch(upstream, EPOLLOUT, c);
-      return;
-    }
-    const e = errno();
-    if (e === EINPROGRESS) this.poller.watch(upstream, EPOLLOUT, c);
-    else c.connectFailed();
+    c.connect(sa);
+  }
+
+  /** new connections start with a PROXY protocol header */
+  get sendsHeader(): boolean {
+    return this.header !== undefined;
   }
 
   /** The PROXY protocol header for this client, when the service sends one. */
