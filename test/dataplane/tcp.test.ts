@@ -722,3 +722,37 @@ test("a client that waits for the server's greeting gets it without a held-back 
     await a.close();
   }
 });
+
+test('a client that sent much before its real server accepted has only a request-sized first read held by the proxy', async (t) => {
+  const libc = LIBC;
+  const fb = loadFreebind();
+  if (!libc || !fb) return t.skip('needs libc through koffi');
+  // a listener that never accepts, with a full queue: the connect to it hangs
+  const bound = fb.bind('tcp', '127.0.0.1', 0);
+  assert.equal(libc.listen(bound.fd, 0), 0);
+  const fillers: net.Socket[] = [];
+  for (let i = 0; i < 3; i++) fillers.push(net.connect(bound.port, '127.0.0.1').on('error', () => {}));
+  await new Promise((r) => setTimeout(r, 100));
+  const { dp, port, svc } = await setup([bound.port], { connectTimeoutMs: 5000 });
+  const fd = libc.socket(AF_INET, SOCK_STREAM | NONBLOCK_CLOEXEC, 0);
+  try {
+    // connect and send before the proxy runs again: all of it waits in the accepted socket
+    const sa = encodeSockaddr('127.0.0.1', port);
+    libc.connect(fd, sa, sa.length);
+    const big = Buffer.alloc(1 << 20, 1);
+    const sent = libc.send(fd, big, big.length, 0);
+    assert.ok(sent > 64 * 1024, `sent ${sent}`);
+    await waitFor(() => svc().conns.size === 1, 2000, 'accepted');
+    const conn = [...svc().conns][0]!;
+    assert.equal(conn.connected, false);
+    assert.ok(
+      conn.pendingToUpstream > 0 && conn.pendingToUpstream <= 16 * 1024,
+      `held ${conn.pendingToUpstream} bytes`,
+    );
+  } finally {
+    libc.close(fd);
+    await dp.stop(0);
+    for (const f of fillers) f.destroy();
+    fb.close(bound.fd);
+  }
+});

@@ -47,6 +47,12 @@ const READ_BUFFER = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
  * per process, so connections that once moved bulk data and now idle cannot pin unbounded memory.
  */
 const BULK_READ_BYTES = 16 * 1024;
+/**
+ * What a client that spoke first has read at accept: a request's worth. Bytes the real server
+ * cannot take yet (still connecting) are copied aside until it can, so this bounds the copy per
+ * connecting client; the rest waits in the kernel as before.
+ */
+const FIRST_READ_BYTES = 16 * 1024;
 /** at most 64 MiB of own read buffers per process */
 const MAX_OWN_BUFFERS = 256;
 const FREE_OWN_BUFFERS = 16;
@@ -199,7 +205,7 @@ export class TcpConn implements FdOwner {
     const libc = this.svc.libc;
     let n = -1;
     if (!this.svc.sendsHeader) {
-      n = libc.recv(this.client, READ_BUFFER, READ_BUFFER_BYTES, 0);
+      n = libc.recv(this.client, READ_BUFFER, FIRST_READ_BYTES, 0);
       if (n < 0) {
         const e = errno();
         if (e !== EAGAIN && e !== EINTR) {
