@@ -37,13 +37,20 @@ export const IPV6_V6ONLY = 26;
 export const IPV6_FREEBIND = 78;
 export const IPPROTO_TCP = 6;
 export const TCP_NODELAY = 1;
+export const TCP_INFO = 11;
+/** 0: delayed-ACK (pingpong) mode, the ACK of received data waits for data going back */
+export const TCP_QUICKACK = 12;
 export const SHUT_WR = 1;
 /** a write to a reset peer fails with EPIPE instead of raising SIGPIPE */
 export const MSG_NOSIGNAL = 0x4000;
+/** more data follows (here: the FIN): the kernel holds a partial segment back until the next send or shutdown */
+export const MSG_MORE = 0x8000;
 export const EPOLLIN = 0x1;
 export const EPOLLOUT = 0x4;
 export const EPOLLERR = 0x8;
 export const EPOLLHUP = 0x10;
+/** the peer shut down its writing side (its FIN is queued behind the data still to read) */
+export const EPOLLRDHUP = 0x2000;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_DEL = 2;
 export const EPOLL_CTL_MOD = 3;
@@ -279,9 +286,10 @@ export function errnoName(e: number): string {
 /** One int option value, reused (setsockopt copies it). */
 const INT_ONE = Buffer.alloc(4);
 INT_ONE.writeInt32LE(1);
+const INT_ZERO = Buffer.alloc(4);
 
-export function setIntOption(libc: Libc, fd: number, level: number, name: number): boolean {
-  return libc.setsockopt(fd, level, name, INT_ONE, 4) === 0;
+export function setIntOption(libc: Libc, fd: number, level: number, name: number, on = true): boolean {
+  return libc.setsockopt(fd, level, name, on ? INT_ONE : INT_ZERO, 4) === 0;
 }
 
 /** struct linger { on = 1, linger = 0 }: close() then sends an RST instead of a FIN */

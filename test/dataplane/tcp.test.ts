@@ -8,7 +8,18 @@ import { ProxyDataPlane } from '../../src/dataplane/proxy/proxy-plane.js';
 import { LIBC } from '../../src/dataplane/proxy/tcp-conn.js';
 import type { TcpService } from '../../src/dataplane/proxy/tcp-service.js';
 import { serviceId, type TableOp } from '../../src/lb/types.js';
-import { IPPROTO_TCP, TCP_NODELAY } from '../../src/os/libc.js';
+import {
+  AF_INET,
+  encodeSockaddr,
+  IPPROTO_TCP,
+  MSG_MORE,
+  NONBLOCK_CLOEXEC,
+  SHUT_WR,
+  SOCK_STREAM,
+  TCP_INFO,
+  TCP_NODELAY,
+  TCP_QUICKACK,
+} from '../../src/os/libc.js';
 import { FakeTable } from './fake-table.js';
 import { addOps, connect, DEST_PARAMS, outcome, readAll, realServer, SVC_PARAMS, tcpKey, waitFor } from './helpers.js';
 
@@ -592,5 +603,156 @@ test('both sockets of a proxied connection have TCP_NODELAY (the client side inh
     for (const s of held) s.destroy();
     await dp.stop(0);
     await a.close();
+  }
+});
+
+/** segments the socket received (tcpi_segs_in) and those of them that carried data (tcpi_data_segs_in) */
+function segmentsIn(libc: NonNullable<typeof LIBC>, fd: number): { all: number; data: number } {
+  const info = Buffer.alloc(232);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(info.length);
+  assert.equal(libc.getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, len), 0);
+  // struct tcp_info (linux/tcp.h): tcpi_segs_in at 140, tcpi_data_segs_in at 152
+  return { all: info.readUInt32LE(140), data: info.readUInt32LE(152) };
+}
+
+test("a real server's last bytes and its FIN reach the client in one segment, as they came", async (t) => {
+  const libc = LIBC;
+  if (!libc) return t.skip('needs libc through koffi');
+  const fdOf = (s: net.Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
+  // a server-first real server whose greeting and FIN leave in one segment (MSG_MORE, then shutdown)
+  const greeting = Buffer.from('220 hello\r\n');
+  const a = await realServer((s) => {
+    assert.equal(libc.send(fdOf(s), greeting, greeting.length, MSG_MORE), greeting.length);
+    libc.shutdown(fdOf(s), SHUT_WR);
+  });
+  const { dp, port } = await setup([a.port]);
+  try {
+    for (let i = 0; i < 3; i++) {
+      const c = await connect(port);
+      assert.deepEqual(await readAll(c), greeting);
+      const segs = segmentsIn(libc, fdOf(c));
+      // the SYN-ACK is the only segment without data: no FIN of its own after the greeting
+      assert.equal(segs.all - segs.data, 1, `segments in ${JSON.stringify(segs)}`);
+      c.destroy();
+    }
+  } finally {
+    await dp.stop(0);
+    await a.close();
+  }
+});
+
+test("the client's side starts in delayed-ACK mode (inherited from the listener): a request's ACK rides on the reply", async (t) => {
+  const libc = LIBC;
+  if (!libc) return t.skip('needs libc through koffi');
+  const held: net.Socket[] = [];
+  const a = await realServer((s) => {
+    held.push(s);
+    s.write('hi');
+  });
+  const { dp, port, svc } = await setup([a.port]);
+  const c = await connect(port);
+  try {
+    await once(c, 'data');
+    const conn = [...svc().conns][0]!;
+    const v = Buffer.alloc(4);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(4);
+    // getsockopt(TCP_QUICKACK) answers 0 in delayed-ACK (pingpong) mode
+    assert.equal(libc.getsockopt(conn.client, IPPROTO_TCP, TCP_QUICKACK, v, len), 0);
+    assert.equal(v.readInt32LE(), 0);
+  } finally {
+    c.destroy();
+    for (const s of held) s.destroy();
+    await dp.stop(0);
+    await a.close();
+  }
+});
+
+test("a client that spoke first: its request rides on the real server's handshake (no ACK of its own), and is answered", async (t) => {
+  const libc = LIBC;
+  if (!libc) return t.skip('needs libc through koffi');
+  const fdOf = (s: net.Socket) => (s as unknown as { _handle: { fd: number } })._handle.fd;
+  const seen: { all: number; data: number }[] = [];
+  const a = await realServer((s) => {
+    s.once('data', () => {
+      seen.push(segmentsIn(libc, fdOf(s)));
+      s.end('pong');
+    });
+  });
+  const { dp, port } = await setup([a.port]);
+  try {
+    for (let i = 0; i < 3; i++) {
+      // connect and send before the proxy runs again: the request waits in its accepted socket
+      const fd = libc.socket(AF_INET, SOCK_STREAM | NONBLOCK_CLOEXEC, 0);
+      const sa = encodeSockaddr('127.0.0.1', port);
+      libc.connect(fd, sa, sa.length);
+      const ping = Buffer.from('ping');
+      assert.equal(libc.send(fd, ping, ping.length, 0), ping.length);
+      const c = new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+      assert.equal(String(await readAll(c)), 'pong');
+      c.destroy();
+    }
+    // before its reply the server's socket had the SYN and the request, which carried the handshake's
+    // last ACK (a bare ACK would be one more segment without data)
+    assert.equal(seen.length, 3);
+    for (const segs of seen) assert.equal(segs.all - segs.data, 1, `segments in ${JSON.stringify(segs)}`);
+  } finally {
+    await dp.stop(0);
+    await a.close();
+  }
+});
+
+test("a client that waits for the server's greeting gets it without a held-back handshake (no delayed ACK on the real server's side)", async () => {
+  const a = await realServer((s) => s.end('220 ready\r\n'));
+  const { dp, port } = await setup([a.port]);
+  try {
+    const took: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      const c = await connect(port);
+      assert.equal(String(await readAll(c)), '220 ready\r\n');
+      took.push(performance.now() - t0);
+      c.destroy();
+    }
+    // a handshake ACK held back for data that never comes waits 200 ms (TCP_DELACK_MAX): every one would
+    assert.ok(Math.min(...took) < 150, `greetings took ${took.map((x) => x.toFixed(1)).join(', ')} ms`);
+  } finally {
+    await dp.stop(0);
+    await a.close();
+  }
+});
+
+test('a client that sent much before its real server accepted has only a request-sized first read held by the proxy', async (t) => {
+  const libc = LIBC;
+  const fb = loadFreebind();
+  if (!libc || !fb) return t.skip('needs libc through koffi');
+  // a listener that never accepts, with a full queue: the connect to it hangs
+  const bound = fb.bind('tcp', '127.0.0.1', 0);
+  assert.equal(libc.listen(bound.fd, 0), 0);
+  const fillers: net.Socket[] = [];
+  for (let i = 0; i < 3; i++) fillers.push(net.connect(bound.port, '127.0.0.1').on('error', () => {}));
+  await new Promise((r) => setTimeout(r, 100));
+  const { dp, port, svc } = await setup([bound.port], { connectTimeoutMs: 5000 });
+  const fd = libc.socket(AF_INET, SOCK_STREAM | NONBLOCK_CLOEXEC, 0);
+  try {
+    // connect and send before the proxy runs again: all of it waits in the accepted socket
+    const sa = encodeSockaddr('127.0.0.1', port);
+    libc.connect(fd, sa, sa.length);
+    const big = Buffer.alloc(1 << 20, 1);
+    const sent = libc.send(fd, big, big.length, 0);
+    assert.ok(sent > 64 * 1024, `sent ${sent}`);
+    await waitFor(() => svc().conns.size === 1, 2000, 'accepted');
+    const conn = [...svc().conns][0]!;
+    assert.equal(conn.connected, false);
+    assert.ok(
+      conn.pendingToUpstream > 0 && conn.pendingToUpstream <= 16 * 1024,
+      `held ${conn.pendingToUpstream} bytes`,
+    );
+  } finally {
+    libc.close(fd);
+    await dp.stop(0);
+    for (const f of fillers) f.destroy();
+    fb.close(bound.fd);
   }
 });

@@ -9,17 +9,23 @@
 import type { ConnHandle, ConnState } from '../../lb/types.js';
 import {
   EAGAIN,
+  EINPROGRESS,
   EINTR,
   EPOLLERR,
   EPOLLHUP,
   EPOLLIN,
   EPOLLOUT,
+  EPOLLRDHUP,
   errno,
+  IPPROTO_TCP,
   type Libc,
   loadLibc,
+  MSG_MORE,
   MSG_NOSIGNAL,
   SHUT_WR,
+  setIntOption,
   socketError,
+  TCP_QUICKACK,
 } from '../../os/libc.js';
 import type { ProxyDest } from './dest.js';
 import type { FdOwner } from './poller.js';
@@ -41,6 +47,12 @@ const READ_BUFFER = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
  * per process, so connections that once moved bulk data and now idle cannot pin unbounded memory.
  */
 const BULK_READ_BYTES = 16 * 1024;
+/**
+ * What a client that spoke first has read at accept: a request's worth. Bytes the real server
+ * cannot take yet (still connecting) are copied aside until it can, so this bounds the copy per
+ * connecting client; the rest waits in the kernel as before.
+ */
+const FIRST_READ_BYTES = 16 * 1024;
 /** at most 64 MiB of own read buffers per process */
 const MAX_OWN_BUFFERS = 256;
 const FREE_OWN_BUFFERS = 16;
@@ -59,6 +71,8 @@ function giveBackOwnBuffer(b: Buffer | null): void {
   if (ownBuffers.free.length < FREE_OWN_BUFFERS) ownBuffers.free.push(b);
 }
 const ERR_OR_HUP = EPOLLERR | EPOLLHUP;
+/** a side is read on input and told apart when its FIN is already queued (data and FIN then leave in one segment) */
+const READ = EPOLLIN | EPOLLRDHUP;
 
 export class TcpConn implements FdOwner {
   readonly upstream: number;
@@ -174,9 +188,75 @@ export class TcpConn implements FdOwner {
       if (this.closed) return;
     }
     if (events & (EPOLLIN | ERR_OR_HUP)) {
-      if (this.svc.poller.mask(fd) & EPOLLIN) this.readFrom(fd, other, fromClient);
+      if (this.svc.poller.mask(fd) & EPOLLIN) this.readFrom(fd, other, fromClient, events);
       else if (events & ERR_OR_HUP) this.hangup(fd, other);
     }
+  }
+
+  /**
+   * Starts the connect to the real server. A client that spoke first (its bytes are usually there
+   * by the time it is accepted) has them read now and sent as soon as the connect is through: on
+   * loopback or a fast LAN at once, without waiting for the connect's writable event, and the
+   * handshake's last ACK rides on them (TCP_QUICKACK 0 before connect, as HAProxy's
+   * tcp-smart-connect). A client that waits for the server (SMTP, MySQL) costs one recv() more and
+   * gets the plain connect: its real server's handshake is not held back by a delayed ACK.
+   */
+  connect(sa: Buffer): void {
+    const libc = this.svc.libc;
+    let n = -1;
+    if (!this.svc.sendsHeader) {
+      n = libc.recv(this.client, READ_BUFFER, FIRST_READ_BYTES, 0);
+      if (n < 0) {
+        const e = errno();
+        if (e !== EAGAIN && e !== EINTR) {
+          // reset before anything was asked of the real server: nothing to connect for
+          this.close(-1);
+          return;
+        }
+      }
+    }
+    if (n > 0) setIntOption(libc, this.upstream, IPPROTO_TCP, TCP_QUICKACK, false);
+    if (libc.connect(this.upstream, sa, sa.length) !== 0 && errno() !== EINPROGRESS) {
+      this.connectFailed();
+      return;
+    }
+    const p = this.svc.poller;
+    if (n <= 0) {
+      // nothing yet (or the client's FIN, read again once connected): wait for the connect
+      p.watch(this.upstream, EPOLLOUT, this);
+      return;
+    }
+    this.inPkts++;
+    this.inBytes += n;
+    const w = libc.send(this.upstream, READ_BUFFER, n, MSG_NOSIGNAL);
+    if (w < 0) {
+      const e = errno();
+      if (e !== EAGAIN && e !== EINTR) {
+        // refused or reset at once
+        this.connectFailed();
+        return;
+      }
+      // still connecting: the bytes wait, connectDone sends them
+      this.toUpstream = Buffer.from(READ_BUFFER.subarray(0, n));
+      p.watch(this.upstream, EPOLLOUT, this);
+      return;
+    }
+    // through already: both sides are read from now on
+    this.established();
+    if (w < n) {
+      this.toUpstream = Buffer.from(READ_BUFFER.subarray(w, n));
+      p.watch(this.upstream, READ | EPOLLOUT, this);
+      p.watch(this.client, 0, this);
+      return;
+    }
+    p.watch(this.upstream, READ, this);
+    p.watch(this.client, READ, this);
+  }
+
+  private established(): void {
+    this.connected = true;
+    this.last = this.svc.ctx.now;
+    this.setState('ESTABLISHED');
   }
 
   /**
@@ -189,19 +269,23 @@ export class TcpConn implements FdOwner {
       this.connectFailed();
       return;
     }
-    this.connected = true;
-    this.last = this.svc.ctx.now;
-    this.setState('ESTABLISHED');
+    this.established();
     const header = this.svc.proxyHeader(this.client);
     if (header) this.send(this.upstream, this.client, header, header.length);
     if (this.closed) return;
     // the client is read only now: its bytes wait in the kernel until the real server can take them
     const p = this.svc.poller;
-    p.watch(this.upstream, EPOLLIN | (this.toUpstream ? EPOLLOUT : 0), this);
-    p.watch(this.client, this.toUpstream ? 0 : EPOLLIN, this);
+    p.watch(this.upstream, READ | (this.toUpstream ? EPOLLOUT : 0), this);
+    p.watch(this.client, this.toUpstream ? 0 : READ, this);
   }
 
-  private readFrom(fd: number, to: number, fromClient: boolean): void {
+  /**
+   * One recv() from `fd`, its bytes sent on to `to`. When epoll saw the FIN queued behind them
+   * (EPOLLRDHUP) and the read took everything, the bytes are sent with MSG_MORE and the FIN is read
+   * at once: forwarded, it leaves in the same segment as the bytes (one segment, and one ACK from
+   * the peer, fewer per short connection), as the real server or client sent them.
+   */
+  private readFrom(fd: number, to: number, fromClient: boolean, events: number): void {
     const libc = this.svc.libc;
     const own = fromClient ? this.fromClientBuffer : this.fromUpstreamBuffer;
     const buf = own ?? READ_BUFFER;
@@ -215,7 +299,13 @@ export class TcpConn implements FdOwner {
         this.outPkts++;
         this.outBytes += n;
       }
-      this.send(to, fd, buf, n);
+      const finQueued = (events & EPOLLRDHUP) !== 0 && n < READ_BUFFER_BYTES;
+      this.send(to, fd, buf, n, finQueued ? MSG_MORE : 0);
+      if (finQueued) {
+        // the FIN (or, past an urgent mark, more bytes) is there now; back-pressure waits for `to`
+        if (!this.closed && this.pending(to) === null) this.readFrom(fd, to, fromClient, 0);
+        return;
+      }
       if (own === null && n >= BULK_READ_BYTES && !this.closed) {
         if (fromClient) this.fromClientBuffer = takeOwnBuffer();
         else this.fromUpstreamBuffer = takeOwnBuffer();
@@ -233,8 +323,8 @@ export class TcpConn implements FdOwner {
   }
 
   /** Writes data[0..n) to `to`; what it does not take now is kept and `source` waits for it. */
-  private send(to: number, source: number, data: Buffer, n: number): void {
-    const w = this.sendNow(to, source, data, n);
+  private send(to: number, source: number, data: Buffer, n: number, flags = 0): void {
+    const w = this.sendNow(to, source, data, n, flags);
     if (w === n || w < 0) return;
     // an own buffer is not read into again until the rest is gone; the shared one is, so copy
     let rest: Buffer;
@@ -244,7 +334,7 @@ export class TcpConn implements FdOwner {
     } else rest = data.subarray(w, n);
     this.setPending(to, rest);
     const p = this.svc.poller;
-    p.watch(source, p.mask(source) & ~EPOLLIN, this);
+    p.watch(source, p.mask(source) & ~READ, this);
     p.watch(to, p.mask(to) | EPOLLOUT, this);
   }
 
@@ -267,15 +357,15 @@ export class TcpConn implements FdOwner {
     }
     // a paused source most likely has more: read it now, not after another wait; if `to` cannot
     // take all of it again, both stay as they are (no epoll change in a steady bulk transfer)
-    this.readFrom(source, to, source === this.client);
+    this.readFrom(source, to, source === this.client, 0);
     if (this.closed || this.pending(to) !== null) return;
     p.watch(to, p.mask(to) & ~EPOLLOUT, this);
-    if (!this.hasEnded(source)) p.watch(source, p.mask(source) | EPOLLIN, this);
+    if (!this.hasEnded(source)) p.watch(source, p.mask(source) | READ, this);
   }
 
   /** send() what `to` takes now: the byte count, or -1 when `to` failed (the connection is then closed, `source` reset). */
-  private sendNow(to: number, source: number, data: Buffer, n: number): number {
-    const w = this.svc.libc.send(to, data, n, MSG_NOSIGNAL);
+  private sendNow(to: number, source: number, data: Buffer, n: number, flags = 0): number {
+    const w = this.svc.libc.send(to, data, n, MSG_NOSIGNAL | flags);
     if (w >= 0) return w;
     const e = errno();
     if (e === EAGAIN || e === EINTR) return 0;
@@ -314,7 +404,7 @@ export class TcpConn implements FdOwner {
     if (this.closed) return;
     // a socket at EOF stays readable: stop watching it for input
     const p = this.svc.poller;
-    p.watch(source, p.mask(source) & ~EPOLLIN, this);
+    p.watch(source, p.mask(source) & ~READ, this);
   }
 
   /** Sends the FIN to `to` (its source ended and nothing waits for it); both done: close. */
