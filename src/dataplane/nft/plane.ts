@@ -6,6 +6,8 @@
  * conntrack each second (ipvsadm's ActiveConn/InActConn, -Lnc), and the same loop rewrites the
  * slot maps of the connection-count schedulers (lc, wlc, sed, nq, ovf...) and of thresholds.
  */
+
+import type { ContentBatch, ElemValue, SetChange } from '../../codec/nftables.js';
 import type { Family } from '../../config/model.js';
 import {
   type ConnSnapshot,
@@ -23,6 +25,7 @@ import {
 import type { ConntrackPort, CtEntry } from '../../os/conntrack.js';
 import type { NftRunner } from '../../os/libnftables.js';
 import type { NetInfo } from '../../os/netinfo.js';
+import type { NftContentWriter } from '../../os/nft-netlink.js';
 import type { Logger } from '../../util/logger.js';
 import type {
   DataPlane,
@@ -37,10 +40,12 @@ import {
   addService,
   baseNetdev,
   baseTable,
+  contentPlan,
   deleteDeviceChain,
   deleteService,
   deviceChain,
   postrouting,
+  RS_GUARD_SET,
   rebuild,
   STAT_SETS,
   serviceStatElements,
@@ -55,6 +60,11 @@ export interface ServiceContext {
 
 export interface NftPlaneDeps {
   readonly nft: NftRunner;
+  /**
+   * Content-only ticks (weights, real servers up or down, the lc loop) as one nfnetlink batch
+   * instead of a libnftables transaction (os/nft-netlink.ts); absent: everything through `nft`.
+   */
+  readonly elements?: NftContentWriter;
   readonly net: NetInfo;
   readonly conntrack: ConntrackPort;
   readonly logger: Logger;
@@ -112,6 +122,12 @@ export function parseCounterSet(json: string): { key: string; packets: number; b
   return out;
 }
 
+/** A stats element (`addr . proto . port`) as set-element bytes take it. */
+function statElem(e: string): { key: ElemValue } {
+  const [address, protocol, port] = e.split(' . ');
+  return { key: { kind: 'addr-proto-port', address, protocol: protocol as 'tcp', port: Number(port) } };
+}
+
 /** conntrack TCP states as IPVS names them (ip_vs_proto_tcp.c tcp_state_name). */
 export function ipvsState(e: CtEntry): ConnState {
   if (e.protocol === 'udp') return 'UDP';
@@ -163,8 +179,12 @@ export class NftDataPlane implements DataPlane {
   private lastSample: { at: number; counters: Map<string, Stats> } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  /** transactions run (tests, metrics) */
+  /** the postrouting commands in the kernel, per family (rewritten only when they change) */
+  private postText = '';
+  /** transactions run through libnftables (tests, metrics) */
   transactions = 0;
+  /** content batches applied over nfnetlink (tests, bench) */
+  netlinkBatches = 0;
 
   /** A reload changed expire_nodest_conn: the next removed real server's flows follow it. */
   setOptions(options: RuntimeDataPlaneOptions): void {
@@ -446,9 +466,12 @@ export class NftDataPlane implements DataPlane {
     const fnatTouched =
       full || [...next.values(), ...[...ids].map((i) => this.applied.get(i))].some((k) => k?.mode === 'fullnat');
     const all = [...target.values()];
-    const post = fnatTouched ? [...postrouting('ip', all), ...postrouting('ip6', all)] : [];
+    let post = fnatTouched ? [...postrouting('ip', all), ...postrouting('ip6', all)] : [];
+    const postText = fnatTouched ? post.join('\n') : this.postText;
+    if (!full && postText === this.postText) post = [];
     // only the services this tick touches: a weight change must not walk every real server
     const statNext = { ip: new Map<string, number>(), ip6: new Map<string, number>() };
+    const statChanges: SetChange[] = [];
     const stats = (['ip', 'ip6'] as const).flatMap((f) => {
       const refs = statNext[f];
       if (full) {
@@ -463,10 +486,49 @@ export class NftDataPlane implements DataPlane {
       }
       const added = [...refs].filter(([e, n]) => n > 0 && !have.has(e)).map(([e]) => e);
       const gone = [...refs].filter(([e, n]) => n <= 0 && have.has(e)).map(([e]) => e);
+      if (added.length || gone.length)
+        for (const set of [...STAT_SETS, RS_GUARD_SET])
+          statChanges.push({ family: f, table: TABLE, set, del: gone.map(statElem), add: added.map(statElem) });
       return statSetCommands(f, added, gone);
     });
     const batch = [...removing, ...cmds, ...post, ...stats, ...adding];
     if (batch.length === 0) return;
+    const commit = () => {
+      this.initialized = true;
+      this.applied.clear();
+      for (const [id, k] of target) this.applied.set(id, k);
+      this.devices.clear();
+      for (const d of wantDevices) this.devices.add(d);
+      for (const f of ['ip', 'ip6'] as const) {
+        const refs = full ? new Map<string, number>() : this.statRefs[f];
+        for (const [e, n] of statNext[f]) {
+          if (n > 0) refs.set(e, n);
+          else refs.delete(e);
+        }
+        this.statRefs[f] = refs;
+      }
+      this.postText = postText;
+    };
+    const content = full || deviceCmds.length || post.length ? null : this.contentBatch(next, statChanges);
+    if (content && this.deps.elements) {
+      const r = this.deps.elements.apply(content);
+      if (r?.ok) {
+        this.netlinkBatches++;
+        commit();
+        return;
+      }
+      if (r && !r.ok) {
+        this.deps.logger.log(
+          'warning',
+          `kernel data plane: element update over netlink refused (${r.error}); ${r.unknown ? 'rebuilding the keepvs tables' : 'applying it through libnftables'}`,
+        );
+        if (r.unknown) {
+          this.dirty.add('*');
+          await this.flush();
+          return;
+        }
+      }
+    }
     const r = this.deps.nft.run(`${batch.join('\n')}\n`);
     this.transactions++;
     if (!r.ok) {
@@ -481,19 +543,26 @@ export class NftDataPlane implements DataPlane {
       this.fail(`ruleset refused: ${err}`);
       return;
     }
-    this.initialized = true;
-    this.applied.clear();
-    for (const [id, k] of target) this.applied.set(id, k);
-    this.devices.clear();
-    for (const d of wantDevices) this.devices.add(d);
-    for (const f of ['ip', 'ip6'] as const) {
-      const refs = full ? new Map<string, number>() : this.statRefs[f];
-      for (const [e, n] of statNext[f]) {
-        if (n > 0) refs.set(e, n);
-        else refs.delete(e);
-      }
-      this.statRefs[f] = refs;
+    commit();
+  }
+
+  /**
+   * The tick as set-element and modulus changes only, or null when it changes anything else
+   * (a service added or removed, a rule, a declaration): then libnftables runs it.
+   */
+  private contentBatch(next: Map<string, KernelService | null>, stats: SetChange[]): ContentBatch | null {
+    const sets: SetChange[] = [];
+    const moduli: ContentBatch['moduli'][number][] = [];
+    for (const [id, ks] of next) {
+      const before = this.applied.get(id);
+      if (!before && !ks) continue;
+      if (!before || !ks) return null;
+      const plan = contentPlan(before, ks);
+      if (!plan) return null;
+      sets.push(...plan.sets);
+      moduli.push(...plan.moduli);
     }
+    return { sets: [...sets, ...stats], moduli };
   }
 
   /** The stats element of a destination of service `id` (NAT/FNAT with a protocol and port), or null. */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { ContentBatch } from '../../../src/codec/nftables.js';
 import type { KernelDest, KernelService } from '../../../src/dataplane/nft/model.js';
 import { NftDataPlane } from '../../../src/dataplane/nft/plane.js';
 import { serviceBody, usableDests } from '../../../src/dataplane/nft/render.js';
@@ -7,6 +8,7 @@ import { slotTable } from '../../../src/dataplane/nft/slots.js';
 import type { DestParams, ServiceKey, ServiceParams, TableOp } from '../../../src/lb/types.js';
 import { type CtEntry, parseConntrackLine } from '../../../src/os/conntrack.js';
 import type { NftResult } from '../../../src/os/libnftables.js';
+import type { ContentOutcome } from '../../../src/os/nft-netlink.js';
 
 const KEY: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 4, address: '198.18.0.100', port: 80 };
 const DR_KEY: ServiceKey = { ...KEY, port: 82 };
@@ -286,4 +288,89 @@ test('flow_pinning (DR): a flow map looked up first; weight changes refill slots
     dr: { ingress: 'eth0', egress: 'eth1', egressMac: '02:00:00:00:00:01' },
   }).join('\n');
   assert.match(body6, /typeof @nh,96,96 \. @th,0,32 : meta mark; size 262144/);
+});
+
+test('content ticks go to the nfnetlink writer; a refusal falls back to libnftables, a lost ack rebuilds', async () => {
+  const runs: string[] = [];
+  const nft = {
+    run(cmds: string): NftResult {
+      runs.push(cmds);
+      return { ok: true, output: '', error: '' };
+    },
+  };
+  const batches: ContentBatch[] = [];
+  let answer: ContentOutcome | null = { ok: true };
+  const elements = {
+    apply(b: ContentBatch) {
+      batches.push(b);
+      return answer;
+    },
+  };
+  const net = {
+    deviceOf: async () => null,
+    routeDevice: async () => null,
+    linkMac: async () => null,
+    neighbourMac: async () => null,
+  };
+  const logs: string[] = [];
+  const logger = { log: (_l: string, m: string) => void logs.push(m), child: () => logger };
+  const conntrack = { list: async () => [], flushDest: async () => {} };
+  const p = new NftDataPlane({ nft, elements, net, conntrack, logger, pollMs: 0 });
+  const wrr: ServiceParams = { ...SP, scheduler: 'wrr' };
+  await p.apply([
+    { op: 'add-service', key: KEY, params: wrr },
+    { op: 'add-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 1) },
+    { op: 'add-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 }, params: dp('masq', 1) },
+  ]);
+  assert.equal(runs.length, 1, 'the load is libnftables');
+  assert.equal(batches.length, 0);
+  // 1:1 -> 3:1: the period goes from 2 to 4 slots; one batch: the rule modulus and the slot elements
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 3) }]);
+  assert.equal(runs.length, 1);
+  assert.equal(batches.length, 1);
+  assert.equal(p.netlinkBatches, 1);
+  assert.deepEqual(
+    batches[0].moduli.map((m) => [m.family, m.chain, m.from, m.to, m.count]),
+    [['ip', 's_tcp_198_18_0_100_80', 2, 4, 1]],
+  );
+  const slots = batches[0].sets.find((s) => s.set.endsWith('_slots'));
+  assert.ok(slots);
+  const added = slots.add.map((e) => (e.key.kind === 'u32' ? e.key.n : -1));
+  assert.ok(added.includes(2) && added.includes(3), `new slots 2 and 3 added: ${added}`);
+  assert.ok(
+    slots.del.every((e) => e.key.kind === 'u32' && e.key.n < 2),
+    'only changed old slots deleted',
+  );
+  // a removed real server: slot elements and its stats elements in the same batch
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
+  assert.equal(batches.length, 2);
+  const stats = batches[1].sets.filter((s) => s.set.startsWith('st_') || s.set === 'rs_nat');
+  assert.equal(stats.length, 4);
+  assert.ok(stats.every((s) => s.del.length === 1 && s.add.length === 0));
+  // refused: the same tick through libnftables, logged
+  answer = { ok: false, error: 'ENOENT' };
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.13', port: 80 }, params: dp('masq', 1) }]);
+  assert.equal(runs.length, 2);
+  assert.match(
+    runs[1],
+    /flush map ip keepvs s_tcp_198_18_0_100_80_slots|add map ip keepvs s_tcp_198_18_0_100_80_slots/,
+  );
+  assert.ok(logs.some((l) => /netlink refused \(ENOENT\); applying it through libnftables/.test(l)));
+  // the outcome unknown (acks lost): a full rebuild
+  answer = { ok: false, error: '1 acknowledgements missing', unknown: true };
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 5) }]);
+  assert.equal(runs.length, 3);
+  assert.match(runs[2], /^add table ip keepvs\ndelete table ip keepvs/);
+  // declined (null): libnftables, no log line
+  answer = null;
+  const n = logs.length;
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 1) }]);
+  assert.equal(runs.length, 4);
+  assert.equal(logs.length, n);
+  // a structural change (scheduler with another rule shape) never goes to the writer
+  const before = batches.length;
+  answer = { ok: true };
+  await p.apply([{ op: 'edit-service', key: KEY, params: { ...SP, scheduler: 'sh' } }]);
+  assert.equal(batches.length, before);
+  assert.equal(runs.length, 5);
 });
