@@ -79,6 +79,7 @@ const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 
 // A weight change costs more right after another program changed the ruleset (here the baseline's
 // rebuild): the plane's libnftables context then drops and refetches its cache. Both are reported.
 const rawMs: number[] = [];
+const rawAfterForeign: number[] = [];
 const inc: number[] = [];
 const incAfterForeign: number[] = [];
 const full: number[] = [];
@@ -111,7 +112,9 @@ for (let round = 0; round < ROUNDS; round++) {
   const order = [0, 1, 2, 3].map((k) => (k + round) % 4);
   for (const which of order) {
     if (which === 0) {
-      rawMs.push(await change(round, true));
+      const first = await change(round, true);
+      (foreign ? rawAfterForeign : rawMs).push(first);
+      foreign = false;
       rawMs.push(await change(round + 1, true));
     } else if (which === 1) {
       const first = await change(round + 2, false);
@@ -160,6 +163,9 @@ const f = med(incAfterForeign);
 const range = (x: number[]) =>
   `min ${Math.min(...x).toFixed(2)}, max ${Math.max(...x).toFixed(2)}, ${x.length} changes`;
 console.log(`weight change, raw nfnetlink batch (keepvs):          median ${r0.toFixed(2)} ms (${range(rawMs)})`);
+console.log(
+  `  netlink right after a foreign ruleset change:      median ${med(rawAfterForeign).toFixed(2)} ms (${range(rawAfterForeign)})`,
+);
 console.log(
   `the same through libnftables incremental commands:   median ${a.toFixed(2)} ms (${range(inc)})  ratio netlink/libnftables ${(r0 / a).toFixed(3)}`,
 );
