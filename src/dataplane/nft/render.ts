@@ -52,12 +52,13 @@ export function baseTable(f: Fam): string[] {
     // real server retransmits once the request side has come this way (stateless failover, ip_vs_out's
     // drop of replies without a connection, docs/director-pair.md)
     `add set ${t} ${RS_GUARD_SET} { type ${a} . inet_proto . inet_service; }`,
-    `add chain ${t} rs_guard { type filter hook forward priority -2; policy accept; }`,
-    `add rule ${t} rs_guard ct state new ${f} saddr . meta l4proto . th sport @${RS_GUARD_SET} drop`,
+    // one forward chain for every packet of a NAT/FNAT flow, cheapest test first: the guard needs a
+    // new connection, each counter one direction (and ends the chain once counted); new
+    // connections are counted in postrouting (postrouting()), which sees only a flow's first packet
     `add chain ${t} stats { type filter hook forward priority -1; policy accept; }`,
-    `add rule ${t} stats ct status dnat ct direction original ct state new ${f} daddr . meta l4proto . th dport @st_new`,
-    `add rule ${t} stats ct status dnat ct direction original ${f} daddr . meta l4proto . th dport @st_in`,
-    `add rule ${t} stats ct status dnat ct direction reply ${f} saddr . meta l4proto . th sport @st_out`,
+    `add rule ${t} stats ct state new ${f} saddr . meta l4proto . th sport @${RS_GUARD_SET} drop`,
+    `add rule ${t} stats ct direction original ct status dnat ${f} daddr . meta l4proto . th dport @st_in accept`,
+    `add rule ${t} stats ct direction reply ct status dnat ${f} saddr . meta l4proto . th sport @st_out accept`,
   ];
 }
 
@@ -95,23 +96,29 @@ export function baseNetdev(): string[] {
     `add map ${t} svc4p0 { type ipv4_addr . inet_proto : verdict; }`,
     `add map ${t} svc6 { type ipv6_addr . inet_proto . inet_service : verdict; }`,
     `add map ${t} svc6p0 { type ipv6_addr . inet_proto : verdict; }`,
-    `add chain ${t} dispatch`,
-    `add rule ${t} dispatch meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4`,
-    `add rule ${t} dispatch meta pkttype host ip daddr . meta l4proto vmap @svc4p0`,
-    `add rule ${t} dispatch meta pkttype host ip6 daddr . meta l4proto . th dport vmap @svc6`,
-    `add rule ${t} dispatch meta pkttype host ip6 daddr . meta l4proto vmap @svc6p0`,
   ];
 }
 
+/**
+ * The DR dispatch: only frames addressed to this host (pkttype host), by VIP. In each device's
+ * chain itself, not behind a jump: every packet of a DR flow passes here.
+ */
+const DR_DISPATCH = [
+  'meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
+  'meta pkttype host ip daddr . meta l4proto vmap @svc4p0',
+  'meta pkttype host ip6 daddr . meta l4proto . th dport vmap @svc6',
+  'meta pkttype host ip6 daddr . meta l4proto vmap @svc6p0',
+];
+
 export const deviceChainName = (dev: string): string => `in_${dev.replace(/[^A-Za-z0-9]/g, '_')}`;
 
-/** An ingress base chain on `dev` feeding the DR dispatch (priority -500: before anything else). */
+/** An ingress base chain on `dev` with the DR dispatch (priority -500: before anything else). */
 export function deviceChain(dev: string): string[] {
   const t = `netdev ${TABLE}`;
   const c = deviceChainName(dev);
   return [
     `add chain ${t} ${c} { type filter hook ingress device ${quote(dev)} priority -500; policy accept; }`,
-    `add rule ${t} ${c} jump dispatch`,
+    ...DR_DISPATCH.map((r) => `add rule ${t} ${c} ${r}`),
   ];
 }
 
@@ -269,7 +276,8 @@ function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
   const n = table.slots.length;
   const key = keyExpr(s, table.key, n);
   const proto = protoWord(s);
-  const match = proto ? `meta l4proto ${proto} ` : '';
+  // DR's dispatch key holds the protocol already, and DR runs this for every packet: no second test
+  const match = proto && s.mode !== 'dr' ? `meta l4proto ${proto} ` : '';
   const persistent = s.params.persistentTimeout !== undefined;
   const parts: Part[] = [];
   const rule = (r: string) => parts.push({ rule: `add rule ${t} ${o.chain} ${match}${r}` });
@@ -475,10 +483,17 @@ export function deleteService(s: KernelService): string[] {
   ];
 }
 
-/** The whole postrouting chain of one family: SNAT of each full-NAT service to its local addresses. */
+/**
+ * The whole postrouting chain of one family: the new-connection counter (a nat chain sees only the
+ * first packet of a flow, so established packets pay nothing for it), then SNAT of each full-NAT
+ * service to its local addresses.
+ */
 export function postrouting(f: Fam, services: readonly KernelService[]): string[] {
   const t = `${f} ${TABLE}`;
-  const out = [`flush chain ${t} postrouting`];
+  const out = [
+    `flush chain ${t} postrouting`,
+    `add rule ${t} postrouting ct status dnat ${f} daddr . meta l4proto . th dport @st_new`,
+  ];
   for (const s of services) {
     if (s.mode !== 'fullnat' || famOf(s) !== f) continue;
     const laddrs = s.localAddresses ?? [];

@@ -70,13 +70,28 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
   assert.doesNotMatch(t, /flush ruleset/);
   assert.match(t, /^add table ip keepvs\ndelete table ip keepvs\n/);
   // a reply from a NAT real server that starts no connection here is dropped, not forwarded un-NATed
-  assert.match(t, /add rule ip keepvs rs_guard ct state new ip saddr \. meta l4proto \. th sport @rs_nat drop/);
+  assert.match(t, /add rule ip keepvs stats ct state new ip saddr \. meta l4proto \. th sport @rs_nat drop/);
   assert.match(t, /add element ip keepvs rs_nat \{ [^}]*198\.18\.1\.11 \. tcp \. 80/);
   assert.match(t, /add element ip keepvs svc \{ 198\.18\.0\.100 \. tcp \. 80 : goto s_tcp_198_18_0_100_80 \}/);
   assert.match(t, /elements = \{ 0 : 198\.18\.1\.12 \. 80, 1 : 198\.18\.1\.11 \. 80 \}/);
   // DR: netdev ingress on the VIP's device, pkttype host, MAC rewrite, fwd to the real servers' device
   assert.match(t, /meta pkttype host ip daddr \. meta l4proto \. th dport vmap @svc4/);
   assert.match(t, /add chain netdev keepvs in_eth0 \{ type filter hook ingress device "eth0" priority -500;/);
+  // per-packet work: the dispatch sits in the device chain (no jump), DR rules test no protocol again
+  assert.match(t, /add rule netdev keepvs in_eth0 meta pkttype host ip daddr \. meta l4proto \. th dport vmap @svc4/);
+  assert.doesNotMatch(t, /add rule netdev keepvs \S+ jump/);
+  assert.doesNotMatch(t, /add rule netdev keepvs s_\S+ meta l4proto/);
+  // NAT/FNAT: one forward chain, each counter ends it; new connections counted in postrouting
+  assert.doesNotMatch(t, /rs_guard/);
+  assert.match(
+    t,
+    /add rule ip keepvs stats ct direction original ct status dnat ip daddr \. meta l4proto \. th dport @st_in accept/,
+  );
+  assert.match(
+    t,
+    /add rule ip keepvs stats ct direction reply ct status dnat ip saddr \. meta l4proto \. th sport @st_out accept/,
+  );
+  assert.match(t, /add rule ip keepvs postrouting ct status dnat ip daddr \. meta l4proto \. th dport @st_new/);
   assert.match(
     t,
     /ether saddr set 02:18:01:00:00:01 ether daddr set jhash ip saddr \. th sport mod 4093 seed \S+ map @s_tcp_198_18_0_100_82_slots fwd to "eth1"/,
