@@ -279,6 +279,8 @@ export interface Reply {
 }
 
 export interface DumpedRule {
+  /** NFTA_RULE_CHAIN */
+  readonly chain?: string;
   readonly handle: bigint;
   /** NFTA_RULE_EXPRESSIONS' payload as the kernel dumped it */
   readonly expressions: Buffer;
@@ -303,13 +305,15 @@ export function decodeReplies(buf: Buffer): Reply[] {
       let handle: bigint | undefined;
       let expressions: Buffer | undefined;
       let userdata: Buffer | undefined;
+      let chain: string | undefined;
       for (const a of attrs(body.subarray(4))) {
-        if (a.type === NFTA_RULE_HANDLE && a.payload.length === 8) handle = a.payload.readBigUInt64BE(0);
+        if (a.type === NFTA_RULE_CHAIN) chain = a.payload.toString('latin1').replace(/\0.*$/s, '');
+        else if (a.type === NFTA_RULE_HANDLE && a.payload.length === 8) handle = a.payload.readBigUInt64BE(0);
         else if (a.type === NFTA_RULE_EXPRESSIONS) expressions = a.payload;
         else if (a.type === NFTA_RULE_USERDATA) userdata = a.payload;
       }
       if (handle === undefined || !expressions) throw new Error('rule without handle or expressions');
-      out.push({ seq, rule: { handle, expressions, ...(userdata ? { userdata } : {}) } });
+      out.push({ seq, rule: { handle, expressions, ...(chain ? { chain } : {}), ...(userdata ? { userdata } : {}) } });
     } else if (type === nftType(NFT_MSG_NEWGEN) && body.length >= 4) {
       const id = attrs(body.subarray(4)).find((a) => a.type === NFTA_GEN_ID && a.payload.length === 4);
       if (id) out.push({ seq, genid: id.payload.readUInt32BE(0) });

@@ -115,7 +115,13 @@ export class NftNetlink implements NftContentWriter {
     if (Number(this.libc.send(this.fd, out, out.length, 0)) < 0) return { ok: false, error: errnoName(errno()) };
     let error: string | null = null;
     for (;;) {
-      const replies = this.receive(false);
+      let replies: Reply[] | null;
+      try {
+        replies = this.receive(false);
+      } catch (e) {
+        // sent, and the answer unreadable: the batch may or may not have committed
+        return { ok: false, error: `${(e as Error).message}`, unknown: true };
+      }
       if (replies === null) break;
       for (const r of replies) {
         if (r.error === undefined) continue;
@@ -157,7 +163,8 @@ export class NftNetlink implements NftContentWriter {
       if (replies === null) throw new Error('getrule: no answer');
       for (const r of replies) {
         if (r.seq !== seq) continue;
-        if (r.rule) rules.push(r.rule);
+        // the kernel filters the dump by chain; a rule of another chain is never patched
+        if (r.rule && r.rule.chain === chain) rules.push(r.rule);
         if (r.error) throw new Error(`getrule ${chain}: ${errnoName(r.error)}`);
         if (r.done) return rules;
       }

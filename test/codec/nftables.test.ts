@@ -143,7 +143,13 @@ test('replies: acks and errors by sequence, dumped rules, generation, done', () 
   const rule = msg(
     (10 << 8) | 6,
     9,
-    Buffer.concat([Buffer.from([2, 0, 0, 0]), nla(1, Buffer.from('keepvs\0')), nla(3, handle), nla(0x8004, exprs)]),
+    Buffer.concat([
+      Buffer.from([2, 0, 0, 0]),
+      nla(1, Buffer.from('keepvs\0')),
+      nla(2, Buffer.from('s_x\0')),
+      nla(3, handle),
+      nla(0x8004, exprs),
+    ]),
   );
   const gen = msg((10 << 8) | 15, 8, Buffer.concat([Buffer.from([0, 0, 0, 0]), nla(1, be32(77))]));
   const r = decodeReplies(Buffer.concat([err(5, 0), err(6, 2), rule, gen, msg(3, 9, Buffer.alloc(4))]));
@@ -152,6 +158,7 @@ test('replies: acks and errors by sequence, dumped rules, generation, done', () 
     { seq: 6, error: 2 },
   ]);
   assert.equal(r[2].rule?.handle, 42n);
+  assert.equal(r[2].rule?.chain, 's_x');
   assert.deepEqual(r[2].rule?.expressions, exprs);
   assert.deepEqual(r[3], { seq: 8, genid: 77 });
   assert.deepEqual(r[4], { seq: 9, done: true });
