@@ -35,7 +35,7 @@ import type {
   RuntimeDataPlaneOptions,
 } from '../port.js';
 import { quietDestSnapshot } from '../port.js';
-import { type KernelDest, type KernelMode, type KernelService, TABLE } from './model.js';
+import { type KernelDest, type KernelMode, type KernelService, serviceObjects, TABLE } from './model.js';
 import {
   addService,
   baseNetdev,
@@ -44,6 +44,7 @@ import {
   deleteDeviceChain,
   deleteService,
   deviceChain,
+  pinsFlows,
   postrouting,
   RS_GUARD_SET,
   rebuild,
@@ -122,6 +123,25 @@ export function parseCounterSet(json: string): { key: string; packets: number; b
   return out;
 }
 
+/** Elements of a dynamic map (`nft -j list map`): key parts, seconds to expiry, value (a mark). */
+export function parseDynamicMap(json: string): { key: (string | number)[]; expiresS: number; mark: number }[] {
+  const out: { key: (string | number)[]; expiresS: number; mark: number }[] = [];
+  try {
+    const doc = JSON.parse(json) as { nftables?: { map?: { elem?: unknown[] } }[] };
+    for (const item of doc.nftables ?? [])
+      for (const e of item.map?.elem ?? []) {
+        if (!Array.isArray(e) || e.length !== 2 || typeof e[1] !== 'number') continue;
+        const el = (e[0] as { elem?: { val?: unknown; expires?: number } }).elem;
+        const val = el?.val;
+        const key =
+          typeof val === 'string' || typeof val === 'number' ? [val] : (val as { concat?: unknown[] })?.concat;
+        if (!Array.isArray(key) || !key.every((k) => typeof k === 'string' || typeof k === 'number')) continue;
+        out.push({ key: key as (string | number)[], expiresS: el?.expires ?? 0, mark: e[1] });
+      }
+  } catch {}
+  return out;
+}
+
 /** A stats element (`addr . proto . port`) as set-element bytes take it. */
 function statElem(e: string): { key: ElemValue } {
   const [address, protocol, port] = e.split(' . ');
@@ -169,6 +189,8 @@ export class NftDataPlane implements DataPlane {
   private flushing: Promise<void> = Promise.resolve();
   private scheduled: Promise<void> | null = null;
   private conns: CtEntry[] = [];
+  /** persistence templates and pinned DR flows, as -Lnc shows them (read each poll) */
+  private dynamic: ConnSnapshot[] = [];
   /** stats elements the kernel holds, per family */
   /** Stats elements in the kernel, with the number of services counting each (real servers are shared). */
   private statRefs: Record<'ip' | 'ip6', Map<string, number>> = { ip: new Map(), ip6: new Map() };
@@ -633,7 +655,10 @@ export class NftDataPlane implements DataPlane {
     if (this.stopped) return;
     const entries = await this.deps.conntrack.list();
     this.conns = entries;
-    if (this.initialized) this.readCounters(Date.now());
+    if (this.initialized) {
+      this.readCounters(Date.now());
+      this.readDynamicMaps();
+    }
     const counts = new Map<string, { active: number; inact: number }>();
     for (const e of entries) {
       const k = this.destKey(e);
@@ -691,7 +716,48 @@ export class NftDataPlane implements DataPlane {
     return null;
   }
 
-  /** -Lnc: the conntrack entries of kernel services, in IPVS's terms. */
+  /**
+   * The persistence maps (IPVS's templates: client port 0, state NONE, the persistence timeout left)
+   * and the IPv4 DR flow maps (a pinned flow; the map holds no TCP state: NONE) of installed services.
+   * IPv6 flow keys hold only 96 bits of the client address, so those flows are not listed.
+   */
+  private readDynamicMaps(): void {
+    const out: ConnSnapshot[] = [];
+    for (const [id, ks] of this.applied) {
+      const persistent = ks.params.persistentTimeout !== undefined;
+      const pinned = pinsFlows(ks) && ks.family === 4;
+      if (!persistent && !pinned) continue;
+      const o = serviceObjects(id);
+      const table = ks.mode === 'dr' ? `netdev ${TABLE}` : `${ks.family === 6 ? 'ip6' : 'ip'} ${TABLE}`;
+      const r = this.deps.nft.run(`list map ${table} ${persistent ? o.persist : o.flows}`, true);
+      if (!r.ok) continue;
+      const k = ks.key;
+      const protocol = k.kind === 'addr' ? k.protocol : 'tcp';
+      const vip =
+        k.kind === 'addr'
+          ? { address: k.address, port: k.port }
+          : { address: ks.family === 4 ? '0.0.0.0' : '::', port: k.fwmark };
+      for (const e of parseDynamicMap(r.output)) {
+        const d = ks.dests.find((x) => x.mark === e.mark);
+        if (!d) continue; // a removed server's mark: no destination (it expires)
+        const [client, sport, dport] = e.key;
+        out.push({
+          protocol,
+          client: { address: String(client), port: persistent ? 0 : Number(sport) },
+          virtual: persistent ? vip : { address: vip.address, port: Number(dport) },
+          // IPVS: a template's port is the destination's (0 in a port-0 service); DR keeps the VIP's
+          dest: { address: d.address, port: persistent ? d.port : d.port || Number(dport) },
+          family: ks.family,
+          state: 'NONE',
+          expiresInMs: e.expiresS * 1000,
+          template: persistent,
+        });
+      }
+    }
+    this.dynamic = out;
+  }
+
+  /** -Lnc: the conntrack entries of kernel services in IPVS's terms, then templates and pinned flows. */
   connections(): ConnSnapshot[] {
     const out: ConnSnapshot[] = [];
     for (const e of this.conns) {
@@ -707,7 +773,7 @@ export class NftDataPlane implements DataPlane {
         template: false,
       });
     }
-    return out;
+    return [...out, ...this.dynamic];
   }
 
   /** True when this plane forwards `id` (for the table view). */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ContentBatch } from '../../../src/codec/nftables.js';
 import type { KernelDest, KernelService } from '../../../src/dataplane/nft/model.js';
-import { NftDataPlane } from '../../../src/dataplane/nft/plane.js';
+import { NftDataPlane, parseDynamicMap } from '../../../src/dataplane/nft/plane.js';
 import { serviceBody, usableDests } from '../../../src/dataplane/nft/render.js';
 import { slotTable } from '../../../src/dataplane/nft/slots.js';
 import type { DestParams, ServiceKey, ServiceParams, TableOp } from '../../../src/lb/types.js';
@@ -388,4 +388,28 @@ test('content ticks go to the nfnetlink writer; a refusal falls back to libnftab
   await p.apply([{ op: 'edit-service', key: KEY, params: { ...SP, scheduler: 'sh' } }]);
   assert.equal(batches.length, before);
   assert.equal(runs.length, 5);
+});
+
+test('dynamic map listings: key parts, seconds left, the mark; junk is skipped', () => {
+  const json = JSON.stringify({
+    nftables: [
+      { metainfo: {} },
+      {
+        map: {
+          name: 'p',
+          elem: [
+            [{ elem: { val: '198.18.0.10', expires: 295 } }, 3],
+            [{ elem: { val: { concat: ['198.18.0.11', 40000, 86] }, expires: 899 } }, 2],
+            [{ elem: { val: { concat: [{ x: 1 }] } } }, 1],
+            ['bad'],
+          ],
+        },
+      },
+    ],
+  });
+  assert.deepEqual(parseDynamicMap(json), [
+    { key: ['198.18.0.10'], expiresS: 295, mark: 3 },
+    { key: ['198.18.0.11', 40000, 86], expiresS: 899, mark: 2 },
+  ]);
+  assert.deepEqual(parseDynamicMap('not json'), []);
 });
