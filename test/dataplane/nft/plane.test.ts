@@ -413,3 +413,46 @@ test('dynamic map listings: key parts, seconds left, the mark; junk is skipped',
   ]);
   assert.deepEqual(parseDynamicMap('not json'), []);
 });
+
+test('-Z zeroes the counters as the kernel holds them at that moment, not as of the last poll', async () => {
+  let conns = 10;
+  const counterSet = (n: number) =>
+    JSON.stringify({
+      nftables: [
+        {
+          set: {
+            elem: [{ elem: { val: { concat: ['198.18.1.11', 'tcp', 80] }, counter: { packets: n, bytes: n * 60 } } }],
+          },
+        },
+      ],
+    });
+  const nft = {
+    run(cmds: string): NftResult {
+      return { ok: true, output: cmds.startsWith('list set ip keepvs st_') ? counterSet(conns) : '', error: '' };
+    },
+  };
+  const net = {
+    deviceOf: async () => null,
+    routeDevice: async () => null,
+    linkMac: async () => null,
+    neighbourMac: async () => null,
+  };
+  const logger = { log: () => {}, child: () => logger };
+  const p = new NftDataPlane({
+    nft,
+    net,
+    conntrack: { list: async () => [], flushDest: async () => {} },
+    logger,
+    pollMs: 0,
+  });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  await p.poll();
+  const id = 'tcp:198.18.0.100:80';
+  assert.equal(p.destCounters(id, { address: '198.18.1.11', port: 80 })?.stats.conns, 10);
+  // 30 more connections before the next poll, then ipvsadm -Z, then 5 more
+  conns = 40;
+  await p.apply([{ op: 'zero', key: KEY }]);
+  conns = 45;
+  await p.poll();
+  assert.equal(p.destCounters(id, { address: '198.18.1.11', port: 80 })?.stats.conns, 5);
+});
