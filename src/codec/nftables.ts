@@ -16,6 +16,7 @@ const NFNL_BATCH_GENID = 1;
 const NFT_MSG_NEWRULE = 6;
 const NFT_MSG_GETRULE = 7;
 const NFT_MSG_NEWSETELEM = 12;
+const NFT_MSG_GETSETELEM = 13;
 const NFT_MSG_DELSETELEM = 14;
 const NFT_MSG_NEWGEN = 15;
 const NFT_MSG_GETGEN = 16;
@@ -43,6 +44,11 @@ const NFTA_SET_ELEM_LIST_SET = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
 const NFTA_SET_ELEM_KEY = 1;
 const NFTA_SET_ELEM_DATA = 2;
+const NFTA_SET_ELEM_EXPIRATION = 5;
+const NFTA_SET_ELEM_EXPR = 7;
+const NFTA_SET_ELEM_EXPRESSIONS = 11;
+const NFTA_COUNTER_BYTES = 1;
+const NFTA_COUNTER_PACKETS = 2;
 const NFTA_DATA_VALUE = 1;
 const NFTA_GEN_ID = 1;
 
@@ -276,6 +282,17 @@ export interface Reply {
   readonly done?: boolean;
   readonly rule?: DumpedRule;
   readonly genid?: number;
+  /** one part of a set dump */
+  readonly elements?: DumpedElem[];
+}
+
+/** A set element as a dump returns it. */
+export interface DumpedElem {
+  readonly key: Buffer;
+  readonly data?: Buffer;
+  /** ms until a dynamic element expires */
+  readonly expiresMs?: number;
+  readonly counter?: { readonly packets: number; readonly bytes: number };
 }
 
 export interface DumpedRule {
@@ -314,6 +331,9 @@ export function decodeReplies(buf: Buffer): Reply[] {
       }
       if (handle === undefined || !expressions) throw new Error('rule without handle or expressions');
       out.push({ seq, rule: { handle, expressions, ...(chain ? { chain } : {}), ...(userdata ? { userdata } : {}) } });
+    } else if (type === nftType(NFT_MSG_NEWSETELEM) && body.length >= 4) {
+      const list = attrs(body.subarray(4)).find((a) => a.type === NFTA_SET_ELEM_LIST_ELEMENTS);
+      out.push({ seq, elements: list ? attrs(list.payload).map((e) => dumpedElem(e.payload)) : [] });
     } else if (type === nftType(NFT_MSG_NEWGEN) && body.length >= 4) {
       const id = attrs(body.subarray(4)).find((a) => a.type === NFTA_GEN_ID && a.payload.length === 4);
       if (id) out.push({ seq, genid: id.payload.readUInt32BE(0) });
@@ -321,6 +341,72 @@ export function decodeReplies(buf: Buffer): Reply[] {
     off += (len + 3) & ~3;
   }
   return out;
+}
+
+const dataValue = (nest: Buffer): Buffer | undefined => attrs(nest).find((a) => a.type === NFTA_DATA_VALUE)?.payload;
+
+/** A counter expression's values (NFTA_EXPR_NAME "counter", its data), if `expr` is one. */
+function counterOf(expr: Buffer): { packets: number; bytes: number } | undefined {
+  const parts = attrs(expr);
+  const name = parts
+    .find((p) => p.type === NFTA_EXPR_NAME)
+    ?.payload.toString('latin1')
+    .replace(/\0.*$/s, '');
+  const data = parts.find((p) => p.type === NFTA_EXPR_DATA);
+  if (name !== 'counter' || !data) return undefined;
+  let packets = 0;
+  let bytes = 0;
+  for (const a of attrs(data.payload)) {
+    if (a.payload.length !== 8) continue;
+    if (a.type === NFTA_COUNTER_PACKETS) packets = Number(a.payload.readBigUInt64BE(0));
+    else if (a.type === NFTA_COUNTER_BYTES) bytes = Number(a.payload.readBigUInt64BE(0));
+  }
+  return { packets, bytes };
+}
+
+function dumpedElem(payload: Buffer): DumpedElem {
+  let key: Buffer | undefined;
+  let data: Buffer | undefined;
+  let expiresMs: number | undefined;
+  let counter: DumpedElem['counter'];
+  for (const a of attrs(payload)) {
+    if (a.type === NFTA_SET_ELEM_KEY) key = dataValue(a.payload);
+    else if (a.type === NFTA_SET_ELEM_DATA) data = dataValue(a.payload);
+    else if (a.type === NFTA_SET_ELEM_EXPIRATION && a.payload.length === 8)
+      expiresMs = Number(a.payload.readBigUInt64BE(0));
+    else if (a.type === NFTA_SET_ELEM_EXPR) counter ??= counterOf(a.payload);
+    else if (a.type === NFTA_SET_ELEM_EXPRESSIONS)
+      for (const e of attrs(a.payload)) if (e.type === NFTA_LIST_ELEM) counter ??= counterOf(e.payload);
+  }
+  if (!key) throw new Error('set element without a key');
+  return {
+    key,
+    ...(data ? { data } : {}),
+    ...(expiresMs !== undefined ? { expiresMs } : {}),
+    ...(counter ? { counter } : {}),
+  };
+}
+
+/** A dump of one set's elements. */
+export function getSetElemsMessage(family: NftFamily, table: string, set: string, seq: number): Buffer {
+  return message(nftType(NFT_MSG_GETSETELEM), NLM_F_REQUEST | NLM_F_DUMP, seq, NFPROTO[family], [
+    str(NFTA_SET_ELEM_LIST_TABLE, table),
+    str(NFTA_SET_ELEM_LIST_SET, set),
+  ]);
+}
+
+const PROTOCOL_NAMES = new Map<number, keyof typeof PROTOCOLS>(
+  Object.entries(PROTOCOLS).map(([k, v]) => [v, k as keyof typeof PROTOCOLS]),
+);
+
+/** `addr . proto . port` (the stats sets' key, as nft writes it) from its bytes; null when malformed. */
+export function statKeyText(key: Buffer, family: 4 | 6): string | null {
+  const n = family === 4 ? 4 : 16;
+  if (key.length !== n + 8) return null;
+  const proto = PROTOCOL_NAMES.get(key[n]);
+  if (!proto) return null;
+  const address = ipaddr.fromByteArray([...key.subarray(0, n)]).toString();
+  return `${address} . ${proto} . ${key.readUInt16BE(n + 4)}`;
 }
 
 /**

@@ -9,10 +9,13 @@
 import {
   batch,
   type ContentBatch,
+  type DumpedElem,
   type DumpedRule,
   decodeReplies,
   getGenMessage,
   getRulesMessage,
+  getSetElemsMessage,
+  type NftFamily,
   patchModulus,
   type Reply,
   replaceRuleMessage,
@@ -41,6 +44,8 @@ export type ContentOutcome = { ok: true } | { ok: false; error: string; unknown?
 /** What the kernel plane needs: a content batch applied, or null when this writer declines (use libnftables). */
 export interface NftContentWriter {
   apply(batch: ContentBatch): ContentOutcome | null;
+  /** One set's elements (the counter sets each second), or null when it cannot (use libnftables). */
+  listSet?(family: NftFamily, table: string, set: string): DumpedElem[] | null;
 }
 
 export class NftNetlink implements NftContentWriter {
@@ -151,8 +156,30 @@ export class NftNetlink implements NftContentWriter {
     }
   }
 
+  listSet(family: NftFamily, table: string, set: string): DumpedElem[] | null {
+    try {
+      const seq = ++this.seq;
+      const m = getSetElemsMessage(family, table, set, seq);
+      this.drain();
+      if (Number(this.libc.send(this.fd, m, m.length, 0)) < 0) return null;
+      const out: DumpedElem[] = [];
+      for (;;) {
+        const replies = this.receive(true);
+        if (replies === null) return null;
+        for (const r of replies) {
+          if (r.seq !== seq) continue;
+          if (r.elements) out.push(...r.elements);
+          if (r.error) return null;
+          if (r.done) return out;
+        }
+      }
+    } catch {
+      return null;
+    }
+  }
+
   /** The rules of one chain as the kernel holds them. */
-  private chainRules(family: ContentBatch['moduli'][number]['family'], table: string, chain: string): DumpedRule[] {
+  private chainRules(family: NftFamily, table: string, chain: string): DumpedRule[] {
     const seq = ++this.seq;
     const m = getRulesMessage(family, table, chain, seq);
     this.drain();
@@ -175,7 +202,8 @@ export class NftNetlink implements NftContentWriter {
   private receive(wait: boolean): Reply[] | null {
     for (let tries = 0; tries < 2; tries++) {
       const n = Number(this.libc.recv(this.fd, this.reply, this.reply.length, MSG_DONTWAIT));
-      if (n > 0) return decodeReplies(this.reply.subarray(0, n));
+      // a copy: replies keep views into it past the next recv (a dump spans datagrams)
+      if (n > 0) return decodeReplies(Buffer.from(this.reply.subarray(0, n)));
       if (n < 0 && errno() !== EAGAIN) throw new Error(`recv: ${errnoName(errno())}`);
       if (!wait || this.libc.poll(this.pollFd, 1, 1000) <= 0) return null;
     }

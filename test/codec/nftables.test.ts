@@ -3,10 +3,12 @@ import { test } from 'node:test';
 import {
   batch,
   decodeReplies,
+  elemBytes,
   elementList,
   patchModulus,
   replaceRuleMessage,
   setElemMessages,
+  statKeyText,
 } from '../../src/codec/nftables.js';
 
 // nft 1.0.6's element lists, captured with `strace -e trace=sendmsg -xx nft add|delete element ...`
@@ -169,4 +171,36 @@ test('replies: acks and errors by sequence, dumped rules, generation, done', () 
   assert.equal(m.readUInt16LE(6), 0x1 | 0x4 | 0x100);
   assert.ok(m.includes(handle));
   assert.ok(m.includes(exprs));
+});
+
+test('set dumps: keys, counters (one expression or a list), expiry; stats keys back to nft text', () => {
+  const be64 = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(BigInt(n));
+    return b;
+  };
+  const key = elemBytes({ kind: 'addr-proto-port', address: '198.18.1.11', protocol: 'udp', port: 53 });
+  const counter = expr('counter', [nla(1, be64(300)), nla(2, be64(5))]);
+  const el = (extra: Buffer[]) => nla(0x8001, Buffer.concat([nla(0x8001, nla(1, key)), ...extra]));
+  const body = Buffer.concat([
+    Buffer.from([2, 0, 0, 0]),
+    nla(
+      0x8003,
+      Buffer.concat([el([nla(0x8007, counter.subarray(4))]), el([nla(0x800b, counter)]), el([nla(5, be64(1500))])]),
+    ),
+  ]);
+  const h = Buffer.alloc(16);
+  h.writeUInt32LE(16 + body.length, 0);
+  h.writeUInt16LE((10 << 8) | 12, 4);
+  h.writeUInt32LE(4, 8);
+  const [r] = decodeReplies(Buffer.concat([h, body]));
+  assert.equal(r.elements?.length, 3);
+  assert.deepEqual(r.elements?.[0].counter, { packets: 5, bytes: 300 });
+  assert.deepEqual(r.elements?.[1].counter, { packets: 5, bytes: 300 });
+  assert.equal(r.elements?.[2].expiresMs, 1500);
+  assert.equal(statKeyText(r.elements?.[0].key as Buffer, 4), '198.18.1.11 . udp . 53');
+  const six = elemBytes({ kind: 'addr-proto-port', address: '2001:db8::7', protocol: 'tcp', port: 8080 });
+  assert.equal(statKeyText(six, 6), '2001:db8::7 . tcp . 8080');
+  assert.equal(statKeyText(six, 4), null);
+  assert.equal(statKeyText(Buffer.alloc(12), 4), null, 'protocol 0 is no stats key');
 });

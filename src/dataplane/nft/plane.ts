@@ -7,7 +7,7 @@
  * slot maps of the connection-count schedulers (lc, wlc, sed, nq, ovf...) and of thresholds.
  */
 
-import type { ContentBatch, ElemValue, SetChange } from '../../codec/nftables.js';
+import { type ContentBatch, type ElemValue, type SetChange, statKeyText } from '../../codec/nftables.js';
 import type { Family } from '../../config/model.js';
 import {
   type ConnSnapshot,
@@ -601,9 +601,7 @@ export class NftDataPlane implements DataPlane {
     for (const f of ['ip', 'ip6'] as const) {
       if (this.statRefs[f].size === 0) continue;
       for (const set of STAT_SETS) {
-        const r = this.deps.nft.run(`list set ${f} ${TABLE} ${set}`, true);
-        if (!r.ok) continue;
-        for (const { key, packets, bytes } of parseCounterSet(r.output)) {
+        for (const { key, packets, bytes } of this.counterSet(f, set)) {
           const c = get(key);
           if (set === 'st_new') next.set(key, { ...c, conns: packets });
           else if (set === 'st_in') next.set(key, { ...c, inPkts: packets, inBytes: bytes });
@@ -629,6 +627,21 @@ export class NftDataPlane implements DataPlane {
     }
     this.lastSample = { at: now, counters: next };
     this.counters = next;
+  }
+
+  /**
+   * One counter set's elements: over nfnetlink when the writer can (no JSON: a 10,000-element set
+   * listed through libnftables took 27 ms), else through libnftables.
+   */
+  private counterSet(f: 'ip' | 'ip6', set: string): { key: string; packets: number; bytes: number }[] {
+    const dumped = this.deps.elements?.listSet?.(f, TABLE, set);
+    if (dumped)
+      return dumped.flatMap((e) => {
+        const key = statKeyText(e.key, f === 'ip' ? 4 : 6);
+        return key ? [{ key, packets: e.counter?.packets ?? 0, bytes: e.counter?.bytes ?? 0 }] : [];
+      });
+    const r = this.deps.nft.run(`list set ${f} ${TABLE} ${set}`, true);
+    return r.ok ? parseCounterSet(r.output) : [];
   }
 
   /** ipvsadm --stats / --rate of one destination, from the nft counters (null when not counted). */

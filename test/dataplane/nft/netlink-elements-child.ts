@@ -6,7 +6,8 @@
  * many netlink batches and libnftables transactions ran so far, and the log lines.
  */
 import { execFileSync } from 'node:child_process';
-import { NftDataPlane } from '../../../src/dataplane/nft/plane.js';
+import { statKeyText } from '../../../src/codec/nftables.js';
+import { NftDataPlane, parseCounterSet } from '../../../src/dataplane/nft/plane.js';
 import type { DestParams, ServiceKey, ServiceParams, TableOp } from '../../../src/lb/types.js';
 import { LibNftables } from '../../../src/os/libnftables.js';
 import { NftNetlink } from '../../../src/os/nft-netlink.js';
@@ -150,6 +151,32 @@ for (const [step, ops] of steps) {
       logs: logs.splice(0),
     }),
   );
+}
+// the counter sets as the nfnetlink dump reads them and as `nft -j list set` prints them (one
+// element seeded with counts: a set of 10,000 such elements is what the plane reads each second)
+if (elements) {
+  nft('add', 'element', 'ip', 'keepvs', 'st_in', '{ 172.16.9.9 . tcp . 8080 counter packets 5 bytes 300 }');
+  nft('add', 'element', 'ip6', 'keepvs', 'st_out', '{ 2001:db8:9::9 . udp . 53 counter packets 7 bytes 700 }');
+  const sets: { netlink: unknown[]; nft: unknown[] }[] = [];
+  for (const [f, set] of [
+    ['ip', 'st_in'],
+    ['ip', 'st_out'],
+    ['ip6', 'st_out'],
+  ] as const) {
+    const dumped = elements.listSet(f, 'keepvs', set) ?? [];
+    const sort = (a: { key: string }[]) => [...a].sort((x, y) => x.key.localeCompare(y.key));
+    sets.push({
+      netlink: sort(
+        dumped.map((e) => ({
+          key: statKeyText(e.key, f === 'ip' ? 4 : 6) ?? '?',
+          packets: e.counter?.packets ?? -1,
+          bytes: e.counter?.bytes ?? -1,
+        })),
+      ),
+      nft: sort(parseCounterSet(nft('-j', 'list', 'set', f, 'keepvs', set))),
+    });
+  }
+  console.log(JSON.stringify({ counters: sets }));
 }
 await plane.stop(0);
 elements?.close();

@@ -28,6 +28,8 @@ interface Step {
   logs: string[];
 }
 
+let counters: { netlink: unknown[]; nft: unknown[] }[] = [];
+
 function run(host: string, mode: string): Step[] {
   const out = execFileSync('ip', ['netns', 'exec', `${P}-${host}`, process.execPath, CHILD, mode], {
     env,
@@ -35,10 +37,12 @@ function run(host: string, mode: string): Step[] {
     timeout: 60_000,
     maxBuffer: 256 << 20,
   });
-  return out
+  const lines = out
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Step);
+    .map((l) => JSON.parse(l) as Step & { counters?: typeof counters });
+  for (const l of lines) if (l.counters) counters = l.counters;
+  return lines.filter((l) => !l.counters);
 }
 
 after(() => {
@@ -77,6 +81,14 @@ test('content ticks over nfnetlink leave the same keepvs tables as libnftables, 
     ),
     refused.s.logs.join('\n'),
   );
+  // the counter sets read over nfnetlink (what the plane reads each second) are what nft lists
+  assert.equal(counters.length, 3);
+  for (const c of counters) {
+    assert.ok(c.nft.length > 0);
+    assert.deepEqual(c.netlink, c.nft);
+  }
+  assert.ok(JSON.stringify(counters).includes('"key":"172.16.9.9 . tcp . 8080","packets":5,"bytes":300'));
+  assert.ok(JSON.stringify(counters).includes('"key":"2001:db8:9::9 . udp . 53","packets":7,"bytes":700'));
   // the libnftables-only director never used netlink
   assert.equal(lib[lib.length - 1].netlink, 0);
 });
