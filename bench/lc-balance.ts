@@ -9,8 +9,7 @@
  * Printed per case: connections per server, time-averaged active connections per server, and the
  * imbalance against the scheduler's ideal (active in proportion to weight): mean over time of
  * max_i |active_i / share_i - total| / total, and its ratio to the userspace scheduler's; rr (wrr)
- * beside them as the no-feedback baseline. "hold-time loop" is a candidate control law, not what
- * the plane runs: it splits new connections by weight / estimated holding time (Little's law).
+ * beside them as the no-feedback baseline, and the plane's earlier law (w / (active + 1)) alone.
  *   npx tsc -p . && node dist/bench/lc-balance.js
  * Pure simulation: no network, no root. InActConn is left at 0 on both sides (same for both).
  */
@@ -90,13 +89,29 @@ function userspace(c: Case, name = c.scheduler): Picker {
   };
 }
 
-/** The plane's loop: counts sampled every `pollS`, a slot table from them, walked by a counter. */
-function kernelLoop(c: Case, pollS: number): Picker {
-  const active = c.weights.map(() => 0);
+/**
+ * The plane's loop: counts sampled every `pollS`, a slot table from them (slotTable, the plane's
+ * code), walked by a counter. `hold`: with each server's holding time estimated as the plane does
+ * (active + 0.5 over the last interval's new connections per second, averaged with the previous
+ * estimate); without: the w / (active + 1) law alone (the plane before 2026-12-02, and what it
+ * still runs for a server without a rate).
+ */
+function kernelLoop(c: Case, pollS: number, hold: boolean): Picker {
+  const n = c.weights.length;
+  const active = new Array<number>(n).fill(0);
+  const got = new Array<number>(n).fill(0);
+  const holdS = new Array<number>(n).fill(0);
   let slots: readonly number[] = [-1];
   let next = 0;
   let lastPoll = Number.NEGATIVE_INFINITY;
-  const rebuild = () => {
+  const rebuild = (dt: number) => {
+    for (let i = 0; i < n; i++) {
+      const rate = got[i] / dt;
+      got[i] = 0;
+      if (!hold || rate <= 0) continue;
+      const h = (active[i] + 0.5) / rate;
+      holdS[i] = holdS[i] > 0 ? (holdS[i] + h) / 2 : h;
+    }
     const t = slotTable(
       c.scheduler,
       new Set(),
@@ -108,6 +123,7 @@ function kernelLoop(c: Case, pollS: number): Picker {
         overloaded: false,
         activeConns: active[i],
         inactConns: 0,
+        ...(holdS[i] > 0 ? { holdS: holdS[i] } : {}),
       })),
       false,
     );
@@ -118,60 +134,9 @@ function kernelLoop(c: Case, pollS: number): Picker {
   return {
     tick(now) {
       if (now - lastPoll >= pollS) {
+        rebuild(lastPoll === Number.NEGATIVE_INFINITY ? pollS : now - lastPoll);
         lastPoll = now;
-        rebuild();
       }
-    },
-    pick() {
-      const d = slots[next % slots.length];
-      next = (next + 1) % slots.length;
-      return d;
-    },
-    opened: (i) => void active[i]++,
-    closed: (i) => void active[i]--,
-  };
-}
-
-/**
- * Prototype: Little's law per server. Each poll, a server's holding time is estimated from its
- * active count and the connections it got in the last interval (h = active / rate, smoothed), and
- * new connections are split in proportion to weight / h: the split at which active counts end up in
- * proportion to weight, which is what wlc (and lc, weights 1) converge to.
- */
-function holdLoop(c: Case, pollS: number): Picker {
-  const n = c.weights.length;
-  const active = new Array<number>(n).fill(0);
-  const got = new Array<number>(n).fill(0);
-  const hold = new Array<number>(n).fill(0);
-  let slots: readonly number[] = [-1];
-  let next = 0;
-  let lastPoll = Number.NEGATIVE_INFINITY;
-  return {
-    tick(now) {
-      if (now - lastPoll < pollS) return;
-      const dt = lastPoll === Number.NEGATIVE_INFINITY ? pollS : now - lastPoll;
-      lastPoll = now;
-      for (let i = 0; i < n; i++) {
-        const rate = got[i] / dt;
-        if (rate > 0) {
-          const h = active[i] / rate;
-          hold[i] = hold[i] > 0 ? 0.5 * hold[i] + 0.5 * h : h;
-        }
-        got[i] = 0;
-      }
-      const known = hold.filter((h) => h > 0);
-      const fallback = known.length ? known.reduce((a, b) => a + b, 0) / known.length : 1;
-      const shares = c.weights.map((w, i) => w / Math.max(1e-3, hold[i] > 0 ? hold[i] : fallback));
-      const sum = shares.reduce((a, b) => a + b, 0);
-      const ints = shares.map((x) => Math.max(1, Math.round((x / sum) * 256)));
-      const ds = dests(c);
-      slots = slotTable(
-        'wrr',
-        new Set(),
-        ds.map((d, i) => ({ ...d, weight: ints[i], lastWeight: ints[i] })),
-        false,
-      ).slots;
-      next = 0;
     },
     pick() {
       const d = slots[next % slots.length];
@@ -268,9 +233,9 @@ for (const c of CASES) {
   const base = simulate(c, userspace(c));
   const rows: [string, ReturnType<typeof simulate>][] = [
     [`userspace ${c.scheduler}`, base],
-    [`kernel loop, poll 1 s`, simulate(c, kernelLoop(c, 1))],
-    [`kernel loop, poll 0.25 s`, simulate(c, kernelLoop(c, 0.25))],
-    ['hold-time loop, poll 1 s', simulate(c, holdLoop(c, 1))],
+    ['kernel loop, poll 1 s', simulate(c, kernelLoop(c, 1, true))],
+    ['kernel loop, poll 0.25 s', simulate(c, kernelLoop(c, 0.25, true))],
+    ['w/(active+1) law, poll 1 s', simulate(c, kernelLoop(c, 1, false))],
     ['rr (no feedback)', simulate(c, userspace(c, c.weights.every((w) => w === 1) ? 'rr' : 'wrr'))],
   ];
   for (const [name, r] of rows)

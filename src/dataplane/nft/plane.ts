@@ -92,6 +92,8 @@ interface PlaneDest {
   inact: number;
   overloaded: boolean;
   conns: number;
+  /** smoothed holding time, s (lc, wlc; 0 = unknown) */
+  holdS: number;
 }
 
 interface PlaneService {
@@ -267,6 +269,7 @@ export class NftDataPlane implements DataPlane {
             inact: 0,
             overloaded: false,
             conns: 0,
+            holdS: 0,
           });
         this.dirty.add(id);
         break;
@@ -421,6 +424,7 @@ export class NftDataPlane implements DataPlane {
         overloaded: d.overloaded,
         activeConns: d.active,
         inactConns: d.inact,
+        ...(d.holdS > 0 ? { holdS: d.holdS } : {}),
         mark: d.mark,
         ...(mac ? { mac } : {}),
       };
@@ -684,6 +688,7 @@ export class NftDataPlane implements DataPlane {
         const c = counts.get(`${id}|${d.address}|${d.port}`) ?? { active: 0, inact: 0 };
         d.active = c.active;
         d.inact = c.inact;
+        if (s.params.scheduler === 'lc' || s.params.scheduler === 'wlc') this.estimateHold(id, s, d);
         // IPVS thresholds (ip_vs_dest_totalconns vs u_threshold, back below l_threshold or 3/4 of it)
         const total = c.active + c.inact;
         const u = d.params.uThreshold;
@@ -703,6 +708,22 @@ export class NftDataPlane implements DataPlane {
       }
     }
     if (changed) await this.schedule();
+  }
+
+  /**
+   * Little's law for the lc loop: a server's holding time is its active connections over its new
+   * connections per second (the st_new counter's rate), smoothed over polls. Only for a real server
+   * counted by this service alone (a shared counter mixes services) and while connections arrive.
+   */
+  private estimateHold(id: string, s: PlaneService, d: PlaneDest): void {
+    const k = this.statKey(id, d);
+    const fam = s.key.family === 6 ? 'ip6' : 'ip';
+    if (!k || this.statRefs[fam].get(k) !== 1) return;
+    const rate = this.rates.get(k)?.cps ?? 0;
+    if (rate <= 0) return;
+    // + 0.5: short connections often all closed when sampled; the estimate never reaches 0
+    const h = (d.active + 0.5) / rate;
+    d.holdS = d.holdS > 0 ? (d.holdS + h) / 2 : h;
   }
 
   /** `${serviceId}|${rs}|${port}` of a conntrack entry the kernel plane made (DNAT by one of our services). */

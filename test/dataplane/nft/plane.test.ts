@@ -456,3 +456,68 @@ test('-Z zeroes the counters as the kernel holds them at that moment, not as of 
   await p.poll();
   assert.equal(p.destCounters(id, { address: '198.18.1.11', port: 80 })?.stats.conns, 5);
 });
+
+test('lc: the poll estimates each real server holding time from its counters and splits new connections by it', async () => {
+  // rs .11 gets 100 new connections a second and holds 10 open, .12 gets 20 and holds 50
+  let tick = 0;
+  const counterSet = () =>
+    JSON.stringify({
+      nftables: [
+        {
+          set: {
+            elem: [
+              ['198.18.1.11', 100],
+              ['198.18.1.12', 20],
+            ].map(([a, rate]) => ({
+              elem: { val: { concat: [a, 'tcp', 80] }, counter: { packets: Number(rate) * tick, bytes: 0 } },
+            })),
+          },
+        },
+      ],
+    });
+  const runs: string[] = [];
+  const nft = {
+    run(cmds: string): NftResult {
+      runs.push(cmds);
+      return { ok: true, output: cmds.startsWith('list set ip keepvs st_') ? counterSet() : '', error: '' };
+    },
+  };
+  const ct = (rs: string, n: number): CtEntry[] =>
+    Array.from({ length: n }, (_, i) => ({
+      family: 4,
+      protocol: 'tcp',
+      state: 'ESTABLISHED',
+      timeout: 100,
+      original: { src: '198.18.0.10', dst: '198.18.0.100', sport: 10000 + i, dport: 80 },
+      reply: { src: rs, dst: '198.18.0.10', sport: 80, dport: 10000 + i },
+    }));
+  const conntrack = {
+    list: async () => [...ct('198.18.1.11', 10), ...ct('198.18.1.12', 50)],
+    flushDest: async () => {},
+  };
+  const net = {
+    deviceOf: async () => null,
+    routeDevice: async () => null,
+    linkMac: async () => null,
+    neighbourMac: async () => null,
+  };
+  const logger = { log: () => {}, child: () => logger };
+  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0 });
+  await p.apply([
+    { op: 'add-service', key: KEY, params: { ...SP, scheduler: 'lc' } },
+    ...['198.18.1.11', '198.18.1.12'].map(
+      (a): TableOp => ({ op: 'add-dest', key: KEY, dest: { address: a, port: 80 }, params: dp('masq') }),
+    ),
+  ]);
+  for (tick = 1; tick <= 3; tick++) {
+    await p.poll();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  // holding times 10.5/100 and 50.5/20 s: .11 gets about 24x the new connections of .12 (counts
+  // alone, w / (active + 1), would give 51/11 = 4.6x)
+  const slots = runs.filter((r) => r.includes('s_tcp_198_18_0_100_80_slots')).pop() ?? '';
+  const n11 = (slots.match(/198\.18\.1\.11 \. 80/g) ?? []).length;
+  const n12 = (slots.match(/198\.18\.1\.12 \. 80/g) ?? []).length;
+  const want = 50.5 / 20 / (10.5 / 100);
+  assert.ok(n12 > 0 && Math.abs(n11 / n12 - want) / want < 0.15, `${n11} / ${n12}`);
+});
