@@ -26,6 +26,7 @@ import { NodeDialer } from '../os/dialer.js';
 import { NodeFileReader } from '../os/file-reader.js';
 import { LibNftables } from '../os/libnftables.js';
 import { IprouteNetInfo } from '../os/netinfo.js';
+import { NftNetlink } from '../os/nft-netlink.js';
 import { interfaceMtu, routeGet } from '../os/route.js';
 import type { Clock } from '../util/clock.js';
 import type { EventSink } from '../util/events.js';
@@ -186,8 +187,10 @@ export class LvsService {
               ingressOf: (key) => net.deviceOf(key.address, key.family),
             })
           : undefined;
+      const elements = NftNetlink.open();
       const nft = new NftDataPlane({
         nft: new LibNftables(),
+        ...(elements ? { elements } : {}),
         net,
         ...(tunnel ? { tunnel } : {}),
         conntrack: new ProcConntrack(deps.runner),

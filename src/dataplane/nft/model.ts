@@ -20,6 +20,8 @@ export interface KernelDest {
   readonly overloaded: boolean;
   readonly activeConns: number;
   readonly inactConns: number;
+  /** lc, wlc: estimated seconds a connection to it lasts, when the counters tell (slots.ts) */
+  readonly holdS?: number;
   /** persistence id (meta mark value while the rule runs), unique within the service, >= 1 */
   readonly mark: number;
   /** DR: the real server's MAC, once resolved */

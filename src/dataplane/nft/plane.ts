@@ -6,6 +6,8 @@
  * conntrack each second (ipvsadm's ActiveConn/InActConn, -Lnc), and the same loop rewrites the
  * slot maps of the connection-count schedulers (lc, wlc, sed, nq, ovf...) and of thresholds.
  */
+
+import { type ContentBatch, type ElemValue, type SetChange, statKeyText } from '../../codec/nftables.js';
 import type { Family } from '../../config/model.js';
 import {
   type ConnSnapshot,
@@ -23,6 +25,7 @@ import {
 import type { ConntrackPort, CtEntry } from '../../os/conntrack.js';
 import type { NftRunner } from '../../os/libnftables.js';
 import type { NetInfo } from '../../os/netinfo.js';
+import type { NftContentWriter } from '../../os/nft-netlink.js';
 import type { Logger } from '../../util/logger.js';
 import type {
   DataPlane,
@@ -32,15 +35,18 @@ import type {
   RuntimeDataPlaneOptions,
 } from '../port.js';
 import { quietDestSnapshot } from '../port.js';
-import { type KernelDest, type KernelMode, type KernelService, TABLE } from './model.js';
+import { type KernelDest, type KernelMode, type KernelService, serviceObjects, TABLE } from './model.js';
 import {
   addService,
   baseNetdev,
   baseTable,
+  contentPlan,
   deleteDeviceChain,
   deleteService,
   deviceChain,
+  pinsFlows,
   postrouting,
+  RS_GUARD_SET,
   rebuild,
   STAT_SETS,
   serviceStatElements,
@@ -55,6 +61,11 @@ export interface ServiceContext {
 
 export interface NftPlaneDeps {
   readonly nft: NftRunner;
+  /**
+   * Content-only ticks (weights, real servers up or down, the lc loop) as one nfnetlink batch
+   * instead of a libnftables transaction (os/nft-netlink.ts); absent: everything through `nft`.
+   */
+  readonly elements?: NftContentWriter;
   readonly net: NetInfo;
   readonly conntrack: ConntrackPort;
   readonly logger: Logger;
@@ -81,6 +92,8 @@ interface PlaneDest {
   inact: number;
   overloaded: boolean;
   conns: number;
+  /** smoothed holding time, s (lc, wlc; 0 = unknown) */
+  holdS: number;
 }
 
 interface PlaneService {
@@ -110,6 +123,31 @@ export function parseCounterSet(json: string): { key: string; packets: number; b
       }
   } catch {}
   return out;
+}
+
+/** Elements of a dynamic map (`nft -j list map`): key parts, seconds to expiry, value (a mark). */
+export function parseDynamicMap(json: string): { key: (string | number)[]; expiresS: number; mark: number }[] {
+  const out: { key: (string | number)[]; expiresS: number; mark: number }[] = [];
+  try {
+    const doc = JSON.parse(json) as { nftables?: { map?: { elem?: unknown[] } }[] };
+    for (const item of doc.nftables ?? [])
+      for (const e of item.map?.elem ?? []) {
+        if (!Array.isArray(e) || e.length !== 2 || typeof e[1] !== 'number') continue;
+        const el = (e[0] as { elem?: { val?: unknown; expires?: number } }).elem;
+        const val = el?.val;
+        const key =
+          typeof val === 'string' || typeof val === 'number' ? [val] : (val as { concat?: unknown[] })?.concat;
+        if (!Array.isArray(key) || !key.every((k) => typeof k === 'string' || typeof k === 'number')) continue;
+        out.push({ key: key as (string | number)[], expiresS: el?.expires ?? 0, mark: e[1] });
+      }
+  } catch {}
+  return out;
+}
+
+/** A stats element (`addr . proto . port`) as set-element bytes take it. */
+function statElem(e: string): { key: ElemValue } {
+  const [address, protocol, port] = e.split(' . ');
+  return { key: { kind: 'addr-proto-port', address, protocol: protocol as 'tcp', port: Number(port) } };
 }
 
 /** conntrack TCP states as IPVS names them (ip_vs_proto_tcp.c tcp_state_name). */
@@ -163,8 +201,12 @@ export class NftDataPlane implements DataPlane {
   private lastSample: { at: number; counters: Map<string, Stats> } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  /** transactions run (tests, metrics) */
+  /** the postrouting commands in the kernel, per family (rewritten only when they change) */
+  private postText = '';
+  /** transactions run through libnftables (tests, metrics) */
   transactions = 0;
+  /** content batches applied over nfnetlink (tests, bench) */
+  netlinkBatches = 0;
 
   /** A reload changed expire_nodest_conn: the next removed real server's flows follow it. */
   setOptions(options: RuntimeDataPlaneOptions): void {
@@ -227,6 +269,7 @@ export class NftDataPlane implements DataPlane {
             inact: 0,
             overloaded: false,
             conns: 0,
+            holdS: 0,
           });
         this.dirty.add(id);
         break;
@@ -245,7 +288,9 @@ export class NftDataPlane implements DataPlane {
         this.services.clear();
         break;
       case 'zero': {
-        // ipvsadm -Z: counters restart from what the kernel holds now
+        // ipvsadm -Z: counters restart from what the kernel holds now (read now: the last poll's
+        // values are up to a second old, and what came since would survive the zero)
+        if (this.initialized) this.readCounters(Date.now());
         const ids = op.key ? [serviceId(op.key)] : [...this.services.keys()];
         for (const id of ids)
           for (const d of this.services.get(id)?.dests ?? []) {
@@ -379,6 +424,7 @@ export class NftDataPlane implements DataPlane {
         overloaded: d.overloaded,
         activeConns: d.active,
         inactConns: d.inact,
+        ...(d.holdS > 0 ? { holdS: d.holdS } : {}),
         mark: d.mark,
         ...(mac ? { mac } : {}),
       };
@@ -446,9 +492,12 @@ export class NftDataPlane implements DataPlane {
     const fnatTouched =
       full || [...next.values(), ...[...ids].map((i) => this.applied.get(i))].some((k) => k?.mode === 'fullnat');
     const all = [...target.values()];
-    const post = fnatTouched ? [...postrouting('ip', all), ...postrouting('ip6', all)] : [];
+    let post = fnatTouched ? [...postrouting('ip', all), ...postrouting('ip6', all)] : [];
+    const postText = fnatTouched ? post.join('\n') : this.postText;
+    if (!full && postText === this.postText) post = [];
     // only the services this tick touches: a weight change must not walk every real server
     const statNext = { ip: new Map<string, number>(), ip6: new Map<string, number>() };
+    const statChanges: SetChange[] = [];
     const stats = (['ip', 'ip6'] as const).flatMap((f) => {
       const refs = statNext[f];
       if (full) {
@@ -463,10 +512,49 @@ export class NftDataPlane implements DataPlane {
       }
       const added = [...refs].filter(([e, n]) => n > 0 && !have.has(e)).map(([e]) => e);
       const gone = [...refs].filter(([e, n]) => n <= 0 && have.has(e)).map(([e]) => e);
+      if (added.length || gone.length)
+        for (const set of [...STAT_SETS, RS_GUARD_SET])
+          statChanges.push({ family: f, table: TABLE, set, del: gone.map(statElem), add: added.map(statElem) });
       return statSetCommands(f, added, gone);
     });
     const batch = [...removing, ...cmds, ...post, ...stats, ...adding];
     if (batch.length === 0) return;
+    const commit = () => {
+      this.initialized = true;
+      this.applied.clear();
+      for (const [id, k] of target) this.applied.set(id, k);
+      this.devices.clear();
+      for (const d of wantDevices) this.devices.add(d);
+      for (const f of ['ip', 'ip6'] as const) {
+        const refs = full ? new Map<string, number>() : this.statRefs[f];
+        for (const [e, n] of statNext[f]) {
+          if (n > 0) refs.set(e, n);
+          else refs.delete(e);
+        }
+        this.statRefs[f] = refs;
+      }
+      this.postText = postText;
+    };
+    const content = full || deviceCmds.length || post.length ? null : this.contentBatch(next, statChanges);
+    if (content && this.deps.elements) {
+      const r = this.deps.elements.apply(content);
+      if (r?.ok) {
+        this.netlinkBatches++;
+        commit();
+        return;
+      }
+      if (r && !r.ok) {
+        this.deps.logger.log(
+          'warning',
+          `kernel data plane: element update over netlink refused (${r.error}); ${r.unknown ? 'rebuilding the keepvs tables' : 'applying it through libnftables'}`,
+        );
+        if (r.unknown) {
+          this.dirty.add('*');
+          await this.flush();
+          return;
+        }
+      }
+    }
     const r = this.deps.nft.run(`${batch.join('\n')}\n`);
     this.transactions++;
     if (!r.ok) {
@@ -481,19 +569,26 @@ export class NftDataPlane implements DataPlane {
       this.fail(`ruleset refused: ${err}`);
       return;
     }
-    this.initialized = true;
-    this.applied.clear();
-    for (const [id, k] of target) this.applied.set(id, k);
-    this.devices.clear();
-    for (const d of wantDevices) this.devices.add(d);
-    for (const f of ['ip', 'ip6'] as const) {
-      const refs = full ? new Map<string, number>() : this.statRefs[f];
-      for (const [e, n] of statNext[f]) {
-        if (n > 0) refs.set(e, n);
-        else refs.delete(e);
-      }
-      this.statRefs[f] = refs;
+    commit();
+  }
+
+  /**
+   * The tick as set-element and modulus changes only, or null when it changes anything else
+   * (a service added or removed, a rule, a declaration): then libnftables runs it.
+   */
+  private contentBatch(next: Map<string, KernelService | null>, stats: SetChange[]): ContentBatch | null {
+    const sets: SetChange[] = [];
+    const moduli: ContentBatch['moduli'][number][] = [];
+    for (const [id, ks] of next) {
+      const before = this.applied.get(id);
+      if (!before && !ks) continue;
+      if (!before || !ks) return null;
+      const plan = contentPlan(before, ks);
+      if (!plan) return null;
+      sets.push(...plan.sets);
+      moduli.push(...plan.moduli);
     }
+    return { sets: [...sets, ...stats], moduli };
   }
 
   /** The stats element of a destination of service `id` (NAT/FNAT with a protocol and port), or null. */
@@ -510,9 +605,7 @@ export class NftDataPlane implements DataPlane {
     for (const f of ['ip', 'ip6'] as const) {
       if (this.statRefs[f].size === 0) continue;
       for (const set of STAT_SETS) {
-        const r = this.deps.nft.run(`list set ${f} ${TABLE} ${set}`, true);
-        if (!r.ok) continue;
-        for (const { key, packets, bytes } of parseCounterSet(r.output)) {
+        for (const { key, packets, bytes } of this.counterSet(f, set)) {
           const c = get(key);
           if (set === 'st_new') next.set(key, { ...c, conns: packets });
           else if (set === 'st_in') next.set(key, { ...c, inPkts: packets, inBytes: bytes });
@@ -538,6 +631,21 @@ export class NftDataPlane implements DataPlane {
     }
     this.lastSample = { at: now, counters: next };
     this.counters = next;
+  }
+
+  /**
+   * One counter set's elements: over nfnetlink when the writer can (no JSON: a 10,000-element set
+   * listed through libnftables took 27 ms), else through libnftables.
+   */
+  private counterSet(f: 'ip' | 'ip6', set: string): { key: string; packets: number; bytes: number }[] {
+    const dumped = this.deps.elements?.listSet?.(f, TABLE, set);
+    if (dumped)
+      return dumped.flatMap((e) => {
+        const key = statKeyText(e.key, f === 'ip' ? 4 : 6);
+        return key ? [{ key, packets: e.counter?.packets ?? 0, bytes: e.counter?.bytes ?? 0 }] : [];
+      });
+    const r = this.deps.nft.run(`list set ${f} ${TABLE} ${set}`, true);
+    return r.ok ? parseCounterSet(r.output) : [];
   }
 
   /** ipvsadm --stats / --rate of one destination, from the nft counters (null when not counted). */
@@ -580,6 +688,7 @@ export class NftDataPlane implements DataPlane {
         const c = counts.get(`${id}|${d.address}|${d.port}`) ?? { active: 0, inact: 0 };
         d.active = c.active;
         d.inact = c.inact;
+        if (s.params.scheduler === 'lc' || s.params.scheduler === 'wlc') this.estimateHold(id, s, d);
         // IPVS thresholds (ip_vs_dest_totalconns vs u_threshold, back below l_threshold or 3/4 of it)
         const total = c.active + c.inact;
         const u = d.params.uThreshold;
@@ -599,6 +708,22 @@ export class NftDataPlane implements DataPlane {
       }
     }
     if (changed) await this.schedule();
+  }
+
+  /**
+   * Little's law for the lc loop: a server's holding time is its active connections over its new
+   * connections per second (the st_new counter's rate), smoothed over polls. Only for a real server
+   * counted by this service alone (a shared counter mixes services) and while connections arrive.
+   */
+  private estimateHold(id: string, s: PlaneService, d: PlaneDest): void {
+    const k = this.statKey(id, d);
+    const fam = s.key.family === 6 ? 'ip6' : 'ip';
+    if (!k || this.statRefs[fam].get(k) !== 1) return;
+    const rate = this.rates.get(k)?.cps ?? 0;
+    if (rate <= 0) return;
+    // + 0.5: short connections often all closed when sampled; the estimate never reaches 0
+    const h = (d.active + 0.5) / rate;
+    d.holdS = d.holdS > 0 ? (d.holdS + h) / 2 : h;
   }
 
   /** `${serviceId}|${rs}|${port}` of a conntrack entry the kernel plane made (DNAT by one of our services). */
@@ -622,7 +747,49 @@ export class NftDataPlane implements DataPlane {
     return null;
   }
 
-  /** -Lnc: the conntrack entries of kernel services, in IPVS's terms. */
+  /**
+   * The persistence maps (IPVS's templates: client port 0, state NONE, the persistence timeout left)
+   * and the IPv4 DR flow maps (a pinned flow; the map holds no TCP state: NONE) of installed services,
+   * read when asked (one small listing per map: 0.05 ms each in a 1,000-service ruleset).
+   * IPv6 flow keys hold only 96 bits of the client address, so those flows are not listed.
+   */
+  private readDynamicMaps(): ConnSnapshot[] {
+    const out: ConnSnapshot[] = [];
+    for (const [id, ks] of this.applied) {
+      const persistent = ks.params.persistentTimeout !== undefined;
+      const pinned = pinsFlows(ks) && ks.family === 4;
+      if (!persistent && !pinned) continue;
+      const o = serviceObjects(id);
+      const table = ks.mode === 'dr' ? `netdev ${TABLE}` : `${ks.family === 6 ? 'ip6' : 'ip'} ${TABLE}`;
+      const r = this.deps.nft.run(`list map ${table} ${persistent ? o.persist : o.flows}`, true);
+      if (!r.ok) continue;
+      const k = ks.key;
+      const protocol = k.kind === 'addr' ? k.protocol : 'tcp';
+      const vip =
+        k.kind === 'addr'
+          ? { address: k.address, port: k.port }
+          : { address: ks.family === 4 ? '0.0.0.0' : '::', port: k.fwmark };
+      for (const e of parseDynamicMap(r.output)) {
+        const d = ks.dests.find((x) => x.mark === e.mark);
+        if (!d) continue; // a removed server's mark: no destination (it expires)
+        const [client, sport, dport] = e.key;
+        out.push({
+          protocol,
+          client: { address: String(client), port: persistent ? 0 : Number(sport) },
+          virtual: persistent ? vip : { address: vip.address, port: Number(dport) },
+          // IPVS: a template's port is the destination's (0 in a port-0 service); DR keeps the VIP's
+          dest: { address: d.address, port: persistent ? d.port : d.port || Number(dport) },
+          family: ks.family,
+          state: 'NONE',
+          expiresInMs: e.expiresS * 1000,
+          template: persistent,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** -Lnc: the conntrack entries of kernel services in IPVS's terms, then templates and pinned flows. */
   connections(): ConnSnapshot[] {
     const out: ConnSnapshot[] = [];
     for (const e of this.conns) {
@@ -638,7 +805,7 @@ export class NftDataPlane implements DataPlane {
         template: false,
       });
     }
-    return out;
+    return [...out, ...(this.initialized ? this.readDynamicMaps() : [])];
   }
 
   /** True when this plane forwards `id` (for the table view). */

@@ -13,6 +13,7 @@
  * Every function returns commands; one string of them is one transaction.
  */
 import ipaddr from 'ipaddr.js';
+import type { Elem, ElemValue, ModulusChange, NftFamily, SetChange } from '../../codec/nftables.js';
 import { chainName, type KernelDest, type KernelService, serviceObjects, TABLE } from './model.js';
 import { slotTable } from './slots.js';
 
@@ -51,12 +52,13 @@ export function baseTable(f: Fam): string[] {
     // real server retransmits once the request side has come this way (stateless failover, ip_vs_out's
     // drop of replies without a connection, docs/director-pair.md)
     `add set ${t} ${RS_GUARD_SET} { type ${a} . inet_proto . inet_service; }`,
-    `add chain ${t} rs_guard { type filter hook forward priority -2; policy accept; }`,
-    `add rule ${t} rs_guard ct state new ${f} saddr . meta l4proto . th sport @${RS_GUARD_SET} drop`,
+    // one forward chain for every packet of a NAT/FNAT flow, cheapest test first: the guard needs a
+    // new connection, each counter one direction (and ends the chain once counted); new
+    // connections are counted in postrouting (postrouting()), which sees only a flow's first packet
     `add chain ${t} stats { type filter hook forward priority -1; policy accept; }`,
-    `add rule ${t} stats ct status dnat ct direction original ct state new ${f} daddr . meta l4proto . th dport @st_new`,
-    `add rule ${t} stats ct status dnat ct direction original ${f} daddr . meta l4proto . th dport @st_in`,
-    `add rule ${t} stats ct status dnat ct direction reply ${f} saddr . meta l4proto . th sport @st_out`,
+    `add rule ${t} stats ct state new ${f} saddr . meta l4proto . th sport @${RS_GUARD_SET} drop`,
+    `add rule ${t} stats ct direction original ct status dnat ${f} daddr . meta l4proto . th dport @st_in accept`,
+    `add rule ${t} stats ct direction reply ct status dnat ${f} saddr . meta l4proto . th sport @st_out accept`,
   ];
 }
 
@@ -94,23 +96,29 @@ export function baseNetdev(): string[] {
     `add map ${t} svc4p0 { type ipv4_addr . inet_proto : verdict; }`,
     `add map ${t} svc6 { type ipv6_addr . inet_proto . inet_service : verdict; }`,
     `add map ${t} svc6p0 { type ipv6_addr . inet_proto : verdict; }`,
-    `add chain ${t} dispatch`,
-    `add rule ${t} dispatch meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4`,
-    `add rule ${t} dispatch meta pkttype host ip daddr . meta l4proto vmap @svc4p0`,
-    `add rule ${t} dispatch meta pkttype host ip6 daddr . meta l4proto . th dport vmap @svc6`,
-    `add rule ${t} dispatch meta pkttype host ip6 daddr . meta l4proto vmap @svc6p0`,
   ];
 }
 
+/**
+ * The DR dispatch: only frames addressed to this host (pkttype host), by VIP. In each device's
+ * chain itself, not behind a jump: every packet of a DR flow passes here.
+ */
+const DR_DISPATCH = [
+  'meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
+  'meta pkttype host ip daddr . meta l4proto vmap @svc4p0',
+  'meta pkttype host ip6 daddr . meta l4proto . th dport vmap @svc6',
+  'meta pkttype host ip6 daddr . meta l4proto vmap @svc6p0',
+];
+
 export const deviceChainName = (dev: string): string => `in_${dev.replace(/[^A-Za-z0-9]/g, '_')}`;
 
-/** An ingress base chain on `dev` feeding the DR dispatch (priority -500: before anything else). */
+/** An ingress base chain on `dev` with the DR dispatch (priority -500: before anything else). */
 export function deviceChain(dev: string): string[] {
   const t = `netdev ${TABLE}`;
   const c = deviceChainName(dev);
   return [
     `add chain ${t} ${c} { type filter hook ingress device ${quote(dev)} priority -500; policy accept; }`,
-    `add rule ${t} ${c} jump dispatch`,
+    ...DR_DISPATCH.map((r) => `add rule ${t} ${c} ${r}`),
   ];
 }
 
@@ -141,10 +149,30 @@ function valueTypeof(s: KernelService): string {
   return portMapped(s) ? `${f} daddr . tcp dport` : `${f} daddr`;
 }
 
-function destValue(s: KernelService, d: KernelDest): string | null {
-  if (s.mode === 'dr') return d.mac ?? null;
-  return portMapped(s) ? `${d.address} . ${d.port}` : d.address;
+function destValue(s: KernelService, d: KernelDest): ElemValue | null {
+  if (s.mode === 'dr') return d.mac ? { kind: 'mac', mac: d.mac } : null;
+  return portMapped(s) ? { kind: 'addr-port', address: d.address, port: d.port } : { kind: 'addr', address: d.address };
 }
+
+const u32 = (n: number): ElemValue => ({ kind: 'u32', n });
+
+/** An element part as the nft language writes it. */
+export function elemText(v: ElemValue): string {
+  switch (v.kind) {
+    case 'u32':
+      return String(v.n);
+    case 'addr':
+      return v.address;
+    case 'addr-port':
+      return `${v.address} . ${v.port}`;
+    case 'mac':
+      return v.mac;
+    case 'addr-proto-port':
+      return `${v.address} . ${v.protocol} . ${v.port}`;
+  }
+}
+
+const pairText = (e: Elem): string => (e.value ? `${elemText(e.key)} : ${elemText(e.value)}` : elemText(e.key));
 
 function keyExpr(s: KernelService, key: ReturnType<typeof slotTable>['key'], n: number): string {
   const f = s.family === 6 ? 'ip6' : 'ip';
@@ -204,32 +232,43 @@ function flowKey(s: KernelService): string {
   return s.family === 4 ? 'ip saddr . th sport . th dport' : '@nh,96,96 . @th,0,32';
 }
 
-/** ` elements = { ... }` of a map declaration, or nothing for an empty map. */
-const elements = (pairs: readonly string[]): string => (pairs.length ? ` elements = { ${pairs.join(', ')} }` : '');
+/** A map of a service: its declaration and, unless the kernel fills it (dynamic), its elements. */
+interface MapPart {
+  readonly name: string;
+  readonly decl: string;
+  readonly elems: readonly Elem[];
+  readonly dynamic: boolean;
+}
+
+type Part = { readonly map: MapPart } | { readonly rule: string };
+
+const dynamicMap = (name: string, decl: string): Part => ({ map: { name, decl, elems: [], dynamic: true } });
+const staticMap = (name: string, decl: string, elems: readonly Elem[]): Part => ({
+  map: { name, decl, elems, dynamic: false },
+});
 
 /**
  * The two maps of a service that picks by mark (persistence, flow pinning): mark -> destination and
  * slot -> mark. Marks are the destinations' ids, so a removed server's mark finds nothing.
  */
-function markMaps(s: KernelService, dests: readonly KernelDest[], slots: readonly number[]): string[] {
-  const t = tableOf(s);
+function markMaps(s: KernelService, dests: readonly KernelDest[], slots: readonly number[]): Part[] {
   const o = serviceObjects(s.id);
-  const destPairs = dests.flatMap((d) => {
+  const destPairs = dests.flatMap((d): Elem[] => {
     const v = destValue(s, d);
-    return v ? [`${d.mark} : ${v}`] : [];
+    return v ? [{ key: u32(d.mark), value: v }] : [];
   });
-  const slotPairs: string[] = [];
+  const slotPairs: Elem[] = [];
   slots.forEach((di, slot) => {
-    if (di >= 0 && destValue(s, dests[di])) slotPairs.push(`${slot} : ${dests[di].mark}`);
+    if (di >= 0 && destValue(s, dests[di])) slotPairs.push({ key: u32(slot), value: u32(dests[di].mark) });
   });
   return [
-    `add map ${t} ${o.dest} { typeof meta mark : ${valueTypeof(s)};${elements(destPairs)} }`,
-    `add map ${t} ${o.slots} { typeof numgen inc mod 2 : meta mark;${elements(slotPairs)} }`,
+    staticMap(o.dest, `typeof meta mark : ${valueTypeof(s)};`, destPairs),
+    staticMap(o.slots, 'typeof numgen inc mod 2 : meta mark;', slotPairs),
   ];
 }
 
-/** Commands creating one service's maps and chain (the chain must not exist, or be flushed). */
-export function serviceBody(s: KernelService): string[] {
+/** One service's maps and rules in order, and the modulus its slot key uses. */
+function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
   const t = tableOf(s);
   const o = serviceObjects(s.id);
   const dests = usableDests(s);
@@ -237,52 +276,114 @@ export function serviceBody(s: KernelService): string[] {
   const n = table.slots.length;
   const key = keyExpr(s, table.key, n);
   const proto = protoWord(s);
-  const match = proto ? `meta l4proto ${proto} ` : '';
+  // DR's dispatch key holds the protocol already, and DR runs this for every packet: no second test
+  const match = proto && s.mode !== 'dr' ? `meta l4proto ${proto} ` : '';
   const persistent = s.params.persistentTimeout !== undefined;
-  const out: string[] = [];
+  const parts: Part[] = [];
+  const rule = (r: string) => parts.push({ rule: `add rule ${t} ${o.chain} ${match}${r}` });
   if (pinsFlows(s)) {
     // Katran's LRU in nft (facts §2, §4): the flow map is looked up first and refreshed per packet,
     // so a flow keeps the mark (the real server) it was first given. Marks are never reused in a
     // service: a removed server's flows find no MAC in @dest and follow the slot table again (they
     // move, as IPVS's expire_nodest_conn); a quiesced one (weight 0) keeps its MAC and its flows.
     const fk = flowKey(s);
-    out.push(
-      `add map ${t} ${o.flows} { typeof ${fk} : meta mark; size ${FLOW_MAP_SIZE}; flags dynamic,timeout; timeout ${s.params.flowPinTimeout}s; }`,
+    parts.push(
+      dynamicMap(
+        o.flows,
+        `typeof ${fk} : meta mark; size ${FLOW_MAP_SIZE}; flags dynamic,timeout; timeout ${s.params.flowPinTimeout}s;`,
+      ),
     );
-    out.push(...markMaps(s, dests, table.slots));
+    parts.push(...markMaps(s, dests, table.slots));
     const to = action(s, `meta mark map @${o.dest}`);
     const upd = `update @${o.flows} { ${fk} : meta mark }`;
-    out.push(`add rule ${t} ${o.chain} ${match}meta mark set ${fk} map @${o.flows} ${upd} ${to}`);
-    out.push(`add rule ${t} ${o.chain} ${match}meta mark set ${key} map @${o.slots} ${upd} ${to}`);
+    rule(`meta mark set ${fk} map @${o.flows} ${upd} ${to}`);
+    rule(`meta mark set ${key} map @${o.slots} ${upd} ${to}`);
     // the flow map full (the update fails and ends the rule): the slot table alone, unpinned
-    out.push(`add rule ${t} ${o.chain} ${match}meta mark set ${key} map @${o.slots} ${to}`);
+    rule(`meta mark set ${key} map @${o.slots} ${to}`);
   } else if (!persistent) {
-    const pairs: string[] = [];
+    const pairs: Elem[] = [];
     table.slots.forEach((di, slot) => {
       const v = di >= 0 ? destValue(s, dests[di]) : null;
-      if (v) pairs.push(`${slot} : ${v}`);
+      if (v) pairs.push({ key: u32(slot), value: v });
     });
-    out.push(`add map ${t} ${o.slots} { typeof numgen inc mod 2 : ${valueTypeof(s)};${elements(pairs)} }`);
-    out.push(`add rule ${t} ${o.chain} ${match}${action(s, `${key} map @${o.slots}`)}`);
+    parts.push(staticMap(o.slots, `typeof numgen inc mod 2 : ${valueTypeof(s)};`, pairs));
+    rule(action(s, `${key} map @${o.slots}`));
   } else {
     const f = famOf(s);
     const mask = persistMask(s);
     const client = mask ? `${f} saddr and ${mask}` : `${f} saddr`;
-    out.push(
-      `add map ${t} ${o.persist} { typeof ${f} saddr : meta mark; flags dynamic,timeout; timeout ${s.params.persistentTimeout}s; }`,
+    parts.push(
+      dynamicMap(
+        o.persist,
+        `typeof ${f} saddr : meta mark; flags dynamic,timeout; timeout ${s.params.persistentTimeout}s;`,
+      ),
     );
-    out.push(...markMaps(s, dests, table.slots));
+    parts.push(...markMaps(s, dests, table.slots));
     const to = action(s, `meta mark map @${o.dest}`);
-    out.push(
-      `add rule ${t} ${o.chain} ${match}meta mark set ${client} map @${o.persist} update @${o.persist} { ${client} : meta mark } ${to}`,
-    );
-    out.push(
-      `add rule ${t} ${o.chain} ${match}meta mark set ${key} map @${o.slots} update @${o.persist} { ${client} : meta mark } ${to}`,
-    );
+    rule(`meta mark set ${client} map @${o.persist} update @${o.persist} { ${client} : meta mark } ${to}`);
+    rule(`meta mark set ${key} map @${o.slots} update @${o.persist} { ${client} : meta mark } ${to}`);
   }
   // no destination: drop, counted (ipvsadm's view has no such counter; the API shows it)
-  out.push(`add rule ${t} ${o.chain} counter drop`);
-  return out;
+  parts.push({ rule: `add rule ${t} ${o.chain} counter drop` });
+  return { parts, modulus: n };
+}
+
+function partText(t: string, p: Part): string {
+  if ('rule' in p) return p.rule;
+  const e = p.map.elems;
+  return `add map ${t} ${p.map.name} { ${p.map.decl}${e.length ? ` elements = { ${e.map(pairText).join(', ')} }` : ''} }`;
+}
+
+/** Commands creating one service's maps and chain (the chain must not exist, or be flushed). */
+export function serviceBody(s: KernelService): string[] {
+  const t = tableOf(s);
+  return serviceParts(s).parts.map((p) => partText(t, p));
+}
+
+/** The nfnetlink family of a service's table. */
+export const serviceFamily = (s: KernelService): NftFamily => (s.mode === 'dr' ? 'netdev' : famOf(s));
+
+/**
+ * What a change from `before` to `after` does when it only changes map contents and the slot count
+ * (a weight change, a real server up, down or quiesced): elements to delete and add per map and the
+ * rules' new modulus, for an nfnetlink batch (os/nft-netlink.ts). null when anything else changes
+ * (rules, declarations, the service's mode): then it takes updateService's commands.
+ */
+export function contentPlan(
+  before: KernelService,
+  after: KernelService,
+): { sets: SetChange[]; moduli: ModulusChange[] } | null {
+  if (before.mode !== after.mode || before.id !== after.id) return null;
+  const a = serviceParts(before);
+  const b = serviceParts(after);
+  if (a.parts.length !== b.parts.length) return null;
+  const family = serviceFamily(after);
+  const norm = (r: string, n: number) => r.replaceAll(` mod ${n} `, ' mod N ');
+  const sets: SetChange[] = [];
+  let carriers = 0;
+  for (let i = 0; i < a.parts.length; i++) {
+    const x = a.parts[i];
+    const y = b.parts[i];
+    if ('rule' in x || 'rule' in y) {
+      if (!('rule' in x && 'rule' in y) || norm(x.rule, a.modulus) !== norm(y.rule, b.modulus)) return null;
+      if (norm(y.rule, b.modulus) !== y.rule) carriers++;
+      continue;
+    }
+    if (x.map.name !== y.map.name || x.map.decl !== y.map.decl || x.map.dynamic !== y.map.dynamic) return null;
+    if (y.map.dynamic) continue;
+    const was = new Map(x.map.elems.map((e) => [elemText(e.key), e]));
+    const now = new Map(y.map.elems.map((e) => [elemText(e.key), e]));
+    const same = (p: Elem, q: Elem) => pairText(p) === pairText(q);
+    const del = [...was].filter(([k, e]) => !now.has(k) || !same(e, now.get(k) as Elem)).map(([, e]) => e);
+    const add = [...now].filter(([k, e]) => !was.has(k) || !same(e, was.get(k) as Elem)).map(([, e]) => e);
+    if (del.length || add.length) sets.push({ family, table: TABLE, set: y.map.name, del, add });
+  }
+  const o = serviceObjects(after.id);
+  const moduli: ModulusChange[] =
+    a.modulus !== b.modulus && carriers > 0
+      ? [{ family, table: TABLE, chain: o.chain, from: a.modulus, to: b.modulus, count: carriers }]
+      : [];
+  return { sets, moduli };
 }
 
 /** The dispatch element naming a service's chain. */
@@ -382,10 +483,17 @@ export function deleteService(s: KernelService): string[] {
   ];
 }
 
-/** The whole postrouting chain of one family: SNAT of each full-NAT service to its local addresses. */
+/**
+ * The whole postrouting chain of one family: the new-connection counter (a nat chain sees only the
+ * first packet of a flow, so established packets pay nothing for it), then SNAT of each full-NAT
+ * service to its local addresses.
+ */
 export function postrouting(f: Fam, services: readonly KernelService[]): string[] {
   const t = `${f} ${TABLE}`;
-  const out = [`flush chain ${t} postrouting`];
+  const out = [
+    `flush chain ${t} postrouting`,
+    `add rule ${t} postrouting ct status dnat ${f} daddr . meta l4proto . th dport @st_new`,
+  ];
   for (const s of services) {
     if (s.mode !== 'fullnat' || famOf(s) !== f) continue;
     const laddrs = s.localAddresses ?? [];

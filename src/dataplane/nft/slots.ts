@@ -63,6 +63,8 @@ export interface SlotDest {
   /** ActiveConn / InActConn as last counted (the lc family's control loop) */
   readonly activeConns: number;
   readonly inactConns: number;
+  /** estimated seconds a connection to it lasts (active / new connections per second), when known */
+  readonly holdS?: number;
 }
 
 export interface SlotTable {
@@ -160,6 +162,17 @@ export function loadShares(scheduler: string, dests: readonly SlotDest[]): numbe
       if (live[i] && d.activeConns < d.weight && (best < 0 || d.weight > dests[best].weight)) best = i;
     });
     return dests.map((_, i) => (i === best ? 1 : 0));
+  }
+  // lc, wlc with every available server's holding time known (Little's law: active = rate x hold):
+  // new connections in proportion to w / hold, the split at which active counts settle in
+  // proportion to weight, as the per-connection schedulers keep them. w / (active + 1) below
+  // settles at active ~ sqrt(w) (bench/lc-balance.ts, docs/kernel-plane.md)
+  if ((scheduler === 'lc' || scheduler === 'wlc') && dests.every((d, i) => !live[i] || (d.holdS ?? 0) > 0)) {
+    const byHold = dests.map((d, i) =>
+      live[i] ? (scheduler === 'lc' ? 1 : d.weight) / Math.max(1e-3, d.holdS ?? 1) : 0,
+    );
+    const total = byHold.reduce((a, b) => a + b, 0);
+    if (total > 0) return byHold.map((r) => (r > 0 ? Math.max(1, Math.round((r / total) * 256)) : 0));
   }
   const raw = dests.map((d, i) => {
     if (!live[i]) return 0;

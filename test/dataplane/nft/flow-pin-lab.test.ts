@@ -198,6 +198,13 @@ test('flow_pinning: long-lived DR flows keep their real server through weight ch
   lines = createInterface({ input: client.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]();
   await sleep(1000);
   const before0 = await ping();
+  // pinned IPv4 flows are listed by -Lnc (the flow map holds no TCP state: NONE)
+  await until('pinned flows in -Lnc', () => {
+    const pinned = adm('-Lnc').match(
+      /TCP \d\d:\d\d {2}NONE\s+198\.18\.0\.10:\d+\s+198\.18\.0\.100:86\s+198\.18\.1\.1\d:86/g,
+    );
+    return (pinned?.length ?? 0) >= FLOWS;
+  });
   for (const t of targets) {
     assert.ok(!before0[t.name].includes('-'), `${t.name}: every flow answered: ${before0[t.name]}`);
     assert.ok(new Set(before0[t.name]).size >= 2, `${t.name}: flows spread: ${before0[t.name]}`);

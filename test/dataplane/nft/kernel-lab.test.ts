@@ -307,13 +307,19 @@ test('--stats and --rate come from the kernel counters; -Z zeroes them', { skip:
   assert.match(adm('-Ln', '--rate', '-t', '198.18.0.100:81'), /TCP {2}198\.18\.0\.100:81\s+\d+/);
 });
 
-test('persistence_timeout: one client stays on one real server (dynamic map with timeout)', { skip: !canRun }, () => {
+test('persistence_timeout: one client stays on one real server (dynamic map with timeout)', {
+  skip: !canRun,
+}, async () => {
   const r = request('198.18.0.100', 85, 30);
   assert.equal(r.errors, 0, JSON.stringify(r));
   assert.equal(Object.keys(r.by).length, 1, JSON.stringify(r));
   assert.match(
     inNs('lb1', 'nft', 'list', 'map', 'ip', 'keepvs', 's_tcp_198_18_0_100_85_persist'),
     /198\.18\.0\.10 expires/,
+  );
+  // -Lnc shows the template as ipvsadm does: client port 0, state NONE, the timeout left
+  await until('the template in -Lnc', () =>
+    /TCP 00:[0-3]\d {2}NONE\s+198\.18\.0\.10:0\s+198\.18\.0\.100:85\s+198\.18\.1\.1\d:80/.test(adm('-Lnc')),
   );
 });
 

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { ContentBatch } from '../../../src/codec/nftables.js';
 import type { KernelDest, KernelService } from '../../../src/dataplane/nft/model.js';
-import { NftDataPlane } from '../../../src/dataplane/nft/plane.js';
+import { NftDataPlane, parseDynamicMap } from '../../../src/dataplane/nft/plane.js';
 import { serviceBody, usableDests } from '../../../src/dataplane/nft/render.js';
 import { slotTable } from '../../../src/dataplane/nft/slots.js';
 import type { DestParams, ServiceKey, ServiceParams, TableOp } from '../../../src/lb/types.js';
 import { type CtEntry, parseConntrackLine } from '../../../src/os/conntrack.js';
 import type { NftResult } from '../../../src/os/libnftables.js';
+import type { ContentOutcome } from '../../../src/os/nft-netlink.js';
 
 const KEY: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 4, address: '198.18.0.100', port: 80 };
 const DR_KEY: ServiceKey = { ...KEY, port: 82 };
@@ -68,13 +70,28 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
   assert.doesNotMatch(t, /flush ruleset/);
   assert.match(t, /^add table ip keepvs\ndelete table ip keepvs\n/);
   // a reply from a NAT real server that starts no connection here is dropped, not forwarded un-NATed
-  assert.match(t, /add rule ip keepvs rs_guard ct state new ip saddr \. meta l4proto \. th sport @rs_nat drop/);
+  assert.match(t, /add rule ip keepvs stats ct state new ip saddr \. meta l4proto \. th sport @rs_nat drop/);
   assert.match(t, /add element ip keepvs rs_nat \{ [^}]*198\.18\.1\.11 \. tcp \. 80/);
   assert.match(t, /add element ip keepvs svc \{ 198\.18\.0\.100 \. tcp \. 80 : goto s_tcp_198_18_0_100_80 \}/);
   assert.match(t, /elements = \{ 0 : 198\.18\.1\.12 \. 80, 1 : 198\.18\.1\.11 \. 80 \}/);
   // DR: netdev ingress on the VIP's device, pkttype host, MAC rewrite, fwd to the real servers' device
   assert.match(t, /meta pkttype host ip daddr \. meta l4proto \. th dport vmap @svc4/);
   assert.match(t, /add chain netdev keepvs in_eth0 \{ type filter hook ingress device "eth0" priority -500;/);
+  // per-packet work: the dispatch sits in the device chain (no jump), DR rules test no protocol again
+  assert.match(t, /add rule netdev keepvs in_eth0 meta pkttype host ip daddr \. meta l4proto \. th dport vmap @svc4/);
+  assert.doesNotMatch(t, /add rule netdev keepvs \S+ jump/);
+  assert.doesNotMatch(t, /add rule netdev keepvs s_\S+ meta l4proto/);
+  // NAT/FNAT: one forward chain, each counter ends it; new connections counted in postrouting
+  assert.doesNotMatch(t, /rs_guard/);
+  assert.match(
+    t,
+    /add rule ip keepvs stats ct direction original ct status dnat ip daddr \. meta l4proto \. th dport @st_in accept/,
+  );
+  assert.match(
+    t,
+    /add rule ip keepvs stats ct direction reply ct status dnat ip saddr \. meta l4proto \. th sport @st_out accept/,
+  );
+  assert.match(t, /add rule ip keepvs postrouting ct status dnat ip daddr \. meta l4proto \. th dport @st_new/);
   assert.match(
     t,
     /ether saddr set 02:18:01:00:00:01 ether daddr set jhash ip saddr \. th sport mod 4093 seed \S+ map @s_tcp_198_18_0_100_82_slots fwd to "eth1"/,
@@ -286,4 +303,221 @@ test('flow_pinning (DR): a flow map looked up first; weight changes refill slots
     dr: { ingress: 'eth0', egress: 'eth1', egressMac: '02:00:00:00:00:01' },
   }).join('\n');
   assert.match(body6, /typeof @nh,96,96 \. @th,0,32 : meta mark; size 262144/);
+});
+
+test('content ticks go to the nfnetlink writer; a refusal falls back to libnftables, a lost ack rebuilds', async () => {
+  const runs: string[] = [];
+  const nft = {
+    run(cmds: string): NftResult {
+      runs.push(cmds);
+      return { ok: true, output: '', error: '' };
+    },
+  };
+  const batches: ContentBatch[] = [];
+  let answer: ContentOutcome | null = { ok: true };
+  const elements = {
+    apply(b: ContentBatch) {
+      batches.push(b);
+      return answer;
+    },
+  };
+  const net = {
+    deviceOf: async () => null,
+    routeDevice: async () => null,
+    linkMac: async () => null,
+    neighbourMac: async () => null,
+  };
+  const logs: string[] = [];
+  const logger = { log: (_l: string, m: string) => void logs.push(m), child: () => logger };
+  const conntrack = { list: async () => [], flushDest: async () => {} };
+  const p = new NftDataPlane({ nft, elements, net, conntrack, logger, pollMs: 0 });
+  const wrr: ServiceParams = { ...SP, scheduler: 'wrr' };
+  await p.apply([
+    { op: 'add-service', key: KEY, params: wrr },
+    { op: 'add-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 1) },
+    { op: 'add-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 }, params: dp('masq', 1) },
+  ]);
+  assert.equal(runs.length, 1, 'the load is libnftables');
+  assert.equal(batches.length, 0);
+  // 1:1 -> 3:1: the period goes from 2 to 4 slots; one batch: the rule modulus and the slot elements
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 3) }]);
+  assert.equal(runs.length, 1);
+  assert.equal(batches.length, 1);
+  assert.equal(p.netlinkBatches, 1);
+  assert.deepEqual(
+    batches[0].moduli.map((m) => [m.family, m.chain, m.from, m.to, m.count]),
+    [['ip', 's_tcp_198_18_0_100_80', 2, 4, 1]],
+  );
+  const slots = batches[0].sets.find((s) => s.set.endsWith('_slots'));
+  assert.ok(slots);
+  const added = slots.add.map((e) => (e.key.kind === 'u32' ? e.key.n : -1));
+  assert.ok(added.includes(2) && added.includes(3), `new slots 2 and 3 added: ${added}`);
+  assert.ok(
+    slots.del.every((e) => e.key.kind === 'u32' && e.key.n < 2),
+    'only changed old slots deleted',
+  );
+  // a removed real server: slot elements and its stats elements in the same batch
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
+  assert.equal(batches.length, 2);
+  const stats = batches[1].sets.filter((s) => s.set.startsWith('st_') || s.set === 'rs_nat');
+  assert.equal(stats.length, 4);
+  assert.ok(stats.every((s) => s.del.length === 1 && s.add.length === 0));
+  // refused: the same tick through libnftables, logged
+  answer = { ok: false, error: 'ENOENT' };
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.13', port: 80 }, params: dp('masq', 1) }]);
+  assert.equal(runs.length, 2);
+  assert.match(
+    runs[1],
+    /flush map ip keepvs s_tcp_198_18_0_100_80_slots|add map ip keepvs s_tcp_198_18_0_100_80_slots/,
+  );
+  assert.ok(logs.some((l) => /netlink refused \(ENOENT\); applying it through libnftables/.test(l)));
+  // the outcome unknown (acks lost): a full rebuild
+  answer = { ok: false, error: '1 acknowledgements missing', unknown: true };
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 5) }]);
+  assert.equal(runs.length, 3);
+  assert.match(runs[2], /^add table ip keepvs\ndelete table ip keepvs/);
+  // declined (null): libnftables, no log line
+  answer = null;
+  const n = logs.length;
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 1) }]);
+  assert.equal(runs.length, 4);
+  assert.equal(logs.length, n);
+  // a structural change (scheduler with another rule shape) never goes to the writer
+  const before = batches.length;
+  answer = { ok: true };
+  await p.apply([{ op: 'edit-service', key: KEY, params: { ...SP, scheduler: 'sh' } }]);
+  assert.equal(batches.length, before);
+  assert.equal(runs.length, 5);
+});
+
+test('dynamic map listings: key parts, seconds left, the mark; junk is skipped', () => {
+  const json = JSON.stringify({
+    nftables: [
+      { metainfo: {} },
+      {
+        map: {
+          name: 'p',
+          elem: [
+            [{ elem: { val: '198.18.0.10', expires: 295 } }, 3],
+            [{ elem: { val: { concat: ['198.18.0.11', 40000, 86] }, expires: 899 } }, 2],
+            [{ elem: { val: { concat: [{ x: 1 }] } } }, 1],
+            ['bad'],
+          ],
+        },
+      },
+    ],
+  });
+  assert.deepEqual(parseDynamicMap(json), [
+    { key: ['198.18.0.10'], expiresS: 295, mark: 3 },
+    { key: ['198.18.0.11', 40000, 86], expiresS: 899, mark: 2 },
+  ]);
+  assert.deepEqual(parseDynamicMap('not json'), []);
+});
+
+test('-Z zeroes the counters as the kernel holds them at that moment, not as of the last poll', async () => {
+  let conns = 10;
+  const counterSet = (n: number) =>
+    JSON.stringify({
+      nftables: [
+        {
+          set: {
+            elem: [{ elem: { val: { concat: ['198.18.1.11', 'tcp', 80] }, counter: { packets: n, bytes: n * 60 } } }],
+          },
+        },
+      ],
+    });
+  const nft = {
+    run(cmds: string): NftResult {
+      return { ok: true, output: cmds.startsWith('list set ip keepvs st_') ? counterSet(conns) : '', error: '' };
+    },
+  };
+  const net = {
+    deviceOf: async () => null,
+    routeDevice: async () => null,
+    linkMac: async () => null,
+    neighbourMac: async () => null,
+  };
+  const logger = { log: () => {}, child: () => logger };
+  const p = new NftDataPlane({
+    nft,
+    net,
+    conntrack: { list: async () => [], flushDest: async () => {} },
+    logger,
+    pollMs: 0,
+  });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  await p.poll();
+  const id = 'tcp:198.18.0.100:80';
+  assert.equal(p.destCounters(id, { address: '198.18.1.11', port: 80 })?.stats.conns, 10);
+  // 30 more connections before the next poll, then ipvsadm -Z, then 5 more
+  conns = 40;
+  await p.apply([{ op: 'zero', key: KEY }]);
+  conns = 45;
+  await p.poll();
+  assert.equal(p.destCounters(id, { address: '198.18.1.11', port: 80 })?.stats.conns, 5);
+});
+
+test('lc: the poll estimates each real server holding time from its counters and splits new connections by it', async () => {
+  // rs .11 gets 100 new connections a second and holds 10 open, .12 gets 20 and holds 50
+  let tick = 0;
+  const counterSet = () =>
+    JSON.stringify({
+      nftables: [
+        {
+          set: {
+            elem: [
+              ['198.18.1.11', 100],
+              ['198.18.1.12', 20],
+            ].map(([a, rate]) => ({
+              elem: { val: { concat: [a, 'tcp', 80] }, counter: { packets: Number(rate) * tick, bytes: 0 } },
+            })),
+          },
+        },
+      ],
+    });
+  const runs: string[] = [];
+  const nft = {
+    run(cmds: string): NftResult {
+      runs.push(cmds);
+      return { ok: true, output: cmds.startsWith('list set ip keepvs st_') ? counterSet() : '', error: '' };
+    },
+  };
+  const ct = (rs: string, n: number): CtEntry[] =>
+    Array.from({ length: n }, (_, i) => ({
+      family: 4,
+      protocol: 'tcp',
+      state: 'ESTABLISHED',
+      timeout: 100,
+      original: { src: '198.18.0.10', dst: '198.18.0.100', sport: 10000 + i, dport: 80 },
+      reply: { src: rs, dst: '198.18.0.10', sport: 80, dport: 10000 + i },
+    }));
+  const conntrack = {
+    list: async () => [...ct('198.18.1.11', 10), ...ct('198.18.1.12', 50)],
+    flushDest: async () => {},
+  };
+  const net = {
+    deviceOf: async () => null,
+    routeDevice: async () => null,
+    linkMac: async () => null,
+    neighbourMac: async () => null,
+  };
+  const logger = { log: () => {}, child: () => logger };
+  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0 });
+  await p.apply([
+    { op: 'add-service', key: KEY, params: { ...SP, scheduler: 'lc' } },
+    ...['198.18.1.11', '198.18.1.12'].map(
+      (a): TableOp => ({ op: 'add-dest', key: KEY, dest: { address: a, port: 80 }, params: dp('masq') }),
+    ),
+  ]);
+  for (tick = 1; tick <= 3; tick++) {
+    await p.poll();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  // holding times 10.5/100 and 50.5/20 s: .11 gets about 24x the new connections of .12 (counts
+  // alone, w / (active + 1), would give 51/11 = 4.6x)
+  const slots = runs.filter((r) => r.includes('s_tcp_198_18_0_100_80_slots')).pop() ?? '';
+  const n11 = (slots.match(/198\.18\.1\.11 \. 80/g) ?? []).length;
+  const n12 = (slots.match(/198\.18\.1\.12 \. 80/g) ?? []).length;
+  const want = 50.5 / 20 / (10.5 / 100);
+  assert.ok(n12 > 0 && Math.abs(n11 / n12 - want) / want < 0.15, `${n11} / ${n12}`);
 });

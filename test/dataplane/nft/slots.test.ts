@@ -80,3 +80,33 @@ test('fo: every slot on the highest-weight available server; lc family: shares f
   // ovf: the heaviest server until its active connections reach its weight
   assert.deepEqual(slotTable('ovf', none, [d(2, { activeConns: 2 }), d(1)], false).slots, [1]);
 });
+
+test("lc, wlc with holding times: new connections by w / hold (Little's law); without all of them, by counts", () => {
+  // lc: a server holding connections 5x as long gets a fifth of the new ones
+  const lc = count(
+    slotTable('lc', none, [d(1, { holdS: 0.2 }), d(1, { holdS: 0.2 }), d(1, { holdS: 1 })], false).slots,
+  );
+  assert.ok(Math.abs((lc.get(0) ?? 0) / (lc.get(2) ?? 1) - 5) < 0.2, JSON.stringify([...lc]));
+  // wlc 1:2:3, equal holding: 1:2:3 of the new connections, whatever the counts (the counts follow)
+  const wlc = count(
+    slotTable(
+      'wlc',
+      none,
+      [
+        d(1, { holdS: 0.5, activeConns: 90 }),
+        d(2, { holdS: 0.5, activeConns: 170 }),
+        d(3, { holdS: 0.5, activeConns: 200 }),
+      ],
+      false,
+    ).slots,
+  );
+  assert.ok(Math.abs((wlc.get(2) ?? 0) / (wlc.get(0) ?? 1) - 3) < 0.1, JSON.stringify([...wlc]));
+  // one available server without an estimate: the count law (the busy server gets fewer)
+  const mixed = count(
+    slotTable('wlc', none, [d(1, { holdS: 0.5, activeConns: 0 }), d(1, { activeConns: 100 })], false).slots,
+  );
+  assert.ok((mixed.get(0) ?? 0) > 10 * (mixed.get(1) ?? 0), JSON.stringify([...mixed]));
+  // a quiesced server needs no estimate and gets nothing
+  const q = count(slotTable('lc', none, [d(1, { holdS: 1 }), d(0)], false).slots);
+  assert.deepEqual([...q.keys()], [0]);
+});
