@@ -17,20 +17,10 @@ import { slotTable } from '../src/dataplane/nft/slots.js';
 import { SCHEDULERS } from '../src/lb/sched/index.js';
 import type { SchedDest, SchedService } from '../src/lb/sched/types.js';
 import { addressFold } from '../src/util/address.js';
+import { seededRandom as rng } from '../src/util/seeded-random.js';
 
 const SECONDS = Number(process.env.SECONDS ?? 60);
 const RATE = Number(process.env.RATE ?? 1000);
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Case {
   readonly name: string;

@@ -8,6 +8,7 @@
  * order, each part of a concatenation padded to 4 bytes (nftables' register layout). Pure.
  */
 import ipaddr from 'ipaddr.js';
+import { netlinkAttr as attr } from './netlink-attr.js';
 
 export const NFNL_SUBSYS_NFTABLES = 10;
 const NFNL_MSG_BATCH_BEGIN = 16;
@@ -153,16 +154,6 @@ export function elemBytes(v: ElemValue): Buffer {
       return Buffer.concat([addrBytes(v.address), proto, portBytes(v.port)]);
     }
   }
-}
-
-function attr(type: number, payload: Buffer): Buffer {
-  const len = 4 + payload.length;
-  if (len > 0xffff) throw new Error('netlink attribute over 64 KiB');
-  const out = Buffer.alloc((len + 3) & ~3);
-  out.writeUInt16LE(len, 0);
-  out.writeUInt16LE(type, 2);
-  payload.copy(out, 4);
-  return out;
 }
 
 const nest = (type: number, children: readonly Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(children));

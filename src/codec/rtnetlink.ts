@@ -5,6 +5,7 @@
  * took up to 600 ms, all of it time without service after a takeover.
  */
 import ipaddr from 'ipaddr.js';
+import { netlinkAttr as attr } from './netlink-attr.js';
 
 export const RTM_NEWADDR = 20;
 export const RTM_DELADDR = 21;
@@ -37,15 +38,6 @@ export interface AddressRequest {
   readonly scope?: keyof typeof SCOPES;
   readonly label?: string;
   readonly seq: number;
-}
-
-function attr(type: number, payload: Buffer): Buffer {
-  const len = 4 + payload.length;
-  const out = Buffer.alloc((len + 3) & ~3);
-  out.writeUInt16LE(len, 0);
-  out.writeUInt16LE(type, 2);
-  payload.copy(out, 4);
-  return out;
 }
 
 /**

@@ -5,6 +5,7 @@
  * Output: logical lines of tokens, each tagged with the file and line it came from.
  */
 import { posix as path } from 'node:path';
+import { seededRandom } from '../util/seeded-random.js';
 import type { DiagnosticBag } from './diagnostics.js';
 import type { ConfigFs } from './fs-port.js';
 import { hasGlobChars } from './fs-port.js';
@@ -111,18 +112,6 @@ function splitTopLevel(s: string, sep: string): string[] {
   }
   out.push(cur);
   return out;
-}
-
-/** A small deterministic generator (mulberry32) so ${_RANDOM} needs no global state. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export class Preprocessor {

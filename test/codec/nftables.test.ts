@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { netlinkAttr } from '../../src/codec/netlink-attr.js';
 import {
   batch,
   decodeReplies,
@@ -91,14 +92,7 @@ test('a batch is BATCH_BEGIN (res_id NFTABLES, optional genid), the messages, BA
 });
 
 /** nla helpers for hand-built rule dumps */
-const nla = (type: number, payload: Buffer) => {
-  const len = 4 + payload.length;
-  const out = Buffer.alloc((len + 3) & ~3);
-  out.writeUInt16LE(len, 0);
-  out.writeUInt16LE(type, 2);
-  payload.copy(out, 4);
-  return out;
-};
+const nla = netlinkAttr;
 const be32 = (n: number) => {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(n);

@@ -5,20 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { type SlotDest, slotTable } from '../../../src/dataplane/nft/slots.js';
+import { seededRandom } from '../../../src/util/seeded-random.js';
 
 export const SERVERS = 10_000;
 const FALLBACK = new Set(['mh-fallback']);
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 export function mix(v: number, seed: number): number {
   let h = (v ^ seed) >>> 0;
