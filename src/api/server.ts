@@ -14,6 +14,15 @@ import Fastify, {
 } from 'fastify';
 import type { ConfigChange } from '../config/edit/edit.js';
 import type { RealServerSpec, VirtualServerSpec, VrrpInstanceSpec } from '../config/edit/spec.js';
+import {
+  CONN_KINDS,
+  CONN_LIMIT_DEFAULT,
+  CONN_LIMIT_MAX,
+  CONN_PLANES,
+  CONN_STATE_NAMES,
+  parseConnQuery,
+  type RawConnQuery,
+} from '../lb/conn-list.js';
 import type { Result } from '../util/result.js';
 import { dryRunQuery, idParams, realServerSchema, virtualServerSchema, vrrpInstanceSchema } from './config-schema.js';
 import type { RateHistory } from './history.js';
@@ -60,6 +69,19 @@ function sameToken(given: string, want: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+// unknown parameters are refused by parseConnQuery, which names them
+const connQuerySchema = {
+  type: 'object',
+  properties: {
+    service: { type: 'string', maxLength: 200, description: 'a service id (tcp:198.18.0.100:80, fwm:7:4)' },
+    real_server: { type: 'string', maxLength: 200, description: 'a real server id (198.18.1.11:80)' },
+    state: { type: 'string', enum: [...CONN_STATE_NAMES] },
+    kind: { type: 'string', enum: [...CONN_KINDS] },
+    plane: { type: 'string', enum: [...CONN_PLANES] },
+    limit: { type: 'integer', minimum: 1, maximum: CONN_LIMIT_MAX, default: CONN_LIMIT_DEFAULT },
+  },
+} as const;
+
 const destBody = {
   type: 'object',
   required: ['service', 'dest'],
@@ -79,9 +101,21 @@ export function buildApi(source: StatusSource, options: ApiOptions): FastifyInst
   const tokenName = new WeakMap<FastifyRequest, string>();
 
   app.setErrorHandler((e, _req, reply) => {
-    const error = e as { statusCode?: number; code?: string; message: string };
+    const error = e as {
+      statusCode?: number;
+      code?: string;
+      message: string;
+      validation?: { params?: { allowedValues?: unknown[]; additionalProperty?: string } }[];
+    };
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
-    reply.code(status).send({ error: error.code ?? 'KV_API_ERROR', message: error.message });
+    // ajv's words leave out what was allowed or which field was unknown: add them
+    const p = error.validation?.[0]?.params;
+    const detail = p?.allowedValues
+      ? ` (${p.allowedValues.join(', ')})`
+      : p?.additionalProperty
+        ? `: ${p.additionalProperty}`
+        : '';
+    reply.code(status).send({ error: error.code ?? 'KV_API_ERROR', message: error.message + detail });
   });
 
   app.get('/api/v1/openapi.json', { schema: doc('this OpenAPI description') }, async () => openApiDocument(routes));
@@ -95,6 +129,26 @@ export function buildApi(source: StatusSource, options: ApiOptions): FastifyInst
       intervalMs: options.history?.intervalMs ?? 0,
       samples: options.history?.samples() ?? [],
     }),
+  );
+  app.get<{ Querystring: RawConnQuery }>(
+    '/api/v1/connections',
+    {
+      schema: {
+        summary: 'connection entries as keepvsadm -Lnc lists them (both planes), filtered, at most `limit`',
+        description:
+          'Rows: protocol, expire (seconds), state (IPVS names), source, virtual, destination, family, service and realServer ids, plane (kernel|proxy), kind (connection|template|pinned|synced). total: entries held; matched: entries the filters select; truncated: matched > returned.',
+        querystring: connQuerySchema,
+      } as FastifySchema,
+    },
+    async (req, reply) => {
+      const q = parseConnQuery(req.query);
+      if (!q.ok) return reply.code(400).send({ error: 'KV_API_BAD_QUERY', message: q.error });
+      if (!source.connections)
+        return reply.code(503).send({ error: 'KV_API_NO_CONNECTIONS', message: 'no connection table in this daemon' });
+      const r = await source.connections(q.value);
+      if (!r.ok) return reply.code(503).send({ error: 'KV_API_NO_CONNECTIONS', message: r.error });
+      return r.value;
+    },
   );
   app.get('/api/v1/events', async () => ({ events: source.events() }));
   app.get('/api/v1/events/stream', (req, reply) => {

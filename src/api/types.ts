@@ -5,6 +5,7 @@
 import type { ConfigChange } from '../config/edit/edit.js';
 import type { ApplyBody, ConfigState, PreviewBody, StoreError } from '../daemon/config-store.js';
 import type { DaemonStatus } from '../daemon/status.js';
+import type { ConnListing, ConnQuery } from '../lb/conn-list.js';
 import type { KeepvsEvent } from '../util/events.js';
 import type { Result } from '../util/result.js';
 
@@ -24,6 +25,8 @@ export interface StatusSource {
   events(): readonly KeepvsEvent[];
   subscribe(listener: (e: KeepvsEvent) => void): () => void;
   act(action: AdminAction): Promise<{ ok: boolean; error?: string }>;
+  /** the connection list (`keepvsadm -Lnc`'s entries), filtered; absent: the route answers 503 */
+  connections?(query: ConnQuery): Promise<Result<ConnListing, string>>;
 }
 
 /** The configuration editor (daemon/config-store.ts ConfigStore). */

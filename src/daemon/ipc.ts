@@ -2,6 +2,7 @@
 
 import type { AdminAction, VrrpInstanceStatus } from '../api/types.js';
 import type { Config } from '../config/model.js';
+import type { ConnListing, ConnQuery } from '../lb/conn-list.js';
 import type { VrrpRole } from '../lb/conn-sync.js';
 import type { KeepvsEvent } from '../util/events.js';
 import type { LogLevel } from '../util/logger.js';
@@ -39,6 +40,8 @@ export type ToWorker =
   | { readonly type: 'reload'; readonly config: Config }
   | { readonly type: 'stop'; readonly drainMs: number }
   | { readonly type: 'admin'; readonly id: number; readonly action: AdminAction }
+  /** to the LVS worker: the API's connection list (answered by connections-result) */
+  | { readonly type: 'connections'; readonly id: number; readonly query: ConnQuery }
   /** to the LVS worker: a state of a VRRP instance, for connection sync (answered by sync-role-done) */
   | { readonly type: 'sync-role'; readonly id: number; readonly instance: string; readonly role: VrrpRole }
   /** to the VRRP worker: the LVS worker's answer (MASTER: the peer's flows are committed) */
@@ -56,6 +59,12 @@ export type FromWorker =
       readonly scripts?: readonly VrrpScriptStatus[];
     }
   | { readonly type: 'admin-result'; readonly id: number; readonly ok: boolean; readonly error?: string }
+  | {
+      readonly type: 'connections-result';
+      readonly id: number;
+      readonly listing?: ConnListing;
+      readonly error?: string;
+    }
   | { readonly type: 'operator-state'; readonly state: OperatorSnapshot }
   | { readonly type: 'memory'; readonly heapUsed: number }
   | { readonly type: 'fatal'; readonly message: string }

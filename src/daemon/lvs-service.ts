@@ -15,6 +15,7 @@ import { ProxyDataPlane } from '../dataplane/proxy/proxy-plane.js';
 import { SplitDataPlane } from '../dataplane/split.js';
 import { BpfTunKernel, tunPlaneUnavailable } from '../dataplane/tun/kernel.js';
 import { TunDataPlane } from '../dataplane/tun/plane.js';
+import type { ConnGroup } from '../lb/conn-list.js';
 import { type DesiredTable, desiredTable, timeoutsOp, virtualServerId } from '../lb/desired.js';
 import { diffTables, type TableState, tableStateOf } from '../lb/diff.js';
 import { withReplicaCounters } from '../lb/merge.js';
@@ -485,8 +486,17 @@ export class LvsService {
 
   /** Connection entries (ipvsadm -Lc): from every proxy worker when there are several, and conntrack's. */
   async connections(): Promise<ConnSnapshot[]> {
-    if (this.nft) return [...this.table.connections(), ...this.nft.connections()];
-    return this.cluster ? this.cluster.connections() : this.table.connections();
+    return (await this.connectionGroups()).flatMap((g) => g.conns);
+  }
+
+  /** The same entries by the plane that holds them (the API's connection list). */
+  async connectionGroups(): Promise<ConnGroup[]> {
+    if (this.nft)
+      return [
+        { plane: 'proxy', conns: this.table.connections() },
+        { plane: 'kernel', conns: this.nft.connections() },
+      ];
+    return [{ plane: 'proxy', conns: this.cluster ? await this.cluster.connections() : this.table.connections() }];
   }
 
   snapshot(): LvsSnapshot {

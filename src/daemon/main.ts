@@ -18,6 +18,7 @@ import type { Config, LoadResult } from '../config/model.js';
 import { reloadRefusal } from '../config/reload-guard.js';
 import { loadFreebind } from '../dataplane/proxy/freebind.js';
 import { ProxyProcesses } from '../dataplane/proxy/processes.js';
+import type { ConnListing, ConnQuery } from '../lb/conn-list.js';
 import { SmtpMailer } from '../notify/mail.js';
 import { Notifier } from '../notify/notifier.js';
 import { removePidFile, runningKeepvs, writePidFile } from '../os/pid-file.js';
@@ -26,6 +27,7 @@ import { writeFileSafely } from '../os/safe-file.js';
 import { reloadingMessage, systemdNotifier } from '../os/sd-notify.js';
 import { SystemClock } from '../util/clock.js';
 import { EventBus, type KeepvsEvent } from '../util/events.js';
+import type { Result } from '../util/result.js';
 import { VERSION } from '../version.js';
 import type { VrrpScriptStatus } from '../vrrp/status.js';
 import { BgpAnnouncer, wantsBgp } from './bgp-announcer.js';
@@ -84,6 +86,7 @@ export class Supervisor implements StatusSource {
   private maintenance = false;
   private nextAdmin = 1;
   private readonly pendingAdmin = new Map<number, (r: { ok: boolean; error?: string }) => void>();
+  private readonly pendingConns = new Map<number, (r: Result<ConnListing, string>) => void>();
   private routerId: string | undefined;
   /** the last configuration that passed validation: what every worker (re)starts and reloads with */
   private config: Config | undefined;
@@ -289,6 +292,12 @@ export class Supervisor implements StatusSource {
         this.pendingAdmin.get(m.id)?.({ ok: m.ok, ...(m.error ? { error: m.error } : {}) });
         this.pendingAdmin.delete(m.id);
         break;
+      case 'connections-result':
+        this.pendingConns.get(m.id)?.(
+          m.listing ? { ok: true, value: m.listing } : { ok: false, error: m.error ?? 'no answer' },
+        );
+        this.pendingConns.delete(m.id);
+        break;
       case 'fatal':
         this.logger.log('error', `${w.role} worker: ${m.message}`);
         break;
@@ -477,6 +486,22 @@ export class Supervisor implements StatusSource {
     const r = await result;
     if (r.ok && action.action === 'maintenance') this.maintenance = action.on;
     return r;
+  }
+
+  /** The API's connection list: the LVS worker filters and cuts it (it holds the entries). */
+  async connections(query: ConnQuery): Promise<Result<ConnListing, string>> {
+    const id = this.nextAdmin++;
+    const result = new Promise<Result<ConnListing, string>>((resolve) => {
+      this.pendingConns.set(id, resolve);
+      setTimeout(() => {
+        if (this.pendingConns.delete(id)) resolve({ ok: false, error: 'the LVS worker did not answer' });
+      }, 5000);
+    });
+    if (!this.sendTo('lvs', { type: 'connections', id, query })) {
+      this.pendingConns.delete(id);
+      return { ok: false, error: 'the LVS worker is not running' };
+    }
+    return result;
   }
 
   /**

@@ -9,6 +9,7 @@ import type { AdminAction } from '../api/types.js';
 import type { Config } from '../config/model.js';
 import { type ControlServer, DEFAULT_CONTROL_LIMITS, startControlServer } from '../control/server.js';
 import type { DataPlaneSnapshot } from '../dataplane/port.js';
+import { type ConnGroup, type ConnListing, type ConnQuery, listConnections } from '../lb/conn-list.js';
 import { syncedConnections, type VrrpRole } from '../lb/conn-sync.js';
 import type { TableSnapshot } from '../lb/types.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
@@ -53,6 +54,8 @@ interface Role {
   /** VRRP worker: the answer to its sync-role */
   syncDone?(id: number): void;
   admin(action: AdminAction): Promise<{ ok: boolean; error?: string }>;
+  /** LVS worker: the API's connection list, filtered and cut here (a table can hold 100k+ entries) */
+  connections?(query: ConnQuery): Promise<ConnListing>;
   /** `orphaned`: the supervisor is gone; kernel forwarding state is left in place */
   stop(drainMs: number, orphaned?: boolean): Promise<void>;
 }
@@ -113,17 +116,18 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
       );
   };
   checkProxyProtocol(config);
+  // the backup's -Lnc also lists the peer's flows it holds ready for a takeover
+  const connectionGroups = async (): Promise<ConnGroup[]> => [
+    ...(await svc.connectionGroups()),
+    { plane: 'kernel', synced: true, conns: syncedConnections(await sync.synced(), svc.table.snapshot()) },
+  ];
   let control: ControlServer | undefined;
   try {
     control = await startControlServer(
       init.socket,
       {
         snapshot: () => withSync(svc.tableSnapshot()),
-        // the backup's -Lnc also lists the peer's flows it holds ready for a takeover
-        connections: async () => [
-          ...(await svc.connections()),
-          ...syncedConnections(await sync.synced(), svc.table.snapshot()),
-        ],
+        connections: async () => (await connectionGroups()).flatMap((g) => g.conns),
         apply: async (ops) => {
           const r = await svc.applyOperatorOps(ops);
           void sync.tableChanged();
@@ -177,6 +181,7 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
       report();
     },
     syncRole: (instance, role) => sync.vrrpRole(instance, role),
+    connections: async (q) => listConnections(await connectionGroups(), q),
     async admin(a) {
       if (a.action === 'drain' || a.action === 'restore' || a.action === 'weight') {
         const known = svc.table.snapshot().services.find((s) => s.id === a.service);
@@ -234,6 +239,13 @@ process.on('message', (m: ToWorker) => {
     } else if (m.type === 'admin' && role) {
       const r = await role.admin(m.action);
       send({ type: 'admin-result', id: m.id, ...r });
+    } else if (m.type === 'connections') {
+      try {
+        if (!role?.connections) throw new Error('this worker holds no connections');
+        send({ type: 'connections-result', id: m.id, listing: await role.connections(m.query) });
+      } catch (e) {
+        send({ type: 'connections-result', id: m.id, error: e instanceof Error ? e.message : String(e) });
+      }
     } else if (m.type === 'sync-role') {
       // answered even when this worker has no sync to do (or is not started yet): the VIPs must not wait
       await role?.syncRole?.(m.instance, m.role).catch(() => undefined);

@@ -5,6 +5,7 @@
  */
 import type { Config } from '../config/model.js';
 import { canonicalAddress } from '../util/address.js';
+import { serviceId } from './ids.js';
 import { stateTimeoutSeconds } from './timeouts.js';
 import type { ConnSnapshot, ConnState, TableSnapshot } from './types.js';
 
@@ -194,10 +195,15 @@ const IPVS_STATE: Readonly<Record<string, ConnState>> = {
  * daemon gives a synced connection (docs/conn-sync.md).
  */
 export function syncedConnections(flows: readonly SyncedFlow[], table: TableSnapshot): ConnSnapshot[] {
-  const services = new Set(
+  const services = new Map(
     table.services.flatMap((s) =>
       s.key.kind === 'addr'
-        ? [`${s.key.protocol}|${canonicalAddress(s.key.address, s.key.family) ?? s.key.address}|${s.key.port}`]
+        ? [
+            [
+              `${s.key.protocol}|${canonicalAddress(s.key.address, s.key.family) ?? s.key.address}|${s.key.port}`,
+              serviceId(s.key),
+            ] as const,
+          ]
         : [],
     ),
   );
@@ -205,7 +211,8 @@ export function syncedConnections(flows: readonly SyncedFlow[], table: TableSnap
   for (const f of flows) {
     if (f.protocol !== 'tcp' && f.protocol !== 'udp' && f.protocol !== 'sctp') continue;
     const dst = canonicalAddress(f.dst, f.family) ?? f.dst;
-    if (!services.has(`${f.protocol}|${dst}|${f.dport}`) && !services.has(`${f.protocol}|${dst}|0`)) continue;
+    const service = services.get(`${f.protocol}|${dst}|${f.dport}`) ?? services.get(`${f.protocol}|${dst}|0`);
+    if (service === undefined) continue;
     const state: ConnState = f.protocol === 'udp' ? 'UDP' : (IPVS_STATE[f.state] ?? 'NONE');
     out.push({
       protocol: f.protocol,
@@ -216,6 +223,7 @@ export function syncedConnections(flows: readonly SyncedFlow[], table: TableSnap
       state,
       expiresInMs: stateTimeoutSeconds(state, table.timeouts) * 1000,
       template: false,
+      service,
     });
   }
   return out;

@@ -245,6 +245,8 @@ export class ConnTable {
       state: CONN_STATES[s.state[slot]],
       expiresInMs: Math.max(0, s.expires[slot] - now),
       template: (flags & F_TEMPLATE) !== 0,
+      service: svc.id,
+      realServer: d.id,
     };
   }
 }

@@ -157,6 +157,12 @@ export interface ConnSnapshot {
   readonly expiresInMs: number;
   /** true for persistence templates */
   readonly template: boolean;
+  /** the service's id (lb/ids serviceId), when the producer knows it (additive: -Lnc ignores it) */
+  readonly service?: string;
+  /** the real server's id within the service (lb/ids destId), when known */
+  readonly realServer?: string;
+  /** a kernel DR flow-map entry (flow_pinning), not a conntrack entry */
+  readonly pinned?: boolean;
 }
 
 export interface Timeouts {

@@ -172,4 +172,13 @@ test('conntrackd -e ct lines parse; -Lnc on the backup lists them for the table 
     conns.map((c) => `${c.protocol} ${c.state} ${c.client.port} ${c.dest.address}:${c.dest.port} ${c.expiresInMs}`),
     ['tcp ESTABLISHED 35450 0.0.0.0:0 900000', 'tcp TIME_WAIT 35434 0.0.0.0:0 120000', 'udp UDP 5353 0.0.0.0:0 300000'],
   );
+  // the API names the service; the real server is unknown until the takeover
+  assert.deepEqual(
+    conns.map((c) => [c.service, c.realServer]),
+    [
+      ['tcp:198.18.0.100:80', undefined],
+      ['tcp:198.18.0.100:80', undefined],
+      ['udp:198.18.0.100:53', undefined],
+    ],
+  );
 });

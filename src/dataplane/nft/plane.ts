@@ -783,6 +783,9 @@ export class NftDataPlane implements DataPlane {
           state: 'NONE',
           expiresInMs: e.expiresS * 1000,
           template: persistent,
+          service: id,
+          realServer: destId({ address: d.address, port: d.port }, ks.family),
+          ...(persistent ? {} : { pinned: true }),
         });
       }
     }
@@ -793,7 +796,9 @@ export class NftDataPlane implements DataPlane {
   connections(): ConnSnapshot[] {
     const out: ConnSnapshot[] = [];
     for (const e of this.conns) {
-      if (!this.destKey(e)) continue;
+      const k = this.destKey(e);
+      if (!k) continue;
+      const [service, address, port] = k.split('|');
       out.push({
         protocol: e.protocol as 'tcp' | 'udp' | 'sctp',
         client: { address: e.original.src, port: e.original.sport },
@@ -803,6 +808,8 @@ export class NftDataPlane implements DataPlane {
         state: ipvsState(e),
         expiresInMs: e.timeout * 1000,
         template: false,
+        service,
+        realServer: destId({ address, port: Number(port) }, e.family),
       });
     }
     return [...out, ...(this.initialized ? this.readDynamicMaps() : [])];

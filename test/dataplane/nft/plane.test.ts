@@ -204,6 +204,14 @@ test('conntrack lines: counts per real server in IPVS states, -Lnc entries', asy
     c.map((x) => `${x.state} ${x.client.address}:${x.client.port} ${x.dest.address}`),
     ['ESTABLISHED 198.18.0.10:40000 198.18.1.11', 'TIME_WAIT 198.18.0.10:40001 198.18.1.11'],
   );
+  // the API's connection list names each entry by the table's ids
+  assert.deepEqual(
+    c.map((x) => [x.service, x.realServer, x.pinned]),
+    [
+      ['tcp:198.18.0.100:80', '198.18.1.11:80', undefined],
+      ['tcp:198.18.0.100:80', '198.18.1.11:80', undefined],
+    ],
+  );
 });
 
 test('a change that keeps the slot count only refills the maps (flush map + add element)', async () => {
