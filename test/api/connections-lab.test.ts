@@ -1,0 +1,267 @@
+/**
+ * GET /api/v1/connections on the kernel (nft) data plane in the network lab: keepvs on lb1 with a
+ * NAT service, a persistent NAT service and a flow-pinned DR service (and an IPv6 one), long-lived
+ * connections from the client. The API must list what `keepvsadm -Lnc` lists: the NAT flows from
+ * conntrack, the persistence template, the pinned DR flows, each with its service and real server.
+ * Needs root, nftables and the lab; skipped otherwise. Only lab addresses are used.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, test } from 'node:test';
+
+const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
+const P = `kc${process.pid % 100000}`;
+const canRun = process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft');
+const dir = mkdtempSync(join(tmpdir(), 'kv-conns-lab-'));
+const env = { ...process.env, LAB_PREFIX: P, LAB_RS: '2', LAB_DR: '0' };
+const KEEPVS = join(process.cwd(), 'bin', 'keepvs.js');
+const KEEPVSADM = join(process.cwd(), 'bin', 'keepvsadm.js');
+const SOCK = join(dir, 'keepvs.sock');
+const API = 'http://127.0.0.1:19181';
+const V4 = '198.18.0.100';
+const V6 = '2001:2::100';
+const FLOWS = 4;
+const procs: ChildProcess[] = [];
+
+const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { env, encoding: 'utf8' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A real server: every line is answered with the server's name. */
+const RS_SERVER = `import net from 'node:net';
+const [name, ...ports] = process.argv.slice(2);
+for (const p of ports)
+  net.createServer((s) => { s.on('data', () => s.write(name + '\\n')); s.on('error', () => {}); }).listen(Number(p), '::');
+`;
+/** FLOWS long-lived connections to each target; prints the answers once all came, then holds them open. */
+const CLIENT = `import net from 'node:net';
+const targets = JSON.parse(process.argv[2]);
+const n = Number(process.argv[3]);
+const answers = {};
+let left = targets.length * n;
+for (const t of targets) {
+  answers[t.name] = [];
+  for (let i = 0; i < n; i++) {
+    const s = net.connect({ host: t.host, port: t.port }, () => s.write('which\\n'));
+    s.once('data', (d) => { answers[t.name].push(String(d).trim()); if (--left === 0) process.stdout.write(JSON.stringify(answers) + '\\n'); });
+    s.on('error', (e) => process.stdout.write(JSON.stringify({ error: t.name + ' ' + e.code }) + '\\n'));
+  }
+}
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
+`;
+
+const rs = (port: number, six = false) =>
+  [1, 2].map((i) => `  real_server ${six ? `2001:2:0:1::1${i}` : `198.18.1.1${i}`} ${port} { }`).join('\n');
+const vs = (vip: string, port: number, body: string) =>
+  `virtual_server ${vip} ${port} {\n  delay_loop 1\n  protocol TCP\n${body}${rs(port === 85 ? 80 : port, vip.includes(':'))}\n}\n`;
+const CONFIG = `global_defs {\n  router_id lb1\n}
+${vs(V4, 80, '  lvs_sched rr\n  lvs_method NAT\n')}
+${vs(V4, 85, '  lvs_sched rr\n  lvs_method NAT\n  persistence_timeout 30\n')}
+${vs(V4, 86, '  lvs_sched mh\n  mh-port\n  lvs_method DR\n  flow_pinning 600\n')}
+${vs(V6, 86, '  lvs_sched mh\n  mh-port\n  lvs_method DR\n  flow_pinning 600\n')}`;
+
+function spawnIn(host: string, ...argv: string[]): ChildProcess {
+  const p = spawn('ip', ['netns', 'exec', `${P}-${host}`, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+  procs.push(p);
+  return p;
+}
+
+const adm = (...args: string[]) =>
+  execFileSync(process.execPath, [KEEPVSADM, ...args], {
+    env: { ...process.env, KEEPVS_SOCKET: SOCK },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+
+/** The API as seen from lb1 (it listens on lb1's loopback). */
+function api(path: string): { status: number; body: Record<string, unknown> } {
+  const out = sh(
+    'ip',
+    'netns',
+    'exec',
+    `${P}-lb1`,
+    process.execPath,
+    '-e',
+    `fetch(${JSON.stringify(API + path)}).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() })))`,
+  );
+  return JSON.parse(out);
+}
+
+interface Row {
+  protocol: string;
+  expire: number;
+  state: string;
+  source: { address: string; port: number };
+  virtual: { address: string; port: number };
+  destination: { address: string; port: number };
+  service?: string;
+  realServer?: string;
+  plane: string;
+  kind: string;
+}
+const rows = (query = '') => {
+  const r = api(`/api/v1/connections${query}`);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body as { total: number; matched: number; connections: Row[]; unlisted?: unknown[] };
+};
+const asLnc = (r: Row) =>
+  `${r.protocol.toUpperCase()} ${r.state} ${r.source.address}:${r.source.port} ${r.virtual.address}:${r.virtual.port} ${r.destination.address}:${r.destination.port}`;
+const lncLines = (text: string) =>
+  text
+    .split('\n')
+    .slice(2)
+    .filter(Boolean)
+    .map((l) => l.split(/\s+/))
+    .map(([pro, , state, src, vaddr, dst]) => `${pro} ${state} ${src} ${vaddr} ${dst}`)
+    .sort();
+
+async function until<T>(what: string, f: () => T | undefined | false, ms = 20000): Promise<T> {
+  const t0 = Date.now();
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = f();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() - t0 > ms)
+      assert.fail(`timed out waiting for ${what} ${last ?? ''}\nkeepvs log:\n${log.slice(-2000)}`);
+    await sleep(250);
+  }
+}
+
+let client: ChildProcess | undefined;
+let kv: ChildProcess | undefined;
+let log = '';
+
+before(async () => {
+  if (!canRun) return;
+  writeFileSync(join(dir, 'rs.mjs'), RS_SERVER);
+  writeFileSync(join(dir, 'client.mjs'), CLIENT);
+  writeFileSync(join(dir, 'keepalived.conf'), CONFIG);
+  sh('bash', LAB, 'up');
+  for (const [a, dev] of [
+    [`${V4}/32`, 'eth0'],
+    [`${V6}/128`, 'eth0'],
+    ['198.18.1.254/24', 'eth1'],
+    ['2001:2:0:1::fe/64', 'eth1'],
+  ])
+    sh('ip', '-n', `${P}-lb1`, 'addr', 'add', a, 'dev', dev, ...(a.includes(':') ? ['nodad'] : []));
+  // DR replies come back through lb1 here (the real servers' only leg is the back network)
+  sh('ip', 'netns', 'exec', `${P}-lb1`, 'sysctl', '-qw', 'net.ipv4.conf.all.accept_local=1');
+  sh('ip', 'netns', 'exec', `${P}-lb1`, 'sysctl', '-qw', 'net.ipv4.conf.eth1.accept_local=1');
+  for (const i of [1, 2]) {
+    sh('ip', '-n', `${P}-rs${i}`, 'addr', 'add', `${V4}/32`, 'dev', 'lo');
+    sh('ip', '-n', `${P}-rs${i}`, 'addr', 'add', `${V6}/128`, 'dev', 'lo');
+    spawnIn(`rs${i}`, process.execPath, join(dir, 'rs.mjs'), `rs${i}`, '80', '86');
+  }
+  kv = spawnIn(
+    'lb1',
+    process.execPath,
+    KEEPVS,
+    '-n',
+    '-l',
+    '--dataplane=nft',
+    '-f',
+    join(dir, 'keepalived.conf'),
+    '--socket',
+    SOCK,
+    '--api',
+    API.slice('http://'.length),
+    '--api-token',
+    'lab-token',
+    '-p',
+    join(dir, 'keepvs.pid'),
+    '-c',
+    join(dir, 'checkers.pid'),
+    '-r',
+    join(dir, 'vrrp.pid'),
+  );
+  kv.stdout?.on('data', (d) => (log += d));
+  kv.stderr?.on('data', (d) => (log += d));
+  // every real server in: NAT ones at once, DR ones once their MAC is known
+  await until('two Masq servers in each NAT service and two Route in each DR one', () => {
+    const l = adm('-Ln');
+    return (l.match(/ Masq /g) ?? []).length === 4 && (l.match(/ Route /g) ?? []).length === 4;
+  });
+  await sleep(1000);
+});
+
+after(() => {
+  if (!canRun) return;
+  client?.stdin?.end();
+  kv?.kill('SIGTERM');
+  for (const p of procs) if (p !== kv) p.kill('SIGKILL');
+  try {
+    sh('bash', LAB, 'down');
+  } catch {}
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('kernel plane: the API lists NAT flows, the template and pinned DR flows as keepvsadm -Lnc does', {
+  skip: !canRun,
+  timeout: 90000,
+}, async () => {
+  const targets = [
+    { name: 'nat', host: V4, port: 80 },
+    { name: 'sticky', host: V4, port: 85 },
+    { name: 'pinned', host: V4, port: 86 },
+    { name: 'pinned6', host: V6, port: 86 },
+  ];
+  client = spawnIn('client', process.execPath, join(dir, 'client.mjs'), JSON.stringify(targets), String(FLOWS));
+  const first = await createInterface({ input: client.stdout as NodeJS.ReadableStream })
+    [Symbol.asyncIterator]()
+    .next();
+  const answers = JSON.parse(String(first.value));
+  for (const t of targets) assert.equal(answers[t.name]?.length, FLOWS, JSON.stringify(answers));
+
+  const NAT = `tcp:${V4}:80`;
+  const STICKY = `tcp:${V4}:85`;
+  const PINNED = `tcp:${V4}:86`;
+  // conntrack is read once a second: wait until every flow is there, and the two reads agree
+  const l = await until('the API and -Lnc agree on every live entry', () => {
+    const a = rows();
+    const k = a.connections.filter((r) => r.plane === 'kernel');
+    const n = (service: string, kind: string) => k.filter((r) => r.service === service && r.kind === kind).length;
+    if (n(NAT, 'connection') !== FLOWS || n(STICKY, 'connection') !== FLOWS || n(STICKY, 'template') !== 1) return;
+    if (n(PINNED, 'pinned') !== FLOWS) return;
+    const lnc = adm('-Lnc');
+    const b = rows();
+    return JSON.stringify(b.connections.map(asLnc).sort()) === JSON.stringify(lncLines(lnc)) ? b : undefined;
+  });
+  assert.equal(l.total, l.connections.length);
+  for (const r of l.connections) {
+    assert.equal(r.plane, 'kernel');
+    assert.ok(r.realServer && r.realServer === `${r.destination.address}:${r.destination.port}`, JSON.stringify(r));
+  }
+  const nat = l.connections.filter((r) => r.service === NAT);
+  assert.ok(
+    nat.every((r) => r.state === 'ESTABLISHED' && r.source.address === '198.18.0.10' && r.kind === 'connection'),
+  );
+  const template = l.connections.find((r) => r.kind === 'template');
+  assert.deepEqual(
+    [template?.service, template?.source, template?.state],
+    [STICKY, { address: '198.18.0.10', port: 0 }, 'NONE'],
+  );
+  assert.ok((template?.expire ?? 0) > 0 && (template?.expire ?? 99) <= 30);
+  const pinned = l.connections.filter((r) => r.kind === 'pinned');
+  assert.ok(pinned.every((r) => r.service === PINNED && r.state === 'NONE' && r.virtual.port === 86));
+  assert.deepEqual(
+    pinned.map((r) => r.destination.address).sort(),
+    answers.pinned.map((a: string) => `198.18.1.1${a.slice(2)}`).sort(),
+    'each pinned flow names the real server that answered it',
+  );
+  // filters reach the kernel entries too
+  assert.equal(rows('?kind=pinned').matched, FLOWS);
+  assert.equal(rows(`?service=${encodeURIComponent(STICKY)}`).matched, FLOWS + 1);
+  assert.equal(rows('?plane=proxy').matched, 0);
+  assert.equal(
+    rows(`?real_server=198.18.1.11:86&kind=pinned`).matched,
+    answers.pinned.filter((a: string) => a === 'rs1').length,
+  );
+});
