@@ -494,7 +494,7 @@ export class LvsService {
     if (this.nft)
       return [
         { plane: 'proxy', conns: this.table.connections() },
-        { plane: 'kernel', conns: this.nft.connections() },
+        { plane: 'kernel', conns: this.nft.connections(), unlisted: this.nft.unlistedFlows() },
       ];
     return [{ plane: 'proxy', conns: this.cluster ? await this.cluster.connections() : this.table.connections() }];
   }

@@ -74,6 +74,18 @@ export interface ConnListing {
   readonly truncated: boolean;
   readonly limit: number;
   readonly connections: readonly ConnRow[];
+  /** entries the filters select that cannot be listed (not in total or matched): IPv6 pinned DR flows */
+  readonly unlisted: readonly (UnlistedEntries & { readonly plane: ConnPlane })[];
+}
+
+/** Entries a plane holds but cannot list (so -Lnc shows none of them), counted per real server. */
+export interface UnlistedEntries {
+  readonly service: string;
+  readonly realServer: string;
+  readonly kind: ConnKind;
+  readonly count: number;
+  /** why they cannot be listed */
+  readonly reason: string;
 }
 
 /** Entries of one source, in -Lnc order. */
@@ -82,6 +94,7 @@ export interface ConnGroup {
   /** the peer's flows conntrackd holds on a backup */
   readonly synced?: boolean;
   readonly conns: readonly ConnSnapshot[];
+  readonly unlisted?: readonly UnlistedEntries[];
 }
 
 const kindOf = (c: ConnSnapshot, g: ConnGroup): ConnKind =>
@@ -92,9 +105,18 @@ export function listConnections(groups: readonly ConnGroup[], q: ConnQuery): Con
   let total = 0;
   let matched = 0;
   const rows: ConnRow[] = [];
+  const unlisted: ConnListing['unlisted'][number][] = [];
   for (const g of groups) {
     total += g.conns.length;
     if (q.plane && q.plane !== g.plane) continue;
+    for (const u of g.unlisted ?? []) {
+      // pinned flows carry no TCP state: NONE, as the listed ones show
+      if (q.kind && q.kind !== u.kind) continue;
+      if (q.state && q.state !== 'NONE') continue;
+      if (q.service && q.service !== u.service) continue;
+      if (q.realServer && q.realServer !== u.realServer) continue;
+      unlisted.push({ ...u, plane: g.plane });
+    }
     for (const c of g.conns) {
       const kind = kindOf(c, g);
       if (q.kind && q.kind !== kind) continue;
@@ -118,7 +140,15 @@ export function listConnections(groups: readonly ConnGroup[], q: ConnQuery): Con
       });
     }
   }
-  return { total, matched, returned: rows.length, truncated: matched > rows.length, limit: q.limit, connections: rows };
+  return {
+    total,
+    matched,
+    returned: rows.length,
+    truncated: matched > rows.length,
+    limit: q.limit,
+    connections: rows,
+    unlisted,
+  };
 }
 
 /** The query string as the API receives it (strings; fastify has checked the types it can). */

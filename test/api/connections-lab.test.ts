@@ -256,6 +256,20 @@ test('kernel plane: the API lists NAT flows, the template and pinned DR flows as
     answers.pinned.map((a: string) => `198.18.1.1${a.slice(2)}`).sort(),
     'each pinned flow names the real server that answered it',
   );
+  // IPv6 pinned flows cannot be listed (96 bits of the client address in the key): counted per real server
+  const unlisted = l.unlisted as { service: string; realServer: string; kind: string; count: number; reason: string }[];
+  assert.deepEqual(
+    Object.fromEntries(unlisted.map((u) => [u.realServer, u.count])),
+    Object.fromEntries(
+      ['rs1', 'rs2']
+        .map((n) => [`[2001:2:0:1::1${n.slice(2)}]:86`, answers.pinned6.filter((a: string) => a === n).length])
+        .filter(([, c]) => c),
+    ),
+    JSON.stringify(unlisted),
+  );
+  assert.ok(unlisted.every((u) => u.service === `tcp:[${V6}]:86` && u.kind === 'pinned' && /96 bits/.test(u.reason)));
+  assert.doesNotMatch(adm('-Lnc'), /2001:2::100/);
+  assert.deepEqual(rows('?kind=connection').unlisted, []);
   // filters reach the kernel entries too
   assert.equal(rows('?kind=pinned').matched, FLOWS);
   assert.equal(rows(`?service=${encodeURIComponent(STICKY)}`).matched, FLOWS + 1);

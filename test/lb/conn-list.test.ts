@@ -71,6 +71,35 @@ test('filters combine; the limit keeps -Lnc order and counts what it left out', 
   );
 });
 
+test('entries a plane cannot list are reported by count, under the same filters', () => {
+  const u = {
+    service: 'tcp:[2001:2::100]:86',
+    realServer: '[2001:2:0:1::11]:86',
+    kind: 'pinned',
+    count: 3,
+    reason: 'r',
+  } as const;
+  const g: ConnGroup[] = [...groups, { plane: 'kernel', conns: [], unlisted: [u] }];
+  const all = listConnections(g, { limit: 10 });
+  assert.deepEqual(all.unlisted, [{ ...u, plane: 'kernel' }]);
+  assert.equal(all.total, 5, 'not in total');
+  for (const q of [
+    { kind: 'pinned' },
+    { state: 'NONE' },
+    { service: u.service },
+    { realServer: u.realServer },
+  ] as const)
+    assert.equal(listConnections(g, { limit: 10, ...q }).unlisted.length, 1, JSON.stringify(q));
+  for (const q of [
+    { kind: 'connection' },
+    { state: 'ESTABLISHED' },
+    { plane: 'proxy' },
+    { service: 'tcp:198.18.0.100:80' },
+    { realServer: '198.18.1.11:80' },
+  ] as const)
+    assert.equal(listConnections(g, { limit: 10, ...q }).unlisted.length, 0, JSON.stringify(q));
+});
+
 test('query: ids canonicalized, a default limit, each bad parameter named', () => {
   const q = parseConnQuery({ service: 'tcp:[2001:db8:0:0::100]:80', real_server: '[2001:DB8::11]:80', limit: '5' });
   assert.deepEqual(q, {

@@ -9,6 +9,7 @@
 
 import { type ContentBatch, type ElemValue, type SetChange, statKeyText } from '../../codec/nftables.js';
 import type { Family } from '../../config/model.js';
+import type { UnlistedEntries } from '../../lb/conn-list.js';
 import {
   type ConnSnapshot,
   type ConnState,
@@ -149,6 +150,9 @@ function statElem(e: string): { key: ElemValue } {
   const [address, protocol, port] = e.split(' . ');
   return { key: { kind: 'addr-proto-port', address, protocol: protocol as 'tcp', port: Number(port) } };
 }
+
+const IPV6_FLOW_KEY_REASON =
+  'pinned IPv6 DR flow: the flow map keeps only the low 96 bits of the client address (nft 1.0.6 cannot update a dynamic map with a longer key)';
 
 /** conntrack TCP states as IPVS names them (ip_vs_proto_tcp.c tcp_state_name). */
 export function ipvsState(e: CtEntry): ConnState {
@@ -787,6 +791,34 @@ export class NftDataPlane implements DataPlane {
           realServer: destId({ address: d.address, port: d.port }, ks.family),
           ...(persistent ? {} : { pinned: true }),
         });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * IPv6 DR flow-map entries, counted per real server: -Lnc cannot list them, as their key holds
+   * only the low 96 bits of the client address (render.ts flowKey: nft 1.0.6 aborts on a dynamic
+   * map update with a key over 16 bytes). The API reports the counts so they are not hidden.
+   */
+  unlistedFlows(): UnlistedEntries[] {
+    const out: UnlistedEntries[] = [];
+    for (const [id, ks] of this.applied) {
+      if (!pinsFlows(ks) || ks.family !== 6) continue;
+      const r = this.deps.nft.run(`list map netdev ${TABLE} ${serviceObjects(id).flows}`, true);
+      if (!r.ok) continue;
+      const counts = new Map<number, number>();
+      for (const e of parseDynamicMap(r.output)) counts.set(e.mark, (counts.get(e.mark) ?? 0) + 1);
+      for (const d of ks.dests) {
+        const count = counts.get(d.mark) ?? 0;
+        if (count > 0)
+          out.push({
+            service: id,
+            realServer: destId({ address: d.address, port: d.port }, ks.family),
+            kind: 'pinned',
+            count,
+            reason: IPV6_FLOW_KEY_REASON,
+          });
       }
     }
     return out;
