@@ -292,10 +292,73 @@ function renderServiceList(st, isPeer) {
         <div class="rates"><span>${fmtNum(r.cps, 'conn/s')}</span><span>${fmtNum(r.inPps, 'packets/s')} in</span><span>${fmtNum(r.outPps, 'packets/s')} out</span><span>${fmtBps(r.inBps)} in</span><span>${fmtBps(r.outBps)} out</span><span>${svc.stats.conns} connections in all</span></div>
         ${charts}
         <div class="scroll"><table class="rs"><thead><tr><th>Real server</th><th>Health</th><th>Check</th><th>Last result</th><th>Latency</th><th>Failures in a row</th><th>In state</th><th>Weight</th><th>Active/Inact</th><th>Conn/s</th><th>Actions</th></tr></thead>
-        <tbody>${rows}</tbody></table></div></div>`;
+        <tbody>${rows}</tbody></table></div>${isPeer ? '' : renderConnections(svc)}</div>`;
     })
     .join('');
 }
+
+// ---------- connection entries (keepvsadm -Lnc) of a service, read while its list is open ----------
+
+const CONN_LIMIT = 50;
+const openConns = new Set();
+const connLists = new Map();
+const fmtExpire = (s) => `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+const fmtEndpoint = (e, family) => `${family === 6 ? `[${e.address}]` : e.address}:${e.port}`;
+
+function renderConnections(svc) {
+  const active = svc.dests.reduce((a, d) => a + d.activeConns, 0);
+  const inact = svc.dests.reduce((a, d) => a + d.inactConns, 0);
+  const l = connLists.get(svc.id);
+  let body = '<div class="dim">Reading…</div>';
+  if (l?.error) body = `<div class="bad">${esc(l.error)}</div>`;
+  else if (l) {
+    const rows = l.connections
+      .map(
+        (c) => `<tr><td>${esc(c.protocol.toUpperCase())}</td><td>${fmtExpire(c.expire)}</td><td>${esc(c.state)}</td>
+          <td class="mono">${esc(fmtEndpoint(c.source, c.family))}</td><td class="mono">${esc(fmtEndpoint(c.virtual, c.family))}</td>
+          <td class="mono">${esc(fmtEndpoint(c.destination, c.family))}</td><td>${esc(c.plane)}</td><td>${esc(c.kind)}</td></tr>`,
+      )
+      .join('');
+    const unlisted = l.unlisted
+      .map(
+        (u) => `<li class="warn">${u.count} ${esc(u.kind)} to ${esc(u.realServer)} not listed: ${esc(u.reason)}</li>`,
+      )
+      .join('');
+    body = `<div class="dim conn-count">${l.truncated ? `first ${l.returned} of ${l.matched} entries` : `${l.matched} entr${l.matched === 1 ? 'y' : 'ies'}`}</div>
+      ${unlisted ? `<ul class="plain">${unlisted}</ul>` : ''}
+      ${rows ? `<div class="scroll"><table class="conns"><thead><tr><th>Pro</th><th>Expire</th><th>State</th><th>Source</th><th>Virtual</th><th>Destination</th><th>Plane</th><th>Kind</th></tr></thead><tbody>${rows}</tbody></table></div>` : ''}`;
+  }
+  return `<details class="conns" data-service="${esc(svc.id)}"${openConns.has(svc.id) ? ' open' : ''}>
+    <summary>Connections: ${active} active, ${inact} inactive</summary>${openConns.has(svc.id) ? body : ''}</details>`;
+}
+
+async function loadConnections(id) {
+  try {
+    const res = await fetch(`/api/v1/connections?service=${encodeURIComponent(id)}&limit=${CONN_LIMIT}`);
+    const body = await res.json();
+    connLists.set(id, res.ok ? body : { error: body.message || `HTTP ${res.status}` });
+  } catch {
+    connLists.set(id, { error: 'connection list unavailable' });
+  }
+}
+
+// toggle does not bubble: caught on the way down; a re-render that keeps a list open toggles nothing new
+$('services').addEventListener(
+  'toggle',
+  (e) => {
+    const id = e.target.dataset?.service;
+    if (!e.target.matches?.('details.conns') || !id) return;
+    if (e.target.open === openConns.has(id)) return;
+    if (e.target.open) {
+      openConns.add(id);
+      loadConnections(id).then(renderServices);
+    } else {
+      openConns.delete(id);
+      connLists.delete(id);
+    }
+  },
+  true,
+);
 
 // A re-render must neither eat a click (pointer down on one button, up on its replacement) nor
 // a weight being typed: renders wait while a pointer is down, typed weights are kept as drafts.
@@ -1000,6 +1063,7 @@ async function loadConfig() {
 async function refresh() {
   try {
     status = await (await fetch('/api/v1/status')).json();
+    await Promise.all([...openConns].map(loadConnections));
     $('meta').textContent = `${status.routerId ? `${status.routerId} · ` : ''}v${status.version}`;
     $('maint-state').textContent = status.maintenance ? 'in maintenance' : '';
     $('maintenance').textContent = status.maintenance ? 'End maintenance' : 'Maintenance mode';

@@ -4,8 +4,10 @@
  * totals, and 400s for bad parameters (the daemon keeps answering).
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import type http from 'node:http';
 import { after, before, test } from 'node:test';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 import { type DaemonUnderTest, freePort, get, httpRealServer, LongLived, startDaemon, until } from './harness.js';
 
 let d: DaemonUnderTest;
@@ -169,4 +171,31 @@ test('the OpenAPI description has the route and its parameters', async () => {
     op.parameters.map((p: { name: string }) => p.name),
     ['service', 'real_server', 'state', 'kind', 'plane', 'limit'],
   );
+});
+
+test('dashboard: a service lists its connection entries while its list is open', {
+  skip: !existsSync(CHROMIUM) && 'Debian chromium is not installed',
+}, async () => {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`http://127.0.0.1:${d.apiPort}/`);
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 10000 });
+    const sticky = page.locator(`details.conns[data-service="${STICKY()}"]`);
+    assert.match((await sticky.locator('summary').textContent()) ?? '', /Connections: 1 active, 0 inactive/);
+    await sticky.locator('summary').click();
+    await sticky.locator('table.conns tbody tr').nth(1).waitFor({ timeout: 10000 });
+    const text = (await sticky.textContent()) ?? '';
+    assert.match(text, /2 entries/);
+    assert.match(text, /template/);
+    assert.match(text, /ESTABLISHED/);
+    assert.match(text, new RegExp(`127\\.0\\.0\\.1:${rsPorts[1]}`));
+    // the list survives the once-a-second re-render, and the other service's stays closed
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(await sticky.locator('table.conns tbody tr').count(), 2);
+    assert.equal(await page.locator(`details.conns[data-service="${VS()}"] table.conns`).count(), 0);
+  } finally {
+    await browser.close();
+  }
 });
