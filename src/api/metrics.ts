@@ -73,6 +73,12 @@ export function createMetrics(source: StatusSource): Registry {
   gauge('keepvs_real_server_inactive_connections', 'InActConn', ['service', 'real_server'], (g) =>
     eachDest((l, d) => g.set(l, d.inactConns)),
   );
+  gauge(
+    'keepvs_real_server_persistent_connections',
+    'PersistConn (persistence templates)',
+    ['service', 'real_server'],
+    (g) => eachDest((l, d) => g.set(l, d.persistConns)),
+  );
   counter('keepvs_real_server_connections_total', 'Connections scheduled', ['service', 'real_server'], (c) =>
     eachDest((l, d) => c.inc(l, d.stats.conns)),
   );

@@ -78,6 +78,7 @@ const overrideKey = (service: string, dest: string): string => `${service}|${des
 /** The table as ipvsadm shows it, with the kernel plane's connection counts for its services. */
 function withKernelCounts(own: TableSnapshot, nft: NftDataPlane): TableSnapshot {
   const byId = new Map(nft.snapshot().services.map((s) => [s.id, s]));
+  const templates = nft.templateCounts();
   return {
     ...own,
     services: own.services.map((s) => {
@@ -106,6 +107,8 @@ function withKernelCounts(own: TableSnapshot, nft: NftDataPlane): TableSnapshot 
           ...d,
           activeConns: kd.activeConns ?? d.activeConns,
           inactConns: kd.inactConns ?? d.inactConns,
+          // ipvsadm --persistent-conn: the kernel's persistence map entries of this real server
+          ...(s.persistentTimeout !== undefined ? { persistConns: templates.get(`${s.id}|${kd.id}`) ?? 0 } : {}),
           stats,
           ...(c ? { rates: c.rates } : {}),
         };

@@ -249,6 +249,22 @@ test('kernel plane: the API lists NAT flows, the template and pinned DR flows as
     [STICKY, { address: '198.18.0.10', port: 0 }, 'NONE'],
   );
   assert.ok((template?.expire ?? 0) > 0 && (template?.expire ?? 99) <= 30);
+  // ipvsadm's PersistConn counts the templates of each real server: keepvsadm and the status API
+  const persist = adm('-Ln', '--persistent-conn', '-t', `${V4}:85`);
+  const rsLine = (a: string) => new RegExp(`-> ${a.replace(/\./g, '\\.')}:80\\s+1\\s+(\\d+)\\s+`).exec(persist)?.[1];
+  const other = template?.destination.address === '198.18.1.11' ? '198.18.1.12' : '198.18.1.11';
+  assert.deepEqual([rsLine(template?.destination.address ?? ''), rsLine(other)], ['1', '0'], persist);
+  const status = api('/api/v1/status').body as {
+    lvs: { table: { services: { id: string; dests: { id: string; persistConns: number }[] }[] } };
+  };
+  const stickyDests = status.lvs.table.services.find((x) => x.id === STICKY)?.dests ?? [];
+  assert.deepEqual(
+    stickyDests.map((x) => [x.id, x.persistConns]).sort(),
+    [
+      [`${template?.destination.address}:80`, 1],
+      [`${other}:80`, 0],
+    ].sort(),
+  );
   const pinned = l.connections.filter((r) => r.kind === 'pinned');
   assert.ok(pinned.every((r) => r.service === PINNED && r.state === 'NONE' && r.virtual.port === 86));
   assert.deepEqual(
@@ -270,6 +286,22 @@ test('kernel plane: the API lists NAT flows, the template and pinned DR flows as
   assert.ok(unlisted.every((u) => u.service === `tcp:[${V6}]:86` && u.kind === 'pinned' && /96 bits/.test(u.reason)));
   assert.doesNotMatch(adm('-Lnc'), /2001:2::100/);
   assert.deepEqual(rows('?kind=connection').unlisted, []);
+  const metrics = sh(
+    'ip',
+    'netns',
+    'exec',
+    `${P}-lb1`,
+    process.execPath,
+    '-e',
+    `fetch(${JSON.stringify(`${API}/metrics`)}).then(async (r) => process.stdout.write(await r.text()))`,
+  );
+  assert.match(
+    metrics,
+    new RegExp(
+      `^keepvs_real_server_persistent_connections\\{service="${STICKY}",real_server="${template?.destination.address}:80"\\} 1$`,
+      'm',
+    ),
+  );
   // filters reach the kernel entries too
   assert.equal(rows('?kind=pinned').matched, FLOWS);
   assert.equal(rows(`?service=${encodeURIComponent(STICKY)}`).matched, FLOWS + 1);

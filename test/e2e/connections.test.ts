@@ -140,6 +140,35 @@ test('filters: service, real server, state, kind, plane; the limit says what it 
   assert.equal((await listing('?real_server=[2001:db8:0::11]:80')).matched, 0);
 });
 
+test('/metrics: PersistConn per real server, as keepvsadm -L --persistent-conn shows it', async () => {
+  // the status (which /metrics reads) takes the proxy workers' counts within a second or two
+  const m = await until('PersistConn in /metrics', async () => {
+    const text = (await get(d.apiPort, '/metrics')).body;
+    return /^keepvs_real_server_persistent_connections\{[^}]*\} 1$/m.test(text) ? text : undefined;
+  });
+  const series = (port: number) =>
+    new RegExp(
+      `^keepvs_real_server_persistent_connections\\{service="${STICKY()}",real_server="127\\.0\\.0\\.1:${port}"\\} (\\d+)$`,
+      'm',
+    ).exec(m)?.[1];
+  assert.equal(
+    series(rsPorts[1]),
+    '1',
+    m
+      .split('\n')
+      .filter((l) => l.includes('persistent'))
+      .join('\n'),
+  );
+  assert.match(
+    m,
+    new RegExp(`persistent_connections\\{service="${VS()}",real_server="127\\.0\\.0\\.1:${rsPorts[0]}"\\} 0$`, 'm'),
+  );
+  assert.match(
+    await d.keepvsadm('-Ln', '--persistent-conn', '-t', `127.0.0.1:${sticky}`),
+    new RegExp(`127\\.0\\.0\\.1:${rsPorts[1]}\\s+1\\s+1\\s+`),
+  );
+});
+
 test('bad parameters: 400 with the parameter named, and the daemon keeps answering', async () => {
   for (const [q, word] of [
     ['?limit=0', 'limit'],

@@ -757,11 +757,11 @@ export class NftDataPlane implements DataPlane {
    * read when asked (one small listing per map: 0.05 ms each in a 1,000-service ruleset).
    * IPv6 flow keys hold only 96 bits of the client address, so those flows are not listed.
    */
-  private readDynamicMaps(): ConnSnapshot[] {
+  private readDynamicMaps(templatesOnly = false): ConnSnapshot[] {
     const out: ConnSnapshot[] = [];
     for (const [id, ks] of this.applied) {
       const persistent = ks.params.persistentTimeout !== undefined;
-      const pinned = pinsFlows(ks) && ks.family === 4;
+      const pinned = !templatesOnly && pinsFlows(ks) && ks.family === 4;
       if (!persistent && !pinned) continue;
       const o = serviceObjects(id);
       const table = ks.mode === 'dr' ? `netdev ${TABLE}` : `${ks.family === 6 ? 'ip6' : 'ip'} ${TABLE}`;
@@ -792,6 +792,20 @@ export class NftDataPlane implements DataPlane {
           ...(persistent ? {} : { pinned: true }),
         });
       }
+    }
+    return out;
+  }
+
+  /**
+   * ipvsadm's PersistConn of kernel services: templates per real server (`service|realServer`),
+   * from the persistence maps (one listing per persistent service, read when asked).
+   */
+  templateCounts(): Map<string, number> {
+    const out = new Map<string, number>();
+    if (!this.initialized) return out;
+    for (const t of this.readDynamicMaps(true)) {
+      const k = `${t.service}|${t.realServer}`;
+      out.set(k, (out.get(k) ?? 0) + 1);
     }
     return out;
   }
