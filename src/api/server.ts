@@ -69,6 +69,9 @@ function sameToken(given: string, want: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** connection listings in progress at once (the rest get 503 KV_API_BUSY) */
+const MAX_LISTINGS = 2;
+
 // unknown parameters are refused by parseConnQuery, which names them
 const connQuerySchema = {
   type: 'object',
@@ -99,6 +102,7 @@ export function buildApi(source: StatusSource, options: ApiOptions): FastifyInst
   });
   const tokens: readonly ApiToken[] = [{ name: 'default', token: options.token }, ...(options.namedTokens ?? [])];
   const tokenName = new WeakMap<FastifyRequest, string>();
+  let listings = 0;
 
   app.setErrorHandler((e, _req, reply) => {
     const error = e as {
@@ -145,9 +149,20 @@ export function buildApi(source: StatusSource, options: ApiOptions): FastifyInst
       if (!q.ok) return reply.code(400).send({ error: 'KV_API_BAD_QUERY', message: q.error });
       if (!source.connections)
         return reply.code(503).send({ error: 'KV_API_NO_CONNECTIONS', message: 'no connection table in this daemon' });
-      const r = await source.connections(q.value);
-      if (!r.ok) return reply.code(503).send({ error: 'KV_API_NO_CONNECTIONS', message: r.error });
-      return r.value;
+      // each listing walks the whole table in the LVS worker: unauthenticated readers must not queue them up
+      if (listings >= MAX_LISTINGS)
+        return reply
+          .code(503)
+          .header('retry-after', '1')
+          .send({ error: 'KV_API_BUSY', message: `${MAX_LISTINGS} connection listings already in progress; retry` });
+      listings++;
+      try {
+        const r = await source.connections(q.value);
+        if (!r.ok) return reply.code(503).send({ error: 'KV_API_NO_CONNECTIONS', message: r.error });
+        return r.value;
+      } finally {
+        listings--;
+      }
     },
   );
   app.get('/api/v1/events', async () => ({ events: source.events() }));
