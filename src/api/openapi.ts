@@ -43,6 +43,9 @@ export function openApiDocument(routes: readonly RouteOptions[]): object {
           '200': { description: 'done (JSON)' },
           '400': { description: 'FST_ERR_VALIDATION: a field is missing, unknown or of the wrong type' },
           ...(ADMIN(r.url) ? { '401': { description: 'KV_API_UNAUTHORIZED' } } : {}),
+          ...(r.url === '/api/v1/connections'
+            ? { '503': { description: 'KV_API_NO_CONNECTIONS (no LVS worker) or KV_API_BUSY (retry)' } }
+            : {}),
         },
       };
     }

@@ -200,6 +200,7 @@ test('the OpenAPI description has the route and its parameters', async () => {
     op.parameters.map((p: { name: string }) => p.name),
     ['service', 'real_server', 'state', 'kind', 'plane', 'limit'],
   );
+  assert.deepEqual(Object.keys(op.responses), ['200', '400', '503']);
 });
 
 test('dashboard: a service lists its connection entries while its list is open', {
