@@ -1,6 +1,7 @@
 /** GET /api/v1/connections against a fake source: what reaches the source, 503s, the in-flight cap. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { buildApi } from '../../src/api/server.js';
 import type { StatusSource } from '../../src/api/types.js';
 import { WEB_ROOT } from '../../src/daemon/main.js';
@@ -83,5 +84,26 @@ test('at most two listings at once: the next gets 503 KV_API_BUSY with Retry-Aft
   while (waiting.length < 1) await new Promise((r) => setImmediate(r));
   waiting[0]();
   assert.equal((await again).statusCode, 200);
+  await app.close();
+});
+
+test('any query string is answered 200 or 400, never 500', async () => {
+  const app = buildApi(
+    source(async () => ({ ok: true, value: EMPTY })),
+    { token: 't', webRoot: WEB_ROOT },
+  );
+  const key = fc.constantFrom('service', 'real_server', 'state', 'kind', 'plane', 'limit', 'x', '', '__proto__');
+  const value = fc.oneof(fc.string(), fc.constantFrom('', '0', '-1', '1e3', '100000', 'tcp:1.2.3.4:5', '[::1]:80'));
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(key, value), { maxLength: 6 }), async (pairs) => {
+      const qs = pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+      const r = await app.inject({ url: `/api/v1/connections?${qs}` });
+      assert.ok(r.statusCode === 200 || r.statusCode === 400, `${qs}: ${r.statusCode} ${r.body}`);
+      if (r.statusCode === 400) assert.ok(typeof r.json().message === 'string' && r.json().message.length > 0);
+    }),
+    { numRuns: 300 },
+  );
+  for (const raw of ['%ZZ', 'limit=1&limit=2', 'service', 'limit=', '&&&', 'a=%00'])
+    assert.ok([200, 400].includes((await app.inject({ url: `/api/v1/connections?${raw}` })).statusCode), raw);
   await app.close();
 });
