@@ -4,8 +4,9 @@
  * totals, and 400s for bad parameters (the daemon keeps answering).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import type http from 'node:http';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 import { type DaemonUnderTest, freePort, get, httpRealServer, LongLived, startDaemon, until } from './harness.js';
@@ -213,7 +214,10 @@ test('dashboard: a service lists its connection entries while its list is open',
     await page.goto(`http://127.0.0.1:${d.apiPort}/`);
     await page.waitForSelector('body[data-ready="1"]', { timeout: 10000 });
     const sticky = page.locator(`details.conns[data-service="${STICKY()}"]`);
-    assert.match((await sticky.locator('summary').textContent()) ?? '', /Connections: 1 active, 0 inactive/);
+    // the status the summary counts from takes the proxy workers' counts within a second or two
+    await until('the summary counts the sticky connection', async () =>
+      /Connections: 1 active, 0 inactive/.test((await sticky.locator('summary').textContent()) ?? ''),
+    );
     await sticky.locator('summary').click();
     await sticky.locator('table.conns tbody tr').nth(1).waitFor({ timeout: 10000 });
     const text = (await sticky.textContent()) ?? '';
@@ -225,6 +229,8 @@ test('dashboard: a service lists its connection entries while its list is open',
     await new Promise((r) => setTimeout(r, 2500));
     assert.equal(await sticky.locator('table.conns tbody tr').count(), 2);
     assert.equal(await page.locator(`details.conns[data-service="${VS()}"] table.conns`).count(), 0);
+    mkdirSync('test-output', { recursive: true });
+    await sticky.screenshot({ path: join('test-output', 'dashboard-connections.png') });
   } finally {
     await browser.close();
   }
