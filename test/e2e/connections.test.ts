@@ -230,7 +230,8 @@ test('dashboard: a service lists its connection entries while its list is open',
     assert.equal(await sticky.locator('table.conns tbody tr').count(), 2);
     assert.equal(await page.locator(`details.conns[data-service="${VS()}"] table.conns`).count(), 0);
     mkdirSync('test-output', { recursive: true });
-    await sticky.screenshot({ path: join('test-output', 'dashboard-connections.png') });
+    // the page, not the element: the services re-render every second (a held element detaches)
+    await page.screenshot({ path: join('test-output', 'dashboard-connections.png'), fullPage: true });
   } finally {
     await browser.close();
   }
