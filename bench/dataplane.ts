@@ -11,7 +11,7 @@
  * IDLE_CONNS=0 leaves the idle-memory test out.
  * Every process it starts is killed by PID at the end.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -33,13 +33,21 @@ const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
 const children: ChildProcess[] = [];
 let daemon: DaemonUnderTest | undefined;
+let healthServer: net.Server | undefined;
 const dir = mkdtempSync(join(tmpdir(), 'keepvs-bench-'));
 
+/**
+ * Both output pipes are always drained: a child writing to a full pipe blocks. (iperf3 -s prints a
+ * few lines per connection; with its stdout never read it stopped after about 290 of them, in
+ * write(2) with its listener closed, and every later iperf3 test was refused or reset.)
+ */
 function start(cmd: string, args: string[]): ChildProcess {
   const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  c.stderr?.on('data', (d: Buffer) => {
+  const echo = (d: Buffer) => {
     if (process.env.VERBOSE) process.stderr.write(d);
-  });
+  };
+  c.stdout?.on('data', echo);
+  c.stderr?.on('data', echo);
   children.push(c);
   return c;
 }
@@ -144,23 +152,50 @@ async function wrk(url: string, conns: number, close: boolean, seconds = DURATIO
   return { rps, mbps, p50, p99, requests };
 }
 
-/** One iperf3 stream; a health check that met the server between two tests can make it busy: try again. */
+/** iperf3's own words when a test gave no result: its JSON `error`, else stderr, else the exit status */
+function iperfFailure(stdout: string, stderr: string, status: number | null): string {
+  try {
+    const j = JSON.parse(stdout) as { error?: string; end?: object };
+    if (j.error) return j.error;
+    return `exit status ${status}, a result without sum_received (end: ${JSON.stringify(j.end ?? null).slice(0, 300)})`;
+  } catch {
+    // not JSON (iperf3 died before printing it)
+  }
+  return stderr.trim().slice(0, 300) || `exit status ${status}, no JSON result in its output`;
+}
+
+/** One iperf3 stream (Gbit/s); a failed attempt prints iperf3's error and is tried again, twice. */
 async function iperf(port: number): Promise<number> {
-  for (let attempt = 0; ; attempt++) {
+  const seconds = Math.min(DURATION, 5);
+  for (let attempt = 1; ; attempt++) {
+    const c = spawn('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(c);
+    let out = '';
+    let err = '';
+    c.stdout?.on('data', (d: Buffer) => {
+      out += d;
+    });
+    c.stderr?.on('data', (d: Buffer) => {
+      err += d;
+    });
+    // a server that never answers would hang the client for ever
+    const timer = setTimeout(() => c.kill('SIGKILL'), (seconds + 15) * 1000);
+    const [status] = (await once(c, 'exit')) as [number | null];
+    clearTimeout(timer);
+    let bps: unknown;
     try {
-      const out = execFileSync(
-        'iperf3',
-        ['-c', '127.0.0.1', '-p', String(port), '-t', String(Math.min(DURATION, 5)), '-J'],
-        { encoding: 'utf8' },
-      );
-      return (JSON.parse(out).end.sum_received.bits_per_second as number) / 1e9;
-    } catch (e) {
-      if (attempt >= 2) {
-        process.stderr.write(`iperf3 to ${port} failed: ${String(e).slice(0, 200)}\n`);
-        return Number.NaN;
-      }
-      await new Promise((r) => setTimeout(r, 300));
+      bps = (JSON.parse(out) as { end?: { sum_received?: { bits_per_second?: unknown } } }).end?.sum_received
+        ?.bits_per_second;
+    } catch {
+      bps = undefined;
     }
+    if (status === 0 && typeof bps === 'number') return bps / 1e9;
+    process.stderr.write(`iperf3 to ${port}, attempt ${attempt}/3: ${iperfFailure(out, err, status)}\n`);
+    if (attempt >= 3) return Number.NaN;
+    // iperf3 -s listens again only after the last test's cleanup
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 
@@ -228,10 +263,13 @@ http {
   start('nginx', ['-c', join(dir, `${name}.conf`), '-p', dir]);
 }
 
-/** keepalived.conf as an operator writes it: rr over the three real servers, a check on each */
-function keepalivedConf(vip: number, reals: number[], iperfVip: number, iperfReal: number): string {
+/**
+ * keepalived.conf as an operator writes it: rr over the three real servers, a check on each; the
+ * iperf3 server is checked on its host's health port (connect_port), not on iperf3's own port
+ */
+function keepalivedConf(vip: number, reals: number[], iperfVip: number, iperfReal: number, health: number): string {
   const httpCheck = `    HTTP_GET {\n      url {\n        path /small\n        status_code 200\n      }\n      connect_timeout 1\n      retry 1\n      delay_before_retry 1\n    }\n`;
-  const tcpCheck = '    TCP_CHECK {\n      connect_timeout 1\n    }\n';
+  const tcpCheck = `    TCP_CHECK {\n      connect_port ${health}\n      connect_timeout 1\n    }\n`;
   const rs = (port: number, check: string) =>
     `  real_server 127.0.0.1 ${port} {\n    weight 1\n${CHECKS === 'off' ? '' : check}  }\n`;
   return `global_defs {
@@ -266,16 +304,23 @@ interface Path {
 }
 
 async function main(): Promise<void> {
-  const ports = await Promise.all(Array.from({ length: 12 }, () => freePort()));
-  const [iperfPort, kvHttp, kvIperf, hnHttp, hnIperf, haHttp, haIperf, ngHttp, ngIperf] = ports;
-  const reals = ports.slice(9, 9 + REAL_SERVERS);
+  const ports = await Promise.all(Array.from({ length: 13 }, () => freePort()));
+  const [iperfPort, kvHttp, kvIperf, hnHttp, hnIperf, haHttp, haIperf, ngHttp, ngIperf, healthPort] = ports;
+  const reals = ports.slice(10, 10 + REAL_SERVERS);
   // nginx workers run as www-data: the temp tree must be readable
   chmodSync(dir, 0o755);
   mkdirSync(join(dir, 'www'));
   writeFileSync(join(dir, 'www', 'bulk'), Buffer.alloc(1024 * 1024, 120));
   for (const [i, p] of reals.entries()) nginxRealServer(p, `rs${i + 1}`);
   start('iperf3', ['-s', '-p', String(iperfPort)]);
-  await Promise.all([...reals, iperfPort!].map(waitPort));
+  // iperf3 -s takes any connection to its port as a test's control connection: a health check's
+  // connect-and-close is a failed "test" to it (an error, its listener closed and opened again, a
+  // client arriving meanwhile refused). So the iperf3 host is checked as an operator would check
+  // such a server, on a port of its own (keepvs connect_port, HAProxy `port`).
+  const health = net.createServer((s) => s.destroy());
+  health.listen(healthPort, '127.0.0.1');
+  healthServer = health;
+  await Promise.all([...reals, iperfPort!, healthPort!].map(waitPort));
   const load0 = loadavg();
   const paths: Path[] = [];
   if (PATHS.includes('direct')) paths.push({ name: 'direct', http: reals[0]!, iperf: iperfPort!, pids: () => [] });
@@ -283,7 +328,7 @@ async function main(): Promise<void> {
   if (PATHS.includes('daemon')) {
     const args = process.env.WORKERS ? [`--dataplane-workers=${WORKERS}`] : [];
     daemon = await startDaemon(
-      keepalivedConf(kvHttp!, reals, kvIperf!, iperfPort!),
+      keepalivedConf(kvHttp!, reals, kvIperf!, iperfPort!, healthPort!),
       args,
       daemonReady(REAL_SERVERS + 1),
     );
@@ -321,7 +366,7 @@ listen http
   balance roundrobin
 ${CHECKS === 'off' ? '' : '  option httpchk GET /small\n'}${reals.map((p, i) => `  server s${i + 1} 127.0.0.1:${p}${check}\n`).join('')}listen iperf
   bind 127.0.0.1:${haIperf}
-  server s1 127.0.0.1:${iperfPort}${check}
+  server s1 127.0.0.1:${iperfPort}${check}${CHECKS === 'off' ? '' : ` port ${healthPort}`}
 `,
     );
     const ha = start('haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']);
@@ -452,6 +497,7 @@ stream {
 }
 
 async function cleanup(): Promise<void> {
+  healthServer?.close();
   await daemon?.stop().catch(() => {});
   for (const c of children) {
     if (c.pid && c.exitCode === null && c.signalCode === null) {

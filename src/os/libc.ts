@@ -158,6 +158,25 @@ export function attachReuseportCbpf(fd: number, program: readonly SockFilter[]):
   return attach(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, { len: program.length, filter: program }, 16) === 0;
 }
 
+const SYS_BPF = 321; // x86-64; arm64 280
+
+const loadBpfSyscall = bindOnce((lib) => {
+  const call = lib.func('long syscall(long, int, void *, uint32_t)') as (
+    nr: number,
+    cmd: number,
+    attr: Buffer,
+    size: number,
+  ) => number;
+  const nr = process.arch === 'x64' ? SYS_BPF : process.arch === 'arm64' ? 280 : -1;
+  return nr < 0 ? null : (cmd: number, attr: Buffer) => call(nr, cmd, attr, attr.length);
+});
+
+/** bpf(2) with `attr` (union bpf_attr, zero-padded); -1 and errno() on failure, null without libc */
+export function bpfCall(cmd: number, attr: Buffer): number | null {
+  const call = loadBpfSyscall();
+  return call ? call(cmd, attr) : null;
+}
+
 /** libc through koffi, or null where that is impossible (not Linux, no koffi build). */
 export const loadLibc: () => Libc | null = bindOnce(
   (lib) =>

@@ -391,3 +391,33 @@ test('cluster of 3 workers: a persistent service steers each client to one worke
     for (const s of rs) await s.close();
   }
 });
+
+test('cluster of 2 workers: without persistence the workers take turns, so 64 connections of one client split 32/32 (not by the 4-tuple hash)', async () => {
+  const rs = await realServer((s) => s.end('x'));
+  const dp = await ClusterDataPlane.start({
+    workers: 2,
+    tableModule: LB_REPLICA_MODULE,
+    statsIntervalMs: 50,
+    connectTimeoutMs: 30_000,
+  });
+  const key = tcpKey(await freePort());
+  const perWorker = () =>
+    dp
+      .tableSnapshots()
+      .map((t) => t.services.find((s) => s.id === serviceId(key))?.dests.reduce((n, d) => n + d.stats.conns, 0) ?? 0);
+  try {
+    await dp.apply([
+      { op: 'add-service', key, params: SVC_PARAMS },
+      { op: 'add-dest', key, dest: { address: '127.0.0.1', port: rs.port }, params: DEST_PARAMS },
+    ]);
+    await waitFor(() => dp.snapshot().services[0]?.listener === 'listening', 30000, 'listening');
+    const port = dp.snapshot().services[0]!.boundPort;
+    for (let i = 0; i < 64; i++) await readAll(net.connect(port, '127.0.0.1'));
+    await waitFor(() => perWorker().reduce((a, b) => a + b, 0) === 64, 5000, 'counts');
+    assert.deepEqual(perWorker(), [32, 32]);
+    assert.ok(!dp.snapshot().diagnostics.some((d) => d.code === 'DP_STEERING_FAILED'));
+  } finally {
+    await dp.stop(0);
+    await rs.close();
+  }
+});

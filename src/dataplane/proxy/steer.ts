@@ -3,13 +3,16 @@
  * (SO_ATTACH_REUSEPORT_CBPF). A persistent service's program picks the worker from the client's
  * source address masked with the persistence granularity, so every connection or datagram of a
  * client (or of its persistence netmask) meets the same worker and its template is the director's
- * only one. A service without persistence spreads connections over all workers by the kernel's
- * hash of the whole 4-tuple (its program answers an index past the group): one busy client, or
- * many behind one NAT address, is not held to one core. Index order is the group's join order; an
+ * only one. A TCP service without persistence has the workers take turns (an eBPF counter,
+ * src/os/reuseport-counter.ts): one busy client, or many behind one NAT address, is not held to one
+ * core, and 64 connections split 32/32 instead of the 4-tuple hash's 27/37; where bpf(2) is refused
+ * it keeps the kernel's hash (a cBPF program answering an index past the group), as UDP services
+ * always do (one flow's datagrams must meet one worker). Index order is the group's join order; an
  * index past the group's size (also a worker being forked again) falls back to the kernel's hash
  * (reuseport_select_sock, net/core/sock_reuseport.c).
  */
 import { attachReuseportCbpf, type SockFilter } from '../../os/libc.js';
+import { attachReuseportCounter } from '../../os/reuseport-counter.js';
 import type { ProxyContext } from './context.js';
 
 // classic BPF (linux/filter.h)
@@ -64,6 +67,8 @@ export class ListenerSteering {
     private readonly ctx: ProxyContext,
     private readonly family: 4 | 6,
     private readonly serviceId: string,
+    /** TCP: each new connection may go to the next worker; UDP not (a flow's datagrams must meet one worker) */
+    private readonly inTurns = false,
   ) {}
 
   /** the persistence prefix clients are steered by (null: none, spread by connection); re-attaches the program when listening */
@@ -80,8 +85,20 @@ export class ListenerSteering {
     const n = this.ctx.steerWorkers;
     if (n <= 1) return;
     const prefixLen = this.prefixLen ?? null;
-    // a new listener spreading by connection needs no program: the kernel hashes without one
-    if (prefixLen === null && !this.attached) return;
+    if (prefixLen === null && this.inTurns) {
+      const why = attachReuseportCounter(fd, n);
+      if (why === null) {
+        this.attached = true;
+        return;
+      }
+      this.ctx.diagnostic(
+        'DP_STEERING_FAILED',
+        this.serviceId,
+        `${why}: new connections are spread over the workers by the kernel's 4-tuple hash, not in turn`,
+      );
+      // a new listener spreading by hash needs no program: the kernel hashes without one
+      if (!this.attached) return;
+    }
     this.attached = true;
     if (!attachReuseportCbpf(fd, steeringProgram(this.family, n, prefixLen)))
       this.ctx.diagnostic(

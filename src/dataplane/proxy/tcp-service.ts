@@ -74,7 +74,7 @@ export class TcpService implements FdOwner {
   ) {
     this.id = serviceId(key);
     this.dests = new ProxyDests(key.family);
-    this.steering = new ListenerSteering(ctx, key.family, this.id);
+    this.steering = new ListenerSteering(ctx, key.family, this.id, true);
     this.header = ctx.proxyProtocol(this.id);
     this.libc = LIBC as Libc;
     this.poller = (LIBC ? processPoller(LIBC) : null) as Poller;
