@@ -23,7 +23,8 @@
 # the sender's softirq, so lb1's forwarding runs there, while other work on the machine (other labs'
 # netfilter) runs in other tasks; what ksoftirqd takes over is missed on both sides alike.
 # nftlb's DR ingress chain is moved ahead of keepvs's (priority -501 < -500): keepvs's DR packets then
-# pay nftlb's dispatch miss, nftlb's pay nothing of keepvs's, a bias against keepvs.
+# pay nftlb's dispatch miss, nftlb's pay nothing of keepvs's, a bias against keepvs. NFTLB_DR_FIRST=0
+# leaves nftlb's own priority (101, after keepvs's): the bias the other way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-4} CONNS=${CONNS:-32}
@@ -97,10 +98,12 @@ printf '{"farms":[%s,%s,%s]}\n' \
   "{\"name\":\"dr\",$farm,\"virtual-ports\":\"82\",\"mode\":\"dsr\",\"iface\":\"eth0\",\"oface\":\"eth0\",\"ether-addr\":\"$MAC_LB1\",\"backends\":[{\"name\":\"b1\",\"ip-addr\":\"198.18.0.61\",\"ether-addr\":\"$MAC_RS\",\"state\":\"up\"}]}" \
   >"$TMP/nftlb.json"
 x lb1 nftlb -e -c "$TMP/nftlb.json" >/dev/null
-x lb1 nft list table netdev nftlb | sed 's/priority 101;/priority -501;/' >"$TMP/nftlb-netdev.nft"
-grep -q 'priority -501;' "$TMP/nftlb-netdev.nft" || { echo "nftlb's DR chain not found" >&2; exit 1; }
-x lb1 nft delete table netdev nftlb
-x lb1 nft -f "$TMP/nftlb-netdev.nft"
+if [[ ${NFTLB_DR_FIRST:-1} == 1 ]]; then
+  x lb1 nft list table netdev nftlb | sed 's/priority 101;/priority -501;/' >"$TMP/nftlb-netdev.nft"
+  grep -q 'priority -501;' "$TMP/nftlb-netdev.nft" || { echo "nftlb's DR chain not found" >&2; exit 1; }
+  x lb1 nft delete table netdev nftlb
+  x lb1 nft -f "$TMP/nftlb-netdev.nft"
+fi
 for i in $(seq 1 40); do
   x client curl -sf -m 1 http://198.18.0.100:80/ >/dev/null && x client curl -sf -m 1 http://198.18.0.101:80/ >/dev/null && break
   sleep 0.5

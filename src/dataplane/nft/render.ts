@@ -337,7 +337,13 @@ function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
       if (v) pairs.push({ key: u32(slot), value: v });
     });
     parts.push(staticMap(o.slots, `typeof numgen inc mod 2 : ${valueTypeof(s)};${slotSize(s, n)}`, pairs));
-    rule(action(s, `${key} map @${o.slots}`));
+    // DR with every slot on one real server (one usable): its MAC as a constant, no hash and no
+    // lookup per packet (the table's 4,093 slots cost a cache miss or two each, measured at ~250 ns a
+    // packet; bench/kernel-plane.sh). Same forwarding; the map stays declared and filled, so a second
+    // server coming back is a rule change (libnftables) to the same table
+    const one = table.slots.length > 0 && table.slots.every((di) => di === table.slots[0]) ? table.slots[0] : -1;
+    const only = s.mode === 'dr' && one >= 0 ? destValue(s, dests[one]) : null;
+    rule(action(s, only ? elemText(only) : `${key} map @${o.slots}`));
   } else {
     const f = famOf(s);
     const mask = persistMask(s);

@@ -62,7 +62,7 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
   const { p, runs } = plane();
   await Promise.all([
     p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12'])),
-    p.apply(add(DR_KEY, 'route', ['198.18.1.11'])),
+    p.apply(add(DR_KEY, 'route', ['198.18.1.11', '198.18.1.12'])),
   ]);
   assert.equal(runs.length, 1);
   const t = runs[0];
@@ -123,6 +123,23 @@ test('device chains hold the dispatch rules of the DR services there are, rewrit
   const { p, runs } = plane();
   await p.apply(add(DR_KEY, 'route', ['198.18.1.11']));
   const dev = (r: string) => r.match(/add rule netdev keepvs in_eth0 .*/g) ?? [];
+  // one real server: its MAC as a constant, no hash or slot lookup per packet (the map stays filled)
+  assert.match(
+    runs[0],
+    /add rule netdev keepvs s_tcp_198_18_0_100_82 ether saddr set 02:18:01:00:00:01 ether daddr set 02:18:01:00:00:11 fwd to "eth1"\n/,
+  );
+  assert.match(
+    runs[0],
+    /add map netdev keepvs s_tcp_198_18_0_100_82_slots \{ [^}]*elements = \{ 0 : 02:18:01:00:00:11/,
+  );
+  // a second one: the Maglev table again
+  await p.apply([{ op: 'add-dest', key: DR_KEY, dest: { address: '198.18.1.12', port: 82 }, params: dp('route') }]);
+  assert.match(
+    runs[1],
+    /ether daddr set jhash ip saddr \. th sport mod 4093 seed \S+ map @s_tcp_198_18_0_100_82_slots/,
+  );
+  await p.apply([{ op: 'del-dest', key: DR_KEY, dest: { address: '198.18.1.12', port: 82 } }]);
+  assert.match(runs[2], /ether daddr set 02:18:01:00:00:11 fwd/);
   assert.deepEqual(dev(runs[0]), [
     'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
   ]);
