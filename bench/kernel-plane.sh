@@ -14,9 +14,21 @@
 # replies from its back address through lb1 (source rule, NAT). Then the weight-change benchmark
 # (dist/bench/kernel-weight.js) in a scratch namespace.
 # Needs root, the lab (../shared/lab/lab.sh), nginx, wrk, nftlb, bc. Env: ROUNDS (3) DURATION (4 s) CONNS (32).
+# PERF=1 (the default when `perf` can sample cpu-clock): each wrk run is also sampled system-wide
+# (perf record -a -e cpu-clock, one sample per 100 us of CPU) and the CPU time in netfilter's data path
+# (self time of nft_*, nf_*, nf_conntrack*, nf_nat*, ipv4_conntrack* symbols; the nf_tables netlink API,
+# counter dumps and nf_hook_slow itself left out) is divided by the packets lb1 received (eth0 + eth1):
+# the director's own per-packet cost, which wrk's and nginx's share of the 2 CPUs does not hide. Only
+# samples taken in wrk's and nginx's tasks count: veth hands a packet to the next namespace's stack in
+# the sender's softirq, so lb1's forwarding runs there, while other work on the machine (other labs'
+# netfilter) runs in other tasks; what ksoftirqd takes over is missed on both sides alike.
+# nftlb's DR ingress chain is moved ahead of keepvs's (priority -501 < -500): keepvs's DR packets then
+# pay nftlb's dispatch miss, nftlb's pay nothing of keepvs's, a bias against keepvs. NFTLB_DR_FIRST=0
+# leaves nftlb's own priority (101, after keepvs's): the bias the other way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-4} CONNS=${CONNS:-32}
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for b in nginx wrk ip nft nftlb bc; do command -v "$b" >/dev/null || { echo "missing $b" >&2; exit 2; }; done
 [[ $(id -u) == 0 ]] || { echo "needs root" >&2; exit 2; }
 npx tsc -p . >/dev/null
@@ -86,6 +98,12 @@ printf '{"farms":[%s,%s,%s]}\n' \
   "{\"name\":\"dr\",$farm,\"virtual-ports\":\"82\",\"mode\":\"dsr\",\"iface\":\"eth0\",\"oface\":\"eth0\",\"ether-addr\":\"$MAC_LB1\",\"backends\":[{\"name\":\"b1\",\"ip-addr\":\"198.18.0.61\",\"ether-addr\":\"$MAC_RS\",\"state\":\"up\"}]}" \
   >"$TMP/nftlb.json"
 x lb1 nftlb -e -c "$TMP/nftlb.json" >/dev/null
+if [[ ${NFTLB_DR_FIRST:-1} == 1 ]]; then
+  x lb1 nft list table netdev nftlb | sed 's/priority 101;/priority -501;/' >"$TMP/nftlb-netdev.nft"
+  grep -q 'priority -501;' "$TMP/nftlb-netdev.nft" || { echo "nftlb's DR chain not found" >&2; exit 1; }
+  x lb1 nft delete table netdev nftlb
+  x lb1 nft -f "$TMP/nftlb-netdev.nft"
+fi
 for i in $(seq 1 40); do
   x client curl -sf -m 1 http://198.18.0.100:80/ >/dev/null && x client curl -sf -m 1 http://198.18.0.101:80/ >/dev/null && break
   sleep 0.5
@@ -94,10 +112,35 @@ x client curl -sf -m 2 http://198.18.0.100:80/ >/dev/null || { echo "keepvs NAT 
 
 # PAUSE=N: keep the lab up N seconds before measuring (debugging)
 [[ -n ${PAUSE:-} ]] && sleep "$PAUSE"
-run() { # url extra-args... -> requests/s (0 when the path fails)
-  local v
-  v=$(x client wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
-  echo "${v:-0}"
+PERF=${PERF:-1}
+if [[ $PERF == 1 ]] && ! perf record -q -a -e cpu-clock -c 100000 -o "$TMP/probe.data" -- true >/dev/null 2>&1; then
+  echo "perf cannot sample cpu-clock here: no per-packet cost column" >&2
+  PERF=0
+fi
+lb1_rx() { x lb1 cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth1/statistics/rx_packets | paste -sd+ | bc; }
+# ns of netfilter data-path CPU per packet received by lb1, from one perf record file
+# (per symbol, the ns and packets are appended to $3: the symbol table printed at the end)
+nf_cost() { # perf.data packets symbol-file
+  perf report -i "$1" --comm wrk,nginx --no-children --stdio --sort sym -g none 2>/dev/null | awk -v pk="$2" -v out="$3" '
+    /Event count/ { ev = $NF }
+    /^ +[0-9.]+%/ { p = $1; sub("%", "", p); s = $3
+      if (s ~ /^(nft_|__nft_|nf_|__nf_|ipv4_conntrack|nf_conntrack)/ && s !~ /^(nf_hook_slow|nf_tables_|nft_set_dump|nft_counter_fetch)/) {
+        t += p; printf "%s %.0f\n", s, p / 100 * ev >> out } }
+    END { printf "__run__ 0 %d\n", pk >> out; printf "%.0f\n", (pk > 0 ? t / 100 * ev / pk : 0) }'
+}
+run() { # symbol-file url extra-args... -> "requests/s ns-per-packet" (0 when the path fails)
+  local v c=0 p0 p1 sf=$1
+  shift
+  if [[ $PERF == 1 ]]; then
+    p0=$(lb1_rx)
+    v=$(perf record -q -a -e cpu-clock -c 100000 -o "$TMP/run.data" -- \
+      ip netns exec "$LAB_PREFIX-client" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+    p1=$(lb1_rx)
+    c=$(nf_cost "$TMP/run.data" $((p1 - p0)) "$sf")
+  else
+    v=$(x client wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+  fi
+  echo "${v:-0} $c"
 }
 declare -A URL=(
   [direct]=http://198.18.0.61:80/ [routed]=http://198.18.1.11:85/ [nat]=http://198.18.0.100:80/ [fnat]=http://198.18.0.100:81/
@@ -111,17 +154,19 @@ if [[ -n ${PATHS:-} ]]; then
   paths=(direct routed)
   for p in $PATHS; do [[ $p == direct || $p == routed ]] || paths+=("$p"); done
 fi
-declare -A R
+declare -A R C
 for ((r = 0; r < ROUNDS; r++)); do
   for ((k = 0; k < ${#paths[@]}; k++)); do
     p=${paths[$(((k + r) % ${#paths[@]}))]}
-    R[$p-ka]+="$(run "${URL[$p]}") "
-    R[$p-close]+="$(run "${URL[$p]}" -H 'Connection: close') "
+    read -r v c < <(run "$TMP/sym-$p-ka" "${URL[$p]}")
+    R[$p-ka]+="$v " C[$p-ka]+="$c "
+    read -r v c < <(run "$TMP/sym-$p-close" "${URL[$p]}" -H 'Connection: close')
+    R[$p-close]+="$v " C[$p-close]+="$c "
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { if [[ $(echo "$2 > 0" | bc) == 1 ]]; then echo "$1 / $2" | bc -l; else echo 0; fi; }
-echo "# keepvs kernel plane benchmark, $(date -u +%FT%TZ), $(nproc) CPUs, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# keepvs kernel plane benchmark, $(date -u +%FT%TZ), $(nproc) CPUs, kernel $(uname -r), load before $LOAD0, after $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# $ROUNDS rounds x ${DURATION}s per path and mode, wrk -t1 -c$CONNS, one real server"
 echo "# ratio: to routed (client -> lb1 -> rs1, no rules; the targets' baseline); l2: to direct (same bridge)"
 printf '%-12s %12s %7s %6s %12s %7s %6s\n' path keep-alive ratio l2 'conn: close' ratio l2
@@ -141,6 +186,32 @@ for m in nat fnat dr; do
     "$(ratio "$(echo "${R[$m-ka]}" | median)" "$(echo "${R[nftlb-$m-ka]}" | median)")" \
     "$(ratio "$(echo "${R[$m-close]}" | median)" "$(echo "${R[nftlb-$m-close]}" | median)")"
 done
+if [[ $PERF == 1 ]]; then
+  echo "# netfilter data-path CPU per packet lb1 received (ns, median; lower is better; perf cpu-clock samples)"
+  printf '%-12s %12s %12s   %s\n' path keep-alive 'conn: close' 'each round (keep-alive | close)'
+  for p in "${paths[@]}"; do
+    [[ $p == direct ]] && continue # never crosses lb1
+    printf '%-12s %12.0f %12.0f   %s| %s\n' "$p" "$(echo "${C[$p-ka]}" | median)" "$(echo "${C[$p-close]}" | median)" \
+      "${C[$p-ka]}" "${C[$p-close]}"
+  done
+  for m in nat fnat dr; do
+    [[ -n ${C[$m-ka]:-} && -n ${C[nftlb-$m-ka]:-} ]] || continue
+    printf 'per-packet cost keepvs/nftlb %-5s keep-alive %.2f, conn: close %.2f (below 1: keepvs cheaper)\n' "$m" \
+      "$(ratio "$(echo "${C[$m-ka]}" | median)" "$(echo "${C[nftlb-$m-ka]}" | median)")" \
+      "$(ratio "$(echo "${C[$m-close]}" | median)" "$(echo "${C[nftlb-$m-close]}" | median)")"
+  done
+  # where the time goes: per symbol, ns per packet over all rounds, keepvs beside nftlb (keep-alive)
+  symtab() { # file -> "symbol ns-per-packet" over every run of the path
+    [[ -s $1 ]] || return 0
+    awk '$1 == "__run__" { pk += $3; next } { ns[$1] += $2 } END { for (s in ns) printf "%s %.1f\n", s, (pk > 0 ? ns[s] / pk : 0) }' "$1"
+  }
+  for m in nat fnat dr; do
+    [[ -s $TMP/sym-$m-ka && -s $TMP/sym-nftlb-$m-ka ]] || continue
+    echo "# $m keep-alive, ns per packet by symbol: keepvs | nftlb"
+    join -a1 -a2 -e 0 -o 0,1.2,2.2 <(symtab "$TMP/sym-$m-ka" | sort) <(symtab "$TMP/sym-nftlb-$m-ka" | sort) |
+      sort -k2,2gr -k3,3gr | awk '$2 >= 5 || $3 >= 5 { printf "  %-32s %8.1f %8.1f\n", $1, $2, $3 }'
+  done
+fi
 x lb1 nft delete table ip nftlb 2>/dev/null || true
 x lb1 nft delete table netdev nftlb 2>/dev/null || true
 x rs1 node bin/keepvs.js realserver stop --state "$TMP/rs.json" >/dev/null || true

@@ -45,6 +45,7 @@ import {
   deleteDeviceChain,
   deleteService,
   deviceChain,
+  drDispatchMaps,
   pinsFlows,
   postrouting,
   RS_GUARD_SET,
@@ -185,6 +186,8 @@ export class NftDataPlane implements DataPlane {
   /** what the kernel holds, per service id */
   private readonly applied = new Map<string, KernelService>();
   private readonly devices = new Set<string>();
+  /** The dispatch rules the device chains hold (drDispatchMaps of the applied services). */
+  private deviceMaps = '';
   private readonly dirty = new Set<string>();
   private readonly diagnostics: DataPlaneDiagnostic[] = [];
   private readonly dr = new Map<string, KernelService['dr'] | null>();
@@ -487,7 +490,12 @@ export class NftDataPlane implements DataPlane {
     const wantDevices = new Set([...target.values()].flatMap((k) => (k.dr ? [k.dr.ingress] : [])));
     const haveDevices = full ? new Set<string>() : this.devices;
     const deviceCmds: string[] = [];
-    for (const d of wantDevices) if (!haveDevices.has(d)) deviceCmds.push(...deviceChain(d));
+    const maps = drDispatchMaps(target.values());
+    const mapsText = maps.join(',');
+    const mapsChanged = full || mapsText !== this.deviceMaps;
+    for (const d of wantDevices)
+      if (!haveDevices.has(d)) deviceCmds.push(...deviceChain(d, maps));
+      else if (mapsChanged) deviceCmds.push(...deviceChain(d, maps, true));
     for (const d of haveDevices) if (!wantDevices.has(d)) deviceCmds.push(...deleteDeviceChain(d));
     // DR service chains must exist before a device chain jumps into the dispatch: add devices last,
     // remove them first
@@ -529,6 +537,7 @@ export class NftDataPlane implements DataPlane {
       for (const [id, k] of target) this.applied.set(id, k);
       this.devices.clear();
       for (const d of wantDevices) this.devices.add(d);
+      this.deviceMaps = mapsText;
       for (const f of ['ip', 'ip6'] as const) {
         const refs = full ? new Map<string, number>() : this.statRefs[f];
         for (const [e, n] of statNext[f]) {

@@ -34,11 +34,21 @@ export function baseTable(f: Fam): string[] {
     `add map ${t} fwm { type mark : verdict; }`,
     `add map ${t} svc { type ${a} . inet_proto . inet_service : verdict; }`,
     `add map ${t} svcp0 { type ${a} . inet_proto : verdict; }`,
+    // the NAT real servers, for the guard in prerouting
+    `add set ${t} ${RS_GUARD_SET} { type ${a} . inet_proto . inet_service; }`,
     `add chain ${t} dispatch`,
     `add rule ${t} dispatch meta mark vmap @fwm`,
     `add rule ${t} dispatch ${f} daddr . meta l4proto . th dport vmap @svc`,
     `add rule ${t} dispatch ${f} daddr . meta l4proto vmap @svcp0`,
     `add chain ${t} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+    // a reply from a NAT real server that this director has no connection for (the flow went through
+    // the other director, or its request is still on the way): forwarded, it would leave un-NATed and
+    // leave a conntrack entry in the reply direction that blocks the flow's pickup here; dropped, the
+    // real server retransmits once the request side has come this way (stateless failover, ip_vs_out's
+    // drop of replies without a connection, docs/director-pair.md). Here, not in forward: a nat chain
+    // sees only the first packet of a conntrack entry, so established packets pay nothing for it
+    // (a dropped first packet confirms no entry, so the next one is a first packet again)
+    `add rule ${t} prerouting ${f} saddr . meta l4proto . th sport @${RS_GUARD_SET} drop`,
     `add rule ${t} prerouting jump dispatch`,
     `add chain ${t} output { type nat hook output priority -100; policy accept; }`,
     `add rule ${t} output jump dispatch`,
@@ -46,17 +56,10 @@ export function baseTable(f: Fam): string[] {
     // ipvsadm --stats: per real server, counters of new connections, packets in and out (conntrack knows
     // the direction); the sets hold the NAT/FNAT real servers (statSetCommands)
     ...STAT_SETS.map((n) => `add set ${t} ${n} { type ${a} . inet_proto . inet_service; counter; }`),
-    // a reply from a NAT real server that this director has no connection for (the flow went through
-    // the other director, or its request is still on the way): forwarded, it would leave un-NATed and
-    // leave a conntrack entry in the reply direction that blocks the flow's pickup here; dropped, the
-    // real server retransmits once the request side has come this way (stateless failover, ip_vs_out's
-    // drop of replies without a connection, docs/director-pair.md)
-    `add set ${t} ${RS_GUARD_SET} { type ${a} . inet_proto . inet_service; }`,
-    // one forward chain for every packet of a NAT/FNAT flow, cheapest test first: the guard needs a
-    // new connection, each counter one direction (and ends the chain once counted); new
-    // connections are counted in postrouting (postrouting()), which sees only a flow's first packet
+    // one forward chain for every packet of a NAT/FNAT flow: each counter one direction (and ends
+    // the chain once counted); new connections are counted in postrouting (postrouting()), which
+    // sees only a flow's first packet
     `add chain ${t} stats { type filter hook forward priority -1; policy accept; }`,
-    `add rule ${t} stats ct state new ${f} saddr . meta l4proto . th sport @${RS_GUARD_SET} drop`,
     `add rule ${t} stats ct direction original ct status dnat ${f} daddr . meta l4proto . th dport @st_in accept`,
     `add rule ${t} stats ct direction reply ct status dnat ${f} saddr . meta l4proto . th sport @st_out accept`,
   ];
@@ -103,22 +106,39 @@ export function baseNetdev(): string[] {
  * The DR dispatch: only frames addressed to this host (pkttype host), by VIP. In each device's
  * chain itself, not behind a jump: every packet of a DR flow passes here.
  */
-const DR_DISPATCH = [
-  'meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
-  'meta pkttype host ip daddr . meta l4proto vmap @svc4p0',
-  'meta pkttype host ip6 daddr . meta l4proto . th dport vmap @svc6',
-  'meta pkttype host ip6 daddr . meta l4proto vmap @svc6p0',
-];
+const DR_DISPATCH = {
+  svc4: 'meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
+  svc4p0: 'meta pkttype host ip daddr . meta l4proto vmap @svc4p0',
+  svc6: 'meta pkttype host ip6 daddr . meta l4proto . th dport vmap @svc6',
+  svc6p0: 'meta pkttype host ip6 daddr . meta l4proto vmap @svc6p0',
+} as const;
+export type DrDispatchMap = keyof typeof DR_DISPATCH;
+
+/**
+ * The dispatch maps DR services use, in rule order: a device chain holds only their rules, since
+ * every packet arriving on the device (NAT traffic too) walks the chain; an IPv4-only DR setup pays
+ * one rule, not four.
+ */
+export function drDispatchMaps(services: Iterable<KernelService>): DrDispatchMap[] {
+  const used = new Set<string>();
+  for (const s of services) if (s.mode === 'dr' && s.key.kind === 'addr') used.add(dispatchElement(s).map);
+  return (Object.keys(DR_DISPATCH) as DrDispatchMap[]).filter((m) => used.has(m));
+}
 
 export const deviceChainName = (dev: string): string => `in_${dev.replace(/[^A-Za-z0-9]/g, '_')}`;
 
-/** An ingress base chain on `dev` with the DR dispatch (priority -500: before anything else). */
-export function deviceChain(dev: string): string[] {
+/**
+ * An ingress base chain on `dev` with the DR dispatch for `maps` (priority -500: before anything
+ * else). `existing`: the chain is there; its rules are replaced.
+ */
+export function deviceChain(dev: string, maps: readonly DrDispatchMap[], existing = false): string[] {
   const t = `netdev ${TABLE}`;
   const c = deviceChainName(dev);
   return [
-    `add chain ${t} ${c} { type filter hook ingress device ${quote(dev)} priority -500; policy accept; }`,
-    ...DR_DISPATCH.map((r) => `add rule ${t} ${c} ${r}`),
+    existing
+      ? `flush chain ${t} ${c}`
+      : `add chain ${t} ${c} { type filter hook ingress device ${quote(dev)} priority -500; policy accept; }`,
+    ...maps.map((m) => `add rule ${t} ${c} ${DR_DISPATCH[m]}`),
   ];
 }
 
@@ -263,9 +283,19 @@ function markMaps(s: KernelService, dests: readonly KernelDest[], slots: readonl
   });
   return [
     staticMap(o.dest, `typeof meta mark : ${valueTypeof(s)};`, destPairs),
-    staticMap(o.slots, 'typeof numgen inc mod 2 : meta mark;', slotPairs),
+    staticMap(o.slots, `typeof numgen inc mod 2 : meta mark;${slotSize(s, slots.length)}`, slotPairs),
   ];
 }
+
+/**
+ * A DR slot map's declared size (its slot count): a named map declared without one gets the
+ * kernel's resizable rhash set, one with a size its fixed-size hash for 4-byte keys
+ * (nft_hash_fast, the backend nftlb's anonymous maps get), the cheaper lookup. DR looks the map up
+ * for every packet; NAT only for a flow's first, and keeps its unsized map, whose slot count (the
+ * wrr period) changes over netlink without redeclaring it. A DR table changes size only with its
+ * Maglev table (slots.ts), a rebuilt map.
+ */
+const slotSize = (s: KernelService, n: number): string => (s.mode === 'dr' ? ` size ${n};` : '');
 
 /** One service's maps and rules in order, and the modulus its slot key uses. */
 function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
@@ -306,8 +336,14 @@ function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
       const v = di >= 0 ? destValue(s, dests[di]) : null;
       if (v) pairs.push({ key: u32(slot), value: v });
     });
-    parts.push(staticMap(o.slots, `typeof numgen inc mod 2 : ${valueTypeof(s)};`, pairs));
-    rule(action(s, `${key} map @${o.slots}`));
+    parts.push(staticMap(o.slots, `typeof numgen inc mod 2 : ${valueTypeof(s)};${slotSize(s, n)}`, pairs));
+    // DR with every slot on one real server (one usable): its MAC as a constant, no hash and no
+    // lookup per packet (the table's 4,093 slots cost a cache miss or two each, measured at ~250 ns a
+    // packet; bench/kernel-plane.sh). Same forwarding; the map stays declared and filled, so a second
+    // server coming back is a rule change (libnftables) to the same table
+    const one = table.slots.length > 0 && table.slots.every((di) => di === table.slots[0]) ? table.slots[0] : -1;
+    const only = s.mode === 'dr' && one >= 0 ? destValue(s, dests[one]) : null;
+    rule(action(s, only ? elemText(only) : `${key} map @${o.slots}`));
   } else {
     const f = famOf(s);
     const mask = persistMask(s);

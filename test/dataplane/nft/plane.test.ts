@@ -62,15 +62,21 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
   const { p, runs } = plane();
   await Promise.all([
     p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12'])),
-    p.apply(add(DR_KEY, 'route', ['198.18.1.11'])),
+    p.apply(add(DR_KEY, 'route', ['198.18.1.11', '198.18.1.12'])),
   ]);
   assert.equal(runs.length, 1);
   const t = runs[0];
   // own tables only: never `flush ruleset`
   assert.doesNotMatch(t, /flush ruleset/);
   assert.match(t, /^add table ip keepvs\ndelete table ip keepvs\n/);
-  // a reply from a NAT real server that starts no connection here is dropped, not forwarded un-NATed
-  assert.match(t, /add rule ip keepvs stats ct state new ip saddr \. meta l4proto \. th sport @rs_nat drop/);
+  // a reply from a NAT real server that starts no connection here is dropped, not forwarded un-NATed;
+  // in nat prerouting (a conntrack entry's first packet only), before the dispatch, not per packet
+  assert.match(
+    t,
+    /add rule ip keepvs prerouting ip saddr \. meta l4proto \. th sport @rs_nat drop\nadd rule ip keepvs prerouting jump dispatch\n/,
+  );
+  assert.doesNotMatch(t, /add rule ip keepvs stats[^\n]*rs_nat/);
+  assert.ok(t.indexOf('add set ip keepvs rs_nat') < t.indexOf('@rs_nat drop'));
   assert.match(t, /add element ip keepvs rs_nat \{ [^}]*198\.18\.1\.11 \. tcp \. 80/);
   assert.match(t, /add element ip keepvs svc \{ 198\.18\.0\.100 \. tcp \. 80 : goto s_tcp_198_18_0_100_80 \}/);
   assert.match(t, /elements = \{ 0 : 198\.18\.1\.12 \. 80, 1 : 198\.18\.1\.11 \. 80 \}/);
@@ -79,6 +85,8 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
   assert.match(t, /add chain netdev keepvs in_eth0 \{ type filter hook ingress device "eth0" priority -500;/);
   // per-packet work: the dispatch sits in the device chain (no jump), DR rules test no protocol again
   assert.match(t, /add rule netdev keepvs in_eth0 meta pkttype host ip daddr \. meta l4proto \. th dport vmap @svc4/);
+  // only the dispatch rules DR services use: every packet on the device (NAT traffic too) walks them
+  assert.equal(t.match(/add rule netdev keepvs in_eth0 /g)?.length, 1);
   assert.doesNotMatch(t, /add rule netdev keepvs \S+ jump/);
   assert.doesNotMatch(t, /add rule netdev keepvs s_\S+ meta l4proto/);
   // NAT/FNAT: one forward chain, each counter ends it; new connections counted in postrouting
@@ -96,9 +104,65 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
     t,
     /ether saddr set 02:18:01:00:00:01 ether daddr set jhash ip saddr \. th sport mod 4093 seed \S+ map @s_tcp_198_18_0_100_82_slots fwd to "eth1"/,
   );
+  // DR's slot map, looked up per packet, is declared with its size (the kernel's fixed-size hash, not
+  // rhash); NAT's, looked up per new flow, is not (its wrr period changes over netlink)
+  assert.match(
+    t,
+    /add map netdev keepvs s_tcp_198_18_0_100_82_slots \{ typeof numgen inc mod 2 : ether daddr; size 4093; elements/,
+  );
+  assert.match(
+    t,
+    /add map ip keepvs s_tcp_198_18_0_100_80_slots \{ typeof numgen inc mod 2 : ip daddr \. tcp dport; elements/,
+  );
   // device chains come last, after the service chains they reach
   assert.ok(t.indexOf('in_eth0') > t.indexOf('goto s_tcp_198_18_0_100_82'));
   assert.equal(p.snapshot().services.filter((s) => s.listener === 'listening').length, 2);
+});
+
+test('device chains hold the dispatch rules of the DR services there are, rewritten as that changes', async () => {
+  const { p, runs } = plane();
+  await p.apply(add(DR_KEY, 'route', ['198.18.1.11']));
+  const dev = (r: string) => r.match(/add rule netdev keepvs in_eth0 .*/g) ?? [];
+  // one real server: its MAC as a constant, no hash or slot lookup per packet (the map stays filled)
+  assert.match(
+    runs[0],
+    /add rule netdev keepvs s_tcp_198_18_0_100_82 ether saddr set 02:18:01:00:00:01 ether daddr set 02:18:01:00:00:11 fwd to "eth1"\n/,
+  );
+  assert.match(
+    runs[0],
+    /add map netdev keepvs s_tcp_198_18_0_100_82_slots \{ [^}]*elements = \{ 0 : 02:18:01:00:00:11/,
+  );
+  // a second one: the Maglev table again
+  await p.apply([{ op: 'add-dest', key: DR_KEY, dest: { address: '198.18.1.12', port: 82 }, params: dp('route') }]);
+  assert.match(
+    runs[1],
+    /ether daddr set jhash ip saddr \. th sport mod 4093 seed \S+ map @s_tcp_198_18_0_100_82_slots/,
+  );
+  await p.apply([{ op: 'del-dest', key: DR_KEY, dest: { address: '198.18.1.12', port: 82 } }]);
+  assert.match(runs[2], /ether daddr set 02:18:01:00:00:11 fwd/);
+  assert.deepEqual(dev(runs[0]), [
+    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
+  ]);
+  // a port-0 service: its rule joins, in dispatch order, in the same transaction as its chain
+  const P0: ServiceKey = { ...DR_KEY, port: 0 };
+  await p.apply([{ op: 'add-service', key: P0, params: { ...SP, persistentTimeout: 60 } }]);
+  await p.apply([{ op: 'add-dest', key: P0, dest: { address: '198.18.1.11', port: 0 }, params: dp('route') }]);
+  const last = runs[runs.length - 1];
+  assert.match(last, /flush chain netdev keepvs in_eth0\n/);
+  assert.ok(last.indexOf('flush chain netdev keepvs in_eth0') > last.indexOf('goto s_tcp_198_18_0_100_0'));
+  assert.deepEqual(dev(last), [
+    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
+    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . meta l4proto vmap @svc4p0',
+  ]);
+  // a weight change leaves the device chain alone
+  const n = runs.length;
+  await p.apply([{ op: 'edit-dest', key: DR_KEY, dest: { address: '198.18.1.11', port: 82 }, params: dp('route', 3) }]);
+  for (const r of runs.slice(n)) assert.doesNotMatch(r, /in_eth0/);
+  // the port-0 service gone: its rule goes with it
+  await p.apply([{ op: 'del-service', key: P0 }]);
+  assert.deepEqual(dev(runs[runs.length - 1]), [
+    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
+  ]);
 });
 
 test('a weight change rewrites only that service; a removal resets its flows (expire_nodest_conn)', async () => {
