@@ -67,9 +67,21 @@ function encode(prog: readonly Insn[]): Buffer {
   return b;
 }
 
-function fail(step: string): string {
+/** Why the program is not attached; `denied` when bpf(2) refused this user (EPERM/EACCES: no CAP_BPF and kernel.unprivileged_bpf_disabled), the expected case without root. */
+export interface CounterRefusal {
+  why: string;
+  denied: boolean;
+}
+
+const EPERM = 1;
+const EACCES = 13;
+
+function fail(step: string): CounterRefusal {
   const e = errno();
-  return `${step}: ${errnoName(e)}`;
+  return {
+    why: `${step}: ${errnoName(e)}`,
+    denied: step !== 'SO_ATTACH_REUSEPORT_EBPF' && (e === EPERM || e === EACCES),
+  };
 }
 
 /**
@@ -77,16 +89,16 @@ function fail(step: string): string {
  * group) for a group of `sockets`. null when done, else why not (no bpf(2) for this user or
  * kernel): the group then keeps the kernel's hash.
  */
-export function attachReuseportCounter(fd: number, sockets: number): string | null {
+export function attachReuseportCounter(fd: number, sockets: number): CounterRefusal | null {
   const libc = loadLibc();
-  if (!libc) return 'libc is not available through koffi';
+  if (!libc) return { why: 'libc is not available through koffi', denied: false };
   const mapAttr = Buffer.alloc(ATTR_BYTES);
   mapAttr.writeUInt32LE(BPF_MAP_TYPE_ARRAY, 0);
   mapAttr.writeUInt32LE(4, 4); // key size
   mapAttr.writeUInt32LE(4, 8); // value size
   mapAttr.writeUInt32LE(1, 12); // max entries
   const mapFd = bpfCall(BPF_MAP_CREATE, mapAttr);
-  if (mapFd === null) return 'bpf(2) is not available through koffi';
+  if (mapFd === null) return { why: 'bpf(2) is not available through koffi', denied: false };
   if (mapFd < 0) return fail('BPF_MAP_CREATE');
   const code = encode(counterProgram(mapFd, sockets));
   const insns = nativeBuffer(code.length);

@@ -12,7 +12,7 @@
  * (reuseport_select_sock, net/core/sock_reuseport.c).
  */
 import { attachReuseportCbpf, type SockFilter } from '../../os/libc.js';
-import { attachReuseportCounter } from '../../os/reuseport-counter.js';
+import { attachReuseportCounter, type CounterRefusal } from '../../os/reuseport-counter.js';
 import type { ProxyContext } from './context.js';
 
 // classic BPF (linux/filter.h)
@@ -69,6 +69,7 @@ export class ListenerSteering {
     private readonly serviceId: string,
     /** TCP: each new connection may go to the next worker; UDP not (a flow's datagrams must meet one worker) */
     private readonly inTurns = false,
+    private readonly attachCounter: (fd: number, sockets: number) => CounterRefusal | null = attachReuseportCounter,
   ) {}
 
   /** the persistence prefix clients are steered by (null: none, spread by connection); re-attaches the program when listening */
@@ -86,16 +87,19 @@ export class ListenerSteering {
     if (n <= 1) return;
     const prefixLen = this.prefixLen ?? null;
     if (prefixLen === null && this.inTurns) {
-      const why = attachReuseportCounter(fd, n);
-      if (why === null) {
+      const refusal = this.attachCounter(fd, n);
+      if (refusal === null) {
         this.attached = true;
         return;
       }
-      this.ctx.diagnostic(
-        'DP_STEERING_FAILED',
-        this.serviceId,
-        `${why}: new connections are spread over the workers by the kernel's 4-tuple hash, not in turn`,
-      );
+      // Without root the kernel refuses bpf(2) by design (unprivileged_bpf_disabled): the hash is
+      // the documented non-root behaviour, not a fault to report on every service.
+      if (!refusal.denied)
+        this.ctx.diagnostic(
+          'DP_STEERING_FAILED',
+          this.serviceId,
+          `${refusal.why}: new connections are spread over the workers by the kernel's 4-tuple hash, not in turn`,
+        );
       // a new listener spreading by hash needs no program: the kernel hashes without one
       if (!this.attached) return;
     }
