@@ -9,27 +9,15 @@ import type { Family } from '../config/model.js';
 import { canonicalAddress } from '../util/address.js';
 import { err, ok, type Result } from '../util/result.js';
 import { destId, parseDestId, parseServiceId, serviceId } from './ids.js';
+import { CONN_STATES } from './timeouts.js';
 import type { ConnSnapshot, ConnState, Endpoint, Protocol } from './types.js';
 
 export type ConnPlane = 'kernel' | 'proxy';
 /** connection: a conntrack or proxy entry; template: persistence; pinned: a DR flow-map entry; synced: the peer's flow held by conntrackd (backup) */
 export type ConnKind = 'connection' | 'template' | 'pinned' | 'synced';
 
-export const CONN_STATE_NAMES: readonly ConnState[] = [
-  'NONE',
-  'ESTABLISHED',
-  'SYN_SENT',
-  'SYN_RECV',
-  'FIN_WAIT',
-  'TIME_WAIT',
-  'CLOSE',
-  'CLOSE_WAIT',
-  'LAST_ACK',
-  'LISTEN',
-  'SYNACK',
-  'UDP',
-  'ERR',
-];
+/** the IPVS state names a `state` filter accepts: every state the tables store */
+export const CONN_STATE_NAMES: readonly ConnState[] = CONN_STATES;
 export const CONN_KINDS: readonly ConnKind[] = ['connection', 'template', 'pinned', 'synced'];
 export const CONN_PLANES: readonly ConnPlane[] = ['kernel', 'proxy'];
 export const CONN_LIMIT_DEFAULT = 1000;

@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
+import { addDrLabAddresses } from '../dataplane/nft/dr-lab-addresses.js';
+import { asLnc, type ConnectionRow, lncLines } from './connection-rows.js';
 
 const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const P = `kc${process.pid % 100000}`;
@@ -91,34 +93,12 @@ function api(path: string): { status: number; body: Record<string, unknown> } {
   return JSON.parse(out);
 }
 
-interface Row {
-  protocol: string;
-  expire: number;
-  state: string;
-  source: { address: string; port: number };
-  virtual: { address: string; port: number };
-  destination: { address: string; port: number };
-  service?: string;
-  realServer?: string;
-  plane: string;
-  kind: string;
-}
+type Row = ConnectionRow;
 const rows = (query = '') => {
   const r = api(`/api/v1/connections${query}`);
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body as { total: number; matched: number; connections: Row[]; unlisted?: unknown[] };
 };
-const asLnc = (r: Row) =>
-  `${r.protocol.toUpperCase()} ${r.state} ${r.source.address}:${r.source.port} ${r.virtual.address}:${r.virtual.port} ${r.destination.address}:${r.destination.port}`;
-const lncLines = (text: string) =>
-  text
-    .split('\n')
-    .slice(2)
-    .filter(Boolean)
-    .map((l) => l.split(/\s+/))
-    .map(([pro, , state, src, vaddr, dst]) => `${pro} ${state} ${src} ${vaddr} ${dst}`)
-    .sort();
-
 async function until<T>(what: string, f: () => T | undefined | false, ms = 20000): Promise<T> {
   const t0 = Date.now();
   let last: unknown;
@@ -145,19 +125,8 @@ before(async () => {
   writeFileSync(join(dir, 'client.mjs'), CLIENT);
   writeFileSync(join(dir, 'keepalived.conf'), CONFIG);
   sh('bash', LAB, 'up');
-  for (const [a, dev] of [
-    [`${V4}/32`, 'eth0'],
-    [`${V6}/128`, 'eth0'],
-    ['198.18.1.254/24', 'eth1'],
-    ['2001:2:0:1::fe/64', 'eth1'],
-  ])
-    sh('ip', '-n', `${P}-lb1`, 'addr', 'add', a, 'dev', dev, ...(a.includes(':') ? ['nodad'] : []));
-  // DR replies come back through lb1 here (the real servers' only leg is the back network)
-  sh('ip', 'netns', 'exec', `${P}-lb1`, 'sysctl', '-qw', 'net.ipv4.conf.all.accept_local=1');
-  sh('ip', 'netns', 'exec', `${P}-lb1`, 'sysctl', '-qw', 'net.ipv4.conf.eth1.accept_local=1');
+  addDrLabAddresses(sh, P, V4, V6, 2);
   for (const i of [1, 2]) {
-    sh('ip', '-n', `${P}-rs${i}`, 'addr', 'add', `${V4}/32`, 'dev', 'lo');
-    sh('ip', '-n', `${P}-rs${i}`, 'addr', 'add', `${V6}/128`, 'dev', 'lo');
     spawnIn(`rs${i}`, process.execPath, join(dir, 'rs.mjs'), `rs${i}`, '80', '86');
   }
   kv = spawnIn(

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import type http from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { asLnc, type ConnectionRow, lncLines } from '../api/connection-rows.js';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 import { type DaemonUnderTest, freePort, get, httpRealServer, LongLived, startDaemon, until } from './harness.js';
 
@@ -18,19 +19,7 @@ let vip = 0;
 let sticky = 0;
 const clients: LongLived[] = [];
 
-interface Row {
-  protocol: string;
-  expire: number;
-  state: string;
-  source: { address: string; port: number };
-  virtual: { address: string; port: number };
-  destination: { address: string; port: number };
-  family: number;
-  service?: string;
-  realServer?: string;
-  plane: string;
-  kind: string;
-}
+type Row = ConnectionRow;
 interface Listing {
   total: number;
   matched: number;
@@ -49,17 +38,6 @@ const listing = async (query = ''): Promise<Listing> => {
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body as Listing;
 };
-
-/** A row as -Lnc prints it, without the expire column (it moves between the two reads). */
-const asLnc = (r: Row) =>
-  `${r.protocol.toUpperCase()} ${r.state} ${r.source.address}:${r.source.port} ${r.virtual.address}:${r.virtual.port} ${r.destination.address}:${r.destination.port}`;
-const lncLines = (text: string) =>
-  text
-    .split('\n')
-    .slice(2)
-    .filter(Boolean)
-    .map((l) => l.split(/\s+/))
-    .map(([pro, , state, src, vaddr, dst]) => `${pro} ${state} ${src} ${vaddr} ${dst}`);
 
 before(async () => {
   for (let i = 0; i < 2; i++) rsPorts.push(await freePort());

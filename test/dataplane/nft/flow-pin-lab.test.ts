@@ -15,6 +15,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 
+import { addDrLabAddresses } from './dr-lab-addresses.js';
+
 const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const P = `kp${process.pid % 100000}`;
 const canRun = process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft');
@@ -128,19 +130,8 @@ before(async () => {
   writeFileSync(join(dir, 'client.mjs'), CLIENT);
   writeFileSync(join(dir, 'keepalived.conf'), CONFIG);
   sh('bash', LAB, 'up');
-  for (const [a, dev] of [
-    [`${V4}/32`, 'eth0'],
-    [`${V6}/128`, 'eth0'],
-    ['198.18.1.254/24', 'eth1'],
-    ['2001:2:0:1::fe/64', 'eth1'],
-  ])
-    sh('ip', '-n', `${P}-lb1`, 'addr', 'add', a, 'dev', dev, ...(a.includes(':') ? ['nodad'] : []));
-  // DR replies come back through lb1 here (the real servers' only leg is the back network)
-  sh('ip', 'netns', 'exec', `${P}-lb1`, 'sysctl', '-qw', 'net.ipv4.conf.all.accept_local=1');
-  sh('ip', 'netns', 'exec', `${P}-lb1`, 'sysctl', '-qw', 'net.ipv4.conf.eth1.accept_local=1');
+  addDrLabAddresses(sh, P, V4, V6, 3);
   for (const i of [1, 2, 3]) {
-    sh('ip', '-n', `${P}-rs${i}`, 'addr', 'add', `${V4}/32`, 'dev', 'lo');
-    sh('ip', '-n', `${P}-rs${i}`, 'addr', 'add', `${V6}/128`, 'dev', 'lo');
     spawnIn(`rs${i}`, process.execPath, join(dir, 'rs.mjs'), `rs${i}`, '86', '87');
     checkProcs.set(i, spawnIn(`rs${i}`, process.execPath, join(dir, 'check.mjs'), '9186'));
   }
