@@ -79,18 +79,15 @@ const adm = (...args: string[]) =>
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 
-/** The API as seen from lb1 (it listens on lb1's loopback). */
+/** Runs `then` (a function of the fetch Response, printing what it returns) on `path` from lb1 (the API listens on lb1's loopback). */
+const fetchInLb1 = (path: string, then: string) =>
+  sh('ip', 'netns', 'exec', `${P}-lb1`, process.execPath, '-e', `fetch(${JSON.stringify(API + path)}).then(${then})`);
+
+/** The API as seen from lb1. */
 function api(path: string): { status: number; body: Record<string, unknown> } {
-  const out = sh(
-    'ip',
-    'netns',
-    'exec',
-    `${P}-lb1`,
-    process.execPath,
-    '-e',
-    `fetch(${JSON.stringify(API + path)}).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() })))`,
+  return JSON.parse(
+    fetchInLb1(path, 'async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))'),
   );
-  return JSON.parse(out);
 }
 
 type Row = ConnectionRow;
@@ -255,15 +252,7 @@ test('kernel plane: the API lists NAT flows, the template and pinned DR flows as
   assert.ok(unlisted.every((u) => u.service === `tcp:[${V6}]:86` && u.kind === 'pinned' && /96 bits/.test(u.reason)));
   assert.doesNotMatch(adm('-Lnc'), /2001:2::100/);
   assert.deepEqual(rows('?kind=connection').unlisted, []);
-  const metrics = sh(
-    'ip',
-    'netns',
-    'exec',
-    `${P}-lb1`,
-    process.execPath,
-    '-e',
-    `fetch(${JSON.stringify(`${API}/metrics`)}).then(async (r) => process.stdout.write(await r.text()))`,
-  );
+  const metrics = fetchInLb1('/metrics', 'async (r) => process.stdout.write(await r.text())');
   assert.match(
     metrics,
     new RegExp(
