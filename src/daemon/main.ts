@@ -21,6 +21,7 @@ import { ProxyProcesses } from '../dataplane/proxy/processes.js';
 import type { ConnListing, ConnQuery } from '../lb/conn-list.js';
 import { SmtpMailer } from '../notify/mail.js';
 import { Notifier } from '../notify/notifier.js';
+import { claimKernelPlane, releaseKernelPlane } from '../os/kernel-plane-owner.js';
 import { removePidFile, runningKeepvs, writePidFile } from '../os/pid-file.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
 import { writeFileSafely } from '../os/safe-file.js';
@@ -60,6 +61,8 @@ export interface DaemonHandle {
   readonly api?: FastifyInstance;
   readonly apiUrl?: string;
   readonly token: string;
+  /** this namespace's kernel-plane owner file, when this daemon holds it */
+  readonly kernelPlaneFile?: string;
 }
 
 /** The VRRP worker runs VRRP instances and the static_* blocks, which need no instance (keepalived). */
@@ -609,6 +612,19 @@ export async function startDaemon(opts: DaemonOptions, load: ConfigLoader): Prom
     if (!opts.logConsole) process.stderr.write(`keepvs: ${msg}\n`);
     return 0;
   }
+  let kernelPlaneFile: string | undefined;
+  if (opts.dataplane === 'nft' && !opts.vrrpOnly) {
+    const claim = claimKernelPlane();
+    if (claim.kind === 'owned-by') {
+      const msg = `the kernel data plane of this network namespace is driven by keepvs pid ${claim.pid} (${claim.file}); not starting: stop that keepvs first, or run this one with --dataplane proxy`;
+      logger.log('error', msg);
+      if (!opts.logConsole) process.stderr.write(`keepvs: ${msg}\n`);
+      return 2;
+    }
+    if (claim.kind === 'unrecorded')
+      logger.log('warning', `cannot record the kernel plane's owner in ${claim.file}: ${claim.reason}`);
+    else kernelPlaneFile = claim.file;
+  }
   // keepalived's "Starting Keepalived v2.2.7 (01/16,2022)" and "Configuration file ..." (core/main.c)
   logger.log('notice', `Starting Keepvs v${VERSION}`);
   logger.log('info', `Configuration file ${opts.configFile}`);
@@ -648,7 +664,13 @@ export async function startDaemon(opts: DaemonOptions, load: ConfigLoader): Prom
       api = undefined;
     }
   }
-  return { supervisor, ...(api ? { api } : {}), ...(apiUrl ? { apiUrl } : {}), token };
+  return {
+    supervisor,
+    ...(api ? { api } : {}),
+    ...(apiUrl ? { apiUrl } : {}),
+    token,
+    ...(kernelPlaneFile ? { kernelPlaneFile } : {}),
+  };
 }
 
 export async function runDaemon(opts: DaemonOptions, load: ConfigLoader): Promise<number> {
@@ -672,6 +694,7 @@ export async function runDaemon(opts: DaemonOptions, load: ConfigLoader): Promis
       await h.supervisor.stop();
       await h.api?.close();
       removePid(opts.pidFile);
+      if (h.kernelPlaneFile) releaseKernelPlane(h.kernelPlaneFile);
       h.supervisor.logger.log('notice', `Stopped Keepvs v${VERSION}`);
       resolve(0);
       // stray handles must not keep a stopped daemon alive
