@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { KERNEL_PLANE_OWNER_DIR } from '../../src/os/kernel-plane-owner.js';
+import { until } from '../e2e/harness.js';
 
 const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const P = `ko${process.pid % 100000}`;
@@ -74,17 +75,6 @@ function startKeepvs(name: string): Run {
   return { proc, exited, output: () => out };
 }
 
-async function until(what: string, f: () => boolean, ms = 15000): Promise<void> {
-  const t0 = Date.now();
-  for (;;) {
-    try {
-      if (f()) return;
-    } catch {}
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 const ownerFile = () =>
   join(KERNEL_PLANE_OWNER_DIR, `kernel-plane-${inLb1('stat', '-L', '-c', '%i', '/proc/self/ns/net').trim()}.pid`);
 const servicesInKernel = () => /198\.18\.0\.100/.test(inLb1('nft', 'list', 'table', 'ip', 'keepvs'));
@@ -112,7 +102,7 @@ test('a second keepvs in the namespace refuses the kernel plane; after a gracefu
   skip: !canRun,
 }, async () => {
   const first = startKeepvs('first');
-  await until('the first keepvs programs the kernel', servicesInKernel);
+  await until('the first keepvs programs the kernel', async () => servicesInKernel(), 15000, first.output);
   assert.equal(existsSync(ownerFile()), true);
 
   const second = startKeepvs('second');
@@ -129,7 +119,7 @@ test('a second keepvs in the namespace refuses the kernel plane; after a gracefu
   assert.equal(existsSync(ownerFile()), false, 'a graceful stop gives the namespace up');
 
   const third = startKeepvs('third');
-  await until('the next keepvs programs the kernel', servicesInKernel);
+  await until('the next keepvs programs the kernel', async () => servicesInKernel(), 15000, third.output);
   await sleep(1000);
   assert.equal(third.proc.exitCode, null, third.output());
   third.proc.kill('SIGTERM');
