@@ -23,7 +23,7 @@ import {
   serviceId,
   type TableOp,
 } from '../../lb/types.js';
-import type { ConntrackPort, CtEntry } from '../../os/conntrack.js';
+import type { ConntrackPort, CtEntry, CtWanted } from '../../os/conntrack.js';
 import type { NftRunner } from '../../os/libnftables.js';
 import type { NetInfo } from '../../os/netinfo.js';
 import type { NftContentWriter } from '../../os/nft-netlink.js';
@@ -731,7 +731,7 @@ export class NftDataPlane implements DataPlane {
   /** Reads conntrack, counts per destination, and reschedules load-driven slot maps when counts moved. */
   async poll(): Promise<void> {
     if (this.stopped) return;
-    const entries = await this.deps.conntrack.list();
+    const entries = await this.deps.conntrack.list(this.wantedConns());
     this.conns = entries;
     if (this.initialized) this.readCounters(Date.now());
     const counts = new Map<string, { active: number; inact: number }>();
@@ -785,6 +785,20 @@ export class NftDataPlane implements DataPlane {
     // + 0.5: short connections often all closed when sampled; the estimate never reaches 0
     const h = (d.active + 0.5) / rate;
     d.holdS = d.holdS > 0 ? (d.holdS + h) / 2 : h;
+  }
+
+  /**
+   * Which conntrack entries can be keepvs's, by their original destination: a VIP of an address
+   * service (destKey's first test), so the reader parses no other line in full (a director's table
+   * also holds its own and other NAT flows). A fwmark service matches any destination: all then.
+   */
+  private wantedConns(): CtWanted | undefined {
+    const vips = new Set<string>();
+    for (const s of this.services.values()) {
+      if (s.key.kind !== 'addr') return undefined;
+      vips.add(`${s.key.family}|${s.key.address}`);
+    }
+    return (family, dst) => vips.has(`${family}|${dst}`);
   }
 
   /** `${serviceId}|${rs}|${port}` of a conntrack entry the kernel plane made (DNAT by one of our services). */

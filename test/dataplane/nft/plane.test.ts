@@ -6,7 +6,7 @@ import { NftDataPlane, parseDynamicMap } from '../../../src/dataplane/nft/plane.
 import { serviceBody, usableDests } from '../../../src/dataplane/nft/render.js';
 import { slotTable } from '../../../src/dataplane/nft/slots.js';
 import type { DestParams, ServiceKey, ServiceParams, TableOp } from '../../../src/lb/types.js';
-import { type CtEntry, parseConntrackLine } from '../../../src/os/conntrack.js';
+import { type CtEntry, type CtWanted, parseConntrackLine } from '../../../src/os/conntrack.js';
 import type { NftResult } from '../../../src/os/libnftables.js';
 import type { ContentOutcome } from '../../../src/os/nft-netlink.js';
 
@@ -38,8 +38,13 @@ function plane(
     neighbourMac: async (a: string) => (a === '198.18.1.13' ? null : `02:18:01:00:00:${a.split('.')[3]}`),
   };
   const flushed: string[] = [];
+  const asked: (CtWanted | undefined)[] = [];
   const conntrack = {
-    list: async () => opts.conns ?? [],
+    // as ProcConntrack: only the entries `wanted` accepts
+    list: async (wanted?: CtWanted) => {
+      asked.push(wanted);
+      return (opts.conns ?? []).filter((e) => !wanted || wanted(e.family, e.original.dst));
+    },
     flushDest: async (a: string) => void flushed.push(a),
   };
   const logs: string[] = [];
@@ -53,7 +58,7 @@ function plane(
     expireNodestConn: true,
     ...(opts.setSizes ? { setSizes: opts.setSizes } : {}),
   });
-  return { p, runs, flushed, logs };
+  return { p, runs, flushed, logs, asked };
 }
 
 const add = (key: ServiceKey, forward: DestParams['forward'], rs: string[]): TableOp[] => [
@@ -302,6 +307,22 @@ test('conntrack lines: counts per real server in IPVS states, -Lnc entries', asy
       ['tcp:198.18.0.100:80', '198.18.1.11:80', undefined],
     ],
   );
+});
+
+test('the conntrack reader parses only entries to keepvs VIPs (all of them once a fwmark service exists)', async () => {
+  const { p, asked: seen } = plane();
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  await p.apply(add({ ...KEY, family: 6, address: '2001:2::100' }, 'masq', ['2001:2:0:1::11']));
+  await p.poll();
+  const w = seen[0];
+  assert.ok(w);
+  assert.equal(w(4, '198.18.0.100'), true);
+  assert.equal(w(6, '2001:2::100'), true);
+  assert.equal(w(4, '198.18.1.11'), false); // a flow to a real server's own address: not parsed
+  assert.equal(w(6, '198.18.0.100'), false);
+  await p.apply(add({ kind: 'fwmark', fwmark: 7, family: 4 } as ServiceKey, 'masq', ['198.18.1.12']));
+  await p.poll();
+  assert.equal(seen[1], undefined);
 });
 
 test('a change that keeps the slot count only refills the maps (flush map + add element)', async () => {
