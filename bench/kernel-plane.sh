@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# keepvs kernel data plane against direct, the userspace proxy and zevenet's nftlb, one lab, paths
-# interleaved with the order rotated each round; medians of wrk requests/s and ratios to direct.
+# keepvs kernel data plane against direct, the userspace proxy and zevenet's nftlb, paths interleaved
+# with the order rotated each round; medians of wrk requests/s and ratios to direct. Each load
+# balancer alone: keepvs (and the baselines) in one lab, nftlb in a second identical lab (its own
+# LAB_PREFIX), so neither pays for the other's rules (no shared netns, no shared ingress hook or
+# conntrack table).
 #   direct      client -> the real server's front address (same bridge, no director)
 #   routed      client -> lb1 -> the real server's back address, plain IP forwarding, no keepvs rule
 #               (port 85): the baseline the kernel-plane targets were set against (kernel-plane-facts §7,
@@ -9,8 +12,8 @@
 #   dr-pin      the same DR service with flow_pinning (port 86): the cost of the flow map
 #   tun         keepvs TUN (tc-BPF) on lb1, VIP port 84 (when the BPF objects build)
 #   proxy       keepvs --dataplane proxy on lb1 (second instance, 2 workers), VIP 198.18.0.101 port 80
-#   nftlb-nat nftlb-fnat nftlb-dr   nftlb on lb1, VIP 198.18.0.102 (modes dnat / snat / dsr)
-# One real server (rs1, nginx), LAB_DR=1: it answers DR/TUN clients on its front leg and routes
+#   nftlb-nat nftlb-fnat nftlb-dr   nftlb on the second lab's lb1, VIP 198.18.0.102 (dnat / snat / dsr)
+# One real server per lab (rs1, nginx), LAB_DR=1: it answers DR/TUN clients on its front leg and routes
 # replies from its back address through lb1 (source rule, NAT). Then the weight-change benchmark
 # (dist/bench/kernel-weight.js) in a scratch namespace.
 # Needs root, the lab (../shared/lab/lab.sh), nginx, wrk, nftlb, bc. Env: ROUNDS (3) DURATION (4 s) CONNS (32).
@@ -22,9 +25,9 @@
 # samples taken in wrk's and nginx's tasks count: veth hands a packet to the next namespace's stack in
 # the sender's softirq, so lb1's forwarding runs there, while other work on the machine (other labs'
 # netfilter) runs in other tasks; what ksoftirqd takes over is missed on both sides alike.
-# nftlb's DR ingress chain is moved ahead of keepvs's (priority -501 < -500): keepvs's DR packets then
-# pay nftlb's dispatch miss, nftlb's pay nothing of keepvs's, a bias against keepvs. NFTLB_DR_FIRST=0
-# leaves nftlb's own priority (101, after keepvs's): the bias the other way.
+# keepvs's own reads of /proc/net/nf_conntrack (its ActiveConn/InActConn poll) run in keepvs's node
+# task, so --comm leaves them out, and their symbols (ct_seq_*, seq_*) are not data-path ones anyway;
+# the packets lb1 received are counted in the lab of the path measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-4} CONNS=${CONNS:-32}
@@ -34,37 +37,50 @@ for b in nginx wrk ip nft nftlb bc; do command -v "$b" >/dev/null || { echo "mis
 npx tsc -p . >/dev/null
 TUN=1
 node scripts/build-bpf.mjs --strict >/dev/null 2>&1 || TUN=0
-export LAB_PREFIX=kvk$$ LAB_DR=1 LAB_RS=1
+export LAB_DR=1 LAB_RS=1
+# two identical labs: A for keepvs and the baselines, B for nftlb
+LAB_A=kvk$$ LAB_B=kvn$$
+export LAB_PREFIX=$LAB_A
 LAB=../shared/lab/lab.sh
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 1
-  bash "$LAB" down >/dev/null || true
+  LAB_PREFIX=$LAB_A bash "$LAB" down >/dev/null || true
+  LAB_PREFIX=$LAB_B bash "$LAB" down >/dev/null || true
   ip netns del "kvw$$" 2>/dev/null || true
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-bash "$LAB" up >/dev/null
-x() { local h=$1; shift; ip netns exec "$LAB_PREFIX-$h" "$@"; }
+LAB_PREFIX=$LAB_A bash "$LAB" up >/dev/null
+LAB_PREFIX=$LAB_B bash "$LAB" up >/dev/null
+x() { local h=$1; shift; ip netns exec "$LAB_A-$h" "$@"; }  # lab A (keepvs)
+xb() { local h=$1; shift; ip netns exec "$LAB_B-$h" "$@"; } # lab B (nftlb)
 
 printf '%s\n' 'worker_processes 1;' "pid $TMP/nginx.pid;" "error_log $TMP/nginx.err;" \
   'events { worker_connections 4096; }' \
   'http { access_log off; keepalive_requests 1000000;' \
   '  server { listen 80; listen 82; listen 84; listen 85; listen 86; location / { return 200 "ok\n"; } } }' >"$TMP/nginx.conf"
+sed "s|$TMP/nginx\.|$TMP/nginx-b.|g" "$TMP/nginx.conf" >"$TMP/nginx-b.conf"
 x rs1 nginx -c "$TMP/nginx.conf"
+xb rs1 nginx -c "$TMP/nginx-b.conf"
 tunargs=()
 [[ $TUN == 1 ]] && tunargs=(--tun --dev eth0 --mss 1440)
-x rs1 node bin/keepvs.js realserver start --vip 198.18.0.100 --vip 198.18.0.102 "${tunargs[@]}" --state "$TMP/rs.json" >/dev/null
-# NAT replies (from the back address) go back through lb1, which holds the back gateway address
-x rs1 ip rule add from 198.18.1.11 lookup 100
-x rs1 ip route add default via 198.18.1.254 dev eth0 table 100
-for a in 198.18.0.100 198.18.0.101 198.18.0.102; do x lb1 ip addr add "$a/32" dev eth0; done
-x lb1 ip addr add 198.18.1.254/24 dev eth1
-x lb1 ip addr add 198.18.1.250/24 dev eth1
-# the routed baseline: the client reaches rs1's back address through lb1 (no keepvs rule on port 85)
-x client ip route add 198.18.1.11/32 via 198.18.0.1
+x rs1 node bin/keepvs.js realserver start --vip 198.18.0.100 "${tunargs[@]}" --state "$TMP/rs.json" >/dev/null
+xb rs1 node bin/keepvs.js realserver start --vip 198.18.0.102 --state "$TMP/rs-b.json" >/dev/null
+for lab in "$LAB_A" "$LAB_B"; do
+  y() { local h=$1; shift; ip netns exec "$lab-$h" "$@"; }
+  # NAT replies (from the back address) go back through lb1, which holds the back gateway address
+  y rs1 ip rule add from 198.18.1.11 lookup 100
+  y rs1 ip route add default via 198.18.1.254 dev eth0 table 100
+  y lb1 ip addr add 198.18.1.254/24 dev eth1
+  y lb1 ip addr add 198.18.1.250/24 dev eth1
+  # the routed baseline: the client reaches rs1's back address through lb1 (no rule on port 85)
+  y client ip route add 198.18.1.11/32 via 198.18.0.1
+done
+for a in 198.18.0.100 198.18.0.101; do x lb1 ip addr add "$a/32" dev eth0; done
+xb lb1 ip addr add 198.18.0.102/32 dev eth0
 
 vs() { # vip port method rs-address rs-port [extra]
   printf 'virtual_server %s %s {\n  lvs_sched rr\n  lvs_method %s\n  protocol TCP\n%b  real_server %s %s { }\n}\n' \
@@ -88,8 +104,8 @@ start_keepvs() { # name conf args...
 }
 start_keepvs kernel "$TMP/kernel.conf" --dataplane nft
 start_keepvs proxy "$TMP/proxy.conf" --dataplane proxy --dataplane-workers 2
-MAC_LB1=$(x lb1 cat /sys/class/net/eth0/address)
-MAC_RS=$(x rs1 cat /sys/class/net/eth1/address)
+MAC_LB1=$(xb lb1 cat /sys/class/net/eth0/address)
+MAC_RS=$(xb rs1 cat /sys/class/net/eth1/address)
 be='"backends":[{"name":"b1","ip-addr":"198.18.1.11","port":"80","state":"up"}]'
 farm='"family":"ipv4","virtual-addr":"198.18.0.102","protocol":"tcp","scheduler":"rr","state":"up"'
 printf '{"farms":[%s,%s,%s]}\n' \
@@ -97,18 +113,17 @@ printf '{"farms":[%s,%s,%s]}\n' \
   "{\"name\":\"fnat\",$farm,\"virtual-ports\":\"81\",\"mode\":\"snat\",$be}" \
   "{\"name\":\"dr\",$farm,\"virtual-ports\":\"82\",\"mode\":\"dsr\",\"iface\":\"eth0\",\"oface\":\"eth0\",\"ether-addr\":\"$MAC_LB1\",\"backends\":[{\"name\":\"b1\",\"ip-addr\":\"198.18.0.61\",\"ether-addr\":\"$MAC_RS\",\"state\":\"up\"}]}" \
   >"$TMP/nftlb.json"
-x lb1 nftlb -e -c "$TMP/nftlb.json" >/dev/null
-if [[ ${NFTLB_DR_FIRST:-1} == 1 ]]; then
-  x lb1 nft list table netdev nftlb | sed 's/priority 101;/priority -501;/' >"$TMP/nftlb-netdev.nft"
-  grep -q 'priority -501;' "$TMP/nftlb-netdev.nft" || { echo "nftlb's DR chain not found" >&2; exit 1; }
-  x lb1 nft delete table netdev nftlb
-  x lb1 nft -f "$TMP/nftlb-netdev.nft"
-fi
+# nftlb alone in lab B, with its own chain priorities
+xb lb1 nftlb -e -c "$TMP/nftlb.json" >/dev/null
 for i in $(seq 1 40); do
   x client curl -sf -m 1 http://198.18.0.100:80/ >/dev/null && x client curl -sf -m 1 http://198.18.0.101:80/ >/dev/null && break
   sleep 0.5
 done
 x client curl -sf -m 2 http://198.18.0.100:80/ >/dev/null || { echo "keepvs NAT not answering" >&2; cat "$TMP/kernel.log" >&2; exit 1; }
+xb client curl -sf -m 2 http://198.18.0.102:80/ >/dev/null || { echo "nftlb NAT not answering" >&2; exit 1; }
+# keepvs's tables never in lab B, nftlb's never in lab A
+! x lb1 nft list tables | grep -q nftlb || { echo "nftlb tables in keepvs's lab" >&2; exit 1; }
+! xb lb1 nft list tables | grep -q keepvs || { echo "keepvs tables in nftlb's lab" >&2; exit 1; }
 
 # PAUSE=N: keep the lab up N seconds before measuring (debugging)
 [[ -n ${PAUSE:-} ]] && sleep "$PAUSE"
@@ -117,7 +132,9 @@ if [[ $PERF == 1 ]] && ! perf record -q -a -e cpu-clock -c 100000 -o "$TMP/probe
   echo "perf cannot sample cpu-clock here: no per-packet cost column" >&2
   PERF=0
 fi
-lb1_rx() { x lb1 cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth1/statistics/rx_packets | paste -sd+ | bc; }
+lb1_rx() { # lab prefix
+  ip netns exec "$1-lb1" cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth1/statistics/rx_packets | paste -sd+ | bc
+}
 # ns of netfilter data-path CPU per packet received by lb1, from one perf record file
 # (per symbol, the ns and packets are appended to $3: the symbol table printed at the end)
 nf_cost() { # perf.data packets symbol-file
@@ -128,17 +145,17 @@ nf_cost() { # perf.data packets symbol-file
         t += p; printf "%s %.0f\n", s, p / 100 * ev >> out } }
     END { printf "__run__ 0 %d\n", pk >> out; printf "%.0f\n", (pk > 0 ? t / 100 * ev / pk : 0) }'
 }
-run() { # symbol-file url extra-args... -> "requests/s ns-per-packet" (0 when the path fails)
-  local v c=0 p0 p1 sf=$1
-  shift
+run() { # lab symbol-file url extra-args... -> "requests/s ns-per-packet" (0 when the path fails)
+  local v c=0 p0 p1 lab=$1 sf=$2
+  shift 2
   if [[ $PERF == 1 ]]; then
-    p0=$(lb1_rx)
+    p0=$(lb1_rx "$lab")
     v=$(perf record -q -a -e cpu-clock -c 100000 -o "$TMP/run.data" -- \
-      ip netns exec "$LAB_PREFIX-client" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
-    p1=$(lb1_rx)
+      ip netns exec "$lab-client" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+    p1=$(lb1_rx "$lab")
     c=$(nf_cost "$TMP/run.data" $((p1 - p0)) "$sf")
   else
-    v=$(x client wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+    v=$(ip netns exec "$lab-client" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
   fi
   echo "${v:-0} $c"
 }
@@ -158,9 +175,11 @@ declare -A R C
 for ((r = 0; r < ROUNDS; r++)); do
   for ((k = 0; k < ${#paths[@]}; k++)); do
     p=${paths[$(((k + r) % ${#paths[@]}))]}
-    read -r v c < <(run "$TMP/sym-$p-ka" "${URL[$p]}")
+    lab=$LAB_A
+    [[ $p == nftlb-* ]] && lab=$LAB_B
+    read -r v c < <(run "$lab" "$TMP/sym-$p-ka" "${URL[$p]}")
     R[$p-ka]+="$v " C[$p-ka]+="$c "
-    read -r v c < <(run "$TMP/sym-$p-close" "${URL[$p]}" -H 'Connection: close')
+    read -r v c < <(run "$lab" "$TMP/sym-$p-close" "${URL[$p]}" -H 'Connection: close')
     R[$p-close]+="$v " C[$p-close]+="$c "
   done
 done
@@ -212,10 +231,12 @@ if [[ $PERF == 1 ]]; then
       sort -k2,2gr -k3,3gr | awk '$2 >= 5 || $3 >= 5 { printf "  %-32s %8.1f %8.1f\n", $1, $2, $3 }'
   done
 fi
-x lb1 nft delete table ip nftlb 2>/dev/null || true
-x lb1 nft delete table netdev nftlb 2>/dev/null || true
+xb lb1 nft delete table ip nftlb 2>/dev/null || true
+xb lb1 nft delete table netdev nftlb 2>/dev/null || true
 x rs1 node bin/keepvs.js realserver stop --state "$TMP/rs.json" >/dev/null || true
+xb rs1 node bin/keepvs.js realserver stop --state "$TMP/rs-b.json" >/dev/null || true
 x rs1 sh -c "kill \$(cat $TMP/nginx.pid)" || true
+xb rs1 sh -c "kill \$(cat $TMP/nginx-b.pid)" || true
 ip netns add "kvw$$"
 [[ ${WEIGHT_ROUNDS:-30} == 0 ]] && exit 0
 ROUNDS=${WEIGHT_ROUNDS:-30} ip netns exec "kvw$$" node dist/bench/kernel-weight.js

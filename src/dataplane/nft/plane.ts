@@ -23,7 +23,7 @@ import {
   serviceId,
   type TableOp,
 } from '../../lb/types.js';
-import type { ConntrackPort, CtEntry } from '../../os/conntrack.js';
+import type { ConntrackPort, CtEntry, CtWanted } from '../../os/conntrack.js';
 import type { NftRunner } from '../../os/libnftables.js';
 import type { NetInfo } from '../../os/netinfo.js';
 import type { NftContentWriter } from '../../os/nft-netlink.js';
@@ -42,6 +42,7 @@ import {
   baseNetdev,
   baseTable,
   contentPlan,
+  DR_MAP_SIZE,
   deleteDeviceChain,
   deleteService,
   deviceChain,
@@ -50,8 +51,10 @@ import {
   postrouting,
   RS_GUARD_SET,
   rebuild,
+  STAT_SET_SIZE,
   STAT_SETS,
   serviceStatElements,
+  setSize,
   statSetCommands,
   updateService,
 } from './render.js';
@@ -82,6 +85,22 @@ export interface NftPlaneDeps {
   readonly tunnel?: DataPlane & { detach(): Promise<void> };
   /** conntrack poll period, ms (default 1000; 0 = never, tests) */
   readonly pollMs?: number;
+  /** least declared sizes of the stats sets and DR dispatch maps (render.ts; tests make them small) */
+  readonly setSizes?: { readonly stats: number; readonly dr: number };
+}
+
+/** Elements the sized sets need: distinct stats elements per family, DR services per dispatch map. */
+function sizedCounts(services: Iterable<KernelService>): { ip: number; ip6: number; dr: number } {
+  const stats = { ip: new Set<string>(), ip6: new Set<string>() };
+  const dr = new Map<string, number>();
+  for (const k of services) {
+    for (const f of ['ip', 'ip6'] as const) for (const e of serviceStatElements(k, f)) stats[f].add(e);
+    if (k.mode === 'dr' && k.key.kind === 'addr') {
+      const m = `${k.family}${k.key.port === 0 ? 'p0' : ''}`;
+      dr.set(m, (dr.get(m) ?? 0) + 1);
+    }
+  }
+  return { ip: stats.ip.size, ip6: stats.ip6.size, dr: Math.max(0, ...dr.values()) };
 }
 
 interface PlaneDest {
@@ -201,6 +220,8 @@ export class NftDataPlane implements DataPlane {
   /** stats elements the kernel holds, per family */
   /** Stats elements in the kernel, with the number of services counting each (real servers are shared). */
   private statRefs: Record<'ip' | 'ip6', Map<string, number>> = { ip: new Map(), ip6: new Map() };
+  /** the sizes the kernel's sized sets were declared with at the last rebuild */
+  private declared = { ip: 0, ip6: 0, dr: 0 };
   /** per real-server element (`addr . proto . port`): counters now, at the last `zero`, and rates */
   private counters = new Map<string, Stats>();
   private zeroBase = new Map<string, Stats>();
@@ -465,13 +486,18 @@ export class NftDataPlane implements DataPlane {
     for (const id of ids) if (id !== '*') next.set(id, await this.kernelService(id));
     const cmds: string[] = [];
     const target = new Map(this.applied);
+    const min = this.deps.setSizes ?? { stats: STAT_SET_SIZE, dr: DR_MAP_SIZE };
+    let declared = this.declared;
     if (full) {
       target.clear();
+      // sized from the count when there are more than the default sizes hold
+      const n = sizedCounts([...next.values()].filter((k): k is KernelService => !!k));
+      declared = { ip: setSize(n.ip, min.stats), ip6: setSize(n.ip6, min.stats), dr: setSize(n.dr, min.dr) };
       cmds.push(
         ...rebuild([`ip ${TABLE}`, `ip6 ${TABLE}`, `netdev ${TABLE}`]),
-        ...baseTable('ip'),
-        ...baseTable('ip6'),
-        ...baseNetdev(),
+        ...baseTable('ip', declared.ip),
+        ...baseTable('ip6', declared.ip6),
+        ...baseNetdev(declared.dr),
       );
     }
     for (const [id, ks] of next) {
@@ -529,10 +555,32 @@ export class NftDataPlane implements DataPlane {
           statChanges.push({ family: f, table: TABLE, set, del: gone.map(statElem), add: added.map(statElem) });
       return statSetCommands(f, added, gone);
     });
+    if (!full) {
+      // a change that outgrows a sized set (the kernel would refuse its elements: ENFILE) rebuilds
+      // the tables with sizes from the new count, in one transaction as any rebuild
+      const live = (f: 'ip' | 'ip6') => {
+        const refs = new Map(this.statRefs[f]);
+        for (const [e, n] of statNext[f]) refs.set(e, n);
+        return [...refs.values()].filter((n) => n > 0).length;
+      };
+      const grown = { ip: live('ip'), ip6: live('ip6'), dr: sizedCounts(target.values()).dr };
+      const over = (['ip', 'ip6', 'dr'] as const).filter((k) => grown[k] > declared[k]);
+      if (over.length) {
+        this.deps.logger.log(
+          'info',
+          `kernel data plane: ${over.map((k) => `${grown[k]} ${k === 'dr' ? 'DR services' : `${k} real servers`} outgrow the declared size ${declared[k]}`).join('; ')}: rebuilding the keepvs tables with larger sets (their counters start again)`,
+        );
+        for (const id of ids) this.dirty.add(id);
+        this.dirty.add('*');
+        await this.flush();
+        return;
+      }
+    }
     const batch = [...removing, ...cmds, ...post, ...stats, ...adding];
     if (batch.length === 0) return;
     const commit = () => {
       this.initialized = true;
+      this.declared = declared;
       this.applied.clear();
       for (const [id, k] of target) this.applied.set(id, k);
       this.devices.clear();
@@ -683,7 +731,7 @@ export class NftDataPlane implements DataPlane {
   /** Reads conntrack, counts per destination, and reschedules load-driven slot maps when counts moved. */
   async poll(): Promise<void> {
     if (this.stopped) return;
-    const entries = await this.deps.conntrack.list();
+    const entries = await this.deps.conntrack.list(this.wantedConns());
     this.conns = entries;
     if (this.initialized) this.readCounters(Date.now());
     const counts = new Map<string, { active: number; inact: number }>();
@@ -737,6 +785,20 @@ export class NftDataPlane implements DataPlane {
     // + 0.5: short connections often all closed when sampled; the estimate never reaches 0
     const h = (d.active + 0.5) / rate;
     d.holdS = d.holdS > 0 ? (d.holdS + h) / 2 : h;
+  }
+
+  /**
+   * Which conntrack entries can be keepvs's, by their original destination: a VIP of an address
+   * service (destKey's first test), so the reader parses no other line in full (a director's table
+   * also holds its own and other NAT flows). A fwmark service matches any destination: all then.
+   */
+  private wantedConns(): CtWanted | undefined {
+    const vips = new Set<string>();
+    for (const s of this.services.values()) {
+      if (s.key.kind !== 'addr') return undefined;
+      vips.add(`${s.key.family}|${s.key.address}`);
+    }
+    return (family, dst) => vips.has(`${family}|${dst}`);
   }
 
   /** `${serviceId}|${rs}|${port}` of a conntrack entry the kernel plane made (DNAT by one of our services). */

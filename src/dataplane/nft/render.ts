@@ -24,9 +24,35 @@ type Fam = 'ip' | 'ip6';
 const famOf = (s: Pick<KernelService, 'family'>): Fam => (s.family === 6 ? 'ip6' : 'ip');
 const tableOf = (s: KernelService): string => (s.mode === 'dr' ? `netdev ${TABLE}` : `${famOf(s)} ${TABLE}`);
 const addrType = (f: Fam) => (f === 'ip6' ? 'ipv6_addr' : 'ipv4_addr');
+/**
+ * The transport protocol in a rule of family `f`. IPv4: `ip protocol`, a load from the network
+ * header that nf_tables runs inline (nft_payload_fast_eval), the same value as `meta l4proto`
+ * (nft_set_pktinfo_ipv4 takes pkt->tprot from iph->protocol). IPv6 keeps `meta l4proto`: `ip6
+ * nexthdr` is the first extension header's, not the transport's.
+ */
+export const l4 = (f: Fam): string => (f === 'ip' ? 'ip protocol' : 'meta l4proto');
+
+/**
+ * Declared sizes of the sets and maps looked up for every packet: a named set with a size and no
+ * timeout gets the kernel's fixed-size hash (nft_set_hash.c nft_hash_select_ops: nft_hash, or
+ * nft_hash_fast for 4-byte keys), one without the resizable rhash, whose lookup costs more
+ * (bench/kernel-plane.sh). The stats sets hold one element per NAT/FNAT real server (address .
+ * protocol . port), the DR dispatch maps one per DR service. The kernel refuses an element beyond
+ * the declared size (nf_tables_api.c nft_add_set_elem: ENFILE), so the plane declares the size from
+ * the count when there are more (setSize) and rebuilds its tables when a change would outgrow it.
+ */
+export const STAT_SET_SIZE = 65536;
+export const DR_MAP_SIZE = 16384;
+
+/** The size to declare for `count` elements: `min`, doubled until it holds them. */
+export function setSize(count: number, min: number): number {
+  let n = min;
+  while (n < count) n *= 2;
+  return n;
+}
 
 /** The skeleton of one family's NAT table (no services). */
-export function baseTable(f: Fam): string[] {
+export function baseTable(f: Fam, statSize = STAT_SET_SIZE): string[] {
   const t = `${f} ${TABLE}`;
   const a = addrType(f);
   return [
@@ -38,8 +64,8 @@ export function baseTable(f: Fam): string[] {
     `add set ${t} ${RS_GUARD_SET} { type ${a} . inet_proto . inet_service; }`,
     `add chain ${t} dispatch`,
     `add rule ${t} dispatch meta mark vmap @fwm`,
-    `add rule ${t} dispatch ${f} daddr . meta l4proto . th dport vmap @svc`,
-    `add rule ${t} dispatch ${f} daddr . meta l4proto vmap @svcp0`,
+    `add rule ${t} dispatch ${f} daddr . ${l4(f)} . th dport vmap @svc`,
+    `add rule ${t} dispatch ${f} daddr . ${l4(f)} vmap @svcp0`,
     `add chain ${t} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
     // a reply from a NAT real server that this director has no connection for (the flow went through
     // the other director, or its request is still on the way): forwarded, it would leave un-NATed and
@@ -48,20 +74,25 @@ export function baseTable(f: Fam): string[] {
     // drop of replies without a connection, docs/director-pair.md). Here, not in forward: a nat chain
     // sees only the first packet of a conntrack entry, so established packets pay nothing for it
     // (a dropped first packet confirms no entry, so the next one is a first packet again)
-    `add rule ${t} prerouting ${f} saddr . meta l4proto . th sport @${RS_GUARD_SET} drop`,
+    `add rule ${t} prerouting ${f} saddr . ${l4(f)} . th sport @${RS_GUARD_SET} drop`,
     `add rule ${t} prerouting jump dispatch`,
     `add chain ${t} output { type nat hook output priority -100; policy accept; }`,
     `add rule ${t} output jump dispatch`,
     `add chain ${t} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
     // ipvsadm --stats: per real server, counters of new connections, packets in and out (conntrack knows
     // the direction); the sets hold the NAT/FNAT real servers (statSetCommands)
-    ...STAT_SETS.map((n) => `add set ${t} ${n} { type ${a} . inet_proto . inet_service; counter; }`),
-    // one forward chain for every packet of a NAT/FNAT flow: each counter one direction (and ends
-    // the chain once counted); new connections are counted in postrouting (postrouting()), which
-    // sees only a flow's first packet
+    // st_in and st_out are looked up for every forwarded packet: sized (STAT_SET_SIZE); st_new only
+    // for a flow's first
+    ...STAT_SETS.map(
+      (n) =>
+        `add set ${t} ${n} { type ${a} . inet_proto . inet_service;${n === 'st_new' ? '' : ` size ${statSize};`} counter; }`,
+    ),
+    // one forward chain for every packet of a NAT/FNAT flow: each counter one direction (the first
+    // ends the chain once counted; after the last the verdict falls through to the policy, accept);
+    // new connections are counted in postrouting (postrouting()), which sees only a flow's first packet
     `add chain ${t} stats { type filter hook forward priority -1; policy accept; }`,
-    `add rule ${t} stats ct direction original ct status dnat ${f} daddr . meta l4proto . th dport @st_in accept`,
-    `add rule ${t} stats ct direction reply ct status dnat ${f} saddr . meta l4proto . th sport @st_out accept`,
+    `add rule ${t} stats ct direction original ct status dnat ${f} daddr . ${l4(f)} . th dport @st_in accept`,
+    `add rule ${t} stats ct direction reply ct status dnat ${f} saddr . ${l4(f)} . th sport @st_out`,
   ];
 }
 
@@ -91,14 +122,15 @@ export function statSetCommands(f: Fam, add: readonly string[], del: readonly st
 }
 
 /** The skeleton of the DR table; device chains come with deviceChain(). */
-export function baseNetdev(): string[] {
+export function baseNetdev(drSize = DR_MAP_SIZE): string[] {
   const t = `netdev ${TABLE}`;
+  const z = ` size ${drSize};`;
   return [
     `add table ${t}`,
-    `add map ${t} svc4 { type ipv4_addr . inet_proto . inet_service : verdict; }`,
-    `add map ${t} svc4p0 { type ipv4_addr . inet_proto : verdict; }`,
-    `add map ${t} svc6 { type ipv6_addr . inet_proto . inet_service : verdict; }`,
-    `add map ${t} svc6p0 { type ipv6_addr . inet_proto : verdict; }`,
+    `add map ${t} svc4 { type ipv4_addr . inet_proto . inet_service : verdict;${z} }`,
+    `add map ${t} svc4p0 { type ipv4_addr . inet_proto : verdict;${z} }`,
+    `add map ${t} svc6 { type ipv6_addr . inet_proto . inet_service : verdict;${z} }`,
+    `add map ${t} svc6p0 { type ipv6_addr . inet_proto : verdict;${z} }`,
   ];
 }
 
@@ -107,8 +139,8 @@ export function baseNetdev(): string[] {
  * chain itself, not behind a jump: every packet of a DR flow passes here.
  */
 const DR_DISPATCH = {
-  svc4: 'meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
-  svc4p0: 'meta pkttype host ip daddr . meta l4proto vmap @svc4p0',
+  svc4: 'meta pkttype host ip daddr . ip protocol . th dport vmap @svc4',
+  svc4p0: 'meta pkttype host ip daddr . ip protocol vmap @svc4p0',
   svc6: 'meta pkttype host ip6 daddr . meta l4proto . th dport vmap @svc6',
   svc6p0: 'meta pkttype host ip6 daddr . meta l4proto vmap @svc6p0',
 } as const;
@@ -307,7 +339,7 @@ function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
   const key = keyExpr(s, table.key, n);
   const proto = protoWord(s);
   // DR's dispatch key holds the protocol already, and DR runs this for every packet: no second test
-  const match = proto && s.mode !== 'dr' ? `meta l4proto ${proto} ` : '';
+  const match = proto && s.mode !== 'dr' ? `${l4(famOf(s))} ${proto} ` : '';
   const persistent = s.params.persistentTimeout !== undefined;
   const parts: Part[] = [];
   const rule = (r: string) => parts.push({ rule: `add rule ${t} ${o.chain} ${match}${r}` });
@@ -528,7 +560,7 @@ export function postrouting(f: Fam, services: readonly KernelService[]): string[
   const t = `${f} ${TABLE}`;
   const out = [
     `flush chain ${t} postrouting`,
-    `add rule ${t} postrouting ct status dnat ${f} daddr . meta l4proto . th dport @st_new`,
+    `add rule ${t} postrouting ct status dnat ${f} daddr . ${l4(f)} . th dport @st_new`,
   ];
   for (const s of services) {
     if (s.mode !== 'fullnat' || famOf(s) !== f) continue;
@@ -541,7 +573,7 @@ export function postrouting(f: Fam, services: readonly KernelService[]): string[
       if (s.dests.length === 0) continue;
       match += `${f} daddr { ${s.dests.map((d) => d.address).join(', ')} } `;
     } else {
-      match += `meta l4proto ${k.protocol} ct original ${f} daddr ${k.address} `;
+      match += `${l4(f)} ${k.protocol} ct original ${f} daddr ${k.address} `;
       if (k.port !== 0) match += `ct original proto-dst ${k.port} `;
     }
     const to =

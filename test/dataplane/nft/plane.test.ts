@@ -6,7 +6,7 @@ import { NftDataPlane, parseDynamicMap } from '../../../src/dataplane/nft/plane.
 import { serviceBody, usableDests } from '../../../src/dataplane/nft/render.js';
 import { slotTable } from '../../../src/dataplane/nft/slots.js';
 import type { DestParams, ServiceKey, ServiceParams, TableOp } from '../../../src/lb/types.js';
-import { type CtEntry, parseConntrackLine } from '../../../src/os/conntrack.js';
+import { type CtEntry, type CtWanted, parseConntrackLine } from '../../../src/os/conntrack.js';
 import type { NftResult } from '../../../src/os/libnftables.js';
 import type { ContentOutcome } from '../../../src/os/nft-netlink.js';
 
@@ -20,7 +20,9 @@ const dp = (forward: DestParams['forward'], weight = 1): DestParams => ({
   lThreshold: 0,
 });
 
-function plane(opts: { fail?: (cmds: string) => boolean; conns?: CtEntry[] } = {}) {
+function plane(
+  opts: { fail?: (cmds: string) => boolean; conns?: CtEntry[]; setSizes?: { stats: number; dr: number } } = {},
+) {
   const runs: string[] = [];
   const nft = {
     run(cmds: string): NftResult {
@@ -36,14 +38,27 @@ function plane(opts: { fail?: (cmds: string) => boolean; conns?: CtEntry[] } = {
     neighbourMac: async (a: string) => (a === '198.18.1.13' ? null : `02:18:01:00:00:${a.split('.')[3]}`),
   };
   const flushed: string[] = [];
+  const asked: (CtWanted | undefined)[] = [];
   const conntrack = {
-    list: async () => opts.conns ?? [],
+    // as ProcConntrack: only the entries `wanted` accepts
+    list: async (wanted?: CtWanted) => {
+      asked.push(wanted);
+      return (opts.conns ?? []).filter((e) => !wanted || wanted(e.family, e.original.dst));
+    },
     flushDest: async (a: string) => void flushed.push(a),
   };
   const logs: string[] = [];
   const logger = { log: (_l: string, m: string) => void logs.push(m), child: () => logger };
-  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0, expireNodestConn: true });
-  return { p, runs, flushed, logs };
+  const p = new NftDataPlane({
+    nft,
+    net,
+    conntrack,
+    logger,
+    pollMs: 0,
+    expireNodestConn: true,
+    ...(opts.setSizes ? { setSizes: opts.setSizes } : {}),
+  });
+  return { p, runs, flushed, logs, asked };
 }
 
 const add = (key: ServiceKey, forward: DestParams['forward'], rs: string[]): TableOp[] => [
@@ -73,7 +88,7 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
   // in nat prerouting (a conntrack entry's first packet only), before the dispatch, not per packet
   assert.match(
     t,
-    /add rule ip keepvs prerouting ip saddr \. meta l4proto \. th sport @rs_nat drop\nadd rule ip keepvs prerouting jump dispatch\n/,
+    /add rule ip keepvs prerouting ip saddr \. ip protocol \. th sport @rs_nat drop\nadd rule ip keepvs prerouting jump dispatch\n/,
   );
   assert.doesNotMatch(t, /add rule ip keepvs stats[^\n]*rs_nat/);
   assert.ok(t.indexOf('add set ip keepvs rs_nat') < t.indexOf('@rs_nat drop'));
@@ -81,10 +96,10 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
   assert.match(t, /add element ip keepvs svc \{ 198\.18\.0\.100 \. tcp \. 80 : goto s_tcp_198_18_0_100_80 \}/);
   assert.match(t, /elements = \{ 0 : 198\.18\.1\.12 \. 80, 1 : 198\.18\.1\.11 \. 80 \}/);
   // DR: netdev ingress on the VIP's device, pkttype host, MAC rewrite, fwd to the real servers' device
-  assert.match(t, /meta pkttype host ip daddr \. meta l4proto \. th dport vmap @svc4/);
+  assert.match(t, /meta pkttype host ip daddr \. ip protocol \. th dport vmap @svc4/);
   assert.match(t, /add chain netdev keepvs in_eth0 \{ type filter hook ingress device "eth0" priority -500;/);
   // per-packet work: the dispatch sits in the device chain (no jump), DR rules test no protocol again
-  assert.match(t, /add rule netdev keepvs in_eth0 meta pkttype host ip daddr \. meta l4proto \. th dport vmap @svc4/);
+  assert.match(t, /add rule netdev keepvs in_eth0 meta pkttype host ip daddr \. ip protocol \. th dport vmap @svc4/);
   // only the dispatch rules DR services use: every packet on the device (NAT traffic too) walks them
   assert.equal(t.match(/add rule netdev keepvs in_eth0 /g)?.length, 1);
   assert.doesNotMatch(t, /add rule netdev keepvs \S+ jump/);
@@ -93,13 +108,29 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
   assert.doesNotMatch(t, /rs_guard/);
   assert.match(
     t,
-    /add rule ip keepvs stats ct direction original ct status dnat ip daddr \. meta l4proto \. th dport @st_in accept/,
+    /add rule ip keepvs stats ct direction original ct status dnat ip daddr \. ip protocol \. th dport @st_in accept/,
   );
   assert.match(
     t,
-    /add rule ip keepvs stats ct direction reply ct status dnat ip saddr \. meta l4proto \. th sport @st_out accept/,
+    /add rule ip keepvs stats ct direction reply ct status dnat ip saddr \. ip protocol \. th sport @st_out\n/,
   );
-  assert.match(t, /add rule ip keepvs postrouting ct status dnat ip daddr \. meta l4proto \. th dport @st_new/);
+  // IPv6 keeps meta l4proto (ip6 nexthdr is the first extension header's, not the transport's)
+  assert.match(
+    t,
+    /add rule ip6 keepvs stats ct direction reply ct status dnat ip6 saddr \. meta l4proto \. th sport @st_out\n/,
+  );
+  // the per-packet sets and maps have a size: the kernel's fixed-size hash, not the resizable rhash
+  assert.match(t, /add set ip keepvs st_in \{ type ipv4_addr \. inet_proto \. inet_service; size 65536; counter; \}/);
+  assert.match(t, /add set ip6 keepvs st_out \{ type ipv6_addr \. inet_proto \. inet_service; size 65536; counter; \}/);
+  assert.match(
+    t,
+    /add map netdev keepvs svc4 \{ type ipv4_addr \. inet_proto \. inet_service : verdict; size 16384; \}/,
+  );
+  assert.match(t, /add map netdev keepvs svc6p0 \{ type ipv6_addr \. inet_proto : verdict; size 16384; \}/);
+  assert.match(t, /add rule ip keepvs dispatch ip daddr \. ip protocol \. th dport vmap @svc\n/);
+  assert.match(t, /add rule ip6 keepvs dispatch ip6 daddr \. meta l4proto \. th dport vmap @svc\n/);
+  assert.match(t, /add rule ip keepvs s_tcp_198_18_0_100_80 ip protocol tcp dnat ip to/);
+  assert.match(t, /add rule ip keepvs postrouting ct status dnat ip daddr \. ip protocol \. th dport @st_new/);
   assert.match(
     t,
     /ether saddr set 02:18:01:00:00:01 ether daddr set jhash ip saddr \. th sport mod 4093 seed \S+ map @s_tcp_198_18_0_100_82_slots fwd to "eth1"/,
@@ -141,7 +172,7 @@ test('device chains hold the dispatch rules of the DR services there are, rewrit
   await p.apply([{ op: 'del-dest', key: DR_KEY, dest: { address: '198.18.1.12', port: 82 } }]);
   assert.match(runs[2], /ether daddr set 02:18:01:00:00:11 fwd/);
   assert.deepEqual(dev(runs[0]), [
-    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
+    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . ip protocol . th dport vmap @svc4',
   ]);
   // a port-0 service: its rule joins, in dispatch order, in the same transaction as its chain
   const P0: ServiceKey = { ...DR_KEY, port: 0 };
@@ -151,8 +182,8 @@ test('device chains hold the dispatch rules of the DR services there are, rewrit
   assert.match(last, /flush chain netdev keepvs in_eth0\n/);
   assert.ok(last.indexOf('flush chain netdev keepvs in_eth0') > last.indexOf('goto s_tcp_198_18_0_100_0'));
   assert.deepEqual(dev(last), [
-    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
-    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . meta l4proto vmap @svc4p0',
+    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . ip protocol . th dport vmap @svc4',
+    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . ip protocol vmap @svc4p0',
   ]);
   // a weight change leaves the device chain alone
   const n = runs.length;
@@ -161,7 +192,7 @@ test('device chains hold the dispatch rules of the DR services there are, rewrit
   // the port-0 service gone: its rule goes with it
   await p.apply([{ op: 'del-service', key: P0 }]);
   assert.deepEqual(dev(runs[runs.length - 1]), [
-    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . meta l4proto . th dport vmap @svc4',
+    'add rule netdev keepvs in_eth0 meta pkttype host ip daddr . ip protocol . th dport vmap @svc4',
   ]);
 });
 
@@ -278,6 +309,22 @@ test('conntrack lines: counts per real server in IPVS states, -Lnc entries', asy
   );
 });
 
+test('the conntrack reader parses only entries to keepvs VIPs (all of them once a fwmark service exists)', async () => {
+  const { p, asked: seen } = plane();
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  await p.apply(add({ ...KEY, family: 6, address: '2001:2::100' }, 'masq', ['2001:2:0:1::11']));
+  await p.poll();
+  const w = seen[0];
+  assert.ok(w);
+  assert.equal(w(4, '198.18.0.100'), true);
+  assert.equal(w(6, '2001:2::100'), true);
+  assert.equal(w(4, '198.18.1.11'), false); // a flow to a real server's own address: not parsed
+  assert.equal(w(6, '198.18.0.100'), false);
+  await p.apply(add({ kind: 'fwmark', fwmark: 7, family: 4 } as ServiceKey, 'masq', ['198.18.1.12']));
+  await p.poll();
+  assert.equal(seen[1], undefined);
+});
+
 test('a change that keeps the slot count only refills the maps (flush map + add element)', async () => {
   const { p, runs } = plane();
   const wrr = (w: number): TableOp[] => [
@@ -296,6 +343,34 @@ test('a change that keeps the slot count only refills the maps (flush map + add 
     /^flush map ip keepvs s_tcp_198_18_0_100_80_slots\nadd element ip keepvs s_tcp_198_18_0_100_80_slots \{ 0 : /,
   );
   assert.doesNotMatch(runs[1], /flush chain|add rule/);
+});
+
+test('sized sets: more real servers or DR services than the sizes hold are declared from the count, growth rebuilds', async () => {
+  // the least sizes made small (65,536 and 16,384 in the daemon): the same arithmetic
+  const { p, runs, logs } = plane({ setSizes: { stats: 2, dr: 1 } });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12', '198.18.1.13']));
+  // three real servers: the stats sets declared for four, never left at two (the kernel's ENFILE)
+  assert.match(runs[0], /add set ip keepvs st_in \{ [^}]*size 4; counter; \}/);
+  assert.match(runs[0], /add set ip6 keepvs st_in \{ [^}]*size 2; counter; \}/);
+  assert.match(runs[0], /add map netdev keepvs svc4 \{ [^}]*size 1; \}/);
+  // a fourth fits: an element change, no rebuild
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.14', port: 80 }, params: dp('masq') }]);
+  assert.equal(runs.length, 2);
+  assert.doesNotMatch(runs[1], /delete table/);
+  // a fifth outgrows four: one transaction rebuilds with eight, holding all five, and says why
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.15', port: 80 }, params: dp('masq') }]);
+  assert.equal(runs.length, 3);
+  assert.match(runs[2], /^add table ip keepvs\ndelete table ip keepvs\n/);
+  assert.match(runs[2], /add set ip keepvs st_out \{ [^}]*size 8; counter; \}/);
+  assert.match(runs[2], /add element ip keepvs st_out \{ [^}]*198\.18\.1\.15 \. tcp \. 80/);
+  assert.ok(logs.some((l) => /5 ip real servers outgrow the declared size 4/.test(l)));
+  // DR: a second service in svc4 outgrows its size 1 the same way
+  await p.apply(add(DR_KEY, 'route', ['198.18.1.11']));
+  await p.apply(add({ ...DR_KEY, port: 83 }, 'route', ['198.18.1.11']));
+  const last = runs[runs.length - 1];
+  assert.match(last, /add map netdev keepvs svc4 \{ [^}]*size 2; \}/);
+  assert.match(last, /add element netdev keepvs svc4 \{ 198\.18\.0\.100 \. tcp \. 83 : goto/);
+  assert.ok(logs.some((l) => /2 DR services outgrow the declared size 1/.test(l)));
 });
 
 test('counter-set elements follow the real servers, shared ones kept while a service still has them', async () => {

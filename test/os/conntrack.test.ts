@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ProcConntrack, parseConntrack, parseConntrackLine } from '../../src/os/conntrack.js';
+
+// lines as nf_conntrack_standalone.c ct_seq_show prints them (IPv6 in full, %pI6)
+const TCP =
+  'ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport=40000 dport=81 src=198.18.1.11 dst=198.18.1.250 sport=80 dport=40000 [ASSURED] mark=0 zone=0 use=2';
+const UDP =
+  'ipv4     2 udp      17 29 src=198.18.0.10 dst=198.18.0.100 sport=5353 dport=53 [UNREPLIED] src=198.18.1.12 dst=198.18.0.10 sport=53 dport=5353 mark=3 use=1';
+const V6 =
+  'ipv6     10 tcp      6 50 SYN_SENT src=2001:0002:0000:0000:0000:0000:0000:0010 dst=2001:0002:0000:0000:0000:0000:0000:0100 sport=1 dport=80 [UNREPLIED] src=2001:0002:0000:0001:0000:0000:0000:0011 dst=2001:0002:0000:0000:0000:0000:0000:0010 sport=80 dport=1 mark=0 zone=0 use=2';
+// ICMP: no ports; extra keys (type, code, id) are skipped
+const ICMP =
+  'ipv4     2 icmp     1 29 src=198.18.0.10 dst=198.18.0.100 type=8 code=0 id=7 src=198.18.1.11 dst=198.18.0.10 type=0 code=0 id=7 mark=0 use=1';
+
+test('conntrack lines: both tuples, state, timeout; IPv6 canonical; UDP without state; no ports', () => {
+  assert.deepEqual(parseConntrackLine(TCP), {
+    family: 4,
+    protocol: 'tcp',
+    state: 'ESTABLISHED',
+    timeout: 431999,
+    original: { src: '198.18.0.10', dst: '198.18.0.100', sport: 40000, dport: 81 },
+    reply: { src: '198.18.1.11', dst: '198.18.1.250', sport: 80, dport: 40000 },
+  });
+  assert.deepEqual(parseConntrackLine(UDP), {
+    family: 4,
+    protocol: 'udp',
+    state: '',
+    timeout: 29,
+    original: { src: '198.18.0.10', dst: '198.18.0.100', sport: 5353, dport: 53 },
+    reply: { src: '198.18.1.12', dst: '198.18.0.10', sport: 53, dport: 5353 },
+  });
+  const v6 = parseConntrackLine(V6);
+  assert.equal(v6?.family, 6);
+  assert.equal(v6?.state, 'SYN_SENT');
+  assert.deepEqual(v6?.original, { src: '2001:2::10', dst: '2001:2::100', sport: 1, dport: 80 });
+  assert.deepEqual(v6?.reply, { src: '2001:2:0:1::11', dst: '2001:2::10', sport: 80, dport: 1 });
+  assert.deepEqual(parseConntrackLine(ICMP)?.reply, { src: '198.18.1.11', dst: '198.18.0.10', sport: 0, dport: 0 });
+  // junk and half entries
+  assert.equal(parseConntrackLine(''), null);
+  assert.equal(parseConntrackLine('ipv4 2 tcp 6'), null);
+  assert.equal(parseConntrackLine('ipv4 2 tcp 6 10 ESTABLISHED src=1.2.3.4 dst=5.6.7.8 sport=1 dport=2'), null);
+});
+
+test('a table: every line, blank ones skipped; `wanted` keeps only entries to the VIPs asked for', async () => {
+  const text = `${TCP}\n${UDP}\n\n${V6}\n${ICMP}\n`;
+  assert.equal(parseConntrack(text).length, 4);
+  const vip = (family: 4 | 6, dst: string) => (family === 4 ? dst === '198.18.0.100' : dst === '2001:2::100');
+  assert.deepEqual(
+    parseConntrack(text, vip).map((e) => e.protocol),
+    ['tcp', 'udp', 'tcp', 'icmp'],
+  );
+  const only6 = parseConntrack(text, (f, d) => f === 6 && d === '2001:2::100');
+  assert.deepEqual(
+    only6.map((e) => e.original.src),
+    ['2001:2::10'],
+  );
+  // the reader on a file, as /proc/net/nf_conntrack; a missing one reads as empty
+  const dir = mkdtempSync(join(tmpdir(), 'kv-ct-'));
+  writeFileSync(join(dir, 'ct'), text);
+  const runner = { run: async () => ({ code: 0, stdout: '', stderr: '' }) };
+  const ct = new ProcConntrack(runner as never, join(dir, 'ct'));
+  assert.equal((await ct.list()).length, 4);
+  assert.equal((await ct.list((f, d) => f === 4 && d === '198.18.0.99')).length, 0);
+  assert.deepEqual(await new ProcConntrack(runner as never, join(dir, 'none')).list(), []);
+});
