@@ -65,7 +65,7 @@ export type ElemValue =
   | { readonly kind: 'u32'; readonly n: number }
   /** ipv4_addr / ipv6_addr */
   | { readonly kind: 'addr'; readonly address: string }
-  /** `ip daddr . tcp dport` */
+  /** `ip daddr . th dport` */
   | { readonly kind: 'addr-port'; readonly address: string; readonly port: number }
   /** ether_addr */
   | { readonly kind: 'mac'; readonly mac: string }

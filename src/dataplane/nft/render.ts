@@ -227,7 +227,9 @@ const portMapped = (s: KernelService): boolean =>
 function valueTypeof(s: KernelService): string {
   if (s.mode === 'dr') return 'ether daddr';
   const f = famOf(s);
-  return portMapped(s) ? `${f} daddr . tcp dport` : `${f} daddr`;
+  // `th dport`, not `tcp dport`: nft 1.0.6 refuses a `tcp dport` map used by a `meta l4proto udp` rule
+  // ("conflicting protocols specified: udp vs. tcp"), so no UDP NAT service installed; same bytes
+  return portMapped(s) ? `${f} daddr . th dport` : `${f} daddr`;
 }
 
 function destValue(s: KernelService, d: KernelDest): ElemValue | null {
