@@ -200,3 +200,24 @@ test('NAT ops keeps no conntrack entry; keepvsadm lists ops as ipvsadm does', { 
   assert.match(out, /UDP {2}198\.18\.0\.100:54 rr\n/);
   assert.match(adm('-Sn'), /-A -u 198\.18\.0\.100:53 -s rr -o/);
 });
+
+test('live edits: a quiesced real server gets no datagram; ops switched off (-E without -o) pins the socket again', {
+  skip: !canRun,
+  timeout: 30000,
+}, async () => {
+  adm('-e', '-u', `${V4}:53`, '-r', '198.18.1.11:53', '-m', '-w', '0');
+  await until('rs1 out of the ops rotation', () => !send(V4, 53, 6).names.includes('rs1'));
+  const two = send(V4, 53);
+  assert.deepEqual(new Set(two.names), new Set(['rs2', 'rs3']), JSON.stringify(two));
+  // a weight change is an element update (nfnetlink), never a refused batch or a rebuild
+  assert.doesNotMatch(log, /refused|rebuilding/, log.slice(-2000));
+  adm('-e', '-u', `${V4}:53`, '-r', '198.18.1.11:53', '-m', '-w', '1');
+  adm('-E', '-u', `${V4}:53`, '-s', 'rr');
+  await until('-Ln without ops', () => /UDP {2}198\.18\.0\.100:53 rr\n/.test(adm('-Ln')));
+  await sleep(300);
+  const flow = send(V4, 53);
+  assert.equal(flow.lost, 0, JSON.stringify(flow));
+  assert.equal(new Set(flow.names).size, 1, JSON.stringify(flow));
+  adm('-E', '-u', `${V4}:53`, '-s', 'rr', '-o');
+  await until('ops again', () => new Set(send(V4, 53, 6).names).size === 3);
+});
