@@ -115,7 +115,12 @@ export function opsHooks(f: Fam, on: boolean): string[] {
     `add rule ${t} ops_pre ${f} daddr . meta l4proto . th dport vmap @${OPS_MAP}`,
     `add rule ${t} ops_pre ${f} saddr . meta l4proto . th sport @${OPS_RS_SET} notrack`,
     `add chain ${t} ops_post { type filter hook postrouting priority srcnat; policy accept; }`,
-    `add rule ${t} ops_post ct state untracked ${f} saddr . meta l4proto . th sport vmap @${OPS_REV_MAP}`,
+    `add rule ${t} ops_post ct state != untracked accept`,
+    // ipvsadm --stats: IPVS counts each ops datagram as a connection and its packet in; the replies
+    // (ip_vs_out finds no connection for them) are counted out here too, before their rewrite
+    `add rule ${t} ops_post ${f} daddr . meta l4proto . th dport @st_new ${f} daddr . meta l4proto . th dport @st_in accept`,
+    `add rule ${t} ops_post ${f} saddr . meta l4proto . th sport @st_out ${f} saddr . meta l4proto . th sport vmap @${OPS_REV_MAP}`,
+    `add rule ${t} ops_post ${f} saddr . meta l4proto . th sport vmap @${OPS_REV_MAP}`,
   ];
 }
 

@@ -188,6 +188,23 @@ for (const [mode, port] of [
       assert.deepEqual(flow.from, [`${vip} ${port + 1}`]);
     });
 
+test('NAT ops: --stats counts each datagram as a connection and its packets in and out', {
+  skip: !canRun,
+}, async () => {
+  adm('-Z', '-u', `${V4}:53`);
+  await sleep(1200);
+  send(V4, 53);
+  await until(
+    'counters read',
+    () => {
+      // UDP  198.18.0.100:53   Conns InPkts OutPkts InBytes OutBytes (service line first)
+      const m = /UDP {2}198\.18\.0\.100:53\s+(\d+)\s+(\d+)\s+(\d+)/.exec(adm('-Ln', '--stats', '-u', `${V4}:53`));
+      return Number(m?.[1]) === DATAGRAMS && Number(m?.[2]) === DATAGRAMS && Number(m?.[3]) === DATAGRAMS;
+    },
+    5000,
+  );
+});
+
 test('NAT ops keeps no conntrack entry; keepvsadm lists ops as ipvsadm does', { skip: !canRun }, () => {
   send(V4, 53, 3);
   send(V4, 54, 3);

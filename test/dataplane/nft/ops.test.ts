@@ -89,7 +89,16 @@ test('NAT ops: datagrams untracked and rewritten one by one in raw prerouting; r
   assert.match(t, /add rule ip keepvs s_udp_198_18_0_100_53_rev ip saddr set 198\.18\.0\.100 udp sport set 53 accept/);
   assert.match(
     t,
-    /add chain ip keepvs ops_post \{ type filter hook postrouting priority srcnat; policy accept; \}\nadd rule ip keepvs ops_post ct state untracked ip saddr \. meta l4proto \. th sport vmap @ops_rev/,
+    /add chain ip keepvs ops_post \{ type filter hook postrouting priority srcnat; policy accept; \}\nadd rule ip keepvs ops_post ct state != untracked accept\n/,
+  );
+  // --stats: each datagram a connection and a packet in (IPVS's count), each reply a packet out
+  assert.match(
+    t,
+    /add rule ip keepvs ops_post ip daddr \. meta l4proto \. th dport @st_new ip daddr \. meta l4proto \. th dport @st_in accept\n/,
+  );
+  assert.match(
+    t,
+    /add rule ip keepvs ops_post ip saddr \. meta l4proto \. th sport @st_out ip saddr \. meta l4proto \. th sport vmap @ops_rev\nadd rule ip keepvs ops_post ip saddr \. meta l4proto \. th sport vmap @ops_rev\n/,
   );
   // the reverse chain exists before an element names it
   assert.ok(t.indexOf('add chain ip keepvs s_udp_198_18_0_100_53_rev') < t.indexOf('add element ip keepvs ops_rev'));
