@@ -645,10 +645,11 @@ export class NftDataPlane implements DataPlane {
       if (k.key.kind === 'addr' && k.key.protocol === 'udp' && opsKind(k) !== 'nat' && k.mode !== 'dr')
         for (const d of k.dests) udpDests[f].set(`${d.address} . udp . ${d.port}`, k.id);
     }
+    const owners = { ip: new Map<string, string>(), ip6: new Map<string, string>() };
     for (const k of target.values()) {
       const f = k.family === 6 ? 'ip6' : 'ip';
       for (const e of opsReplyKeys(k)) {
-        const owner = want[f].get(e);
+        const owner = owners[f].get(e);
         const other = owner ?? udpDests[f].get(e);
         if (other && other !== k.id)
           this.diagnose(
@@ -656,7 +657,10 @@ export class NftDataPlane implements DataPlane {
             k.id,
             `real server ${e.split(' . ')[0]} port ${e.split(' . ')[2]} is also in ${other}: its untracked UDP replies are all rewritten to ${owner ?? k.id}'s VIP`,
           );
-        if (!owner) want[f].set(e, serviceObjects(k.id).rev);
+        if (!owner) {
+          owners[f].set(e, k.id);
+          want[f].set(e, serviceObjects(k.id).rev);
+        }
       }
     }
     const removing: string[] = [];

@@ -216,3 +216,25 @@ test('full-NAT ops stays per flow, reported; the port element codec writes 16 bi
   assert.match(d?.message ?? '', /full-NAT/);
   assert.deepEqual([...elemBytes({ kind: 'port', port: 5353 })], [0x14, 0xe9]);
 });
+
+test('a real server in two NAT ops services: its replies follow the first, reported; the second takes over when it leaves', async () => {
+  const { p, runs } = plane();
+  const B = { ...UDP4, address: '198.18.0.101' };
+  await p.apply([...add(UDP4, OPS, 'masq', [['198.18.1.11', 53]]), ...add(B, OPS, 'masq', [['198.18.1.11', 53]])]);
+  assert.match(
+    runs[0],
+    /add element ip keepvs ops_rev \{ 198\.18\.1\.11 \. udp \. 53 : goto s_udp_198_18_0_100_53_rev \}/,
+  );
+  assert.doesNotMatch(runs[0], /goto s_udp_198_18_0_101_53_rev/);
+  const d = p.snapshot().diagnostics.find((x) => x.code === 'DP_OPS_SHARED_RS');
+  assert.match(d?.message ?? '', /198\.18\.1\.11 port 53 is also in udp:198\.18\.0\.100:53/);
+  await p.apply([{ op: 'del-service', key: UDP4 }]);
+  const t = runs[1];
+  assert.match(t, /delete element ip keepvs ops_rev \{ 198\.18\.1\.11 \. udp \. 53 \}/);
+  assert.match(t, /add element ip keepvs ops_rev \{ 198\.18\.1\.11 \. udp \. 53 : goto s_udp_198_18_0_101_53_rev \}/);
+  // the hooks stay: an ops service is left
+  assert.doesNotMatch(t, /ops_pre/);
+  assert.ok(
+    t.indexOf('delete element ip keepvs ops_rev') < t.indexOf('delete chain ip keepvs s_udp_198_18_0_100_53_rev'),
+  );
+});
