@@ -65,10 +65,12 @@ export type ElemValue =
   | { readonly kind: 'u32'; readonly n: number }
   /** ipv4_addr / ipv6_addr */
   | { readonly kind: 'addr'; readonly address: string }
-  /** `ip daddr . tcp dport` */
+  /** `ip daddr . th dport` */
   | { readonly kind: 'addr-port'; readonly address: string; readonly port: number }
   /** ether_addr */
   | { readonly kind: 'mac'; readonly mac: string }
+  /** inet_service alone (a map's value: `udp dport`), 16 bits in network order */
+  | { readonly kind: 'port'; readonly port: number }
   /** `addr . inet_proto . inet_service` (the stats sets) */
   | {
       readonly kind: 'addr-proto-port';
@@ -140,6 +142,8 @@ export function elemBytes(v: ElemValue): Buffer {
       return addrBytes(v.address);
     case 'addr-port':
       return Buffer.concat([addrBytes(v.address), portBytes(v.port)]);
+    case 'port':
+      return portBytes(v.port).subarray(0, 2);
     case 'mac': {
       const parts = v.mac.split(':');
       if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{1,2}$/.test(p)))

@@ -131,7 +131,7 @@ function checkDataplane(
         (plane.tunUnavailable ? ` (${plane.tunUnavailable})` : ''),
     );
   else if (plane.kernel && plane.tun) checkTunnel(vs, fwmarkGroup, where, ctx);
-  if (plane.kernel) checkKernelDrops(vs, where, ctx);
+  if (plane.kernel) checkKernelDrops(vs, fwmarkGroup, zeroPortGroup, where, ctx);
 }
 
 /**
@@ -146,14 +146,38 @@ function checkFlowPinning(vs: VirtualServer, dr: boolean, where: string, ctx: Ct
     ? 'its real servers are not all lvs_method DR (NAT and full-NAT flows follow conntrack, TUN flows are always pinned)'
     : vs.persistenceTimeout !== undefined
       ? 'persistence_timeout already keeps each client on its real server'
-      : null;
+      : vs.ops
+        ? 'ops schedules each datagram on its own (there are no flows to pin)'
+        : null;
   if (why) ctx.report('KV333', p.loc, `${where}: flow_pinning has no effect: ${why}`);
 }
 
-/** KV318: what the kernel plane forwards without (it schedules per flow and never writes payload). */
-function checkKernelDrops(vs: VirtualServer, where: string, ctx: Ctx): void {
+/**
+ * KV318: what the kernel plane forwards without (it never writes payload). UDP `ops` runs per datagram
+ * under NAT and DR (nft/render.ts opsKind); where it does not, each UDP flow is scheduled once.
+ */
+function checkKernelDrops(
+  vs: VirtualServer,
+  fwmarkGroup: boolean,
+  zeroPortGroup: boolean,
+  where: string,
+  ctx: Ctx,
+): void {
   const lost: string[] = [];
-  if (vs.ops) lost.push('ops (the kernel schedules each UDP flow, not each datagram)');
+  if (vs.ops) {
+    const methods = new Set([vs.method, ...vs.realServers.map((r) => r.method)]);
+    const why =
+      vs.key.kind === 'fwmark' || fwmarkGroup
+        ? 'a fwmark service is marked after conntrack has seen the datagram'
+        : (vs.key.kind === 'address' && vs.key.port === 0) || zeroPortGroup
+          ? 'on port 0 the replies cannot be told apart by port without a connection entry'
+          : methods.has('FNAT')
+            ? 'under full-NAT a reply reaches its client only through the connection entry that holds its address'
+            : methods.has('TUN')
+              ? 'the TUN program pins each flow'
+              : null;
+    if (why) lost.push(`ops (the kernel schedules each UDP flow, not each datagram: ${why})`);
+  }
   if ((vs.proxyProtocol ?? 'off') !== 'off')
     lost.push(`proxy_protocol ${vs.proxyProtocol} (the kernel adds no header)`);
 
@@ -166,7 +190,8 @@ function checkKernelDrops(vs: VirtualServer, where: string, ctx: Ctx): void {
   // DR in the kernel keeps no connection table: a counting scheduler becomes a per-flow hash (nft/slots.ts)
   const dr = vs.realServers.length > 0 && vs.realServers.every((rs) => rs.method === 'DR');
   checkFlowPinning(vs, dr, where, ctx);
-  if (dr && !['sh', 'dh', 'mh', 'fo'].includes(vs.scheduler))
+  // ops under DR picks per datagram in the scheduler's own order (numgen), no flow hash
+  if (dr && !vs.ops && !['sh', 'dh', 'mh', 'fo'].includes(vs.scheduler))
     ctx.report(
       'KV318',
       vs.loc,

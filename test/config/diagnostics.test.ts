@@ -174,9 +174,13 @@ const CASES: readonly Case[] = [
   [
     'KV318',
     () =>
-      parse('virtual_server 10.0.0.1 53 {\n protocol UDP\n ops\n real_server 10.0.1.1 53 {\n }\n}\n', {
-        dataplane: { name: 'nft', kernel: true, tun: false },
-      }),
+      // ops runs per datagram under NAT and DR; on port 0 it cannot
+      parse(
+        'virtual_server 10.0.0.1 0 {\n protocol UDP\n ops\n persistence_timeout 60\n real_server 10.0.1.1 0 {\n }\n}\n',
+        {
+          dataplane: { name: 'nft', kernel: true, tun: false },
+        },
+      ),
     1,
   ],
   [

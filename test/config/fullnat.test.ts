@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { DataplaneCapabilities } from '../../src/config/model.js';
-import { codes, parse, show } from './helpers.js';
+import { codes, FILE, parse, show } from './helpers.js';
 
 const PROXY: DataplaneCapabilities = { name: 'proxy', kernel: false, tun: false };
 const NFT: DataplaneCapabilities = { name: 'nft', kernel: true, tun: false };
@@ -80,20 +80,48 @@ test('KV315: the kernel plane takes DR and fwmark; TUN only with the tc-BPF prog
   assert.ok(!codes(parse(DR)).includes('KV315'));
 });
 
-test('KV318: ops and proxy_protocol are reported under the kernel plane (it would silently drop them)', () => {
-  const UDP_OPS = 'virtual_server 198.18.0.100 53 {\n protocol UDP\n ops\n real_server 198.18.1.11 53 {\n }\n}\n';
+test('KV318: proxy_protocol is reported under the kernel plane (it would silently drop it)', () => {
   const PP = NAT.replace(' protocol TCP\n', ' protocol TCP\n proxy_protocol v2\n');
-  for (const text of [UDP_OPS, PP]) {
-    const kernel = parse(text, { dataplane: NFT });
-    const d = kernel.diagnostics.find((x) => x.code === 'KV318');
-    assert.ok(d, `${text}: ${codes(kernel)}`);
-    assert.equal(d.severity, 'warning');
-    assert.match(d.message, /--dataplane proxy/);
-    assert.equal(kernel.usable, true);
-    // the userspace proxy does both
-    assert.ok(!codes(parse(text, { dataplane: PROXY })).includes('KV318'));
-  }
+  const kernel = parse(PP, { dataplane: NFT });
+  const d = kernel.diagnostics.find((x) => x.code === 'KV318');
+  assert.ok(d, codes(kernel).join());
+  assert.equal(d.severity, 'warning');
+  assert.match(d.message, /--dataplane proxy/);
+  assert.equal(kernel.usable, true);
+  // the userspace proxy does it
+  assert.ok(!codes(parse(PP, { dataplane: PROXY })).includes('KV318'));
   assert.ok(!codes(parse(NAT, { dataplane: NFT })).includes('KV318'));
+});
+
+const UDP_OPS =
+  'virtual_server 198.18.0.100 53 {\n protocol UDP\n lvs_sched rr\n ops\n real_server 198.18.1.11 53 {\n }\n}\n';
+
+test('KV318: UDP ops runs per datagram in the kernel plane under NAT and DR; full-NAT, fwmark and port 0 are reported', () => {
+  // NAT (the default method) and DR: scheduled per datagram, nothing to report (DR rr is not a flow hash either)
+  for (const text of [UDP_OPS, UDP_OPS.replace(' ops\n', ' ops\n lvs_method DR\n')])
+    assert.deepEqual(codes(parse(text, { dataplane: NFT })), [], text);
+  const cases: [string, RegExp][] = [
+    [UDP_OPS.replace(' ops\n', ' ops\n lvs_method FNAT\n laddr_group_name g\n'), /full-NAT/],
+    [UDP_OPS.replace('198.18.0.100 53', 'fwmark 5').replace(' protocol UDP\n', ''), /fwmark/],
+    [
+      UDP_OPS.replace('198.18.0.100 53', '198.18.0.100 0').replace(' ops\n', ' ops\n persistence_timeout 60\n'),
+      /port 0/,
+    ],
+  ];
+  for (const [text, why] of cases) {
+    const conf = `local_address_group g {\n 198.18.1.250\n}\n${text}`;
+    const d = parse(conf, { dataplane: NFT }).diagnostics.find((x) => x.code === 'KV318' && /ops/.test(x.message));
+    assert.ok(d, conf);
+    assert.match(d.message, /schedules each UDP flow, not each datagram/);
+    assert.match(d.message, why);
+    // where `keepvs -t` points: the virtual_server line
+    assert.equal(d.line, 4, show(d));
+    assert.equal(d.file, FILE);
+    assert.ok(!codes(parse(conf, { dataplane: PROXY })).includes('KV318'));
+  }
+  // flow_pinning has nothing to pin under ops
+  const pin = parse(UDP_OPS.replace(' ops\n', ' ops\n lvs_method DR\n flow_pinning 600\n'), { dataplane: NFT });
+  assert.match(pin.diagnostics.find((x) => x.code === 'KV333')?.message ?? '', /ops schedules each datagram/);
 });
 
 test('KV318: a DR service with a counting scheduler (wlc, the default) is said to run as a per-flow hash', () => {

@@ -53,7 +53,18 @@ export function serviceObjects(serviceId: string): {
   dest: string;
   persist: string;
   flows: string;
+  dport: string;
+  rev: string;
 } {
   const c = chainName(serviceId);
-  return { chain: c, slots: `${c}_slots`, dest: `${c}_dest`, persist: `${c}_persist`, flows: `${c}_flows` };
+  return {
+    chain: c,
+    slots: `${c}_slots`,
+    dest: `${c}_dest`,
+    persist: `${c}_persist`,
+    flows: `${c}_flows`,
+    // UDP ops under NAT (render.ts opsKind): mark -> real server port, and the replies' rewrite chain
+    dport: `${c}_dport`,
+    rev: `${c}_rev`,
+  };
 }

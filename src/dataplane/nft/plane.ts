@@ -47,6 +47,11 @@ import {
   deleteService,
   deviceChain,
   drDispatchMaps,
+  OPS_REV_MAP,
+  OPS_RS_SET,
+  opsHooks,
+  opsKind,
+  opsReplyKeys,
   pinsFlows,
   postrouting,
   RS_GUARD_SET,
@@ -229,6 +234,10 @@ export class NftDataPlane implements DataPlane {
   private lastSample: { at: number; counters: Map<string, Stats> } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** NAT ops: real server `addr . udp . port` -> the reverse chain its replies go to, per family */
+  private opsRev: Record<'ip' | 'ip6', Map<string, string>> = { ip: new Map(), ip6: new Map() };
+  /** NAT ops: whether a family's ops_pre/ops_post hook chains are installed */
+  private opsHooked: Record<'ip' | 'ip6', boolean> = { ip: false, ip6: false };
   /** the postrouting commands in the kernel, per family (rewritten only when they change) */
   private postText = '';
   /** transactions run through libnftables (tests, metrics) */
@@ -457,7 +466,16 @@ export class NftDataPlane implements DataPlane {
         ...(mac ? { mac } : {}),
       };
     });
-    if (mode === 'dr' && !['sh', 'dh', 'mh', 'fo'].includes(s.params.scheduler))
+    const ops = s.params.ops && s.key.kind === 'addr' && s.key.protocol === 'udp';
+    if (ops && opsKind({ params: s.params, key: s.key, mode }) === null)
+      this.diagnose(
+        'DP_OPS_PER_FLOW',
+        id,
+        mode === 'fullnat'
+          ? 'ops under full-NAT: a reply reaches the client only through the connection entry that holds its address, so datagrams are scheduled per flow'
+          : 'ops on a port-0 service: replies cannot be told apart by port without a connection entry, so datagrams are scheduled per flow',
+      );
+    if (mode === 'dr' && !ops && !['sh', 'dh', 'mh', 'fo'].includes(s.params.scheduler))
       this.diagnose(
         'DP_DR_HASHED',
         id,
@@ -502,7 +520,13 @@ export class NftDataPlane implements DataPlane {
     }
     for (const [id, ks] of next) {
       const before = full ? undefined : this.applied.get(id);
-      if (before && (!ks || ks.mode !== before.mode || (before.mode === 'dr') !== (ks.mode === 'dr'))) {
+      if (
+        before &&
+        (!ks ||
+          ks.mode !== before.mode ||
+          (before.mode === 'dr') !== (ks.mode === 'dr') ||
+          (opsKind(before) === 'nat') !== (opsKind(ks) === 'nat'))
+      ) {
         cmds.push(...deleteService(before));
         target.delete(id);
       }
@@ -533,6 +557,7 @@ export class NftDataPlane implements DataPlane {
     let post = fnatTouched ? [...postrouting('ip', all), ...postrouting('ip6', all)] : [];
     const postText = fnatTouched ? post.join('\n') : this.postText;
     if (!full && postText === this.postText) post = [];
+    const ops = this.opsCommands(full, ids, next, target);
     // only the services this tick touches: a weight change must not walk every real server
     const statNext = { ip: new Map<string, number>(), ip6: new Map<string, number>() };
     const statChanges: SetChange[] = [];
@@ -576,7 +601,7 @@ export class NftDataPlane implements DataPlane {
         return;
       }
     }
-    const batch = [...removing, ...cmds, ...post, ...stats, ...adding];
+    const batch = [...removing, ...ops.removing, ...cmds, ...post, ...stats, ...ops.adding, ...adding];
     if (batch.length === 0) return;
     const commit = () => {
       this.initialized = true;
@@ -595,8 +620,13 @@ export class NftDataPlane implements DataPlane {
         this.statRefs[f] = refs;
       }
       this.postText = postText;
+      this.opsRev = ops.rev;
+      this.opsHooked = ops.hooked;
     };
-    const content = full || deviceCmds.length || post.length ? null : this.contentBatch(next, statChanges);
+    const content =
+      full || deviceCmds.length || post.length || ops.removing.length || ops.adding.length
+        ? null
+        : this.contentBatch(next, statChanges);
     if (content && this.deps.elements) {
       const r = this.deps.elements.apply(content);
       if (r?.ok) {
@@ -631,6 +661,79 @@ export class NftDataPlane implements DataPlane {
       return;
     }
     commit();
+  }
+
+  /**
+   * NAT ops: the @ops_rs / @ops_rev elements of the real servers of every NAT ops service in `target`,
+   * and the hook chains while a family has one. A real server in two ops services (or in an ops and a
+   * per-flow UDP service) sends its untracked replies one way: the first service's, reported.
+   * Computed only when a touched service is or was one (ops services are few; a weight change of any
+   * other service walks nothing here).
+   */
+  private opsCommands(
+    full: boolean,
+    ids: ReadonlySet<string>,
+    next: ReadonlyMap<string, KernelService | null>,
+    target: ReadonlyMap<string, KernelService>,
+  ): {
+    removing: string[];
+    adding: string[];
+    rev: Record<'ip' | 'ip6', Map<string, string>>;
+    hooked: Record<'ip' | 'ip6', boolean>;
+  } {
+    const touched =
+      full || [...next.values(), ...[...ids].map((i) => this.applied.get(i))].some((k) => k && opsKind(k) === 'nat');
+    const have = full ? { ip: new Map<string, string>(), ip6: new Map<string, string>() } : this.opsRev;
+    const hooked = full ? { ip: false, ip6: false } : this.opsHooked;
+    if (!touched) return { removing: [], adding: [], rev: have, hooked };
+    const want = { ip: new Map<string, string>(), ip6: new Map<string, string>() };
+    const udpDests = { ip: new Map<string, string>(), ip6: new Map<string, string>() };
+    for (const k of target.values()) {
+      const f = k.family === 6 ? 'ip6' : 'ip';
+      if (k.key.kind === 'addr' && k.key.protocol === 'udp' && opsKind(k) !== 'nat' && k.mode !== 'dr')
+        for (const d of k.dests) udpDests[f].set(`${d.address} . udp . ${d.port}`, k.id);
+    }
+    const owners = { ip: new Map<string, string>(), ip6: new Map<string, string>() };
+    for (const k of target.values()) {
+      const f = k.family === 6 ? 'ip6' : 'ip';
+      for (const e of opsReplyKeys(k)) {
+        const owner = owners[f].get(e);
+        const other = owner ?? udpDests[f].get(e);
+        if (other && other !== k.id)
+          this.diagnose(
+            'DP_OPS_SHARED_RS',
+            k.id,
+            `real server ${e.split(' . ')[0]} port ${e.split(' . ')[2]} is also in ${other}: its untracked UDP replies are all rewritten to ${owner ?? k.id}'s VIP`,
+          );
+        if (!owner) {
+          owners[f].set(e, k.id);
+          want[f].set(e, serviceObjects(k.id).rev);
+        }
+      }
+    }
+    const removing: string[] = [];
+    const adding: string[] = [];
+    const nextHooked = { ...hooked };
+    for (const f of ['ip', 'ip6'] as const) {
+      const t = `${f} ${TABLE}`;
+      const gone = [...have[f]].filter(([e, c]) => want[f].get(e) !== c).map(([e]) => e);
+      const added = [...want[f]].filter(([e, c]) => have[f].get(e) !== c);
+      if (gone.length)
+        removing.push(
+          `delete element ${t} ${OPS_REV_MAP} { ${gone.join(', ')} }`,
+          `delete element ${t} ${OPS_RS_SET} { ${gone.join(', ')} }`,
+        );
+      if (added.length)
+        adding.push(
+          `add element ${t} ${OPS_REV_MAP} { ${added.map(([e, c]) => `${e} : goto ${c}`).join(', ')} }`,
+          `add element ${t} ${OPS_RS_SET} { ${added.map(([e]) => e).join(', ')} }`,
+        );
+      const on = [...target.values()].some((k) => opsKind(k) === 'nat' && (k.family === 6 ? 'ip6' : 'ip') === f);
+      if (on && !hooked[f]) adding.push(...opsHooks(f, true));
+      if (!on && hooked[f]) removing.unshift(...opsHooks(f, false));
+      nextHooked[f] = on;
+    }
+    return { removing, adding, rev: want, hooked: nextHooked };
   }
 
   /**

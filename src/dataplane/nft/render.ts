@@ -10,6 +10,11 @@
  * backup must not forward frames flooded to the master's MAC, facts §2), then the same dispatch by
  * VIP, and per service a MAC rewrite and `fwd`. Persistence detours through `meta mark`: a dynamic
  * map client-prefix -> destination id with the service's timeout (facts §4).
+ * UDP one-packet scheduling (`ops`, IPVS's IP_VS_SVC_F_ONEPACKET) under NAT bypasses conntrack:
+ * `ops_pre` (filter, prerouting, priority raw) sends datagrams to the VIP to the service chain, which
+ * `notrack`s them and rewrites daddr and dport per datagram (payload statements fix the checksums),
+ * and untracks the real servers' replies; `ops_post` (filter, postrouting) rewrites those back to
+ * VIP:port. Both hook chains exist only while a family has such a service (opsHooks).
  * Every function returns commands; one string of them is one transaction.
  */
 import ipaddr from 'ipaddr.js';
@@ -62,6 +67,11 @@ export function baseTable(f: Fam, statSize = STAT_SET_SIZE): string[] {
     `add map ${t} svcp0 { type ${a} . inet_proto : verdict; }`,
     // the NAT real servers, for the guard in prerouting
     `add set ${t} ${RS_GUARD_SET} { type ${a} . inet_proto . inet_service; }`,
+    // UDP ops under NAT: VIP . udp . port -> the service chain; the real servers (their replies
+    // untracked), and per real server the chain rewriting its replies to the VIP (opsHooks)
+    `add map ${t} ${OPS_MAP} { type ${a} . inet_proto . inet_service : verdict; }`,
+    `add set ${t} ${OPS_RS_SET} { type ${a} . inet_proto . inet_service; }`,
+    `add map ${t} ${OPS_REV_MAP} { type ${a} . inet_proto . inet_service : verdict; }`,
     `add chain ${t} dispatch`,
     `add rule ${t} dispatch meta mark vmap @fwm`,
     `add rule ${t} dispatch ${f} daddr . ${l4(f)} . th dport vmap @svc`,
@@ -94,6 +104,61 @@ export function baseTable(f: Fam, statSize = STAT_SET_SIZE): string[] {
     `add rule ${t} stats ct direction original ct status dnat ${f} daddr . ${l4(f)} . th dport @st_in accept`,
     `add rule ${t} stats ct direction reply ct status dnat ${f} saddr . ${l4(f)} . th sport @st_out`,
   ];
+}
+
+export const OPS_MAP = 'ops';
+export const OPS_RS_SET = 'ops_rs';
+export const OPS_REV_MAP = 'ops_rev';
+
+/**
+ * How a service's UDP one-packet scheduling runs here. IPVS (ip_vs_core.c ip_vs_schedule) gives a
+ * datagram of an ops service a connection flagged IP_VS_CONN_F_ONE_PACKET, which ip_vs_conn_hash
+ * never hashes and whose timer is 0: every datagram is scheduled on its own, nothing is kept.
+ * 'nat': stateless rewrite outside conntrack; 'dr': DR is stateless already, the slot is picked per
+ * packet (no flow hash, no flow map); null: not ops, or scheduled per flow (full-NAT, whose replies
+ * need the client address only a connection entry holds; fwmark, marked after conntrack has seen
+ * the packet; port 0, whose replies no port tells apart: plane.ts reports those).
+ */
+export function opsKind(s: Pick<KernelService, 'params' | 'key' | 'mode'>): 'nat' | 'dr' | null {
+  if (!s.params.ops || s.key.kind !== 'addr' || s.key.protocol !== 'udp') return null;
+  if (s.mode === 'dr') return 'dr';
+  return s.mode === 'nat' && s.key.port !== 0 ? 'nat' : null;
+}
+
+/**
+ * The hook chains of UDP ops under NAT in family `f` (on: created, off: removed). Priority raw:
+ * before conntrack (-200) sees the packet, so `notrack` keeps it out of the table; the forward
+ * rewrite happens before routing, so the datagram is routed to the real server. Replies are rewritten
+ * in postrouting, after routing: with the VIP (a local address) as source in prerouting the route
+ * lookup would drop them as martians. Only untracked replies: a conntracked flow keeps its NAT.
+ */
+export function opsHooks(f: Fam, on: boolean): string[] {
+  const t = `${f} ${TABLE}`;
+  if (!on)
+    return [
+      `flush chain ${t} ops_pre`,
+      `delete chain ${t} ops_pre`,
+      `flush chain ${t} ops_post`,
+      `delete chain ${t} ops_post`,
+    ];
+  return [
+    `add chain ${t} ops_pre { type filter hook prerouting priority raw; policy accept; }`,
+    `add rule ${t} ops_pre ${f} daddr . ${l4(f)} . th dport vmap @${OPS_MAP}`,
+    `add rule ${t} ops_pre ${f} saddr . ${l4(f)} . th sport @${OPS_RS_SET} notrack`,
+    `add chain ${t} ops_post { type filter hook postrouting priority srcnat; policy accept; }`,
+    `add rule ${t} ops_post ct state != untracked accept`,
+    // ipvsadm --stats: IPVS counts each ops datagram as a connection and its packet in; the replies
+    // (ip_vs_out finds no connection for them) are counted out here too, before their rewrite
+    `add rule ${t} ops_post ${f} daddr . ${l4(f)} . th dport @st_new ${f} daddr . ${l4(f)} . th dport @st_in accept`,
+    `add rule ${t} ops_post ${f} saddr . ${l4(f)} . th sport @st_out ${f} saddr . ${l4(f)} . th sport vmap @${OPS_REV_MAP}`,
+    `add rule ${t} ops_post ${f} saddr . ${l4(f)} . th sport vmap @${OPS_REV_MAP}`,
+  ];
+}
+
+/** `addr . udp . port` of each real server of a NAT ops service: the keys of @ops_rs and @ops_rev. */
+export function opsReplyKeys(s: KernelService): string[] {
+  if (opsKind(s) !== 'nat') return [];
+  return s.dests.map((d) => `${d.address} . udp . ${d.port}`);
 }
 
 /** Counter sets of real servers: new connections, packets towards them, packets from them. */
@@ -193,12 +258,15 @@ function protoWord(s: KernelService): string | null {
 }
 
 /** Whether destinations carry a port (DNAT to addr . port) or keep the client's port. */
-const portMapped = (s: KernelService): boolean => s.key.kind === 'addr' && s.key.port !== 0 && s.mode !== 'dr';
+const portMapped = (s: KernelService): boolean =>
+  s.key.kind === 'addr' && s.key.port !== 0 && s.mode !== 'dr' && opsKind(s) !== 'nat';
 
 function valueTypeof(s: KernelService): string {
   if (s.mode === 'dr') return 'ether daddr';
   const f = famOf(s);
-  return portMapped(s) ? `${f} daddr . tcp dport` : `${f} daddr`;
+  // `th dport`, not `tcp dport`: nft 1.0.6 refuses a `tcp dport` map used by a `meta l4proto udp` rule
+  // ("conflicting protocols specified: udp vs. tcp"), so no UDP NAT service installed; same bytes
+  return portMapped(s) ? `${f} daddr . th dport` : `${f} daddr`;
 }
 
 function destValue(s: KernelService, d: KernelDest): ElemValue | null {
@@ -219,6 +287,8 @@ export function elemText(v: ElemValue): string {
       return `${v.address} . ${v.port}`;
     case 'mac':
       return v.mac;
+    case 'port':
+      return String(v.port);
     case 'addr-proto-port':
       return `${v.address} . ${v.protocol} . ${v.port}`;
   }
@@ -271,7 +341,10 @@ export const FLOW_MAP_SIZE = 262144;
 
 /** Whether a service keeps a DR flow map (`flow_pinning`; persistence already pins by client). */
 export const pinsFlows = (s: KernelService): boolean =>
-  s.mode === 'dr' && s.params.flowPinTimeout !== undefined && s.params.persistentTimeout === undefined;
+  s.mode === 'dr' &&
+  s.params.flowPinTimeout !== undefined &&
+  s.params.persistentTimeout === undefined &&
+  opsKind(s) === null;
 
 /**
  * The DR flow-map key (the VIP and protocol are the service's). IPv4: source address, source and
@@ -334,16 +407,45 @@ function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
   const t = tableOf(s);
   const o = serviceObjects(s.id);
   const dests = usableDests(s);
-  const table = slotTable(s.params.scheduler, new Set(s.params.schedFlags), dests, s.mode === 'dr');
+  const ops = opsKind(s);
+  // ops: per datagram, so DR's counting schedulers take turns (numgen) rather than hash the flow
+  const table = slotTable(s.params.scheduler, new Set(s.params.schedFlags), dests, s.mode === 'dr' && ops === null);
   const n = table.slots.length;
   const key = keyExpr(s, table.key, n);
   const proto = protoWord(s);
-  // DR's dispatch key holds the protocol already, and DR runs this for every packet: no second test
-  const match = proto && s.mode !== 'dr' ? `${l4(famOf(s))} ${proto} ` : '';
+  // DR's (and ops's) dispatch key holds the protocol already, and runs this for every packet: no second test
+  const match = proto && s.mode !== 'dr' && ops === null ? `${l4(famOf(s))} ${proto} ` : '';
   const persistent = s.params.persistentTimeout !== undefined;
   const parts: Part[] = [];
   const rule = (r: string) => parts.push({ rule: `add rule ${t} ${o.chain} ${match}${r}` });
-  if (pinsFlows(s)) {
+  if (ops === 'nat') {
+    // slot -> mark, mark -> address, mark -> port: a payload statement sets one field, so the pick
+    // goes through the mark (as persistence does); each rule untracks first
+    parts.push(...markMaps(s, dests, table.slots));
+    parts.push(
+      staticMap(
+        o.dport,
+        'typeof meta mark : udp dport;',
+        dests.map((d): Elem => ({ key: u32(d.mark), value: { kind: 'port', port: d.port } })),
+      ),
+    );
+    const f = famOf(s);
+    const to = `${f} daddr set meta mark map @${o.dest} udp dport set meta mark map @${o.dport} accept`;
+    if (persistent) {
+      // IPVS keeps persistence templates for ops services too: every datagram of a client to its server
+      const mask = persistMask(s);
+      const client = mask ? `${f} saddr and ${mask}` : `${f} saddr`;
+      parts.push(
+        dynamicMap(
+          o.persist,
+          `typeof ${f} saddr : meta mark; flags dynamic,timeout; timeout ${s.params.persistentTimeout}s;`,
+        ),
+      );
+      const upd = `update @${o.persist} { ${client} : meta mark }`;
+      rule(`notrack meta mark set ${client} map @${o.persist} ${upd} ${to}`);
+      rule(`notrack meta mark set ${key} map @${o.slots} ${upd} ${to}`);
+    } else rule(`notrack meta mark set ${key} map @${o.slots} ${to}`);
+  } else if (pinsFlows(s)) {
     // Katran's LRU in nft (facts §2, §4): the flow map is looked up first and refreshed per packet,
     // so a flow keeps the mark (the real server) it was first given. Marks are never reused in a
     // service: a removed server's flows find no MAC in @dest and follow the slot table again (they
@@ -459,6 +561,7 @@ function dispatchElement(s: KernelService): { map: string; key: string } {
   const k = s.key;
   if (k.kind === 'fwmark') return { map: 'fwm', key: String(k.fwmark) };
   const fam = s.mode === 'dr' ? String(s.family) : '';
+  if (opsKind(s) === 'nat') return { map: OPS_MAP, key: `${k.address} . ${k.protocol} . ${k.port}` };
   if (k.port === 0) return { map: `svc${fam}p0`, key: `${k.address} . ${k.protocol}` };
   return { map: `svc${fam}`, key: `${k.address} . ${k.protocol} . ${k.port}` };
 }
@@ -467,7 +570,27 @@ export function addService(s: KernelService): string[] {
   const t = tableOf(s);
   const o = serviceObjects(s.id);
   const e = dispatchElement(s);
-  return [`add chain ${t} ${o.chain}`, ...serviceBody(s), `add element ${t} ${e.map} { ${e.key} : goto ${o.chain} }`];
+  return [
+    `add chain ${t} ${o.chain}`,
+    ...serviceBody(s),
+    `add element ${t} ${e.map} { ${e.key} : goto ${o.chain} }`,
+    ...opsReverseChain(s),
+  ];
+}
+
+/**
+ * NAT ops: the chain @ops_rev sends a real server's untracked replies to: source back to VIP:port
+ * (what IPVS's handle_response does for a connection it holds; its ops connections are never
+ * hashed, so ip_vs_out finds none: here the replies are rewritten without one).
+ */
+function opsReverseChain(s: KernelService): string[] {
+  if (opsKind(s) !== 'nat' || s.key.kind !== 'addr') return [];
+  const t = tableOf(s);
+  const o = serviceObjects(s.id);
+  return [
+    `add chain ${t} ${o.rev}`,
+    `add rule ${t} ${o.rev} ${famOf(s)} saddr set ${s.key.address} udp sport set ${s.key.port} accept`,
+  ];
 }
 
 /** `add map T NAME { DECL; elements = { ... } }` split into its name, declaration and elements. */
@@ -519,6 +642,7 @@ export function replaceService(before: KernelService, after: KernelService): str
     after.params.persistentTimeout === before.params.persistentTimeout &&
     after.params.persistentPrefixLen === before.params.persistentPrefixLen;
   const hadFlows = pinsFlows(before);
+  const hadOps = opsKind(before) === 'nat';
   // the flows stay pinned through a rebuild (scheduler or table size change) with the same timeout
   const keepFlows = hadFlows && pinsFlows(after) && before.params.flowPinTimeout === after.params.flowPinTimeout;
   const body = serviceBody(after).filter(
@@ -529,7 +653,8 @@ export function replaceService(before: KernelService, after: KernelService): str
   return [
     `flush chain ${t} ${o.chain}`,
     `delete map ${t} ${o.slots}`,
-    ...(hadPersist || hadFlows ? [`delete map ${t} ${o.dest}`] : []),
+    ...(hadPersist || hadFlows || hadOps ? [`delete map ${t} ${o.dest}`] : []),
+    ...(hadOps ? [`delete map ${t} ${o.dport}`] : []),
     ...(hadPersist && !keepPersist ? [`delete map ${t} ${o.persist}`] : []),
     ...(hadFlows && !keepFlows ? [`delete map ${t} ${o.flows}`] : []),
     ...body,
@@ -541,11 +666,15 @@ export function deleteService(s: KernelService): string[] {
   const o = serviceObjects(s.id);
   const e = dispatchElement(s);
   const persistent = s.params.persistentTimeout !== undefined;
+  const ops = opsKind(s) === 'nat';
   return [
     `delete element ${t} ${e.map} { ${e.key} }`,
     `flush chain ${t} ${o.chain}`,
     `delete chain ${t} ${o.chain}`,
     `delete map ${t} ${o.slots}`,
+    // the @ops_rev elements naming the reverse chain go first (plane.ts: removals lead the batch)
+    ...(ops ? [`flush chain ${t} ${o.rev}`, `delete chain ${t} ${o.rev}`, `delete map ${t} ${o.dport}`] : []),
+    ...(ops && !persistent ? [`delete map ${t} ${o.dest}`] : []),
     ...(persistent ? [`delete map ${t} ${o.dest}`, `delete map ${t} ${o.persist}`] : []),
     ...(pinsFlows(s) ? [`delete map ${t} ${o.dest}`, `delete map ${t} ${o.flows}`] : []),
   ];

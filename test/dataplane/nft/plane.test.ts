@@ -143,7 +143,7 @@ test('the first apply rebuilds keepvs tables atomically; ops of one tick are one
   );
   assert.match(
     t,
-    /add map ip keepvs s_tcp_198_18_0_100_80_slots \{ typeof numgen inc mod 2 : ip daddr \. tcp dport; elements/,
+    /add map ip keepvs s_tcp_198_18_0_100_80_slots \{ typeof numgen inc mod 2 : ip daddr \. th dport; elements/,
   );
   // device chains come last, after the service chains they reach
   assert.ok(t.indexOf('in_eth0') > t.indexOf('goto s_tcp_198_18_0_100_82'));
