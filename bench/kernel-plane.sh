@@ -68,7 +68,9 @@ xb rs1 nginx -c "$TMP/nginx-b.conf"
 tunargs=()
 [[ $TUN == 1 ]] && tunargs=(--tun --dev eth0 --mss 1440)
 x rs1 node bin/keepvs.js realserver start --vip 198.18.0.100 "${tunargs[@]}" --state "$TMP/rs.json" >/dev/null
-xb rs1 node bin/keepvs.js realserver start --vip 198.18.0.102 --state "$TMP/rs-b.json" >/dev/null
+# the same real-server setup in both labs (the TUN decapsulation and its MSS clamp, an inet output
+# chain on rs1: nginx's task runs it, so perf counts it on both sides alike)
+xb rs1 node bin/keepvs.js realserver start --vip 198.18.0.102 "${tunargs[@]}" --state "$TMP/rs-b.json" >/dev/null
 for lab in "$LAB_A" "$LAB_B"; do
   y() { local h=$1; shift; ip netns exec "$lab-$h" "$@"; }
   # NAT replies (from the back address) go back through lb1, which holds the back gateway address
