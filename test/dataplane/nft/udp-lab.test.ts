@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import { serviceObjects } from '../../../src/dataplane/nft/model.js';
-import { canRunLab as canRun, udpLab } from './udp-lab-kit.js';
+import { canRunLab as canRun, sleep, udpLab } from './udp-lab-kit.js';
 
 const V4 = '198.18.0.100';
 const V6 = '2001:2::100';
@@ -166,4 +166,45 @@ test('a real server whose UDP_CHECK fails leaves the slot maps (NAT, full-NAT, I
     15000,
   );
   for (const c of checked) assert.match(mapOf(c), c.vip.includes(':') ? /2001:2:0:1::12/ : /198\.18\.1\.12/);
+});
+
+test('-Lnc lists the UDP flows in state UDP, -Ln counts them as InActConn; --stats counts flows and datagrams', {
+  skip: !canRun,
+  timeout: 30000,
+}, async () => {
+  for (const c of CASES.filter((x) => x.fwd !== 'Route')) {
+    const svc = svcText(c.vip, c.port);
+    adm('-Z', '-u', svc);
+    await sleep(1200);
+    const r = lab.send(c.vip, c.port, PER, SOCKETS);
+    assert.equal(r.lost, 0, `${c.name}: ${JSON.stringify(r)}`);
+    // ipvsadm -Lnc: pro expire state source virtual destination (the client as the director got it)
+    const client = svcText(c.vip === V4 ? '198.18.0.10' : '2001:2::10', 0).replace(/0$/, '\\d+');
+    await until(`${c.name} in -Lnc`, () => {
+      const conns = adm('-Lnc').split('\n');
+      return (
+        conns.filter((l) => new RegExp(`^UDP \\d\\d:\\d\\d {2}UDP\\s+${re(client)}\\s+${re(svc)}\\s+`).test(l))
+          .length >= SOCKETS
+      );
+    });
+    // UDP "connections" are inactive ones in IPVS (never ESTABLISHED): ActiveConn 0, InActConn >= 2 each
+    const dests = adm('-Ln', '-u', svc).match(/-> \S+\s+\w+\s+1\s+(\d+)\s+(\d+)/g) ?? [];
+    assert.equal(dests.length, 3, adm('-Ln', '-u', svc));
+    for (const d of dests) {
+      const m = /(\d+)\s+(\d+)$/.exec(d);
+      assert.equal(Number(m?.[1]), 0, d);
+      assert.ok(Number(m?.[2]) >= 2, d);
+    }
+    let line = '';
+    await until(
+      `${c.name} counters`,
+      () => {
+        line = adm('-Ln', '--stats', '-u', svc);
+        // UDP  VIP:port   Conns InPkts OutPkts InBytes OutBytes (service line first)
+        const m = new RegExp(`UDP {2}${re(svc)}\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)`).exec(line);
+        return Number(m?.[1]) === SOCKETS && Number(m?.[2]) === SOCKETS * PER && Number(m?.[3]) === SOCKETS * PER;
+      },
+      5000,
+    ).catch((e) => assert.fail(`${e}\n${line}`));
+  }
 });
