@@ -69,6 +69,25 @@ for (let k = 0; k < Number(sockets); k++) {
 process.stdout.write(JSON.stringify({ ...out, from: [...out.from], seen: [...out.seen] }));
 `;
 
+/** One socket sending a datagram every `interval` ms until stdin closes; prints "<ms> <name>" per reply. */
+const STREAM = `import dgram from 'node:dgram';
+const [host, port, interval] = process.argv.slice(2);
+const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+const t0 = Date.now(); let i = 0;
+s.on('message', (m) => process.stdout.write((Date.now() - t0) + ' ' + String(m).split(' ')[0] + '\\n'));
+s.bind(0, () => {
+  const t = setInterval(() => s.send('s' + i++, Number(port), host), Number(interval));
+  process.stdin.on('end', () => { clearInterval(t); s.close(); });
+  process.stdin.resume();
+});
+`;
+
+/** A running stream: the replies so far ([ms since start, real server]) and how to end it. */
+export interface UdpStream {
+  replies(): [number, string][];
+  stop(): Promise<void>;
+}
+
 export interface UdpResult {
   /** the real servers' names, in reply order, every socket */
   names: string[];
@@ -99,6 +118,7 @@ export interface UdpLab {
   inNs(host: string, ...argv: string[]): string;
   adm(...args: string[]): string;
   send(vip: string, port: number, n: number, sockets?: number): UdpResult;
+  stream(vip: string, port: number, intervalMs: number): UdpStream;
   until(what: string, f: () => boolean, ms?: number): Promise<number>;
   /** make real server rs<i>'s port silent (true) or answering again */
   silence(i: number, port: number, on: boolean): void;
@@ -132,6 +152,37 @@ export function udpLab(o: UdpLabOptions): UdpLab {
       }),
     send: (vip, port, n, sockets = 1) =>
       JSON.parse(lab.inNs('client', process.execPath, join(dir, 'client.mjs'), vip, `${port}`, `${n}`, `${sockets}`)),
+    stream(vip, port, intervalMs) {
+      const p = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          `${o.prefix}-client`,
+          process.execPath,
+          join(dir, 'stream.mjs'),
+          vip,
+          `${port}`,
+          `${intervalMs}`,
+        ],
+        { stdio: ['pipe', 'pipe', 'inherit'] },
+      );
+      procs.push(p);
+      let out = '';
+      p.stdout?.on('data', (d) => (out += d));
+      const exited = new Promise<void>((r) => p.on('exit', () => r()));
+      return {
+        replies: () =>
+          out
+            .split('\n')
+            .filter((l) => l.includes(' '))
+            .map((l) => [Number(l.split(' ')[0]), l.split(' ')[1]] as [number, string]),
+        async stop() {
+          p.stdin?.end();
+          await exited;
+        },
+      };
+    },
     async until(what, f, ms = 20000) {
       const t0 = Date.now();
       for (;;) {
@@ -151,6 +202,7 @@ export function udpLab(o: UdpLabOptions): UdpLab {
     async up(ready) {
       writeFileSync(join(dir, 'rs.mjs'), rsServer(o.vip4, o.vip6, dir));
       writeFileSync(join(dir, 'client.mjs'), CLIENT);
+      writeFileSync(join(dir, 'stream.mjs'), STREAM);
       writeFileSync(join(dir, 'keepalived.conf'), o.config);
       sh('bash', LAB, 'up');
       addDrLabAddresses(sh, o.prefix, o.vip4, o.vip6, 3);

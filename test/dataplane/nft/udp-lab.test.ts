@@ -31,7 +31,8 @@ const rs = (port: number, six: boolean, check: boolean) =>
   [1, 2, 3].map((i) => `  real_server ${rsAddr(i, six)} ${port} {\n${check ? CHECK : ''}  }`).join('\n');
 const vs = (vip: string, port: number, method: string, check: boolean, extra = '') =>
   `virtual_server ${vip} ${port} {\n  delay_loop 1\n  lvs_sched rr\n  lvs_method ${method}\n  protocol UDP\n${extra}${rs(port, vip.includes(':'), check)}\n}\n`;
-const CONFIG = `global_defs {\n  router_id lb1\n}
+// expire_nodest_conn (IPVS sysctl, a keepvs keyword): a removed real server's flows are flushed
+const CONFIG = `global_defs {\n  router_id lb1\n  expire_nodest_conn\n}
 local_address_group L4 {\n  ${LADDR4}\n}
 local_address_group L6 {\n  ${LADDR6}\n}
 ${[V4, V6]
@@ -206,5 +207,61 @@ test('-Lnc lists the UDP flows in state UDP, -Ln counts them as InActConn; --sta
       },
       5000,
     ).catch((e) => assert.fail(`${e}\n${line}`));
+  }
+});
+
+test('expire_nodest_conn: a long-lived UDP flow on a real server that fails its check moves to another one (NAT IPv4, FNAT IPv6)', {
+  skip: !canRun,
+  timeout: 60000,
+}, async () => {
+  for (const c of [CASES[0], CASES[3]]) {
+    const six = c.vip.includes(':');
+    const svc = svcText(c.vip, c.port);
+    // one socket, a datagram every 20 ms: conntrack keeps it on one real server
+    const st = lab.stream(c.vip, c.port, 20);
+    try {
+      await until(`${c.name}: the stream answered`, () => st.replies().length >= 10, 5000);
+      const on = st.replies()[0][1];
+      const i = Number(on.slice(2));
+      assert.ok(
+        st.replies().every(([, n]) => n === on),
+        `${c.name}: one socket, one real server: ${JSON.stringify(st.replies())}`,
+      );
+      lab.silence(i, c.port, true);
+      await until(
+        `${on} out of ${svc}`,
+        () => !adm('-Ln', '-u', svc).includes(`${svcText(rsAddr(i, six), c.port)} `),
+        15000,
+      );
+      const n0 = st.replies().length;
+      // the flow is flushed with its real server (conntrack -D) and the next datagram scheduled again
+      await until(
+        `${c.name}: the stream answered by another real server`,
+        () =>
+          st
+            .replies()
+            .slice(n0)
+            .some(([, n]) => n !== on),
+        5000,
+      ).catch((e) => assert.fail(`${e}: ${JSON.stringify(st.replies().slice(-20))}`));
+      await sleep(500);
+      const n1 = st.replies().length;
+      await sleep(1000);
+      const after1 = st.replies().slice(n1);
+      // about 50 datagrams a second; a loaded machine answers fewer, none lost to the silent server
+      assert.ok(after1.length >= 20, `${c.name}: ${after1.length} replies in 1 s`);
+      assert.equal(new Set(after1.map(([, n]) => n)).size, 1, JSON.stringify(after1));
+      assert.notEqual(after1[0][1], on);
+    } finally {
+      lab.silence(1, c.port, false);
+      lab.silence(2, c.port, false);
+      lab.silence(3, c.port, false);
+      await st.stop();
+    }
+    await until(
+      `${c.name}: three real servers again`,
+      () => (adm('-Ln', '-u', svc).match(/ -> /g) ?? []).length === 3,
+      15000,
+    );
   }
 });
