@@ -44,7 +44,7 @@ for (const p of ports)
  */
 const CLIENT = `import dgram from 'node:dgram';
 const [host, port, n, sockets] = process.argv.slice(2);
-const out = { names: [], sockets: [], from: new Set(), seen: new Set(), lost: 0 };
+const out = { names: [], sockets: [], ports: [], from: new Set(), seen: new Set(), lost: 0 };
 function one(s, names, i) {
   return new Promise((resolve) => {
     const t = setTimeout(() => { out.lost++; s.off('message', on); resolve(); }, 1000);
@@ -61,6 +61,7 @@ function one(s, names, i) {
 for (let k = 0; k < Number(sockets); k++) {
   const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
   await new Promise((r) => s.bind(0, r));
+  out.ports.push(s.address().port);
   const names = [];
   for (let i = 0; i < Number(n); i++) await one(s, names, i);
   out.sockets.push(names);
@@ -93,6 +94,8 @@ export interface UdpResult {
   names: string[];
   /** the same, per socket */
   sockets: string[][];
+  /** each socket's local port */
+  ports: number[];
   /** "address port" the replies came from */
   from: string[];
   /** the client addresses the real servers saw */
