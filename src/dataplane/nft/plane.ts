@@ -220,6 +220,8 @@ export class NftDataPlane implements DataPlane {
   /** expire_nodest_conn as a reload set it (setOptions); else deps.expireNodestConn */
   private expireNodest: boolean | undefined;
   private flushing: Promise<void> = Promise.resolve();
+  /** expire_nodest_conn: real servers removed since the last flush, their flows flushed after it */
+  private expiring: { key: ServiceKey; dest: Endpoint }[] = [];
   private scheduled: Promise<void> | null = null;
   private conns: CtEntry[] = [];
   /** stats elements the kernel holds, per family */
@@ -317,7 +319,10 @@ export class NftDataPlane implements DataPlane {
         if (!s) break;
         s.dests = s.dests.filter((x) => !(x.address === op.dest.address && x.port === op.dest.port));
         this.dirty.add(id);
-        if (this.expireNodest ?? this.deps.expireNodestConn) void this.expire(op.key, op.dest);
+        // flushed once the transaction that takes it out of the slot map has run (schedule): flushed
+        // before, a packet of such a flow (a UDP stream's next datagram, a TCP segment conntrack picks
+        // up again) is scheduled through the old map, maybe to the removed server again, and stays
+        if (this.expireNodest ?? this.deps.expireNodestConn) this.expiring.push({ key: op.key, dest: op.dest });
         break;
       }
       case 'clear':
@@ -352,7 +357,15 @@ export class NftDataPlane implements DataPlane {
     if (this.scheduled) return this.scheduled;
     this.scheduled = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
       this.scheduled = null;
-      this.flushing = this.flushing.then(() => this.flush()).catch((e) => this.fail(`${e}`));
+      this.flushing = this.flushing
+        .then(() => {
+          // the removals this flush carries (it takes the dirty set at once, before its first await)
+          const expiring = this.expiring.splice(0);
+          return this.flush().finally(() => {
+            for (const x of expiring) void this.expire(x.key, x.dest);
+          });
+        })
+        .catch((e) => this.fail(`${e}`));
       return this.flushing;
     });
     return this.scheduled;

@@ -38,6 +38,8 @@ function plane(
     neighbourMac: async (a: string) => (a === '198.18.1.13' ? null : `02:18:01:00:00:${a.split('.')[3]}`),
   };
   const flushed: string[] = [];
+  /** how many transactions had run when each flush came */
+  const flushedAfter: number[] = [];
   const asked: (CtWanted | undefined)[] = [];
   const conntrack = {
     // as ProcConntrack: only the entries `wanted` accepts
@@ -45,7 +47,10 @@ function plane(
       asked.push(wanted);
       return (opts.conns ?? []).filter((e) => !wanted || wanted(e.family, e.original.dst));
     },
-    flushDest: async (a: string) => void flushed.push(a),
+    flushDest: async (a: string) => {
+      flushed.push(a);
+      flushedAfter.push(runs.length);
+    },
   };
   const logs: string[] = [];
   const logger = { log: (_l: string, m: string) => void logs.push(m), child: () => logger };
@@ -58,7 +63,7 @@ function plane(
     expireNodestConn: true,
     ...(opts.setSizes ? { setSizes: opts.setSizes } : {}),
   });
-  return { p, runs, flushed, logs, asked };
+  return { p, runs, flushed, flushedAfter, logs, asked };
 }
 
 const add = (key: ServiceKey, forward: DestParams['forward'], rs: string[]): TableOp[] => [
@@ -216,6 +221,23 @@ test('a weight change rewrites only that service; a removal resets its flows (ex
   );
   await p.apply([{ op: 'del-service', key: KEY }]);
   assert.match(runs[3], /delete element ip keepvs svc \{ 198\.18\.0\.100 \. tcp \. 80 \}/);
+});
+
+test("expire_nodest_conn: a removed real server's flows are flushed after the transaction that takes it out of the slot map", async () => {
+  // flushed before, a packet of such a flow (a UDP stream's next datagram) finds no conntrack entry,
+  // is scheduled through the old slot map, possibly to the removed server again, and stays there
+  const { p, runs, flushed, flushedAfter } = plane();
+  const UDP: ServiceKey = { ...KEY, protocol: 'udp', port: 55 };
+  await p.apply(add(UDP, 'masq', ['198.18.1.11', '198.18.1.12', '198.18.1.13']));
+  await p.apply([{ op: 'del-dest', key: UDP, dest: { address: '198.18.1.12', port: 55 } }]);
+  assert.deepEqual(flushed, ['198.18.1.12']);
+  assert.equal(runs.length, 2);
+  assert.match(
+    runs[1],
+    /_slots \{ [^}]*elements = \{ 0 : 198\.18\.1\.13 \. 55, 1 : 198\.18\.1\.11 \. 55 \} \}/,
+    runs[1],
+  );
+  assert.deepEqual(flushedAfter, [2], 'the flush came before the slot map changed');
 });
 
 test('a refused update rebuilds everything in one transaction; TUN is refused with a diagnostic', async () => {
