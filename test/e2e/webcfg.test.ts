@@ -370,7 +370,15 @@ test('configure and watch two directors from the dashboard', {
     // the phone layout: no horizontal scrolling of the page, real servers as cards
     const overflow = await page.evaluate('document.documentElement.scrollWidth - window.innerWidth');
     assert.ok(Number(overflow) <= 1, `page is ${overflow} px wider than a phone screen`);
-    await page.locator(`.svc[data-service="${svc}"]`).scrollIntoViewIfNeeded();
+    // the dashboard redraws the card on each refresh: a locator caught between two draws is detached
+    await until(
+      'the service card in view',
+      async () => {
+        await page.locator(`.svc[data-service="${svc}"]`).scrollIntoViewIfNeeded({ timeout: 2000 });
+        return true;
+      },
+      15000,
+    );
     const phone = join(shots, '7-phone-service.png');
     await page.screenshot({ path: phone });
     console.log(`# screenshot: ${phone}`);
