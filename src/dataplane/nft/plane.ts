@@ -240,6 +240,8 @@ export class NftDataPlane implements DataPlane {
   private opsRev: Record<'ip' | 'ip6', Map<string, string>> = { ip: new Map(), ip6: new Map() };
   /** NAT ops: whether a family's ops_pre/ops_post hook chains are installed */
   private opsHooked: Record<'ip' | 'ip6', boolean> = { ip: false, ip6: false };
+  /** a poll in flight: the timer's next tick skips instead of reading conntrack twice at once */
+  private polling = false;
   /** the postrouting commands in the kernel, per family (rewritten only when they change) */
   private postText = '';
   /** transactions run through libnftables (tests, metrics) */
@@ -846,7 +848,18 @@ export class NftDataPlane implements DataPlane {
 
   /** Reads conntrack, counts per destination, and reschedules load-driven slot maps when counts moved. */
   async poll(): Promise<void> {
-    if (this.stopped) return;
+    // one at a time: reading a table of 100,000+ TIME_WAIT entries can outlast the period
+    // (docs/kernel-plane.md, the lc loop live at 1,000 connections/s); overlapping reads only pile up
+    if (this.stopped || this.polling) return;
+    this.polling = true;
+    try {
+      await this.pollOnce();
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async pollOnce(): Promise<void> {
     const entries = await this.deps.conntrack.list(this.wantedConns());
     this.conns = entries;
     if (this.initialized) this.readCounters(Date.now());

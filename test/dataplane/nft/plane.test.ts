@@ -690,3 +690,35 @@ test('lc: the poll estimates each real server holding time from its counters and
   const want = 50.5 / 20 / (10.5 / 100);
   assert.ok(n12 > 0 && Math.abs(n11 / n12 - want) / want < 0.15, `${n11} / ${n12}`);
 });
+
+test('a poll does not start while the last one still reads conntrack (a large table takes longer than the period)', async () => {
+  let reads = 0;
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const conntrack = {
+    list: async () => {
+      reads++;
+      await gate;
+      return [];
+    },
+    flushDest: async () => {},
+  };
+  const nft = { run: (): NftResult => ({ ok: true, output: '', error: '' }) };
+  const net = {
+    deviceOf: async () => 'eth0',
+    routeDevice: async () => 'eth1',
+    linkMac: async () => '02:18:01:00:00:01',
+    neighbourMac: async () => null,
+  };
+  const logger = { log: () => {}, child: () => logger };
+  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0 });
+  const first = p.poll();
+  const second = p.poll();
+  release();
+  await Promise.all([first, second]);
+  assert.equal(reads, 1);
+  await p.poll();
+  assert.equal(reads, 2, 'the next poll after the slow one reads again');
+});
