@@ -36,6 +36,7 @@ export type CtWanted = (family: Family, originalDst: string) => boolean;
 const NFNL_SUBSYS_CTNETLINK = 1;
 const IPCTNL_MSG_CT_NEW = 0;
 const IPCTNL_MSG_CT_GET = 1;
+const IPCTNL_MSG_CT_DELETE = 2;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 const NLM_F_REQUEST = 0x1;
@@ -125,7 +126,18 @@ function v6(buf: Buffer, at: number): string {
   }
   return c;
 }
-const v4 = (buf: Buffer, at: number) => `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+/** IPv4 text by the address's value, shared: a table's entries hold the same few addresses */
+const v4Cache = new Map<number, string>();
+function v4(buf: Buffer, at: number): string {
+  const n = buf.readUInt32BE(at);
+  let c = v4Cache.get(n);
+  if (c === undefined) {
+    c = `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+    if (v4Cache.size >= 8192) v4Cache.clear();
+    v4Cache.set(n, c);
+  }
+  return c;
+}
 
 interface Tuple extends CtTuple {
   readonly protocol: number;
@@ -194,11 +206,18 @@ function protoState(buf: Buffer, from: number, end: number): string {
   return '';
 }
 
-/** One IPCTNL_MSG_CT_NEW message's body `[from, end)` (attributes after nfgenmsg), or null. */
-function entry(buf: Buffer, from: number, end: number, wanted?: CtWanted): CtEntry | null {
+interface Parsed {
+  readonly entry: CtEntry;
+  /** CTA_PROTOINFO was there: an update event without it leaves the state as it was */
+  readonly hasState: boolean;
+}
+
+/** One IPCTNL_MSG_CT_* message's body `[from, end)` (attributes after nfgenmsg), or null. */
+function parse(buf: Buffer, from: number, end: number, wanted?: CtWanted): Parsed | null {
   let original: Tuple | null = null;
   let reply: Tuple | null = null;
   let state = '';
+  let hasState = false;
   let timeout = 0;
   for (let a = from; a + 4 <= end; ) {
     const len = buf.readUInt16LE(a);
@@ -209,13 +228,15 @@ function entry(buf: Buffer, from: number, end: number, wanted?: CtWanted): CtEnt
       // ctnetlink_fill_info puts the original tuple first: an unwanted entry is not read further
       if (!original || (wanted && !wanted(original.family, original.dst))) return null;
     } else if (type === CTA_TUPLE_REPLY) reply = tuple(buf, a + 4, a + len);
-    else if (type === CTA_PROTOINFO) state = protoState(buf, a + 4, a + len);
-    else if (type === CTA_TIMEOUT && len >= 8) timeout = buf.readUInt32BE(a + 4);
+    else if (type === CTA_PROTOINFO) {
+      state = protoState(buf, a + 4, a + len);
+      hasState = true;
+    } else if (type === CTA_TIMEOUT && len >= 8) timeout = buf.readUInt32BE(a + 4);
     a += (len + 3) & ~3;
   }
   if (!original || !reply) return null;
   const t = (x: Tuple): CtTuple => ({ src: x.src, dst: x.dst, sport: x.sport, dport: x.dport });
-  return {
+  const entry: CtEntry = {
     family: original.family,
     protocol: PROTOCOL_NAMES.get(original.protocol) ?? 'unknown',
     state,
@@ -223,6 +244,7 @@ function entry(buf: Buffer, from: number, end: number, wanted?: CtWanted): CtEnt
     original: t(original),
     reply: t(reply),
   };
+  return { entry, hasState };
 }
 
 export interface DumpProgress {
@@ -252,11 +274,47 @@ export function decodeConntrackDump(buf: Buffer, seq: number, out: CtEntry[], wa
           progress.done = true;
         }
       } else if (type === ((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW) && len >= 20) {
-        const e = entry(buf, m + 20, m + len, wanted);
-        if (e) out.push(e);
+        const p = parse(buf, m + 20, m + len, wanted);
+        if (p) out.push(p.entry);
       }
     }
     m += (len + 3) & ~3;
   }
   return progress;
+}
+
+/** A conntrack event: an entry created or changed (state, timeout), or gone. */
+export interface CtEvent {
+  readonly kind: 'upsert' | 'destroy';
+  readonly entry: CtEntry;
+  /** the event carried the protocol state (not every update does: a mark or a timeout change does not) */
+  readonly hasState: boolean;
+}
+
+/**
+ * The event messages of one datagram from the NFNLGRP_CONNTRACK_* groups (ctnetlink_conntrack_event:
+ * IPCTNL_MSG_CT_NEW for a new or updated entry, IPCTNL_MSG_CT_DELETE when it is destroyed). A
+ * truncated or malformed message ends the datagram's reading, never throws.
+ */
+export function decodeConntrackEvents(buf: Buffer, out: CtEvent[]): void {
+  for (let m = 0; m + 16 <= buf.length; ) {
+    const len = buf.readUInt32LE(m);
+    if (len < 16 || m + len > buf.length) break;
+    const type = buf.readUInt16LE(m + 4);
+    if (len >= 20 && type >> 8 === NFNL_SUBSYS_CTNETLINK) {
+      const msg = type & 0xff;
+      if (msg === IPCTNL_MSG_CT_NEW || msg === IPCTNL_MSG_CT_DELETE) {
+        const p = parse(buf, m + 20, m + len);
+        if (p) out.push({ kind: msg === IPCTNL_MSG_CT_NEW ? 'upsert' : 'destroy', ...p });
+      }
+    }
+    m += (len + 3) & ~3;
+  }
+}
+
+/** How far an entry's state is along its protocol's life: of two views of one entry, the later one is further. */
+export function stateRank(e: CtEntry): number {
+  if (e.protocol === 'tcp') return e.state === 'SYN_SENT2' ? 1.5 : TCP_STATES.indexOf(e.state);
+  if (e.protocol === 'sctp') return SCTP_STATES.indexOf(e.state);
+  return 0;
 }

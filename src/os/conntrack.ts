@@ -136,6 +136,8 @@ export interface ConntrackPort {
   list(wanted?: CtWanted): Promise<CtEntry[]>;
   /** drops the flows answered by `address:port` (expire_nodest_conn) */
   flushDest(address: string, port: number, protocol: string, family: Family): Promise<void>;
+  /** the reader's sockets closed (the plane stopped) */
+  close?(): void;
 }
 
 export class ProcConntrack implements ConntrackPort {

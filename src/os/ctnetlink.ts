@@ -10,6 +10,7 @@ import { type CtEntry, type CtWanted, conntrackDumpRequest, decodeConntrackDump 
 import type { Family } from '../config/model.js';
 import type { ProcessRunner } from '../util/ports.js';
 import { type ConntrackPort, ProcConntrack } from './conntrack.js';
+import { ConntrackEvents, ConntrackTable } from './conntrack-watch.js';
 import { errno, errnoName, intOption, type Libc, loadLibc, SOL_SOCKET } from './libc.js';
 
 const AF_NETLINK = 16;
@@ -107,18 +108,20 @@ export class NetlinkConntrack implements ConntrackPort {
 }
 
 /**
- * The kernel plane's conntrack: ctnetlink where the socket opens, /proc/net/nf_conntrack where it
- * does not or a dump fails (that read only; `warn` hears each new reason once).
+ * The kernel plane's conntrack: the table kept from conntrack events over full ctnetlink dumps
+ * (conntrack-watch.ts); without the event socket, a ctnetlink dump each read; without ctnetlink,
+ * /proc/net/nf_conntrack. A dump that fails is read from /proc that time. `warn` hears each new
+ * reason once.
  */
 export function openConntrack(runner: ProcessRunner, warn: (message: string) => void): ConntrackPort {
   const proc = new ProcConntrack(runner);
   const netlink = NetlinkConntrack.open(runner);
   if (!netlink) {
-    warn('conntrack: no ctnetlink socket: reading /proc/net/nf_conntrack instead');
+    warn('conntrack: no ctnetlink socket: reading /proc/net/nf_conntrack each second instead');
     return proc;
   }
   const said = new Set<string>();
-  return {
+  const dump: ConntrackPort = {
     async list(wanted) {
       try {
         return await netlink.list(wanted);
@@ -130,5 +133,23 @@ export function openConntrack(runner: ProcessRunner, warn: (message: string) => 
       }
     },
     flushDest: (address, port, protocol, family) => proc.flushDest(address, port, protocol, family),
+    close: () => netlink.close(),
   };
+  const events = ConntrackEvents.open();
+  if (typeof events === 'string') {
+    warn(`conntrack events: ${events}: a full ctnetlink dump each second instead`);
+    return dump;
+  }
+  let read = () => {};
+  const table = new ConntrackTable(
+    dump,
+    Date.now,
+    () => read(),
+    () => {
+      events.close();
+      netlink.close();
+    },
+  );
+  read = events.feed(table);
+  return table;
 }

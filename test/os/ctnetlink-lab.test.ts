@@ -12,7 +12,8 @@ import type { CtEntry } from '../../src/codec/conntrack.js';
 
 const NS = `kvct${process.pid % 100000}`;
 const canRun = process.getuid?.() === 0 && existsSync('/usr/sbin/nft');
-const sh = (...argv: string[]) => execFileSync(argv[0] as string, argv.slice(1), { encoding: 'utf8' });
+const sh = (...argv: string[]) =>
+  execFileSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', maxBuffer: 64 << 20 });
 
 after(() => {
   if (canRun) execFileSync('ip', ['netns', 'del', NS], { stdio: 'ignore' });
@@ -22,7 +23,7 @@ after(() => {
 const sorted = (es: CtEntry[]) =>
   es.map((e) => ({ e, k: JSON.stringify({ ...e, timeout: 0 }) })).sort((a, b) => (a.k < b.k ? -1 : 1));
 
-test('ctnetlink reads the entries /proc/net/nf_conntrack prints, IPv4 and IPv6, TCP states, NAT, UDP', {
+test('ctnetlink, dumped or kept from events, reads the entries /proc/net/nf_conntrack prints: IPv4 and IPv6, TCP states, NAT, UDP', {
   skip: !canRun,
 }, () => {
   sh('ip', 'netns', 'add', NS);
@@ -46,16 +47,31 @@ test('ctnetlink reads the entries /proc/net/nf_conntrack prints, IPv4 and IPv6, 
   );
   const child = join(process.cwd(), 'dist', 'test', 'os', 'ctnetlink-child.js');
   const out = JSON.parse(sh('ip', 'netns', 'exec', NS, process.execPath, child, '1500')) as Record<string, CtEntry[]>;
-  const { proc, netlink, proc6, netlink6 } = out as Record<'proc' | 'netlink' | 'proc6' | 'netlink6', CtEntry[]>;
+  assert.ok(out.events, 'no events table');
+  const { proc, netlink, proc6, netlink6, events } = out as Record<
+    'proc' | 'netlink' | 'proc6' | 'netlink6' | 'events',
+    CtEntry[]
+  >;
   assert.ok(proc.length > 1500, `${proc.length} entries`);
   const a = sorted(proc);
-  const b = sorted(netlink);
-  assert.deepEqual(
-    b.map((x) => x.k),
-    a.map((x) => x.k),
-  );
-  for (let i = 0; i < a.length; i++)
-    assert.ok(Math.abs(a[i]!.e.timeout - b[i]!.e.timeout) <= 1, `${a[i]!.k}: ${a[i]!.e.timeout} ${b[i]!.e.timeout}`);
+  for (const [name, read] of [
+    ['the ctnetlink dump', netlink],
+    ['the table kept from events', events],
+  ] as const) {
+    const b = sorted(read);
+    assert.deepEqual(
+      b.map((x) => x.k),
+      a.map((x) => x.k),
+      name,
+    );
+    for (let i = 0; i < a.length; i++)
+      assert.ok(
+        Math.abs(a[i]!.e.timeout - b[i]!.e.timeout) <= 1,
+        `${name}: ${a[i]!.k}: ${a[i]!.e.timeout} ${b[i]!.e.timeout}`,
+      );
+  }
+  // the events kept the table: one dump, before the traffic
+  assert.equal((out as unknown as { dumps: number }).dumps, 1);
   // what the test made is there: states, the DNATed reply, both families, UDP
   const states = new Set(netlink.map((e) => `${e.family}/${e.protocol}/${e.state}`));
   for (const s of ['4/tcp/ESTABLISHED', '4/tcp/TIME_WAIT', '6/tcp/ESTABLISHED', '6/tcp/TIME_WAIT', '4/udp/', '6/udp/'])

@@ -1122,5 +1122,6 @@ export class NftDataPlane implements DataPlane {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.deps.conntrack.close?.();
   }
 }
