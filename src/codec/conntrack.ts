@@ -28,6 +28,16 @@ export interface CtEntry {
   readonly timeout: number;
   readonly original: CtTuple;
   readonly reply: CtTuple;
+  /** packets and bytes each way (nf_conntrack_acct on when the entry was made), else absent */
+  readonly counters?: CtCounters;
+}
+
+/** A connection's accounting: original direction (client to real server) and reply. */
+export interface CtCounters {
+  readonly origPackets: number;
+  readonly origBytes: number;
+  readonly replyPackets: number;
+  readonly replyBytes: number;
 }
 
 /** Whether an entry may be one of keepvs's, by its family and original destination (canonical). */
@@ -49,6 +59,11 @@ const CTA_TUPLE_ORIG = 1;
 const CTA_TUPLE_REPLY = 2;
 const CTA_PROTOINFO = 4;
 const CTA_TIMEOUT = 7;
+const CTA_COUNTERS_ORIG = 9;
+const CTA_COUNTERS_REPLY = 10;
+// enum ctattr_counters: 64-bit big-endian
+const CTA_COUNTERS_PACKETS = 1;
+const CTA_COUNTERS_BYTES = 2;
 // enum ctattr_tuple, ctattr_ip, ctattr_l4proto
 const CTA_TUPLE_IP = 1;
 const CTA_TUPLE_PROTO = 2;
@@ -206,6 +221,21 @@ function protoState(buf: Buffer, from: number, end: number): string {
   return '';
 }
 
+/** CTA_COUNTERS_* nest: [packets, bytes] */
+function counters(buf: Buffer, from: number, end: number): [number, number] {
+  let packets = 0;
+  let bytes = 0;
+  for (let a = from; a + 4 <= end; ) {
+    const len = buf.readUInt16LE(a);
+    if (len < 4 || a + len > end) break;
+    const type = buf.readUInt16LE(a + 2) & NLA_TYPE_MASK;
+    if (len >= 12 && type === CTA_COUNTERS_PACKETS) packets = Number(buf.readBigUInt64BE(a + 4));
+    else if (len >= 12 && type === CTA_COUNTERS_BYTES) bytes = Number(buf.readBigUInt64BE(a + 4));
+    a += (len + 3) & ~3;
+  }
+  return [packets, bytes];
+}
+
 interface Parsed {
   readonly entry: CtEntry;
   /** CTA_PROTOINFO was there: an update event without it leaves the state as it was */
@@ -219,6 +249,8 @@ function parse(buf: Buffer, from: number, end: number, wanted?: CtWanted): Parse
   let state = '';
   let hasState = false;
   let timeout = 0;
+  let orig: [number, number] | null = null;
+  let back: [number, number] | null = null;
   for (let a = from; a + 4 <= end; ) {
     const len = buf.readUInt16LE(a);
     if (len < 4 || a + len > end) break;
@@ -232,6 +264,8 @@ function parse(buf: Buffer, from: number, end: number, wanted?: CtWanted): Parse
       state = protoState(buf, a + 4, a + len);
       hasState = true;
     } else if (type === CTA_TIMEOUT && len >= 8) timeout = buf.readUInt32BE(a + 4);
+    else if (type === CTA_COUNTERS_ORIG) orig = counters(buf, a + 4, a + len);
+    else if (type === CTA_COUNTERS_REPLY) back = counters(buf, a + 4, a + len);
     a += (len + 3) & ~3;
   }
   if (!original || !reply) return null;
@@ -243,6 +277,9 @@ function parse(buf: Buffer, from: number, end: number, wanted?: CtWanted): Parse
     timeout,
     original: t(original),
     reply: t(reply),
+    ...(orig && back
+      ? { counters: { origPackets: orig[0], origBytes: orig[1], replyPackets: back[0], replyBytes: back[1] } }
+      : {}),
   };
   return { entry, hasState };
 }

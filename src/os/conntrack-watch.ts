@@ -93,6 +93,8 @@ export class ConntrackTable implements ConntrackPort {
     let entry = ev.entry;
     // an update without the protocol state (a mark, a timeout) keeps the state held
     if (!ev.hasState && was) entry = { ...entry, state: was.entry.state };
+    // only a dump or the destroy event carries the counters: an update keeps the last ones read
+    if (!entry.counters && was?.entry.counters) entry = { ...entry, counters: was.entry.counters };
     // over a dump: the dump may have read the entry after this event
     if (overDump && was && stateRank(was.entry) > stateRank(entry)) return;
     into.set(k, { entry, at: this.now() });

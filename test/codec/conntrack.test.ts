@@ -172,3 +172,30 @@ test('a refused dump reports its errno; truncated or malformed input never throw
   decodeConntrackDump(ct(7, tuple(1, '10.0.0.1', '10.0.0.2', 6, 1, 2)), 7, half);
   assert.equal(half.length, 0);
 });
+
+test('counters each way (nf_conntrack_acct), 64-bit; absent without CTA_COUNTERS_*', () => {
+  const be64 = (type: number, v: bigint) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(v);
+    return attr(type, b);
+  };
+  const out: CtEntry[] = [];
+  decodeConntrackDump(
+    Buffer.concat([
+      ct(
+        5,
+        tuple(1, '10.0.0.1', '10.0.0.2', 6, 1, 2),
+        tuple(2, '10.0.0.2', '10.0.0.1', 6, 2, 1),
+        nest(9, be64(1, 12n), be64(2, 5_000_000_000n)),
+        nest(10, be64(1, 10n), be64(2, 900n)),
+      ),
+      NAT_TCP,
+    ]),
+    5,
+    out,
+  );
+  assert.deepEqual(out[0]?.counters, { origPackets: 12, origBytes: 5_000_000_000, replyPackets: 10, replyBytes: 900 });
+  const plain: CtEntry[] = [];
+  decodeConntrackDump(NAT_TCP, 7, plain);
+  assert.equal(plain[0]?.counters, undefined);
+});
