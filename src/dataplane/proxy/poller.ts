@@ -74,7 +74,7 @@ export class Poller {
   private waitMs = 0;
   private libuvFd = -1;
   /** uring: the ring, the reads and sends of the batch being dispatched, and their buffers */
-  private readonly io: IoBatch | null;
+  private io: IoBatch | null;
   private readonly slots: Buffer | null = null;
   private slotsAddr = 0;
   private readonly readOwner: (FdOwner | undefined)[] = [];
@@ -231,6 +231,7 @@ export class Poller {
   private runBatch(): void {
     const io = this.io as IoBatch;
     const slots = this.slots as Buffer;
+    // (a ring that fails during the reads fails the sends too: their bytes then wait for EPOLLOUT)
     const nReads = this.reads;
     this.reads = 0;
     for (let k = 0; k < nReads; k++) {
@@ -302,12 +303,18 @@ export class Poller {
     }
   }
 
-  /** A failed submit (the ring itself broken) leaves what did not complete at -EAGAIN: epoll reports those fds again. */
+  /**
+   * A failed submit (the ring itself broken) leaves what did not complete at -EAGAIN: a read's fd
+   * is reported by epoll again, a send's bytes wait aside for EPOLLOUT. The process then goes on
+   * on epoll, said once.
+   */
   private runIo(io: IoBatch): void {
     try {
       io.run();
     } catch (e) {
-      this.onError(e);
+      if (this.io)
+        this.onError(new Error(`io_uring batch failed (${(e as Error).message}): this process goes on on epoll`));
+      this.io = null;
     }
   }
 

@@ -35,6 +35,8 @@ const EINTR = 4;
 const EAGAIN = 11;
 const EBUSY = 16;
 const TWO32 = 0x100000000;
+/** a ring that keeps refusing (EAGAIN, EBUSY) is broken: the batch fails rather than spin */
+const MAX_ENTER_RETRIES = 1000;
 
 /** A ring of `entries` submission slots with the calls it needs, or why there cannot be one. */
 export class IoBatch {
@@ -214,13 +216,16 @@ export class IoBatch {
     // the kernel reads the tail in io_uring_enter, after these plain stores (no SQPOLL thread)
     ring[this.sqTail] = tail;
     let reaped = 0;
+    let failures = 0;
     for (;;) {
       const toSubmit = (tail - (ring[this.sqHead] as number)) >>> 0;
       this.enters++;
       const r = this.sys.enter(this.ringFd, toSubmit, wait ? k - reaped : 0, ENTER_GETEVENTS, null, 0);
       if (r < 0) {
         const e = errno();
-        if (e !== EINTR && e !== EAGAIN && e !== EBUSY) throw new Error(`io_uring_enter: ${errnoName(e)}`);
+        // EAGAIN/EBUSY: the kernel is short of memory or the completion queue is full (reaped below)
+        if ((e !== EINTR && e !== EAGAIN && e !== EBUSY) || ++failures > MAX_ENTER_RETRIES)
+          throw new Error(`io_uring_enter: ${errnoName(e)}`);
       }
       reaped += this.reap();
       if (reaped >= k && ring[this.sqHead] === tail) return true;
