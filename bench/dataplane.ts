@@ -6,7 +6,9 @@
  * the daemon's own overhead shows. Interleaved in rounds, order rotated each round, medians, ratios.
  * Run through bench/dataplane.sh. Env: ROUNDS (3), DURATION (5 s), WORKERS (keepvs's default, one
  * per core), IDLE_CONNS (9000), CHECKS (http: HTTP_GET on every real server and HAProxy
- * `check`; off: none), DELAY_LOOP (1 s), PATHS (comma list of direct,daemon,harness,haproxy,nginx),
+ * `check`; off: none), DELAY_LOOP (1 s), PATHS (comma list of direct,daemon,daemon-epoll,daemon-uring,
+ * harness,haproxy,nginx; daemon-epoll and daemon-uring are the daemon with KEEPVS_PROXY_IO forced, an
+ * A/B of the proxy's I/O backend in the same run; `daemon` takes keepvs's default),
  * HOLD (1: start everything, print each path's ports and pids, wait for SIGINT; for profiling).
  * IDLE_CONNS=0 leaves the idle-memory test out.
  * Every process it starts is killed by PID at the end.
@@ -32,7 +34,7 @@ const HZ = 100; // USER_HZ for /proc/<pid>/stat
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
 const children: ChildProcess[] = [];
-let daemon: DaemonUnderTest | undefined;
+const daemons: DaemonUnderTest[] = [];
 let healthServer: net.Server | undefined;
 const dir = mkdtempSync(join(tmpdir(), 'keepvs-bench-'));
 
@@ -304,9 +306,10 @@ interface Path {
 }
 
 async function main(): Promise<void> {
-  const ports = await Promise.all(Array.from({ length: 13 }, () => freePort()));
+  const ports = await Promise.all(Array.from({ length: 17 }, () => freePort()));
   const [iperfPort, kvHttp, kvIperf, hnHttp, hnIperf, haHttp, haIperf, ngHttp, ngIperf, healthPort] = ports;
   const reals = ports.slice(10, 10 + REAL_SERVERS);
+  const backendPorts = { 'daemon-epoll': ports.slice(13, 15), 'daemon-uring': ports.slice(15, 17) };
   // nginx workers run as www-data: the temp tree must be readable
   chmodSync(dir, 0o755);
   mkdirSync(join(dir, 'www'));
@@ -325,15 +328,30 @@ async function main(): Promise<void> {
   const paths: Path[] = [];
   if (PATHS.includes('direct')) paths.push({ name: 'direct', http: reals[0]!, iperf: iperfPort!, pids: () => [] });
 
-  if (PATHS.includes('daemon')) {
+  const daemonPaths: [string, string | undefined, number, number][] = [
+    ['daemon', undefined, kvHttp!, kvIperf!],
+    ['daemon-epoll', 'epoll', ...(backendPorts['daemon-epoll'] as [number, number])],
+    ['daemon-uring', 'uring', ...(backendPorts['daemon-uring'] as [number, number])],
+  ];
+  for (const [name, io, http, iperfVip] of daemonPaths) {
+    if (!PATHS.includes(name)) continue;
     const args = process.env.WORKERS ? [`--dataplane-workers=${WORKERS}`] : [];
-    daemon = await startDaemon(
-      keepalivedConf(kvHttp!, reals, kvIperf!, iperfPort!, healthPort!),
-      args,
-      daemonReady(REAL_SERVERS + 1),
-    );
-    const root = daemon.proc.pid!;
-    paths.push({ name: 'daemon', http: kvHttp!, iperf: kvIperf!, pids: () => tree(root) });
+    // the daemon and its proxy workers inherit the environment at spawn: the backend is forced there only
+    const saved = process.env.KEEPVS_PROXY_IO;
+    if (io) process.env.KEEPVS_PROXY_IO = io;
+    try {
+      const d = await startDaemon(
+        keepalivedConf(http, reals, iperfVip, iperfPort!, healthPort!),
+        args,
+        daemonReady(REAL_SERVERS + 1),
+      );
+      daemons.push(d);
+      const root = d.proc.pid!;
+      paths.push({ name, http, iperf: iperfVip, pids: () => tree(root) });
+    } finally {
+      if (saved === undefined) delete process.env.KEEPVS_PROXY_IO;
+      else process.env.KEEPVS_PROXY_IO = saved;
+    }
   }
   if (PATHS.includes('harness')) {
     const kv = start(process.execPath, [
@@ -460,6 +478,9 @@ stream {
   const ratios = (
     [
       ['daemon', 'haproxy'],
+      ['daemon-uring', 'daemon-epoll'],
+      ['daemon-uring', 'haproxy'],
+      ['daemon-epoll', 'haproxy'],
       ['harness', 'haproxy'],
       ['daemon', 'nginx'],
       ['daemon', 'harness'],
@@ -469,6 +490,8 @@ stream {
   const label: Record<string, string> = {
     direct: 'direct',
     daemon: 'keepvs daemon',
+    'daemon-epoll': 'keepvs-epoll',
+    'daemon-uring': 'keepvs-uring',
     harness: 'keepvs harness',
     haproxy: 'HAProxy',
     nginx: 'nginx stream',
@@ -498,7 +521,7 @@ stream {
 
 async function cleanup(): Promise<void> {
   healthServer?.close();
-  await daemon?.stop().catch(() => {});
+  for (const d of daemons) await d.stop().catch(() => {});
   for (const c of children) {
     if (c.pid && c.exitCode === null && c.signalCode === null) {
       try {

@@ -17,11 +17,13 @@ import { formatDiagnostic } from '../config/format.js';
 import type { Config, LoadResult } from '../config/model.js';
 import { reloadRefusal } from '../config/reload-guard.js';
 import { loadFreebind } from '../dataplane/proxy/freebind.js';
+import { chooseProxyIo } from '../dataplane/proxy/poller.js';
 import { ProxyProcesses } from '../dataplane/proxy/processes.js';
 import type { ConnListing, ConnQuery } from '../lb/conn-list.js';
 import { SmtpMailer } from '../notify/mail.js';
 import { Notifier } from '../notify/notifier.js';
 import { claimKernelPlane, releaseKernelPlane } from '../os/kernel-plane-owner.js';
+import { loadLibc } from '../os/libc.js';
 import { removePidFile, runningKeepvs, writePidFile } from '../os/pid-file.js';
 import { ChildProcessRunner } from '../os/process-runner.js';
 import { writeFileSafely } from '../os/safe-file.js';
@@ -201,6 +203,14 @@ export class Supervisor implements StatusSource {
   }
 
   private startProxies(): ProxyProcesses {
+    // the workers' TCP I/O backend, decided here once so that a forced uring that cannot run stops
+    // keepvs at start (an error, not a silent epoll) and the log says which backend and why
+    const libc = loadLibc();
+    if (libc) {
+      const { io, reason } = chooseProxyIo(libc);
+      io?.close(libc);
+      this.logger.log('info', `proxy workers' TCP I/O: ${reason}`);
+    }
     // without libc (koffi) the workers cannot share a port (SO_REUSEPORT + IP_FREEBIND): one
     const count = loadFreebind() ? Math.max(1, this.opts.dataplaneWorkers) : 1;
     let runDir = dirname(this.opts.socket);

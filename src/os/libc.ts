@@ -276,6 +276,43 @@ const loadMmap = bindOnce(
   (lib) => lib.func('void *mmap(void *, unsigned long, int, int, int, long)') as (...a: unknown[]) => unknown,
 );
 
+/** io_uring's three system calls (raw, no liburing) and mmap, for the proxy's I/O batcher (dataplane/proxy/uring.ts) */
+export interface UringCalls {
+  setup(entries: number, params: Buffer): number;
+  enter(fd: number, toSubmit: number, minComplete: number, flags: number, sig: null, sigSize: number): number;
+  register(fd: number, opcode: number, arg: Buffer, nrArgs: number): number;
+  mmap(addr: null, len: number, prot: number, flags: number, fd: number, offset: number): unknown;
+  munmap(addr: unknown, len: number): number;
+  socketpair(domain: number, type: number, protocol: number, fds: Int32Array): number;
+}
+
+const SYS_IO_URING_SETUP = 425;
+const SYS_IO_URING_ENTER = 426;
+const SYS_IO_URING_REGISTER = 427;
+
+/** null without libc, or off x86-64/arm64 (other syscall numbers there) */
+export const loadUringCalls: () => UringCalls | null = bindOnce((lib) => {
+  // the io_uring syscall numbers are the same on every 64-bit architecture of the generic table and on x86-64
+  if (process.arch !== 'x64' && process.arch !== 'arm64') throw new Error('unsupported architecture');
+  const s3 = lib.func('long syscall(long, uint32_t, void *)') as (nr: number, a: number, p: Buffer) => number;
+  const s6 = lib.func('long syscall(long, int, uint32_t, uint32_t, uint32_t, void *, size_t)') as (
+    nr: number,
+    ...a: unknown[]
+  ) => number;
+  const s4 = lib.func('long syscall(long, int, uint32_t, void *, uint32_t)') as (nr: number, ...a: unknown[]) => number;
+  const mmap = lib.func('void *mmap(void *, unsigned long, int, int, int, long)') as UringCalls['mmap'];
+  const munmap = lib.func('int munmap(void *, unsigned long)') as UringCalls['munmap'];
+  return {
+    setup: (entries, params) => s3(SYS_IO_URING_SETUP, entries, params),
+    enter: (fd, toSubmit, minComplete, flags, sig, sigSize) =>
+      s6(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, sig, sigSize),
+    register: (fd, opcode, arg, nrArgs) => s4(SYS_IO_URING_REGISTER, fd, opcode, arg, nrArgs),
+    mmap,
+    munmap,
+    socketpair: lib.func('int socketpair(int, int, int, int *)') as UringCalls['socketpair'],
+  };
+});
+
 /**
  * The first `bytes` of the open file `fd` mapped MAP_SHARED, as an ArrayBuffer: every process
  * mapping the same file sees each write at once, and Atomics on an Int32Array over it are atomic

@@ -361,6 +361,51 @@ test('slow reader: back-pressure pauses the real server, proxy buffering stays b
   }
 });
 
+test('slow reader of small writes: what the client cannot take at once waits in the proxy, and every byte arrives in order', async () => {
+  // request-sized writes (each read below the bulk threshold, so uring batches them): the client's
+  // socket fills, sends come back short, the rest must be kept and the real server paused
+  const CHUNK = 4096;
+  const TOTAL = 8 * 1024 * 1024;
+  const pattern = (i: number) => Buffer.alloc(CHUNK, i % 251);
+  const a = await realServer((s) => {
+    let i = 0;
+    const pump = (): void => {
+      if (i * CHUNK >= TOTAL) {
+        s.end();
+        return;
+      }
+      if (!s.write(pattern(i++))) s.once('drain', () => setImmediate(pump));
+      else setImmediate(pump);
+    };
+    pump();
+  });
+  const { dp, port, svc } = await setup([a.port]);
+  try {
+    const c = await connect(port);
+    c.pause();
+    let maxPending = 0;
+    await waitFor(
+      () => {
+        const conn = [...svc().conns][0];
+        maxPending = Math.max(maxPending, conn?.pendingToClient ?? 0);
+        return maxPending > 0;
+      },
+      5000,
+      'a short send to the client, kept in the proxy',
+    );
+    assert.ok(maxPending <= 256 * 1024, `the proxy holds at most one read (${maxPending} bytes)`);
+    const got = readAll(c);
+    c.resume();
+    const all = await got;
+    assert.equal(all.length, TOTAL);
+    for (let i = 0; i < TOTAL / CHUNK; i++)
+      if (all[i * CHUNK] !== i % 251 || all[i * CHUNK + CHUNK - 1] !== i % 251) assert.fail(`chunk ${i} out of place`);
+  } finally {
+    await dp.stop(0);
+    await a.close();
+  }
+});
+
 test('idle connections expire after the table idle timeout', async () => {
   const a = await realServer(() => {});
   const { dp, port, table } = await setup([a.port]);

@@ -10,10 +10,17 @@
  *
  * fds closed while a batch is dispatched are closed after it, so a later event of the same batch
  * never reaches a new socket that reused the number.
+ *
+ * Two I/O backends (KEEPVS_PROXY_IO=epoll|uring, else chosen at start): `epoll` runs each ready
+ * fd's owner at once (its recv() and send() are system calls of their own); `uring` keeps the same
+ * readiness loop but lets an owner hand in the plain read-and-forward of a ready fd instead: the
+ * reads of the whole batch then go in one io_uring_enter, the sends they lead to in one more
+ * (uring.ts). Everything else (accept, connect, back-pressure drains, FINs, closes) runs as on epoll.
  */
 
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
+import koffi from 'koffi';
 import {
   EPOLL_CLOEXEC,
   EPOLL_CTL_ADD,
@@ -25,10 +32,25 @@ import {
   NONBLOCK_CLOEXEC,
   setLingerZero,
 } from '../../os/libc.js';
+import { IoBatch, MSG_DONTWAIT, OP_RECV, OP_SEND } from './uring.js';
 
 export interface FdOwner {
   onEvent(fd: number, events: number): void;
+  /**
+   * uring: would onEvent(fd, events) be one read of fd and a send of what came, nothing else?
+   * Asked when the event is seen and again before the batched read is submitted.
+   */
+  batchRead?(fd: number, events: number): boolean;
+  /** uring: the batched read of `fd` returned `res` (bytes at buf[off..], 0 at EOF, or -errno); `cap` was its length */
+  readDone?(fd: number, events: number, res: number, buf: Buffer, off: number, cap: number): void;
+  /** uring: the batched send of buf[off..off+n) to `to` (read from `source`) returned `res` (bytes or -errno) */
+  sendDone?(to: number, source: number, buf: Buffer, off: number, n: number, flags: number, res: number): void;
 }
+
+export type ProxyIo = 'epoll' | 'uring';
+
+/** one batched read's length: a request's or a reply's worth (a bulk direction reads on its own buffer, on epoll) */
+export const URING_READ_BYTES = 64 * 1024;
 
 /** the longest a Node timer waits for the data plane's epoll_wait */
 const WAIT_MS = 10;
@@ -51,14 +73,53 @@ export class Poller {
   /** 0 until libuv's epoll fd is in the set (a blocking wait would hold libuv's events back) */
   private waitMs = 0;
   private libuvFd = -1;
+  /** uring: the ring, the reads and sends of the batch being dispatched, and their buffers */
+  private io: IoBatch | null;
+  private readonly slots: Buffer | null = null;
+  private slotsAddr = 0;
+  private readonly readOwner: (FdOwner | undefined)[] = [];
+  private readonly readFd = new Int32Array(MAX_EVENTS);
+  private readonly readEvents = new Uint32Array(MAX_EVENTS);
+  private readonly readOp = new Int32Array(MAX_EVENTS);
+  private reads = 0;
+  private readonly sendOwner: (FdOwner | undefined)[] = [];
+  private readonly sendTo = new Int32Array(MAX_EVENTS);
+  private readonly sendSource = new Int32Array(MAX_EVENTS);
+  private readonly sendOff = new Int32Array(MAX_EVENTS);
+  private readonly sendLen = new Int32Array(MAX_EVENTS);
+  private readonly sendFlags = new Int32Array(MAX_EVENTS);
+  private readonly sendOp = new Int32Array(MAX_EVENTS);
+  private sends = 0;
 
+  /** `io` null: the epoll backend; else the ring the uring backend batches its reads and sends in */
   constructor(
     private readonly libc: Libc,
     private readonly onError: (e: unknown) => void,
+    io: IoBatch | null = null,
   ) {
     this.ep = libc.epoll_create1(EPOLL_CLOEXEC);
     if (this.ep < 0) throw new Error('epoll_create1 failed');
+    this.io = io;
+    if (io) {
+      // native memory: the kernel reads into and sends from it by address (touched only as used)
+      const p = koffi.alloc('uint8_t', MAX_EVENTS * URING_READ_BYTES);
+      this.slotsAddr = Number(koffi.address(p));
+      this.slots = Buffer.from(koffi.view(p, MAX_EVENTS * URING_READ_BYTES) as ArrayBuffer);
+    }
     this.findLibuvFd();
+  }
+
+  /** the I/O backend: `uring` batches reads and sends through io_uring, `epoll` makes one system call each */
+  get backend(): ProxyIo {
+    return this.io ? 'uring' : 'epoll';
+  }
+
+  /** why this backend (for the log line and the status) */
+  reason = '';
+
+  /** io_uring_enter calls so far (0 on epoll) */
+  get enters(): number {
+    return this.io?.enters ?? 0;
   }
 
   /** Registers `fd` for `mask` (0: out of the set, still owned) and routes its events to `owner`. */
@@ -128,6 +189,7 @@ export class Poller {
   /** Runs the owners of n ready fds; true when libuv's fd was among them. */
   private dispatch(n: number): boolean {
     let libuvReady = false;
+    const batching = this.io !== null;
     this.dispatching = true;
     for (let i = 0; i < n; i++) {
       const off = i * EPOLL_EVENT_BYTES;
@@ -138,12 +200,19 @@ export class Poller {
         if (fd === this.libuvFd) libuvReady = true;
         continue;
       }
+      const events = this.events.readUInt32LE(off);
       try {
-        owner.onEvent(fd, this.events.readUInt32LE(off));
+        if (batching && owner.batchRead?.(fd, events)) {
+          const k = this.reads++;
+          this.readOwner[k] = owner;
+          this.readFd[k] = fd;
+          this.readEvents[k] = events;
+        } else owner.onEvent(fd, events);
       } catch (e) {
         this.onError(e);
       }
     }
+    if (this.reads > 0) this.runBatch();
     this.dispatching = false;
     const closing = this.closeAfterBatch;
     if (closing.length > 0) {
@@ -151,6 +220,116 @@ export class Poller {
       closing.length = 0;
     }
     return libuvReady;
+  }
+
+  /**
+   * uring: the batch's reads in one submit, then the sends they queued in another. An owner's
+   * state may have changed since its event was seen (another fd's handler ran first): its read is
+   * then left out, and level-triggered epoll reports the fd again. A send whose fd has changed
+   * hands since it was queued (its connection closed) is left out too.
+   */
+  private runBatch(): void {
+    const io = this.io as IoBatch;
+    const slots = this.slots as Buffer;
+    // (a ring that fails during the reads fails the sends too: their bytes then wait for EPOLLOUT)
+    const nReads = this.reads;
+    this.reads = 0;
+    for (let k = 0; k < nReads; k++) {
+      const owner = this.readOwner[k] as FdOwner;
+      const fd = this.readFd[k] as number;
+      let op = -1;
+      try {
+        if (this.owners[fd] === owner && owner.batchRead?.(fd, this.readEvents[k] as number))
+          op = io.add(OP_RECV, fd, this.slotsAddr + k * URING_READ_BYTES, URING_READ_BYTES, MSG_DONTWAIT);
+      } catch (e) {
+        this.onError(e);
+      }
+      this.readOp[k] = op;
+    }
+    this.runIo(io);
+    for (let k = 0; k < nReads; k++) {
+      const owner = this.readOwner[k] as FdOwner;
+      this.readOwner[k] = undefined;
+      const op = this.readOp[k] as number;
+      if (op < 0) continue;
+      try {
+        owner.readDone?.(
+          this.readFd[k] as number,
+          this.readEvents[k] as number,
+          io.results[op] as number,
+          slots,
+          k * URING_READ_BYTES,
+          URING_READ_BYTES,
+        );
+      } catch (e) {
+        this.onError(e);
+      }
+    }
+    const nSends = this.sends;
+    this.sends = 0;
+    if (nSends === 0) return;
+    for (let j = 0; j < nSends; j++) {
+      const to = this.sendTo[j] as number;
+      this.sendOp[j] =
+        this.owners[to] === this.sendOwner[j]
+          ? io.add(
+              OP_SEND,
+              to,
+              this.slotsAddr + (this.sendOff[j] as number),
+              this.sendLen[j] as number,
+              (this.sendFlags[j] as number) | MSG_DONTWAIT,
+            )
+          : -1;
+    }
+    this.runIo(io);
+    for (let j = 0; j < nSends; j++) {
+      const owner = this.sendOwner[j] as FdOwner;
+      this.sendOwner[j] = undefined;
+      const op = this.sendOp[j] as number;
+      if (op < 0) continue;
+      try {
+        owner.sendDone?.(
+          this.sendTo[j] as number,
+          this.sendSource[j] as number,
+          slots,
+          this.sendOff[j] as number,
+          this.sendLen[j] as number,
+          this.sendFlags[j] as number,
+          io.results[op] as number,
+        );
+      } catch (e) {
+        this.onError(e);
+      }
+    }
+  }
+
+  /**
+   * A failed submit (the ring itself broken) leaves what did not complete at -EAGAIN: a read's fd
+   * is reported by epoll again, a send's bytes wait aside for EPOLLOUT. The process then goes on
+   * on epoll, said once.
+   */
+  private runIo(io: IoBatch): void {
+    try {
+      io.run();
+    } catch (e) {
+      if (this.io)
+        this.onError(new Error(`io_uring batch failed (${(e as Error).message}): this process goes on on epoll`));
+      this.io = null;
+    }
+  }
+
+  /**
+   * uring, from readDone: sends buf[off..off+n) (the batch's read buffer) to `to` in the batch's
+   * send submit; `flags` as send(2)'s (MSG_DONTWAIT is added).
+   */
+  queueSend(owner: FdOwner, to: number, source: number, off: number, n: number, flags: number): void {
+    const j = this.sends++;
+    this.sendOwner[j] = owner;
+    this.sendTo[j] = to;
+    this.sendSource[j] = source;
+    this.sendOff[j] = off;
+    this.sendLen[j] = n;
+    this.sendFlags[j] = flags;
   }
 
   /**
@@ -213,8 +392,49 @@ function epollHolding(target: number, except: number): number {
 
 let shared: Poller | null = null;
 
-/** The process's poller (created on first use). */
+/** The backend KEEPVS_PROXY_IO asks for, or an error for a value it does not know. */
+export function requestedProxyIo(env = process.env.KEEPVS_PROXY_IO): ProxyIo | 'auto' {
+  const v = (env ?? '').trim();
+  if (v === '' || v === 'auto') return 'auto';
+  if (v === 'epoll' || v === 'uring') return v;
+  throw new Error(`KEEPVS_PROXY_IO=${v}: expected epoll, uring or auto`);
+}
+
+/**
+ * The proxy's I/O backend and why: KEEPVS_PROXY_IO=epoll|uring forces one (a forced uring that
+ * cannot run is an error, never a silent epoll); unset or `auto` takes DEFAULT_PROXY_IO when it can
+ * run, else epoll. Opens the ring when uring is chosen.
+ */
+export function chooseProxyIo(
+  libc: Libc,
+  env = process.env.KEEPVS_PROXY_IO,
+  open: (libc: Libc, entries: number, maxOps: number) => IoBatch | string = IoBatch.open,
+): { io: IoBatch | null; reason: string } {
+  const want = requestedProxyIo(env);
+  if (want === 'epoll') return { io: null, reason: 'epoll (KEEPVS_PROXY_IO=epoll)' };
+  if (want === 'auto' && DEFAULT_PROXY_IO === 'epoll')
+    return { io: null, reason: 'epoll (the default; KEEPVS_PROXY_IO=uring batches reads and sends through io_uring)' };
+  const ring = open(libc, URING_ENTRIES, MAX_EVENTS);
+  if (typeof ring !== 'string')
+    return {
+      io: ring,
+      reason: `uring (${want === 'uring' ? 'KEEPVS_PROXY_IO=uring' : 'io_uring usable'}: reads and sends batched per epoll_wait)`,
+    };
+  if (want === 'uring') throw new Error(`KEEPVS_PROXY_IO=uring, but io_uring cannot run here: ${ring}`);
+  return { io: null, reason: `epoll (io_uring not usable: ${ring})` };
+}
+
+/** what `auto` picks when io_uring can run */
+export const DEFAULT_PROXY_IO: ProxyIo = 'uring';
+/** submission slots: one epoll batch's reads fit in one submit */
+const URING_ENTRIES = MAX_EVENTS;
+
+/** The process's poller (created on first use, on the backend chooseProxyIo picks). */
 export function processPoller(libc: Libc): Poller {
-  shared ??= new Poller(libc, (e) => process.emitWarning(`keepvs data plane: ${String(e)}`));
+  if (!shared) {
+    const { io, reason } = chooseProxyIo(libc);
+    shared = new Poller(libc, (e) => process.emitWarning(`keepvs data plane: ${String(e)}`), io);
+    shared.reason = reason;
+  }
   return shared;
 }

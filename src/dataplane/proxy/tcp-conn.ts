@@ -290,36 +290,92 @@ export class TcpConn implements FdOwner {
     const own = fromClient ? this.fromClientBuffer : this.fromUpstreamBuffer;
     const buf = own ?? READ_BUFFER;
     const n = libc.recv(fd, buf, READ_BUFFER_BYTES, 0);
-    if (n > 0) {
-      this.last = this.svc.ctx.now;
-      if (fromClient) {
-        this.inPkts++;
-        this.inBytes += n;
-      } else {
-        this.outPkts++;
-        this.outBytes += n;
-      }
-      const finQueued = (events & EPOLLRDHUP) !== 0 && n < READ_BUFFER_BYTES;
-      this.send(to, fd, buf, n, finQueued ? MSG_MORE : 0);
-      if (finQueued) {
-        // the FIN (or, past an urgent mark, more bytes) is there now; back-pressure waits for `to`
-        if (!this.closed && this.pending(to) === null) this.readFrom(fd, to, fromClient, 0);
-        return;
-      }
-      if (own === null && n >= BULK_READ_BYTES && !this.closed) {
-        if (fromClient) this.fromClientBuffer = takeOwnBuffer();
-        else this.fromUpstreamBuffer = takeOwnBuffer();
-      }
+    if (n <= 0) {
+      this.readNothing(fromClient, to, n === 0 ? 0 : errno());
       return;
     }
-    if (n === 0) {
+    const finQueued = this.readSome(fromClient, n, events, READ_BUFFER_BYTES);
+    this.send(to, fd, buf, n, finQueued ? MSG_MORE : 0);
+    this.afterSend(fd, to, fromClient, own !== null, n, finQueued);
+  }
+
+  /** Counts n bytes read; true when the FIN is queued behind them (the read took all, below `cap`). */
+  private readSome(fromClient: boolean, n: number, events: number, cap: number): boolean {
+    this.last = this.svc.ctx.now;
+    if (fromClient) {
+      this.inPkts++;
+      this.inBytes += n;
+    } else {
+      this.outPkts++;
+      this.outBytes += n;
+    }
+    return (events & EPOLLRDHUP) !== 0 && n < cap;
+  }
+
+  /** A read found EOF (`e` 0) or failed with errno `e`. */
+  private readNothing(fromClient: boolean, to: number, e: number): void {
+    if (e === 0) {
       this.ended(fromClient);
       return;
     }
-    const e = errno();
     if (e === EAGAIN || e === EINTR) return;
     // ECONNRESET and friends: the other side gets a reset too
     this.close(to);
+  }
+
+  /** What follows a read's send: the FIN read at once when it was queued, else a bulk direction gets a buffer of its own. */
+  private afterSend(fd: number, to: number, fromClient: boolean, own: boolean, n: number, finQueued: boolean): void {
+    if (finQueued) {
+      // the FIN (or, past an urgent mark, more bytes) is there now; back-pressure waits for `to`
+      if (!this.closed && this.pending(to) === null) this.readFrom(fd, to, fromClient, 0);
+      return;
+    }
+    if (!own && n >= BULK_READ_BYTES && !this.closed) {
+      if (fromClient) this.fromClientBuffer = takeOwnBuffer();
+      else this.fromUpstreamBuffer = takeOwnBuffer();
+    }
+  }
+
+  /**
+   * uring (poller.ts): onEvent would be a plain readFrom of `fd` into the shared buffer. Not when a
+   * drain is due (EPOLLOUT), the connect is still under way, the side is paused or ended, or that
+   * direction reads into a bulk buffer of its own: those run on epoll's path.
+   */
+  batchRead(fd: number, events: number): boolean {
+    if (!this.connected || this.closed || events & EPOLLOUT) return false;
+    if ((events & (EPOLLIN | ERR_OR_HUP)) === 0 || (this.svc.poller.mask(fd) & EPOLLIN) === 0) return false;
+    return fd === this.client ? this.fromClientBuffer === null : this.fromUpstreamBuffer === null;
+  }
+
+  /** uring: readFrom's read came back from the batch; its send goes into the batch's send submit. */
+  readDone(fd: number, events: number, res: number, _buf: Buffer, off: number, cap: number): void {
+    if (this.closed) return;
+    const fromClient = fd === this.client;
+    const to = fromClient ? this.upstream : this.client;
+    if (res <= 0) {
+      this.readNothing(fromClient, to, -res);
+      return;
+    }
+    const finQueued = this.readSome(fromClient, res, events, cap);
+    this.svc.poller.queueSend(this, to, fd, off, res, MSG_NOSIGNAL | (finQueued ? MSG_MORE : 0));
+  }
+
+  /** uring: the batched send of a read came back: as send() and the rest of readFrom on epoll. */
+  sendDone(to: number, source: number, buf: Buffer, off: number, n: number, flags: number, res: number): void {
+    if (this.closed) return;
+    if (res < 0 && -res !== EAGAIN && -res !== EINTR) {
+      // the destination is gone: the source learns by a reset
+      this.close(source);
+      return;
+    }
+    const w = Math.max(res, 0);
+    if (w < n) {
+      // the batch's buffer is read into again next batch: what `to` did not take is copied aside
+      const rest = Buffer.allocUnsafeSlow(n - w);
+      buf.copy(rest, 0, off + w, off + n);
+      this.pause(to, source, rest);
+    }
+    this.afterSend(source, to, source === this.client, false, n, (flags & MSG_MORE) !== 0);
   }
 
   /** Writes data[0..n) to `to`; what it does not take now is kept and `source` waits for it. */
@@ -332,6 +388,11 @@ export class TcpConn implements FdOwner {
       rest = Buffer.allocUnsafeSlow(n - w);
       data.copy(rest, 0, w, n);
     } else rest = data.subarray(w, n);
+    this.pause(to, source, rest);
+  }
+
+  /** `rest` waits for `to`, which is watched for room; `source` is not read until it is gone. */
+  private pause(to: number, source: number, rest: Buffer): void {
     this.setPending(to, rest);
     const p = this.svc.poller;
     p.watch(source, p.mask(source) & ~READ, this);

@@ -11,10 +11,12 @@ import { chmodSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { loadLibc } from '../../os/libc.js';
 import type { RuntimeDataPlaneOptions } from '../port.js';
 import { FrameChannel } from './channel.js';
 import type { PrimaryToWorker, ReplicaShared, ReplicaTable, WorkerToPrimary } from './cluster.js';
 import { loadFreebind } from './freebind.js';
+import { processPoller } from './poller.js';
 import { openPositions } from './positions.js';
 import type { ParentToProxy, ProxyProcessConfig, ProxyToParent } from './processes.js';
 import { ProxyDataPlane } from './proxy-plane.js';
@@ -48,6 +50,16 @@ function removeSocket(path: string, positionsPath: string | undefined): void {
 
 function main(): void {
   const config = JSON.parse(process.env.KEEPVS_DP_WORKER ?? '{}') as ProxyProcessConfig;
+  // the TCP I/O backend (KEEPVS_PROXY_IO): a forced uring that cannot run ends the worker at start
+  const libc = loadLibc();
+  if (libc) {
+    try {
+      processPoller(libc);
+    } catch (e) {
+      process.stderr.write(`keepvs proxy worker ${config.index}: ${(e as Error).message}\n`);
+      process.exit(78);
+    }
+  }
   let running: Running | undefined;
   let configuring: Promise<void> | undefined;
   let controller: FrameChannel<PrimaryToWorker, WorkerToPrimary> | undefined;
