@@ -203,14 +203,6 @@ export class Supervisor implements StatusSource {
   }
 
   private startProxies(): ProxyProcesses {
-    // the workers' TCP I/O backend, decided here once so that a forced uring that cannot run stops
-    // keepvs at start (an error, not a silent epoll) and the log says which backend and why
-    const libc = loadLibc();
-    if (libc) {
-      const { io, reason } = chooseProxyIo(libc);
-      io?.close(libc);
-      this.logger.log('info', `proxy workers' TCP I/O: ${reason}`);
-    }
     // without libc (koffi) the workers cannot share a port (SO_REUSEPORT + IP_FREEBIND): one
     const count = loadFreebind() ? Math.max(1, this.opts.dataplaneWorkers) : 1;
     let runDir = dirname(this.opts.socket);
@@ -634,6 +626,23 @@ export async function startDaemon(opts: DaemonOptions, load: ConfigLoader): Prom
     if (claim.kind === 'unrecorded')
       logger.log('warning', `cannot record the kernel plane's owner in ${claim.file}: ${claim.reason}`);
     else kernelPlaneFile = claim.file;
+  }
+  // the proxy workers' TCP I/O backend, decided once before anything is written: a forced uring
+  // that cannot run (or an unknown KEEPVS_PROXY_IO) stops keepvs here, never a silent epoll
+  if (opts.dataplane !== 'nft' && !opts.vrrpOnly) {
+    const libc = loadLibc();
+    if (libc) {
+      try {
+        const { io, reason } = chooseProxyIo(libc);
+        io?.close(libc);
+        logger.log('info', `proxy workers' TCP I/O: ${reason}`);
+      } catch (e) {
+        const msg = `${(e as Error).message}; not starting`;
+        logger.log('error', msg);
+        if (!opts.logConsole) process.stderr.write(`keepvs: ${msg}\n`);
+        return 70;
+      }
+    }
   }
   // keepalived's "Starting Keepalived v2.2.7 (01/16,2022)" and "Configuration file ..." (core/main.c)
   logger.log('notice', `Starting Keepvs v${VERSION}`);
