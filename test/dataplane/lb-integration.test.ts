@@ -339,8 +339,14 @@ test('cluster of 3 workers: a persistent service steers each client to one worke
       .map((t) => t.services.find((s) => s.id === serviceId(key))?.dests.reduce((n, d) => n + d.stats.conns, 0) ?? 0);
   try {
     await dp.apply([...ops(rrKey, false), ...ops(persistKey, true), ...ops(wrrKey, false, 'wrr')]);
+    // every worker holds the three services (the summed snapshot counts only workers that reported:
+    // a worker still starting is not in it, and a client steered to its index would be hashed)
     await waitFor(
-      () => dp.snapshot().services.every((s) => s.listener === 'listening') && dp.snapshot().services.length === 3,
+      () =>
+        dp.snapshot().services.every((s) => s.listener === 'listening') &&
+        dp.snapshot().services.length === 3 &&
+        dp.tableSnapshots().length === 3 &&
+        dp.tableSnapshots().every((t) => t.services.length === 3),
       30000,
       `listening: ${JSON.stringify(dp.snapshot())}`,
     );
