@@ -20,6 +20,7 @@
 import ipaddr from 'ipaddr.js';
 import type { Elem, ElemValue, ModulusChange, NftFamily, SetChange } from '../../codec/nftables.js';
 import { chainName, type KernelDest, type KernelService, serviceObjects, TABLE } from './model.js';
+import { nodestSets } from './nodest.js';
 import { slotTable } from './slots.js';
 
 /** jhash seed: identical on every director, so peers pick the same server for a flow (facts §6). */
@@ -67,6 +68,8 @@ export function baseTable(f: Fam, statSize = STAT_SET_SIZE): string[] {
     `add map ${t} svcp0 { type ${a} . inet_proto : verdict; }`,
     // the NAT real servers, for the guard in prerouting
     `add set ${t} ${RS_GUARD_SET} { type ${a} . inet_proto . inet_service; }`,
+    // expire_nodest_conn off: the flows of removed real servers, dropped while listed (nodest.ts)
+    ...nodestSets(f),
     // UDP ops under NAT: VIP . udp . port -> the service chain; the real servers (their replies
     // untracked), and per real server the chain rewriting its replies to the VIP (opsHooks)
     `add map ${t} ${OPS_MAP} { type ${a} . inet_proto . inet_service : verdict; }`,

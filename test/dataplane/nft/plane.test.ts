@@ -21,7 +21,13 @@ const dp = (forward: DestParams['forward'], weight = 1): DestParams => ({
 });
 
 function plane(
-  opts: { fail?: (cmds: string) => boolean; conns?: CtEntry[]; setSizes?: { stats: number; dr: number } } = {},
+  opts: {
+    fail?: (cmds: string) => boolean;
+    conns?: CtEntry[];
+    setSizes?: { stats: number; dr: number };
+    /** expire_nodest_conn off (the IPVS default); these tests default to on */
+    keep?: boolean;
+  } = {},
 ) {
   const runs: string[] = [];
   const nft = {
@@ -40,6 +46,8 @@ function plane(
   const flushed: string[] = [];
   /** how many transactions had run when each flush came */
   const flushedAfter: number[] = [];
+  /** every flushDest call's arguments */
+  const flushArgs: unknown[][] = [];
   const asked: (CtWanted | undefined)[] = [];
   const conntrack = {
     // as ProcConntrack: only the entries `wanted` accepts
@@ -47,7 +55,8 @@ function plane(
       asked.push(wanted);
       return (opts.conns ?? []).filter((e) => !wanted || wanted(e.family, e.original.dst));
     },
-    flushDest: async (a: string) => {
+    flushDest: async (a: string, ...rest: unknown[]) => {
+      flushArgs.push([a, ...rest]);
       flushed.push(a);
       flushedAfter.push(runs.length);
     },
@@ -60,10 +69,10 @@ function plane(
     conntrack,
     logger,
     pollMs: 0,
-    expireNodestConn: true,
+    expireNodestConn: !opts.keep,
     ...(opts.setSizes ? { setSizes: opts.setSizes } : {}),
   });
-  return { p, runs, flushed, flushedAfter, logs, asked };
+  return { p, runs, flushed, flushedAfter, flushArgs, logs, asked };
 }
 
 const add = (key: ServiceKey, forward: DestParams['forward'], rs: string[]): TableOp[] => [
@@ -238,6 +247,151 @@ test("expire_nodest_conn: a removed real server's flows are flushed after the tr
     runs[1],
   );
   assert.deepEqual(flushedAfter, [2], 'the flush came before the slot map changed');
+});
+
+test('expire_nodest_conn on: the flush names the service, so the same real server in another service keeps its flows', async () => {
+  const { p, flushArgs } = plane();
+  await p.apply([
+    ...add(KEY, 'masq', ['198.18.1.11', '198.18.1.12']),
+    ...add({ ...KEY, port: 81 }, 'masq', ['198.18.1.12']),
+  ]);
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
+  assert.deepEqual(flushArgs, [['198.18.1.12', 80, 'tcp', 4, { address: '198.18.0.100', port: 80 }]]);
+});
+
+// IPVS ip_vs_in_hook: a packet of a connection whose destination is no longer available is dropped
+// while expire_nodest_conn is 0; conntrack's DNAT would go on forwarding it (nodest.ts)
+const NODEST_ELEM = '198.18.0.100 . tcp . 80 . 198.18.1.12 . 80';
+const NODEST_RULE =
+  'ip protocol tcp ct direction original ct status dnat ip daddr . ip protocol . th dport . ct reply ip saddr . ct reply proto-src @nodest counter drop';
+
+test("expire_nodest_conn off: a removed real server's flows are dropped (listed, with IPVS's timeout); a quiesced one's go on", async () => {
+  const { p, runs, flushed } = plane({ keep: true });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12', '198.18.1.13']));
+  // the sets are declared, the drop chains are not there while nothing is listed: no cost per packet
+  assert.match(
+    runs[0],
+    /add set ip keepvs nodest \{ type ipv4_addr \. inet_proto \. inet_service \. ipv4_addr \. inet_service; flags timeout; \}/,
+  );
+  assert.match(runs[0], /add set ip6 keepvs nodest_p0 /);
+  assert.doesNotMatch(runs[0], /nodest_pre/);
+  // weight 0: still available (IP_VS_DEST_F_AVAILABLE stays), nothing listed
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 0) }]);
+  assert.doesNotMatch(runs.at(-1) ?? '', /nodest/);
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
+  const t = runs.at(-1) ?? '';
+  assert.deepEqual(flushed, [], 'no conntrack flush: the entries live on, dropped');
+  // 900 s (IPVS's TCP ESTABLISHED timeout) + the margin keepvs deletes it within
+  assert.match(
+    t,
+    new RegExp(`add element ip keepvs nodest \\{ ${NODEST_ELEM.replaceAll('.', '\\.')} timeout 96\\ds \\}`),
+  );
+  assert.match(t, /add chain ip keepvs nodest_pre \{ type filter hook prerouting priority mangle; policy accept; \}/);
+  assert.match(t, /add chain ip keepvs nodest_out \{ type filter hook output priority mangle; policy accept; \}/);
+  assert.ok(t.includes(`add rule ip keepvs nodest_pre ${NODEST_RULE}`), t);
+  assert.ok(t.includes(`add rule ip keepvs nodest_out ${NODEST_RULE}`), t);
+  // in the same transaction that takes it out of the slot map
+  assert.match(t, /_slots/);
+  assert.doesNotMatch(t, /ip6 keepvs nodest/);
+  // a second removal: one element more, the rules stay as they are
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.13', port: 80 } }]);
+  assert.match(
+    runs.at(-1) ?? '',
+    /add element ip keepvs nodest \{ 198\.18\.0\.100 \. tcp \. 80 \. 198\.18\.1\.13 \. 80 timeout/,
+  );
+  assert.doesNotMatch(runs.at(-1) ?? '', /nodest_pre/);
+  // back in the service: IPVS restores it from the trash and its flows go on
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 }, params: dp('masq') }]);
+  assert.ok((runs.at(-1) ?? '').includes(`delete element ip keepvs nodest { ${NODEST_ELEM} }`));
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.13', port: 80 }, params: dp('masq') }]);
+  // nothing listed any more: the drop chains go
+  assert.match(runs.at(-1) ?? '', /flush chain ip keepvs nodest_pre\ndelete chain ip keepvs nodest_pre\n/);
+});
+
+test('expire_nodest_conn off: a rebuild lists the gone real servers again, with what is left of their time', async () => {
+  let failNext = false;
+  const { p, runs } = plane({ keep: true, fail: (c) => failNext && c.startsWith('flush') });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12']));
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
+  failNext = true;
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.13', port: 80 }, params: dp('masq') }]);
+  failNext = false;
+  const t = runs.at(-1) ?? '';
+  assert.match(t, /^add table ip keepvs\ndelete table ip keepvs/);
+  assert.ok(
+    t.indexOf('add set ip keepvs nodest ') < t.indexOf(`add element ip keepvs nodest { ${NODEST_ELEM} timeout`),
+    t,
+  );
+  assert.ok(t.includes(`add rule ip keepvs nodest_pre ${NODEST_RULE}`));
+  assert.doesNotMatch(t, /flush chain ip keepvs nodest_pre/);
+});
+
+test('expire_nodest_conn off: when the entries would expire in IPVS, their conntrack entries go, then the drop', async () => {
+  const { p, runs, flushArgs, flushedAfter } = plane({ keep: true });
+  const UDP: ServiceKey = { ...KEY, protocol: 'udp', port: 53 };
+  await p.apply([{ op: 'set-timeouts', tcp: 0, tcpfin: 0, udp: 1 }]);
+  await p.apply(add(UDP, 'masq', ['198.18.1.11', '198.18.1.12']));
+  await p.apply([{ op: 'del-dest', key: UDP, dest: { address: '198.18.1.12', port: 53 } }]);
+  const t = runs.at(-1) ?? '';
+  assert.match(
+    t,
+    /add element ip keepvs nodest \{ 198\.18\.0\.100 \. udp \. 53 \. 198\.18\.1\.12 \. 53 timeout 61s \}/,
+  );
+  assert.ok(t.includes('add rule ip keepvs nodest_pre ip protocol udp ct direction original'), t);
+  const before = runs.length;
+  const deadline = Date.now() + 3000;
+  while (runs.length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(flushArgs, [['198.18.1.12', 53, 'udp', 4, { address: '198.18.0.100', port: 53 }]]);
+  assert.deepEqual(flushedAfter, [before], 'conntrack flushed before the drop went');
+  const last = runs.at(-1) ?? '';
+  assert.ok(last.includes('delete element ip keepvs nodest { 198.18.0.100 . udp . 53 . 198.18.1.12 . 53 }'), last);
+  assert.match(last, /delete chain ip keepvs nodest_pre/);
+  await p.stop(0);
+});
+
+test('expire_nodest_conn off: port-0 and fwmark services list the real server by what their flows tell; IPv6 too', async () => {
+  const { p, runs } = plane({ keep: true });
+  const P0: ServiceKey = { ...KEY, port: 0 };
+  const V6: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 6, address: '2001:2::100', port: 80 };
+  const FWM: ServiceKey = { kind: 'fwmark', fwmark: 7, family: 4 };
+  await p.apply([
+    ...add(P0, 'masq', ['198.18.1.11', '198.18.1.12']),
+    ...add(V6, 'masq', ['2001:2:0:1::11', '2001:2:0:1::12']),
+    { op: 'add-service', key: FWM, params: SP },
+    { op: 'add-dest', key: FWM, dest: { address: '198.18.1.11', port: 8080 }, params: dp('masq') },
+    { op: 'add-dest', key: FWM, dest: { address: '198.18.1.12', port: 0 }, params: dp('masq') },
+  ]);
+  await p.apply([
+    { op: 'del-dest', key: P0, dest: { address: '198.18.1.12', port: 0 } },
+    { op: 'del-dest', key: V6, dest: { address: '2001:2:0:1::12', port: 80 } },
+    { op: 'del-dest', key: FWM, dest: { address: '198.18.1.11', port: 8080 } },
+    { op: 'del-dest', key: FWM, dest: { address: '198.18.1.12', port: 0 } },
+  ]);
+  const t = runs.at(-1) ?? '';
+  assert.match(t, /add element ip keepvs nodest_p0 \{ 198\.18\.0\.100 \. tcp \. 198\.18\.1\.12 timeout/);
+  assert.match(t, /add element ip6 keepvs nodest \{ 2001:2::100 \. tcp \. 80 \. 2001:2:0:1::12 \. 80 timeout/);
+  for (const proto of ['tcp', 'udp', 'sctp'])
+    assert.ok(t.includes(`add element ip keepvs nodest_rs { 198.18.1.11 . ${proto} . 8080 timeout`), proto);
+  assert.ok(
+    t.includes(
+      'add rule ip keepvs nodest_pre ip protocol tcp ct direction original ct status dnat ip daddr . ip protocol . ct reply ip saddr @nodest_p0 counter drop',
+    ),
+    t,
+  );
+  assert.ok(
+    t.includes(
+      'add rule ip keepvs nodest_pre ip protocol udp ct direction original ct status dnat ct reply ip saddr . ip protocol . ct reply proto-src @nodest_rs counter drop',
+    ),
+    t,
+  );
+  assert.ok(
+    t.includes(
+      'add rule ip6 keepvs nodest_pre meta l4proto tcp ct direction original ct status dnat ip6 daddr . meta l4proto . th dport . ct reply ip6 saddr . ct reply proto-src @nodest counter drop',
+    ),
+    t,
+  );
+  // a fwmark real server without a port: any port of it, no tuple tells its flows apart: said so
+  assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_NODEST_UNTOLD' && d.message.includes('198.18.1.12')));
 });
 
 test('a refused update rebuilds everything in one transaction; TUN is refused with a diagnostic', async () => {
@@ -525,7 +679,9 @@ test('content ticks go to the nfnetlink writer; a refusal falls back to libnftab
     slots.del.every((e) => e.key.kind === 'u32' && e.key.n < 2),
     'only changed old slots deleted',
   );
-  // a removed real server: slot elements and its stats elements in the same batch
+  // a removed real server: slot elements and its stats elements in the same batch (expire_nodest_conn
+  // on: off, its flows' drop element and chains go through libnftables, nodest.ts)
+  p.setOptions({ expireNodestConn: 'close' });
   await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
   assert.equal(batches.length, 2);
   const stats = batches[1].sets.filter((s) => s.set.startsWith('st_') || s.set === 'rs_nat');
