@@ -138,6 +138,12 @@ interface PlaneService {
   /** IPVS list order: new destinations at the head */
   dests: PlaneDest[];
   nextMark: number;
+  /**
+   * DR flow pinning, expire_nodest_conn off: removed real servers (`addr|port`) by their mark, until
+   * their pinned flows have timed out (render.ts @gone); one back in the service gets its mark again
+   * and keeps its flows, as IPVS restores a destination from the trash
+   */
+  removed: Map<string, { mark: number; until: number }>;
 }
 
 /** Elements and counters of `nft -j list set` output: `addr . proto . port` -> packets, bytes. */
@@ -315,7 +321,7 @@ export class NftDataPlane implements DataPlane {
         const id = serviceId(op.key);
         const s = this.services.get(id);
         if (s) s.params = op.params;
-        else this.services.set(id, { key: op.key, params: op.params, dests: [], nextMark: 1 });
+        else this.services.set(id, { key: op.key, params: op.params, dests: [], nextMark: 1, removed: new Map() });
         this.dirty.add(id);
         break;
       }
@@ -336,11 +342,13 @@ export class NftDataPlane implements DataPlane {
           if (op.params.weight > 0) d.lastWeight = op.params.weight;
         } else {
           this.comeBack(op.key, op.dest);
+          const back = s.removed.get(`${op.dest.address}|${op.dest.port}`);
+          s.removed.delete(`${op.dest.address}|${op.dest.port}`);
           s.dests.unshift({
             address: op.dest.address,
             port: op.dest.port,
             params: op.params,
-            mark: s.nextMark++,
+            mark: back ? back.mark : s.nextMark++,
             lastWeight: op.params.weight,
             active: 0,
             inact: 0,
@@ -356,13 +364,14 @@ export class NftDataPlane implements DataPlane {
         const id = serviceId(op.key);
         const s = this.services.get(id);
         if (!s) break;
-        s.dests = s.dests.filter((x) => !(x.address === op.dest.address && x.port === op.dest.port));
+        const gone = s.dests.find((x) => x.address === op.dest.address && x.port === op.dest.port);
+        s.dests = s.dests.filter((x) => x !== gone);
         this.dirty.add(id);
         // flushed once the transaction that takes it out of the slot map has run (schedule): flushed
         // before, a packet of such a flow (a UDP stream's next datagram, a TCP segment conntrack picks
         // up again) is scheduled through the old map, maybe to the removed server again, and stays
         if (this.expireNodest ?? this.deps.expireNodestConn) this.expiring.push({ key: op.key, dest: op.dest });
-        else this.keepGone(id, s, op.key, op.dest);
+        else this.keepGone(id, s, op.key, op.dest, gone?.mark);
         break;
       }
       case 'clear':
@@ -409,8 +418,12 @@ export class NftDataPlane implements DataPlane {
    * in IPVS (nodest.ts). Not for DR (no conntrack: the flow map's own, render.ts), TUN (its plane's)
    * or NAT ops (untracked: IPVS keeps no entry for a one-packet connection either).
    */
-  private keepGone(id: string, s: PlaneService, key: ServiceKey, dest: Endpoint): void {
+  private keepGone(id: string, s: PlaneService, key: ServiceKey, dest: Endpoint, mark?: number): void {
     const k = this.applied.get(id);
+    if (k && pinsFlows(k) && mark !== undefined && s.params.flowPinTimeout !== undefined) {
+      s.removed.set(`${dest.address}|${dest.port}`, { mark, until: Date.now() + s.params.flowPinTimeout * 1000 });
+      return;
+    }
     if (this.tunnelled(s) || k?.mode === 'dr' || (k && opsKind(k) === 'nat')) return;
     const elems = nodestElements(key, dest);
     if (!elems) {
@@ -486,6 +499,7 @@ export class NftDataPlane implements DataPlane {
     if (this.stopped) return;
     let next = Number.POSITIVE_INFINITY;
     for (const g of this.gone.values()) if (g.state === 'in') next = Math.min(next, g.until);
+    for (const s of this.services.values()) for (const r of s.removed.values()) next = Math.min(next, r.until);
     if (next === Number.POSITIVE_INFINITY) return;
     this.goneTimer = setTimeout(() => void this.goneExpired(), Math.max(0, next - Date.now()));
     this.goneTimer.unref();
@@ -502,7 +516,16 @@ export class NftDataPlane implements DataPlane {
     const due = [...this.gone.values()].filter((g) => g.state === 'in' && g.until <= now);
     for (const g of due) await this.expire(g.key, g.dest);
     for (const g of due) if (g.state === 'in') g.state = 'out';
-    if (due.length) await this.schedule();
+    // DR: the pinned flows timed out by now, the marks leave @gone
+    let dr = false;
+    for (const [id, s] of this.services)
+      for (const [k, r] of s.removed)
+        if (r.until <= now) {
+          s.removed.delete(k);
+          this.dirty.add(id);
+          dr = true;
+        }
+    if (due.length || dr) await this.schedule();
     else this.armGoneTimer();
   }
 
@@ -659,6 +682,7 @@ export class NftDataPlane implements DataPlane {
       dests,
       ...(ctx?.localAddresses ? { localAddresses: ctx.localAddresses } : {}),
       ...(dr ? { dr } : {}),
+      ...(s.removed.size ? { goneMarks: [...s.removed.values()].map((r) => r.mark).sort((a, b) => a - b) } : {}),
     };
   }
 

@@ -587,16 +587,23 @@ test('flow_pinning (DR): a flow map looked up first; weight changes refill slots
     ),
   );
   const rules = runs[0].split('\n').filter((l) => l.startsWith(`add rule netdev keepvs ${c} `));
-  assert.equal(rules.length, 4);
-  // 1: the flow's own entry; 2: the slot table, remembered; 3: the slot table when the map is full; 4: drop
+  assert.equal(rules.length, 5);
+  // 1: the flow's own entry, refreshed only once its MAC is found; 2: a flow of a removed real server
+  // (expire_nodest_conn off) dropped; 3: the slot table, remembered; 4: the slot table when the map is
+  // full; 5: drop
   assert.match(
     rules[0],
     new RegExp(
-      `meta mark set ip saddr \\. th sport \\. th dport map @${c}_flows update @${c}_flows .* ether daddr set meta mark map @${c}_dest fwd`,
+      `meta mark set ip saddr \\. th sport \\. th dport map @${c}_flows ether saddr set \\S+ ether daddr set meta mark map @${c}_dest update @${c}_flows \\{ ip saddr \\. th sport \\. th dport : meta mark \\} fwd`,
     ),
   );
-  assert.match(rules[1], new RegExp(`meta mark set jhash .* map @${c}_slots update @${c}_flows `));
-  assert.doesNotMatch(rules[2], /update/);
+  assert.match(
+    rules[1],
+    new RegExp(`meta mark set ip saddr \\. th sport \\. th dport map @${c}_flows meta mark @${c}_gone drop$`),
+  );
+  assert.match(rules[2], new RegExp(`meta mark set jhash .* map @${c}_slots update @${c}_flows `));
+  assert.doesNotMatch(rules[3], /update/);
+  assert.match(runs[0], new RegExp(`add set netdev keepvs ${c}_gone \\{ typeof meta mark; \\}`));
   // quiesce rs1: its slots go, its MAC stays (pinned flows continue); the flow map is not touched
   await p.apply([{ op: 'edit-dest', key: DR_KEY, dest: { address: rs[1], port: 82 }, params: dp('route', 0) }]);
   assert.match(runs[1], /flush map netdev keepvs \S+_slots/);
@@ -607,13 +614,14 @@ test('flow_pinning (DR): a flow map looked up first; weight changes refill slots
     runs[2],
     new RegExp(`flush map netdev keepvs ${c}_dest\\nadd element netdev keepvs ${c}_dest \\{ 1 : 02:18:01:00:00:11 \\}`),
   );
-  assert.doesNotMatch(runs[2], /_flows/);
+  assert.doesNotMatch(runs[2], /_flows|_gone/, 'expire_nodest_conn on: its flows are scheduled again');
   // a scheduler change rebuilds the chain but keeps the flows; turning pinning off drops the map
   await p.apply([{ op: 'edit-service', key: DR_KEY, params: { ...pin, scheduler: 'sh' } }]);
   assert.doesNotMatch(runs[3], /delete map \S+_flows|add map \S+_flows/);
   assert.match(runs[3], /flush chain/);
   await p.apply([{ op: 'edit-service', key: DR_KEY, params: { ...SP, scheduler: 'sh' } }]);
   assert.match(runs[4], new RegExp(`delete map netdev keepvs ${c}_flows`));
+  assert.match(runs[4], new RegExp(`delete set netdev keepvs ${c}_gone`));
   // IPv6: raw header bits (nft 1.0.6 cannot update a map keyed by ip6 saddr . th sport)
   const k6: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 6, address: '2001:2::100', port: 82 };
   const body6 = serviceBody({
@@ -626,6 +634,41 @@ test('flow_pinning (DR): a flow map looked up first; weight changes refill slots
     dr: { ingress: 'eth0', egress: 'eth1', egressMac: '02:00:00:00:00:01' },
   }).join('\n');
   assert.match(body6, /typeof @nh,96,96 \. @th,0,32 : meta mark; size 262144/);
+});
+
+test('flow_pinning (DR), expire_nodest_conn off: a removed real server keeps its mark in @gone until its pinned flows time out; back, it gets its mark and flows again', async () => {
+  const { p, runs } = plane({ keep: true });
+  const pin: ServiceParams = { ...SP, scheduler: 'mh', flowPinTimeout: 1 };
+  const rs = ['198.18.1.11', '198.18.1.12'];
+  await p.apply([
+    { op: 'add-service', key: DR_KEY, params: pin },
+    ...rs.map((a): TableOp => ({ op: 'add-dest', key: DR_KEY, dest: { address: a, port: 82 }, params: dp('route') })),
+  ]);
+  const c = 's_tcp_198_18_0_100_82';
+  // rs[1] has mark 2 (the second added); removed, its mark goes into @gone, its MAC out of @dest
+  await p.apply([{ op: 'del-dest', key: DR_KEY, dest: { address: rs[1], port: 82 } }]);
+  let t = runs.at(-1) ?? '';
+  assert.match(t, new RegExp(`flush set netdev keepvs ${c}_gone\\nadd element netdev keepvs ${c}_gone \\{ 2 \\}`), t);
+  assert.match(t, new RegExp(`add element netdev keepvs ${c}_dest \\{ 1 : 02:18:01:00:00:11 \\}`));
+  assert.doesNotMatch(t, /nodest/, 'no conntrack set for DR');
+  // back: the same mark (its pinned flows find their MAC again), @gone emptied
+  await p.apply([{ op: 'add-dest', key: DR_KEY, dest: { address: rs[1], port: 82 }, params: dp('route') }]);
+  t = runs.at(-1) ?? '';
+  assert.match(t, /2 : 02:18:01:00:00:12/);
+  assert.match(t, new RegExp(`flush set netdev keepvs ${c}_gone\\n`));
+  assert.doesNotMatch(t, new RegExp(`add element netdev keepvs ${c}_gone`));
+  // removed again: after the flow timeout (1 s here) its flows are gone from the flow map, so is its mark
+  await p.apply([{ op: 'del-dest', key: DR_KEY, dest: { address: rs[1], port: 82 } }]);
+  assert.match(runs.at(-1) ?? '', new RegExp(`add element netdev keepvs ${c}_gone \\{ 2 \\}`));
+  const n = runs.length;
+  const deadline = Date.now() + 3000;
+  while (runs.length === n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t = runs.at(-1) ?? '';
+  assert.match(t, new RegExp(`^flush set netdev keepvs ${c}_gone\\n?$`), t);
+  // a real server added later gets a new mark
+  await p.apply([{ op: 'add-dest', key: DR_KEY, dest: { address: '198.18.1.14', port: 82 }, params: dp('route') }]);
+  assert.match(runs.at(-1) ?? '', /3 : 02:18:01:00:00:14/);
+  await p.stop(0);
 });
 
 test('content ticks go to the nfnetlink writer; a refusal falls back to libnftables, a lost ack rebuilds', async () => {
