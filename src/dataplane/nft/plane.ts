@@ -250,6 +250,13 @@ export class NftDataPlane implements DataPlane {
   private readonly diagnostics: DataPlaneDiagnostic[] = [];
   private readonly dr = new Map<string, KernelService['dr'] | null>();
   private readonly macs = new Map<string, string>();
+  /**
+   * DR services whose devices or real servers' MACs were not found at their last flush: looked up
+   * again at each poll (a link whose carrier is not back yet has no route; a neighbour answers
+   * later), else they would stay uninstalled, or their real servers without traffic, until some
+   * other change touched them
+   */
+  private readonly drPending = new Set<string>();
   private initialized = false;
   /** expire_nodest_conn as a reload set it (setOptions); else deps.expireNodestConn */
   private expireNodest: boolean | undefined;
@@ -605,26 +612,32 @@ export class NftDataPlane implements DataPlane {
         this.diagnose(
           'DP_DR_NO_ROUTE',
           id,
-          `no device found for the VIP or the real servers (ingress ${ingress}, egress ${egress})`,
+          `no device found for the VIP or the real servers (ingress ${ingress}, egress ${egress}); looked up again each second`,
         );
+        this.drPending.add(id);
         return null;
       }
       info = { ingress, egress, egressMac };
       this.dr.set(id, info);
     }
+    let pending = false;
     for (const d of s.dests) {
       const k = `${info.egress}|${d.address}`;
       if (!this.macs.has(k)) {
         const mac = await net.neighbourMac(d.address, s.key.family, info.egress);
         if (mac) this.macs.set(k, mac);
-        else
+        else {
+          pending = true;
           this.diagnose(
             'DP_DR_NO_MAC',
             id,
             `real server ${d.address}: no MAC on ${info.egress} yet; no traffic until it answers`,
           );
+        }
       }
     }
+    if (pending) this.drPending.add(id);
+    else this.drPending.delete(id);
     return info;
   }
 
@@ -1051,6 +1064,12 @@ export class NftDataPlane implements DataPlane {
       counts.set(k, c);
     }
     let changed = false;
+    for (const id of this.drPending) {
+      this.drPending.delete(id);
+      if (!this.services.has(id)) continue;
+      this.dirty.add(id);
+      changed = true;
+    }
     for (const [id, s] of this.services) {
       for (const d of s.dests) {
         const c = counts.get(`${id}|${d.address}|${d.port}`) ?? { active: 0, inact: 0 };

@@ -27,6 +27,8 @@ function plane(
     setSizes?: { stats: number; dr: number };
     /** expire_nodest_conn off (the IPVS default); these tests default to on */
     keep?: boolean;
+    /** lookups that differ from the lab's answers */
+    net?: { deviceOf?: () => Promise<string | null>; neighbourMac?: (a: string) => Promise<string | null> };
   } = {},
 ) {
   const runs: string[] = [];
@@ -42,6 +44,7 @@ function plane(
     routeDevice: async () => 'eth1',
     linkMac: async () => '02:18:01:00:00:01',
     neighbourMac: async (a: string) => (a === '198.18.1.13' ? null : `02:18:01:00:00:${a.split('.')[3]}`),
+    ...opts.net,
   };
   const flushed: string[] = [];
   /** how many transactions had run when each flush came */
@@ -419,6 +422,34 @@ test('DR real servers without a MAC get no slots, and are reported', async () =>
     p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_HASHED' && /rr runs as a weighted Maglev/.test(d.message)),
   );
   assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_NO_MAC' && /198\.18\.1\.13/.test(d.message)));
+});
+
+test('DR: a device or MAC not found yet is looked up again at each poll (a link whose carrier is not back has no route)', async () => {
+  let route: string | null = null;
+  let mac13: string | null = null;
+  const { p, runs } = plane({
+    net: {
+      deviceOf: async () => route,
+      neighbourMac: async (a: string) => (a === '198.18.1.13' ? mac13 : `02:18:01:00:00:${a.split('.')[3]}`),
+    },
+  });
+  await p.apply(add(DR_KEY, 'route', ['198.18.1.12', '198.18.1.13']));
+  assert.doesNotMatch(runs.join('\n'), /s_tcp_198_18_0_100_82/, 'not installed without its device');
+  assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_NO_ROUTE'));
+  await p.poll();
+  assert.doesNotMatch(runs.join('\n'), /add chain netdev keepvs s_tcp_198_18_0_100_82/);
+  route = 'eth0';
+  await p.poll();
+  assert.match(runs.at(-1) ?? '', /add chain netdev keepvs s_tcp_198_18_0_100_82/);
+  assert.doesNotMatch(runs.at(-1) ?? '', /02:18:01:00:00:13/);
+  // rs3's neighbour answers later: its slots come at the next poll
+  mac13 = '02:18:01:00:00:13';
+  await p.poll();
+  assert.match(runs.at(-1) ?? '', /02:18:01:00:00:13/);
+  // nothing pending any more: a poll changes nothing
+  const n = runs.length;
+  await p.poll();
+  assert.equal(runs.length, n);
 });
 
 test('a DR real server without a MAC keeps its Maglev slots empty: the others keep theirs', () => {
