@@ -391,7 +391,11 @@ for (const policy of ['close', 'keep'] as const) {
       const onA = first.map((d, i) => (d.startsWith('a:') ? i : -1)).filter((i) => i >= 0);
       assert.equal(onA.length, 5);
       const got = clients.map(() => '');
-      clients.forEach((c, i) => c.on('data', (d) => (got[i] += d)));
+      clients.forEach((c, i) => {
+        c.on('data', (d) => {
+          got[i] += d;
+        });
+      });
       let ended = 0;
       for (const c of clients) void outcome(c).then(() => ended++);
       await apply({ op: 'del-dest', key, dest: { address: '127.0.0.1', port: a.port } });
