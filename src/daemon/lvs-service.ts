@@ -22,7 +22,7 @@ import { withReplicaCounters } from '../lb/merge.js';
 import { OperatorState, type OperatorStateData } from '../lb/operator.js';
 import { LbTable } from '../lb/table.js';
 import { type ConnSnapshot, destId, serviceId, type TableOp, type TableSnapshot } from '../lb/types.js';
-import { ProcConntrack } from '../os/conntrack.js';
+import { openConntrack } from '../os/ctnetlink.js';
 import { NodeDialer } from '../os/dialer.js';
 import { NodeFileReader } from '../os/file-reader.js';
 import { LibNftables } from '../os/libnftables.js';
@@ -197,7 +197,7 @@ export class LvsService {
         ...(elements ? { elements } : {}),
         net,
         ...(tunnel ? { tunnel } : {}),
-        conntrack: new ProcConntrack(deps.runner),
+        conntrack: openConntrack(deps.runner, (m) => deps.logger.log('warning', m)),
         logger: deps.logger,
         expireNodestConn: this.expireNodest,
         context: (id) => {

@@ -4,27 +4,12 @@
  * `conntrack -D` for expire_nodest_conn (conntrack-tools, as LVS's sysctl resets the flows).
  */
 import { readFile } from 'node:fs/promises';
+import type { CtEntry, CtTuple, CtWanted } from '../codec/conntrack.js';
 import type { Family } from '../config/model.js';
 import { canonicalAddress } from '../util/address.js';
 import type { ProcessRunner } from '../util/ports.js';
 
-export interface CtTuple {
-  readonly src: string;
-  readonly dst: string;
-  readonly sport: number;
-  readonly dport: number;
-}
-
-export interface CtEntry {
-  readonly family: Family;
-  readonly protocol: string;
-  /** TCP state (ESTABLISHED, SYN_SENT...), '' for UDP */
-  readonly state: string;
-  /** seconds left */
-  readonly timeout: number;
-  readonly original: CtTuple;
-  readonly reply: CtTuple;
-}
+export type { CtEntry, CtTuple, CtWanted };
 
 /**
  * Canonical text of an address as the kernel prints it (IPv6 in full, `%pI6`), memoized: a table
@@ -42,9 +27,6 @@ function canon(text: string, family: Family): string {
   }
   return c;
 }
-
-/** Whether an entry may be one of keepvs's, by its family and original destination (canonical). */
-export type CtWanted = (family: Family, originalDst: string) => boolean;
 
 const SP = 32;
 const TAB = 9;
@@ -157,6 +139,8 @@ export interface ConntrackPort {
    * to it (the same real server may serve other services, whose flows must stay)
    */
   flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void>;
+  /** the reader's sockets closed (the plane stopped) */
+  close?(): void;
 }
 
 /** A service's address and port (0: any) as the original direction of its flows holds them. */

@@ -12,16 +12,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
+import { keepvsadm, LAB, type LabKeepvs, startLabKeepvs } from '../dataplane/lab-daemon.js';
 import { addDrLabAddresses } from '../dataplane/nft/dr-lab-addresses.js';
+import { until as untilTruthy } from '../e2e/harness.js';
 import { asLnc, type ConnectionRow, lncLines } from './connection-rows.js';
 
-const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const P = `kc${process.pid % 100000}`;
 const canRun = process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft');
 const dir = mkdtempSync(join(tmpdir(), 'kv-conns-lab-'));
 const env = { ...process.env, LAB_PREFIX: P, LAB_RS: '2', LAB_DR: '0' };
-const KEEPVS = join(process.cwd(), 'bin', 'keepvs.js');
-const KEEPVSADM = join(process.cwd(), 'bin', 'keepvsadm.js');
 const SOCK = join(dir, 'keepvs.sock');
 const API = 'http://127.0.0.1:19181';
 const V4 = '198.18.0.100';
@@ -72,12 +71,7 @@ function spawnIn(host: string, ...argv: string[]): ChildProcess {
   return p;
 }
 
-const adm = (...args: string[]) =>
-  execFileSync(process.execPath, [KEEPVSADM, ...args], {
-    env: { ...process.env, KEEPVS_SOCKET: SOCK },
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+const adm = (...args: string[]) => keepvsadm(SOCK, ...args);
 
 /** Runs `then` (a function of the fetch Response, printing what it returns) on `path` from lb1 (the API listens on lb1's loopback). */
 const fetchInLb1 = (path: string, then: string) =>
@@ -96,25 +90,11 @@ const rows = (query = '') => {
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body as { total: number; matched: number; connections: Row[]; unlisted?: unknown[] };
 };
-async function until<T>(what: string, f: () => T | undefined | false, ms = 20000): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = f();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - t0 > ms)
-      assert.fail(`timed out waiting for ${what} ${last ?? ''}\nkeepvs log:\n${log.slice(-2000)}`);
-    await sleep(250);
-  }
-}
+const until = <T>(what: string, f: () => T | undefined | false, ms = 20000) =>
+  untilTruthy(what, f, ms, () => `keepvs log:\n${kv?.log() ?? ''}`);
 
 let client: ChildProcess | undefined;
-let kv: ChildProcess | undefined;
-let log = '';
+let kv: LabKeepvs | undefined;
 
 before(async () => {
   if (!canRun) return;
@@ -126,30 +106,12 @@ before(async () => {
   for (const i of [1, 2]) {
     spawnIn(`rs${i}`, process.execPath, join(dir, 'rs.mjs'), `rs${i}`, '80', '86');
   }
-  kv = spawnIn(
-    'lb1',
-    process.execPath,
-    KEEPVS,
-    '-n',
-    '-l',
-    '--dataplane=nft',
-    '-f',
-    join(dir, 'keepalived.conf'),
-    '--socket',
-    SOCK,
-    '--api',
-    API.slice('http://'.length),
-    '--api-token',
-    'lab-token',
-    '-p',
-    join(dir, 'keepvs.pid'),
-    '-c',
-    join(dir, 'checkers.pid'),
-    '-r',
-    join(dir, 'vrrp.pid'),
-  );
-  kv.stdout?.on('data', (d) => (log += d));
-  kv.stderr?.on('data', (d) => (log += d));
+  kv = startLabKeepvs({
+    ns: `${P}-lb1`,
+    dir,
+    sock: SOCK,
+    args: ['--dataplane=nft', '--api', API.slice('http://'.length), '--api-token', 'lab-token'],
+  });
   // every real server in: NAT ones at once, DR ones once their MAC is known
   await until('two Masq servers in each NAT service and two Route in each DR one', () => {
     const l = adm('-Ln');
@@ -161,8 +123,8 @@ before(async () => {
 after(() => {
   if (!canRun) return;
   client?.stdin?.end();
-  kv?.kill('SIGTERM');
-  for (const p of procs) if (p !== kv) p.kill('SIGKILL');
+  kv?.proc.kill('SIGTERM');
+  for (const p of procs) p.kill('SIGKILL');
   try {
     sh('bash', LAB, 'down');
   } catch {}

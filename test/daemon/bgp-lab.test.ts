@@ -13,8 +13,8 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { LAB, type LabKeepvs, startLabKeepvs } from '../dataplane/lab-daemon.js';
 
-const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const FRR = '/usr/lib/frr';
 const P = `kb${process.pid % 100000}`;
 const canRun =
@@ -24,12 +24,11 @@ const canRun =
   spawnOk('id', ['frr']);
 const dir = mkdtempSync(join(tmpdir(), 'kv-bgp-lab-'));
 const env = { ...process.env, LAB_PREFIX: P, LAB_RS: '1', LAB_DR: '0' };
-const KEEPVS = join(process.cwd(), 'bin', 'keepvs.js');
 const API_PORT = 19700 + (process.pid % 200);
 const VIP = '198.18.0.100';
-let keepvs: ChildProcess | undefined;
+let kv: LabKeepvs | undefined;
 let rs: ChildProcess | undefined;
-let log = '';
+const log = () => kv?.log() ?? '';
 
 function spawnOk(cmd: string, args: string[]): boolean {
   try {
@@ -52,7 +51,7 @@ async function until(what: string, f: () => boolean, ms = 20000): Promise<number
     try {
       if (f()) return Date.now() - t0;
     } catch {}
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}\n${log.slice(-3000)}`);
+    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}\n${log().slice(-3000)}`);
     await sleep(50);
   }
 }
@@ -178,7 +177,7 @@ virtual_server ${VIP} 80 {
 `;
 
 function cleanup(): void {
-  if (keepvs?.pid && keepvs.exitCode === null) keepvs.kill('SIGKILL');
+  if (kv && kv.proc.exitCode === null) kv.proc.kill('SIGKILL');
   rs?.kill('SIGKILL');
   stopRouter();
   try {
@@ -202,38 +201,19 @@ before(async () => {
   sh('ip', '-n', `${P}-lb1`, 'addr', 'add', `${VIP}/32`, 'dev', 'lo');
   startRouter();
   rs = startRs();
-  keepvs = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      `${P}-lb1`,
-      process.execPath,
-      KEEPVS,
-      '-n',
-      '-l',
+  kv = startLabKeepvs({
+    ns: `${P}-lb1`,
+    dir,
+    args: [
       '--dataplane=proxy',
       '--dataplane-workers',
       '1',
-      '-f',
-      join(dir, 'keepalived.conf'),
-      '--socket',
-      join(dir, 'keepvs.sock'),
       '--api',
       `127.0.0.1:${API_PORT}`,
       '--api-token',
       'lab-token',
-      '-p',
-      join(dir, 'keepvs.pid'),
-      '-c',
-      join(dir, 'checkers.pid'),
-      '-r',
-      join(dir, 'vrrp.pid'),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  keepvs.stdout?.on('data', (d) => (log += d));
-  keepvs.stderr?.on('data', (d) => (log += d));
+  });
 });
 
 after(() => {
@@ -288,12 +268,12 @@ test('keepvs stops: the VIP is withdrawn before it exits, and its bgpd is gone',
   const pidFile = join(dir, 'frr-lb1', 'run', 'bgpd.pid');
   const bgpd = Number(readFileSync(pidFile, 'utf8'));
   assert.ok(existsSync(`/proc/${bgpd}`));
-  keepvs?.kill('SIGTERM');
+  kv?.proc.kill('SIGTERM');
   await until('the withdrawal', () => routerRoute() === '', 10000);
-  await until('keepvs exit', () => keepvs?.exitCode !== null || keepvs?.signalCode !== null, 15000);
+  await until('keepvs exit', () => kv?.proc.exitCode !== null || kv?.proc.signalCode !== null, 15000);
   await until(
     'bgpd exit',
     () => !existsSync(`/proc/${bgpd}`) || /\) Z /.test(readFileSync(`/proc/${bgpd}/stat`, 'utf8')),
   );
-  assert.match(log, /BGP: withdrawing 198\.18\.0\.100\/32 \(stopping\)/);
+  assert.match(log(), /BGP: withdrawing 198\.18\.0\.100\/32 \(stopping\)/);
 });

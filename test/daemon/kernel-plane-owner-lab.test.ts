@@ -5,20 +5,19 @@
  * lab (../shared/lab/lab.sh) on lb1; needs root and nftables, skipped otherwise.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { KERNEL_PLANE_OWNER_DIR } from '../../src/os/kernel-plane-owner.js';
+import { LAB, type LabKeepvs, startLabKeepvs } from '../dataplane/lab-daemon.js';
 import { until } from '../e2e/harness.js';
 
-const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const P = `ko${process.pid % 100000}`;
 const canRun = process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft');
 const dir = mkdtempSync(join(tmpdir(), 'kv-owner-lab-'));
 const env = { ...process.env, LAB_PREFIX: P, LAB_RS: '1', LAB_DR: '0' };
-const KEEPVS = join(process.cwd(), 'bin', 'keepvs.js');
 const started: ChildProcess[] = [];
 
 const sh = (cmd: string, ...args: string[]) =>
@@ -35,44 +34,10 @@ virtual_server 198.18.0.100 80 {
 }
 `;
 
-interface Run {
-  readonly proc: ChildProcess;
-  readonly exited: Promise<number | null>;
-  output(): string;
-}
-
-function startKeepvs(name: string): Run {
-  const proc = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      `${P}-lb1`,
-      process.execPath,
-      KEEPVS,
-      '-n',
-      '-l',
-      '-f',
-      join(dir, 'keepalived.conf'),
-      '--dataplane',
-      'nft',
-      '--socket',
-      join(dir, `${name}.sock`),
-      '-p',
-      join(dir, `${name}.pid`),
-      '-c',
-      join(dir, `${name}-checkers.pid`),
-      '-r',
-      join(dir, `${name}-vrrp.pid`),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  started.push(proc);
-  let out = '';
-  proc.stdout?.on('data', (d) => (out += d));
-  proc.stderr?.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  return { proc, exited, output: () => out };
+function startKeepvs(name: string): LabKeepvs {
+  const run = startLabKeepvs({ ns: `${P}-lb1`, dir, name, args: ['--dataplane', 'nft'] });
+  started.push(run.proc);
+  return run;
 }
 
 const ownerFile = () =>
@@ -102,14 +67,14 @@ test('a second keepvs in the namespace refuses the kernel plane; after a gracefu
   skip: !canRun,
 }, async () => {
   const first = startKeepvs('first');
-  await until('the first keepvs programs the kernel', async () => servicesInKernel(), 15000, first.output);
+  await until('the first keepvs programs the kernel', async () => servicesInKernel(), 15000, first.log);
   assert.equal(existsSync(ownerFile()), true);
 
   const second = startKeepvs('second');
   const code = await Promise.race([second.exited, sleep(15000).then(() => 'still running')]);
-  assert.equal(code, 2, second.output());
-  assert.match(second.output(), /kernel data plane of this network namespace is driven by keepvs pid \d+/);
-  assert.match(second.output(), /--dataplane proxy/);
+  assert.equal(code, 2, second.log());
+  assert.match(second.log(), /kernel data plane of this network namespace is driven by keepvs pid \d+/);
+  assert.match(second.log(), /--dataplane proxy/);
   // the first one still owns and forwards
   assert.equal(first.proc.exitCode, null);
   assert.ok(servicesInKernel());
@@ -119,9 +84,9 @@ test('a second keepvs in the namespace refuses the kernel plane; after a gracefu
   assert.equal(existsSync(ownerFile()), false, 'a graceful stop gives the namespace up');
 
   const third = startKeepvs('third');
-  await until('the next keepvs programs the kernel', async () => servicesInKernel(), 15000, third.output);
+  await until('the next keepvs programs the kernel', async () => servicesInKernel(), 15000, third.log);
   await sleep(1000);
-  assert.equal(third.proc.exitCode, null, third.output());
+  assert.equal(third.proc.exitCode, null, third.log());
   third.proc.kill('SIGTERM');
   await third.exited;
 });

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { ClusterDataPlane } from '../../src/dataplane/proxy/cluster.js';
+import { FrameChannel } from '../../src/dataplane/proxy/channel.js';
+import { ClusterDataPlane, type PrimaryToWorker, type WorkerToPrimary } from '../../src/dataplane/proxy/cluster.js';
 import { ProxyProcesses } from '../../src/dataplane/proxy/processes.js';
 import { type DestSnapshot, serviceId } from '../../src/lb/types.js';
 import { addOps, connect, realServer, tcpKey, waitFor } from './helpers.js';
@@ -124,15 +129,8 @@ test("a new controller's options reach workers an earlier one configured (the PR
       statsIntervalMs: 50,
       proxyProtocol: { '*': 'v1' },
     });
-    await waitFor(() => dp.snapshot().services[0]?.listener === 'listening', 3000, 'stats from the kept worker');
-    // the kept worker takes the new options with the configure sent at its hello; a stats report it
-    // sent before reading that message can arrive after start() resolves, so allow it a moment
-    let first = await send(port);
-    for (const end = Date.now() + 3000; !/^PROXY TCP4 /.test(first) && Date.now() < end; ) {
-      await new Promise((r) => setTimeout(r, 100));
-      first = await send(port);
-    }
-    assert.match(first, /^PROXY TCP4 /, 'the new controller’s PROXY default was not applied');
+    // start() resolved once the kept worker took the configure sent at its hello: the first connection has it
+    assert.match(await send(port), /^PROXY TCP4 /, 'the new controller’s PROXY default was not applied');
     dp.setOptions({ proxyProtocol: {} });
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(await send(port), 'DATA');
@@ -140,5 +138,38 @@ test("a new controller's options reach workers an earlier one configured (the PR
     await dp.stop(0);
     await procs.stop(0);
     await a.close();
+  }
+});
+
+test('start() waits until each worker has taken its configure, not only said hello', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kv-cluster-'));
+  const path = join(dir, 'worker.sock');
+  let ch: FrameChannel<PrimaryToWorker, WorkerToPrimary> | undefined;
+  const configures: PrimaryToWorker[] = [];
+  // a worker configured by an earlier controller: it says hello at once, takes its time over the configure
+  const worker = net.createServer((socket) => {
+    ch = new FrameChannel(
+      socket,
+      (m) => configures.push(m),
+      () => {},
+    );
+    ch.send({ type: 'hello', pid: process.pid, configured: true, held: null, bindPorts: [] });
+  });
+  await new Promise<void>((r) => worker.listen(path, r));
+  let started: ClusterDataPlane | undefined;
+  const starting = ClusterDataPlane.start({ workers: 1, sockets: [path], tableModule: 'unused' }).then(
+    (dp) => (started = dp),
+  );
+  try {
+    await waitFor(() => configures.some((m) => m.type === 'configure'), 3000, 'the configure');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(started, undefined, 'start() resolved before the worker took its configure');
+    ch?.send({ type: 'configured' });
+    const dp = await starting;
+    await dp.stop(0).catch(() => {});
+  } finally {
+    ch?.socket.destroy();
+    worker.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -11,8 +11,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { until as untilTrue } from '../e2e/harness.js';
+import { KEEPVS, keepvsadm, LAB, type LabKeepvs, startLabKeepvs } from './lab-daemon.js';
 
-const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const ROOT = process.cwd();
 const has = (bin: string) => ['/usr/bin', '/usr/sbin', '/bin', '/sbin'].some((d) => existsSync(join(d, bin)));
 const canRun =
@@ -25,8 +26,6 @@ const P = `kvd${process.pid % 100000}`;
 const env = { ...process.env, LAB_PREFIX: P, LAB_DR: '1', LAB_RS: '3' };
 /** only when the test runs: a skipped run leaves nothing behind */
 const dir = canRun ? mkdtempSync(join(tmpdir(), 'kv-tund-')) : '';
-const KEEPVS = join(ROOT, 'bin', 'keepvs.js');
-const KEEPVSADM = join(ROOT, 'bin', 'keepvsadm.js');
 const SOCK = join(dir, 'keepvs.sock');
 const rsProcs = new Map<number, ChildProcess>();
 const procs: ChildProcess[] = [];
@@ -73,48 +72,22 @@ function startRs(i: number): void {
   procs.push(p);
 }
 
-function startKeepvs(): ChildProcess {
+function startKeepvs(): LabKeepvs {
   runs++;
-  const p = spawn(
-    'ip',
-    [
-      ...['netns', 'exec', `${P}-lb1`, process.execPath, KEEPVS, '-n', '-l', '-f', join(dir, 'keepalived.conf')],
-      ...['--socket', SOCK, '--api', '127.0.0.1:19181', '--api-token', 'lab-token'],
-      ...[
-        '-p',
-        join(dir, `keepvs-${runs}.pid`),
-        '-c',
-        join(dir, `checkers-${runs}.pid`),
-        '-r',
-        join(dir, `vrrp-${runs}.pid`),
-      ],
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let log = '';
-  p.stdout?.on('data', (d) => (log += d));
-  p.stderr?.on('data', (d) => (log += d));
-  p.on('exit', () => writeFileSync(join(dir, `keepvs-${runs}.log`), log));
-  procs.push(p);
-  return p;
-}
-
-const adm = (...args: string[]) =>
-  execFileSync(process.execPath, [KEEPVSADM, ...args], {
-    env: { ...process.env, KEEPVS_SOCKET: SOCK },
-    encoding: 'utf8',
+  const run = startLabKeepvs({
+    ns: `${P}-lb1`,
+    dir,
+    name: `keepvs-${runs}`,
+    sock: SOCK,
+    args: ['--api', '127.0.0.1:19181', '--api-token', 'lab-token'],
   });
-
-async function until(what: string, f: () => boolean | Promise<boolean>, ms = 15000): Promise<void> {
-  const t0 = Date.now();
-  for (;;) {
-    try {
-      if (await f()) return;
-    } catch {}
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
+  procs.push(run.proc);
+  return run;
 }
+
+const adm = (...args: string[]) => keepvsadm(SOCK, ...args);
+const until = (what: string, f: () => boolean | Promise<boolean>, ms = 15000) =>
+  untilTrue(what, f, ms, () => kv?.log() ?? '');
 
 /** n requests from distinct source ports: which real servers answered, and the failures */
 async function spread(url: string, family: 4 | 6, base: number, n: number) {
@@ -133,7 +106,7 @@ async function spread(url: string, family: 4 | 6, base: number, n: number) {
   return { by, failed, client };
 }
 
-let keepvs: ChildProcess | undefined;
+let kv: LabKeepvs | undefined;
 before(async () => {
   if (!canRun) return;
   writeFileSync(
@@ -165,7 +138,7 @@ http.createServer((q, s) => { s.setHeader('connection', 'close'); s.end(process.
   }
   inNs('lb1', 'ip', 'addr', 'add', '198.18.0.100/32', 'dev', 'eth0');
   inNs('lb1', 'ip', 'addr', 'add', '2001:2::100/128', 'dev', 'eth0', 'nodad');
-  keepvs = startKeepvs();
+  kv = startKeepvs();
   await until('keepvs forwarding through the tunnel', async () =>
     (await curl('http://198.18.0.100/', 30999, 4)).startsWith('rs'),
   );
@@ -220,18 +193,18 @@ test('a real server whose service stops leaves the tunnel table within a check i
 test('SIGKILL of keepvs leaves the tunnel forwarding; the next keepvs takes the program over', {
   skip: !canRun,
 }, async () => {
-  keepvs?.kill('SIGKILL');
-  await new Promise((r) => keepvs?.once('exit', r));
+  kv?.proc.kill('SIGKILL');
+  await kv?.exited;
   // its workers may outlive it for a moment: the program stays attached either way
   const during = await spread('http://198.18.0.100/', 4, 34000, 9);
   assert.equal(during.failed, 0);
-  keepvs = startKeepvs();
+  kv = startKeepvs();
   await until('the new keepvs answers keepvsadm', () => /Tunnel/.test(adm('-Ln')), 20000);
   const afterRestart = await spread('http://198.18.0.100/', 4, 35000, 12);
   assert.equal(afterRestart.failed, 0);
   assert.equal(afterRestart.by.size, 3);
-  keepvs.kill('SIGTERM');
-  await new Promise((r) => keepvs?.once('exit', r));
+  kv.proc.kill('SIGTERM');
+  await kv.exited;
   // a graceful stop takes the program off the interface (keepalived clears its virtual servers)
   assert.doesNotMatch(inNs('lb1', 'tc', 'filter', 'show', 'dev', 'eth0', 'ingress'), /kv_tun_encap/);
 });

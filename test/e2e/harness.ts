@@ -54,9 +54,10 @@ export function get(
   });
 }
 
+/** Polls `fn` every 100 ms until it gives a truthy value (returned) or `ms` pass (an error with `log`'s tail). */
 export async function until<T>(
   what: string,
-  fn: () => Promise<T | undefined | false>,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
   ms = 10000,
   log = () => '',
 ): Promise<T> {

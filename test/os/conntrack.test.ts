@@ -16,34 +16,63 @@ const V6 =
 const ICMP =
   'ipv4     2 icmp     1 29 src=198.18.0.10 dst=198.18.0.100 type=8 code=0 id=7 src=198.18.1.11 dst=198.18.0.10 type=0 code=0 id=7 mark=0 use=1';
 
-test('conntrack lines: both tuples, state, timeout; IPv6 canonical; UDP without state; no ports', () => {
-  assert.deepEqual(parseConntrackLine(TCP), {
-    family: 4,
-    protocol: 'tcp',
-    state: 'ESTABLISHED',
-    timeout: 431999,
-    original: { src: '198.18.0.10', dst: '198.18.0.100', sport: 40000, dport: 81 },
-    reply: { src: '198.18.1.11', dst: '198.18.1.250', sport: 80, dport: 40000 },
-  });
-  assert.deepEqual(parseConntrackLine(UDP), {
-    family: 4,
-    protocol: 'udp',
-    state: '',
-    timeout: 29,
-    original: { src: '198.18.0.10', dst: '198.18.0.100', sport: 5353, dport: 53 },
-    reply: { src: '198.18.1.12', dst: '198.18.0.10', sport: 53, dport: 5353 },
-  });
-  const v6 = parseConntrackLine(V6);
-  assert.equal(v6?.family, 6);
-  assert.equal(v6?.state, 'SYN_SENT');
-  assert.deepEqual(v6?.original, { src: '2001:2::10', dst: '2001:2::100', sport: 1, dport: 80 });
-  assert.deepEqual(v6?.reply, { src: '2001:2:0:1::11', dst: '2001:2::10', sport: 80, dport: 1 });
-  assert.deepEqual(parseConntrackLine(ICMP)?.reply, { src: '198.18.1.11', dst: '198.18.0.10', sport: 0, dport: 0 });
-  // junk and half entries
-  assert.equal(parseConntrackLine(''), null);
-  assert.equal(parseConntrackLine('ipv4 2 tcp 6'), null);
-  assert.equal(parseConntrackLine('ipv4 2 tcp 6 10 ESTABLISHED src=1.2.3.4 dst=5.6.7.8 sport=1 dport=2'), null);
-});
+const tuple = (src: string, dst: string, sport: number, dport: number) => ({ src, dst, sport, dport });
+const LINES: [string, string, ReturnType<typeof parseConntrackLine>][] = [
+  [
+    'TCP with a state',
+    TCP,
+    {
+      family: 4,
+      protocol: 'tcp',
+      state: 'ESTABLISHED',
+      timeout: 431999,
+      original: tuple('198.18.0.10', '198.18.0.100', 40000, 81),
+      reply: tuple('198.18.1.11', '198.18.1.250', 80, 40000),
+    },
+  ],
+  [
+    'UDP: no state',
+    UDP,
+    {
+      family: 4,
+      protocol: 'udp',
+      state: '',
+      timeout: 29,
+      original: tuple('198.18.0.10', '198.18.0.100', 5353, 53),
+      reply: tuple('198.18.1.12', '198.18.0.10', 53, 5353),
+    },
+  ],
+  [
+    'IPv6 printed in full reads canonical',
+    V6,
+    {
+      family: 6,
+      protocol: 'tcp',
+      state: 'SYN_SENT',
+      timeout: 50,
+      original: tuple('2001:2::10', '2001:2::100', 1, 80),
+      reply: tuple('2001:2:0:1::11', '2001:2::10', 80, 1),
+    },
+  ],
+  [
+    'ICMP: no ports',
+    ICMP,
+    {
+      family: 4,
+      protocol: 'icmp',
+      state: '',
+      timeout: 29,
+      original: tuple('198.18.0.10', '198.18.0.100', 0, 0),
+      reply: tuple('198.18.1.11', '198.18.0.10', 0, 0),
+    },
+  ],
+  ['empty', '', null],
+  ['cut before the timeout', 'ipv4 2 tcp 6', null],
+  ['one tuple only', 'ipv4 2 tcp 6 10 ESTABLISHED src=1.2.3.4 dst=5.6.7.8 sport=1 dport=2', null],
+];
+
+for (const [what, line, want] of LINES)
+  test(`a conntrack line: ${what}`, () => assert.deepEqual(parseConntrackLine(line), want));
 
 test('a table: every line, blank ones skipped; `wanted` keeps only entries to the VIPs asked for', async () => {
   const text = `${TCP}\n${UDP}\n\n${V6}\n${ICMP}\n`;

@@ -1321,5 +1321,6 @@ export class NftDataPlane implements DataPlane {
     this.goneTimer = null;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.deps.conntrack.close?.();
   }
 }

@@ -128,6 +128,8 @@ export type WorkerToPrimary =
       readonly held: TableSnapshot | null;
       readonly bindPorts: [string, number][];
     }
+  /** the configure sent at hello is in force (a kept worker: this controller's options apply) */
+  | { readonly type: 'configured' }
   | { readonly type: 'applied'; readonly seq: number }
   | { readonly type: 'stats'; readonly snapshot: DataPlaneSnapshot; readonly table?: TableSnapshot }
   | { readonly type: 'connections'; readonly seq: number; readonly connections: ConnSnapshot[] }
@@ -214,7 +216,10 @@ export class ClusterDataPlane implements DataPlane {
     for (const l of this.links) l.channel?.send({ type: 'options', options });
   }
 
-  /** Connects to the workers (forking them first without `sockets`); resolves once each said hello. */
+  /**
+   * Connects to the workers (forking them first without `sockets`); resolves once each has taken
+   * this controller's configure, so that a kept worker runs with the new options from then on.
+   */
   static async start(options: ClusterOptions): Promise<ClusterDataPlane> {
     const dp = new ClusterDataPlane(options);
     let sockets = options.sockets;
@@ -231,9 +236,9 @@ export class ClusterDataPlane implements DataPlane {
     const hellos = sockets.map((path, index) => {
       const link: Link = { index, path };
       dp.links.push(link);
-      const hello = dp.expect(`hello:${index}`);
+      const configured = dp.expect(`configured:${index}`);
       dp.connect(link);
-      return Promise.race([hello, new Promise((r) => setTimeout(r, options.connectTimeoutMs ?? 10_000).unref())]);
+      return Promise.race([configured, new Promise((r) => setTimeout(r, options.connectTimeoutMs ?? 10_000).unref())]);
     });
     await Promise.all(hellos);
     dp.started = true;
@@ -328,8 +333,8 @@ export class ClusterDataPlane implements DataPlane {
       });
       // workers met after start() are brought to the owner's table at once; the first ones by reconcileAll()
       if (this.started) this.reconcileLink(link);
-      this.resolve(`hello:${link.index}`);
-    } else if (m.type === 'applied') this.resolve(`applied:${link.index}:${m.seq}`);
+    } else if (m.type === 'configured') this.resolve(`configured:${link.index}`);
+    else if (m.type === 'applied') this.resolve(`applied:${link.index}:${m.seq}`);
     else if (m.type === 'stopped') this.resolve(`stopped:${link.index}`);
     else if (m.type === 'connections') this.listings.get(`${link.index}:${m.seq}`)?.(m.connections);
     else if (m.type === 'stats') {

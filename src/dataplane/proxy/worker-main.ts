@@ -105,6 +105,10 @@ function main(): void {
         configuring = configure(m);
         queue = queue.then(() => configuring);
       }
+      // the controller's start() waits for this: from here on the worker runs with its options
+      queue = queue.then(() => {
+        send({ type: 'configured' });
+      });
     } else if (m.type === 'options') {
       queue = queue.then(() => setOptions(m.options));
     } else if (m.type === 'ops') {

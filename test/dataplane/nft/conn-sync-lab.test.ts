@@ -16,22 +16,19 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { KEEPVSADM, LAB, type LabKeepvs, startLabKeepvs } from '../lab-daemon.js';
 
-const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const P = `kcs${process.pid % 100000}`;
 const canRun =
   process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft') && existsSync('/usr/sbin/conntrackd');
 const dir = mkdtempSync(join(tmpdir(), 'kv-sync-lab-'));
 const env = { ...process.env, LAB_PREFIX: P, LAB_RS: '3', LAB_DR: '0' };
-const KEEPVS = join(process.cwd(), 'bin', 'keepvs.js');
-const KEEPVSADM = join(process.cwd(), 'bin', 'keepvsadm.js');
 const procs: ChildProcess[] = [];
-const keepvs = new Map<string, ChildProcess>();
-const logs = new Map<string, string>();
+const keepvs = new Map<string, LabKeepvs>();
 
 const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { env, encoding: 'utf8' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const sock = (host: string) => join(dir, host, 'keepvs.sock');
+const sock = (host: string) => keepvs.get(host)?.sock ?? join(dir, host, 'keepvs.sock');
 
 /** Each real server answers every line with its name: a connection moved to another one is reset. */
 const RS_SERVER = `import net from 'node:net';
@@ -130,43 +127,16 @@ function startKeepvs(host: string, priority: number): void {
   mkdirSync(join(dir, host), { recursive: true, mode: 0o700 });
   const conf = join(dir, host, 'keepalived.conf');
   writeFileSync(conf, CONF(priority));
-  const p = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      `${P}-${host}`,
-      process.execPath,
-      KEEPVS,
-      '-n',
-      '-l',
-      '-D',
-      '-f',
-      conf,
-      '--dataplane',
-      'nft',
-      '--socket',
-      sock(host),
-      '--api',
-      `127.0.0.1:${19300 + (process.pid % 300)}`,
-      '--api-token',
-      'lab-token',
-      '-p',
-      join(dir, host, 'keepvs.pid'),
-      '-c',
-      join(dir, host, 'checkers.pid'),
-      '-r',
-      join(dir, host, 'vrrp.pid'),
-    ],
+  const run = startLabKeepvs({
+    ns: `${P}-${host}`,
+    dir: join(dir, host),
+    conf,
+    args: ['-D', '--dataplane', 'nft', '--api', `127.0.0.1:${19300 + (process.pid % 300)}`, '--api-token', 'lab-token'],
     // its own process group: a group SIGKILL takes the supervisor, its workers and conntrackd at once
-    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-  );
-  logs.set(host, '');
-  const add = (d: Buffer) => logs.set(host, (logs.get(host) ?? '') + d);
-  p.stdout?.on('data', add);
-  p.stderr?.on('data', add);
-  procs.push(p);
-  keepvs.set(host, p);
+    detached: true,
+  });
+  procs.push(run.proc);
+  keepvs.set(host, run);
 }
 
 function adm(host: string, ...args: string[]): string {
@@ -224,7 +194,7 @@ after(() => {
     }
   }
   spawnSync('bash', [LAB, 'down'], { env });
-  if (process.env.KEEP_LAB_LOGS) for (const [h, l] of logs) writeFileSync(join(dir, `${h}.log`), l);
+  if (process.env.KEEP_LAB_LOGS) for (const [h, k] of keepvs) writeFileSync(join(dir, `${h}.log`), k.log());
   if (process.env.KEEP_LAB_LOGS) console.log(`logs in ${dir}`);
   else rmSync(dir, { recursive: true, force: true });
 });
@@ -282,7 +252,7 @@ test('conntrackd sync: 20 of 20 NAT and 20 of 20 FNAT rr connections survive a m
   });
   // lb1 dies: keepvs and its conntrackd killed at once, then the host drops off both networks
   const lb1 = keepvs.get('lb1')!;
-  process.kill(-lb1.pid!, 'SIGKILL');
+  process.kill(-lb1.proc.pid!, 'SIGKILL');
   sh('ip', '-n', `${P}-lb1`, 'link', 'set', 'eth0', 'down');
   sh('ip', '-n', `${P}-lb1`, 'link', 'set', 'eth1', 'down');
   const killedAt = Date.now();
@@ -310,4 +280,4 @@ test('conntrackd sync: 20 of 20 NAT and 20 of 20 FNAT rr connections survive a m
   client.kill('SIGKILL');
 });
 
-const readLog = (host: string): string => (logs.get(host) ?? '').slice(-4000);
+const readLog = (host: string): string => (keepvs.get(host)?.log() ?? '').slice(-4000);

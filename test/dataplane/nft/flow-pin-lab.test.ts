@@ -14,16 +14,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
+import { until as untilTrue } from '../../e2e/harness.js';
+import { keepvsadm, LAB, type LabKeepvs, startLabKeepvs } from '../lab-daemon.js';
 
 import { addDrLabAddresses } from './dr-lab-addresses.js';
 
-const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const P = `kp${process.pid % 100000}`;
 const canRun = process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft');
 const dir = mkdtempSync(join(tmpdir(), 'kv-pin-lab-'));
 const env = { ...process.env, LAB_PREFIX: P, LAB_RS: '3', LAB_DR: '0' };
-const KEEPVS = join(process.cwd(), 'bin', 'keepvs.js');
-const KEEPVSADM = join(process.cwd(), 'bin', 'keepvsadm.js');
 const SOCK = join(dir, 'keepvs.sock');
 const V4 = '198.18.0.100';
 const V6 = '2001:2::100';
@@ -95,27 +94,11 @@ function spawnIn(host: string, ...argv: string[]): ChildProcess {
   return p;
 }
 
-function adm(...args: string[]): string {
-  return execFileSync(process.execPath, [KEEPVSADM, ...args], {
-    env: { ...process.env, KEEPVS_SOCKET: SOCK },
-    encoding: 'utf8',
-  });
-}
-
-async function until(what: string, f: () => boolean, ms = 15000): Promise<void> {
-  const t0 = Date.now();
-  for (;;) {
-    try {
-      if (f()) return;
-    } catch {}
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
+const adm = (...args: string[]) => keepvsadm(SOCK, ...args);
+const until = (what: string, f: () => boolean, ms = 15000) => untilTrue(what, f, ms, () => kv?.log() ?? '');
 
 let client: ChildProcess | undefined;
-let kv: ChildProcess | undefined;
-let log = '';
+let kv: LabKeepvs | undefined;
 let lines: AsyncIterableIterator<string> | undefined;
 async function ping(ms = 2500): Promise<Answers> {
   client?.stdin?.write(`ping ${ms}\n`);
@@ -136,31 +119,13 @@ before(async () => {
     spawnIn(`rs${i}`, process.execPath, join(dir, 'rs.mjs'), `rs${i}`, '86', '87');
     checkProcs.set(i, spawnIn(`rs${i}`, process.execPath, join(dir, 'check.mjs'), '9186'));
   }
-  kv = spawnIn(
-    'lb1',
-    process.execPath,
-    KEEPVS,
-    '-n',
-    '-l',
-    '-f',
-    join(dir, 'keepalived.conf'),
-    '--socket',
-    SOCK,
-    '-p',
-    join(dir, 'keepvs.pid'),
-    '-c',
-    join(dir, 'checkers.pid'),
-    '-r',
-    join(dir, 'vrrp.pid'),
-  );
-  kv.stdout?.on('data', (d) => (log += d));
-  kv.stderr?.on('data', (d) => (log += d));
+  kv = startLabKeepvs({ ns: `${P}-lb1`, dir, sock: SOCK });
   // every real server in all three services, their MACs resolved (the flow map exists)
   await until('three real servers in each service', () => (adm('-Ln').match(/ Route /g) ?? []).length === 9, 30000);
   await until('the flow maps installed', () =>
     /_flows/.test(sh('ip', 'netns', 'exec', `${P}-lb1`, 'nft', 'list', 'table', 'netdev', 'keepvs')),
   ).catch((e) => {
-    throw new Error(`${e}; keepvs log:\n${log.slice(-3000)}`);
+    throw new Error(`${e}; keepvs log:\n${kv?.log().slice(-3000)}`);
   });
   await sleep(1500);
 });
@@ -168,8 +133,8 @@ before(async () => {
 after(() => {
   if (!canRun) return;
   client?.stdin?.end();
-  kv?.kill('SIGTERM');
-  for (const p of procs) if (p !== kv) p.kill('SIGKILL');
+  kv?.proc.kill('SIGTERM');
+  for (const p of procs) p.kill('SIGKILL');
   try {
     sh('bash', LAB, 'down');
   } catch {}

@@ -11,18 +11,16 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { until as untilTrue } from '../../e2e/harness.js';
+import { keepvsadm, LAB, type LabKeepvs, startLabKeepvs } from '../lab-daemon.js';
 
-const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const P = `kn${process.pid % 100000}`;
 const canRun = process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft');
 const dir = mkdtempSync(join(tmpdir(), 'kv-nft-lab-'));
 const env = { ...process.env, LAB_PREFIX: P, LAB_RS: '3', LAB_DR: '0' };
-const KEEPVS = join(process.cwd(), 'bin', 'keepvs.js');
-const KEEPVSADM = join(process.cwd(), 'bin', 'keepvsadm.js');
-const SOCK = join(dir, 'keepvs.sock');
 const API_PORT = 19180;
 const rsProcs = new Map<number, ChildProcess>();
-let keepvs: ChildProcess | undefined;
+let kv: LabKeepvs | undefined;
 let runs = 0;
 
 const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { env, encoding: 'utf8' });
@@ -168,59 +166,24 @@ function startRs(i: number): void {
   rsProcs.set(i, p);
 }
 
-function startKeepvs(): ChildProcess {
+const SOCK = join(dir, 'keepvs.sock');
+/** every run shares the socket (keepvsadm finds the current one), each keeps its own pid files and log */
+function startKeepvs(): LabKeepvs {
   runs++;
-  const p = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      `${P}-lb1`,
-      process.execPath,
-      KEEPVS,
-      '-n',
-      '-l',
-      '-f',
-      join(dir, 'keepalived.conf'),
-      '--socket',
-      SOCK,
-      '--api',
-      `127.0.0.1:${API_PORT}`,
-      '--api-token',
-      'lab-token',
-      '-p',
-      join(dir, `keepvs-${runs}.pid`),
-      '-c',
-      join(dir, `checkers-${runs}.pid`),
-      '-r',
-      join(dir, `vrrp-${runs}.pid`),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let log = '';
-  p.stdout?.on('data', (d) => (log += d));
-  p.stderr?.on('data', (d) => (log += d));
-  p.on('exit', () => writeFileSync(join(dir, `keepvs-${runs}.log`), log));
-  return p;
-}
-
-function adm(...args: string[]): string {
-  return execFileSync(process.execPath, [KEEPVSADM, ...args], {
-    env: { ...process.env, KEEPVS_SOCKET: SOCK },
-    encoding: 'utf8',
+  return startLabKeepvs({
+    ns: `${P}-lb1`,
+    dir,
+    name: `keepvs-${runs}`,
+    sock: SOCK,
+    args: ['--api', `127.0.0.1:${API_PORT}`, '--api-token', 'lab-token'],
   });
 }
 
-async function until(what: string, f: () => boolean, ms = 10000): Promise<number> {
+const adm = (...args: string[]) => keepvsadm(SOCK, ...args);
+const until = (what: string, f: () => boolean, ms = 10000) => {
   const t0 = Date.now();
-  for (;;) {
-    try {
-      if (f()) return Date.now() - t0;
-    } catch {}
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+  return untilTrue(what, f, ms, () => kv?.log() ?? '').then(() => Date.now() - t0);
+};
 
 before(async () => {
   if (!canRun) return;
@@ -244,13 +207,13 @@ before(async () => {
     sh('ip', '-n', `${P}-rs${i}`, 'addr', 'add', '2001:2::100/128', 'dev', 'lo');
     startRs(i);
   }
-  keepvs = startKeepvs();
+  kv = startKeepvs();
   await until('keepvs forwarding', () => request('198.18.0.100', 80, 3).errors === 0, 20000);
 });
 
 after(() => {
   if (!canRun) return;
-  if (keepvs?.pid) keepvs.kill('SIGTERM');
+  kv?.proc.kill('SIGTERM');
   for (const p of rsProcs.values()) p.kill('SIGKILL');
   try {
     sh('bash', LAB, 'down');
@@ -400,11 +363,11 @@ process.stdout.write(String(ok));`;
 test('keepvs killed with SIGKILL and started again: forwarding never stops', { skip: !canRun }, async () => {
   const running = load('198.18.0.100', 80, 6000);
   await sleep(1000);
-  keepvs?.kill('SIGKILL');
+  kv?.proc.kill('SIGKILL');
   await sleep(1500);
   // the kernel tables outlived keepvs
   assert.match(inNs('lb1', 'nft', 'list', 'tables'), /table ip keepvs/);
-  keepvs = startKeepvs();
+  kv = startKeepvs();
   const r = await running;
   assert.equal(r.errors, 0, JSON.stringify(r));
   assert.deepEqual(Object.keys(r.by).sort(), ['rs1', 'rs2', 'rs3']);
@@ -414,10 +377,9 @@ test('keepvs killed with SIGKILL and started again: forwarding never stops', { s
 
 test('a graceful stop removes keepvs tables and only those', { skip: !canRun }, async () => {
   inNs('lb1', 'nft', 'add', 'table', 'inet', 'other');
-  const p = keepvs;
-  p?.kill('SIGTERM');
-  await new Promise((r) => p?.on('exit', r));
-  keepvs = undefined;
+  kv?.proc.kill('SIGTERM');
+  await kv?.exited;
+  kv = undefined;
   const tables = inNs('lb1', 'nft', 'list', 'tables');
   assert.doesNotMatch(tables, /keepvs/);
   assert.match(tables, /table inet other/);

@@ -9,11 +9,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { until as untilTrue } from '../../e2e/harness.js';
+import { keepvsadm, LAB, type LabKeepvs, startLabKeepvs } from '../lab-daemon.js';
 import { addDrLabAddresses } from './dr-lab-addresses.js';
-
-const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
-const KEEPVS = join(process.cwd(), 'bin', 'keepvs.js');
-const KEEPVSADM = join(process.cwd(), 'bin', 'keepvsadm.js');
 
 export const canRunLab = process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft');
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -136,8 +134,7 @@ export function udpLab(o: UdpLabOptions): UdpLab {
   const env = { ...process.env, LAB_PREFIX: o.prefix, LAB_RS: '3', LAB_DR: '0' };
   const sock = join(dir, 'keepvs.sock');
   const procs: ChildProcess[] = [];
-  let kv: ChildProcess | undefined;
-  let log = '';
+  let kv: LabKeepvs | undefined;
   const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { env, encoding: 'utf8' });
   const spawnIn = (host: string, ...argv: string[]): ChildProcess => {
     const p = spawn('ip', ['netns', 'exec', `${o.prefix}-${host}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -148,11 +145,7 @@ export function udpLab(o: UdpLabOptions): UdpLab {
     dir,
     sh,
     inNs: (host, ...argv) => sh('ip', 'netns', 'exec', `${o.prefix}-${host}`, ...argv),
-    adm: (...args) =>
-      execFileSync(process.execPath, [KEEPVSADM, ...args], {
-        env: { ...process.env, KEEPVS_SOCKET: sock },
-        encoding: 'utf8',
-      }),
+    adm: (...args) => keepvsadm(sock, ...args),
     send: (vip, port, n, sockets = 1) =>
       JSON.parse(lab.inNs('client', process.execPath, join(dir, 'client.mjs'), vip, `${port}`, `${n}`, `${sockets}`)),
     stream(vip, port, intervalMs) {
@@ -186,22 +179,16 @@ export function udpLab(o: UdpLabOptions): UdpLab {
         },
       };
     },
-    async until(what, f, ms = 20000) {
+    until(what, f, ms = 20000) {
       const t0 = Date.now();
-      for (;;) {
-        try {
-          if (f()) return Date.now() - t0;
-        } catch {}
-        if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
-        await sleep(200);
-      }
+      return untilTrue(what, f, ms, () => lab.log()).then(() => Date.now() - t0);
     },
     silence(i, port, on) {
       const f = join(dir, `down-rs${i}-${port}`);
       if (on) writeFileSync(f, '');
       else rmSync(f, { force: true });
     },
-    log: () => log,
+    log: () => kv?.log() ?? '',
     async up(ready) {
       writeFileSync(join(dir, 'rs.mjs'), rsServer(o.vip4, o.vip6, dir));
       writeFileSync(join(dir, 'client.mjs'), CLIENT);
@@ -212,32 +199,14 @@ export function udpLab(o: UdpLabOptions): UdpLab {
       for (const [a, dev] of o.lb1Addresses ?? [])
         sh('ip', '-n', `${o.prefix}-lb1`, 'addr', 'add', a, 'dev', dev, ...(a.includes(':') ? ['nodad'] : []));
       for (const i of [1, 2, 3]) spawnIn(`rs${i}`, process.execPath, join(dir, 'rs.mjs'), `rs${i}`, ...o.rsPorts);
-      kv = spawnIn(
-        'lb1',
-        process.execPath,
-        KEEPVS,
-        '-n',
-        '-l',
-        '-f',
-        join(dir, 'keepalived.conf'),
-        '--socket',
-        sock,
-        '-p',
-        join(dir, 'keepvs.pid'),
-        '-c',
-        join(dir, 'checkers.pid'),
-        '-r',
-        join(dir, 'vrrp.pid'),
-      );
-      kv.stdout?.on('data', (d) => (log += d));
-      kv.stderr?.on('data', (d) => (log += d));
+      kv = startLabKeepvs({ ns: `${o.prefix}-lb1`, dir, sock });
       await ready(lab).catch((e) => {
-        throw new Error(`${e}; keepvs log:\n${log.slice(-3000)}`);
+        throw new Error(`${e}; keepvs log:\n${lab.log().slice(-3000)}`);
       });
     },
     down() {
-      kv?.kill('SIGTERM');
-      for (const p of procs) if (p !== kv) p.kill('SIGKILL');
+      kv?.proc.kill('SIGTERM');
+      for (const p of procs) p.kill('SIGKILL');
       try {
         sh('bash', LAB, 'down');
       } catch {}

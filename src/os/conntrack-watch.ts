@@ -1,0 +1,224 @@
+/**
+ * The connection table kept from conntrack events (NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY), so
+ * that the kernel plane's read each second costs the changes since the last one, not the table. At
+ * 1,000 connections/s a director holds 120,000 TIME_WAIT entries, and a full read of them took
+ * about as long as the loop's period (docs/kernel-plane.md); events are a few per connection.
+ *
+ * A full dump (ctnetlink.ts) fills the table at the first read, after the socket lost events
+ * (ENOBUFS: the kernel dropped some for a full receive buffer), and every RESYNC_MS: entries made
+ * before the subscription carry no event cache and never report their end (nf_conntrack_events=2
+ * attaches it only while someone listens), and packets refresh timeouts without an event. Events
+ * that arrive during a dump are applied over it, the later protocol state winning where both saw
+ * one entry (the dump reads each bucket at its own moment).
+ */
+import { type CtEntry, type CtEvent, type CtWanted, decodeConntrackEvents, stateRank } from '../codec/conntrack.js';
+import type { Family } from '../config/model.js';
+import type { ConntrackPort, CtService } from './conntrack.js';
+import { errno, errnoName, intOption, type Libc, loadLibc, SOL_SOCKET, watchReadable } from './libc.js';
+
+const AF_NETLINK = 16;
+const NETLINK_NETFILTER = 12;
+const SOCK_RAW_CLOEXEC_NONBLOCK = 3 | 0o2000000 | 0o4000;
+const SOL_NETLINK = 270;
+const NETLINK_ADD_MEMBERSHIP = 1;
+// enum nfnetlink_groups
+const NFNLGRP_CONNTRACK_NEW = 1;
+const NFNLGRP_CONNTRACK_UPDATE = 2;
+const NFNLGRP_CONNTRACK_DESTROY = 3;
+const SO_RCVBUF = 8;
+/** root may go past net.core.rmem_max */
+const SO_RCVBUFFORCE = 33;
+const EAGAIN = 11;
+const ENOBUFS = 105;
+/** a full dump this often, and the table as it is in the kernel again */
+export const RESYNC_MS = 30_000;
+/** about 5 s of events at 10,000 new connections/s */
+const RCVBUF = 64 << 20;
+
+/** What the watch needs besides its event socket: a full read of the table. */
+export interface ConntrackDump {
+  list(wanted?: CtWanted): Promise<CtEntry[]>;
+  flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void>;
+}
+
+interface Held {
+  entry: CtEntry;
+  /** when the entry's timeout was read (ms, the injected clock) */
+  at: number;
+}
+
+const keyOf = (e: CtEntry) =>
+  `${e.family}|${e.protocol}|${e.original.src}|${e.original.sport}|${e.original.dst}|${e.original.dport}`;
+
+/** The table from events over `dump`: events are fed by the socket (open) or a test (apply). */
+export class ConntrackTable implements ConntrackPort {
+  private held = new Map<string, Held>();
+  private lastSync = Number.NEGATIVE_INFINITY;
+  /** set by a lost event: the next read starts with a dump */
+  private stale = true;
+  /** events met while a dump runs, applied over its result */
+  private duringDump: CtEvent[] | null = null;
+  private syncing: Promise<void> | null = null;
+
+  constructor(
+    private readonly dump: ConntrackDump,
+    private readonly now: () => number = Date.now,
+    /** reads what the socket has queued (events arrive between reads too) */
+    private readonly pending: () => void = () => {},
+    /** closes the sockets behind this table */
+    private readonly closeSockets: () => void = () => {},
+  ) {}
+
+  close(): void {
+    this.closeSockets();
+  }
+
+  /** The kernel dropped events (ENOBUFS): what is held may be wrong until the next dump. */
+  lost(): void {
+    this.stale = true;
+  }
+
+  apply(events: readonly CtEvent[]): void {
+    if (this.duringDump) this.duringDump.push(...events);
+    for (const ev of events) this.applyOne(this.held, ev, false);
+  }
+
+  private applyOne(into: Map<string, Held>, ev: CtEvent, overDump: boolean): void {
+    const k = keyOf(ev.entry);
+    if (ev.kind === 'destroy') {
+      into.delete(k);
+      return;
+    }
+    const was = into.get(k);
+    let entry = ev.entry;
+    // an update without the protocol state (a mark, a timeout) keeps the state held
+    if (!ev.hasState && was) entry = { ...entry, state: was.entry.state };
+    // only a dump or the destroy event carries the counters: an update keeps the last ones read
+    if (!entry.counters && was?.entry.counters) entry = { ...entry, counters: was.entry.counters };
+    // over a dump: the dump may have read the entry after this event
+    if (overDump && was && stateRank(was.entry) > stateRank(entry)) return;
+    into.set(k, { entry, at: this.now() });
+  }
+
+  async list(wanted?: CtWanted): Promise<CtEntry[]> {
+    this.pending();
+    if (this.stale || this.now() - this.lastSync >= RESYNC_MS) await this.resync();
+    const now = this.now();
+    const out: CtEntry[] = [];
+    for (const [k, h] of this.held) {
+      const left = h.entry.timeout - Math.floor((now - h.at) / 1000);
+      // gone by its timeout: an entry without an event cache tells nobody (the next dump agrees)
+      if (left < 0) {
+        this.held.delete(k);
+        continue;
+      }
+      const e = h.entry;
+      if (wanted && !wanted(e.family, e.original.dst)) continue;
+      out.push(left === e.timeout ? e : { ...e, timeout: left });
+    }
+    return out;
+  }
+
+  private resync(): Promise<void> {
+    this.syncing ??= this.resyncOnce().finally(() => {
+      this.syncing = null;
+    });
+    return this.syncing;
+  }
+
+  private async resyncOnce(): Promise<void> {
+    this.stale = false;
+    this.duringDump = [];
+    let entries: CtEntry[];
+    try {
+      entries = await this.dump.list();
+    } catch (e) {
+      this.stale = true;
+      throw e;
+    } finally {
+      // events read while the dump ran, the socket's last ones too
+      this.pending();
+    }
+    const during = this.duringDump ?? [];
+    this.duringDump = null;
+    const at = this.now();
+    const next = new Map<string, Held>();
+    for (const entry of entries) next.set(keyOf(entry), { entry, at });
+    for (const ev of during) this.applyOne(next, ev, true);
+    this.held = next;
+    this.lastSync = at;
+  }
+
+  /** entries held now (memory, tests) */
+  get size(): number {
+    return this.held.size;
+  }
+
+  flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void> {
+    return this.dump.flushDest(address, port, protocol, family, service);
+  }
+}
+
+/** The event socket: NETLINK_NETFILTER joined to the three conntrack groups, non-blocking. */
+export class ConntrackEvents {
+  private readonly buf = Buffer.alloc(256 * 1024);
+  private handle: { close(): void } | null = null;
+
+  private constructor(
+    private readonly libc: Libc,
+    private readonly fd: number,
+  ) {}
+
+  static open(): ConntrackEvents | string {
+    const libc = loadLibc();
+    if (!libc) return 'no libc through koffi';
+    const fd = libc.socket(AF_NETLINK, SOCK_RAW_CLOEXEC_NONBLOCK, NETLINK_NETFILTER);
+    if (fd < 0) return `socket: ${errnoName(errno())}`;
+    // bound (the kernel picks the port id): a broadcast skips sockets of port id 0 (do_one_broadcast)
+    const addr = Buffer.alloc(12); // struct sockaddr_nl, nl_pid 0, nl_groups 0
+    addr.writeUInt16LE(AF_NETLINK, 0);
+    if (libc.bind(fd, addr, addr.length) < 0) {
+      const why = `bind: ${errnoName(errno())}`;
+      libc.close(fd);
+      return why;
+    }
+    for (const g of [NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE, NFNLGRP_CONNTRACK_DESTROY])
+      if (libc.setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, intOption(g), 4) < 0) {
+        const why = `joining conntrack group ${g}: ${errnoName(errno())}`;
+        libc.close(fd);
+        return why;
+      }
+    if (libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, intOption(RCVBUF), 4) < 0)
+      libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, intOption(RCVBUF), 4);
+    return new ConntrackEvents(libc, fd);
+  }
+
+  /** Reads what is queued into `table`; from then on whenever the socket is readable. */
+  feed(table: ConntrackTable): () => void {
+    const read = () => {
+      const events: CtEvent[] = [];
+      for (;;) {
+        const n = Number(this.libc.recv(this.fd, this.buf, this.buf.length, 0));
+        if (n > 0) {
+          decodeConntrackEvents(this.buf.subarray(0, n), events);
+          continue;
+        }
+        if (n < 0 && errno() === ENOBUFS) {
+          table.lost();
+          continue;
+        }
+        if (n < 0 && errno() !== EAGAIN) table.lost();
+        break;
+      }
+      if (events.length) table.apply(events);
+    };
+    this.handle = watchReadable(this.fd, read);
+    return read;
+  }
+
+  close(): void {
+    this.handle?.close();
+    this.handle = null;
+    this.libc.close(this.fd);
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The table kept from conntrack events over full dumps (os/conntrack-watch.ts), with a fake dump
+ * and clock: what a read returns after events, timeouts, lost events, the periodic resync, and
+ * events that arrive while a dump runs. Against the kernel: test/os/ctnetlink-lab.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { CtEntry, CtEvent } from '../../src/codec/conntrack.js';
+import { ConntrackTable, RESYNC_MS } from '../../src/os/conntrack-watch.js';
+
+const entry = (sport: number, state = 'ESTABLISHED', timeout = 432000, dst = '198.18.0.100'): CtEntry => ({
+  family: 4,
+  protocol: 'tcp',
+  state,
+  timeout,
+  original: { src: '198.18.0.10', dst, sport, dport: 80 },
+  reply: { src: '198.18.1.11', dst: '198.18.0.10', sport: 80, dport: sport },
+});
+const up = (e: CtEntry, hasState = true): CtEvent => ({ kind: 'upsert', entry: e, hasState });
+const gone = (e: CtEntry): CtEvent => ({ kind: 'destroy', entry: e, hasState: false });
+
+function fixture(dumped: CtEntry[] = []) {
+  let clock = 1_000_000;
+  const state = { dumps: 0, next: dumped, fail: false, hold: null as Promise<void> | null };
+  const table = new ConntrackTable(
+    {
+      async list() {
+        state.dumps++;
+        if (state.hold) await state.hold;
+        if (state.fail) throw new Error('dump refused');
+        return state.next;
+      },
+      flushDest: async () => {},
+    },
+    () => clock,
+  );
+  return { table, state, tick: (ms: number) => (clock += ms) };
+}
+const ports = (es: CtEntry[]) => es.map((e) => `${e.original.sport}:${e.state}:${e.timeout}`).sort();
+
+test('the first read dumps; events then keep the table: new, changed, gone', async () => {
+  const f = fixture([entry(1), entry(2)]);
+  assert.deepEqual(ports(await f.table.list()), ['1:ESTABLISHED:432000', '2:ESTABLISHED:432000']);
+  f.table.apply([up(entry(3, 'SYN_SENT', 120)), up(entry(2, 'TIME_WAIT', 120)), gone(entry(1))]);
+  assert.deepEqual(ports(await f.table.list()), ['2:TIME_WAIT:120', '3:SYN_SENT:120']);
+  assert.equal(f.state.dumps, 1);
+});
+
+test('an update without the protocol state keeps the state held', async () => {
+  const f = fixture([entry(1, 'FIN_WAIT', 120)]);
+  await f.table.list();
+  f.table.apply([up(entry(1, '', 100), false)]);
+  assert.deepEqual(ports(await f.table.list()), ['1:FIN_WAIT:100']);
+});
+
+test('timeouts count down with the clock; an entry past its timeout is dropped without an event', async () => {
+  const f = fixture([entry(1, 'TIME_WAIT', 120), entry(2, 'CLOSE', 10)]);
+  await f.table.list();
+  f.tick(5_500);
+  assert.deepEqual(ports(await f.table.list()), ['1:TIME_WAIT:115', '2:CLOSE:5']);
+  f.tick(6_000);
+  assert.deepEqual(ports(await f.table.list()), ['1:TIME_WAIT:109']);
+  assert.equal(f.table.size, 1);
+});
+
+test('`wanted` filters by family and original destination', async () => {
+  const f = fixture([entry(1), entry(2, 'ESTABLISHED', 432000, '198.18.0.101')]);
+  const got = await f.table.list((family, dst) => family === 4 && dst === '198.18.0.101');
+  assert.deepEqual(ports(got), ['2:ESTABLISHED:432000']);
+});
+
+test('lost events and the resync period bring a dump; the dump replaces what was held', async () => {
+  const f = fixture([entry(1)]);
+  await f.table.list();
+  f.table.apply([up(entry(9))]);
+  f.state.next = [entry(2)];
+  f.table.lost();
+  assert.deepEqual(ports(await f.table.list()), ['2:ESTABLISHED:432000']);
+  assert.equal(f.state.dumps, 2);
+  f.tick(RESYNC_MS - 1);
+  await f.table.list();
+  assert.equal(f.state.dumps, 2);
+  f.state.next = [entry(3)];
+  f.tick(1);
+  assert.deepEqual(ports(await f.table.list()), ['3:ESTABLISHED:432000']);
+  assert.equal(f.state.dumps, 3);
+});
+
+test('events during a dump apply over it: gone ones go, new ones stay, the later state wins', async () => {
+  const f = fixture([]);
+  await f.table.list();
+  let release = () => {};
+  f.state.hold = new Promise<void>((r) => {
+    release = r;
+  });
+  // the dump read 1 in TIME_WAIT, 2 established, 3 before it went
+  f.state.next = [entry(1, 'TIME_WAIT', 120), entry(2), entry(3)];
+  f.table.lost();
+  const reading = f.table.list();
+  f.table.apply([up(entry(1, 'ESTABLISHED')), up(entry(2, 'FIN_WAIT', 120)), gone(entry(3)), up(entry(4))]);
+  release();
+  assert.deepEqual(ports(await reading), ['1:TIME_WAIT:120', '2:FIN_WAIT:120', '4:ESTABLISHED:432000']);
+});
+
+test('a failed dump fails the read and the next read dumps again', async () => {
+  const f = fixture([entry(1)]);
+  f.state.fail = true;
+  await assert.rejects(f.table.list(), /dump refused/);
+  f.state.fail = false;
+  assert.deepEqual(ports(await f.table.list()), ['1:ESTABLISHED:432000']);
+  assert.equal(f.state.dumps, 2);
+});
