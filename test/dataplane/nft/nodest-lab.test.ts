@@ -15,15 +15,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
+import { keepvsadm, LAB, type LabKeepvs, startLabKeepvs } from '../lab-daemon.js';
 
-const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 const P = `kn${process.pid % 100000}`;
 const canRun =
   process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft') && existsSync('/usr/sbin/conntrack');
 const dir = mkdtempSync(join(tmpdir(), 'kv-nodest-lab-'));
 const env = { ...process.env, LAB_PREFIX: P, LAB_RS: '3', LAB_DR: '0' };
-const KEEPVS = join(process.cwd(), 'bin', 'keepvs.js');
-const KEEPVSADM = join(process.cwd(), 'bin', 'keepvsadm.js');
 const SOCK = join(dir, 'keepvs.sock');
 const CONF = join(dir, 'keepalived.conf');
 const VIP = '198.18.0.100';
@@ -98,12 +96,7 @@ function spawnIn(host: string, ...argv: string[]): ChildProcess {
   return p;
 }
 
-function adm(...args: string[]): string {
-  return execFileSync(process.execPath, [KEEPVSADM, ...args], {
-    env: { ...process.env, KEEPVS_SOCKET: SOCK },
-    encoding: 'utf8',
-  });
-}
+const adm = (...args: string[]) => keepvsadm(SOCK, ...args);
 
 async function until(what: string, f: () => boolean, ms = 15000): Promise<void> {
   const t0 = Date.now();
@@ -111,7 +104,7 @@ async function until(what: string, f: () => boolean, ms = 15000): Promise<void> 
     try {
       if (f()) return;
     } catch {}
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}; keepvs log:\n${log.slice(-3000)}`);
+    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}; keepvs log:\n${log().slice(-3000)}`);
     await sleep(200);
   }
 }
@@ -121,8 +114,8 @@ const startCheck = (i: number) =>
 const inService = (i: number, port: number) => adm('-Ln').includes(`198.18.1.1${i}:${port}`);
 const nft = (...args: string[]) => sh('ip', 'netns', 'exec', `${P}-lb1`, 'nft', ...args);
 
-let kv: ChildProcess | undefined;
-let log = '';
+let kv: LabKeepvs | undefined;
+const log = () => kv?.log() ?? '';
 
 class Client {
   private readonly lines: AsyncIterableIterator<string>;
@@ -161,27 +154,7 @@ before(async () => {
     spawnIn(`rs${i}`, process.execPath, join(dir, 'rs.mjs'), `rs${i}`, String(NAT), String(FNAT));
     startCheck(i);
   }
-  kv = spawnIn(
-    'lb1',
-    process.execPath,
-    KEEPVS,
-    '-n',
-    '-l',
-    '-f',
-    CONF,
-    '--dataplane',
-    'nft',
-    '--socket',
-    SOCK,
-    '-p',
-    join(dir, 'keepvs.pid'),
-    '-c',
-    join(dir, 'checkers.pid'),
-    '-r',
-    join(dir, 'vrrp.pid'),
-  );
-  kv.stdout?.on('data', (d) => (log += d));
-  kv.stderr?.on('data', (d) => (log += d));
+  kv = startLabKeepvs({ ns: `${P}-lb1`, dir, conf: CONF, sock: SOCK, args: ['--dataplane', 'nft'] });
   await until(
     'three real servers in each service',
     () => (adm('-Ln').match(/198\.18\.1\.1\d:8[89]/g) ?? []).length === 6,
@@ -192,8 +165,8 @@ before(async () => {
 
 after(() => {
   if (!canRun) return;
-  kv?.kill('SIGTERM');
-  for (const p of procs) if (p !== kv) p.kill('SIGKILL');
+  kv?.proc.kill('SIGTERM');
+  for (const p of procs) p.kill('SIGKILL');
   try {
     sh('bash', LAB, 'down');
   } catch {}
@@ -253,8 +226,8 @@ test('expire_nodest_conn 1 (by a reload): a removed real server connections are 
   timeout: 60000,
 }, async () => {
   writeFileSync(CONF, config(true));
-  kv?.kill('SIGHUP');
-  await until('the reload applied', () => /expire_nodest_conn on/.test(log));
+  kv?.proc.kill('SIGHUP');
+  await until('the reload applied', () => /expire_nodest_conn on/.test(log()));
   const c = client();
   await sleep(1000);
   const a0 = await c.ping();
