@@ -455,10 +455,11 @@ function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
     } else rule(`notrack meta mark set ${key} map @${o.slots} ${to}`);
   } else if (pinsFlows(s)) {
     // Katran's LRU in nft (facts §2, §4): the flow map is looked up first and refreshed per packet,
-    // so a flow keeps the mark (the real server) it was first given. Marks are never reused in a
-    // service: a removed server's flows find no MAC in @dest and follow the slot table again (they
-    // move, as IPVS's expire_nodest_conn); a quiesced one (weight 0) keeps its MAC and its flows.
-    // expire_nodest_conn off: the flows pinned to a removed real server are dropped until their entry
+    // so a flow keeps the mark (the real server) it was first given. A removed server's flows find
+    // no MAC in @dest; a quiesced one (weight 0) keeps its MAC and its flows. A mark is given again
+    // only to the same server back in its service (plane.ts). With expire_nodest_conn on, the removed
+    // server's flows follow the slot table again (they move: the entry expired at once); off, the
+    // flows pinned to it are dropped until their entry
     // times out, as IPVS drops the packets of a connection whose destination is gone (ip_vs_in_hook);
     // the refresh comes after the MAC lookup, so they are not kept alive by what is dropped (IPVS
     // does not restart such an entry's timer). @gone holds those servers' marks (plane.ts)
