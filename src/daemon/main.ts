@@ -408,24 +408,28 @@ export class Supervisor implements StatusSource {
     // withdraw first: the routers move the flows to the other directors while this one still forwards
     if (this.bgpTimer) clearInterval(this.bgpTimer);
     await this.bgp?.stop();
-    const exits = [...this.workers.values()].map(
-      (w) =>
-        new Promise<void>((resolve) => {
-          const c = w.child;
-          if (!c || c.exitCode !== null || c.signalCode !== null) return resolve();
-          const t = setTimeout(() => {
-            c.kill('SIGKILL');
-            resolve();
-          }, drainMs + 2000);
-          c.once('exit', () => {
-            clearTimeout(t);
-            resolve();
-          });
-          if (c.connected) c.send({ type: 'stop', drainMs } satisfies ToWorker);
-          else c.kill('SIGTERM');
-        }),
-    );
-    await Promise.all([...exits, this.proxies?.stop(drainMs)]);
+    const stopWorker = (w: Worker) =>
+      new Promise<void>((resolve) => {
+        const c = w.child;
+        if (!c || c.exitCode !== null || c.signalCode !== null) return resolve();
+        const t = setTimeout(() => {
+          c.kill('SIGKILL');
+          resolve();
+        }, drainMs + 2000);
+        c.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        if (c.connected) c.send({ type: 'stop', drainMs } satisfies ToWorker);
+        else c.kill('SIGTERM');
+      });
+    // VRRP first: its VIPs leave (priority 0 sent, addresses removed) while the data planes still
+    // forward. Taken away while this host still holds a VIP, the kernel tables would hand the VIP's
+    // packets to the local stack, which resets them: every DR connection (no conntrack entry keeps
+    // its forwarding) and every new one (director-pair-dr-lab: 0/20 kept when the VRRP worker was late)
+    const workers = [...this.workers.values()];
+    await Promise.all(workers.filter((w) => w.role === 'vrrp').map(stopWorker));
+    await Promise.all([...workers.filter((w) => w.role !== 'vrrp').map(stopWorker), this.proxies?.stop(drainMs)]);
     await this.notifier?.stop();
     for (const w of this.workers.values()) removePid(w.pidFile);
   }

@@ -17,7 +17,7 @@ import { SystemClock } from '../util/clock.js';
 import type { EventSink, KeepvsEvent } from '../util/events.js';
 import type { Logger, LogLevel } from '../util/logger.js';
 import { ConnSync, conntrackdDir } from './conn-sync.js';
-import type { FromWorker, ToWorker, WorkerInit } from './ipc.js';
+import type { FromWorker, ToWorker, WorkerInit, WorkerRole } from './ipc.js';
 import { LimitLog } from './limit-log.js';
 import { DaemonLogger, SYSLOG_IDENT } from './log.js';
 import { LvsService } from './lvs-service.js';
@@ -212,10 +212,13 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
 }
 
 let role: Role | undefined;
+/** what this worker was started as (its init message) */
+let initRole: WorkerRole | undefined;
 
 process.on('message', (m: ToWorker) => {
   void (async () => {
     if (m.type === 'init') {
+      initRole = m.init.role;
       let syslog: DaemonLogger | undefined;
       if (m.init.syslogFacility !== undefined) {
         syslog = new DaemonLogger({
@@ -282,6 +285,17 @@ function stopOnce(drainMs: number, orphaned = false): Promise<void> {
 // the supervisor going away must not leave an orphan forwarding traffic
 process.on('disconnect', () => void stopOnce(1000, true));
 // SIGTERM/SIGINT to the whole process group (systemd's KillMode=control-group, Ctrl-C) reach the
-// workers too: they stop as gracefully as when the supervisor asks (VRRP: priority 0, VIPs removed)
-process.on('SIGTERM', () => void stopOnce(3000));
-process.on('SIGINT', () => void stopOnce(3000));
+// workers too: they stop as gracefully as when the supervisor asks (VRRP: priority 0, VIPs removed).
+// The LVS worker leaves the order to a supervisor that is there: it stops the VRRP worker first, so
+// the kernel tables go only once this host no longer holds the VIPs (main.ts stop); on its own after
+// LVS_SIGNAL_WAIT_MS (the supervisor missed the signal, or only this process got it)
+const LVS_SIGNAL_WAIT_MS = 5000;
+function signalled(): void {
+  if (initRole !== 'lvs' || !process.connected) {
+    void stopOnce(3000);
+    return;
+  }
+  setTimeout(() => void stopOnce(3000), LVS_SIGNAL_WAIT_MS).unref();
+}
+process.on('SIGTERM', signalled);
+process.on('SIGINT', signalled);

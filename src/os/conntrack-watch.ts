@@ -13,7 +13,7 @@
  */
 import { type CtEntry, type CtEvent, type CtWanted, decodeConntrackEvents, stateRank } from '../codec/conntrack.js';
 import type { Family } from '../config/model.js';
-import type { ConntrackPort } from './conntrack.js';
+import type { ConntrackPort, CtService } from './conntrack.js';
 import { errno, errnoName, intOption, type Libc, loadLibc, SOL_SOCKET, watchReadable } from './libc.js';
 
 const AF_NETLINK = 16;
@@ -38,7 +38,7 @@ const RCVBUF = 64 << 20;
 /** What the watch needs besides its event socket: a full read of the table. */
 export interface ConntrackDump {
   list(wanted?: CtWanted): Promise<CtEntry[]>;
-  flushDest(address: string, port: number, protocol: string, family: Family): Promise<void>;
+  flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void>;
 }
 
 interface Held {
@@ -154,8 +154,8 @@ export class ConntrackTable implements ConntrackPort {
     return this.held.size;
   }
 
-  flushDest(address: string, port: number, protocol: string, family: Family): Promise<void> {
-    return this.dump.flushDest(address, port, protocol, family);
+  flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void> {
+    return this.dump.flushDest(address, port, protocol, family, service);
   }
 }
 

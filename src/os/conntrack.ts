@@ -134,10 +134,19 @@ export function parseConntrack(text: string, wanted?: CtWanted): CtEntry[] {
 export interface ConntrackPort {
   /** the table's entries; with `wanted`, only those it accepts (the others are not parsed) */
   list(wanted?: CtWanted): Promise<CtEntry[]>;
-  /** drops the flows answered by `address:port` (expire_nodest_conn) */
-  flushDest(address: string, port: number, protocol: string, family: Family): Promise<void>;
+  /**
+   * drops the flows answered by `address:port` (expire_nodest_conn); with `service`, only those sent
+   * to it (the same real server may serve other services, whose flows must stay)
+   */
+  flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void>;
   /** the reader's sockets closed (the plane stopped) */
   close?(): void;
+}
+
+/** A service's address and port (0: any) as the original direction of its flows holds them. */
+export interface CtService {
+  readonly address: string;
+  readonly port: number;
 }
 
 export class ProcConntrack implements ConntrackPort {
@@ -156,9 +165,14 @@ export class ProcConntrack implements ConntrackPort {
     return parseConntrack(text, wanted);
   }
 
-  async flushDest(address: string, port: number, protocol: string, family: Family): Promise<void> {
+  async flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void> {
     const argv = ['conntrack', '-D', `-f`, family === 6 ? 'ipv6' : 'ipv4', '-p', protocol, '--reply-src', address];
-    if (port !== 0 && (protocol === 'tcp' || protocol === 'udp')) argv.push('--reply-port-src', String(port));
+    const ports = protocol === 'tcp' || protocol === 'udp' || protocol === 'sctp';
+    if (port !== 0 && ports) argv.push('--reply-port-src', String(port));
+    if (service) {
+      argv.push('--orig-dst', service.address);
+      if (service.port !== 0 && ports) argv.push('--orig-port-dst', String(service.port));
+    }
     await this.runner.run(argv, { timeoutMs: 5000 });
   }
 }

@@ -9,7 +9,7 @@
 import { type CtEntry, type CtWanted, conntrackDumpRequest, decodeConntrackDump } from '../codec/conntrack.js';
 import type { Family } from '../config/model.js';
 import type { ProcessRunner } from '../util/ports.js';
-import { type ConntrackPort, ProcConntrack } from './conntrack.js';
+import { type ConntrackPort, type CtService, ProcConntrack } from './conntrack.js';
 import { ConntrackEvents, ConntrackTable } from './conntrack-watch.js';
 import { errno, errnoName, intOption, type Libc, loadLibc, SOL_SOCKET } from './libc.js';
 
@@ -97,8 +97,8 @@ export class NetlinkConntrack implements ConntrackPort {
     }
   }
 
-  flushDest(address: string, port: number, protocol: string, family: Family): Promise<void> {
-    return this.flusher.flushDest(address, port, protocol, family);
+  flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void> {
+    return this.flusher.flushDest(address, port, protocol, family, service);
   }
 
   close(): void {
@@ -132,7 +132,7 @@ export function openConntrack(runner: ProcessRunner, warn: (message: string) => 
         return proc.list(wanted);
       }
     },
-    flushDest: (address, port, protocol, family) => proc.flushDest(address, port, protocol, family),
+    flushDest: (address, port, protocol, family, service) => proc.flushDest(address, port, protocol, family, service),
     close: () => netlink.close(),
   };
   const events = ConntrackEvents.open();

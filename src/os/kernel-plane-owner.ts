@@ -67,14 +67,29 @@ export function claimKernelPlane(dir = KERNEL_PLANE_OWNER_DIR, pid = process.pid
         unlinkSync(tmp);
       }
       const owner = runningKeepvs(file);
-      if (owner !== undefined) return { kind: 'owned-by', pid: owner, file };
-      // stale: its keepvs is gone (SIGKILL, crash); take the name over
+      if (owner !== undefined && inThisNetns(owner)) return { kind: 'owned-by', pid: owner, file };
+      // stale: its keepvs is gone (SIGKILL, crash), or the pid is another namespace's keepvs now;
+      // take the name over
       unlinkSync(file);
     }
     return { kind: 'unrecorded', file, reason: 'another keepvs took the name while this one started' };
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     return { kind: 'unrecorded', file, reason: err.code ?? err.message };
+  }
+}
+
+/**
+ * Whether `pid` runs in this network namespace. A crashed owner leaves its file; once its namespace
+ * is gone the inode can name a new namespace, and with pid_max 32768 the pid can be a keepvs of
+ * another namespace by then (the DR pair lab's lb2 found its lb1 named so and would not start). A
+ * namespace that cannot be read (not root) counts as this one: the check stays on the safe side.
+ */
+function inThisNetns(pid: number): boolean {
+  try {
+    return statSync(`/proc/${pid}/ns/net`).ino === statSync('/proc/self/ns/net').ino;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ENOENT';
   }
 }
 

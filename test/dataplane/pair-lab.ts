@@ -5,6 +5,7 @@
  * Used by test/dataplane/director-pair-lab.test.ts (the lean CI subset) and bench/chaos.ts (the
  * chaos suite). Every process is started here and killed by pid; `down()` also removes the lab.
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -433,6 +434,36 @@ export class PairLab {
     if (!d) return;
     this.directors.delete(host);
     await Promise.all([stopProc(d.keepvs, sig, true), d.keepalived ? stopProc(d.keepalived, sig, true) : undefined]);
+  }
+
+  /** The pid of a director's VRRP worker, from its pid file (0: not known yet). */
+  vrrpPid(host: Director): number {
+    const d = this.directors.get(host);
+    if (!d) return 0;
+    try {
+      return Number(readFileSync(join(this.dir, `${host}-${d.run}-r.pid`), 'utf8').trim()) || 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * A graceful stop whose VRRP worker is late by `lateMs` (held with SIGSTOP; the group's SIGTERM
+   * waits for SIGCONT), as a loaded host may schedule it after the LVS worker.
+   */
+  async stopVrrpLate(host: Director, lateMs: number): Promise<void> {
+    const pid = this.vrrpPid(host);
+    assert.ok(pid > 0, `${host}: VRRP worker pid`);
+    process.kill(pid, 'SIGSTOP');
+    const t = setTimeout(() => process.kill(pid, 'SIGCONT'), lateMs);
+    try {
+      await this.stop(host, 'SIGTERM');
+    } finally {
+      clearTimeout(t);
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {}
+    }
   }
 
   /** SIGHUP to the director's keepvs (a reload with the same configuration). */

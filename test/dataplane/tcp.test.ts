@@ -424,13 +424,23 @@ test('idle connections expire after the table idle timeout', async () => {
 
 for (const policy of ['close', 'keep'] as const) {
   test(`real server removed under load, expire_nodest_conn=${policy}`, async () => {
-    const a = await realServer();
-    const b = await realServer();
+    // each real server answers every chunk with its name
+    const named = (n: string) => (s: net.Socket) => s.on('data', (d) => s.write(`${n}:${d}`));
+    const a = await realServer(named('a'));
+    const b = await realServer(named('b'));
     const { dp, port, apply, key, table } = await setup([a.port, b.port], { expireNodestConn: policy });
     try {
       const clients = await Promise.all(Array.from({ length: 10 }, () => connect(port)));
       for (const c of clients) c.write('ping');
-      await Promise.all(clients.map((c) => once(c, 'data')));
+      const first = await Promise.all(clients.map((c) => once(c, 'data').then(([d]) => String(d))));
+      const onA = first.map((d, i) => (d.startsWith('a:') ? i : -1)).filter((i) => i >= 0);
+      assert.equal(onA.length, 5);
+      const got = clients.map(() => '');
+      clients.forEach((c, i) => {
+        c.on('data', (d) => {
+          got[i] += d;
+        });
+      });
       let ended = 0;
       for (const c of clients) void outcome(c).then(() => ended++);
       await apply({ op: 'del-dest', key, dest: { address: '127.0.0.1', port: a.port } });
@@ -441,7 +451,16 @@ for (const policy of ['close', 'keep'] as const) {
         assert.equal(ended, 5);
         assert.equal(dp.snapshot().services[0]!.open, 5);
       } else {
+        // IPVS (ip_vs_in_hook) drops what the clients of a removed real server send, without a
+        // reset, until the entry expires; the other clients go on
+        for (const x of clients) x.write('more');
+        await waitFor(() => got.every((g, i) => onA.includes(i) || g === 'b:more'), 2000, "b's clients answered");
         await new Promise((r) => setTimeout(r, 200));
+        assert.deepEqual(
+          onA.map((i) => got[i]),
+          onA.map(() => ''),
+          "nothing a's clients sent reached a",
+        );
         assert.equal(dp.snapshot().services[0]!.open, 10);
         assert.equal(ended, 0);
       }
@@ -450,6 +469,11 @@ for (const policy of ['close', 'keep'] as const) {
       c.write('q');
       await once(c, 'data');
       assert.equal(table.dest(key, b.port)!.conns, 6);
+      if (policy === 'keep') {
+        // a back in the service (IPVS restores it from the trash): what its clients sent reaches it
+        await apply({ op: 'add-dest', key, dest: { address: '127.0.0.1', port: a.port }, params: DEST_PARAMS });
+        await waitFor(() => onA.every((i) => got[i] === 'a:more'), 2000, "a's clients answered again");
+      }
       for (const x of [...clients, c]) x.destroy();
     } finally {
       await dp.stop(0);

@@ -88,6 +88,40 @@ test('UDP: one flow per client, replies relayed back, counted, InAct as IPVS sho
   }
 });
 
+test("UDP, expire_nodest_conn off: a removed real server's flow is dropped (not moved) until it is back", async () => {
+  const a = await udpEcho('a');
+  const { dp, port, table, key } = await setup([a.port]);
+  const c1 = await client();
+  const apply = async (op: Parameters<typeof table.apply>[0]) => {
+    table.apply(op);
+    await dp.apply([op]);
+  };
+  try {
+    c1.c.send('x', port, '127.0.0.1');
+    await waitFor(() => c1.got.length === 1, 2000, 'reply');
+    await apply({ op: 'del-dest', key, dest: { address: '127.0.0.1', port: a.port } });
+    // IPVS (ip_vs_in_hook) drops the flow's datagrams while its real server is not available
+    c1.c.send('y', port, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(
+      a.seen.map((x) => x.split(':')[1]),
+      ['x'],
+    );
+    assert.equal(dp.snapshot().services[0]!.open, 1, 'the flow is kept (until it expires)');
+    await apply({ op: 'add-dest', key, dest: { address: '127.0.0.1', port: a.port }, params: DEST_PARAMS });
+    c1.c.send('z', port, '127.0.0.1');
+    await waitFor(() => c1.got.length === 2, 2000, 'reply once back');
+    assert.deepEqual(
+      a.seen.map((x) => x.split(':')[1]),
+      ['x', 'z'],
+    );
+  } finally {
+    await dp.stop(0);
+    a.close();
+    c1.c.close();
+  }
+});
+
 test('UDP flows expire after the table UDP timeout', async () => {
   const a = await udpEcho('a');
   const { dp, port, table } = await setup([a.port]);

@@ -96,3 +96,24 @@ test('a table: every line, blank ones skipped; `wanted` keeps only entries to th
   assert.equal((await ct.list((f, d) => f === 4 && d === '198.18.0.99')).length, 0);
   assert.deepEqual(await new ProcConntrack(runner as never, join(dir, 'none')).list(), []);
 });
+
+test("flushDest: the real server's flows of one service only (the same server may serve others)", async () => {
+  const calls: (readonly string[])[] = [];
+  const runner = {
+    run: async (argv: readonly string[]) => {
+      calls.push(argv);
+      return { code: 0, stdout: '', stderr: '' };
+    },
+  };
+  const ct = new ProcConntrack(runner as never, '/nonexistent');
+  await ct.flushDest('198.18.1.11', 80, 'tcp', 4, { address: '198.18.0.100', port: 81 });
+  await ct.flushDest('2001:2:0:1::11', 0, 'udp', 6, { address: '2001:2::100', port: 0 });
+  await ct.flushDest('198.18.1.12', 8080, 'tcp', 4);
+  assert.deepEqual(calls, [
+    'conntrack -D -f ipv4 -p tcp --reply-src 198.18.1.11 --reply-port-src 80 --orig-dst 198.18.0.100 --orig-port-dst 81'.split(
+      ' ',
+    ),
+    'conntrack -D -f ipv6 -p udp --reply-src 2001:2:0:1::11 --orig-dst 2001:2::100'.split(' '),
+    'conntrack -D -f ipv4 -p tcp --reply-src 198.18.1.12 --reply-port-src 8080'.split(' '),
+  ]);
+});

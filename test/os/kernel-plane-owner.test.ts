@@ -3,7 +3,7 @@
  * owner, a dead owner's file is taken over, a planted symlink is never written through.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -66,6 +66,36 @@ test("a dead owner's file (SIGKILL) is taken over", async () => {
   const mine = claimKernelPlane(dir);
   assert.equal(mine.kind, 'claimed');
   assert.equal(readFileSync(mine.file, 'utf8'), `${process.pid}\n`);
+});
+
+test('a file naming a live keepvs of another network namespace is stale (the inode and the pid were reused)', {
+  skip: process.getuid?.() !== 0 && 'needs root (ip netns)',
+}, async () => {
+  const dir = freshDir();
+  const ns = `kvkpo${process.pid % 100000}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    const c = spawn(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, '-e', 'setInterval(() => {}, 1000)', 'keepvs-owner-test'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    children.push(c);
+    await new Promise((r) => c.once('spawn', r));
+    // `ip netns exec` enters the namespace, then execs node: wait for node (argv[0]) under that pid
+    const deadline = Date.now() + 5000;
+    const argv0 = () => readFileSync(`/proc/${c.pid}/cmdline`, 'utf8').split('\0')[0];
+    while (argv0() !== process.execPath && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(argv0(), process.execPath);
+    writeFileSync(kernelPlaneOwnerFile(dir), `${c.pid}\n`);
+    const mine = claimKernelPlane(dir);
+    assert.equal(mine.kind, 'claimed');
+    assert.equal(readFileSync(mine.file, 'utf8'), `${process.pid}\n`);
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
 });
 
 test('a file naming a live process that is not keepvs is stale', () => {

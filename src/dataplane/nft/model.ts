@@ -37,6 +37,8 @@ export interface KernelService {
   readonly dests: readonly KernelDest[];
   /** FNAT: source addresses (local_address_group) */
   readonly localAddresses?: readonly string[];
+  /** DR flow pinning, expire_nodest_conn off: the marks of removed real servers whose pinned flows are dropped */
+  readonly goneMarks?: readonly number[];
   /** DR: where client packets arrive, where they leave towards the real servers, and that device's MAC */
   readonly dr?: { readonly ingress: string; readonly egress: string; readonly egressMac: string };
 }
@@ -55,6 +57,7 @@ export function serviceObjects(serviceId: string): {
   flows: string;
   dport: string;
   rev: string;
+  gone: string;
 } {
   const c = chainName(serviceId);
   return {
@@ -66,5 +69,7 @@ export function serviceObjects(serviceId: string): {
     // UDP ops under NAT (render.ts opsKind): mark -> real server port, and the replies' rewrite chain
     dport: `${c}_dport`,
     rev: `${c}_rev`,
+    // DR flow pinning: marks of removed real servers (their pinned flows dropped)
+    gone: `${c}_gone`,
   };
 }

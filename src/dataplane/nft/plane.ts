@@ -10,6 +10,7 @@
 import { type ContentBatch, type ElemValue, type SetChange, statKeyText } from '../../codec/nftables.js';
 import type { Family } from '../../config/model.js';
 import type { UnlistedEntries } from '../../lb/conn-list.js';
+import { DEFAULT_TIMEOUTS, mergeTimeouts } from '../../lb/timeouts.js';
 import {
   type ConnSnapshot,
   type ConnState,
@@ -23,7 +24,7 @@ import {
   serviceId,
   type TableOp,
 } from '../../lb/types.js';
-import type { ConntrackPort, CtEntry, CtWanted } from '../../os/conntrack.js';
+import type { ConntrackPort, CtEntry, CtService, CtWanted } from '../../os/conntrack.js';
 import type { NftRunner } from '../../os/libnftables.js';
 import type { NetInfo } from '../../os/netinfo.js';
 import type { NftContentWriter } from '../../os/nft-netlink.js';
@@ -37,6 +38,15 @@ import type {
 } from '../port.js';
 import { quietDestSnapshot } from '../port.js';
 import { type KernelDest, type KernelMode, type KernelService, serviceObjects, TABLE } from './model.js';
+import {
+  addNodest,
+  deleteNodest,
+  NODEST_SETS,
+  type NodestElem,
+  type NodestSet,
+  nodestElements,
+  nodestHooks,
+} from './nodest.js';
 import {
   addService,
   baseNetdev,
@@ -128,6 +138,12 @@ interface PlaneService {
   /** IPVS list order: new destinations at the head */
   dests: PlaneDest[];
   nextMark: number;
+  /**
+   * DR flow pinning, expire_nodest_conn off: removed real servers (`addr|port`) by their mark, until
+   * their pinned flows have timed out (render.ts @gone); one back in the service gets its mark again
+   * and keeps its flows, as IPVS restores a destination from the trash
+   */
+  removed: Map<string, { mark: number; until: number }>;
 }
 
 /** Elements and counters of `nft -j list set` output: `addr . proto . port` -> packets, bytes. */
@@ -203,6 +219,24 @@ export function ipvsState(e: CtEntry): ConnState {
   }
 }
 
+/**
+ * A removed real server whose flows are dropped (expire_nodest_conn off, nodest.ts) until `until`
+ * (ms), IPVS's entry timeout; then its conntrack entries go and its elements leave the sets. The
+ * kernel's element timeout is NODEST_MARGIN_S longer: keepvs deletes them first (a delete of an
+ * element the kernel timed out already would fail the transaction); if keepvs is gone, they still go.
+ */
+interface GoneDest {
+  readonly key: ServiceKey;
+  readonly dest: Endpoint;
+  readonly elems: readonly NodestElem[];
+  until: number;
+  /** new: not in the kernel yet; in: there; renew: there, to be re-added with a new timeout; out: to delete */
+  state: 'new' | 'in' | 'renew' | 'out';
+}
+export const NODEST_MARGIN_S = 60;
+
+const goneId = (key: ServiceKey, dest: Endpoint): string => `${serviceId(key)}|${dest.address}|${dest.port}`;
+
 const LOAD_SCHEDULERS = new Set(['lc', 'wlc', 'sed', 'nq', 'ovf', 'lblc', 'lblcr', 'twos']);
 
 export class NftDataPlane implements DataPlane {
@@ -216,12 +250,26 @@ export class NftDataPlane implements DataPlane {
   private readonly diagnostics: DataPlaneDiagnostic[] = [];
   private readonly dr = new Map<string, KernelService['dr'] | null>();
   private readonly macs = new Map<string, string>();
+  /**
+   * DR services whose devices or real servers' MACs were not found at their last flush: looked up
+   * again at each poll (a link whose carrier is not back yet has no route; a neighbour answers
+   * later), else they would stay uninstalled, or their real servers without traffic, until some
+   * other change touched them
+   */
+  private readonly drPending = new Set<string>();
   private initialized = false;
   /** expire_nodest_conn as a reload set it (setOptions); else deps.expireNodestConn */
   private expireNodest: boolean | undefined;
   private flushing: Promise<void> = Promise.resolve();
   /** expire_nodest_conn: real servers removed since the last flush, their flows flushed after it */
   private expiring: { key: ServiceKey; dest: Endpoint }[] = [];
+  /** expire_nodest_conn off: removed NAT/FNAT real servers whose flows are dropped (nodest.ts) */
+  private readonly gone = new Map<string, GoneDest>();
+  /** the drop rules' (set, protocol) pairs the kernel holds per family ('' = no hook chains) */
+  private goneRules: Record<'ip' | 'ip6', string> = { ip: '', ip6: '' };
+  private goneTimer: NodeJS.Timeout | null = null;
+  /** ipvsadm --set: how long a gone real server's flows stay dropped (its IPVS entries' timeout) */
+  private timeouts = { ...DEFAULT_TIMEOUTS };
   private scheduled: Promise<void> | null = null;
   private conns: CtEntry[] = [];
   /** stats elements the kernel holds, per family */
@@ -280,7 +328,7 @@ export class NftDataPlane implements DataPlane {
         const id = serviceId(op.key);
         const s = this.services.get(id);
         if (s) s.params = op.params;
-        else this.services.set(id, { key: op.key, params: op.params, dests: [], nextMark: 1 });
+        else this.services.set(id, { key: op.key, params: op.params, dests: [], nextMark: 1, removed: new Map() });
         this.dirty.add(id);
         break;
       }
@@ -299,12 +347,15 @@ export class NftDataPlane implements DataPlane {
         if (d) {
           d.params = op.params;
           if (op.params.weight > 0) d.lastWeight = op.params.weight;
-        } else
+        } else {
+          this.comeBack(op.key, op.dest);
+          const back = s.removed.get(`${op.dest.address}|${op.dest.port}`);
+          s.removed.delete(`${op.dest.address}|${op.dest.port}`);
           s.dests.unshift({
             address: op.dest.address,
             port: op.dest.port,
             params: op.params,
-            mark: s.nextMark++,
+            mark: back ? back.mark : s.nextMark++,
             lastWeight: op.params.weight,
             active: 0,
             inact: 0,
@@ -312,6 +363,7 @@ export class NftDataPlane implements DataPlane {
             conns: 0,
             holdS: 0,
           });
+        }
         this.dirty.add(id);
         break;
       }
@@ -319,17 +371,22 @@ export class NftDataPlane implements DataPlane {
         const id = serviceId(op.key);
         const s = this.services.get(id);
         if (!s) break;
-        s.dests = s.dests.filter((x) => !(x.address === op.dest.address && x.port === op.dest.port));
+        const gone = s.dests.find((x) => x.address === op.dest.address && x.port === op.dest.port);
+        s.dests = s.dests.filter((x) => x !== gone);
         this.dirty.add(id);
         // flushed once the transaction that takes it out of the slot map has run (schedule): flushed
         // before, a packet of such a flow (a UDP stream's next datagram, a TCP segment conntrack picks
         // up again) is scheduled through the old map, maybe to the removed server again, and stays
         if (this.expireNodest ?? this.deps.expireNodestConn) this.expiring.push({ key: op.key, dest: op.dest });
+        else this.keepGone(id, s, op.key, op.dest, gone?.mark);
         break;
       }
       case 'clear':
         for (const id of this.services.keys()) this.dirty.add(id);
         this.services.clear();
+        break;
+      case 'set-timeouts':
+        this.timeouts = mergeTimeouts(this.timeouts, op);
         break;
       case 'zero': {
         // ipvsadm -Z: counters restart from what the kernel holds now (read now: the last poll's
@@ -349,9 +406,134 @@ export class NftDataPlane implements DataPlane {
     }
   }
 
+  /** Resets a removed real server's flows: its conntrack entries for this service. */
   private async expire(key: ServiceKey, dest: Endpoint): Promise<void> {
-    const proto = key.kind === 'addr' ? key.protocol : 'tcp';
-    await this.deps.conntrack.flushDest(dest.address, dest.port, proto, key.family).catch(() => undefined);
+    const ct = this.deps.conntrack;
+    if (key.kind === 'fwmark') {
+      // any VIP, any protocol: the mark is not in the entry
+      for (const p of ['tcp', 'udp']) await ct.flushDest(dest.address, dest.port, p, key.family).catch(() => undefined);
+      return;
+    }
+    // a real server without a port answers from the client's (the service's) port
+    const port = dest.port || key.port;
+    const service: CtService = { address: key.address, port: key.port };
+    await ct.flushDest(dest.address, port, key.protocol, key.family, service).catch(() => undefined);
+  }
+
+  /**
+   * expire_nodest_conn off: a removed real server's flows are dropped until its entries would expire
+   * in IPVS (nodest.ts). Not for DR (no conntrack: the flow map's own, render.ts), TUN (its plane's)
+   * or NAT ops (untracked: IPVS keeps no entry for a one-packet connection either).
+   */
+  private keepGone(id: string, s: PlaneService, key: ServiceKey, dest: Endpoint, mark?: number): void {
+    const k = this.applied.get(id);
+    if (k && pinsFlows(k) && mark !== undefined && s.params.flowPinTimeout !== undefined) {
+      s.removed.set(`${dest.address}|${dest.port}`, { mark, until: Date.now() + s.params.flowPinTimeout * 1000 });
+      return;
+    }
+    if (this.tunnelled(s) || k?.mode === 'dr' || (k && opsKind(k) === 'nat')) return;
+    const elems = nodestElements(key, dest);
+    if (!elems) {
+      this.diagnose(
+        'DP_NODEST_UNTOLD',
+        id,
+        `real server ${dest.address} without a port in a fwmark service: its flows cannot be told apart, they go on until conntrack expires them (expire_nodest_conn resets them)`,
+      );
+      return;
+    }
+    const protocol = key.kind === 'addr' ? key.protocol : 'tcp';
+    const until = Date.now() + (protocol === 'udp' ? this.timeouts.udp : this.timeouts.tcp) * 1000;
+    const gid = goneId(key, dest);
+    const was = this.gone.get(gid);
+    this.gone.set(gid, { key, dest, elems, until, state: was && was.state !== 'new' ? 'renew' : 'new' });
+  }
+
+  /** A removed real server is back in its service: IPVS restores it from the trash, its flows go on. */
+  private comeBack(key: ServiceKey, dest: Endpoint): void {
+    const gid = goneId(key, dest);
+    const g = this.gone.get(gid);
+    if (!g) return;
+    if (g.state === 'new') this.gone.delete(gid);
+    else g.state = 'out';
+  }
+
+  /**
+   * The gone real servers' commands for this flush: elements in and out of the sets, and the hook
+   * chains rewritten when their rules change. `full`: the tables are rebuilt, everything still
+   * gone goes in again with what is left of its time.
+   */
+  private goneCommands(full: boolean): { cmds: string[]; rules: Record<'ip' | 'ip6', string> } {
+    const now = Date.now();
+    const ttl = (g: GoneDest) => (g.until - now) / 1000 + NODEST_MARGIN_S;
+    const cmds: string[] = [];
+    for (const g of this.gone.values()) {
+      if (full) {
+        if (g.state !== 'out') cmds.push(...addNodest(g.elems, () => ttl(g)));
+        continue;
+      }
+      if (g.state === 'out' || g.state === 'renew') cmds.push(...deleteNodest(g.elems));
+      if (g.state === 'new' || g.state === 'renew') cmds.push(...addNodest(g.elems, () => ttl(g)));
+    }
+    const rules = { ip: '', ip6: '' };
+    for (const f of ['ip', 'ip6'] as const) {
+      const pairs = new Map<string, readonly [NodestSet, string]>();
+      for (const g of this.gone.values())
+        if (g.state !== 'out')
+          for (const e of g.elems) if (e.family === f) pairs.set(`${e.set} ${e.protocol}`, [e.set, e.protocol]);
+      const list = [...pairs.values()].sort(
+        (a, b) => NODEST_SETS.indexOf(a[0]) - NODEST_SETS.indexOf(b[0]) || a[1].localeCompare(b[1]),
+      );
+      rules[f] = list.map((p) => p.join(' ')).join(',');
+      const had = full ? '' : this.goneRules[f];
+      if (rules[f] !== had) cmds.push(...nodestHooks(f, list, had !== ''));
+    }
+    return { cmds, rules };
+  }
+
+  /** After a commit: what went in is in, what went out is forgotten; the timer for the next expiry. */
+  private goneCommitted(rules: Record<'ip' | 'ip6', string>): void {
+    for (const [gid, g] of this.gone) {
+      if (g.state === 'out') this.gone.delete(gid);
+      else g.state = 'in';
+    }
+    this.goneRules = rules;
+    this.armGoneTimer();
+  }
+
+  private armGoneTimer(): void {
+    if (this.goneTimer) clearTimeout(this.goneTimer);
+    this.goneTimer = null;
+    if (this.stopped) return;
+    let next = Number.POSITIVE_INFINITY;
+    for (const g of this.gone.values()) if (g.state === 'in') next = Math.min(next, g.until);
+    for (const s of this.services.values()) for (const r of s.removed.values()) next = Math.min(next, r.until);
+    if (next === Number.POSITIVE_INFINITY) return;
+    this.goneTimer = setTimeout(() => void this.goneExpired(), Math.max(0, next - Date.now()));
+    this.goneTimer.unref();
+  }
+
+  /**
+   * Entries of gone real servers expired (as IPVS's would, their timer never restarted by the
+   * dropped packets): their conntrack entries go first, then the drop, so no packet of theirs
+   * reaches the real server again (a later one finds no entry, and is scheduled as a new flow).
+   */
+  private async goneExpired(): Promise<void> {
+    this.goneTimer = null;
+    const now = Date.now();
+    const due = [...this.gone.values()].filter((g) => g.state === 'in' && g.until <= now);
+    for (const g of due) await this.expire(g.key, g.dest);
+    for (const g of due) if (g.state === 'in') g.state = 'out';
+    // DR: the pinned flows timed out by now, the marks leave @gone
+    let dr = false;
+    for (const [id, s] of this.services)
+      for (const [k, r] of s.removed)
+        if (r.until <= now) {
+          s.removed.delete(k);
+          this.dirty.add(id);
+          dr = true;
+        }
+    if (due.length || dr) await this.schedule();
+    else this.armGoneTimer();
   }
 
   /** Coalesces everything applied in this tick into one transaction. */
@@ -430,26 +612,32 @@ export class NftDataPlane implements DataPlane {
         this.diagnose(
           'DP_DR_NO_ROUTE',
           id,
-          `no device found for the VIP or the real servers (ingress ${ingress}, egress ${egress})`,
+          `no device found for the VIP or the real servers (ingress ${ingress}, egress ${egress}); looked up again each second`,
         );
+        this.drPending.add(id);
         return null;
       }
       info = { ingress, egress, egressMac };
       this.dr.set(id, info);
     }
+    let pending = false;
     for (const d of s.dests) {
       const k = `${info.egress}|${d.address}`;
       if (!this.macs.has(k)) {
         const mac = await net.neighbourMac(d.address, s.key.family, info.egress);
         if (mac) this.macs.set(k, mac);
-        else
+        else {
+          pending = true;
           this.diagnose(
             'DP_DR_NO_MAC',
             id,
             `real server ${d.address}: no MAC on ${info.egress} yet; no traffic until it answers`,
           );
+        }
       }
     }
+    if (pending) this.drPending.add(id);
+    else this.drPending.delete(id);
     return info;
   }
 
@@ -507,6 +695,7 @@ export class NftDataPlane implements DataPlane {
       dests,
       ...(ctx?.localAddresses ? { localAddresses: ctx.localAddresses } : {}),
       ...(dr ? { dr } : {}),
+      ...(s.removed.size ? { goneMarks: [...s.removed.values()].map((r) => r.mark).sort((a, b) => a - b) } : {}),
     };
   }
 
@@ -616,7 +805,8 @@ export class NftDataPlane implements DataPlane {
         return;
       }
     }
-    const batch = [...removing, ...ops.removing, ...cmds, ...post, ...stats, ...ops.adding, ...adding];
+    const gone = this.goneCommands(full);
+    const batch = [...removing, ...ops.removing, ...cmds, ...post, ...stats, ...gone.cmds, ...ops.adding, ...adding];
     if (batch.length === 0) return;
     const commit = () => {
       this.initialized = true;
@@ -637,9 +827,10 @@ export class NftDataPlane implements DataPlane {
       this.postText = postText;
       this.opsRev = ops.rev;
       this.opsHooked = ops.hooked;
+      this.goneCommitted(gone.rules);
     };
     const content =
-      full || deviceCmds.length || post.length || ops.removing.length || ops.adding.length
+      full || deviceCmds.length || post.length || ops.removing.length || ops.adding.length || gone.cmds.length
         ? null
         : this.contentBatch(next, statChanges);
     if (content && this.deps.elements) {
@@ -873,6 +1064,12 @@ export class NftDataPlane implements DataPlane {
       counts.set(k, c);
     }
     let changed = false;
+    for (const id of this.drPending) {
+      this.drPending.delete(id);
+      if (!this.services.has(id)) continue;
+      this.dirty.add(id);
+      changed = true;
+    }
     for (const [id, s] of this.services) {
       for (const d of s.dests) {
         const c = counts.get(`${id}|${d.address}|${d.port}`) ?? { active: 0, inact: 0 };
@@ -1120,6 +1317,8 @@ export class NftDataPlane implements DataPlane {
 
   private halt(): void {
     this.stopped = true;
+    if (this.goneTimer) clearTimeout(this.goneTimer);
+    this.goneTimer = null;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.deps.conntrack.close?.();

@@ -20,6 +20,7 @@
 import ipaddr from 'ipaddr.js';
 import type { Elem, ElemValue, ModulusChange, NftFamily, SetChange } from '../../codec/nftables.js';
 import { chainName, type KernelDest, type KernelService, serviceObjects, TABLE } from './model.js';
+import { nodestSets } from './nodest.js';
 import { slotTable } from './slots.js';
 
 /** jhash seed: identical on every director, so peers pick the same server for a flow (facts §6). */
@@ -67,6 +68,8 @@ export function baseTable(f: Fam, statSize = STAT_SET_SIZE): string[] {
     `add map ${t} svcp0 { type ${a} . inet_proto : verdict; }`,
     // the NAT real servers, for the guard in prerouting
     `add set ${t} ${RS_GUARD_SET} { type ${a} . inet_proto . inet_service; }`,
+    // expire_nodest_conn off: the flows of removed real servers, dropped while listed (nodest.ts)
+    ...nodestSets(f),
     // UDP ops under NAT: VIP . udp . port -> the service chain; the real servers (their replies
     // untracked), and per real server the chain rewriting its replies to the VIP (opsHooks)
     `add map ${t} ${OPS_MAP} { type ${a} . inet_proto . inet_service : verdict; }`,
@@ -318,12 +321,12 @@ function persistMask(s: KernelService): string | null {
   ).toString();
 }
 
-/** The statement sending the packet to the value `expr map @m` names. */
-function action(s: KernelService, lookup: string): string {
+/** The statement sending the packet to the value `expr map @m` names; DR: `then` runs before the fwd. */
+function action(s: KernelService, lookup: string, then?: string): string {
   if (s.mode === 'dr') {
     const dr = s.dr;
     if (!dr) throw new Error(`${s.id}: DR service without devices`);
-    return `ether saddr set ${dr.egressMac} ether daddr set ${lookup} fwd to ${quote(dr.egress)}`;
+    return `ether saddr set ${dr.egressMac} ether daddr set ${lookup} ${then ? `${then} ` : ''}fwd to ${quote(dr.egress)}`;
   }
   return `dnat ${famOf(s)} to ${lookup}`;
 }
@@ -363,6 +366,8 @@ interface MapPart {
   readonly decl: string;
   readonly elems: readonly Elem[];
   readonly dynamic: boolean;
+  /** a set (keys only), not a map */
+  readonly set?: boolean;
 }
 
 type Part = { readonly map: MapPart } | { readonly rule: string };
@@ -370,6 +375,9 @@ type Part = { readonly map: MapPart } | { readonly rule: string };
 const dynamicMap = (name: string, decl: string): Part => ({ map: { name, decl, elems: [], dynamic: true } });
 const staticMap = (name: string, decl: string, elems: readonly Elem[]): Part => ({
   map: { name, decl, elems, dynamic: false },
+});
+const staticSet = (name: string, decl: string, elems: readonly Elem[]): Part => ({
+  map: { name, decl, elems, dynamic: false, set: true },
 });
 
 /**
@@ -447,9 +455,14 @@ function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
     } else rule(`notrack meta mark set ${key} map @${o.slots} ${to}`);
   } else if (pinsFlows(s)) {
     // Katran's LRU in nft (facts §2, §4): the flow map is looked up first and refreshed per packet,
-    // so a flow keeps the mark (the real server) it was first given. Marks are never reused in a
-    // service: a removed server's flows find no MAC in @dest and follow the slot table again (they
-    // move, as IPVS's expire_nodest_conn); a quiesced one (weight 0) keeps its MAC and its flows.
+    // so a flow keeps the mark (the real server) it was first given. A removed server's flows find
+    // no MAC in @dest; a quiesced one (weight 0) keeps its MAC and its flows. A mark is given again
+    // only to the same server back in its service (plane.ts). With expire_nodest_conn on, the removed
+    // server's flows follow the slot table again (they move: the entry expired at once); off, the
+    // flows pinned to it are dropped until their entry
+    // times out, as IPVS drops the packets of a connection whose destination is gone (ip_vs_in_hook);
+    // the refresh comes after the MAC lookup, so they are not kept alive by what is dropped (IPVS
+    // does not restart such an entry's timer). @gone holds those servers' marks (plane.ts)
     const fk = flowKey(s);
     parts.push(
       dynamicMap(
@@ -458,9 +471,17 @@ function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
       ),
     );
     parts.push(...markMaps(s, dests, table.slots));
-    const to = action(s, `meta mark map @${o.dest}`);
+    parts.push(
+      staticSet(
+        o.gone,
+        'typeof meta mark;',
+        (s.goneMarks ?? []).map((m) => ({ key: u32(m) })),
+      ),
+    );
     const upd = `update @${o.flows} { ${fk} : meta mark }`;
-    rule(`meta mark set ${fk} map @${o.flows} ${upd} ${to}`);
+    rule(`meta mark set ${fk} map @${o.flows} ${action(s, `meta mark map @${o.dest}`, upd)}`);
+    rule(`meta mark set ${fk} map @${o.flows} meta mark @${o.gone} drop`);
+    const to = action(s, `meta mark map @${o.dest}`);
     rule(`meta mark set ${key} map @${o.slots} ${upd} ${to}`);
     // the flow map full (the update fails and ends the rule): the slot table alone, unpinned
     rule(`meta mark set ${key} map @${o.slots} ${to}`);
@@ -501,7 +522,7 @@ function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
 function partText(t: string, p: Part): string {
   if ('rule' in p) return p.rule;
   const e = p.map.elems;
-  return `add map ${t} ${p.map.name} { ${p.map.decl}${e.length ? ` elements = { ${e.map(pairText).join(', ')} }` : ''} }`;
+  return `add ${p.map.set ? 'set' : 'map'} ${t} ${p.map.name} { ${p.map.decl}${e.length ? ` elements = { ${e.map(pairText).join(', ')} }` : ''} }`;
 }
 
 /** Commands creating one service's maps and chain (the chain must not exist, or be flushed). */
@@ -594,9 +615,9 @@ function opsReverseChain(s: KernelService): string[] {
 }
 
 /** `add map T NAME { DECL; elements = { ... } }` split into its name, declaration and elements. */
-function splitMap(cmd: string): { name: string; decl: string; elements: string } | null {
-  const m = /^add map \S+ \S+ (\S+) \{ (.*?;)(?: elements = \{ (.*) \})? \}$/.exec(cmd);
-  return m ? { name: m[1], decl: m[2], elements: m[3] ?? '' } : null;
+function splitMap(cmd: string): { kind: string; name: string; decl: string; elements: string } | null {
+  const m = /^add (map|set) \S+ \S+ (\S+) \{ (.*?;)(?: elements = \{ (.*) \})? \}$/.exec(cmd);
+  return m ? { kind: m[1], name: m[2], decl: m[3], elements: m[4] ?? '' } : null;
 }
 
 /**
@@ -618,7 +639,7 @@ export function updateService(before: KernelService, after: KernelService): stri
     a.every((cmd, i) => {
       const x = splitMap(cmd);
       const y = splitMap(b[i]);
-      return x && y ? x.name === y.name && x.decl === y.decl : cmd === b[i];
+      return x && y ? x.kind === y.kind && x.name === y.name && x.decl === y.decl : cmd === b[i];
     });
   if (!sameShape) return replaceService(before, after);
   const out: string[] = [];
@@ -626,7 +647,7 @@ export function updateService(before: KernelService, after: KernelService): stri
     const x = splitMap(cmd);
     const y = splitMap(b[i]);
     if (!x || !y || x.elements === y.elements || y.decl.includes('flags dynamic')) return;
-    out.push(`flush map ${t} ${y.name}`);
+    out.push(`flush ${y.kind} ${t} ${y.name}`);
     if (y.elements) out.push(`add element ${t} ${y.name} { ${y.elements} }`);
   });
   return out;
@@ -657,6 +678,7 @@ export function replaceService(before: KernelService, after: KernelService): str
     ...(hadOps ? [`delete map ${t} ${o.dport}`] : []),
     ...(hadPersist && !keepPersist ? [`delete map ${t} ${o.persist}`] : []),
     ...(hadFlows && !keepFlows ? [`delete map ${t} ${o.flows}`] : []),
+    ...(hadFlows ? [`delete set ${t} ${o.gone}`] : []),
     ...body,
   ];
 }
@@ -676,7 +698,7 @@ export function deleteService(s: KernelService): string[] {
     ...(ops ? [`flush chain ${t} ${o.rev}`, `delete chain ${t} ${o.rev}`, `delete map ${t} ${o.dport}`] : []),
     ...(ops && !persistent ? [`delete map ${t} ${o.dest}`] : []),
     ...(persistent ? [`delete map ${t} ${o.dest}`, `delete map ${t} ${o.persist}`] : []),
-    ...(pinsFlows(s) ? [`delete map ${t} ${o.dest}`, `delete map ${t} ${o.flows}`] : []),
+    ...(pinsFlows(s) ? [`delete map ${t} ${o.dest}`, `delete map ${t} ${o.flows}`, `delete set ${t} ${o.gone}`] : []),
   ];
 }
 

@@ -11,7 +11,9 @@ export class ProxyDest {
   /** connects to this real server that were refused, reset or timed out (the table never sees them) */
   connectFailures = 0;
   /** open connections tied to this destination (for expire_nodest_conn) */
-  readonly open = new Set<{ expire(): void }>();
+  readonly open = new Set<{ expire(): void; hold(on: boolean): void }>();
+  /** removed from its service with expire_nodest_conn off: its connections are held (IPVS drops their packets) */
+  removed = false;
   constructor(
     readonly id: string,
     readonly endpoint: Endpoint,
@@ -43,10 +45,28 @@ export class ProxyDests {
     return d;
   }
 
-  /** del-dest: with expire_nodest_conn (`expire`) its open connections go now, else they finish. */
+  /**
+   * del-dest: with expire_nodest_conn (`expire`) its open connections go now; else what their clients
+   * send no longer reaches it (IPVS ip_vs_in_hook drops a connection's packets while its destination
+   * is not available) until they expire idle, or the real server comes back (back()).
+   */
   forget(ep: Endpoint, expire: boolean): void {
     const d = this.byId.get(destId(ep, this.family));
-    if (d && expire) for (const c of [...d.open]) c.expire();
+    if (!d) return;
+    if (expire) {
+      for (const c of [...d.open]) c.expire();
+      return;
+    }
+    d.removed = true;
+    for (const c of d.open) c.hold(true);
+  }
+
+  /** add-dest of a real server removed before: IPVS restores it from the trash, its connections go on. */
+  back(ep: Endpoint): void {
+    const d = this.byId.get(destId(ep, this.family));
+    if (!d?.removed) return;
+    d.removed = false;
+    for (const c of d.open) c.hold(false);
   }
 
   /** ipvsadm -Z */

@@ -68,7 +68,10 @@ const OP_HANDLERS: { [K in TableOp['op']]: OpHandler<K> } = {
     s?.steerBy(steerPrefix(op.params, op.key.family));
   },
   'del-service': (dp, op) => dp.deleteService(serviceId(op.key)),
-  'add-dest': (dp, op) => dp.checkForward(op),
+  'add-dest': (dp, op) => {
+    dp.services.get(serviceId(op.key))?.dests.back(op.dest);
+    dp.checkForward(op);
+  },
   'edit-dest': (dp, op) => dp.checkForward(op),
   'del-dest': (dp, op) => {
     dp.services.get(serviceId(op.key))?.dests.forget(op.dest, dp.expireNodest === 'close');

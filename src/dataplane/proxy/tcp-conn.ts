@@ -87,6 +87,13 @@ export class TcpConn implements FdOwner {
   upstreamShut = false;
   closed = false;
   failed = false;
+  /**
+   * its real server was removed (expire_nodest_conn off): the client is not read, so nothing it
+   * sends reaches the real server and its idle timer runs (IPVS drops such a connection's packets
+   * and does not restart its timer); the real server's bytes still reach the client (ip_vs_out has
+   * no such test)
+   */
+  held = false;
   /** bytes the destination has not taken yet (back-pressure: the source is not read meanwhile) */
   private toClient: Buffer | null = null;
   private toUpstream: Buffer | null = null;
@@ -127,6 +134,26 @@ export class TcpConn implements FdOwner {
   /** Connection expired (idle, nodest, drain): both sides go away now. */
   expire(): void {
     this.close(-1);
+  }
+
+  /** The real server removed (on) or back in its service (off). */
+  hold(on: boolean): void {
+    if (this.held === on) return;
+    this.held = on;
+    if (!this.connected || this.closed || this.clientEnded) return;
+    const p = this.svc.poller;
+    if (on) p.watch(this.client, p.mask(this.client) & ~READ, this);
+    // bytes still waiting for the real server: back-pressure reads the client again once they are gone
+    else if (this.toUpstream === null) {
+      p.watch(this.client, p.mask(this.client) | READ, this);
+      // what it sent meanwhile is waiting in the socket: read now
+      this.readFrom(this.client, this.upstream, true, 0);
+    }
+  }
+
+  /** The client may be read (not held for a removed real server). */
+  private get clientReadable(): number {
+    return this.held ? 0 : READ;
   }
 
   connectFailed(): void {
@@ -250,7 +277,7 @@ export class TcpConn implements FdOwner {
       return;
     }
     p.watch(this.upstream, READ, this);
-    p.watch(this.client, READ, this);
+    p.watch(this.client, this.clientReadable, this);
   }
 
   private established(): void {
@@ -276,7 +303,7 @@ export class TcpConn implements FdOwner {
     // the client is read only now: its bytes wait in the kernel until the real server can take them
     const p = this.svc.poller;
     p.watch(this.upstream, READ | (this.toUpstream ? EPOLLOUT : 0), this);
-    p.watch(this.client, this.toUpstream ? 0 : READ, this);
+    p.watch(this.client, this.toUpstream ? 0 : this.clientReadable, this);
   }
 
   /**
@@ -416,12 +443,17 @@ export class TcpConn implements FdOwner {
       this.forwardFin(to);
       return;
     }
+    if (this.held && source === this.client) {
+      // held for a removed real server: the client stays unread
+      p.watch(to, p.mask(to) & ~EPOLLOUT, this);
+      return;
+    }
     // a paused source most likely has more: read it now, not after another wait; if `to` cannot
     // take all of it again, both stay as they are (no epoll change in a steady bulk transfer)
     this.readFrom(source, to, source === this.client, 0);
     if (this.closed || this.pending(to) !== null) return;
     p.watch(to, p.mask(to) & ~EPOLLOUT, this);
-    if (!this.hasEnded(source)) p.watch(source, p.mask(source) | READ, this);
+    if (!this.hasEnded(source) && !(this.held && source === this.client)) p.watch(source, p.mask(source) | READ, this);
   }
 
   /** send() what `to` takes now: the byte count, or -1 when `to` failed (the connection is then closed, `source` reset). */

@@ -27,6 +27,8 @@ class UdpFlow {
   timeoutMs: number;
   pending: Buffer[] | null = [];
   open = true;
+  /** its real server was removed (expire_nodest_conn off): the client's datagrams are dropped */
+  held = false;
 
   constructor(
     readonly svc: UdpService,
@@ -51,6 +53,11 @@ class UdpFlow {
       return;
     }
     this.upstream.send(msg);
+  }
+
+  /** The real server removed (on) or back (off): IPVS drops the flow's datagrams meanwhile. */
+  hold(on: boolean): void {
+    this.held = on;
   }
 
   expire(): void {
@@ -214,6 +221,8 @@ export class UdpService {
       this.ctx.udpFlows++;
       dest.open.add(f);
     }
+    // dropped, and its entry's timer not restarted, while its real server is removed (ip_vs_in_hook)
+    if (f.held) return;
     f.last = this.ctx.now;
     f.handle?.countIn(1, msg.length);
     f.send(msg);

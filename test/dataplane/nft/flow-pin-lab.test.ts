@@ -45,8 +45,9 @@ net.createServer((s) => s.end()).listen(Number(process.argv[2]), '::');
 `;
 
 /**
- * Long-lived connections: FLOWS to each target at start; each "ping" line on stdin writes one line
- * on every live connection and prints, per target, which server answered each ('-' once broken).
+ * Long-lived connections: FLOWS to each target at start; each "ping MS" line on stdin writes one line
+ * on every live connection and prints, per target, which server answered each within MS ('-': none,
+ * 'x': the connection was reset or closed).
  */
 const CLIENT = `import net from 'node:net';
 import { createInterface } from 'node:readline';
@@ -62,16 +63,16 @@ for (const t of targets) {
     return c;
   });
 }
-async function ping() {
+async function ping(ms) {
   const all = Object.values(conns).flat();
   for (const c of all) { c.answer = null; if (!c.dead) c.s.write('which\\n'); }
-  const end = Date.now() + 2500;
+  const end = Date.now() + ms;
   while (Date.now() < end && all.some((c) => !c.dead && c.answer === null)) await new Promise((r) => setTimeout(r, 20));
   const out = {};
-  for (const [k, list] of Object.entries(conns)) out[k] = list.map((c) => (c.dead || c.answer === null ? '-' : c.answer));
+  for (const [k, list] of Object.entries(conns)) out[k] = list.map((c) => (c.dead ? 'x' : c.answer === null ? '-' : c.answer));
   process.stdout.write(JSON.stringify(out) + '\\n');
 }
-createInterface({ input: process.stdin }).on('line', (l) => (l === 'ping' ? ping() : process.exit(0)));
+createInterface({ input: process.stdin }).on('line', (l) => (l.startsWith('ping') ? ping(Number(l.split(' ')[1] || 2500)) : process.exit(0)));
 `;
 
 type Answers = Record<string, string[]>;
@@ -99,8 +100,8 @@ const until = (what: string, f: () => boolean, ms = 15000) => untilTrue(what, f,
 let client: ChildProcess | undefined;
 let kv: LabKeepvs | undefined;
 let lines: AsyncIterableIterator<string> | undefined;
-async function ping(): Promise<Answers> {
-  client?.stdin?.write('ping\n');
+async function ping(ms = 2500): Promise<Answers> {
+  client?.stdin?.write(`ping ${ms}\n`);
   const r = await lines?.next();
   assert.ok(r && !r.done, 'client gone');
   return JSON.parse(r.value);
@@ -162,7 +163,10 @@ test('flow_pinning: long-lived DR flows keep their real server through weight ch
     return (pinned?.length ?? 0) >= FLOWS;
   });
   for (const t of targets) {
-    assert.ok(!before0[t.name].includes('-'), `${t.name}: every flow answered: ${before0[t.name]}`);
+    assert.ok(
+      !before0[t.name].some((a) => a === '-' || a === 'x'),
+      `${t.name}: every flow answered: ${before0[t.name]}`,
+    );
     assert.ok(new Set(before0[t.name]).size >= 2, `${t.name}: flows spread: ${before0[t.name]}`);
   }
   // remap Maglev slots: rs1 quiesced (weight 0), rs2 weight 3, on every service
@@ -185,7 +189,9 @@ test('flow_pinning: long-lived DR flows keep their real server through weight ch
   t.diagnostic(`weight change: unpinned ${broken}/${FLOWS} changed server or broke (${onRs1} on rs1)`);
   assert.ok(broken >= onRs1 && broken > 0, `unpinned: ${broken} of ${FLOWS} changed (${onRs1} were on rs1)`);
 
-  // rs3's health check fails (rs3 itself still answers): removed, its pinned flows must leave it
+  // rs3's health check fails (rs3 itself still answers): removed, its pinned flows no longer reach
+  // it: dropped (expire_nodest_conn 0, as IPVS drops a connection's packets once its destination is
+  // gone), neither reset nor moved to another server
   checkProcs.get(3)?.kill('SIGKILL');
   await until('rs3 out of the pinned services', () => !/198\.18\.1\.13:86|2001:2:0:1::13\]:86/.test(adm('-Ln')));
   await sleep(1000);
@@ -193,13 +199,24 @@ test('flow_pinning: long-lived DR flows keep their real server through weight ch
   const after2 = await ping();
   for (const t of ['pinned', 'pinned6']) {
     const wasRs3 = before0[t].map((a, i) => (a === 'rs3' ? i : -1)).filter((i) => i >= 0);
+    assert.ok(wasRs3.length > 0, `${t}: a flow on rs3: ${before0[t]}`);
     assert.ok(
-      wasRs3.every((i) => after2[t][i] !== 'rs3'),
-      `${t}: flows of the removed rs3 no longer reach it: ${after2[t]}`,
+      wasRs3.every((i) => after2[t][i] === '-'),
+      `${t}: flows of the removed rs3 no longer reach it, dropped: ${after2[t]}`,
     );
     // the others still on their server
     before0[t].forEach((a, i) => {
       if (a !== 'rs3') assert.equal(after2[t][i], a, `${t} flow ${i}`);
     });
   }
+  // rs3 back: the same mark, so its pinned flows reach it again (TCP resends what was dropped)
+  checkProcs.set(3, spawnIn('rs3', process.execPath, join(dir, 'check.mjs'), '9186'));
+  await until(
+    'rs3 back in the pinned services',
+    () => /198\.18\.1\.13:86/.test(adm('-Ln')) && /2001:2:0:1::13\]:86/.test(adm('-Ln')),
+  );
+  await sleep(500);
+  const after3 = await ping(10000);
+  for (const t of ['pinned', 'pinned6'])
+    assert.deepEqual(after3[t], before0[t], `${t}: every flow on the server it started on again`);
 });

@@ -56,7 +56,7 @@ test('content ticks over nfnetlink leave the same keepvs tables as libnftables, 
   execFileSync(LAB, ['up'], { env, stdio: 'ignore' });
   const raw = run('lb1', 'netlink');
   const lib = run('lb2', 'libnftables');
-  assert.equal(raw.length, 9, 'every step ran');
+  assert.equal(raw.length, 10, 'every step ran');
   assert.equal(lib.length, raw.length);
   for (let i = 0; i < raw.length; i++) assert.deepEqual(raw[i].tables, lib[i].tables, `tables after "${raw[i].step}"`);
   const by = new Map(raw.map((s, i) => [s.step, { s, prev: raw[i - 1] }]));
@@ -64,12 +64,23 @@ test('content ticks over nfnetlink leave the same keepvs tables as libnftables, 
   assert.equal(raw[0].transactions, 1);
   assert.equal(raw[0].netlink, 0);
   // content ticks: one netlink batch each, no libnftables transaction
-  for (const step of ['weight, new period', 'quiesce', 'real server down', 'real server up', 'one tick, every kind']) {
+  for (const step of [
+    'weight, new period',
+    'quiesce',
+    'real server up',
+    'real server down, expire_nodest_conn 1',
+    'one tick, every kind',
+  ]) {
     const x = by.get(step);
     assert.ok(x, step);
     assert.equal(x.s.netlink, x.prev.netlink + 1, `${step}: one netlink batch`);
     assert.equal(x.s.transactions, x.prev.transactions, `${step}: no libnftables transaction`);
   }
+  // expire_nodest_conn 0: the removed server's flows listed for their drop (nodest.ts), a rule change
+  const down = by.get('real server down');
+  assert.ok(down);
+  assert.equal(down.s.transactions, down.prev.transactions + 1);
+  assert.match(JSON.stringify(down.s.tables), /nodest_pre/);
   // the netlink batch is refused (an element it deletes is gone): libnftables applies the tick, logged
   const refused = by.get('slot map emptied behind keepvs, then a weight change');
   assert.ok(refused);

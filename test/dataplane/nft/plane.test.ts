@@ -21,7 +21,15 @@ const dp = (forward: DestParams['forward'], weight = 1): DestParams => ({
 });
 
 function plane(
-  opts: { fail?: (cmds: string) => boolean; conns?: CtEntry[]; setSizes?: { stats: number; dr: number } } = {},
+  opts: {
+    fail?: (cmds: string) => boolean;
+    conns?: CtEntry[];
+    setSizes?: { stats: number; dr: number };
+    /** expire_nodest_conn off (the IPVS default); these tests default to on */
+    keep?: boolean;
+    /** lookups that differ from the lab's answers */
+    net?: { deviceOf?: () => Promise<string | null>; neighbourMac?: (a: string) => Promise<string | null> };
+  } = {},
 ) {
   const runs: string[] = [];
   const nft = {
@@ -36,10 +44,13 @@ function plane(
     routeDevice: async () => 'eth1',
     linkMac: async () => '02:18:01:00:00:01',
     neighbourMac: async (a: string) => (a === '198.18.1.13' ? null : `02:18:01:00:00:${a.split('.')[3]}`),
+    ...opts.net,
   };
   const flushed: string[] = [];
   /** how many transactions had run when each flush came */
   const flushedAfter: number[] = [];
+  /** every flushDest call's arguments */
+  const flushArgs: unknown[][] = [];
   const asked: (CtWanted | undefined)[] = [];
   const conntrack = {
     // as ProcConntrack: only the entries `wanted` accepts
@@ -47,7 +58,8 @@ function plane(
       asked.push(wanted);
       return (opts.conns ?? []).filter((e) => !wanted || wanted(e.family, e.original.dst));
     },
-    flushDest: async (a: string) => {
+    flushDest: async (a: string, ...rest: unknown[]) => {
+      flushArgs.push([a, ...rest]);
       flushed.push(a);
       flushedAfter.push(runs.length);
     },
@@ -60,10 +72,10 @@ function plane(
     conntrack,
     logger,
     pollMs: 0,
-    expireNodestConn: true,
+    expireNodestConn: !opts.keep,
     ...(opts.setSizes ? { setSizes: opts.setSizes } : {}),
   });
-  return { p, runs, flushed, flushedAfter, logs, asked };
+  return { p, runs, flushed, flushedAfter, flushArgs, logs, asked };
 }
 
 const add = (key: ServiceKey, forward: DestParams['forward'], rs: string[]): TableOp[] => [
@@ -240,6 +252,151 @@ test("expire_nodest_conn: a removed real server's flows are flushed after the tr
   assert.deepEqual(flushedAfter, [2], 'the flush came before the slot map changed');
 });
 
+test('expire_nodest_conn on: the flush names the service, so the same real server in another service keeps its flows', async () => {
+  const { p, flushArgs } = plane();
+  await p.apply([
+    ...add(KEY, 'masq', ['198.18.1.11', '198.18.1.12']),
+    ...add({ ...KEY, port: 81 }, 'masq', ['198.18.1.12']),
+  ]);
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
+  assert.deepEqual(flushArgs, [['198.18.1.12', 80, 'tcp', 4, { address: '198.18.0.100', port: 80 }]]);
+});
+
+// IPVS ip_vs_in_hook: a packet of a connection whose destination is no longer available is dropped
+// while expire_nodest_conn is 0; conntrack's DNAT would go on forwarding it (nodest.ts)
+const NODEST_ELEM = '198.18.0.100 . tcp . 80 . 198.18.1.12 . 80';
+const NODEST_RULE =
+  'ip protocol tcp ct direction original ct status dnat ip daddr . ip protocol . th dport . ct reply ip saddr . ct reply proto-src @nodest counter drop';
+
+test("expire_nodest_conn off: a removed real server's flows are dropped (listed, with IPVS's timeout); a quiesced one's go on", async () => {
+  const { p, runs, flushed } = plane({ keep: true });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12', '198.18.1.13']));
+  // the sets are declared, the drop chains are not there while nothing is listed: no cost per packet
+  assert.match(
+    runs[0],
+    /add set ip keepvs nodest \{ type ipv4_addr \. inet_proto \. inet_service \. ipv4_addr \. inet_service; flags timeout; \}/,
+  );
+  assert.match(runs[0], /add set ip6 keepvs nodest_p0 /);
+  assert.doesNotMatch(runs[0], /nodest_pre/);
+  // weight 0: still available (IP_VS_DEST_F_AVAILABLE stays), nothing listed
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq', 0) }]);
+  assert.doesNotMatch(runs.at(-1) ?? '', /nodest/);
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
+  const t = runs.at(-1) ?? '';
+  assert.deepEqual(flushed, [], 'no conntrack flush: the entries live on, dropped');
+  // 900 s (IPVS's TCP ESTABLISHED timeout) + the margin keepvs deletes it within
+  assert.match(
+    t,
+    new RegExp(`add element ip keepvs nodest \\{ ${NODEST_ELEM.replaceAll('.', '\\.')} timeout 96\\ds \\}`),
+  );
+  assert.match(t, /add chain ip keepvs nodest_pre \{ type filter hook prerouting priority mangle; policy accept; \}/);
+  assert.match(t, /add chain ip keepvs nodest_out \{ type filter hook output priority mangle; policy accept; \}/);
+  assert.ok(t.includes(`add rule ip keepvs nodest_pre ${NODEST_RULE}`), t);
+  assert.ok(t.includes(`add rule ip keepvs nodest_out ${NODEST_RULE}`), t);
+  // in the same transaction that takes it out of the slot map
+  assert.match(t, /_slots/);
+  assert.doesNotMatch(t, /ip6 keepvs nodest/);
+  // a second removal: one element more, the rules stay as they are
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.13', port: 80 } }]);
+  assert.match(
+    runs.at(-1) ?? '',
+    /add element ip keepvs nodest \{ 198\.18\.0\.100 \. tcp \. 80 \. 198\.18\.1\.13 \. 80 timeout/,
+  );
+  assert.doesNotMatch(runs.at(-1) ?? '', /nodest_pre/);
+  // back in the service: IPVS restores it from the trash and its flows go on
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 }, params: dp('masq') }]);
+  assert.ok((runs.at(-1) ?? '').includes(`delete element ip keepvs nodest { ${NODEST_ELEM} }`));
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.13', port: 80 }, params: dp('masq') }]);
+  // nothing listed any more: the drop chains go
+  assert.match(runs.at(-1) ?? '', /flush chain ip keepvs nodest_pre\ndelete chain ip keepvs nodest_pre\n/);
+});
+
+test('expire_nodest_conn off: a rebuild lists the gone real servers again, with what is left of their time', async () => {
+  let failNext = false;
+  const { p, runs } = plane({ keep: true, fail: (c) => failNext && c.startsWith('flush') });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12']));
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
+  failNext = true;
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.13', port: 80 }, params: dp('masq') }]);
+  failNext = false;
+  const t = runs.at(-1) ?? '';
+  assert.match(t, /^add table ip keepvs\ndelete table ip keepvs/);
+  assert.ok(
+    t.indexOf('add set ip keepvs nodest ') < t.indexOf(`add element ip keepvs nodest { ${NODEST_ELEM} timeout`),
+    t,
+  );
+  assert.ok(t.includes(`add rule ip keepvs nodest_pre ${NODEST_RULE}`));
+  assert.doesNotMatch(t, /flush chain ip keepvs nodest_pre/);
+});
+
+test('expire_nodest_conn off: when the entries would expire in IPVS, their conntrack entries go, then the drop', async () => {
+  const { p, runs, flushArgs, flushedAfter } = plane({ keep: true });
+  const UDP: ServiceKey = { ...KEY, protocol: 'udp', port: 53 };
+  await p.apply([{ op: 'set-timeouts', tcp: 0, tcpfin: 0, udp: 1 }]);
+  await p.apply(add(UDP, 'masq', ['198.18.1.11', '198.18.1.12']));
+  await p.apply([{ op: 'del-dest', key: UDP, dest: { address: '198.18.1.12', port: 53 } }]);
+  const t = runs.at(-1) ?? '';
+  assert.match(
+    t,
+    /add element ip keepvs nodest \{ 198\.18\.0\.100 \. udp \. 53 \. 198\.18\.1\.12 \. 53 timeout 61s \}/,
+  );
+  assert.ok(t.includes('add rule ip keepvs nodest_pre ip protocol udp ct direction original'), t);
+  const before = runs.length;
+  const deadline = Date.now() + 3000;
+  while (runs.length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(flushArgs, [['198.18.1.12', 53, 'udp', 4, { address: '198.18.0.100', port: 53 }]]);
+  assert.deepEqual(flushedAfter, [before], 'conntrack flushed before the drop went');
+  const last = runs.at(-1) ?? '';
+  assert.ok(last.includes('delete element ip keepvs nodest { 198.18.0.100 . udp . 53 . 198.18.1.12 . 53 }'), last);
+  assert.match(last, /delete chain ip keepvs nodest_pre/);
+  await p.stop(0);
+});
+
+test('expire_nodest_conn off: port-0 and fwmark services list the real server by what their flows tell; IPv6 too', async () => {
+  const { p, runs } = plane({ keep: true });
+  const P0: ServiceKey = { ...KEY, port: 0 };
+  const V6: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 6, address: '2001:2::100', port: 80 };
+  const FWM: ServiceKey = { kind: 'fwmark', fwmark: 7, family: 4 };
+  await p.apply([
+    ...add(P0, 'masq', ['198.18.1.11', '198.18.1.12']),
+    ...add(V6, 'masq', ['2001:2:0:1::11', '2001:2:0:1::12']),
+    { op: 'add-service', key: FWM, params: SP },
+    { op: 'add-dest', key: FWM, dest: { address: '198.18.1.11', port: 8080 }, params: dp('masq') },
+    { op: 'add-dest', key: FWM, dest: { address: '198.18.1.12', port: 0 }, params: dp('masq') },
+  ]);
+  await p.apply([
+    { op: 'del-dest', key: P0, dest: { address: '198.18.1.12', port: 0 } },
+    { op: 'del-dest', key: V6, dest: { address: '2001:2:0:1::12', port: 80 } },
+    { op: 'del-dest', key: FWM, dest: { address: '198.18.1.11', port: 8080 } },
+    { op: 'del-dest', key: FWM, dest: { address: '198.18.1.12', port: 0 } },
+  ]);
+  const t = runs.at(-1) ?? '';
+  assert.match(t, /add element ip keepvs nodest_p0 \{ 198\.18\.0\.100 \. tcp \. 198\.18\.1\.12 timeout/);
+  assert.match(t, /add element ip6 keepvs nodest \{ 2001:2::100 \. tcp \. 80 \. 2001:2:0:1::12 \. 80 timeout/);
+  for (const proto of ['tcp', 'udp', 'sctp'])
+    assert.ok(t.includes(`add element ip keepvs nodest_rs { 198.18.1.11 . ${proto} . 8080 timeout`), proto);
+  assert.ok(
+    t.includes(
+      'add rule ip keepvs nodest_pre ip protocol tcp ct direction original ct status dnat ip daddr . ip protocol . ct reply ip saddr @nodest_p0 counter drop',
+    ),
+    t,
+  );
+  assert.ok(
+    t.includes(
+      'add rule ip keepvs nodest_pre ip protocol udp ct direction original ct status dnat ct reply ip saddr . ip protocol . ct reply proto-src @nodest_rs counter drop',
+    ),
+    t,
+  );
+  assert.ok(
+    t.includes(
+      'add rule ip6 keepvs nodest_pre meta l4proto tcp ct direction original ct status dnat ip6 daddr . meta l4proto . th dport . ct reply ip6 saddr . ct reply proto-src @nodest counter drop',
+    ),
+    t,
+  );
+  // a fwmark real server without a port: any port of it, no tuple tells its flows apart: said so
+  assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_NODEST_UNTOLD' && d.message.includes('198.18.1.12')));
+});
+
 test('a refused update rebuilds everything in one transaction; TUN is refused with a diagnostic', async () => {
   let failNext = false;
   const { p, runs } = plane({ fail: (c) => failNext && c.startsWith('flush') });
@@ -265,6 +422,34 @@ test('DR real servers without a MAC get no slots, and are reported', async () =>
     p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_HASHED' && /rr runs as a weighted Maglev/.test(d.message)),
   );
   assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_NO_MAC' && /198\.18\.1\.13/.test(d.message)));
+});
+
+test('DR: a device or MAC not found yet is looked up again at each poll (a link whose carrier is not back has no route)', async () => {
+  let route: string | null = null;
+  let mac13: string | null = null;
+  const { p, runs } = plane({
+    net: {
+      deviceOf: async () => route,
+      neighbourMac: async (a: string) => (a === '198.18.1.13' ? mac13 : `02:18:01:00:00:${a.split('.')[3]}`),
+    },
+  });
+  await p.apply(add(DR_KEY, 'route', ['198.18.1.12', '198.18.1.13']));
+  assert.doesNotMatch(runs.join('\n'), /s_tcp_198_18_0_100_82/, 'not installed without its device');
+  assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_DR_NO_ROUTE'));
+  await p.poll();
+  assert.doesNotMatch(runs.join('\n'), /add chain netdev keepvs s_tcp_198_18_0_100_82/);
+  route = 'eth0';
+  await p.poll();
+  assert.match(runs.at(-1) ?? '', /add chain netdev keepvs s_tcp_198_18_0_100_82/);
+  assert.doesNotMatch(runs.at(-1) ?? '', /02:18:01:00:00:13/);
+  // rs3's neighbour answers later: its slots come at the next poll
+  mac13 = '02:18:01:00:00:13';
+  await p.poll();
+  assert.match(runs.at(-1) ?? '', /02:18:01:00:00:13/);
+  // nothing pending any more: a poll changes nothing
+  const n = runs.length;
+  await p.poll();
+  assert.equal(runs.length, n);
 });
 
 test('a DR real server without a MAC keeps its Maglev slots empty: the others keep theirs', () => {
@@ -433,16 +618,23 @@ test('flow_pinning (DR): a flow map looked up first; weight changes refill slots
     ),
   );
   const rules = runs[0].split('\n').filter((l) => l.startsWith(`add rule netdev keepvs ${c} `));
-  assert.equal(rules.length, 4);
-  // 1: the flow's own entry; 2: the slot table, remembered; 3: the slot table when the map is full; 4: drop
+  assert.equal(rules.length, 5);
+  // 1: the flow's own entry, refreshed only once its MAC is found; 2: a flow of a removed real server
+  // (expire_nodest_conn off) dropped; 3: the slot table, remembered; 4: the slot table when the map is
+  // full; 5: drop
   assert.match(
     rules[0],
     new RegExp(
-      `meta mark set ip saddr \\. th sport \\. th dport map @${c}_flows update @${c}_flows .* ether daddr set meta mark map @${c}_dest fwd`,
+      `meta mark set ip saddr \\. th sport \\. th dport map @${c}_flows ether saddr set \\S+ ether daddr set meta mark map @${c}_dest update @${c}_flows \\{ ip saddr \\. th sport \\. th dport : meta mark \\} fwd`,
     ),
   );
-  assert.match(rules[1], new RegExp(`meta mark set jhash .* map @${c}_slots update @${c}_flows `));
-  assert.doesNotMatch(rules[2], /update/);
+  assert.match(
+    rules[1],
+    new RegExp(`meta mark set ip saddr \\. th sport \\. th dport map @${c}_flows meta mark @${c}_gone drop$`),
+  );
+  assert.match(rules[2], new RegExp(`meta mark set jhash .* map @${c}_slots update @${c}_flows `));
+  assert.doesNotMatch(rules[3], /update/);
+  assert.match(runs[0], new RegExp(`add set netdev keepvs ${c}_gone \\{ typeof meta mark; \\}`));
   // quiesce rs1: its slots go, its MAC stays (pinned flows continue); the flow map is not touched
   await p.apply([{ op: 'edit-dest', key: DR_KEY, dest: { address: rs[1], port: 82 }, params: dp('route', 0) }]);
   assert.match(runs[1], /flush map netdev keepvs \S+_slots/);
@@ -453,13 +645,14 @@ test('flow_pinning (DR): a flow map looked up first; weight changes refill slots
     runs[2],
     new RegExp(`flush map netdev keepvs ${c}_dest\\nadd element netdev keepvs ${c}_dest \\{ 1 : 02:18:01:00:00:11 \\}`),
   );
-  assert.doesNotMatch(runs[2], /_flows/);
+  assert.doesNotMatch(runs[2], /_flows|_gone/, 'expire_nodest_conn on: its flows are scheduled again');
   // a scheduler change rebuilds the chain but keeps the flows; turning pinning off drops the map
   await p.apply([{ op: 'edit-service', key: DR_KEY, params: { ...pin, scheduler: 'sh' } }]);
   assert.doesNotMatch(runs[3], /delete map \S+_flows|add map \S+_flows/);
   assert.match(runs[3], /flush chain/);
   await p.apply([{ op: 'edit-service', key: DR_KEY, params: { ...SP, scheduler: 'sh' } }]);
   assert.match(runs[4], new RegExp(`delete map netdev keepvs ${c}_flows`));
+  assert.match(runs[4], new RegExp(`delete set netdev keepvs ${c}_gone`));
   // IPv6: raw header bits (nft 1.0.6 cannot update a map keyed by ip6 saddr . th sport)
   const k6: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 6, address: '2001:2::100', port: 82 };
   const body6 = serviceBody({
@@ -472,6 +665,41 @@ test('flow_pinning (DR): a flow map looked up first; weight changes refill slots
     dr: { ingress: 'eth0', egress: 'eth1', egressMac: '02:00:00:00:00:01' },
   }).join('\n');
   assert.match(body6, /typeof @nh,96,96 \. @th,0,32 : meta mark; size 262144/);
+});
+
+test('flow_pinning (DR), expire_nodest_conn off: a removed real server keeps its mark in @gone until its pinned flows time out; back, it gets its mark and flows again', async () => {
+  const { p, runs } = plane({ keep: true });
+  const pin: ServiceParams = { ...SP, scheduler: 'mh', flowPinTimeout: 1 };
+  const rs = ['198.18.1.11', '198.18.1.12'];
+  await p.apply([
+    { op: 'add-service', key: DR_KEY, params: pin },
+    ...rs.map((a): TableOp => ({ op: 'add-dest', key: DR_KEY, dest: { address: a, port: 82 }, params: dp('route') })),
+  ]);
+  const c = 's_tcp_198_18_0_100_82';
+  // rs[1] has mark 2 (the second added); removed, its mark goes into @gone, its MAC out of @dest
+  await p.apply([{ op: 'del-dest', key: DR_KEY, dest: { address: rs[1], port: 82 } }]);
+  let t = runs.at(-1) ?? '';
+  assert.match(t, new RegExp(`flush set netdev keepvs ${c}_gone\\nadd element netdev keepvs ${c}_gone \\{ 2 \\}`), t);
+  assert.match(t, new RegExp(`add element netdev keepvs ${c}_dest \\{ 1 : 02:18:01:00:00:11 \\}`));
+  assert.doesNotMatch(t, /nodest/, 'no conntrack set for DR');
+  // back: the same mark (its pinned flows find their MAC again), @gone emptied
+  await p.apply([{ op: 'add-dest', key: DR_KEY, dest: { address: rs[1], port: 82 }, params: dp('route') }]);
+  t = runs.at(-1) ?? '';
+  assert.match(t, /2 : 02:18:01:00:00:12/);
+  assert.match(t, new RegExp(`flush set netdev keepvs ${c}_gone\\n`));
+  assert.doesNotMatch(t, new RegExp(`add element netdev keepvs ${c}_gone`));
+  // removed again: after the flow timeout (1 s here) its flows are gone from the flow map, so is its mark
+  await p.apply([{ op: 'del-dest', key: DR_KEY, dest: { address: rs[1], port: 82 } }]);
+  assert.match(runs.at(-1) ?? '', new RegExp(`add element netdev keepvs ${c}_gone \\{ 2 \\}`));
+  const n = runs.length;
+  const deadline = Date.now() + 3000;
+  while (runs.length === n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t = runs.at(-1) ?? '';
+  assert.match(t, new RegExp(`^flush set netdev keepvs ${c}_gone\\n?$`), t);
+  // a real server added later gets a new mark
+  await p.apply([{ op: 'add-dest', key: DR_KEY, dest: { address: '198.18.1.14', port: 82 }, params: dp('route') }]);
+  assert.match(runs.at(-1) ?? '', /3 : 02:18:01:00:00:14/);
+  await p.stop(0);
 });
 
 test('content ticks go to the nfnetlink writer; a refusal falls back to libnftables, a lost ack rebuilds', async () => {
@@ -525,7 +753,9 @@ test('content ticks go to the nfnetlink writer; a refusal falls back to libnftab
     slots.del.every((e) => e.key.kind === 'u32' && e.key.n < 2),
     'only changed old slots deleted',
   );
-  // a removed real server: slot elements and its stats elements in the same batch
+  // a removed real server: slot elements and its stats elements in the same batch (expire_nodest_conn
+  // on: off, its flows' drop element and chains go through libnftables, nodest.ts)
+  p.setOptions({ expireNodestConn: 'close' });
   await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
   assert.equal(batches.length, 2);
   const stats = batches[1].sets.filter((s) => s.set.startsWith('st_') || s.set === 'rs_nat');

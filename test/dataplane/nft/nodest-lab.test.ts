@@ -1,0 +1,246 @@
+/**
+ * expire_nodest_conn in the kernel plane, in the network lab: keepvs on lb1 with a NAT and a
+ * full-NAT service (rr, three real servers, health checks on a port of their own, so a check can
+ * fail while the real server keeps its connections). Long-lived TCP connections from the client
+ * ask "which server?". IPVS (ip_vs_core.c ip_vs_in_hook): with expire_nodest_conn 0 a packet of a
+ * connection whose real server was removed is dropped until the entry expires, while a quiesced
+ * (weight 0) real server's connections go on; with expire_nodest_conn 1 the entry goes at once.
+ * Before nodest.ts, conntrack's DNAT kept forwarding the removed server's flows: the first test
+ * fails there. Needs root, nftables, conntrack and the lab; skipped otherwise. Lab addresses only.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, test } from 'node:test';
+import { keepvsadm, LAB, type LabKeepvs, startLabKeepvs } from '../lab-daemon.js';
+
+const P = `kn${process.pid % 100000}`;
+const canRun =
+  process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft') && existsSync('/usr/sbin/conntrack');
+const dir = mkdtempSync(join(tmpdir(), 'kv-nodest-lab-'));
+const env = { ...process.env, LAB_PREFIX: P, LAB_RS: '3', LAB_DR: '0' };
+const SOCK = join(dir, 'keepvs.sock');
+const CONF = join(dir, 'keepalived.conf');
+const VIP = '198.18.0.100';
+const LADDR = '198.18.1.250';
+const NAT = 88;
+const FNAT = 89;
+/** per service: two per real server (rr) */
+const FLOWS = 6;
+const procs: ChildProcess[] = [];
+const checkProcs = new Map<number, ChildProcess>();
+
+const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { env, encoding: 'utf8' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A real server: every line is answered with the server's name. */
+const RS_SERVER = `import net from 'node:net';
+const [name, ...ports] = process.argv.slice(2);
+for (const p of ports)
+  net.createServer((s) => { s.on('data', () => s.write(name + '\\n')); s.on('error', () => {}); }).listen(Number(p), '0.0.0.0');
+`;
+const CHECK_SERVER = `import net from 'node:net';
+net.createServer((s) => s.end()).listen(Number(process.argv[2]), '0.0.0.0');
+`;
+
+/**
+ * FLOWS long-lived connections per target; "ping MS" on stdin writes one line on each and prints,
+ * per target, who answered within MS ('-': no answer, 'x': the connection was reset or closed).
+ */
+const CLIENT = `import net from 'node:net';
+import { createInterface } from 'node:readline';
+const targets = JSON.parse(process.argv[2]);
+const n = Number(process.argv[3]);
+const conns = {};
+for (const t of targets)
+  conns[t.name] = Array.from({ length: n }, () => {
+    const c = { s: net.connect({ host: t.host, port: t.port }), dead: false, answer: null, buf: '' };
+    c.s.setNoDelay(true);
+    c.s.on('data', (d) => { c.buf += d; const i = c.buf.lastIndexOf('\\n'); if (i >= 0) { c.answer = c.buf.slice(0, i).split('\\n').at(-1); c.buf = c.buf.slice(i + 1); } });
+    c.s.on('error', () => (c.dead = true));
+    c.s.on('close', () => (c.dead = true));
+    return c;
+  });
+async function ping(ms) {
+  const all = Object.values(conns).flat();
+  for (const c of all) { c.answer = null; if (!c.dead) c.s.write('which\\n'); }
+  const end = Date.now() + ms;
+  while (Date.now() < end && all.some((c) => !c.dead && c.answer === null)) await new Promise((r) => setTimeout(r, 20));
+  const out = {};
+  for (const [k, list] of Object.entries(conns)) out[k] = list.map((c) => (c.dead ? 'x' : c.answer ?? '-'));
+  process.stdout.write(JSON.stringify(out) + '\\n');
+}
+createInterface({ input: process.stdin }).on('line', (l) => (l.startsWith('ping') ? ping(Number(l.split(' ')[1] || 2500)) : process.exit(0)));
+`;
+
+type Answers = Record<string, string[]>;
+
+const rs = (port: number) =>
+  [1, 2, 3]
+    .map(
+      (i) =>
+        `  real_server 198.18.1.1${i} ${port} {\n    TCP_CHECK {\n      connect_port 9188\n      connect_timeout 1\n    }\n  }`,
+    )
+    .join('\n');
+const vs = (port: number, method: string) =>
+  `virtual_server ${VIP} ${port} {\n  delay_loop 1\n  lvs_sched rr\n  lvs_method ${method}\n${method === 'FNAT' ? '  laddr_group_name LADDR\n' : ''}  protocol TCP\n${rs(port)}\n}\n`;
+const config = (expire: boolean) =>
+  `global_defs {\n  router_id lb1\n${expire ? '  expire_nodest_conn\n' : ''}}\nlocal_address_group LADDR {\n  ${LADDR}\n}\n${vs(NAT, 'NAT')}${vs(FNAT, 'FNAT')}`;
+
+function spawnIn(host: string, ...argv: string[]): ChildProcess {
+  const p = spawn('ip', ['netns', 'exec', `${P}-${host}`, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+  procs.push(p);
+  return p;
+}
+
+const adm = (...args: string[]) => keepvsadm(SOCK, ...args);
+
+async function until(what: string, f: () => boolean, ms = 15000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      if (f()) return;
+    } catch {}
+    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}; keepvs log:\n${log().slice(-3000)}`);
+    await sleep(200);
+  }
+}
+
+const startCheck = (i: number) =>
+  checkProcs.set(i, spawnIn(`rs${i}`, process.execPath, join(dir, 'check.mjs'), '9188'));
+const inService = (i: number, port: number) => adm('-Ln').includes(`198.18.1.1${i}:${port}`);
+const nft = (...args: string[]) => sh('ip', 'netns', 'exec', `${P}-lb1`, 'nft', ...args);
+
+let kv: LabKeepvs | undefined;
+const log = () => kv?.log() ?? '';
+
+class Client {
+  private readonly lines: AsyncIterableIterator<string>;
+  constructor(readonly proc: ChildProcess) {
+    this.lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]();
+  }
+  async ping(ms = 2500): Promise<Answers> {
+    this.proc.stdin?.write(`ping ${ms}\n`);
+    const r = await this.lines.next();
+    assert.ok(r && !r.done, 'client gone');
+    return JSON.parse(r.value);
+  }
+}
+const targets = [
+  { name: 'nat', host: VIP, port: NAT },
+  { name: 'fnat', host: VIP, port: FNAT },
+];
+const client = () =>
+  new Client(spawnIn('client', process.execPath, join(dir, 'client.mjs'), JSON.stringify(targets), String(FLOWS)));
+
+before(async () => {
+  if (!canRun) return;
+  writeFileSync(join(dir, 'rs.mjs'), RS_SERVER);
+  writeFileSync(join(dir, 'check.mjs'), CHECK_SERVER);
+  writeFileSync(join(dir, 'client.mjs'), CLIENT);
+  writeFileSync(CONF, config(false));
+  sh('bash', LAB, 'up');
+  // lb1: the VIP on the front, the real servers' gateway and the full-NAT source on the back
+  for (const [a, dev] of [
+    [`${VIP}/32`, 'eth0'],
+    ['198.18.1.254/24', 'eth1'],
+    [`${LADDR}/24`, 'eth1'],
+  ])
+    sh('ip', '-n', `${P}-lb1`, 'addr', 'add', a, 'dev', dev);
+  for (const i of [1, 2, 3]) {
+    spawnIn(`rs${i}`, process.execPath, join(dir, 'rs.mjs'), `rs${i}`, String(NAT), String(FNAT));
+    startCheck(i);
+  }
+  kv = startLabKeepvs({ ns: `${P}-lb1`, dir, conf: CONF, sock: SOCK, args: ['--dataplane', 'nft'] });
+  await until(
+    'three real servers in each service',
+    () => (adm('-Ln').match(/198\.18\.1\.1\d:8[89]/g) ?? []).length === 6,
+    30000,
+  );
+  await sleep(1000);
+});
+
+after(() => {
+  if (!canRun) return;
+  kv?.proc.kill('SIGTERM');
+  for (const p of procs) p.kill('SIGKILL');
+  try {
+    sh('bash', LAB, 'down');
+  } catch {}
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** indexes of the flows of `name` that `a` says answered from `server` */
+const on = (a: Answers, name: string, server: string) =>
+  a[name].map((x, i) => (x === server ? i : -1)).filter((i) => i >= 0);
+
+test('expire_nodest_conn 0: a removed real server gets no more data on its connections (dropped, not reset); a quiesced one keeps them', {
+  skip: !canRun,
+  timeout: 90000,
+}, async () => {
+  const c = client();
+  await sleep(1000);
+  const a0 = await c.ping();
+  for (const t of targets) {
+    assert.ok(!a0[t.name].includes('-') && !a0[t.name].includes('x'), `${t.name}: every flow answered: ${a0[t.name]}`);
+    for (const s of ['rs1', 'rs2', 'rs3'])
+      assert.ok(on(a0, t.name, s).length > 0, `${t.name}: a flow on ${s}: ${a0[t.name]}`);
+  }
+  // rs1 quiesced (NAT service): available still; rs2's health check fails (rs2 itself still runs)
+  adm('-e', '-t', `${VIP}:${NAT}`, '-r', `198.18.1.11:${NAT}`, '-m', '-w', '0');
+  checkProcs.get(2)?.kill('SIGKILL');
+  await until('rs2 out of both services', () => !inService(2, NAT) && !inService(2, FNAT));
+  await sleep(500);
+  const a1 = await c.ping();
+  for (const t of targets) {
+    for (const i of on(a0, t.name, 'rs2'))
+      assert.equal(
+        a1[t.name][i],
+        '-',
+        `${t.name} flow ${i} (rs2, removed): its data no longer reaches rs2, nor is it reset: ${a1[t.name]}`,
+      );
+    for (const s of ['rs1', 'rs3'])
+      for (const i of on(a0, t.name, s))
+        assert.equal(a1[t.name][i], s, `${t.name} flow ${i} (${s}) goes on: ${a1[t.name]}`);
+  }
+  // the drop rule counted them
+  const listed = nft('list', 'chain', 'ip', 'keepvs', 'nodest_pre');
+  assert.match(listed, /@nodest counter packets [1-9]/, listed);
+  // rs2 back (its check passes): IPVS restores it from the trash, its connections go on
+  startCheck(2);
+  await until('rs2 back in both services', () => inService(2, NAT) && inService(2, FNAT));
+  // TCP's retransmission backoff: the client resends what was dropped within a few seconds
+  const a2 = await c.ping(10000);
+  for (const t of targets)
+    for (const i of on(a0, t.name, 'rs2'))
+      assert.equal(a2[t.name][i], 'rs2', `${t.name} flow ${i} back on rs2: ${a2[t.name]}`);
+  await until('the drop chains gone', () => !/nodest_pre/.test(nft('list', 'table', 'ip', 'keepvs')));
+  c.proc.stdin?.end('exit\n');
+});
+
+test('expire_nodest_conn 1 (by a reload): a removed real server connections are reset at once', {
+  skip: !canRun,
+  timeout: 60000,
+}, async () => {
+  writeFileSync(CONF, config(true));
+  kv?.proc.kill('SIGHUP');
+  await until('the reload applied', () => /expire_nodest_conn on/.test(log()));
+  const c = client();
+  await sleep(1000);
+  const a0 = await c.ping();
+  checkProcs.get(3)?.kill('SIGKILL');
+  await until('rs3 out of both services', () => !inService(3, NAT) && !inService(3, FNAT));
+  await sleep(1000);
+  // conntrack forgot them: the next segment is a new flow to another real server, which resets it
+  const a1 = await c.ping(5000);
+  for (const t of targets) {
+    const was = on(a0, t.name, 'rs3');
+    assert.ok(was.length > 0, `${t.name}: a flow on rs3: ${a0[t.name]}`);
+    for (const i of was) assert.equal(a1[t.name][i], 'x', `${t.name} flow ${i} (rs3, removed) reset: ${a1[t.name]}`);
+  }
+  assert.doesNotMatch(nft('list', 'table', 'ip', 'keepvs'), /nodest_pre/);
+  c.proc.stdin?.end('exit\n');
+});
