@@ -4,9 +4,11 @@
  * `conntrack -D` for expire_nodest_conn (conntrack-tools, as LVS's sysctl resets the flows).
  */
 import { readFile } from 'node:fs/promises';
+import type { CtnlDestroyed } from '../codec/ctnetlink.js';
 import type { Family } from '../config/model.js';
 import { canonicalAddress } from '../util/address.js';
 import type { ProcessRunner } from '../util/ports.js';
+import { ConntrackEvents, enableConntrackAccounting } from './conntrack-events.js';
 
 export interface CtTuple {
   readonly src: string;
@@ -24,6 +26,16 @@ export interface CtEntry {
   readonly timeout: number;
   readonly original: CtTuple;
   readonly reply: CtTuple;
+  /** packets and bytes each way (nf_conntrack_acct on when the entry was made), else absent */
+  readonly counters?: CtCounters;
+}
+
+/** A connection's accounting: original direction (client to real server) and reply. */
+export interface CtCounters {
+  readonly origPackets: number;
+  readonly origBytes: number;
+  readonly replyPackets: number;
+  readonly replyBytes: number;
 }
 
 /**
@@ -98,8 +110,20 @@ function parseEntry(s: string, from: number, end: number, wanted?: CtWanted): Ct
     undefined,
   ];
   let tuples = 0;
+  // packets= bytes= after each tuple's ports (nf_conntrack_standalone.c seq_print_acct)
+  const acct = [-1, -1, -1, -1];
   while (i < end) {
     e = word(s, i, end);
+    if (tuples > 0 && s.charCodeAt(i) === 0x70 /* p */ && s.startsWith('packets=', i)) {
+      acct[(tuples - 1) * 2] = Number(s.slice(i + 8, e));
+      i = blanks(s, e, end);
+      continue;
+    }
+    if (tuples > 0 && s.charCodeAt(i) === 0x62 /* b */ && s.startsWith('bytes=', i)) {
+      acct[(tuples - 1) * 2 + 1] = Number(s.slice(i + 6, e));
+      i = blanks(s, e, end);
+      continue;
+    }
     let at = -1;
     for (let k = 0; k < 4; k++)
       if (s.startsWith(TUPLE_KEYS[k], i)) {
@@ -128,7 +152,17 @@ function parseEntry(s: string, from: number, end: number, wanted?: CtWanted): Ct
     sport: Number(v[b + 2] ?? 0),
     dport: Number(v[b + 3] ?? 0),
   });
-  return { family, protocol, state, timeout, original: t(0), reply: t(4) };
+  const entry = { family, protocol, state, timeout, original: t(0), reply: t(4) };
+  if (acct[0] < 0 || acct[2] < 0) return entry;
+  return {
+    ...entry,
+    counters: {
+      origPackets: acct[0],
+      origBytes: Math.max(0, acct[1]),
+      replyPackets: acct[2],
+      replyBytes: Math.max(0, acct[3]),
+    },
+  };
 }
 
 /** One line of /proc/net/nf_conntrack, or null (or not `wanted`, by its original destination). */
@@ -154,9 +188,54 @@ export interface ConntrackPort {
   list(wanted?: CtWanted): Promise<CtEntry[]>;
   /** drops the flows answered by `address:port` (expire_nodest_conn) */
   flushDest(address: string, port: number, protocol: string, family: Family): Promise<void>;
+  /**
+   * Per-connection counters from here on: nf_conntrack_acct on and the destroy events subscribed.
+   * null when both hold, else why not (the plane then counts with nft rules).
+   */
+  countConnections?(): string | null;
+  /** The entries destroyed since the last call, with their last counters (never blocks). */
+  drainDestroyed?(): CtEntry[];
+  /**
+   * Unsubscribes: with reliable delivery an undrained subscription makes the kernel hold every
+   * destroyed entry for it, so it must not outlive its reader.
+   */
+  close?(): void;
+}
+
+const PROTO_NAMES: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
+
+/** A destroy event as an entry of the table (addresses canonical, as list() gives them). */
+export function destroyedEntry(d: CtnlDestroyed): CtEntry {
+  const f = d.family;
+  const t = (x: CtnlDestroyed['original']): CtTuple => ({
+    src: canon(x.src, f),
+    dst: canon(x.dst, f),
+    sport: x.sport,
+    dport: x.dport,
+  });
+  return {
+    family: f,
+    protocol: PROTO_NAMES[d.original.proto] ?? String(d.original.proto),
+    state: '',
+    timeout: 0,
+    original: t(d.original),
+    reply: t(d.reply),
+    ...(d.origCounters && d.replyCounters
+      ? {
+          counters: {
+            origPackets: d.origCounters.packets,
+            origBytes: d.origCounters.bytes,
+            replyPackets: d.replyCounters.packets,
+            replyBytes: d.replyCounters.bytes,
+          },
+        }
+      : {}),
+  };
 }
 
 export class ProcConntrack implements ConntrackPort {
+  private events: ConntrackEvents | null = null;
+
   constructor(
     private readonly runner: ProcessRunner,
     private readonly path = '/proc/net/nf_conntrack',
@@ -176,5 +255,24 @@ export class ProcConntrack implements ConntrackPort {
     const argv = ['conntrack', '-D', `-f`, family === 6 ? 'ipv6' : 'ipv4', '-p', protocol, '--reply-src', address];
     if (port !== 0 && (protocol === 'tcp' || protocol === 'udp')) argv.push('--reply-port-src', String(port));
     await this.runner.run(argv, { timeoutMs: 5000 });
+  }
+
+  countConnections(): string | null {
+    if (this.events) return null;
+    const acct = enableConntrackAccounting();
+    if (acct) return acct;
+    const ev = ConntrackEvents.open();
+    if (typeof ev === 'string') return `conntrack destroy events: ${ev}`;
+    this.events = ev;
+    return null;
+  }
+
+  drainDestroyed(): CtEntry[] {
+    return this.events ? this.events.drain().map(destroyedEntry) : [];
+  }
+
+  close(): void {
+    this.events?.close();
+    this.events = null;
   }
 }
