@@ -32,14 +32,17 @@ const EAGAIN = 11;
 const ENOBUFS = 105;
 /** a full dump this often, and the table as it is in the kernel again */
 export const RESYNC_MS = 30_000;
+/**
+ * With --stats from conntrack accounting the live connections' counters come only with a dump: one
+ * each poll (the rates are read each second), or 20 times the last dump's duration on a large table (the
+ * dumps then take at most 5% of the time), at most RESYNC_MS.
+ */
+export const COUNTER_REFRESH_MS = 1000;
 /** about 5 s of events at 10,000 new connections/s */
 const RCVBUF = 64 << 20;
 
-/** What the watch needs besides its event socket: a full read of the table. */
-export interface ConntrackDump {
-  list(wanted?: CtWanted): Promise<CtEntry[]>;
-  flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void>;
-}
+/** What the watch needs besides its event socket: a full read of the table (and the plane's other conntrack needs). */
+export type ConntrackDump = ConntrackPort;
 
 interface Held {
   entry: CtEntry;
@@ -59,6 +62,9 @@ export class ConntrackTable implements ConntrackPort {
   /** events met while a dump runs, applied over its result */
   private duringDump: CtEvent[] | null = null;
   private syncing: Promise<void> | null = null;
+  /** --stats from conntrack accounting: dumps bring the live counters */
+  private counting = false;
+  private lastDumpMs = 0;
 
   constructor(
     private readonly dump: ConntrackDump,
@@ -71,6 +77,7 @@ export class ConntrackTable implements ConntrackPort {
 
   close(): void {
     this.closeSockets();
+    this.dump.close?.();
   }
 
   /** The kernel dropped events (ENOBUFS): what is held may be wrong until the next dump. */
@@ -102,7 +109,7 @@ export class ConntrackTable implements ConntrackPort {
 
   async list(wanted?: CtWanted): Promise<CtEntry[]> {
     this.pending();
-    if (this.stale || this.now() - this.lastSync >= RESYNC_MS) await this.resync();
+    if (this.stale || this.now() - this.lastSync >= this.resyncMs()) await this.resync();
     const now = this.now();
     const out: CtEntry[] = [];
     for (const [k, h] of this.held) {
@@ -119,6 +126,10 @@ export class ConntrackTable implements ConntrackPort {
     return out;
   }
 
+  private resyncMs(): number {
+    return this.counting ? Math.min(RESYNC_MS, Math.max(COUNTER_REFRESH_MS, 20 * this.lastDumpMs)) : RESYNC_MS;
+  }
+
   private resync(): Promise<void> {
     this.syncing ??= this.resyncOnce().finally(() => {
       this.syncing = null;
@@ -130,8 +141,10 @@ export class ConntrackTable implements ConntrackPort {
     this.stale = false;
     this.duringDump = [];
     let entries: CtEntry[];
+    const started = this.now();
     try {
       entries = await this.dump.list();
+      this.lastDumpMs = this.now() - started;
     } catch (e) {
       this.stale = true;
       throw e;
@@ -156,6 +169,16 @@ export class ConntrackTable implements ConntrackPort {
 
   flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void> {
     return this.dump.flushDest(address, port, protocol, family, service);
+  }
+
+  countConnections(): string | null {
+    const why = this.dump.countConnections ? this.dump.countConnections() : 'not offered';
+    this.counting = why === null;
+    return why;
+  }
+
+  drainDestroyed(): CtEntry[] {
+    return this.dump.drainDestroyed?.() ?? [];
   }
 }
 

@@ -4,12 +4,13 @@
  * `conntrack -D` for expire_nodest_conn (conntrack-tools, as LVS's sysctl resets the flows).
  */
 import { readFile } from 'node:fs/promises';
-import type { CtEntry, CtTuple, CtWanted } from '../codec/conntrack.js';
+import type { CtCounters, CtEntry, CtTuple, CtWanted } from '../codec/conntrack.js';
 import type { Family } from '../config/model.js';
 import { canonicalAddress } from '../util/address.js';
 import type { ProcessRunner } from '../util/ports.js';
+import { ConntrackDestroyEvents, enableConntrackAccounting } from './conntrack-events.js';
 
-export type { CtEntry, CtTuple, CtWanted };
+export type { CtCounters, CtEntry, CtTuple, CtWanted };
 
 /**
  * Canonical text of an address as the kernel prints it (IPv6 in full, `%pI6`), memoized: a table
@@ -80,8 +81,20 @@ function parseEntry(s: string, from: number, end: number, wanted?: CtWanted): Ct
     undefined,
   ];
   let tuples = 0;
+  // packets= bytes= after each tuple's ports (nf_conntrack_standalone.c seq_print_acct)
+  const acct = [-1, -1, -1, -1];
   while (i < end) {
     e = word(s, i, end);
+    if (tuples > 0 && s.charCodeAt(i) === 0x70 /* p */ && s.startsWith('packets=', i)) {
+      acct[(tuples - 1) * 2] = Number(s.slice(i + 8, e));
+      i = blanks(s, e, end);
+      continue;
+    }
+    if (tuples > 0 && s.charCodeAt(i) === 0x62 /* b */ && s.startsWith('bytes=', i)) {
+      acct[(tuples - 1) * 2 + 1] = Number(s.slice(i + 6, e));
+      i = blanks(s, e, end);
+      continue;
+    }
     let at = -1;
     for (let k = 0; k < 4; k++)
       if (s.startsWith(TUPLE_KEYS[k], i)) {
@@ -110,7 +123,17 @@ function parseEntry(s: string, from: number, end: number, wanted?: CtWanted): Ct
     sport: Number(v[b + 2] ?? 0),
     dport: Number(v[b + 3] ?? 0),
   });
-  return { family, protocol, state, timeout, original: t(0), reply: t(4) };
+  const entry = { family, protocol, state, timeout, original: t(0), reply: t(4) };
+  if (acct[0] < 0 || acct[2] < 0) return entry;
+  return {
+    ...entry,
+    counters: {
+      origPackets: acct[0],
+      origBytes: Math.max(0, acct[1]),
+      replyPackets: acct[2],
+      replyBytes: Math.max(0, acct[3]),
+    },
+  };
 }
 
 /** One line of /proc/net/nf_conntrack, or null (or not `wanted`, by its original destination). */
@@ -139,7 +162,17 @@ export interface ConntrackPort {
    * to it (the same real server may serve other services, whose flows must stay)
    */
   flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void>;
-  /** the reader's sockets closed (the plane stopped) */
+  /**
+   * Per-connection counters from here on: nf_conntrack_acct on and the destroy events subscribed.
+   * null when both hold, else why not (the plane then counts with nft rules).
+   */
+  countConnections?(): string | null;
+  /** The entries destroyed since the last call, with their last counters (never blocks). */
+  drainDestroyed?(): CtEntry[];
+  /**
+   * Closes the reader's sockets (the plane stopped). With reliable delivery an undrained destroy
+   * subscription makes the kernel hold every destroyed entry for it, so it must not outlive its reader.
+   */
   close?(): void;
 }
 
@@ -150,6 +183,8 @@ export interface CtService {
 }
 
 export class ProcConntrack implements ConntrackPort {
+  private events: ConntrackDestroyEvents | null = null;
+
   constructor(
     private readonly runner: ProcessRunner,
     private readonly path = '/proc/net/nf_conntrack',
@@ -174,5 +209,24 @@ export class ProcConntrack implements ConntrackPort {
       if (service.port !== 0 && ports) argv.push('--orig-port-dst', String(service.port));
     }
     await this.runner.run(argv, { timeoutMs: 5000 });
+  }
+
+  countConnections(): string | null {
+    if (this.events) return null;
+    const acct = enableConntrackAccounting();
+    if (acct) return acct;
+    const ev = ConntrackDestroyEvents.open();
+    if (typeof ev === 'string') return `conntrack destroy events: ${ev}`;
+    this.events = ev;
+    return null;
+  }
+
+  drainDestroyed(): CtEntry[] {
+    return this.events ? this.events.drain() : [];
+  }
+
+  close(): void {
+    this.events?.close();
+    this.events = null;
   }
 }

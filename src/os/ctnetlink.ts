@@ -133,7 +133,12 @@ export function openConntrack(runner: ProcessRunner, warn: (message: string) => 
       }
     },
     flushDest: (address, port, protocol, family, service) => proc.flushDest(address, port, protocol, family, service),
-    close: () => netlink.close(),
+    countConnections: () => proc.countConnections(),
+    drainDestroyed: () => proc.drainDestroyed(),
+    close: () => {
+      netlink.close();
+      proc.close();
+    },
   };
   const events = ConntrackEvents.open();
   if (typeof events === 'string') {

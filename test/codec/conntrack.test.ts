@@ -5,7 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type CtEntry, conntrackDumpRequest, decodeConntrackDump } from '../../src/codec/conntrack.js';
+import {
+  type CtEntry,
+  conntrackDumpRequest,
+  decodeConntrackDump,
+  decodeConntrackEvents,
+} from '../../src/codec/conntrack.js';
 import { netlinkAttr as attr } from '../../src/codec/netlink-attr.js';
 
 const NESTED = 0x8000;
@@ -198,4 +203,38 @@ test('counters each way (nf_conntrack_acct), 64-bit; absent without CTA_COUNTERS
   const plain: CtEntry[] = [];
   decodeConntrackDump(NAT_TCP, 7, plain);
   assert.equal(plain[0]?.counters, undefined);
+});
+
+test('events: new and updated entries are upserts, a destroy event carries the last counters; truncation safe', () => {
+  const be64 = (type: number, v: bigint) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(v);
+    return attr(type, b);
+  };
+  const body = [
+    tuple(1, '198.18.0.10', '198.18.0.100', 6, 40000, 81),
+    tuple(2, '198.18.1.11', '198.18.1.250', 6, 80, 40000),
+  ];
+  const destroy = message(
+    0,
+    (1 << 8) | 2,
+    Buffer.concat([...body, nest(9, be64(1, 6n), be64(2, 412n)), nest(10, be64(1, 5n), be64(2, 2_000_000_000_123n))]),
+  );
+  const update = message(0, (1 << 8) | 0, Buffer.concat([...body, be32(7, 120)]));
+  const out: import('../../src/codec/conntrack.js').CtEvent[] = [];
+  decodeConntrackEvents(Buffer.concat([update, destroy, destroy.subarray(0, 30)]), out);
+  assert.deepEqual(
+    out.map((e) => [e.kind, e.hasState, e.entry.timeout]),
+    [
+      ['upsert', false, 120],
+      ['destroy', false, 0],
+    ],
+  );
+  assert.deepEqual(out[1]?.entry.counters, {
+    origPackets: 6,
+    origBytes: 412,
+    replyPackets: 5,
+    replyBytes: 2_000_000_000_123,
+  });
+  assert.equal(out[0]?.entry.counters, undefined);
 });

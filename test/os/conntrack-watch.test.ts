@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { CtEntry, CtEvent } from '../../src/codec/conntrack.js';
-import { ConntrackTable, RESYNC_MS } from '../../src/os/conntrack-watch.js';
+import { COUNTER_REFRESH_MS, ConntrackTable, RESYNC_MS } from '../../src/os/conntrack-watch.js';
 
 const entry = (sport: number, state = 'ESTABLISHED', timeout = 432000, dst = '198.18.0.100'): CtEntry => ({
   family: 4,
@@ -21,16 +21,18 @@ const gone = (e: CtEntry): CtEvent => ({ kind: 'destroy', entry: e, hasState: fa
 
 function fixture(dumped: CtEntry[] = []) {
   let clock = 1_000_000;
-  const state = { dumps: 0, next: dumped, fail: false, hold: null as Promise<void> | null };
+  const state = { dumps: 0, next: dumped, fail: false, hold: null as Promise<void> | null, takesMs: 0 };
   const table = new ConntrackTable(
     {
       async list() {
         state.dumps++;
+        clock += state.takesMs;
         if (state.hold) await state.hold;
         if (state.fail) throw new Error('dump refused');
         return state.next;
       },
       flushDest: async () => {},
+      countConnections: () => null,
     },
     () => clock,
   );
@@ -109,4 +111,28 @@ test('a failed dump fails the read and the next read dumps again', async () => {
   f.state.fail = false;
   assert.deepEqual(ports(await f.table.list()), ['1:ESTABLISHED:432000']);
   assert.equal(f.state.dumps, 2);
+});
+
+test('counting connections (--stats from conntrack): a dump each second for the live counters, slower on a large table', async () => {
+  const f = fixture([entry(1)]);
+  assert.equal(f.table.countConnections(), null);
+  await f.table.list();
+  f.tick(COUNTER_REFRESH_MS - 1);
+  await f.table.list();
+  assert.equal(f.state.dumps, 1);
+  f.tick(1);
+  await f.table.list();
+  assert.equal(f.state.dumps, 2);
+  // a dump of 400 ms: the next one 8 s later (at most 5% of the time)
+  f.state.takesMs = 400;
+  f.tick(COUNTER_REFRESH_MS);
+  await f.table.list();
+  assert.equal(f.state.dumps, 3);
+  f.state.takesMs = 0;
+  f.tick(7_000);
+  await f.table.list();
+  assert.equal(f.state.dumps, 3);
+  f.tick(1_000);
+  await f.table.list();
+  assert.equal(f.state.dumps, 4);
 });

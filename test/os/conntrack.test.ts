@@ -117,3 +117,13 @@ test("flushDest: the real server's flows of one service only (the same server ma
     'conntrack -D -f ipv4 -p tcp --reply-src 198.18.1.12 --reply-port-src 8080'.split(' '),
   ]);
 });
+
+test('conntrack lines with nf_conntrack_acct: packets and bytes of each direction', () => {
+  const acct =
+    'ipv4     2 tcp      6 117 TIME_WAIT src=198.18.0.10 dst=198.18.0.100 sport=40000 dport=81 packets=6 bytes=412 src=198.18.1.11 dst=198.18.1.250 sport=80 dport=40000 packets=5 bytes=1234567890123 [ASSURED] mark=0 zone=0 use=2';
+  const e = parseConntrackLine(acct);
+  assert.deepEqual(e?.counters, { origPackets: 6, origBytes: 412, replyPackets: 5, replyBytes: 1234567890123 });
+  assert.deepEqual(e?.reply, { src: '198.18.1.11', dst: '198.18.1.250', sport: 80, dport: 40000 });
+  // an entry made before accounting was on has none: absent, not zeros
+  assert.equal(parseConntrackLine(TCP)?.counters, undefined);
+});

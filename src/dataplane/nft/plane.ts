@@ -24,7 +24,7 @@ import {
   serviceId,
   type TableOp,
 } from '../../lb/types.js';
-import type { ConntrackPort, CtEntry, CtService, CtWanted } from '../../os/conntrack.js';
+import type { ConntrackPort, CtCounters, CtEntry, CtService, CtWanted } from '../../os/conntrack.js';
 import type { NftRunner } from '../../os/libnftables.js';
 import type { NetInfo } from '../../os/netinfo.js';
 import type { NftContentWriter } from '../../os/nft-netlink.js';
@@ -288,6 +288,15 @@ export class NftDataPlane implements DataPlane {
   private opsRev: Record<'ip' | 'ip6', Map<string, string>> = { ip: new Map(), ip6: new Map() };
   /** NAT ops: whether a family's ops_pre/ops_post hook chains are installed */
   private opsHooked: Record<'ip' | 'ip6', boolean> = { ip: false, ip6: false };
+  /** --stats packets/bytes from conntrack accounting (true) or the per-packet `stats` chain */
+  private readonly ctCounting: boolean;
+  /** per stats element, the last counts of its connections conntrack has destroyed (ctCounting) */
+  private ctGone = new Map<string, CtCounters>();
+  /** while the poll reads the table: the connections destroyed since the read began */
+  private readDead: Set<string> | null = null;
+  /** drains the destroy events between polls, so the socket's queue rarely fills */
+  private drainTimer: NodeJS.Timeout | null = null;
+  private drainFailed = false;
   /** a poll in flight: the timer's next tick skips instead of reading conntrack twice at once */
   private polling = false;
   /** the postrouting commands in the kernel, per family (rewritten only when they change) */
@@ -303,10 +312,23 @@ export class NftDataPlane implements DataPlane {
   }
 
   constructor(private readonly deps: NftPlaneDeps) {
+    // packets and bytes per real server from conntrack's own per-connection counters where it can
+    // (no rule per packet: docs/kernel-plane.md), else from the `stats` forward chain's counters
+    const why = deps.conntrack.countConnections ? deps.conntrack.countConnections() : 'not offered';
+    this.ctCounting = why === null;
+    if (why !== null && deps.conntrack.countConnections)
+      deps.logger.log(
+        'warning',
+        `kernel data plane: per-connection counters unavailable (${why}): --stats packets and bytes are counted by an nft rule on every forwarded packet`,
+      );
     const poll = deps.pollMs ?? 1000;
     if (poll > 0) {
       this.timer = setInterval(() => void this.poll(), poll);
       this.timer.unref();
+      if (this.ctCounting) {
+        this.drainTimer = setInterval(() => this.drainGone(), Math.max(50, poll / 4));
+        this.drainTimer.unref();
+      }
     }
   }
 
@@ -717,8 +739,8 @@ export class NftDataPlane implements DataPlane {
       declared = { ip: setSize(n.ip, min.stats), ip6: setSize(n.ip6, min.stats), dr: setSize(n.dr, min.dr) };
       cmds.push(
         ...rebuild([`ip ${TABLE}`, `ip6 ${TABLE}`, `netdev ${TABLE}`]),
-        ...baseTable('ip', declared.ip),
-        ...baseTable('ip6', declared.ip6),
+        ...baseTable('ip', declared.ip, !this.ctCounting),
+        ...baseTable('ip6', declared.ip6, !this.ctCounting),
         ...baseNetdev(declared.dr),
       );
     }
@@ -820,7 +842,11 @@ export class NftDataPlane implements DataPlane {
         const refs = full ? new Map<string, number>() : this.statRefs[f];
         for (const [e, n] of statNext[f]) {
           if (n > 0) refs.set(e, n);
-          else refs.delete(e);
+          else {
+            refs.delete(e);
+            // as the nft counter element it stood beside, a removed real server's history goes
+            this.ctGone.delete(e);
+          }
         }
         this.statRefs[f] = refs;
       }
@@ -968,8 +994,57 @@ export class NftDataPlane implements DataPlane {
     return `${d.address} . ${s.key.protocol} . ${d.port}`;
   }
 
-  /** Reads the counter sets (one small JSON listing each) and derives per-second rates. */
-  private readCounters(now: number): void {
+  /** The stats element a conntrack entry counts for (a flow of one of our NAT/FNAT services), or null. */
+  private ctStatKey(e: CtEntry): string | null {
+    const dk = this.destKey(e);
+    if (!dk) return null;
+    const [id, address, port] = dk.split('|') as [string, string, string];
+    const k = this.statKey(id, { address, port: Number(port) });
+    return k && this.statRefs[e.family === 6 ? 'ip6' : 'ip'].has(k) ? k : null;
+  }
+
+  private addCounts(into: Map<string, CtCounters>, e: CtEntry): void {
+    const c = e.counters;
+    const k = c ? this.ctStatKey(e) : null;
+    if (!c || !k) return;
+    const p = into.get(k);
+    into.set(
+      k,
+      p
+        ? {
+            origPackets: p.origPackets + c.origPackets,
+            origBytes: p.origBytes + c.origBytes,
+            replyPackets: p.replyPackets + c.replyPackets,
+            replyBytes: p.replyBytes + c.replyBytes,
+          }
+        : c,
+    );
+  }
+
+  /** Adds the destroy events queued now to ctGone (and, while a read runs, to its dead set). */
+  private drainGone(): void {
+    let gone: CtEntry[];
+    try {
+      gone = this.deps.conntrack.drainDestroyed?.() ?? [];
+    } catch (e) {
+      // the kernel keeps the events (reliable delivery): a later drain gets them
+      if (!this.drainFailed)
+        this.deps.logger.log('error', `kernel data plane: ${(e as Error).message}: --stats lag until it is read`);
+      this.drainFailed = true;
+      return;
+    }
+    this.drainFailed = false;
+    for (const e of gone) {
+      this.addCounts(this.ctGone, e);
+      this.readDead?.add(tupleKey(e));
+    }
+  }
+
+  /**
+   * Reads the counter sets (one small JSON listing each), adds conntrack's per-connection counts
+   * (`live` entries and ctGone) when those count packets, and derives per-second rates.
+   */
+  private readCounters(now: number, live?: ReadonlyMap<string, CtCounters>): void {
     const next = new Map<string, Stats>();
     const get = (k: string): Stats => next.get(k) ?? { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
     for (const f of ['ip', 'ip6'] as const) {
@@ -983,6 +1058,20 @@ export class NftDataPlane implements DataPlane {
         }
       }
     }
+    // with ctCounting, st_in/st_out count only UDP ops datagrams (untracked: no conntrack entry)
+    if (live)
+      for (const src of [live, this.ctGone])
+        for (const [k, a] of src) {
+          if (!next.has(k)) continue;
+          const c = get(k);
+          next.set(k, {
+            ...c,
+            inPkts: c.inPkts + a.origPackets,
+            inBytes: c.inBytes + a.origBytes,
+            outPkts: c.outPkts + a.replyPackets,
+            outBytes: c.outBytes + a.replyBytes,
+          });
+        }
     const prev = this.lastSample;
     if (prev) {
       const dt = (now - prev.at) / 1000;
@@ -1051,9 +1140,23 @@ export class NftDataPlane implements DataPlane {
   }
 
   private async pollOnce(): Promise<void> {
+    // destroyed before the read: not in it, their last counts go to ctGone
+    if (this.ctCounting) {
+      this.drainGone();
+      this.readDead = new Set();
+    }
     const entries = await this.deps.conntrack.list(this.wantedConns());
     this.conns = entries;
-    if (this.initialized) this.readCounters(Date.now());
+    let live: Map<string, CtCounters> | undefined;
+    if (this.ctCounting) {
+      // destroyed during or after the read: counted from their events, not from the read
+      this.drainGone();
+      const dead = this.readDead ?? new Set<string>();
+      this.readDead = null;
+      live = new Map();
+      for (const e of entries) if (e.counters && !dead.has(tupleKey(e))) this.addCounts(live, e);
+    }
+    if (this.initialized) this.readCounters(Date.now(), live);
     const counts = new Map<string, { active: number; inact: number }>();
     for (const e of entries) {
       const k = this.destKey(e);
@@ -1321,6 +1424,14 @@ export class NftDataPlane implements DataPlane {
     this.goneTimer = null;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.drainTimer) clearInterval(this.drainTimer);
+    this.drainTimer = null;
     this.deps.conntrack.close?.();
   }
+}
+
+/** A connection's identity among the live entries: protocol and original tuple. */
+function tupleKey(e: CtEntry): string {
+  const o = e.original;
+  return `${e.family}|${e.protocol}|${o.src}|${o.sport}|${o.dst}|${o.dport}`;
 }

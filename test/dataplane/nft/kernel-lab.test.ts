@@ -270,6 +270,72 @@ test('--stats and --rate come from the kernel counters; -Z zeroes them', { skip:
   assert.match(adm('-Ln', '--rate', '-t', '198.18.0.100:81'), /TCP {2}198\.18\.0\.100:81\s+\d+/);
 });
 
+test('--stats packets and bytes are exact, also for connections conntrack has destroyed', {
+  skip: !canRun,
+}, async () => {
+  // an independent count of the same packets: forwarded, DNATed, to or from the real servers' port 80
+  // (the element the 80, 81 and 85 services share: ipvsadm's counters here are per real server)
+  const rs = '{ 198.18.1.11, 198.18.1.12, 198.18.1.13 }';
+  const file = join(dir, 'count.nft');
+  writeFileSync(
+    file,
+    [
+      'table ip kvtest {',
+      '  chain f {',
+      '    type filter hook forward priority 10; policy accept;',
+      `    ct status dnat ct direction original ip daddr ${rs} tcp dport 80 counter`,
+      `    ct status dnat ct direction reply ip saddr ${rs} tcp sport 80 counter`,
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const stats = () => {
+    const out = adm('-Ln', '--stats', '-t', '198.18.0.100:81');
+    const m = /TCP {2}198\.18\.0\.100:81\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(out);
+    assert.ok(m, out);
+    return m.slice(2, 6).map(Number); // InPkts OutPkts InBytes OutBytes
+  };
+  // counted by conntrack per connection: no rule runs for every forwarded packet
+  assert.doesNotMatch(inNs('lb1', 'nft', 'list', 'table', 'ip', 'keepvs'), /chain stats/);
+  assert.equal(inNs('lb1', 'cat', '/proc/sys/net/netfilter/nf_conntrack_acct').trim(), '1');
+  inNs('lb1', 'nft', '-f', file);
+  try {
+    // no flow of these real servers moves now: earlier tests' connections have closed (TIME_WAIT)
+    await sleep(2500);
+    const before = stats();
+    const r = request('198.18.0.100', 81, 40);
+    assert.equal(r.errors, 0);
+    await sleep(500);
+    // the flows' entries go (their TIME_WAIT would keep them 120 s): what they counted must stay
+    inNs('lb1', 'conntrack', '-D', '-p', 'tcp', '--orig-dst', '198.18.0.100', '--orig-port-dst', '81');
+    const rules = inNs('lb1', 'nft', 'list', 'chain', 'ip', 'kvtest', 'f');
+    const c = [...rules.matchAll(/counter packets (\d+) bytes (\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    assert.equal(c.length, 2, rules);
+    const [inP, inB] = c[0] as [number, number];
+    const [outP, outB] = c[1] as [number, number];
+    assert.ok(inP >= 40 * 3 && outP >= 40 * 2, rules);
+    let got: number[] = [];
+    // two polls later at most
+    await until(
+      'the counters match',
+      () => {
+        const now = stats();
+        got = now.map((v, i) => v - (before[i] ?? 0));
+        return got.join() === [inP, outP, inB, outB].join();
+      },
+      5000,
+    ).catch(() => undefined);
+    assert.deepEqual(
+      got,
+      [inP, outP, inB, outB],
+      'keepvsadm --stats InPkts OutPkts InBytes OutBytes against nft counters',
+    );
+  } finally {
+    inNs('lb1', 'nft', 'delete', 'table', 'ip', 'kvtest');
+  }
+});
+
 test('persistence_timeout: one client stays on one real server (dynamic map with timeout)', {
   skip: !canRun,
 }, async () => {

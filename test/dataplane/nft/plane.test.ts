@@ -952,3 +952,150 @@ test('a poll does not start while the last one still reads conntrack (a large ta
   await p.poll();
   assert.equal(reads, 2, 'the next poll after the slow one reads again');
 });
+
+test('--stats packets and bytes from conntrack accounting: live entries plus destroyed ones, each once; no stats chain', async () => {
+  // st_new counts connections (nat postrouting); st_in/st_out hold only UDP ops datagrams: 2 in, 1 out
+  const counterSet = (set: string) =>
+    JSON.stringify({
+      nftables: [
+        {
+          set: {
+            elem: [
+              {
+                elem: {
+                  val: { concat: ['198.18.1.11', 'tcp', 80] },
+                  counter:
+                    set === 'st_new'
+                      ? { packets: 4, bytes: 240 }
+                      : set === 'st_in'
+                        ? { packets: 2, bytes: 100 }
+                        : { packets: 1, bytes: 50 },
+                },
+              },
+            ],
+          },
+        },
+      ],
+    });
+  const runs: string[] = [];
+  const nft = {
+    run(cmds: string): NftResult {
+      runs.push(cmds);
+      const m = /^list set ip keepvs (st_\w+)/.exec(cmds);
+      return { ok: true, output: m ? counterSet(m[1] as string) : '', error: '' };
+    },
+  };
+  const net = {
+    deviceOf: async () => null,
+    routeDevice: async () => null,
+    linkMac: async () => null,
+    neighbourMac: async () => null,
+  };
+  const logs: string[] = [];
+  const logger = { log: (_l: string, m: string) => void logs.push(m), child: () => logger };
+  const conn = (
+    sport: number,
+    c: [number, number, number, number],
+    rs = '198.18.1.11',
+    vip = '198.18.0.100',
+  ): CtEntry => ({
+    family: 4,
+    protocol: 'tcp',
+    state: 'ESTABLISHED',
+    timeout: 100,
+    original: { src: '198.18.0.10', dst: vip, sport, dport: 80 },
+    reply: { src: rs, dst: '198.18.0.10', sport: 80, dport: sport },
+    counters: { origPackets: c[0], origBytes: c[1], replyPackets: c[2], replyBytes: c[3] },
+  });
+  let table: CtEntry[] = [];
+  const queue: CtEntry[][] = [];
+  let drains = 0;
+  const conntrack = {
+    list: async () => {
+      const t = table;
+      // while the table is read, connection 2 goes (it is in the read and its event comes after)
+      queue.push(
+        t
+          .filter((e) => e.original.sport === 2)
+          .map((e) => ({ ...e, counters: { origPackets: 10, origBytes: 1000, replyPackets: 8, replyBytes: 4000 } })),
+      );
+      table = t.filter((e) => e.original.sport !== 2);
+      return t;
+    },
+    flushDest: async () => {},
+    countConnections: () => null,
+    drainDestroyed: () => {
+      drains++;
+      return queue.shift() ?? [];
+    },
+  };
+  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0 });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  assert.doesNotMatch(runs.join('\n'), /chain ip keepvs stats|add rule ip keepvs stats/);
+  assert.doesNotMatch(runs.join('\n'), /stats \{ type filter hook forward/);
+  // connection 1 went before the poll (its event is queued); 2 goes during the read; 3 lives;
+  // a non-DNATed flow and another director's VIP count for nothing
+  queue.push([conn(1, [3, 300, 2, 200])]);
+  table = [
+    conn(2, [9, 900, 7, 3500]),
+    conn(3, [5, 500, 4, 2000]),
+    {
+      ...conn(4, [100, 1, 100, 1], '198.18.0.100'),
+      reply: { src: '198.18.0.100', dst: '198.18.0.10', sport: 80, dport: 4 },
+    },
+    conn(5, [100, 1, 100, 1], '198.18.1.11', '198.18.0.99'),
+  ];
+  await p.poll();
+  assert.equal(drains, 2);
+  const id = 'tcp:198.18.0.100:80';
+  const s = p.destCounters(id, { address: '198.18.1.11', port: 80 })?.stats;
+  // in: ops 2 + 3 + 10 (its last counts, not the 9 read) + 5; out: 1 + 2 + 8 + 4
+  assert.deepEqual(s, {
+    conns: 4,
+    inPkts: 20,
+    outPkts: 15,
+    inBytes: 100 + 300 + 1000 + 500,
+    outBytes: 50 + 200 + 4000 + 2000,
+  });
+  // next poll: 3 still live (grown), 1 and 2 only in the destroyed sum
+  table = [conn(3, [6, 600, 5, 2500])];
+  await p.poll();
+  assert.deepEqual(p.destCounters(id, { address: '198.18.1.11', port: 80 })?.stats, {
+    conns: 4,
+    inPkts: 21,
+    outPkts: 16,
+    inBytes: 100 + 300 + 1000 + 600,
+    outBytes: 50 + 200 + 4000 + 2500,
+  });
+  assert.deepEqual(
+    logs.filter((l) => /per-connection counters/.test(l)),
+    [],
+  );
+});
+
+test('without per-connection counters the plane counts with the stats forward chain, and says so', async () => {
+  const runs: string[] = [];
+  const nft = {
+    run(cmds: string): NftResult {
+      runs.push(cmds);
+      return { ok: true, output: '', error: '' };
+    },
+  };
+  const net = {
+    deviceOf: async () => null,
+    routeDevice: async () => null,
+    linkMac: async () => null,
+    neighbourMac: async () => null,
+  };
+  const logs: string[] = [];
+  const logger = { log: (_l: string, m: string) => void logs.push(m), child: () => logger };
+  const conntrack = {
+    list: async () => [],
+    flushDest: async () => {},
+    countConnections: () => 'nf_conntrack_acct stays 0',
+  };
+  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0 });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  assert.match(runs.join('\n'), /add rule ip keepvs stats ct direction original ct status dnat/);
+  assert.match(logs.join('\n'), /per-connection counters unavailable \(nf_conntrack_acct stays 0\)/);
+});
