@@ -126,6 +126,27 @@ export class ConntrackTable implements ConntrackPort {
     return out;
   }
 
+  /**
+   * The table read now, synchronously (ipvsadm -Z: the counters at that moment), which also becomes
+   * the table held; without a synchronous reader, what is held.
+   */
+  listSync(wanted?: CtWanted): CtEntry[] {
+    this.pending();
+    const read = this.dump.listSync?.();
+    if (read) {
+      const at = this.now();
+      this.held = new Map(read.map((entry) => [keyOf(entry), { entry, at }]));
+    }
+    const out: CtEntry[] = [];
+    const now = this.now();
+    for (const h of this.held.values()) {
+      const left = h.entry.timeout - Math.floor((now - h.at) / 1000);
+      if (left < 0 || (wanted && !wanted(h.entry.family, h.entry.original.dst))) continue;
+      out.push(left === h.entry.timeout ? h.entry : { ...h.entry, timeout: left });
+    }
+    return out;
+  }
+
   private resyncMs(): number {
     return this.counting ? Math.min(RESYNC_MS, Math.max(COUNTER_REFRESH_MS, 20 * this.lastDumpMs)) : RESYNC_MS;
   }

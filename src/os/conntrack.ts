@@ -3,6 +3,7 @@
  * network namespace, parsed (facts §3.2: about 5 µs per entry, no child process), and
  * `conntrack -D` for expire_nodest_conn (conntrack-tools, as LVS's sysctl resets the flows).
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { CtCounters, CtEntry, CtTuple, CtWanted } from '../codec/conntrack.js';
 import type { Family } from '../config/model.js';
@@ -157,6 +158,8 @@ export function parseConntrack(text: string, wanted?: CtWanted): CtEntry[] {
 export interface ConntrackPort {
   /** the table's entries; with `wanted`, only those it accepts (the others are not parsed) */
   list(wanted?: CtWanted): Promise<CtEntry[]>;
+  /** the same, read synchronously (ipvsadm -Z: the counters at that moment) */
+  listSync?(wanted?: CtWanted): CtEntry[];
   /**
    * drops the flows answered by `address:port` (expire_nodest_conn); with `service`, only those sent
    * to it (the same real server may serve other services, whose flows must stay)
@@ -198,6 +201,14 @@ export class ProcConntrack implements ConntrackPort {
       return [];
     }
     return parseConntrack(text, wanted);
+  }
+
+  listSync(wanted?: CtWanted): CtEntry[] {
+    try {
+      return parseConntrack(readFileSync(this.path, 'utf8'), wanted);
+    } catch {
+      return [];
+    }
   }
 
   async flushDest(address: string, port: number, protocol: string, family: Family, service?: CtService): Promise<void> {

@@ -133,6 +133,7 @@ export function openConntrack(runner: ProcessRunner, warn: (message: string) => 
       }
     },
     flushDest: (address, port, protocol, family, service) => proc.flushDest(address, port, protocol, family, service),
+    listSync: (wanted) => proc.listSync(wanted),
     countConnections: () => proc.countConnections(),
     drainDestroyed: () => proc.drainDestroyed(),
     close: () => {

@@ -33,6 +33,7 @@ function fixture(dumped: CtEntry[] = []) {
       },
       flushDest: async () => {},
       countConnections: () => null,
+      listSync: () => state.next,
     },
     () => clock,
   );
@@ -135,4 +136,13 @@ test('counting connections (--stats from conntrack): a dump each second for the 
   f.tick(1_000);
   await f.table.list();
   assert.equal(f.state.dumps, 4);
+});
+
+test('a synchronous read (ipvsadm -Z) reads the table now and holds it', async () => {
+  const f = fixture([entry(1)]);
+  await f.table.list();
+  f.state.next = [entry(1, 'TIME_WAIT', 120), entry(2)];
+  assert.deepEqual(ports(f.table.listSync()), ['1:TIME_WAIT:120', '2:ESTABLISHED:432000']);
+  assert.deepEqual(ports(await f.table.list()), ['1:TIME_WAIT:120', '2:ESTABLISHED:432000']);
+  assert.equal(f.state.dumps, 1);
 });

@@ -413,7 +413,7 @@ export class NftDataPlane implements DataPlane {
       case 'zero': {
         // ipvsadm -Z: counters restart from what the kernel holds now (read now: the last poll's
         // values are up to a second old, and what came since would survive the zero)
-        if (this.initialized) this.readCounters(Date.now());
+        if (this.initialized) this.readCounters(Date.now(), this.liveNow());
         const ids = op.key ? [serviceId(op.key)] : [...this.services.keys()];
         for (const id of ids)
           for (const d of this.services.get(id)?.dests ?? []) {
@@ -1021,6 +1021,32 @@ export class NftDataPlane implements DataPlane {
     );
   }
 
+  /** Per stats element, the counts of the live entries (those in `dead` went during the read: ctGone has them). */
+  private liveCounts(entries: readonly CtEntry[], dead: ReadonlySet<string>): Map<string, CtCounters> {
+    const live = new Map<string, CtCounters>();
+    for (const e of entries) if (e.counters && !dead.has(tupleKey(e))) this.addCounts(live, e);
+    return live;
+  }
+
+  /**
+   * The live counts read now, synchronously (ipvsadm -Z restarts from the values at that moment),
+   * or undefined without conntrack counting. Without a synchronous reader, the last poll's.
+   */
+  private liveNow(): Map<string, CtCounters> | undefined {
+    if (!this.ctCounting) return undefined;
+    const ct = this.deps.conntrack;
+    this.drainGone();
+    const entries = ct.listSync ? ct.listSync(this.wantedConns()) : this.conns;
+    // destroyed since: from their events only (a poll's read in flight keeps its own dead set)
+    const before = new Set<string>();
+    const keep = this.readDead;
+    this.readDead = before;
+    this.drainGone();
+    this.readDead = keep;
+    if (keep) for (const k of before) keep.add(k);
+    return this.liveCounts(entries, before);
+  }
+
   /** Adds the destroy events queued now to ctGone (and, while a read runs, to its dead set). */
   private drainGone(): void {
     let gone: CtEntry[];
@@ -1151,10 +1177,8 @@ export class NftDataPlane implements DataPlane {
     if (this.ctCounting) {
       // destroyed during or after the read: counted from their events, not from the read
       this.drainGone();
-      const dead = this.readDead ?? new Set<string>();
+      live = this.liveCounts(entries, this.readDead ?? new Set<string>());
       this.readDead = null;
-      live = new Map();
-      for (const e of entries) if (e.counters && !dead.has(tupleKey(e))) this.addCounts(live, e);
     }
     if (this.initialized) this.readCounters(Date.now(), live);
     const counts = new Map<string, { active: number; inact: number }>();

@@ -1022,6 +1022,7 @@ test('--stats packets and bytes from conntrack accounting: live entries plus des
       table = t.filter((e) => e.original.sport !== 2);
       return t;
     },
+    listSync: () => table,
     flushDest: async () => {},
     countConnections: () => null,
     drainDestroyed: () => {
@@ -1066,6 +1067,18 @@ test('--stats packets and bytes from conntrack accounting: live entries plus des
     outPkts: 16,
     inBytes: 100 + 300 + 1000 + 600,
     outBytes: 50 + 200 + 4000 + 2500,
+  });
+  // ipvsadm -Z restarts from the counts at that moment: the table read then, not the last poll's
+  table = [conn(3, [7, 700, 6, 3000])];
+  await p.apply([{ op: 'zero', key: KEY }]);
+  table = [conn(3, [9, 900, 6, 3000])];
+  await p.poll();
+  assert.deepEqual(p.destCounters(id, { address: '198.18.1.11', port: 80 })?.stats, {
+    conns: 0,
+    inPkts: 2,
+    outPkts: 0,
+    inBytes: 200,
+    outBytes: 0,
   });
   assert.deepEqual(
     logs.filter((l) => /per-connection counters/.test(l)),
