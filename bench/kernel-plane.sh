@@ -16,7 +16,7 @@
 # One real server per lab (rs1, nginx), LAB_DR=1: it answers DR/TUN clients on its front leg and routes
 # replies from its back address through lb1 (source rule, NAT). Then the weight-change benchmark
 # (dist/bench/kernel-weight.js) in a scratch namespace.
-# Needs root, the lab (../shared/lab/lab.sh), nginx, wrk, nftlb, bc. Env: ROUNDS (3) DURATION (4 s) CONNS (32).
+# Needs root, the lab (../shared/lab/lab.sh), nginx, wrk, nftlb, bc. Env: ROUNDS (3) DURATION (4 s) CONNS (32) TUN (1; 0: no TUN service, no tc-BPF program in keepvs's lab).
 # PERF=1 (the default when `perf` can sample cpu-clock): each wrk run is also sampled system-wide
 # (perf record -a -e cpu-clock, one sample per 100 us of CPU) and the CPU time in netfilter's data path
 # (self time of nft_*, nf_*, nf_conntrack*, nf_nat*, ipv4_conntrack* symbols; the nf_tables netlink API,
@@ -35,8 +35,9 @@ LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for b in nginx wrk ip nft nftlb bc; do command -v "$b" >/dev/null || { echo "missing $b" >&2; exit 2; }; done
 [[ $(id -u) == 0 ]] || { echo "needs root" >&2; exit 2; }
 npx tsc -p . >/dev/null
-TUN=1
-node scripts/build-bpf.mjs --strict >/dev/null 2>&1 || TUN=0
+# TUN=0: no TUN service, so keepvs's lab carries no tc-BPF program on eth0 (nftlb's lab never does)
+TUN=${TUN:-1}
+[[ $TUN == 1 ]] && { node scripts/build-bpf.mjs --strict >/dev/null 2>&1 || TUN=0; }
 export LAB_DR=1 LAB_RS=1
 # two identical labs: A for keepvs and the baselines, B for nftlb
 LAB_A=kvk$$ LAB_B=kvn$$
