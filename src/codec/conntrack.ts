@@ -159,6 +159,24 @@ interface Tuple extends CtTuple {
   readonly family: Family;
 }
 
+/**
+ * Each attribute of `[from, end)` in order: `visit(type, value offset, attribute length)`, flags
+ * masked off; a visit returning true ends the walk, and so does a length that does not fit.
+ */
+function eachAttr(
+  buf: Buffer,
+  from: number,
+  end: number,
+  visit: (type: number, at: number, len: number) => boolean | undefined,
+): void {
+  for (let a = from; a + 4 <= end; ) {
+    const len = buf.readUInt16LE(a);
+    if (len < 4 || a + len > end) return;
+    if (visit(buf.readUInt16LE(a + 2) & NLA_TYPE_MASK, a + 4, len)) return;
+    a += (len + 3) & ~3;
+  }
+}
+
 /** A CTA_TUPLE_* nest in `[from, end)`; null when it has no addresses. */
 function tuple(buf: Buffer, from: number, end: number): Tuple | null {
   let src = '';
@@ -167,16 +185,8 @@ function tuple(buf: Buffer, from: number, end: number): Tuple | null {
   let protocol = -1;
   let sport = 0;
   let dport = 0;
-  for (let a = from; a + 4 <= end; ) {
-    const len = buf.readUInt16LE(a);
-    if (len < 4 || a + len > end) break;
-    const type = buf.readUInt16LE(a + 2) & NLA_TYPE_MASK;
-    const aEnd = a + len;
-    for (let b = a + 4; b + 4 <= aEnd; ) {
-      const l = buf.readUInt16LE(b);
-      if (l < 4 || b + l > aEnd) break;
-      const t = buf.readUInt16LE(b + 2) & NLA_TYPE_MASK;
-      const v = b + 4;
+  eachAttr(buf, from, end, (type, at, len) => {
+    eachAttr(buf, at, at + len - 4, (t, v, l) => {
       if (type === CTA_TUPLE_IP) {
         if (l === 8 && (t === CTA_IP_V4_SRC || t === CTA_IP_V4_DST)) {
           if (t === CTA_IP_V4_SRC) src = v4(buf, v);
@@ -191,48 +201,41 @@ function tuple(buf: Buffer, from: number, end: number): Tuple | null {
         else if (t === CTA_PROTO_SRC_PORT && l >= 6) sport = buf.readUInt16BE(v);
         else if (t === CTA_PROTO_DST_PORT && l >= 6) dport = buf.readUInt16BE(v);
       }
-      b += (l + 3) & ~3;
-    }
-    a += (len + 3) & ~3;
-  }
+      return false;
+    });
+    return false;
+  });
   if (!src) return null;
   return { src, dst, sport, dport, protocol, family };
 }
 
 /** The state inside CTA_PROTOINFO (TCP and SCTP; '' for the others, as /proc prints none). */
 function protoState(buf: Buffer, from: number, end: number): string {
-  for (let a = from; a + 4 <= end; ) {
-    const len = buf.readUInt16LE(a);
-    if (len < 4 || a + len > end) break;
-    const type = buf.readUInt16LE(a + 2) & NLA_TYPE_MASK;
-    if (type === CTA_PROTOINFO_TCP || type === CTA_PROTOINFO_SCTP) {
-      for (let b = a + 4; b + 4 <= a + len; ) {
-        const l = buf.readUInt16LE(b);
-        if (l < 4 || b + l > a + len) break;
-        if ((buf.readUInt16LE(b + 2) & NLA_TYPE_MASK) === CTA_PROTOINFO_STATE && l >= 5) {
-          const names = type === CTA_PROTOINFO_TCP ? TCP_STATES : SCTP_STATES;
-          return names[buf[b + 4] as number] ?? '';
-        }
-        b += (l + 3) & ~3;
-      }
-    }
-    a += (len + 3) & ~3;
-  }
-  return '';
+  let state = '';
+  eachAttr(buf, from, end, (type, at, len) => {
+    if (type !== CTA_PROTOINFO_TCP && type !== CTA_PROTOINFO_SCTP) return false;
+    const names = type === CTA_PROTOINFO_TCP ? TCP_STATES : SCTP_STATES;
+    let found = false;
+    eachAttr(buf, at, at + len - 4, (t, v, l) => {
+      if (t !== CTA_PROTOINFO_STATE || l < 5) return false;
+      state = names[buf[v] as number] ?? '';
+      found = true;
+      return true;
+    });
+    return found;
+  });
+  return state;
 }
 
 /** CTA_COUNTERS_* nest: [packets, bytes] */
 function counters(buf: Buffer, from: number, end: number): [number, number] {
   let packets = 0;
   let bytes = 0;
-  for (let a = from; a + 4 <= end; ) {
-    const len = buf.readUInt16LE(a);
-    if (len < 4 || a + len > end) break;
-    const type = buf.readUInt16LE(a + 2) & NLA_TYPE_MASK;
-    if (len >= 12 && type === CTA_COUNTERS_PACKETS) packets = Number(buf.readBigUInt64BE(a + 4));
-    else if (len >= 12 && type === CTA_COUNTERS_BYTES) bytes = Number(buf.readBigUInt64BE(a + 4));
-    a += (len + 3) & ~3;
-  }
+  eachAttr(buf, from, end, (type, at, len) => {
+    if (len >= 12 && type === CTA_COUNTERS_PACKETS) packets = Number(buf.readBigUInt64BE(at));
+    else if (len >= 12 && type === CTA_COUNTERS_BYTES) bytes = Number(buf.readBigUInt64BE(at));
+    return false;
+  });
   return [packets, bytes];
 }
 
@@ -251,35 +254,39 @@ function parse(buf: Buffer, from: number, end: number, wanted?: CtWanted): Parse
   let timeout = 0;
   let orig: [number, number] | null = null;
   let back: [number, number] | null = null;
-  for (let a = from; a + 4 <= end; ) {
-    const len = buf.readUInt16LE(a);
-    if (len < 4 || a + len > end) break;
-    const type = buf.readUInt16LE(a + 2) & NLA_TYPE_MASK;
+  let unwanted = false;
+  eachAttr(buf, from, end, (type, at, len) => {
+    const to = at + len - 4;
     if (type === CTA_TUPLE_ORIG) {
-      original = tuple(buf, a + 4, a + len);
+      original = tuple(buf, at, to);
       // ctnetlink_fill_info puts the original tuple first: an unwanted entry is not read further
-      if (!original || (wanted && !wanted(original.family, original.dst))) return null;
-    } else if (type === CTA_TUPLE_REPLY) reply = tuple(buf, a + 4, a + len);
+      unwanted = !original || (wanted !== undefined && !wanted(original.family, original.dst));
+      return unwanted;
+    }
+    if (type === CTA_TUPLE_REPLY) reply = tuple(buf, at, to);
     else if (type === CTA_PROTOINFO) {
-      state = protoState(buf, a + 4, a + len);
+      state = protoState(buf, at, to);
       hasState = true;
-    } else if (type === CTA_TIMEOUT && len >= 8) timeout = buf.readUInt32BE(a + 4);
-    else if (type === CTA_COUNTERS_ORIG) orig = counters(buf, a + 4, a + len);
-    else if (type === CTA_COUNTERS_REPLY) back = counters(buf, a + 4, a + len);
-    a += (len + 3) & ~3;
-  }
-  if (!original || !reply) return null;
+    } else if (type === CTA_TIMEOUT && len >= 8) timeout = buf.readUInt32BE(at);
+    else if (type === CTA_COUNTERS_ORIG) orig = counters(buf, at, to);
+    else if (type === CTA_COUNTERS_REPLY) back = counters(buf, at, to);
+    return false;
+  });
+  // assigned inside the walk's callback, where the compiler does not follow them
+  const o = original as Tuple | null;
+  const r = reply as Tuple | null;
+  const oc = orig as [number, number] | null;
+  const rc = back as [number, number] | null;
+  if (unwanted || !o || !r) return null;
   const t = (x: Tuple): CtTuple => ({ src: x.src, dst: x.dst, sport: x.sport, dport: x.dport });
   const entry: CtEntry = {
-    family: original.family,
-    protocol: PROTOCOL_NAMES.get(original.protocol) ?? 'unknown',
+    family: o.family,
+    protocol: PROTOCOL_NAMES.get(o.protocol) ?? 'unknown',
     state,
     timeout,
-    original: t(original),
-    reply: t(reply),
-    ...(orig && back
-      ? { counters: { origPackets: orig[0], origBytes: orig[1], replyPackets: back[0], replyBytes: back[1] } }
-      : {}),
+    original: t(o),
+    reply: t(r),
+    ...(oc && rc ? { counters: { origPackets: oc[0], origBytes: oc[1], replyPackets: rc[0], replyBytes: rc[1] } } : {}),
   };
   return { entry, hasState };
 }

@@ -13,7 +13,7 @@ import { errno, errnoName, intOption, type Libc, loadLibc, SOL_SOCKET } from './
 
 const AF_NETLINK = 16;
 const NETLINK_NETFILTER = 12;
-const SOCK_RAW_CLOEXEC = 3 | 0o2000000;
+const SOCK_RAW_CLOEXEC_NONBLOCK = 3 | 0o2000000 | 0o4000;
 const MSG_DONTWAIT = 0x40;
 const SOL_NETLINK = 270;
 const NETLINK_ADD_MEMBERSHIP = 1;
@@ -24,6 +24,39 @@ const SO_RCVBUF = 8;
 const SO_RCVBUFFORCE = 33;
 const EAGAIN = 11;
 const ENOBUFS = 105;
+
+/**
+ * A non-blocking NETLINK_NETFILTER socket joined to conntrack event `groups` (enum nfnetlink_groups),
+ * with a receive buffer of `rcvbuf` bytes (past net.core.rmem_max as root); `reliable` asks the
+ * kernel to deliver destroy events again rather than drop them when the queue is full.
+ * The descriptor, or why not.
+ */
+export function openConntrackEventSocket(
+  libc: Libc,
+  groups: readonly number[],
+  rcvbuf: number,
+  reliable: boolean,
+): number | string {
+  const fd = libc.socket(AF_NETLINK, SOCK_RAW_CLOEXEC_NONBLOCK, NETLINK_NETFILTER);
+  if (fd < 0) return `socket: ${errnoName(errno())}`;
+  const fail = (what: string): string => {
+    const e = errnoName(errno());
+    libc.close(fd);
+    return `${what}: ${e}`;
+  };
+  // bound (the kernel picks the port id): a broadcast skips sockets of port id 0 (do_one_broadcast)
+  const addr = Buffer.alloc(12); // struct sockaddr_nl, nl_pid 0, nl_groups 0
+  addr.writeUInt16LE(AF_NETLINK, 0);
+  if (libc.bind(fd, addr, addr.length) < 0) return fail('bind');
+  for (const g of groups)
+    if (libc.setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, intOption(g), 4) < 0)
+      return fail(`joining conntrack group ${g}`);
+  if (reliable && libc.setsockopt(fd, SOL_NETLINK, NETLINK_BROADCAST_ERROR, intOption(1), 4) < 0)
+    return fail('NETLINK_BROADCAST_ERROR');
+  if (libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, intOption(rcvbuf), 4) < 0)
+    libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, intOption(rcvbuf), 4);
+  return fd;
+}
 
 export class ConntrackDestroyEvents {
   private readonly buf = Buffer.alloc(256 * 1024);
@@ -39,24 +72,9 @@ export class ConntrackDestroyEvents {
   static open(): ConntrackDestroyEvents | string {
     const libc = loadLibc();
     if (!libc) return 'no libc through koffi';
-    const fd = libc.socket(AF_NETLINK, SOCK_RAW_CLOEXEC, NETLINK_NETFILTER);
-    if (fd < 0) return `socket: ${errnoName(errno())}`;
-    const addr = Buffer.alloc(12);
-    addr.writeUInt16LE(AF_NETLINK, 0);
-    const fail = (what: string): string => {
-      const e = errnoName(errno());
-      libc.close(fd);
-      return `${what}: ${e}`;
-    };
-    if (libc.bind(fd, addr, addr.length) < 0) return fail('bind');
-    if (libc.setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, intOption(NFNLGRP_CONNTRACK_DESTROY), 4) < 0)
-      return fail('NETLINK_ADD_MEMBERSHIP');
-    if (libc.setsockopt(fd, SOL_NETLINK, NETLINK_BROADCAST_ERROR, intOption(1), 4) < 0)
-      return fail('NETLINK_BROADCAST_ERROR');
     // about 1 KiB of queue per event: 16 MiB hold a second of 16,000 closing connections
-    if (libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, intOption(16 << 20), 4) < 0)
-      libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, intOption(16 << 20), 4);
-    return new ConntrackDestroyEvents(libc, fd);
+    const fd = openConntrackEventSocket(libc, [NFNLGRP_CONNTRACK_DESTROY], 16 << 20, true);
+    return typeof fd === 'string' ? fd : new ConntrackDestroyEvents(libc, fd);
   }
 
   /** Every destroy event queued now (never blocks). */

@@ -14,20 +14,13 @@
 import { type CtEntry, type CtEvent, type CtWanted, decodeConntrackEvents, stateRank } from '../codec/conntrack.js';
 import type { Family } from '../config/model.js';
 import type { ConntrackPort, CtService } from './conntrack.js';
-import { errno, errnoName, intOption, type Libc, loadLibc, SOL_SOCKET, watchReadable } from './libc.js';
+import { openConntrackEventSocket } from './conntrack-events.js';
+import { errno, type Libc, loadLibc, watchReadable } from './libc.js';
 
-const AF_NETLINK = 16;
-const NETLINK_NETFILTER = 12;
-const SOCK_RAW_CLOEXEC_NONBLOCK = 3 | 0o2000000 | 0o4000;
-const SOL_NETLINK = 270;
-const NETLINK_ADD_MEMBERSHIP = 1;
 // enum nfnetlink_groups
 const NFNLGRP_CONNTRACK_NEW = 1;
 const NFNLGRP_CONNTRACK_UPDATE = 2;
 const NFNLGRP_CONNTRACK_DESTROY = 3;
-const SO_RCVBUF = 8;
-/** root may go past net.core.rmem_max */
-const SO_RCVBUFFORCE = 33;
 const EAGAIN = 11;
 const ENOBUFS = 105;
 /** a full dump this often, and the table as it is in the kernel again */
@@ -216,24 +209,13 @@ export class ConntrackEvents {
   static open(): ConntrackEvents | string {
     const libc = loadLibc();
     if (!libc) return 'no libc through koffi';
-    const fd = libc.socket(AF_NETLINK, SOCK_RAW_CLOEXEC_NONBLOCK, NETLINK_NETFILTER);
-    if (fd < 0) return `socket: ${errnoName(errno())}`;
-    // bound (the kernel picks the port id): a broadcast skips sockets of port id 0 (do_one_broadcast)
-    const addr = Buffer.alloc(12); // struct sockaddr_nl, nl_pid 0, nl_groups 0
-    addr.writeUInt16LE(AF_NETLINK, 0);
-    if (libc.bind(fd, addr, addr.length) < 0) {
-      const why = `bind: ${errnoName(errno())}`;
-      libc.close(fd);
-      return why;
-    }
-    for (const g of [NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE, NFNLGRP_CONNTRACK_DESTROY])
-      if (libc.setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, intOption(g), 4) < 0) {
-        const why = `joining conntrack group ${g}: ${errnoName(errno())}`;
-        libc.close(fd);
-        return why;
-      }
-    if (libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, intOption(RCVBUF), 4) < 0)
-      libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, intOption(RCVBUF), 4);
+    const fd = openConntrackEventSocket(
+      libc,
+      [NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_UPDATE, NFNLGRP_CONNTRACK_DESTROY],
+      RCVBUF,
+      false,
+    );
+    if (typeof fd === 'string') return fd;
     return new ConntrackEvents(libc, fd);
   }
 

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
+import { until as untilTrue } from '../../e2e/harness.js';
 import { keepvsadm, LAB, type LabKeepvs, startLabKeepvs } from '../lab-daemon.js';
 
 const P = `kn${process.pid % 100000}`;
@@ -98,16 +99,7 @@ function spawnIn(host: string, ...argv: string[]): ChildProcess {
 
 const adm = (...args: string[]) => keepvsadm(SOCK, ...args);
 
-async function until(what: string, f: () => boolean, ms = 15000): Promise<void> {
-  const t0 = Date.now();
-  for (;;) {
-    try {
-      if (f()) return;
-    } catch {}
-    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}; keepvs log:\n${log().slice(-3000)}`);
-    await sleep(200);
-  }
-}
+const until = (what: string, f: () => boolean, ms = 15000) => untilTrue(what, f, ms, () => `keepvs log:\n${log()}`);
 
 const startCheck = (i: number) =>
   checkProcs.set(i, spawnIn(`rs${i}`, process.execPath, join(dir, 'check.mjs'), '9188'));
