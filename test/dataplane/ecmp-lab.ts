@@ -13,11 +13,11 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { startLabKeepvs } from './lab-daemon.js';
 
 export const LAB = join(process.cwd(), '..', 'shared', 'lab', 'lab.sh');
 export const FRR = '/usr/lib/frr';
 const VIP = '198.18.0.100';
-const KEEPVS = join(process.cwd(), 'bin', 'keepvs.js');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -239,27 +239,17 @@ ${rs.map((r) => `  real_server 198.18.1.1${r} 80 {\n    TCP_CHECK {\n      conne
   startDirector(i: number, config = this.directorConfig(i)): void {
     const conf = join(this.dir, `lb${i}.conf`);
     writeFileSync(conf, config);
-    this.spawnIn(`lb${i}`, `lb${i}`, [
-      process.execPath,
-      KEEPVS,
-      '-n',
-      '-l',
-      '--dataplane=nft',
-      '-f',
+    const name = `lb${i}`;
+    const k = startLabKeepvs({
+      ns: `${this.prefix}-${name}`,
+      dir: this.dir,
+      name,
       conf,
-      '--socket',
-      join(this.dir, `lb${i}.sock`),
-      '--api',
-      `127.0.0.1:${19900 + i}`,
-      '--api-token',
-      'lab-token',
-      '-p',
-      join(this.dir, `lb${i}.pid`),
-      '-c',
-      join(this.dir, `lb${i}-c.pid`),
-      '-r',
-      join(this.dir, `lb${i}-r.pid`),
-    ]);
+      env: this.env,
+      args: ['--dataplane=nft', '--api', `127.0.0.1:${19900 + i}`, '--api-token', 'lab-token'],
+    });
+    this.procs.set(name, k.proc);
+    void k.exited.then(() => this.logs.set(name, k.log()));
   }
 
   /** Director `i`'s check verdicts, from its status API. */

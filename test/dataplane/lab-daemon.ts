@@ -26,6 +26,8 @@ export interface LabKeepvsOptions {
   args?: readonly string[];
   /** its own process group, so a group signal takes the supervisor and every child at once */
   detached?: boolean;
+  /** its environment (default: this process's) */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface LabKeepvs {
@@ -48,7 +50,7 @@ export function startLabKeepvs(o: LabKeepvsOptions): LabKeepvs {
     ...['-p', join(o.dir, `${name}.pid`), '-c', join(o.dir, `${name}-checkers.pid`)],
     ...['-r', join(o.dir, `${name}-vrrp.pid`), ...(o.args ?? [])],
   ];
-  const proc = spawn('ip', argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: o.detached ?? false });
+  const proc = spawn('ip', argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: o.detached ?? false, env: o.env });
   let out = '';
   proc.stdout?.on('data', (d) => (out += d));
   proc.stderr?.on('data', (d) => (out += d));

@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collect, KEEPALIVED, LAB, sleep, stopProc, until } from '../vrrp/lab-peers.js';
+import { type LabKeepvs, startLabKeepvs } from './lab-daemon.js';
 
 // the lab helpers the VRRP lab files use, for the pair's tests and bench/chaos.ts
 export { KEEPALIVED, LAB, sleep, stopProc, until };
@@ -274,6 +275,7 @@ export function directorConfig(host: Director, o: DirectorOptions, withVrrp = tr
 
 interface Running {
   keepvs: ChildProcess;
+  kv: LabKeepvs;
   keepalived?: ChildProcess;
   options: DirectorOptions;
   run: number;
@@ -367,38 +369,20 @@ export class PairLab {
     const byKeepalived = options.vrrpBy === 'keepalived';
     const conf = join(this.dir, `${host}-${run}.conf`);
     writeFileSync(conf, directorConfig(host, options, !byKeepalived));
-    const keepvs = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        this.ns(host),
-        process.execPath,
-        join(process.cwd(), 'bin', 'keepvs.js'),
-        '-n',
-        '-l',
+    const kv = startLabKeepvs({
+      ns: this.ns(host),
+      dir: this.dir,
+      name: `${host}-${run}`,
+      conf,
+      sock: this.sock(host),
+      detached: true,
+      args: [
         '-D',
         ...(byKeepalived ? ['-C'] : []),
-        '-f',
-        conf,
-        '--dataplane',
-        'nft',
-        '--socket',
-        this.sock(host),
-        '--api',
-        `127.0.0.1:${this.apiPort(host)}`,
-        '--api-token',
-        'lab-token',
-        '-p',
-        join(this.dir, `${host}-${run}.pid`),
-        '-c',
-        join(this.dir, `${host}-${run}-c.pid`),
-        '-r',
-        join(this.dir, `${host}-${run}-r.pid`),
+        ...['--dataplane', 'nft', '--api', `127.0.0.1:${this.apiPort(host)}`, '--api-token', 'lab-token'],
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-    );
-    collect(keepvs, join(this.dir, `${host}-${run}-kv.log`));
+    });
+    const keepvs = kv.proc;
     let keepalived: ChildProcess | undefined;
     if (byKeepalived) {
       const kconf = join(this.dir, `${host}-${run}-ka.conf`);
@@ -425,7 +409,7 @@ export class PairLab {
       );
       collect(keepalived, join(this.dir, `${host}-${run}-ka.log`));
     }
-    this.directors.set(host, { keepvs, ...(keepalived ? { keepalived } : {}), options, run });
+    this.directors.set(host, { keepvs, kv, ...(keepalived ? { keepalived } : {}), options, run });
   }
 
   /** The director's whole process group(s): SIGKILL is a crash, SIGTERM a graceful stop. */
@@ -441,7 +425,7 @@ export class PairLab {
     const d = this.directors.get(host);
     if (!d) return 0;
     try {
-      return Number(readFileSync(join(this.dir, `${host}-${d.run}-r.pid`), 'utf8').trim()) || 0;
+      return Number(readFileSync(join(this.dir, `${host}-${d.run}-vrrp.pid`), 'utf8').trim()) || 0;
     } catch {
       return 0;
     }
@@ -614,10 +598,11 @@ add rule bridge chaos cut iifname { "lb2-f", "lb2-b" } oifname { "lb1-f", "lb1-b
     return new Client(p);
   }
 
+  /** keepvs's output on `host`: the running one's so far, else the last run's, written at its exit */
   log(host: Director): string {
     const d = this.directors.get(host);
-    const run = d?.run ?? this.runs;
-    const f = join(this.dir, `${host}-${run}-kv.log`);
+    if (d) return d.kv.log();
+    const f = join(this.dir, `${host}-${this.runs}.log`);
     return existsSync(f) ? readFileSync(f, 'utf8') : '';
   }
 

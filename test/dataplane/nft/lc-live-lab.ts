@@ -23,6 +23,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LAB, sleep, stopProc } from '../../vrrp/lab-peers.js';
+import { startLabKeepvs } from '../lab-daemon.js';
 
 export { LAB };
 export const canRunLcLive = process.getuid?.() === 0 && existsSync(LAB) && existsSync('/usr/sbin/nft');
@@ -211,40 +212,24 @@ export class LcLiveLab {
         ...Object.values(PATH).map((p) => String(p.rsPort)),
       ]),
     );
-    const keepvs = join(process.cwd(), 'bin', 'keepvs.js');
     for (const [name, kernel, api] of [
       ['nft', true, 19470],
       ['proxy', false, 19471],
     ] as const) {
       const conf = join(this.dir, `${name}.conf`);
       writeFileSync(conf, this.config(c, kernel));
-      const r = `${name}-${this.runs}`;
-      this.daemons.push(
-        this.spawnIn(
-          'lb1',
-          [
-            process.execPath,
-            keepvs,
-            '-n',
-            '-l',
-            '-G',
-            '-f',
-            conf,
-            '--socket',
-            join(this.dir, `${r}.sock`),
-            '--api',
-            `127.0.0.1:${api}`,
-            '-p',
-            join(this.dir, `${r}.pid`),
-            '-c',
-            join(this.dir, `${r}-c.pid`),
-            '-r',
-            join(this.dir, `${r}-v.pid`),
-            ...(kernel ? ['--dataplane', 'nft'] : ['--dataplane', 'proxy', `--dataplane-workers=${this.proxyWorkers}`]),
-          ],
-          `${r}.log`,
-        ),
-      );
+      const dataplane = kernel
+        ? ['--dataplane', 'nft']
+        : ['--dataplane', 'proxy', `--dataplane-workers=${this.proxyWorkers}`];
+      const k = startLabKeepvs({
+        ns: `${this.prefix}-lb1`,
+        dir: this.dir,
+        name: `${name}-${this.runs}`,
+        conf,
+        args: ['-G', '--api', `127.0.0.1:${api}`, ...dataplane],
+      });
+      this.procs.push(k.proc);
+      this.daemons.push(k.proc);
     }
     const t0 = Date.now();
     for (;;) {
