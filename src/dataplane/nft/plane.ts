@@ -356,6 +356,8 @@ export class NftDataPlane implements DataPlane {
       }
       case 'del-service': {
         const id = serviceId(op.key);
+        const s = this.services.get(id);
+        if (s) this.unlinkAll(id, s);
         this.services.delete(id);
         this.dirty.add(id);
         break;
@@ -399,12 +401,14 @@ export class NftDataPlane implements DataPlane {
         // flushed once the transaction that takes it out of the slot map has run (schedule): flushed
         // before, a packet of such a flow (a UDP stream's next datagram, a TCP segment conntrack picks
         // up again) is scheduled through the old map, maybe to the removed server again, and stays
-        if (this.expireNodest ?? this.deps.expireNodestConn) this.expiring.push({ key: op.key, dest: op.dest });
-        else this.keepGone(id, s, op.key, op.dest, gone?.mark);
+        this.unlinked(id, s, op.dest, gone?.mark);
         break;
       }
       case 'clear':
-        for (const id of this.services.keys()) this.dirty.add(id);
+        for (const [id, s] of this.services) {
+          this.unlinkAll(id, s);
+          this.dirty.add(id);
+        }
         this.services.clear();
         break;
       case 'set-timeouts':
@@ -426,6 +430,21 @@ export class NftDataPlane implements DataPlane {
       default:
         break;
     }
+  }
+
+  /** A real server left its service: its flows are reset (expire_nodest_conn) or dropped. */
+  private unlinked(id: string, s: PlaneService, dest: Endpoint, mark?: number): void {
+    if (this.expireNodest ?? this.deps.expireNodestConn) this.expiring.push({ key: s.key, dest });
+    else this.keepGone(id, s, s.key, dest, mark);
+  }
+
+  /**
+   * A deleted service (or ipvsadm -C): IPVS unlinks each of its destinations (ip_vs_ctl.c
+   * __ip_vs_del_service -> __ip_vs_unlink_dest clears IP_VS_DEST_F_AVAILABLE), so its established
+   * connections are no-dest ones in ip_vs_in, as a removed real server's.
+   */
+  private unlinkAll(id: string, s: PlaneService): void {
+    for (const d of s.dests) this.unlinked(id, s, { address: d.address, port: d.port }, d.mark);
   }
 
   /** Resets a removed real server's flows: its conntrack entries for this service. */

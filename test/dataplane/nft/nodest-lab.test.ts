@@ -27,6 +27,8 @@ const SOCK = join(dir, 'keepvs.sock');
 const CONF = join(dir, 'keepalived.conf');
 const VIP = '198.18.0.100';
 const LADDR = '198.18.1.250';
+const VIP6 = '2001:2::100';
+const LADDR6 = '2001:2:0:1::fa';
 const NAT = 88;
 const FNAT = 89;
 /** per service: two per real server (rr) */
@@ -41,10 +43,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RS_SERVER = `import net from 'node:net';
 const [name, ...ports] = process.argv.slice(2);
 for (const p of ports)
-  net.createServer((s) => { s.on('data', () => s.write(name + '\\n')); s.on('error', () => {}); }).listen(Number(p), '0.0.0.0');
+  net.createServer((s) => { s.on('data', () => s.write(name + '\\n')); s.on('error', () => {}); }).listen(Number(p), '::');
 `;
 const CHECK_SERVER = `import net from 'node:net';
-net.createServer((s) => s.end()).listen(Number(process.argv[2]), '0.0.0.0');
+net.createServer((s) => s.end()).listen(Number(process.argv[2]), '::');
 `;
 
 /**
@@ -79,17 +81,18 @@ createInterface({ input: process.stdin }).on('line', (l) => (l.startsWith('ping'
 
 type Answers = Record<string, string[]>;
 
-const rs = (port: number) =>
+const rs = (port: number, v6 = false) =>
   [1, 2, 3]
     .map(
       (i) =>
-        `  real_server 198.18.1.1${i} ${port} {\n    TCP_CHECK {\n      connect_port 9188\n      connect_timeout 1\n    }\n  }`,
+        `  real_server ${v6 ? '2001:2:0:1::1' : '198.18.1.1'}${i} ${port} {\n    TCP_CHECK {\n      connect_port 9188\n      connect_timeout 1\n    }\n  }`,
     )
     .join('\n');
-const vs = (port: number, method: string) =>
-  `virtual_server ${VIP} ${port} {\n  delay_loop 1\n  lvs_sched rr\n  lvs_method ${method}\n${method === 'FNAT' ? '  laddr_group_name LADDR\n' : ''}  protocol TCP\n${rs(port)}\n}\n`;
-const config = (expire: boolean) =>
-  `global_defs {\n  router_id lb1\n${expire ? '  expire_nodest_conn\n' : ''}}\nlocal_address_group LADDR {\n  ${LADDR}\n}\n${vs(NAT, 'NAT')}${vs(FNAT, 'FNAT')}`;
+const vs = (port: number, method: string, v6 = false) =>
+  `virtual_server ${v6 ? VIP6 : VIP} ${port} {\n  delay_loop 1\n  lvs_sched rr\n  lvs_method ${method}\n${method === 'FNAT' ? `  laddr_group_name ${v6 ? 'L6' : 'LADDR'}\n` : ''}  protocol TCP\n${rs(port, v6)}\n}\n`;
+/** the IPv4 NAT and full-NAT services, and (`v6`) their IPv6 twins */
+const config = (expire: boolean, v6 = true) =>
+  `global_defs {\n  router_id lb1\n${expire ? '  expire_nodest_conn\n' : ''}}\nlocal_address_group LADDR {\n  ${LADDR}\n}\nlocal_address_group L6 {\n  ${LADDR6}\n}\n${vs(NAT, 'NAT')}${vs(FNAT, 'FNAT')}${v6 ? vs(NAT, 'NAT', true) + vs(FNAT, 'FNAT', true) : ''}`;
 
 function spawnIn(host: string, ...argv: string[]): ChildProcess {
   const p = spawn('ip', ['netns', 'exec', `${P}-${host}`, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -104,6 +107,8 @@ const until = (what: string, f: () => boolean, ms = 15000) => untilTrue(what, f,
 const startCheck = (i: number) =>
   checkProcs.set(i, spawnIn(`rs${i}`, process.execPath, join(dir, 'check.mjs'), '9188'));
 const inService = (i: number, port: number) => adm('-Ln').includes(`198.18.1.1${i}:${port}`);
+/** real servers listed in the services (IPv4 and IPv6) */
+const listed = () => (adm('-Ln').match(/(198\.18\.1\.1\d|\[2001:2:0:1::1\d\]):8[89]/g) ?? []).length;
 const nft = (...args: string[]) => sh('ip', 'netns', 'exec', `${P}-lb1`, 'nft', ...args);
 
 let kv: LabKeepvs | undefined;
@@ -125,8 +130,9 @@ const targets = [
   { name: 'nat', host: VIP, port: NAT },
   { name: 'fnat', host: VIP, port: FNAT },
 ];
-const client = () =>
-  new Client(spawnIn('client', process.execPath, join(dir, 'client.mjs'), JSON.stringify(targets), String(FLOWS)));
+const targets6 = [...targets, { name: 'nat6', host: VIP6, port: NAT }, { name: 'fnat6', host: VIP6, port: FNAT }];
+const client = (t = targets) =>
+  new Client(spawnIn('client', process.execPath, join(dir, 'client.mjs'), JSON.stringify(t), String(FLOWS)));
 
 before(async () => {
   if (!canRun) return;
@@ -140,18 +146,17 @@ before(async () => {
     [`${VIP}/32`, 'eth0'],
     ['198.18.1.254/24', 'eth1'],
     [`${LADDR}/24`, 'eth1'],
+    [`${VIP6}/128`, 'eth0'],
+    ['2001:2:0:1::fe/64', 'eth1'],
+    [`${LADDR6}/64`, 'eth1'],
   ])
-    sh('ip', '-n', `${P}-lb1`, 'addr', 'add', a, 'dev', dev);
+    sh('ip', '-n', `${P}-lb1`, 'addr', 'add', a, 'dev', dev, ...(a.includes(':') ? ['nodad'] : []));
   for (const i of [1, 2, 3]) {
     spawnIn(`rs${i}`, process.execPath, join(dir, 'rs.mjs'), `rs${i}`, String(NAT), String(FNAT));
     startCheck(i);
   }
   kv = startLabKeepvs({ ns: `${P}-lb1`, dir, conf: CONF, sock: SOCK, args: ['--dataplane', 'nft'] });
-  await until(
-    'three real servers in each service',
-    () => (adm('-Ln').match(/198\.18\.1\.1\d:8[89]/g) ?? []).length === 6,
-    30000,
-  );
+  await until('three real servers in each service', () => listed() === 12, 30000);
   await sleep(1000);
 });
 
@@ -234,5 +239,41 @@ test('expire_nodest_conn 1 (by a reload): a removed real server connections are 
     for (const i of was) assert.equal(a1[t.name][i], 'x', `${t.name} flow ${i} (rs3, removed) reset: ${a1[t.name]}`);
   }
   assert.doesNotMatch(nft('list', 'table', 'ip', 'keepvs'), /nodest_pre/);
+  c.proc.stdin?.end('exit\n');
+});
+
+test("expire_nodest_conn 0: a deleted virtual service's connections are dropped (not reset, not forwarded), NAT and full-NAT, IPv4 and IPv6; back, they go on", {
+  skip: !canRun,
+  timeout: 90000,
+}, async () => {
+  writeFileSync(CONF, config(false));
+  kv?.proc.kill('SIGHUP');
+  await until('the reload applied', () => /expire_nodest_conn off/.test(log()));
+  startCheck(3);
+  await until('every real server in every service', () => listed() === 12, 20000);
+  const c = client(targets6);
+  await sleep(1000);
+  const a0 = await c.ping();
+  for (const t of targets6)
+    assert.ok(!a0[t.name].includes('-') && !a0[t.name].includes('x'), `${t.name}: every flow answered: ${a0[t.name]}`);
+  // the four services leave the configuration (ip_vs_ctl.c __ip_vs_del_service unlinks their real servers)
+  writeFileSync(CONF, config(false).replace(/virtual_server[\s\S]*$/, ''));
+  kv?.proc.kill('SIGHUP');
+  await until('the services gone', () => !/8[89]/.test(adm('-Ln')));
+  await sleep(500);
+  const a1 = await c.ping();
+  for (const t of targets6)
+    assert.deepEqual(a1[t.name], Array(FLOWS).fill('-'), `${t.name}: no answer and no reset: ${a1[t.name]}`);
+  for (const f of ['ip', 'ip6']) {
+    const l = nft('list', 'chain', f, 'keepvs', 'nodest_pre');
+    assert.match(l, /@nodest counter packets [1-9]/, l);
+  }
+  // the services again: IPVS finds their real servers in its trash, the connections go on
+  writeFileSync(CONF, config(false));
+  kv?.proc.kill('SIGHUP');
+  await until('the services back', () => listed() === 12, 20000);
+  const a2 = await c.ping(10000);
+  for (const t of targets6) assert.deepEqual(a2[t.name], a0[t.name], `${t.name}: the same real servers answer again`);
+  await until('the drop chains gone', () => !/nodest_pre/.test(nft('list', 'table', 'ip', 'keepvs')));
   c.proc.stdin?.end('exit\n');
 });

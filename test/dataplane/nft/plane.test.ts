@@ -397,6 +397,54 @@ test('expire_nodest_conn off: port-0 and fwmark services list the real server by
   assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_NODEST_UNTOLD' && d.message.includes('198.18.1.12')));
 });
 
+// IPVS ip_vs_ctl.c __ip_vs_del_service unlinks every destination (__ip_vs_unlink_dest clears
+// IP_VS_DEST_F_AVAILABLE), so a deleted service's connections are no-dest ones in ip_vs_in
+test("expire_nodest_conn off: a deleted service's real servers are listed, NAT and full-NAT, IPv4 and IPv6; back, unlisted", async () => {
+  const { p, runs, flushed } = plane({ keep: true });
+  const V6: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 6, address: '2001:2::100', port: 80 };
+  const FN: ServiceKey = { ...KEY, port: 81 };
+  await p.apply([
+    ...add(KEY, 'masq', ['198.18.1.11', '198.18.1.12']),
+    ...add(V6, 'masq', ['2001:2:0:1::11']),
+    ...add(FN, 'fullnat', ['198.18.1.11']),
+  ]);
+  await p.apply([
+    { op: 'del-service', key: KEY },
+    { op: 'del-service', key: V6 },
+    { op: 'del-service', key: FN },
+  ]);
+  const t = runs.at(-1) ?? '';
+  assert.deepEqual(flushed, []);
+  for (const e of [
+    'ip keepvs nodest { 198.18.0.100 . tcp . 80 . 198.18.1.11 . 80 timeout',
+    'ip keepvs nodest { 198.18.0.100 . tcp . 80 . 198.18.1.12 . 80 timeout',
+    'ip keepvs nodest { 198.18.0.100 . tcp . 81 . 198.18.1.11 . 81 timeout',
+    'ip6 keepvs nodest { 2001:2::100 . tcp . 80 . 2001:2:0:1::11 . 80 timeout',
+  ])
+    assert.ok(t.includes(`add element ${e}`), `${e}\n${t}`);
+  assert.ok(t.includes(`add rule ip keepvs nodest_pre ${NODEST_RULE}`), t);
+  assert.match(t, /add rule ip6 keepvs nodest_pre meta l4proto tcp /);
+  // the service again, with its real server: IPVS takes it back from the trash, its flows go on
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  assert.ok(
+    (runs.at(-1) ?? '').includes('delete element ip keepvs nodest { 198.18.0.100 . tcp . 80 . 198.18.1.11 . 80 }'),
+  );
+  // ipvsadm -C: every service deleted, the same
+  await p.apply([{ op: 'clear' }]);
+  assert.ok(
+    (runs.at(-1) ?? '').includes('add element ip keepvs nodest { 198.18.0.100 . tcp . 80 . 198.18.1.11 . 80 timeout'),
+  );
+});
+
+test("expire_nodest_conn on: a deleted service's flows are reset", async () => {
+  const { p, flushArgs } = plane();
+  await p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12']));
+  flushArgs.length = 0;
+  await p.apply([{ op: 'del-service', key: KEY }]);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(flushArgs.map((a) => a[0]).sort(), ['198.18.1.11', '198.18.1.12']);
+});
+
 test('a refused update rebuilds everything in one transaction; TUN is refused with a diagnostic', async () => {
   let failNext = false;
   const { p, runs } = plane({ fail: (c) => failNext && c.startsWith('flush') });
