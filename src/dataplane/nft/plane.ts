@@ -10,7 +10,7 @@
 import { type ContentBatch, type ElemValue, type SetChange, statKeyText } from '../../codec/nftables.js';
 import type { Family } from '../../config/model.js';
 import type { UnlistedEntries } from '../../lb/conn-list.js';
-import { DEFAULT_TIMEOUTS, mergeTimeouts } from '../../lb/timeouts.js';
+import { DEFAULT_TIMEOUTS, mergeTimeouts, stateTimeoutSeconds } from '../../lb/timeouts.js';
 import {
   type ConnSnapshot,
   type ConnState,
@@ -25,6 +25,7 @@ import {
   type TableOp,
 } from '../../lb/types.js';
 import type { ConntrackPort, CtCounters, CtEntry, CtService, CtWanted } from '../../os/conntrack.js';
+import { type CtTimeouts, ctIdleSeconds } from '../../os/conntrack-timeouts.js';
 import type { NftRunner } from '../../os/libnftables.js';
 import type { NetInfo } from '../../os/netinfo.js';
 import type { NftContentWriter } from '../../os/nft-netlink.js';
@@ -98,6 +99,11 @@ export interface NftPlaneDeps {
    * services are refused.
    */
   readonly tunnel?: DataPlane & { detach(): Promise<void> };
+  /**
+   * conntrack's per-state timeouts (the daemon: this namespace's sysctls, conntrack-timeouts.ts);
+   * absent: a gone real server's connections are all dropped for the state's whole timeout
+   */
+  readonly ctTimeouts?: () => CtTimeouts;
   /** conntrack poll period, ms (default 1000; 0 = never, tests) */
   readonly pollMs?: number;
   /** least declared sizes of the stats sets and DR dispatch maps (render.ts; tests make them small) */
@@ -229,7 +235,13 @@ interface GoneDest {
   readonly key: ServiceKey;
   readonly dest: Endpoint;
   readonly elems: readonly NodestElem[];
+  /** the elements' lifetime (the longest an entry can be dropped): the removal + the state's timeout */
   until: number;
+  /**
+   * its connections, each dropped until its own IPVS timer would fire (its last forwarded packet +
+   * its state's timeout), read once the drop is in; null until then
+   */
+  conns: { readonly entry: CtEntry; readonly until: number }[] | null;
   /** new: not in the kernel yet; in: there; renew: there, to be re-added with a new timeout; out: to delete */
   state: 'new' | 'in' | 'renew' | 'out';
 }
@@ -270,6 +282,8 @@ export class NftDataPlane implements DataPlane {
   private goneTimer: NodeJS.Timeout | null = null;
   /** ipvsadm --set: how long a gone real server's flows stay dropped (its IPVS entries' timeout) */
   private timeouts = { ...DEFAULT_TIMEOUTS };
+  /** conntrack's per-state timeouts, read at the first removal */
+  private ctTimeouts: CtTimeouts | undefined;
   private scheduled: Promise<void> | null = null;
   private conns: CtEntry[] = [];
   /** stats elements the kernel holds, per family */
@@ -447,6 +461,18 @@ export class NftDataPlane implements DataPlane {
     for (const d of s.dests) this.unlinked(id, s, { address: d.address, port: d.port }, d.mark);
   }
 
+  /** One connection's conntrack entry goes (by its original tuple). */
+  private async expireOne(key: ServiceKey, e: CtEntry): Promise<void> {
+    const service: CtService = {
+      address: e.original.dst,
+      port: e.original.dport,
+      client: { address: e.original.src, port: e.original.sport },
+    };
+    await this.deps.conntrack
+      .flushDest(e.reply.src, e.reply.sport, e.protocol, key.family, service)
+      .catch(() => undefined);
+  }
+
   /** Resets a removed real server's flows: its conntrack entries for this service. */
   private async expire(key: ServiceKey, dest: Endpoint): Promise<void> {
     const ct = this.deps.conntrack;
@@ -486,7 +512,7 @@ export class NftDataPlane implements DataPlane {
     const until = Date.now() + (protocol === 'udp' ? this.timeouts.udp : this.timeouts.tcp) * 1000;
     const gid = goneId(key, dest);
     const was = this.gone.get(gid);
-    this.gone.set(gid, { key, dest, elems, until, state: was && was.state !== 'new' ? 'renew' : 'new' });
+    this.gone.set(gid, { key, dest, elems, until, conns: null, state: was && was.state !== 'new' ? 'renew' : 'new' });
   }
 
   /** A removed real server is back in its service: IPVS restores it from the trash, its flows go on. */
@@ -533,11 +559,54 @@ export class NftDataPlane implements DataPlane {
 
   /** After a commit: what went in is in, what went out is forgotten; the timer for the next expiry. */
   private goneCommitted(rules: Record<'ip' | 'ip6', string>): void {
+    const fresh: GoneDest[] = [];
     for (const [gid, g] of this.gone) {
       if (g.state === 'out') this.gone.delete(gid);
-      else g.state = 'in';
+      else {
+        if (g.state !== 'in') fresh.push(g);
+        g.state = 'in';
+      }
     }
     this.goneRules = rules;
+    this.armGoneTimer();
+    for (const g of fresh) void this.measureGone(g);
+  }
+
+  /**
+   * When each of a gone real server's connections would expire in IPVS. Its timer restarts (with the
+   * state's timeout) on each packet it forwards (ip_vs_conn.c ip_vs_conn_put -> mod_timer), and not
+   * on the packets ip_vs_in drops for a no-dest connection (__ip_vs_conn_put, before ip_vs_set_state),
+   * so it fires the state's timeout after the last packet forwarded, not after the removal. Read after
+   * the drop is in: conntrack's timeout, refreshed by every packet until then, tells that packet.
+   */
+  private async measureGone(g: GoneDest): Promise<void> {
+    const ct = this.deps.conntrack;
+    const key = g.key;
+    const wanted: CtWanted = (f, dst) => f === key.family && (key.kind !== 'addr' || dst === key.address);
+    let entries: CtEntry[];
+    try {
+      entries = await (ct.listFresh ? ct.listFresh(wanted) : ct.list(wanted));
+    } catch {
+      return; // then the whole lifetime, as before
+    }
+    if (this.gone.get(goneId(key, g.dest)) !== g || g.state !== 'in') return;
+    const port = g.dest.port || (key.kind === 'addr' ? key.port : 0);
+    if (!this.deps.ctTimeouts) return;
+    const times = (this.ctTimeouts ??= this.deps.ctTimeouts());
+    const now = Date.now();
+    g.conns = [];
+    for (const e of entries) {
+      if (e.reply.src !== g.dest.address || (port !== 0 && e.reply.sport !== port)) continue;
+      if (key.kind === 'addr' && (e.protocol !== key.protocol || (key.port !== 0 && e.original.dport !== key.port)))
+        continue;
+      if (e.original.dst === e.reply.src && e.original.dport === e.reply.sport) continue; // not DNATed
+      const idle = ctIdleSeconds(e, times);
+      const t = stateTimeoutSeconds(ipvsState(e), this.timeouts);
+      // never past the elements' own lifetime (their kernel timeout)
+      const until = idle === null ? g.until : Math.min(g.until, now + (t - idle) * 1000);
+      g.conns.push({ entry: e, until });
+    }
+    g.until = Math.max(now, ...g.conns.map((c) => c.until));
     this.armGoneTimer();
   }
 
@@ -546,7 +615,8 @@ export class NftDataPlane implements DataPlane {
     this.goneTimer = null;
     if (this.stopped) return;
     let next = Number.POSITIVE_INFINITY;
-    for (const g of this.gone.values()) if (g.state === 'in') next = Math.min(next, g.until);
+    for (const g of this.gone.values())
+      if (g.state === 'in') for (const c of g.conns ?? [g]) next = Math.min(next, c.until);
     for (const s of this.services.values()) for (const r of s.removed.values()) next = Math.min(next, r.until);
     if (next === Number.POSITIVE_INFINITY) return;
     this.goneTimer = setTimeout(() => void this.goneExpired(), Math.max(0, next - Date.now()));
@@ -561,6 +631,14 @@ export class NftDataPlane implements DataPlane {
   private async goneExpired(): Promise<void> {
     this.goneTimer = null;
     const now = Date.now();
+    // connections whose own time is up: each entry goes (its next packet is a new flow)
+    for (const g of this.gone.values()) {
+      if (g.state !== 'in' || !g.conns) continue;
+      const over = g.conns.filter((c) => c.until <= now);
+      if (!over.length) continue;
+      g.conns = g.conns.filter((c) => c.until > now);
+      for (const c of over) await this.expireOne(g.key, c.entry);
+    }
     const due = [...this.gone.values()].filter((g) => g.state === 'in' && g.until <= now);
     for (const g of due) await this.expire(g.key, g.dest);
     for (const g of due) if (g.state === 'in') g.state = 'out';

@@ -76,7 +76,9 @@ async function ping(ms) {
   for (const [k, list] of Object.entries(conns)) out[k] = list.map((c) => (c.dead ? 'x' : c.answer ?? '-'));
   process.stdout.write(JSON.stringify(out) + '\\n');
 }
-createInterface({ input: process.stdin }).on('line', (l) => (l.startsWith('ping') ? ping(Number(l.split(' ')[1] || 2500)) : process.exit(0)));
+// "touch NAME I": one line on that flow only (its last packet is now)
+const touch = (name, i) => conns[name][i].s.write('which\\n');
+createInterface({ input: process.stdin }).on('line', (l) => (l.startsWith('ping') ? ping(Number(l.split(' ')[1] || 2500)) : l.startsWith('touch') ? touch(l.split(' ')[1], Number(l.split(' ')[2])) : process.exit(0)));
 `;
 
 type Answers = Record<string, string[]>;
@@ -118,6 +120,9 @@ class Client {
   private readonly lines: AsyncIterableIterator<string>;
   constructor(readonly proc: ChildProcess) {
     this.lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]();
+  }
+  touch(name: string, i: number): void {
+    this.proc.stdin?.write(`touch ${name} ${i}\n`);
   }
   async ping(ms = 2500): Promise<Answers> {
     this.proc.stdin?.write(`ping ${ms}\n`);
@@ -275,5 +280,37 @@ test("expire_nodest_conn 0: a deleted virtual service's connections are dropped 
   const a2 = await c.ping(10000);
   for (const t of targets6) assert.deepEqual(a2[t.name], a0[t.name], `${t.name}: the same real servers answer again`);
   await until('the drop chains gone', () => !/nodest_pre/.test(nft('list', 'table', 'ip', 'keepvs')));
+  c.proc.stdin?.end('exit\n');
+});
+
+test("expire_nodest_conn 0: each connection of a removed real server is dropped until its last packet + the state's timeout, then it is a new flow (reset elsewhere)", {
+  skip: !canRun,
+  timeout: 60000,
+}, async () => {
+  adm('--set', '6', '0', '0');
+  const c = client([targets[0]]);
+  await sleep(1000);
+  const a0 = await c.ping();
+  const [idle, active] = on(a0, 'nat', 'rs2');
+  assert.ok(active !== undefined, `two flows on rs2: ${a0.nat}`);
+  await sleep(3000);
+  // one flow has a packet just before the removal, the other none for 3 s
+  c.touch('nat', active);
+  await sleep(300);
+  const removed = Date.now();
+  adm('-d', '-t', `${VIP}:${NAT}`, '-r', `198.18.1.12:${NAT}`);
+  // IPVS: the idle one expires about 2.7 s after the removal, the active one about 6 s after
+  await sleep(4000 - (Date.now() - removed));
+  const a1 = await c.ping(1500);
+  assert.equal(
+    a1.nat[idle],
+    'x',
+    `the idle flow expired, its next segment a new flow that another real server resets: ${a1.nat}`,
+  );
+  assert.equal(a1.nat[active], '-', `the active flow still dropped: ${a1.nat}`);
+  await sleep(Math.max(0, 7000 - (Date.now() - removed)));
+  const a2 = await c.ping(4000);
+  assert.equal(a2.nat[active], 'x', `then the active one: ${a2.nat}`);
+  adm('--set', '900', '0', '0');
   c.proc.stdin?.end('exit\n');
 });

@@ -7,6 +7,7 @@ import { serviceBody, usableDests } from '../../../src/dataplane/nft/render.js';
 import { slotTable } from '../../../src/dataplane/nft/slots.js';
 import type { DestParams, ServiceKey, ServiceParams, TableOp } from '../../../src/lb/types.js';
 import { type CtEntry, type CtWanted, parseConntrackLine } from '../../../src/os/conntrack.js';
+import type { CtTimeouts } from '../../../src/os/conntrack-timeouts.js';
 import type { NftResult } from '../../../src/os/libnftables.js';
 import type { ContentOutcome } from '../../../src/os/nft-netlink.js';
 
@@ -27,6 +28,8 @@ function plane(
     setSizes?: { stats: number; dr: number };
     /** expire_nodest_conn off (the IPVS default); these tests default to on */
     keep?: boolean;
+    /** conntrack's per-state timeouts (absent: a gone real server's connections are not measured) */
+    ctTimeouts?: CtTimeouts;
     /** lookups that differ from the lab's answers */
     net?: { deviceOf?: () => Promise<string | null>; neighbourMac?: (a: string) => Promise<string | null> };
   } = {},
@@ -73,6 +76,7 @@ function plane(
     logger,
     pollMs: 0,
     expireNodestConn: !opts.keep,
+    ...(opts.ctTimeouts ? { ctTimeouts: () => opts.ctTimeouts as CtTimeouts } : {}),
     ...(opts.setSizes ? { setSizes: opts.setSizes } : {}),
   });
   return { p, runs, flushed, flushedAfter, flushArgs, logs, asked };
@@ -349,6 +353,66 @@ test('expire_nodest_conn off: when the entries would expire in IPVS, their connt
   const last = runs.at(-1) ?? '';
   assert.ok(last.includes('delete element ip keepvs nodest { 198.18.0.100 . udp . 53 . 198.18.1.12 . 53 }'), last);
   assert.match(last, /delete chain ip keepvs nodest_pre/);
+  await p.stop(0);
+});
+
+// IPVS restarts a connection's timer on each packet it forwards (ip_vs_conn_put), not on the ones it
+// drops for a no-dest connection (ip_vs_in returns before ip_vs_set_state): it expires the state's
+// timeout after its last forwarded packet, each connection on its own
+test("expire_nodest_conn off: each connection of a gone real server is dropped until its last packet + the state's timeout, then its entry goes", async () => {
+  const line = (rs: string, cport: number, left: number) =>
+    `ipv4     2 tcp      6 ${left} ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport=${cport} dport=80 src=${rs} dst=198.18.0.10 sport=80 dport=${cport} [ASSURED] mark=0 zone=0 use=2`;
+  // conntrack's ESTABLISHED timeout 100 s: 100 left = a packet just now, 99 = one a second ago
+  const conns = [line('198.18.1.12', 40001, 100), line('198.18.1.12', 40002, 99), line('198.18.1.11', 40003, 50)].map(
+    (l) => parseConntrackLine(l) as CtEntry,
+  );
+  const tcp = {
+    ESTABLISHED: 100,
+    SYN_SENT: 120,
+    SYN_RECV: 60,
+    FIN_WAIT: 120,
+    CLOSE_WAIT: 60,
+    LAST_ACK: 30,
+    TIME_WAIT: 120,
+    CLOSE: 10,
+  };
+  const { p, runs, flushArgs } = plane({
+    keep: true,
+    conns,
+    ctTimeouts: { tcp, tcpUnacked: 300, udp: 30, udpStream: 120 },
+  });
+  await p.apply([{ op: 'set-timeouts', tcp: 2, tcpfin: 0, udp: 0 }]);
+  await p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12']));
+  const t0 = Date.now();
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
+  const at: number[] = [];
+  const deadline = Date.now() + 4000;
+  let seen = 0;
+  while (!(runs.at(-1) ?? '').includes('delete element ip keepvs nodest') && Date.now() < deadline) {
+    if (flushArgs.length > seen) {
+      at.push(Date.now() - t0);
+      seen = flushArgs.length;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const one = (cport: number) => [
+    '198.18.1.12',
+    80,
+    'tcp',
+    4,
+    { address: '198.18.0.100', port: 80, client: { address: '198.18.0.10', port: cport } },
+  ];
+  // idle 1 s: 1 s left of its 2; idle 0: 2 s; then what is left of the real server, and its drop
+  assert.deepEqual(flushArgs, [
+    one(40002),
+    one(40001),
+    ['198.18.1.12', 80, 'tcp', 4, { address: '198.18.0.100', port: 80 }],
+  ]);
+  assert.ok(at[0] >= 800 && at[0] < 1700, `the first at 1 s: ${at}`);
+  assert.ok(at[1] >= 1800, `the second at 2 s: ${at}`);
+  assert.ok(
+    (runs.at(-1) ?? '').includes('delete element ip keepvs nodest { 198.18.0.100 . tcp . 80 . 198.18.1.12 . 80 }'),
+  );
   await p.stop(0);
 });
 
