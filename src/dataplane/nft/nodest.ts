@@ -115,3 +115,59 @@ export function nodestHooks(f: Fam, pairs: readonly (readonly [NodestSet, string
     ...pairs.map(([s, p]) => dropRule(f, c, s, p)),
   ]);
 }
+
+/** A gone real server as a previous keepvs listed it: the service (a fwmark one's mark is not kept: 0). */
+export interface ListedGone {
+  readonly key: ServiceKey;
+  readonly dest: Endpoint;
+  readonly elems: NodestElem[];
+  /** seconds the kernel keeps its elements still (the least of them) */
+  expiresS: number;
+}
+
+/**
+ * The gone real servers in the `nft -j list set` output of one nodest set (keepvs restarted: the
+ * tables outlive it). A fwmark service's real server has one element per protocol: one entry.
+ */
+export function parseNodestSet(f: Fam, set: NodestSet, json: string): ListedGone[] {
+  const family = f === 'ip6' ? 6 : 4;
+  const out = new Map<string, ListedGone>();
+  let doc: { nftables?: { set?: { elem?: unknown[] } }[] };
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    return [];
+  }
+  for (const item of doc.nftables ?? [])
+    for (const e of item.set?.elem ?? []) {
+      const el = (e as { elem?: { val?: { concat?: unknown[] }; expires?: number } }).elem;
+      const v = el?.val?.concat?.map(String);
+      const expiresS = el?.expires ?? 0;
+      if (!v) continue;
+      let key: ServiceKey;
+      let dest: Endpoint;
+      let protocol: string;
+      if (set === 'nodest' && v.length === 5) {
+        protocol = v[1];
+        key = { kind: 'addr', family, protocol: protocol as 'tcp', address: v[0], port: Number(v[2]) };
+        dest = { address: v[3], port: Number(v[4]) };
+      } else if (set === 'nodest_p0' && v.length === 3) {
+        protocol = v[1];
+        key = { kind: 'addr', family, protocol: protocol as 'tcp', address: v[0], port: 0 };
+        dest = { address: v[2], port: 0 };
+      } else if (set === 'nodest_rs' && v.length === 3) {
+        protocol = v[1];
+        key = { kind: 'fwmark', family, fwmark: 0 };
+        dest = { address: v[0], port: Number(v[2]) };
+      } else continue;
+      const id = `${set}|${key.kind === 'addr' ? `${key.protocol}|${key.address}|${key.port}` : ''}|${dest.address}|${dest.port}`;
+      const elem: NodestElem = { family: f, set, key: v.join(' . '), protocol };
+      const had = out.get(id);
+      if (!had) out.set(id, { key, dest, elems: [elem], expiresS });
+      else {
+        had.elems.push(elem);
+        had.expiresS = Math.min(had.expiresS, expiresS);
+      }
+    }
+  return [...out.values()];
+}

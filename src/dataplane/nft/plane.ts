@@ -47,6 +47,7 @@ import {
   type NodestSet,
   nodestElements,
   nodestHooks,
+  parseNodestSet,
 } from './nodest.js';
 import {
   addService,
@@ -242,6 +243,8 @@ interface GoneDest {
    * its state's timeout), read once the drop is in; null until then
    */
   conns: { readonly entry: CtEntry; readonly until: number }[] | null;
+  /** listed by the keepvs before this one (its connections' own times are not known) */
+  readonly adopted?: boolean;
   /** new: not in the kernel yet; in: there; renew: there, to be re-added with a new timeout; out: to delete */
   state: 'new' | 'in' | 'renew' | 'out';
 }
@@ -282,6 +285,8 @@ export class NftDataPlane implements DataPlane {
   private goneTimer: NodeJS.Timeout | null = null;
   /** ipvsadm --set: how long a gone real server's flows stay dropped (its IPVS entries' timeout) */
   private timeouts = { ...DEFAULT_TIMEOUTS };
+  /** the previous keepvs's gone real servers were read (adoptGone) */
+  private adoptedGone = false;
   /** conntrack's per-state timeouts, read at the first removal */
   private ctTimeouts: CtTimeouts | undefined;
   private scheduled: Promise<void> | null = null;
@@ -519,9 +524,66 @@ export class NftDataPlane implements DataPlane {
   private comeBack(key: ServiceKey, dest: Endpoint): void {
     const gid = goneId(key, dest);
     const g = this.gone.get(gid);
-    if (!g) return;
+    if (g) this.unlist(gid, g);
+    // one a previous keepvs listed: by what its elements hold (a fwmark's mark, a port-less real
+    // server's port are not in them)
+    const elems = new Set((nodestElements(key, dest) ?? []).map((e) => `${e.family} ${e.set} ${e.key}`));
+    for (const [id, a] of this.gone)
+      if (a.adopted && a.elems.some((e) => elems.has(`${e.family} ${e.set} ${e.key}`))) this.unlist(id, a);
+  }
+
+  private unlist(gid: string, g: GoneDest): void {
     if (g.state === 'new') this.gone.delete(gid);
     else g.state = 'out';
+  }
+
+  /**
+   * keepvs restarted: the real servers the previous one listed as gone (their elements outlive it in
+   * the nodest sets) are dropped on until their time is up, unless the configuration has them in
+   * their service again (IPVS: a destination added again is taken back from the trash). Read
+   * before the first transaction rebuilds the tables; the times left are the elements' (minus the
+   * margin they were given).
+   */
+  private adoptGone(): void {
+    this.adoptedGone = true;
+    const now = Date.now();
+    let n = 0;
+    for (const f of ['ip', 'ip6'] as const)
+      for (const set of NODEST_SETS) {
+        const r = this.deps.nft.run(`list set ${f} ${TABLE} ${set}`, true);
+        if (!r.ok) continue;
+        for (const l of parseNodestSet(f, set, r.output)) {
+          if (this.inService(l.key, l.dest)) continue;
+          const gid = `adopted|${l.elems.map((e) => `${e.family} ${e.set} ${e.key}`).join(',')}`;
+          const until = now + Math.max(0, l.expiresS - NODEST_MARGIN_S) * 1000;
+          this.gone.set(gid, {
+            key: l.key,
+            dest: l.dest,
+            elems: l.elems,
+            until,
+            conns: null,
+            adopted: true,
+            state: 'new',
+          });
+          n++;
+        }
+      }
+    if (n)
+      this.deps.logger.log(
+        'notice',
+        `kernel data plane: ${n} removed real servers' connections still dropped (listed by the previous keepvs)`,
+      );
+  }
+
+  /** Whether a configured service holds this real server (a fwmark one: any of the family's). */
+  private inService(key: ServiceKey, dest: Endpoint): boolean {
+    for (const s of this.services.values()) {
+      if (s.key.family !== key.family || s.key.kind !== key.kind) continue;
+      if (key.kind === 'addr' && serviceId(s.key) !== serviceId(key)) continue;
+      const port = (d: Endpoint) => d.port || (s.key.kind === 'addr' ? s.key.port : 0);
+      if (s.dests.some((d) => d.address === dest.address && port(d) === port(dest))) return true;
+    }
+    return false;
   }
 
   /**
@@ -580,6 +642,8 @@ export class NftDataPlane implements DataPlane {
    * the drop is in: conntrack's timeout, refreshed by every packet until then, tells that packet.
    */
   private async measureGone(g: GoneDest): Promise<void> {
+    // adopted: the drop has been refreshing conntrack's timeouts since the removal
+    if (g.adopted) return;
     const ct = this.deps.conntrack;
     const key = g.key;
     const wanted: CtWanted = (f, dst) => f === key.family && (key.kind !== 'addr' || dst === key.address);
@@ -820,6 +884,7 @@ export class NftDataPlane implements DataPlane {
 
   private async flush(): Promise<void> {
     if (this.stopped) return;
+    if (!this.initialized && !this.adoptedGone) this.adoptGone();
     const full = !this.initialized || this.dirty.has('*');
     const ids = full ? new Set([...this.services.keys(), ...this.applied.keys()]) : new Set(this.dirty);
     this.dirty.clear();

@@ -279,7 +279,13 @@ test("expire_nodest_conn 0: a deleted virtual service's connections are dropped 
   await until('the services back', () => listed() === 12, 20000);
   const a2 = await c.ping(10000);
   for (const t of targets6) assert.deepEqual(a2[t.name], a0[t.name], `${t.name}: the same real servers answer again`);
-  await until('the drop chains gone', () => !/nodest_pre/.test(nft('list', 'table', 'ip', 'keepvs')));
+  try {
+    await until('the drop chains gone', () => !/nodest_pre/.test(nft('list', 'table', 'ip', 'keepvs')));
+  } catch (e) {
+    throw new Error(
+      `${e}\n${nft('list', 'set', 'ip', 'keepvs', 'nodest')}\n${nft('list', 'set', 'ip', 'keepvs', 'nodest_p0')}\n${nft('list', 'chain', 'ip', 'keepvs', 'nodest_pre')}`,
+    );
+  }
   c.proc.stdin?.end('exit\n');
 });
 
@@ -312,5 +318,48 @@ test("expire_nodest_conn 0: each connection of a removed real server is dropped 
   const a2 = await c.ping(4000);
   assert.equal(a2.nat[active], 'x', `then the active one: ${a2.nat}`);
   adm('--set', '900', '0', '0');
+  adm('-a', '-t', `${VIP}:${NAT}`, '-r', `198.18.1.12:${NAT}`, '-m');
+  c.proc.stdin?.end('exit\n');
+});
+
+test('keepvs killed with SIGKILL and started again: what the previous one dropped stays dropped (adopted from its nodest sets); back, it goes on', {
+  skip: !canRun,
+  timeout: 90000,
+}, async () => {
+  writeFileSync(CONF, config(false));
+  kv?.proc.kill('SIGHUP');
+  await until('every real server in every service', () => listed() === 12, 20000);
+  const c = client(targets6);
+  await sleep(1000);
+  const a0 = await c.ping();
+  for (const t of targets6)
+    assert.ok(!a0[t.name].includes('-') && !a0[t.name].includes('x'), `${t.name}: every flow answered: ${a0[t.name]}`);
+  // the four services gone, another one stays (so the new keepvs has a table to build at once)
+  const other = `virtual_server ${VIP} 90 {\n  delay_loop 1\n  lvs_sched rr\n  lvs_method NAT\n  protocol TCP\n  real_server 198.18.1.11 90 {\n    TCP_CHECK {\n      connect_port 9188\n    }\n  }\n}\n`;
+  writeFileSync(CONF, config(false).replace(/virtual_server[\s\S]*$/, other));
+  kv?.proc.kill('SIGHUP');
+  await until('the services gone', () => !/8[89]/.test(adm('-Ln')));
+  kv?.proc.kill('SIGKILL');
+  await kv?.exited;
+  kv = startLabKeepvs({ ns: `${P}-lb1`, dir, conf: CONF, sock: SOCK, args: ['--dataplane', 'nft'] });
+  await until('the new keepvs has its service', () => {
+    try {
+      return /198\.18\.1\.11:90/.test(adm('-Ln'));
+    } catch {
+      return false;
+    }
+  });
+  await sleep(1500);
+  const a1 = await c.ping();
+  for (const t of targets6)
+    assert.deepEqual(a1[t.name], Array(FLOWS).fill('-'), `${t.name}: still no answer and no reset: ${a1[t.name]}`);
+  assert.match(log(), /\d+ removed real servers' connections still dropped \(listed by the previous keepvs\)/);
+  // (the other one stays: deleted, its real server would be listed in turn)
+  writeFileSync(CONF, config(false) + other);
+  kv?.proc.kill('SIGHUP');
+  await until('the services back', () => listed() === 12, 20000);
+  const a2 = await c.ping(10000);
+  for (const t of targets6) assert.deepEqual(a2[t.name], a0[t.name], `${t.name}: the same real servers answer again`);
+  await until('the drop chains gone', () => !/nodest_pre/.test(nft('list', 'table', 'ip', 'keepvs')));
   c.proc.stdin?.end('exit\n');
 });

@@ -30,16 +30,20 @@ function plane(
     keep?: boolean;
     /** conntrack's per-state timeouts (absent: a gone real server's connections are not measured) */
     ctTimeouts?: CtTimeouts;
+    /** what a list command answers (JSON) */
+    listed?: (cmds: string) => string | undefined;
     /** lookups that differ from the lab's answers */
     net?: { deviceOf?: () => Promise<string | null>; neighbourMac?: (a: string) => Promise<string | null> };
   } = {},
 ) {
   const runs: string[] = [];
+  /** list commands (reads, not transactions) */
+  const lists: string[] = [];
   const nft = {
     run(cmds: string): NftResult {
-      runs.push(cmds);
+      (cmds.startsWith('list ') ? lists : runs).push(cmds);
       const ok = !(opts.fail?.(cmds) ?? false);
-      return { ok, output: '', error: ok ? '' : 'Error: No such file or directory' };
+      return { ok, output: opts.listed?.(cmds) ?? '', error: ok ? '' : 'Error: No such file or directory' };
     },
   };
   const net = {
@@ -79,7 +83,7 @@ function plane(
     ...(opts.ctTimeouts ? { ctTimeouts: () => opts.ctTimeouts as CtTimeouts } : {}),
     ...(opts.setSizes ? { setSizes: opts.setSizes } : {}),
   });
-  return { p, runs, flushed, flushedAfter, flushArgs, logs, asked };
+  return { p, runs, lists, flushed, flushedAfter, flushArgs, logs, asked };
 }
 
 const add = (key: ServiceKey, forward: DestParams['forward'], rs: string[]): TableOp[] => [
@@ -388,11 +392,12 @@ test("expire_nodest_conn off: each connection of a gone real server is dropped u
   const at: number[] = [];
   const deadline = Date.now() + 4000;
   let seen = 0;
-  while (!(runs.at(-1) ?? '').includes('delete element ip keepvs nodest') && Date.now() < deadline) {
+  for (;;) {
     if (flushArgs.length > seen) {
       at.push(Date.now() - t0);
       seen = flushArgs.length;
     }
+    if ((runs.at(-1) ?? '').includes('delete element ip keepvs nodest') || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 10));
   }
   const one = (cport: number) => [
@@ -414,6 +419,56 @@ test("expire_nodest_conn off: each connection of a gone real server is dropped u
     (runs.at(-1) ?? '').includes('delete element ip keepvs nodest { 198.18.0.100 . tcp . 80 . 198.18.1.12 . 80 }'),
   );
   await p.stop(0);
+});
+
+test('expire_nodest_conn off: a restarted keepvs keeps dropping what the previous one listed (its nodest sets), unless the real server is in its service again', async () => {
+  const elem = (val: unknown[], expires: number) => ({ elem: { val: { concat: val }, timeout: 960, expires } });
+  const sets: Record<string, unknown[]> = {
+    'list set ip keepvs nodest': [
+      elem(['198.18.0.100', 'tcp', 80, '198.18.1.12', 80], 500),
+      // in the configuration again: IPVS takes it back from the trash
+      elem(['198.18.0.100', 'tcp', 80, '198.18.1.11', 80], 500),
+    ],
+    'list set ip6 keepvs nodest_rs': ['tcp', 'udp', 'sctp'].map((p) => elem(['2001:2:0:1::12', p, 8080], 200)),
+  };
+  const listed = (c: string) =>
+    sets[c] ? JSON.stringify({ nftables: [{ metainfo: {} }, { set: { elem: sets[c] } }] }) : undefined;
+  const { p, runs, lists, logs } = plane({ keep: true, listed });
+  const FWM: ServiceKey = { kind: 'fwmark', fwmark: 7, family: 6 };
+  await p.apply([
+    ...add(KEY, 'masq', ['198.18.1.11']),
+    { op: 'add-service', key: FWM, params: SP },
+    { op: 'add-dest', key: FWM, dest: { address: '2001:2:0:1::11', port: 8080 }, params: dp('masq') },
+  ]);
+  // read before the first transaction rebuilds the tables, listed again in it with the time they had left
+  assert.ok(lists.includes('list set ip keepvs nodest'));
+  const t = runs[0];
+  assert.match(t, /^add table ip keepvs\ndelete table ip keepvs/);
+  assert.match(
+    t,
+    /add element ip keepvs nodest \{ 198\.18\.0\.100 \. tcp \. 80 \. 198\.18\.1\.12 \. 80 timeout (499|500)s \}/,
+  );
+  assert.doesNotMatch(t, /198\.18\.1\.11 \. 80 timeout/);
+  for (const proto of ['tcp', 'udp', 'sctp'])
+    assert.match(
+      t,
+      new RegExp(`add element ip6 keepvs nodest_rs \\{ 2001:2:0:1::12 \\. ${proto} \\. 8080 timeout (199|200)s`),
+    );
+  assert.ok(t.includes(`add rule ip keepvs nodest_pre ${NODEST_RULE}`), t);
+  assert.match(t, /add rule ip6 keepvs nodest_pre meta l4proto udp .*@nodest_rs counter drop/);
+  assert.ok(
+    logs.some((l) => /2 removed real servers/.test(l)),
+    logs.join('\n'),
+  );
+  // back (a check passes): unlisted, by its elements (the fwmark's mark was not kept)
+  await p.apply([
+    { op: 'add-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 }, params: dp('masq') },
+    { op: 'add-dest', key: FWM, dest: { address: '2001:2:0:1::12', port: 8080 }, params: dp('masq') },
+  ]);
+  const u = runs.at(-1) ?? '';
+  assert.ok(u.includes('delete element ip keepvs nodest { 198.18.0.100 . tcp . 80 . 198.18.1.12 . 80 }'), u);
+  assert.ok(u.includes('delete element ip6 keepvs nodest_rs { 2001:2:0:1::12 . sctp . 8080 }'), u);
+  assert.match(u, /delete chain ip6 keepvs nodest_pre/);
 });
 
 test('expire_nodest_conn off: port-0 and fwmark services list the real server by what their flows tell; IPv6 too', async () => {
@@ -818,7 +873,8 @@ test('content ticks go to the nfnetlink writer; a refusal falls back to libnftab
   const runs: string[] = [];
   const nft = {
     run(cmds: string): NftResult {
-      runs.push(cmds);
+      // transactions only (not the reads, such as the nodest sets at start)
+      if (!cmds.startsWith('list ')) runs.push(cmds);
       return { ok: true, output: '', error: '' };
     },
   };
@@ -989,7 +1045,8 @@ test('lc: the poll estimates each real server holding time from its counters and
   const runs: string[] = [];
   const nft = {
     run(cmds: string): NftResult {
-      runs.push(cmds);
+      // transactions only (not the reads, such as the nodest sets at start)
+      if (!cmds.startsWith('list ')) runs.push(cmds);
       return { ok: true, output: cmds.startsWith('list set ip keepvs st_') ? counterSet() : '', error: '' };
     },
   };
@@ -1092,7 +1149,8 @@ test('--stats packets and bytes from conntrack accounting: live entries plus des
   const runs: string[] = [];
   const nft = {
     run(cmds: string): NftResult {
-      runs.push(cmds);
+      // transactions only (not the reads, such as the nodest sets at start)
+      if (!cmds.startsWith('list ')) runs.push(cmds);
       const m = /^list set ip keepvs (st_\w+)/.exec(cmds);
       return { ok: true, output: m ? counterSet(m[1] as string) : '', error: '' };
     },
@@ -1202,7 +1260,8 @@ test('without per-connection counters the plane counts with the stats forward ch
   const runs: string[] = [];
   const nft = {
     run(cmds: string): NftResult {
-      runs.push(cmds);
+      // transactions only (not the reads, such as the nodest sets at start)
+      if (!cmds.startsWith('list ')) runs.push(cmds);
       return { ok: true, output: '', error: '' };
     },
   };
