@@ -190,6 +190,7 @@ export class LvsService {
               kernel: new BpfTunKernel(),
               routes: { resolve: routeGet, mtu: interfaceMtu },
               ingressOf: (key) => net.deviceOf(key.address, key.family),
+              expireNodestConn: this.expireNodest,
             })
           : undefined;
       const elements = NftNetlink.open();

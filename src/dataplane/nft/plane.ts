@@ -328,6 +328,7 @@ export class NftDataPlane implements DataPlane {
   /** A reload changed expire_nodest_conn: the next removed real server's flows follow it. */
   setOptions(options: RuntimeDataPlaneOptions): void {
     if (options.expireNodestConn) this.expireNodest = options.expireNodestConn === 'close';
+    this.deps.tunnel?.setOptions?.(options);
   }
 
   constructor(private readonly deps: NftPlaneDeps) {
