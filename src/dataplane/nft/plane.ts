@@ -393,6 +393,7 @@ export class NftDataPlane implements DataPlane {
           if (op.params.weight > 0) d.lastWeight = op.params.weight;
         } else {
           this.comeBack(op.key, op.dest);
+          this.addressTaken(op.key, op.dest.address);
           const back = s.removed.get(`${op.dest.address}|${op.dest.port}`);
           s.removed.delete(`${op.dest.address}|${op.dest.port}`);
           s.dests.unshift({
@@ -505,13 +506,9 @@ export class NftDataPlane implements DataPlane {
       return;
     }
     if (this.tunnelled(s) || k?.mode === 'dr' || (k && opsKind(k) === 'nat')) return;
-    const elems = nodestElements(key, dest);
+    const elems = nodestElements(key, dest, !this.addressElsewhere(s, dest.address));
     if (!elems) {
-      this.diagnose(
-        'DP_NODEST_UNTOLD',
-        id,
-        `real server ${dest.address} without a port in a fwmark service: its flows cannot be told apart, they go on until conntrack expires them (expire_nodest_conn resets them)`,
-      );
+      this.untold(id, dest.address);
       return;
     }
     const protocol = key.kind === 'addr' ? key.protocol : 'tcp';
@@ -521,6 +518,39 @@ export class NftDataPlane implements DataPlane {
     this.gone.set(gid, { key, dest, elems, until, conns: null, state: was && was.state !== 'new' ? 'renew' : 'new' });
   }
 
+  /** Whether a service other than `s` (or `s` on another port) has a real server at `address`. */
+  private addressElsewhere(s: PlaneService | null, address: string, family = s?.key.family): boolean {
+    for (const t of this.services.values())
+      if (t.key.family === family && t.dests.some((d) => d.address === address && (t !== s || d.port !== 0)))
+        return true;
+    return false;
+  }
+
+  private untold(id: string, address: string): void {
+    this.diagnose(
+      'DP_NODEST_UNTOLD',
+      id,
+      `real server ${address} without a port in a fwmark service, its address in another service too: its flows cannot be told apart, they go on until conntrack expires them (expire_nodest_conn resets them)`,
+    );
+  }
+
+  /**
+   * A real server at `address` joined a service: a fwmark service's port-less one listed as gone by
+   * its address alone would have this one's flows dropped too; it is unlisted (and said so).
+   */
+  private addressTaken(key: ServiceKey, address: string): void {
+    for (const [gid, g] of this.gone)
+      if (
+        g.state !== 'out' &&
+        g.key.family === key.family &&
+        g.elems.some((e) => e.set === 'nodest_rsa') &&
+        g.dest.address === address
+      ) {
+        this.unlist(gid, g);
+        this.untold(g.key.kind === 'fwmark' ? serviceId(g.key) : gid, address);
+      }
+  }
+
   /** A removed real server is back in its service: IPVS restores it from the trash, its flows go on. */
   private comeBack(key: ServiceKey, dest: Endpoint): void {
     const gid = goneId(key, dest);
@@ -528,7 +558,7 @@ export class NftDataPlane implements DataPlane {
     if (g) this.unlist(gid, g);
     // one a previous keepvs listed: by what its elements hold (a fwmark's mark, a port-less real
     // server's port are not in them)
-    const elems = new Set((nodestElements(key, dest) ?? []).map((e) => `${e.family} ${e.set} ${e.key}`));
+    const elems = new Set((nodestElements(key, dest, true) ?? []).map((e) => `${e.family} ${e.set} ${e.key}`));
     for (const [id, a] of this.gone)
       if (a.adopted && a.elems.some((e) => elems.has(`${e.family} ${e.set} ${e.key}`))) this.unlist(id, a);
   }

@@ -30,6 +30,8 @@ const LADDR = '198.18.1.250';
 const VIP6 = '2001:2::100';
 const LADDR6 = '2001:2:0:1::fa';
 const NAT = 88;
+/** marked 5 on lb1 (the operator's own rule), for the fwmark service */
+const FWM_PORT = 91;
 const FNAT = 89;
 /** per service: two per real server (rr) */
 const FLOWS = 6;
@@ -157,7 +159,7 @@ before(async () => {
   ])
     sh('ip', '-n', `${P}-lb1`, 'addr', 'add', a, 'dev', dev, ...(a.includes(':') ? ['nodad'] : []));
   for (const i of [1, 2, 3]) {
-    spawnIn(`rs${i}`, process.execPath, join(dir, 'rs.mjs'), `rs${i}`, String(NAT), String(FNAT));
+    spawnIn(`rs${i}`, process.execPath, join(dir, 'rs.mjs'), `rs${i}`, String(NAT), String(FNAT), String(FWM_PORT));
     startCheck(i);
   }
   kv = startLabKeepvs({ ns: `${P}-lb1`, dir, conf: CONF, sock: SOCK, args: ['--dataplane', 'nft'] });
@@ -361,5 +363,50 @@ test('keepvs killed with SIGKILL and started again: what the previous one droppe
   const a2 = await c.ping(10000);
   for (const t of targets6) assert.deepEqual(a2[t.name], a0[t.name], `${t.name}: the same real servers answer again`);
   await until('the drop chains gone', () => !/nodest_pre/.test(nft('list', 'table', 'ip', 'keepvs')));
+  c.proc.stdin?.end('exit\n');
+});
+
+test('expire_nodest_conn 0, a fwmark service whose real servers have no port (their addresses in no other service): a removed one gets nothing more on its connections; back, they go on', {
+  skip: !canRun,
+  timeout: 90000,
+}, async () => {
+  // the operator's mark, before keepvs's nat prerouting
+  sh(
+    'ip',
+    'netns',
+    'exec',
+    `${P}-lb1`,
+    'nft',
+    `add table ip kvmark; add chain ip kvmark pre { type filter hook prerouting priority -160; }; add rule ip kvmark pre ip daddr ${VIP} tcp dport ${FWM_PORT} meta mark set 5`,
+  );
+  const real = (i: number) =>
+    `  real_server 198.18.1.1${i} {\n    TCP_CHECK {\n      connect_port 9188\n      connect_timeout 1\n    }\n  }\n`;
+  writeFileSync(
+    CONF,
+    `global_defs {\n  router_id lb1\n}\nvirtual_server fwmark 5 {\n  delay_loop 1\n  lvs_sched rr\n  lvs_method NAT\n  protocol TCP\n${[1, 2, 3].map(real).join('')}}\n`,
+  );
+  kv?.proc.kill('SIGHUP');
+  const inFwm = (i: number) => adm('-Ln').includes(`198.18.1.1${i}:`);
+  await until(
+    'the fwmark service alone, three real servers',
+    () => !/:8[89]/.test(adm('-Ln')) && [1, 2, 3].every(inFwm),
+    20000,
+  );
+  const c = client([{ name: 'fwm', host: VIP, port: FWM_PORT }]);
+  await sleep(1000);
+  const a0 = await c.ping();
+  for (const s of ['rs1', 'rs2', 'rs3']) assert.ok(on(a0, 'fwm', s).length > 0, `a flow on ${s}: ${a0.fwm}`);
+  checkProcs.get(2)?.kill('SIGKILL');
+  await until('rs2 out of the fwmark service', () => !inFwm(2));
+  await sleep(500);
+  const a1 = await c.ping();
+  for (const i of on(a0, 'fwm', 'rs2')) assert.equal(a1.fwm[i], '-', `flow ${i} (rs2, removed): dropped: ${a1.fwm}`);
+  for (const s of ['rs1', 'rs3'])
+    for (const i of on(a0, 'fwm', s)) assert.equal(a1.fwm[i], s, `flow ${i} (${s}) goes on: ${a1.fwm}`);
+  assert.match(nft('list', 'chain', 'ip', 'keepvs', 'nodest_pre'), /@nodest_rsa counter packets [1-9]/);
+  startCheck(2);
+  await until('rs2 back', () => inFwm(2));
+  const a2 = await c.ping(10000);
+  for (const i of on(a0, 'fwm', 'rs2')) assert.equal(a2.fwm[i], 'rs2', `flow ${i} back on rs2: ${a2.fwm}`);
   c.proc.stdin?.end('exit\n');
 });

@@ -512,7 +512,36 @@ test('expire_nodest_conn off: port-0 and fwmark services list the real server by
     ),
     t,
   );
-  // a fwmark real server without a port: any port of it, no tuple tells its flows apart: said so
+  // a fwmark real server without a port, its address in no other service now: listed by address alone
+  for (const proto of ['tcp', 'udp', 'sctp'])
+    assert.ok(t.includes(`add element ip keepvs nodest_rsa { 198.18.1.12 . ${proto} timeout`), proto);
+  assert.ok(
+    t.includes(
+      'add rule ip keepvs nodest_pre ip protocol tcp ct direction original ct status dnat ct reply ip saddr . ip protocol @nodest_rsa counter drop',
+    ),
+    t,
+  );
+  assert.ok(!p.snapshot().diagnostics.some((d) => d.code === 'DP_NODEST_UNTOLD'));
+});
+
+test('expire_nodest_conn off: a port-less fwmark real server whose address another service has cannot be told apart: said so; one listed by address is unlisted when its address joins a service', async () => {
+  const { p, runs } = plane({ keep: true });
+  const FWM: ServiceKey = { kind: 'fwmark', fwmark: 7, family: 4 };
+  await p.apply([
+    ...add(KEY, 'masq', ['198.18.1.11']),
+    { op: 'add-service', key: FWM, params: SP },
+    { op: 'add-dest', key: FWM, dest: { address: '198.18.1.11', port: 0 }, params: dp('masq') },
+    { op: 'add-dest', key: FWM, dest: { address: '198.18.1.12', port: 0 }, params: dp('masq') },
+  ]);
+  // 198.18.1.11 is in the port-80 service too: any port of it would drop that service's flows
+  await p.apply([{ op: 'del-dest', key: FWM, dest: { address: '198.18.1.11', port: 0 } }]);
+  assert.doesNotMatch(runs.at(-1) ?? '', /nodest_rsa \{ 198\.18\.1\.11/);
+  assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_NODEST_UNTOLD' && d.message.includes('198.18.1.11')));
+  await p.apply([{ op: 'del-dest', key: FWM, dest: { address: '198.18.1.12', port: 0 } }]);
+  assert.match(runs.at(-1) ?? '', /add element ip keepvs nodest_rsa \{ 198\.18\.1\.12 \. tcp timeout/);
+  // 198.18.1.12 joins the port-80 service: the drop by address would take its flows too
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 }, params: dp('masq') }]);
+  assert.ok((runs.at(-1) ?? '').includes('delete element ip keepvs nodest_rsa { 198.18.1.12 . tcp }'), runs.at(-1));
   assert.ok(p.snapshot().diagnostics.some((d) => d.code === 'DP_NODEST_UNTOLD' && d.message.includes('198.18.1.12')));
 });
 
