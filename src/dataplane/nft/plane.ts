@@ -7,6 +7,7 @@
  * slot maps of the connection-count schedulers (lc, wlc, sed, nq, ovf...) and of thresholds.
  */
 
+import ipaddr from 'ipaddr.js';
 import { type ContentBatch, type ElemValue, type SetChange, statKeyText } from '../../codec/nftables.js';
 import type { Family } from '../../config/model.js';
 import type { UnlistedEntries } from '../../lb/conn-list.js';
@@ -59,6 +60,7 @@ import {
   deleteService,
   deviceChain,
   drDispatchMaps,
+  flowClients,
   OPS_REV_MAP,
   OPS_RS_SET,
   opsHooks,
@@ -200,7 +202,54 @@ function statElem(e: string): { key: ElemValue } {
 }
 
 const IPV6_FLOW_KEY_REASON =
-  'pinned IPv6 DR flow: the flow map keeps only the low 96 bits of the client address (nft 1.0.6 cannot update a dynamic map with a longer key)';
+  'pinned IPv6 DR flow: the flow map keeps only the low 96 bits of the client address (nft 1.0.6 cannot update a dynamic map with a longer key), and the client set has none or several addresses with them';
+
+/** The values of a plain set (`nft -j list set`): addresses. */
+function parseSetValues(json: string): string[] {
+  const out: string[] = [];
+  try {
+    const doc = JSON.parse(json) as { nftables?: { set?: { elem?: unknown[] } }[] };
+    for (const item of doc.nftables ?? [])
+      for (const e of item.set?.elem ?? []) {
+        const v = typeof e === 'string' ? e : (e as { elem?: { val?: unknown } }).elem?.val;
+        if (typeof v === 'string') out.push(v);
+      }
+  } catch {}
+  return out;
+}
+
+/** The low 96 bits of an IPv6 address (header bytes 12-23 of its packets: render.ts flowKey). */
+function low96(address: string): bigint | null {
+  try {
+    const b = ipaddr.IPv6.parse(address).toByteArray();
+    let v = 0n;
+    for (const x of b.slice(4)) v = (v << 8n) | BigInt(x);
+    return v;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * An IPv6 flow-map key (low 96 bits of the client address, both ports in one 32-bit word) with its
+ * client, when exactly one pinned client has those bits; else null.
+ */
+function flow6(
+  key: readonly (string | number)[],
+  clients: Map<bigint, string[]>,
+): { client: string; sport: number; dport: number } | null {
+  const [low, ports] = key;
+  let bits: bigint;
+  try {
+    bits = BigInt(low);
+  } catch {
+    return null;
+  }
+  const found = clients.get(bits);
+  if (found?.length !== 1) return null;
+  const p = Number(ports);
+  return { client: found[0], sport: p >>> 16, dport: p & 0xffff };
+}
 
 /** conntrack TCP states as IPVS names them (ip_vs_proto_tcp.c tcp_state_name). */
 export function ipvsState(e: CtEntry): ConnState {
@@ -1478,7 +1527,7 @@ export class NftDataPlane implements DataPlane {
     const out: ConnSnapshot[] = [];
     for (const [id, ks] of this.applied) {
       const persistent = ks.params.persistentTimeout !== undefined;
-      const pinned = !templatesOnly && pinsFlows(ks) && ks.family === 4;
+      const pinned = !templatesOnly && pinsFlows(ks);
       if (!persistent && !pinned) continue;
       const o = serviceObjects(id);
       const table = ks.mode === 'dr' ? `netdev ${TABLE}` : `${ks.family === 6 ? 'ip6' : 'ip'} ${TABLE}`;
@@ -1490,10 +1539,16 @@ export class NftDataPlane implements DataPlane {
         k.kind === 'addr'
           ? { address: k.address, port: k.port }
           : { address: ks.family === 4 ? '0.0.0.0' : '::', port: k.fwmark };
+      const clients = pinned && ks.family === 6 ? this.flowClients(id) : null;
       for (const e of parseDynamicMap(r.output)) {
         const d = ks.dests.find((x) => x.mark === e.mark);
         if (!d) continue; // a removed server's mark: no destination (it expires)
-        const [client, sport, dport] = e.key;
+        let [client, sport, dport] = e.key;
+        if (clients) {
+          const f = flow6(e.key, clients);
+          if (!f) continue; // its client not told (unlistedFlows counts it)
+          [client, sport, dport] = [f.client, f.sport, f.dport];
+        }
         out.push({
           protocol,
           client: { address: String(client), port: persistent ? 0 : Number(sport) },
@@ -1509,6 +1564,19 @@ export class NftDataPlane implements DataPlane {
           ...(persistent ? {} : { pinned: true }),
         });
       }
+    }
+    return out;
+  }
+
+  /** An IPv6 DR service's pinned clients (render.ts flowClients), by the low 96 bits of their address. */
+  private flowClients(id: string): Map<bigint, string[]> {
+    const out = new Map<bigint, string[]>();
+    const r = this.deps.nft.run(`list set netdev ${TABLE} ${flowClients(id)}`, true);
+    if (!r.ok) return out;
+    for (const a of parseSetValues(r.output)) {
+      const low = low96(a);
+      if (low === null) continue;
+      out.set(low, [...(out.get(low) ?? []), a]);
     }
     return out;
   }
@@ -1539,7 +1607,9 @@ export class NftDataPlane implements DataPlane {
       const r = this.deps.nft.run(`list map netdev ${TABLE} ${serviceObjects(id).flows}`, true);
       if (!r.ok) continue;
       const counts = new Map<number, number>();
-      for (const e of parseDynamicMap(r.output)) counts.set(e.mark, (counts.get(e.mark) ?? 0) + 1);
+      const clients = this.flowClients(id);
+      for (const e of parseDynamicMap(r.output))
+        if (!flow6(e.key, clients)) counts.set(e.mark, (counts.get(e.mark) ?? 0) + 1);
       for (const d of ks.dests) {
         const count = counts.get(d.mark) ?? 0;
         if (count > 0)

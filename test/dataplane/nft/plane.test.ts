@@ -798,6 +798,68 @@ test('counter-set elements follow the real servers, shared ones kept while a ser
   assert.doesNotMatch(runs[4], /delete element ip keepvs st_/);
 });
 
+test('flow_pinning (DR) IPv6: a client set next to the flow map; -Lnc lists each pinned flow with its client when one client has its low 96 bits', async () => {
+  const c = 's_tcp__2001_2__100__82';
+  const flows = (k: string) => ({ elem: { val: { concat: [k, (40001 << 16) | 82] }, expires: 500 } });
+  const listed = (cmd: string) => {
+    if (cmd === `list map netdev keepvs ${c}_flows`)
+      return JSON.stringify({
+        nftables: [
+          {
+            map: {
+              elem: [
+                [flows('0x100000000000000000010'), 1],
+                [flows('0x200000000000000000099'), 1],
+              ],
+            },
+          },
+        ],
+      });
+    if (cmd === `list set netdev keepvs ${c}_flows_c6`)
+      // the first flow's client; two clients share the second one's low 96 bits: not told apart
+      return JSON.stringify({
+        nftables: [
+          { set: { elem: [{ elem: { val: '2001:2:1::10', expires: 500 } }, '2001:3:2::99', '2001:4:2::99'] } },
+        ],
+      });
+    return undefined;
+  };
+  const { p, runs } = plane({ listed });
+  const key: ServiceKey = { kind: 'addr', protocol: 'tcp', family: 6, address: '2001:2::100', port: 82 };
+  await p.apply([
+    { op: 'add-service', key, params: { ...SP, scheduler: 'mh', flowPinTimeout: 600 } },
+    { op: 'add-dest', key, dest: { address: '2001:2:0:1::11', port: 82 }, params: dp('route') },
+  ]);
+  assert.match(
+    runs[0],
+    new RegExp(
+      `add set netdev keepvs ${c}_flows_c6 \\{ typeof ip6 saddr; size 262144; flags dynamic,timeout; timeout 600s; \\}`,
+    ),
+  );
+  assert.ok(
+    runs[0].includes(`update @${c}_flows { @nh,96,96 . @th,0,32 : meta mark } update @${c}_flows_c6 { ip6 saddr } fwd`),
+    runs[0],
+  );
+  const conns = p.connections().filter((x) => x.pinned);
+  assert.deepEqual(
+    conns.map((x) => [x.client, x.virtual, x.dest]),
+    [
+      [
+        { address: '2001:2:1::10', port: 40001 },
+        { address: '2001:2::100', port: 82 },
+        { address: '2001:2:0:1::11', port: 82 },
+      ],
+    ],
+  );
+  assert.deepEqual(
+    p.unlistedFlows().map((u) => u.count),
+    [1],
+  );
+  // pinning off: the set goes with the flow map
+  await p.apply([{ op: 'edit-service', key, params: { ...SP, scheduler: 'mh' } }]);
+  assert.ok((runs.at(-1) ?? '').includes(`delete set netdev keepvs ${c}_flows_c6`), runs.at(-1));
+});
+
 test('flow_pinning (DR): a flow map looked up first; weight changes refill slots and MACs, never the flows', async () => {
   const { p, runs } = plane();
   const pin: ServiceParams = { ...SP, scheduler: 'mh', flowPinTimeout: 600 };
