@@ -711,7 +711,7 @@ export class NftDataPlane implements DataPlane {
     }
     this.goneRules = rules;
     this.armGoneTimer();
-    for (const g of fresh) void this.measureGone(g);
+    if (fresh.length) void this.measureGone(fresh);
   }
 
   /**
@@ -721,36 +721,51 @@ export class NftDataPlane implements DataPlane {
    * so it fires the state's timeout after the last packet forwarded, not after the removal. Read after
    * the drop is in: conntrack's timeout, refreshed by every packet until then, tells that packet.
    */
-  private async measureGone(g: GoneDest): Promise<void> {
+  private async measureGone(fresh: readonly GoneDest[]): Promise<void> {
     // adopted: the drop has been refreshing conntrack's timeouts since the removal
-    if (g.adopted) return;
+    const gs = fresh.filter((g) => !g.adopted);
+    if (!gs.length || !this.deps.ctTimeouts) return;
     const ct = this.deps.conntrack;
-    const key = g.key;
-    const wanted: CtWanted = (f, dst) => f === key.family && (key.kind !== 'addr' || dst === key.address);
+    // one read for every server removed in this transaction
+    const vips = new Set(
+      gs.map((g) => (g.key.kind === 'addr' ? `${g.key.family}|${g.key.address}` : `${g.key.family}|*`)),
+    );
+    const wanted: CtWanted = (f, dst) => vips.has(`${f}|${dst}`) || vips.has(`${f}|*`);
     let entries: CtEntry[];
     try {
       entries = await (ct.listFresh ? ct.listFresh(wanted) : ct.list(wanted));
     } catch {
       return; // then the whole lifetime, as before
     }
-    if (this.gone.get(goneId(key, g.dest)) !== g || g.state !== 'in') return;
-    const port = g.dest.port || (key.kind === 'addr' ? key.port : 0);
-    if (!this.deps.ctTimeouts) return;
     const times = (this.ctTimeouts ??= this.deps.ctTimeouts());
     const now = Date.now();
-    g.conns = [];
-    for (const e of entries) {
-      if (e.reply.src !== g.dest.address || (port !== 0 && e.reply.sport !== port)) continue;
-      if (key.kind === 'addr' && (e.protocol !== key.protocol || (key.port !== 0 && e.original.dport !== key.port)))
-        continue;
-      if (e.original.dst === e.reply.src && e.original.dport === e.reply.sport) continue; // not DNATed
-      const idle = ctIdleSeconds(e, times);
-      const t = stateTimeoutSeconds(ipvsState(e), this.timeouts);
-      // never past the elements' own lifetime (their kernel timeout)
-      const until = idle === null ? g.until : Math.min(g.until, now + (t - idle) * 1000);
-      g.conns.push({ entry: e, until });
+    for (const g of gs) {
+      if (this.gone.get(goneId(g.key, g.dest)) !== g || g.state !== 'in') continue;
+      const key = g.key;
+      const port = g.dest.port || (key.kind === 'addr' ? key.port : 0);
+      const conns: { entry: CtEntry; until: number }[] = [];
+      let last = now;
+      for (const e of entries) {
+        if (e.family !== key.family || e.reply.src !== g.dest.address || (port !== 0 && e.reply.sport !== port))
+          continue;
+        if (
+          key.kind === 'addr' &&
+          (e.original.dst !== key.address ||
+            e.protocol !== key.protocol ||
+            (key.port !== 0 && e.original.dport !== key.port))
+        )
+          continue;
+        if (e.original.dst === e.reply.src && e.original.dport === e.reply.sport) continue; // not DNATed
+        const idle = ctIdleSeconds(e, times);
+        const t = stateTimeoutSeconds(ipvsState(e), this.timeouts);
+        // never past the elements' own lifetime (their kernel timeout)
+        const until = idle === null ? g.until : Math.min(g.until, now + (t - idle) * 1000);
+        conns.push({ entry: e, until });
+        last = Math.max(last, until);
+      }
+      g.conns = conns;
+      g.until = last;
     }
-    g.until = Math.max(now, ...g.conns.map((c) => c.until));
     this.armGoneTimer();
   }
 
@@ -759,8 +774,12 @@ export class NftDataPlane implements DataPlane {
     this.goneTimer = null;
     if (this.stopped) return;
     let next = Number.POSITIVE_INFINITY;
-    for (const g of this.gone.values())
-      if (g.state === 'in') for (const c of g.conns ?? [g]) next = Math.min(next, c.until);
+    for (const g of this.gone.values()) {
+      if (g.state !== 'in') continue;
+      // its own end too: with no connection left (or none found) it is due at once
+      next = Math.min(next, g.until);
+      for (const c of g.conns ?? []) next = Math.min(next, c.until);
+    }
     for (const s of this.services.values()) for (const r of s.removed.values()) next = Math.min(next, r.until);
     if (next === Number.POSITIVE_INFINITY) return;
     this.goneTimer = setTimeout(() => void this.goneExpired(), Math.max(0, next - Date.now()));

@@ -421,6 +421,25 @@ test("expire_nodest_conn off: each connection of a gone real server is dropped u
   await p.stop(0);
 });
 
+test('expire_nodest_conn off: a removed real server with no connection left is unlisted at once (nothing to drop)', async () => {
+  const tcp = { ESTABLISHED: 100 };
+  const { p, runs, flushArgs } = plane({ keep: true, ctTimeouts: { tcp, tcpUnacked: 300, udp: 30, udpStream: 120 } });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11', '198.18.1.12']));
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 } }]);
+  assert.match(
+    runs.at(-1) ?? '',
+    /add element ip keepvs nodest \{ 198\.18\.0\.100 \. tcp \. 80 \. 198\.18\.1\.12 \. 80 timeout 960s/,
+  );
+  const deadline = Date.now() + 2000;
+  while (!(runs.at(-1) ?? '').includes('delete element ip keepvs nodest') && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 10));
+  assert.ok(
+    (runs.at(-1) ?? '').includes('delete element ip keepvs nodest { 198.18.0.100 . tcp . 80 . 198.18.1.12 . 80 }'),
+  );
+  assert.deepEqual(flushArgs, [['198.18.1.12', 80, 'tcp', 4, { address: '198.18.0.100', port: 80 }]]);
+  await p.stop(0);
+});
+
 test('expire_nodest_conn off: a restarted keepvs keeps dropping what the previous one listed (its nodest sets), unless the real server is in its service again', async () => {
   const elem = (val: unknown[], expires: number) => ({ elem: { val: { concat: val }, timeout: 960, expires } });
   const sets: Record<string, unknown[]> = {
