@@ -22,6 +22,7 @@ import { withReplicaCounters } from '../lb/merge.js';
 import { OperatorState, type OperatorStateData } from '../lb/operator.js';
 import { LbTable } from '../lb/table.js';
 import { type ConnSnapshot, destId, serviceId, type TableOp, type TableSnapshot } from '../lb/types.js';
+import { readCtTimeouts } from '../os/conntrack-timeouts.js';
 import { openConntrack } from '../os/ctnetlink.js';
 import { NodeDialer } from '../os/dialer.js';
 import { NodeFileReader } from '../os/file-reader.js';
@@ -189,6 +190,7 @@ export class LvsService {
               kernel: new BpfTunKernel(),
               routes: { resolve: routeGet, mtu: interfaceMtu },
               ingressOf: (key) => net.deviceOf(key.address, key.family),
+              expireNodestConn: this.expireNodest,
             })
           : undefined;
       const elements = NftNetlink.open();
@@ -200,6 +202,7 @@ export class LvsService {
         conntrack: openConntrack(deps.runner, (m) => deps.logger.log('warning', m)),
         logger: deps.logger,
         expireNodestConn: this.expireNodest,
+        ctTimeouts: () => readCtTimeouts(),
         context: (id) => {
           const laddrs = this.localAddresses.get(id);
           return laddrs ? { localAddresses: laddrs } : undefined;

@@ -119,6 +119,11 @@ export class ConntrackTable implements ConntrackPort {
     return out;
   }
 
+  /** The kernel's entries read now (a held entry's timeout is as old as its last event or dump). */
+  listFresh(wanted?: CtWanted): Promise<CtEntry[]> {
+    return this.dump.list(wanted);
+  }
+
   /**
    * The table read now, synchronously (ipvsadm -Z: the counters at that moment), which also becomes
    * the table held; without a synchronous reader, what is held.

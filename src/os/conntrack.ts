@@ -158,6 +158,11 @@ export function parseConntrack(text: string, wanted?: CtWanted): CtEntry[] {
 export interface ConntrackPort {
   /** the table's entries; with `wanted`, only those it accepts (the others are not parsed) */
   list(wanted?: CtWanted): Promise<CtEntry[]>;
+  /**
+   * the entries as the kernel holds them now (their timeouts as packets last refreshed them); absent:
+   * `list` reads the kernel each time already
+   */
+  listFresh?(wanted?: CtWanted): Promise<CtEntry[]>;
   /** the same, read synchronously (ipvsadm -Z: the counters at that moment) */
   listSync?(wanted?: CtWanted): CtEntry[];
   /**
@@ -183,6 +188,8 @@ export interface ConntrackPort {
 export interface CtService {
   readonly address: string;
   readonly port: number;
+  /** one connection only: its client's address and port */
+  readonly client?: { readonly address: string; readonly port: number };
 }
 
 export class ProcConntrack implements ConntrackPort {
@@ -218,6 +225,10 @@ export class ProcConntrack implements ConntrackPort {
     if (service) {
       argv.push('--orig-dst', service.address);
       if (service.port !== 0 && ports) argv.push('--orig-port-dst', String(service.port));
+      if (service.client) {
+        argv.push('--orig-src', service.client.address);
+        if (ports) argv.push('--orig-port-src', String(service.client.port));
+      }
     }
     await this.runner.run(argv, { timeoutMs: 5000 });
   }

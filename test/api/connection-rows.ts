@@ -14,9 +14,13 @@ export interface ConnectionRow {
   kind: string;
 }
 
+/** An endpoint as -Lnc prints it (IPv6 in brackets). */
+const ep = (a: { address: string; port: number }): string =>
+  a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+
 /** A row as -Lnc prints it, without the expire column (it moves between the two reads). */
 export const asLnc = (r: ConnectionRow): string =>
-  `${r.protocol.toUpperCase()} ${r.state} ${r.source.address}:${r.source.port} ${r.virtual.address}:${r.virtual.port} ${r.destination.address}:${r.destination.port}`;
+  `${r.protocol.toUpperCase()} ${r.state} ${ep(r.source)} ${ep(r.virtual)} ${ep(r.destination)}`;
 
 /** -Lnc's entry lines (after its two header lines) in asLnc's form, sorted. */
 export const lncLines = (text: string): string[] =>

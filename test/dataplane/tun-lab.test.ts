@@ -80,7 +80,7 @@ interface Reply {
   ok: boolean;
   error?: string;
   snapshot?: DataPlaneSnapshot;
-  counters?: { encap: number; noReal: number; tooBig: number; error: number };
+  counters?: { encap: number; noReal: number; tooBig: number; error: number; noDest: number };
   slots?: { real: number[]; realSyn: number[]; reals: [number, string][] };
 }
 let director: ChildProcess | undefined;
@@ -471,6 +471,62 @@ test('TUN IPv4: 100 weight and scheduler changes under load fail no request (est
     assert.match(w.stdout, /requests in/);
     assert.doesNotMatch(w.stdout, /Socket errors|Non-2xx/, w.stdout);
   }
+});
+
+// IPVS (ip_vs_core.c ip_vs_in, "Check the server status"): with expire_nodest_conn 0 (the default) a
+// connection whose real server was removed is dropped until its entry expires, not rescheduled
+test("TUN IPv4, expire_nodest_conn off: a removed real server's established flow gets nothing (no reset elsewhere); back, it goes on", {
+  skip: !canRun,
+}, async () => {
+  const r0 = await send({
+    ops: [{ op: 'add-dest', key: key4, dest: { address: RS4[1], port: 80 }, params: tun }],
+    slots: serviceId(key4),
+  });
+  const slots = r0.slots;
+  assert.ok(slots);
+  let port = 0;
+  for (let p = 24500; p < 24600 && !port; p++) if (predict(slots, 4, '198.18.0.10', p, VIP4) === RS4[1]) port = p;
+  assert.ok(port, 'a source port that rs2 serves');
+  // one keep-alive connection: "req" sends a request, prints the server's name ('-' none within 2.5 s, 'x' reset)
+  const script = join(dir, 'ka.mjs');
+  writeFileSync(
+    script,
+    `import net from 'node:net';
+import { createInterface } from 'node:readline';
+const s = net.connect({ host: '${VIP4}', port: 80, localPort: ${port} });
+let dead = false; let got = null; let buf = '';
+s.on('data', (d) => { buf += d; const m = /\\r\\n\\r\\n(rs\\d)/.exec(buf); if (m) { got = m[1]; buf = ''; } });
+s.on('error', () => (dead = true)); s.on('close', () => (dead = true));
+createInterface({ input: process.stdin }).on('line', async (l) => {
+  if (!l.startsWith('req')) process.exit(0);
+  got = null;
+  if (!dead) s.write('GET / HTTP/1.1\\r\\nHost: v\\r\\n\\r\\n');
+  const ms = Number(l.split(' ')[1] || 6000); const end = Date.now() + ms;
+  while (Date.now() < end && !dead && got === null) await new Promise((r) => setTimeout(r, 20));
+  process.stdout.write((dead ? 'x' : got ?? '-') + '\\n');
+});
+`,
+  );
+  const ka = spawn('ip', ['netns', 'exec', `${P}-client`, process.execPath, script], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  procs.push(ka);
+  const lines = createInterface({ input: ka.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]();
+  const req = async (ms = 6000) => {
+    ka.stdin?.write(`req ${ms}\n`);
+    return String((await lines.next()).value);
+  };
+  assert.equal(await req(), 'rs2');
+  const rd = await send({ ops: [{ op: 'del-dest', key: key4, dest: { address: RS4[1], port: 80 } }] });
+  assert.ok(rd.ok, rd.error);
+  // rescheduled, its next segment would reach a server that never saw it and resets it
+  // (within 2 s: the real server's keep-alive timeout, 5 s, would close it, and replies are not checked)
+  assert.equal(await req(2000), '-', 'dropped, not reset');
+  assert.ok(((await send({})).counters?.noDest ?? 0) > 0, 'counted');
+  await send({ ops: [{ op: 'add-dest', key: key4, dest: { address: RS4[1], port: 80 }, params: tun }] });
+  // the request still in flight is retransmitted and answered (two answers: the dropped one's and this one's)
+  assert.equal(await req(), 'rs2');
+  ka.stdin?.end('exit\n');
 });
 
 test('keepvs realserver stop undoes exactly what start did, and a second stop is harmless', {

@@ -105,7 +105,7 @@ test('a TUN service is programmed: reals with their route, slots written before 
 
 test('removing a real server rewrites only the changed slots of the standby region, then flips', async () => {
   const kernel = new FakeKernel();
-  const dp = new TunDataPlane({ kernel, routes: routes(), interfaces: ['eth0'] });
+  const dp = new TunDataPlane({ kernel, routes: routes(), interfaces: ['eth0'], expireNodestConn: true });
   await dp.apply([
     service(),
     ...[1, 2, 3, 4].map((i): TableOp => ({ op: 'add-dest', key, dest: ep(i), params: tun() })),
@@ -129,6 +129,42 @@ test('removing a real server rewrites only the changed slots of the standby regi
   // nothing changed: nothing written
   await dp.apply([{ op: 'edit-dest', key, dest: ep(2), params: tun() }]);
   assert.equal(kernel.log.length, 6);
+});
+
+// IPVS (ip_vs_core.c ip_vs_in, "Check the server status"): with expire_nodest_conn 0 a connection whose
+// destination was removed is dropped, not rescheduled, until its entry expires
+test("expire_nodest_conn off: a removed real server's pinned flows are dropped (its entry marked gone) until its time is up; back before, the same index and generation", async () => {
+  const kernel = new FakeKernel();
+  const dp = new TunDataPlane({ kernel, routes: routes(), interfaces: ['eth0'] });
+  await dp.apply([
+    { op: 'set-timeouts', tcp: 1, tcpfin: 0, udp: 0 },
+    service(),
+    ...[1, 2, 3].map((i): TableOp => ({ op: 'add-dest', key, dest: ep(i), params: tun() })),
+  ]);
+  const index = [...kernel.reals].find(([, r]) => r.daddr === '198.18.1.12')?.[0] as number;
+  const gen = kernel.reals.get(index)?.gen;
+  await dp.apply([{ op: 'del-dest', key, dest: ep(2) }]);
+  assert.ok(
+    kernel.table().every((a) => a !== '198.18.1.12'),
+    'out of the slots: new flows go elsewhere',
+  );
+  assert.deepEqual(kernel.cleared, [], 'not emptied: its pinned flows would reschedule');
+  assert.equal(kernel.reals.get(index)?.gone, true);
+  assert.equal(kernel.reals.get(index)?.gen, gen);
+  // back within the time: IPVS takes it from the trash, its flows go on
+  await dp.apply([{ op: 'add-dest', key, dest: ep(2), params: tun() }]);
+  assert.equal(kernel.reals.get(index)?.gone, undefined);
+  assert.equal(kernel.reals.get(index)?.gen, gen);
+  // removed again: after the time (tcp 1 s) the index is emptied and free
+  await dp.apply([{ op: 'del-dest', key, dest: ep(2) }]);
+  const deadline = Date.now() + 3000;
+  while (!kernel.cleared.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(kernel.cleared, [index]);
+  // expire_nodest_conn on by a reload: emptied at once
+  dp.setOptions({ expireNodestConn: 'close' });
+  await dp.apply([{ op: 'del-dest', key, dest: ep(3) }]);
+  assert.equal(kernel.cleared.length, 2);
+  await dp.stop(0);
 });
 
 test('services without tunnel real servers are left to other planes; a mixed one is diagnosed', async () => {

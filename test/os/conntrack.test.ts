@@ -109,12 +109,21 @@ test("flushDest: the real server's flows of one service only (the same server ma
   await ct.flushDest('198.18.1.11', 80, 'tcp', 4, { address: '198.18.0.100', port: 81 });
   await ct.flushDest('2001:2:0:1::11', 0, 'udp', 6, { address: '2001:2::100', port: 0 });
   await ct.flushDest('198.18.1.12', 8080, 'tcp', 4);
+  // one connection (a gone real server's, its own IPVS time up)
+  await ct.flushDest('198.18.1.12', 80, 'tcp', 4, {
+    address: '198.18.0.100',
+    port: 80,
+    client: { address: '198.18.0.10', port: 40001 },
+  });
   assert.deepEqual(calls, [
     'conntrack -D -f ipv4 -p tcp --reply-src 198.18.1.11 --reply-port-src 80 --orig-dst 198.18.0.100 --orig-port-dst 81'.split(
       ' ',
     ),
     'conntrack -D -f ipv6 -p udp --reply-src 2001:2:0:1::11 --orig-dst 2001:2::100'.split(' '),
     'conntrack -D -f ipv4 -p tcp --reply-src 198.18.1.12 --reply-port-src 8080'.split(' '),
+    'conntrack -D -f ipv4 -p tcp --reply-src 198.18.1.12 --reply-port-src 80 --orig-dst 198.18.0.100 --orig-port-dst 80 --orig-src 198.18.0.10 --orig-port-src 40001'.split(
+      ' ',
+    ),
   ]);
 });
 

@@ -53,7 +53,12 @@ struct kv_real {
 	__u8 encap;     /* KV_ENCAP_* */
 	__be16 port;    /* GUE: UDP destination port (tun_port) */
 	__u32 gen;      /* changes whenever this index is given to another real server */
+	__u32 flags;    /* KV_REAL_* */
 };
+
+/* removed from its service, expire_nodest_conn off: its pinned flows are dropped (IPVS: a connection
+ * whose destination lost IP_VS_DEST_F_AVAILABLE, ip_vs_core.c ip_vs_in) until keepvs frees the index */
+#define KV_REAL_GONE 1u
 
 /* Flow pinning (IPVS's connection table, stateless): a flow keeps its real server across table changes. */
 struct kv_flow_key {
@@ -85,6 +90,7 @@ struct kv_real_stats {
 #define KV_ST_ERROR 3     /* adjust_room / store failed: dropped */
 #define KV_ST_DECAP 4     /* real server: packets decapsulated */
 #define KV_ST_NOT_VIP 5   /* real server: IPIP to an address that is not a configured VIP: passed on */
+#define KV_ST_NO_DEST 6   /* a pinned flow of a removed real server (expire_nodest_conn off): dropped */
 #define KV_ST_MAX 8
 
 /* Real-server side: a VIP the decapsulation program accepts. */

@@ -356,6 +356,10 @@ int kv_tun_encap(struct __sk_buff *skb)
 			__u32 pinned = fv->real;
 			struct kv_real *pr = bpf_map_lookup_elem(&kv_reals, &pinned);
 			if (pr && pr->gen == fv->gen && pr->family == f.family) {
+				if (pr->flags & KV_REAL_GONE) {
+					count(KV_ST_NO_DEST);
+					return TC_ACT_SHOT;
+				}
 				ri = pinned;
 				r = pr;
 			}

@@ -13,6 +13,9 @@
  *   nodest     VIP . proto . port . real server . port   (services with a port)
  *   nodest_p0  VIP . proto . real server                  (port-0 services: any port)
  *   nodest_rs  real server . proto . port                 (fwmark services: any VIP)
+ *   nodest_rsa real server . proto                        (a fwmark service's real server without a
+ *                                                          port: any port, when no other service has
+ *                                                          that address, so its flows are this one's)
  * A real server's reply endpoint is `ct reply saddr . ct reply proto-src`; nft 1.0.6 gives
  * proto-src a type only after a transport-protocol match, so there is one rule per protocol. The
  * chains exist only while a set holds elements (plane.ts): no cost per packet otherwise.
@@ -23,7 +26,7 @@ import { l4 } from './render.js';
 
 type Fam = 'ip' | 'ip6';
 
-export const NODEST_SETS = ['nodest', 'nodest_p0', 'nodest_rs'] as const;
+export const NODEST_SETS = ['nodest', 'nodest_p0', 'nodest_rs', 'nodest_rsa'] as const;
 export type NodestSet = (typeof NODEST_SETS)[number];
 
 /** the protocols a fwmark service's real server is listed under (a mark matches any) */
@@ -45,18 +48,23 @@ export function nodestSets(f: Fam): string[] {
     nodest: `${a} . inet_proto . inet_service . ${a} . inet_service`,
     nodest_p0: `${a} . inet_proto . ${a}`,
     nodest_rs: `${a} . inet_proto . inet_service`,
+    nodest_rsa: `${a} . inet_proto`,
   };
   return NODEST_SETS.map((n) => `add set ${t} ${n} { type ${types[n]}; flags timeout; }`);
 }
 
 /**
  * The elements listing one removed real server of one service; null when its flows cannot be told
- * apart by their conntrack tuple (a fwmark service's real server without a port: any port of it).
+ * apart by their conntrack tuple (a fwmark service's real server without a port, any port of it,
+ * whose address another service also has: `alone` false).
  */
-export function nodestElements(key: ServiceKey, dest: Endpoint): NodestElem[] | null {
+export function nodestElements(key: ServiceKey, dest: Endpoint, alone = false): NodestElem[] | null {
   const family: Fam = key.family === 6 ? 'ip6' : 'ip';
   if (key.kind === 'fwmark') {
-    if (dest.port === 0) return null;
+    if (dest.port === 0)
+      return alone
+        ? FWMARK_PROTOCOLS.map((p) => ({ family, set: 'nodest_rsa', key: `${dest.address} . ${p}`, protocol: p }))
+        : null;
     return FWMARK_PROTOCOLS.map((p) => ({
       family,
       set: 'nodest_rs',
@@ -94,6 +102,7 @@ function dropRule(f: Fam, chain: string, set: NodestSet, protocol: string): stri
     nodest: `${f} daddr . ${l4(f)} . th dport . ${rs} . ct reply proto-src`,
     nodest_p0: `${f} daddr . ${l4(f)} . ${rs}`,
     nodest_rs: `${rs} . ${l4(f)} . ct reply proto-src`,
+    nodest_rsa: `${rs} . ${l4(f)}`,
   };
   return `add rule ${t} ${chain} ${l4(f)} ${protocol} ct direction original ct status dnat ${key[set]} @${set} counter drop`;
 }
@@ -114,4 +123,64 @@ export function nodestHooks(f: Fam, pairs: readonly (readonly [NodestSet, string
     had ? `flush chain ${t} ${c}` : `add chain ${t} ${c} { type filter hook ${hook} priority mangle; policy accept; }`,
     ...pairs.map(([s, p]) => dropRule(f, c, s, p)),
   ]);
+}
+
+/** A gone real server as a previous keepvs listed it: the service (a fwmark one's mark is not kept: 0). */
+export interface ListedGone {
+  readonly key: ServiceKey;
+  readonly dest: Endpoint;
+  readonly elems: NodestElem[];
+  /** seconds the kernel keeps its elements still (the least of them) */
+  expiresS: number;
+}
+
+/**
+ * The gone real servers in the `nft -j list set` output of one nodest set (keepvs restarted: the
+ * tables outlive it). A fwmark service's real server has one element per protocol: one entry.
+ */
+export function parseNodestSet(f: Fam, set: NodestSet, json: string): ListedGone[] {
+  const family = f === 'ip6' ? 6 : 4;
+  const out = new Map<string, ListedGone>();
+  let doc: { nftables?: { set?: { elem?: unknown[] } }[] };
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    return [];
+  }
+  for (const item of doc.nftables ?? [])
+    for (const e of item.set?.elem ?? []) {
+      const el = (e as { elem?: { val?: { concat?: unknown[] }; expires?: number } }).elem;
+      const v = el?.val?.concat?.map(String);
+      const expiresS = el?.expires ?? 0;
+      if (!v) continue;
+      let key: ServiceKey;
+      let dest: Endpoint;
+      let protocol: string;
+      if (set === 'nodest' && v.length === 5) {
+        protocol = v[1];
+        key = { kind: 'addr', family, protocol: protocol as 'tcp', address: v[0], port: Number(v[2]) };
+        dest = { address: v[3], port: Number(v[4]) };
+      } else if (set === 'nodest_p0' && v.length === 3) {
+        protocol = v[1];
+        key = { kind: 'addr', family, protocol: protocol as 'tcp', address: v[0], port: 0 };
+        dest = { address: v[2], port: 0 };
+      } else if (set === 'nodest_rs' && v.length === 3) {
+        protocol = v[1];
+        key = { kind: 'fwmark', family, fwmark: 0 };
+        dest = { address: v[0], port: Number(v[2]) };
+      } else if (set === 'nodest_rsa' && v.length === 2) {
+        protocol = v[1];
+        key = { kind: 'fwmark', family, fwmark: 0 };
+        dest = { address: v[0], port: 0 };
+      } else continue;
+      const id = `${set}|${key.kind === 'addr' ? `${key.protocol}|${key.address}|${key.port}` : ''}|${dest.address}|${dest.port}`;
+      const elem: NodestElem = { family: f, set, key: v.join(' . '), protocol };
+      const had = out.get(id);
+      if (!had) out.set(id, { key, dest, elems: [elem], expiresS });
+      else {
+        had.elems.push(elem);
+        had.expiresS = Math.min(had.expiresS, expiresS);
+      }
+    }
+  return [...out.values()];
 }

@@ -7,10 +7,11 @@
  * slot maps of the connection-count schedulers (lc, wlc, sed, nq, ovf...) and of thresholds.
  */
 
+import ipaddr from 'ipaddr.js';
 import { type ContentBatch, type ElemValue, type SetChange, statKeyText } from '../../codec/nftables.js';
 import type { Family } from '../../config/model.js';
 import type { UnlistedEntries } from '../../lb/conn-list.js';
-import { DEFAULT_TIMEOUTS, mergeTimeouts } from '../../lb/timeouts.js';
+import { DEFAULT_TIMEOUTS, mergeTimeouts, stateTimeoutSeconds } from '../../lb/timeouts.js';
 import {
   type ConnSnapshot,
   type ConnState,
@@ -25,6 +26,7 @@ import {
   type TableOp,
 } from '../../lb/types.js';
 import type { ConntrackPort, CtCounters, CtEntry, CtService, CtWanted } from '../../os/conntrack.js';
+import { type CtTimeouts, ctIdleSeconds } from '../../os/conntrack-timeouts.js';
 import type { NftRunner } from '../../os/libnftables.js';
 import type { NetInfo } from '../../os/netinfo.js';
 import type { NftContentWriter } from '../../os/nft-netlink.js';
@@ -46,6 +48,7 @@ import {
   type NodestSet,
   nodestElements,
   nodestHooks,
+  parseNodestSet,
 } from './nodest.js';
 import {
   addService,
@@ -57,6 +60,7 @@ import {
   deleteService,
   deviceChain,
   drDispatchMaps,
+  flowClients,
   OPS_REV_MAP,
   OPS_RS_SET,
   opsHooks,
@@ -98,6 +102,11 @@ export interface NftPlaneDeps {
    * services are refused.
    */
   readonly tunnel?: DataPlane & { detach(): Promise<void> };
+  /**
+   * conntrack's per-state timeouts (the daemon: this namespace's sysctls, conntrack-timeouts.ts);
+   * absent: a gone real server's connections are all dropped for the state's whole timeout
+   */
+  readonly ctTimeouts?: () => CtTimeouts;
   /** conntrack poll period, ms (default 1000; 0 = never, tests) */
   readonly pollMs?: number;
   /** least declared sizes of the stats sets and DR dispatch maps (render.ts; tests make them small) */
@@ -193,7 +202,54 @@ function statElem(e: string): { key: ElemValue } {
 }
 
 const IPV6_FLOW_KEY_REASON =
-  'pinned IPv6 DR flow: the flow map keeps only the low 96 bits of the client address (nft 1.0.6 cannot update a dynamic map with a longer key)';
+  'pinned IPv6 DR flow: the flow map keeps only the low 96 bits of the client address (nft 1.0.6 cannot update a dynamic map with a longer key), and the client set has none or several addresses with them';
+
+/** The values of a plain set (`nft -j list set`): addresses. */
+function parseSetValues(json: string): string[] {
+  const out: string[] = [];
+  try {
+    const doc = JSON.parse(json) as { nftables?: { set?: { elem?: unknown[] } }[] };
+    for (const item of doc.nftables ?? [])
+      for (const e of item.set?.elem ?? []) {
+        const v = typeof e === 'string' ? e : (e as { elem?: { val?: unknown } }).elem?.val;
+        if (typeof v === 'string') out.push(v);
+      }
+  } catch {}
+  return out;
+}
+
+/** The low 96 bits of an IPv6 address (header bytes 12-23 of its packets: render.ts flowKey). */
+function low96(address: string): bigint | null {
+  try {
+    const b = ipaddr.IPv6.parse(address).toByteArray();
+    let v = 0n;
+    for (const x of b.slice(4)) v = (v << 8n) | BigInt(x);
+    return v;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * An IPv6 flow-map key (low 96 bits of the client address, both ports in one 32-bit word) with its
+ * client, when exactly one pinned client has those bits; else null.
+ */
+function flow6(
+  key: readonly (string | number)[],
+  clients: Map<bigint, string[]>,
+): { client: string; sport: number; dport: number } | null {
+  const [low, ports] = key;
+  let bits: bigint;
+  try {
+    bits = BigInt(low);
+  } catch {
+    return null;
+  }
+  const found = clients.get(bits);
+  if (found?.length !== 1) return null;
+  const p = Number(ports);
+  return { client: found[0], sport: p >>> 16, dport: p & 0xffff };
+}
 
 /** conntrack TCP states as IPVS names them (ip_vs_proto_tcp.c tcp_state_name). */
 export function ipvsState(e: CtEntry): ConnState {
@@ -229,7 +285,15 @@ interface GoneDest {
   readonly key: ServiceKey;
   readonly dest: Endpoint;
   readonly elems: readonly NodestElem[];
+  /** the elements' lifetime (the longest an entry can be dropped): the removal + the state's timeout */
   until: number;
+  /**
+   * its connections, each dropped until its own IPVS timer would fire (its last forwarded packet +
+   * its state's timeout), read once the drop is in; null until then
+   */
+  conns: { readonly entry: CtEntry; readonly until: number }[] | null;
+  /** listed by the keepvs before this one (its connections' own times are not known) */
+  readonly adopted?: boolean;
   /** new: not in the kernel yet; in: there; renew: there, to be re-added with a new timeout; out: to delete */
   state: 'new' | 'in' | 'renew' | 'out';
 }
@@ -270,6 +334,10 @@ export class NftDataPlane implements DataPlane {
   private goneTimer: NodeJS.Timeout | null = null;
   /** ipvsadm --set: how long a gone real server's flows stay dropped (its IPVS entries' timeout) */
   private timeouts = { ...DEFAULT_TIMEOUTS };
+  /** the previous keepvs's gone real servers were read (adoptGone) */
+  private adoptedGone = false;
+  /** conntrack's per-state timeouts, read at the first removal */
+  private ctTimeouts: CtTimeouts | undefined;
   private scheduled: Promise<void> | null = null;
   private conns: CtEntry[] = [];
   /** stats elements the kernel holds, per family */
@@ -309,6 +377,7 @@ export class NftDataPlane implements DataPlane {
   /** A reload changed expire_nodest_conn: the next removed real server's flows follow it. */
   setOptions(options: RuntimeDataPlaneOptions): void {
     if (options.expireNodestConn) this.expireNodest = options.expireNodestConn === 'close';
+    this.deps.tunnel?.setOptions?.(options);
   }
 
   constructor(private readonly deps: NftPlaneDeps) {
@@ -356,6 +425,8 @@ export class NftDataPlane implements DataPlane {
       }
       case 'del-service': {
         const id = serviceId(op.key);
+        const s = this.services.get(id);
+        if (s) this.unlinkAll(id, s);
         this.services.delete(id);
         this.dirty.add(id);
         break;
@@ -371,6 +442,7 @@ export class NftDataPlane implements DataPlane {
           if (op.params.weight > 0) d.lastWeight = op.params.weight;
         } else {
           this.comeBack(op.key, op.dest);
+          this.addressTaken(op.key, op.dest.address);
           const back = s.removed.get(`${op.dest.address}|${op.dest.port}`);
           s.removed.delete(`${op.dest.address}|${op.dest.port}`);
           s.dests.unshift({
@@ -399,12 +471,14 @@ export class NftDataPlane implements DataPlane {
         // flushed once the transaction that takes it out of the slot map has run (schedule): flushed
         // before, a packet of such a flow (a UDP stream's next datagram, a TCP segment conntrack picks
         // up again) is scheduled through the old map, maybe to the removed server again, and stays
-        if (this.expireNodest ?? this.deps.expireNodestConn) this.expiring.push({ key: op.key, dest: op.dest });
-        else this.keepGone(id, s, op.key, op.dest, gone?.mark);
+        this.unlinked(id, s, op.dest, gone?.mark);
         break;
       }
       case 'clear':
-        for (const id of this.services.keys()) this.dirty.add(id);
+        for (const [id, s] of this.services) {
+          this.unlinkAll(id, s);
+          this.dirty.add(id);
+        }
         this.services.clear();
         break;
       case 'set-timeouts':
@@ -426,6 +500,33 @@ export class NftDataPlane implements DataPlane {
       default:
         break;
     }
+  }
+
+  /** A real server left its service: its flows are reset (expire_nodest_conn) or dropped. */
+  private unlinked(id: string, s: PlaneService, dest: Endpoint, mark?: number): void {
+    if (this.expireNodest ?? this.deps.expireNodestConn) this.expiring.push({ key: s.key, dest });
+    else this.keepGone(id, s, s.key, dest, mark);
+  }
+
+  /**
+   * A deleted service (or ipvsadm -C): IPVS unlinks each of its destinations (ip_vs_ctl.c
+   * __ip_vs_del_service -> __ip_vs_unlink_dest clears IP_VS_DEST_F_AVAILABLE), so its established
+   * connections are no-dest ones in ip_vs_in, as a removed real server's.
+   */
+  private unlinkAll(id: string, s: PlaneService): void {
+    for (const d of s.dests) this.unlinked(id, s, { address: d.address, port: d.port }, d.mark);
+  }
+
+  /** One connection's conntrack entry goes (by its original tuple). */
+  private async expireOne(key: ServiceKey, e: CtEntry): Promise<void> {
+    const service: CtService = {
+      address: e.original.dst,
+      port: e.original.dport,
+      client: { address: e.original.src, port: e.original.sport },
+    };
+    await this.deps.conntrack
+      .flushDest(e.reply.src, e.reply.sport, e.protocol, key.family, service)
+      .catch(() => undefined);
   }
 
   /** Resets a removed real server's flows: its conntrack entries for this service. */
@@ -454,29 +555,115 @@ export class NftDataPlane implements DataPlane {
       return;
     }
     if (this.tunnelled(s) || k?.mode === 'dr' || (k && opsKind(k) === 'nat')) return;
-    const elems = nodestElements(key, dest);
+    const elems = nodestElements(key, dest, !this.addressElsewhere(s, dest.address));
     if (!elems) {
-      this.diagnose(
-        'DP_NODEST_UNTOLD',
-        id,
-        `real server ${dest.address} without a port in a fwmark service: its flows cannot be told apart, they go on until conntrack expires them (expire_nodest_conn resets them)`,
-      );
+      this.untold(id, dest.address);
       return;
     }
     const protocol = key.kind === 'addr' ? key.protocol : 'tcp';
     const until = Date.now() + (protocol === 'udp' ? this.timeouts.udp : this.timeouts.tcp) * 1000;
     const gid = goneId(key, dest);
     const was = this.gone.get(gid);
-    this.gone.set(gid, { key, dest, elems, until, state: was && was.state !== 'new' ? 'renew' : 'new' });
+    this.gone.set(gid, { key, dest, elems, until, conns: null, state: was && was.state !== 'new' ? 'renew' : 'new' });
+  }
+
+  /** Whether a service other than `s` (or `s` on another port) has a real server at `address`. */
+  private addressElsewhere(s: PlaneService | null, address: string, family = s?.key.family): boolean {
+    for (const t of this.services.values())
+      if (t.key.family === family && t.dests.some((d) => d.address === address && (t !== s || d.port !== 0)))
+        return true;
+    return false;
+  }
+
+  private untold(id: string, address: string): void {
+    this.diagnose(
+      'DP_NODEST_UNTOLD',
+      id,
+      `real server ${address} without a port in a fwmark service, its address in another service too: its flows cannot be told apart, they go on until conntrack expires them (expire_nodest_conn resets them)`,
+    );
+  }
+
+  /**
+   * A real server at `address` joined a service: a fwmark service's port-less one listed as gone by
+   * its address alone would have this one's flows dropped too; it is unlisted (and said so).
+   */
+  private addressTaken(key: ServiceKey, address: string): void {
+    for (const [gid, g] of this.gone)
+      if (
+        g.state !== 'out' &&
+        g.key.family === key.family &&
+        g.elems.some((e) => e.set === 'nodest_rsa') &&
+        g.dest.address === address
+      ) {
+        this.unlist(gid, g);
+        this.untold(g.key.kind === 'fwmark' ? serviceId(g.key) : gid, address);
+      }
   }
 
   /** A removed real server is back in its service: IPVS restores it from the trash, its flows go on. */
   private comeBack(key: ServiceKey, dest: Endpoint): void {
     const gid = goneId(key, dest);
     const g = this.gone.get(gid);
-    if (!g) return;
+    if (g) this.unlist(gid, g);
+    // one a previous keepvs listed: by what its elements hold (a fwmark's mark, a port-less real
+    // server's port are not in them)
+    const elems = new Set((nodestElements(key, dest, true) ?? []).map((e) => `${e.family} ${e.set} ${e.key}`));
+    for (const [id, a] of this.gone)
+      if (a.adopted && a.elems.some((e) => elems.has(`${e.family} ${e.set} ${e.key}`))) this.unlist(id, a);
+  }
+
+  private unlist(gid: string, g: GoneDest): void {
     if (g.state === 'new') this.gone.delete(gid);
     else g.state = 'out';
+  }
+
+  /**
+   * keepvs restarted: the real servers the previous one listed as gone (their elements outlive it in
+   * the nodest sets) are dropped on until their time is up, unless the configuration has them in
+   * their service again (IPVS: a destination added again is taken back from the trash). Read
+   * before the first transaction rebuilds the tables; the times left are the elements' (minus the
+   * margin they were given).
+   */
+  private adoptGone(): void {
+    this.adoptedGone = true;
+    const now = Date.now();
+    let n = 0;
+    for (const f of ['ip', 'ip6'] as const)
+      for (const set of NODEST_SETS) {
+        const r = this.deps.nft.run(`list set ${f} ${TABLE} ${set}`, true);
+        if (!r.ok) continue;
+        for (const l of parseNodestSet(f, set, r.output)) {
+          if (this.inService(l.key, l.dest)) continue;
+          const gid = `adopted|${l.elems.map((e) => `${e.family} ${e.set} ${e.key}`).join(',')}`;
+          const until = now + Math.max(0, l.expiresS - NODEST_MARGIN_S) * 1000;
+          this.gone.set(gid, {
+            key: l.key,
+            dest: l.dest,
+            elems: l.elems,
+            until,
+            conns: null,
+            adopted: true,
+            state: 'new',
+          });
+          n++;
+        }
+      }
+    if (n)
+      this.deps.logger.log(
+        'notice',
+        `kernel data plane: ${n} removed real servers' connections still dropped (listed by the previous keepvs)`,
+      );
+  }
+
+  /** Whether a configured service holds this real server (a fwmark one: any of the family's). */
+  private inService(key: ServiceKey, dest: Endpoint): boolean {
+    for (const s of this.services.values()) {
+      if (s.key.family !== key.family || s.key.kind !== key.kind) continue;
+      if (key.kind === 'addr' && serviceId(s.key) !== serviceId(key)) continue;
+      const port = (d: Endpoint) => d.port || (s.key.kind === 'addr' ? s.key.port : 0);
+      if (s.dests.some((d) => d.address === dest.address && port(d) === port(dest))) return true;
+    }
+    return false;
   }
 
   /**
@@ -514,11 +701,71 @@ export class NftDataPlane implements DataPlane {
 
   /** After a commit: what went in is in, what went out is forgotten; the timer for the next expiry. */
   private goneCommitted(rules: Record<'ip' | 'ip6', string>): void {
+    const fresh: GoneDest[] = [];
     for (const [gid, g] of this.gone) {
       if (g.state === 'out') this.gone.delete(gid);
-      else g.state = 'in';
+      else {
+        if (g.state !== 'in') fresh.push(g);
+        g.state = 'in';
+      }
     }
     this.goneRules = rules;
+    this.armGoneTimer();
+    if (fresh.length) void this.measureGone(fresh);
+  }
+
+  /**
+   * When each of a gone real server's connections would expire in IPVS. Its timer restarts (with the
+   * state's timeout) on each packet it forwards (ip_vs_conn.c ip_vs_conn_put -> mod_timer), and not
+   * on the packets ip_vs_in drops for a no-dest connection (__ip_vs_conn_put, before ip_vs_set_state),
+   * so it fires the state's timeout after the last packet forwarded, not after the removal. Read after
+   * the drop is in: conntrack's timeout, refreshed by every packet until then, tells that packet.
+   */
+  private async measureGone(fresh: readonly GoneDest[]): Promise<void> {
+    // adopted: the drop has been refreshing conntrack's timeouts since the removal
+    const gs = fresh.filter((g) => !g.adopted);
+    if (!gs.length || !this.deps.ctTimeouts) return;
+    const ct = this.deps.conntrack;
+    // one read for every server removed in this transaction
+    const vips = new Set(
+      gs.map((g) => (g.key.kind === 'addr' ? `${g.key.family}|${g.key.address}` : `${g.key.family}|*`)),
+    );
+    const wanted: CtWanted = (f, dst) => vips.has(`${f}|${dst}`) || vips.has(`${f}|*`);
+    let entries: CtEntry[];
+    try {
+      entries = await (ct.listFresh ? ct.listFresh(wanted) : ct.list(wanted));
+    } catch {
+      return; // then the whole lifetime, as before
+    }
+    const times = (this.ctTimeouts ??= this.deps.ctTimeouts());
+    const now = Date.now();
+    for (const g of gs) {
+      if (this.gone.get(goneId(g.key, g.dest)) !== g || g.state !== 'in') continue;
+      const key = g.key;
+      const port = g.dest.port || (key.kind === 'addr' ? key.port : 0);
+      const conns: { entry: CtEntry; until: number }[] = [];
+      let last = now;
+      for (const e of entries) {
+        if (e.family !== key.family || e.reply.src !== g.dest.address || (port !== 0 && e.reply.sport !== port))
+          continue;
+        if (
+          key.kind === 'addr' &&
+          (e.original.dst !== key.address ||
+            e.protocol !== key.protocol ||
+            (key.port !== 0 && e.original.dport !== key.port))
+        )
+          continue;
+        if (e.original.dst === e.reply.src && e.original.dport === e.reply.sport) continue; // not DNATed
+        const idle = ctIdleSeconds(e, times);
+        const t = stateTimeoutSeconds(ipvsState(e), this.timeouts);
+        // never past the elements' own lifetime (their kernel timeout)
+        const until = idle === null ? g.until : Math.min(g.until, now + (t - idle) * 1000);
+        conns.push({ entry: e, until });
+        last = Math.max(last, until);
+      }
+      g.conns = conns;
+      g.until = last;
+    }
     this.armGoneTimer();
   }
 
@@ -527,7 +774,12 @@ export class NftDataPlane implements DataPlane {
     this.goneTimer = null;
     if (this.stopped) return;
     let next = Number.POSITIVE_INFINITY;
-    for (const g of this.gone.values()) if (g.state === 'in') next = Math.min(next, g.until);
+    for (const g of this.gone.values()) {
+      if (g.state !== 'in') continue;
+      // its own end too: with no connection left (or none found) it is due at once
+      next = Math.min(next, g.until);
+      for (const c of g.conns ?? []) next = Math.min(next, c.until);
+    }
     for (const s of this.services.values()) for (const r of s.removed.values()) next = Math.min(next, r.until);
     if (next === Number.POSITIVE_INFINITY) return;
     this.goneTimer = setTimeout(() => void this.goneExpired(), Math.max(0, next - Date.now()));
@@ -542,6 +794,14 @@ export class NftDataPlane implements DataPlane {
   private async goneExpired(): Promise<void> {
     this.goneTimer = null;
     const now = Date.now();
+    // connections whose own time is up: each entry goes (its next packet is a new flow)
+    for (const g of this.gone.values()) {
+      if (g.state !== 'in' || !g.conns) continue;
+      const over = g.conns.filter((c) => c.until <= now);
+      if (!over.length) continue;
+      g.conns = g.conns.filter((c) => c.until > now);
+      for (const c of over) await this.expireOne(g.key, c.entry);
+    }
     const due = [...this.gone.values()].filter((g) => g.state === 'in' && g.until <= now);
     for (const g of due) await this.expire(g.key, g.dest);
     for (const g of due) if (g.state === 'in') g.state = 'out';
@@ -723,6 +983,7 @@ export class NftDataPlane implements DataPlane {
 
   private async flush(): Promise<void> {
     if (this.stopped) return;
+    if (!this.initialized && !this.adoptedGone) this.adoptGone();
     const full = !this.initialized || this.dirty.has('*');
     const ids = full ? new Set([...this.services.keys(), ...this.applied.keys()]) : new Set(this.dirty);
     this.dirty.clear();
@@ -1285,7 +1546,7 @@ export class NftDataPlane implements DataPlane {
     const out: ConnSnapshot[] = [];
     for (const [id, ks] of this.applied) {
       const persistent = ks.params.persistentTimeout !== undefined;
-      const pinned = !templatesOnly && pinsFlows(ks) && ks.family === 4;
+      const pinned = !templatesOnly && pinsFlows(ks);
       if (!persistent && !pinned) continue;
       const o = serviceObjects(id);
       const table = ks.mode === 'dr' ? `netdev ${TABLE}` : `${ks.family === 6 ? 'ip6' : 'ip'} ${TABLE}`;
@@ -1297,10 +1558,16 @@ export class NftDataPlane implements DataPlane {
         k.kind === 'addr'
           ? { address: k.address, port: k.port }
           : { address: ks.family === 4 ? '0.0.0.0' : '::', port: k.fwmark };
+      const clients = pinned && ks.family === 6 ? this.flowClients(id) : null;
       for (const e of parseDynamicMap(r.output)) {
         const d = ks.dests.find((x) => x.mark === e.mark);
         if (!d) continue; // a removed server's mark: no destination (it expires)
-        const [client, sport, dport] = e.key;
+        let [client, sport, dport] = e.key;
+        if (clients) {
+          const f = flow6(e.key, clients);
+          if (!f) continue; // its client not told (unlistedFlows counts it)
+          [client, sport, dport] = [f.client, f.sport, f.dport];
+        }
         out.push({
           protocol,
           client: { address: String(client), port: persistent ? 0 : Number(sport) },
@@ -1316,6 +1583,19 @@ export class NftDataPlane implements DataPlane {
           ...(persistent ? {} : { pinned: true }),
         });
       }
+    }
+    return out;
+  }
+
+  /** An IPv6 DR service's pinned clients (render.ts flowClients), by the low 96 bits of their address. */
+  private flowClients(id: string): Map<bigint, string[]> {
+    const out = new Map<bigint, string[]>();
+    const r = this.deps.nft.run(`list set netdev ${TABLE} ${flowClients(id)}`, true);
+    if (!r.ok) return out;
+    for (const a of parseSetValues(r.output)) {
+      const low = low96(a);
+      if (low === null) continue;
+      out.set(low, [...(out.get(low) ?? []), a]);
     }
     return out;
   }
@@ -1346,7 +1626,9 @@ export class NftDataPlane implements DataPlane {
       const r = this.deps.nft.run(`list map netdev ${TABLE} ${serviceObjects(id).flows}`, true);
       if (!r.ok) continue;
       const counts = new Map<number, number>();
-      for (const e of parseDynamicMap(r.output)) counts.set(e.mark, (counts.get(e.mark) ?? 0) + 1);
+      const clients = this.flowClients(id);
+      for (const e of parseDynamicMap(r.output))
+        if (!flow6(e.key, clients)) counts.set(e.mark, (counts.get(e.mark) ?? 0) + 1);
       for (const d of ks.dests) {
         const count = counts.get(d.mark) ?? 0;
         if (count > 0)

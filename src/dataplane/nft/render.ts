@@ -366,6 +366,12 @@ function flowKey(s: KernelService): string {
   return s.family === 4 ? 'ip saddr . th sport . th dport' : '@nh,96,96 . @th,0,32';
 }
 
+/**
+ * IPv6 flow pinning: the clients' whole addresses, a dynamic set refreshed with the flow map, so
+ * -Lnc can give each flow its client (the flow key has the low 96 bits only; plane.ts matches them).
+ */
+export const flowClients = (id: string): string => `${serviceObjects(id).flows}_c6`;
+
 /** A map of a service: its declaration and, unless the kernel fills it (dynamic), its elements. */
 interface MapPart {
   readonly name: string;
@@ -476,6 +482,14 @@ function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
         `typeof ${fk} : meta mark; size ${FLOW_MAP_SIZE}; flags dynamic,timeout; timeout ${s.params.flowPinTimeout}s;`,
       ),
     );
+    if (s.family === 6)
+      parts.push(
+        staticSet(
+          flowClients(s.id),
+          `typeof ip6 saddr; size ${FLOW_MAP_SIZE}; flags dynamic,timeout; timeout ${s.params.flowPinTimeout}s;`,
+          [],
+        ),
+      );
     parts.push(...markMaps(s, dests, table.slots));
     parts.push(
       staticSet(
@@ -484,7 +498,8 @@ function serviceParts(s: KernelService): { parts: Part[]; modulus: number } {
         (s.goneMarks ?? []).map((m) => ({ key: u32(m) })),
       ),
     );
-    const upd = `update @${o.flows} { ${fk} : meta mark }`;
+    // (the set is as large as the flow map: it never fails an update the map takes)
+    const upd = `update @${o.flows} { ${fk} : meta mark }${s.family === 6 ? ` update @${flowClients(s.id)} { ip6 saddr }` : ''}`;
     rule(`meta mark set ${fk} map @${o.flows} ${action(s, `meta mark map @${o.dest}`, upd)}`);
     rule(`meta mark set ${fk} map @${o.flows} meta mark @${o.gone} drop`);
     const to = action(s, `meta mark map @${o.dest}`);
@@ -675,7 +690,8 @@ export function replaceService(before: KernelService, after: KernelService): str
   const body = serviceBody(after).filter(
     (c) =>
       !(keepPersist && c.startsWith(`add map ${t} ${o.persist} `)) &&
-      !(keepFlows && c.startsWith(`add map ${t} ${o.flows} `)),
+      !(keepFlows && c.startsWith(`add map ${t} ${o.flows} `)) &&
+      !(keepFlows && c.startsWith(`add set ${t} ${flowClients(after.id)} `)),
   );
   return [
     `flush chain ${t} ${o.chain}`,
@@ -684,6 +700,7 @@ export function replaceService(before: KernelService, after: KernelService): str
     ...(hadOps ? [`delete map ${t} ${o.dport}`] : []),
     ...(hadPersist && !keepPersist ? [`delete map ${t} ${o.persist}`] : []),
     ...(hadFlows && !keepFlows ? [`delete map ${t} ${o.flows}`] : []),
+    ...(hadFlows && !keepFlows && before.family === 6 ? [`delete set ${t} ${flowClients(before.id)}`] : []),
     ...(hadFlows ? [`delete set ${t} ${o.gone}`] : []),
     ...body,
   ];
@@ -705,6 +722,7 @@ export function deleteService(s: KernelService): string[] {
     ...(ops && !persistent ? [`delete map ${t} ${o.dest}`] : []),
     ...(persistent ? [`delete map ${t} ${o.dest}`, `delete map ${t} ${o.persist}`] : []),
     ...(pinsFlows(s) ? [`delete map ${t} ${o.dest}`, `delete map ${t} ${o.flows}`, `delete set ${t} ${o.gone}`] : []),
+    ...(pinsFlows(s) && s.family === 6 ? [`delete set ${t} ${flowClients(s.id)}`] : []),
   ];
 }
 

@@ -13,7 +13,7 @@ export const KV_NO_REAL = 0xffffffff;
 export const SVC_KEY_SIZE = 20;
 export const SVC_VAL_SIZE = 16;
 export const SLOT_SIZE = 8;
-export const REAL_SIZE = 44;
+export const REAL_SIZE = 48;
 export const REAL_STATS_SIZE = 24;
 export const VIP_KEY_SIZE = 20;
 
@@ -24,7 +24,7 @@ export const MAX_REALS = 16384;
 export const MAX_VIPS = 1024;
 
 /** kv_stats indexes */
-export const ST = { encap: 0, noReal: 1, tooBig: 2, error: 3, decap: 4, notVip: 5 } as const;
+export const ST = { encap: 0, noReal: 1, tooBig: 2, error: 3, decap: 4, notVip: 5, noDest: 6 } as const;
 export const ST_COUNT = 8;
 
 export const IPPROTO = { tcp: 6, udp: 17 } as const;
@@ -82,6 +82,8 @@ export interface RealVal {
   readonly port?: number;
   /** changes whenever the index is given to another real server (pinned flows then reschedule) */
   readonly gen?: number;
+  /** removed, expire_nodest_conn off: its pinned flows are dropped (KV_REAL_GONE) */
+  readonly gone?: boolean;
 }
 
 export function realVal(r: RealVal): Uint8Array {
@@ -94,6 +96,7 @@ export function realVal(r: RealVal): Uint8Array {
   b[37] = ENCAP[r.encap ?? 'ipip'];
   v.setUint16(38, r.port ?? 0, false);
   v.setUint32(40, (r.gen ?? 0) >>> 0, true);
+  v.setUint32(44, r.gone ? 1 : 0, true);
   return b;
 }
 

@@ -13,6 +13,7 @@
  * uses BpfTunKernel (src/dataplane/tun/kernel.ts) and IpRouteResolver (src/os/route.ts).
  */
 import type { Family } from '../../config/model.js';
+import { DEFAULT_TIMEOUTS, mergeTimeouts } from '../../lb/timeouts.js';
 import {
   type DestParams,
   destId,
@@ -28,6 +29,7 @@ import type {
   DataPlaneDiagnostic,
   DataPlaneServiceSnapshot,
   DataPlaneSnapshot,
+  RuntimeDataPlaneOptions,
 } from '../port.js';
 import {
   IPPROTO,
@@ -89,6 +91,8 @@ export interface TunPlaneOptions {
   readonly interfaces?: readonly string[];
   /** or per service: the interface its VIP lives on (or is routed through), null when none */
   readonly ingressOf?: (key: Extract<ServiceKey, { kind: 'addr' }>) => Promise<string | null>;
+  /** expire_nodest_conn: a removed real server's pinned flows reschedule at once; else they are dropped */
+  readonly expireNodestConn?: boolean;
 }
 
 const BLOCK = 4096;
@@ -105,6 +109,8 @@ interface DestState {
   real?: number;
   /** kv_real.gen of `real` */
   gen: number;
+  /** what kv_reals holds for it */
+  written?: RealVal;
   route?: TunRoute;
   /** counters at the last `zero` */
   base: { packets: number; bytes: number; conns: number };
@@ -133,6 +139,22 @@ export class TunDataPlane implements DataPlane {
   private readonly attached = new Set<string>();
   private loadError: string | undefined;
   private statsBase: readonly number[] = [];
+  /** expire_nodest_conn as a reload set it; else opts.expireNodestConn */
+  private expireNodest: boolean | undefined;
+  /** ipvsadm --set: how long a removed real server's pinned flows stay dropped */
+  private timeouts = { ...DEFAULT_TIMEOUTS };
+  /**
+   * expire_nodest_conn off: removed real servers (`serviceId|destId`) whose index stays taken, marked
+   * KV_REAL_GONE, until `until` (IPVS's entry timeout from the removal: the flow map keeps no time per
+   * flow); one back in its service before then gets its index and generation again (IPVS's trash)
+   */
+  private readonly gone = new Map<string, { d: DestState; until: number }>();
+  private goneTimer: NodeJS.Timeout | null = null;
+
+  /** A reload changed expire_nodest_conn: the next removed real server's flows follow it. */
+  setOptions(options: RuntimeDataPlaneOptions): void {
+    if (options.expireNodestConn) this.expireNodest = options.expireNodestConn === 'close';
+  }
 
   constructor(private readonly opts: TunPlaneOptions) {
     for (let b = 0; b < SLOT_CAPACITY / BLOCK; b++) this.freeBlocks.push(b);
@@ -171,9 +193,14 @@ export class TunDataPlane implements DataPlane {
           if (!s) break;
           const id = destId(op.dest, op.key.family);
           const d = s.dests.get(id);
+          const back = this.gone.get(`${s.id}|${id}`);
           if (d) {
             d.params = op.params;
             if (op.params.weight > 0) d.lastWeight = op.params.weight;
+          } else if (back) {
+            // IPVS takes it back from the trash: the same index and generation, its pinned flows go on
+            this.gone.delete(`${s.id}|${id}`);
+            s.dests.set(id, { ...back.d, params: op.params, seq: ++this.seq, lastWeight: op.params.weight });
           } else {
             s.dests.set(id, {
               ep: op.dest,
@@ -195,8 +222,7 @@ export class TunDataPlane implements DataPlane {
           const d = s.dests.get(id);
           if (d) {
             s.dests.delete(id);
-            d.route = undefined;
-            this.pendingFree.push(d);
+            this.unlink(s, d);
           }
           touched.add(s.id);
           break;
@@ -209,6 +235,7 @@ export class TunDataPlane implements DataPlane {
           this.zero(op.key ? serviceId(op.key) : undefined);
           break;
         case 'set-timeouts':
+          this.timeouts = mergeTimeouts(this.timeouts, op);
           break;
       }
     }
@@ -218,6 +245,46 @@ export class TunDataPlane implements DataPlane {
       if (s) await this.program(s, routeCache);
     }
     this.releasePending();
+  }
+
+  /**
+   * A real server left its service. expire_nodest_conn on: its index is freed (emptied: its pinned
+   * flows reschedule, as IPVS expires the entries). Off: marked gone, so its pinned flows are dropped
+   * (ip_vs_core.c ip_vs_in, "Check the server status"), not moved, until its time is up.
+   */
+  private unlink(s: ServiceState, d: DestState): void {
+    if ((this.expireNodest ?? this.opts.expireNodestConn) || d.real === undefined || !d.written) {
+      d.route = undefined;
+      this.pendingFree.push(d);
+      return;
+    }
+    const udp = s.key.kind === 'addr' && s.key.protocol === 'udp';
+    this.gone.set(`${s.id}|${d.id}`, { d, until: Date.now() + (udp ? this.timeouts.udp : this.timeouts.tcp) * 1000 });
+    if (this.attached.size) this.opts.kernel.setReal(d.real, { ...d.written, gone: true });
+    d.written = { ...d.written, gone: true };
+    this.armGone();
+  }
+
+  private armGone(): void {
+    if (this.goneTimer) clearTimeout(this.goneTimer);
+    this.goneTimer = null;
+    if (!this.gone.size) return;
+    const next = Math.min(...[...this.gone.values()].map((g) => g.until));
+    this.goneTimer = setTimeout(() => this.goneExpired(), Math.max(0, next - Date.now()));
+    this.goneTimer.unref();
+  }
+
+  /** Removed real servers whose time is up: their indexes are emptied and free. */
+  private goneExpired(): void {
+    const now = Date.now();
+    for (const [k, g] of this.gone)
+      if (g.until <= now) {
+        this.gone.delete(k);
+        g.d.route = undefined;
+        this.pendingFree.push(g.d);
+      }
+    this.releasePending();
+    this.armGone();
   }
 
   /** reals of deleted destinations, freed once no slot refers to them any more */
@@ -381,7 +448,7 @@ export class TunDataPlane implements DataPlane {
       }
       const route = d.route as TunRoute;
       const encap = d.params.tunType ?? 'ipip';
-      this.opts.kernel.setReal(d.real, {
+      d.written = {
         daddr: d.ep.address,
         saddr: route.source,
         ifindex: route.ifindex,
@@ -389,7 +456,8 @@ export class TunDataPlane implements DataPlane {
         encap,
         gen: d.gen,
         ...(encap === 'gue' && d.params.tunPort ? { port: d.params.tunPort } : {}),
-      });
+      };
+      this.opts.kernel.setReal(d.real, d.written);
     }
     this.writePlan(s, plan, usable);
   }
@@ -508,7 +576,13 @@ export class TunDataPlane implements DataPlane {
     const s = this.services.get(id);
     if (!s) return;
     this.unprogram(s);
+    // the service's entry is gone, so its packets no longer reach the program's flow lookup: freed
     for (const d of s.dests.values()) this.pendingFree.push(d);
+    for (const [k, g] of this.gone)
+      if (k.startsWith(`${id}|`)) {
+        this.gone.delete(k);
+        this.pendingFree.push(g.d);
+      }
     this.services.delete(id);
   }
 
@@ -521,10 +595,10 @@ export class TunDataPlane implements DataPlane {
   }
 
   /** Counters of the whole program since start (or the last zero): encapsulated, dropped... */
-  counters(): { encap: number; noReal: number; tooBig: number; error: number } {
+  counters(): { encap: number; noReal: number; tooBig: number; error: number; noDest: number } {
     const st = this.attached.size ? this.opts.kernel.stats() : [];
     const v = (i: number) => (st[i] ?? 0) - (this.statsBase[i] ?? 0);
-    return { encap: v(ST.encap), noReal: v(ST.noReal), tooBig: v(ST.tooBig), error: v(ST.error) };
+    return { encap: v(ST.encap), noReal: v(ST.noReal), tooBig: v(ST.tooBig), error: v(ST.error), noDest: v(ST.noDest) };
   }
 
   /** The kv_reals index of each tunnel destination of a service (tests, debugging). */
@@ -578,6 +652,7 @@ export class TunDataPlane implements DataPlane {
 
   /** Graceful stop: the program leaves the interfaces (keepalived clears its virtual servers on exit). */
   async stop(_drainMs: number): Promise<void> {
+    if (this.goneTimer) clearTimeout(this.goneTimer);
     if (this.attached.size) this.opts.kernel.detach();
     this.attached.clear();
   }

@@ -162,6 +162,13 @@ test('flow_pinning: long-lived DR flows keep their real server through weight ch
     );
     return (pinned?.length ?? 0) >= FLOWS;
   });
+  // and the IPv6 ones, their client told by the service's client set (render.ts flowClients)
+  await until('pinned IPv6 flows in -Lnc', () => {
+    const pinned = adm('-Lnc').match(
+      /TCP \d\d:\d\d {2}NONE\s+\[2001:2::10\]:\d+\s+\[2001:2::100\]:86\s+\[2001:2:0:1::1\d\]:86/g,
+    );
+    return (pinned?.length ?? 0) >= FLOWS;
+  });
   for (const t of targets) {
     assert.ok(
       !before0[t.name].some((a) => a === '-' || a === 'x'),
