@@ -46,6 +46,20 @@ interface Held {
 const keyOf = (e: CtEntry) =>
   `${e.family}|${e.protocol}|${e.original.src}|${e.original.sport}|${e.original.dst}|${e.original.dport}`;
 
+const sameTuple = (a: CtEntry['reply'], b: CtEntry['reply']) =>
+  a.src === b.src && a.dst === b.dst && a.sport === b.sport && a.dport === b.dport;
+
+/**
+ * `e` with the tuple objects of `was`, the same entry read before, where they hold the same values:
+ * the plane keeps what it derives from an entry by its tuple object (plane.ts keyMemo), so a new
+ * read of an unchanged connection costs it nothing.
+ */
+function sameTuples(e: CtEntry, was: CtEntry | undefined): CtEntry {
+  if (!was || was.original === e.original) return e;
+  if (!sameTuple(was.original, e.original) || !sameTuple(was.reply, e.reply)) return e;
+  return { ...e, original: was.original, reply: was.reply };
+}
+
 /** The table from events over `dump`: events are fed by the socket (open) or a test (apply). */
 export class ConntrackTable implements ConntrackPort {
   private held = new Map<string, Held>();
@@ -90,7 +104,7 @@ export class ConntrackTable implements ConntrackPort {
       return;
     }
     const was = into.get(k);
-    let entry = ev.entry;
+    let entry = sameTuples(ev.entry, was?.entry);
     // an update without the protocol state (a mark, a timeout) keeps the state held
     if (!ev.hasState && was) entry = { ...entry, state: was.entry.state };
     // only a dump or the destroy event carries the counters: an update keeps the last ones read
@@ -170,7 +184,10 @@ export class ConntrackTable implements ConntrackPort {
     this.duringDump = null;
     const at = this.now();
     const next = new Map<string, Held>();
-    for (const entry of entries) next.set(keyOf(entry), { entry, at });
+    for (const entry of entries) {
+      const k = keyOf(entry);
+      next.set(k, { entry: sameTuples(entry, this.held.get(k)?.entry), at });
+    }
     for (const ev of during) this.applyOne(next, ev, true);
     this.held = next;
     this.lastSync = at;

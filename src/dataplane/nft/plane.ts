@@ -305,6 +305,17 @@ export class NftDataPlane implements DataPlane {
   transactions = 0;
   /** content batches applied over nfnetlink (tests, bench) */
   netlinkBatches = 0;
+  /**
+   * Per conntrack entry (by its original tuple object, which the events table keeps while the entry
+   * does not change), the real server and stats element it counts for: a poll walks every entry,
+   * 120 s of TIME_WAIT at the connection rate, and deriving these each second was most of the LVS
+   * worker's CPU per new connection (docs/kernel-plane.md). Valid while `keyGen` is unchanged.
+   */
+  private keyMemo = new WeakMap<object, { gen: number; dest: string | null; stat: string | null }>();
+  /** bumped by every change of services or real servers */
+  private keyGen = 0;
+  /** entries whose keys were derived, not taken from the memo (tests) */
+  keyDerivations = 0;
 
   /** A reload changed expire_nodest_conn: the next removed real server's flows follow it. */
   setOptions(options: RuntimeDataPlaneOptions): void {
@@ -344,6 +355,7 @@ export class NftDataPlane implements DataPlane {
   }
 
   private applyOne(op: TableOp): void {
+    this.keyGen++;
     switch (op.op) {
       case 'add-service':
       case 'edit-service': {
@@ -996,35 +1008,47 @@ export class NftDataPlane implements DataPlane {
 
   /** The stats element a conntrack entry counts for (a flow of one of our NAT/FNAT services), or null. */
   private ctStatKey(e: CtEntry): string | null {
-    const dk = this.destKey(e);
-    if (!dk) return null;
-    const [id, address, port] = dk.split('|') as [string, string, string];
-    const k = this.statKey(id, { address, port: Number(port) });
+    const k = this.entryKeys(e).stat;
     return k && this.statRefs[e.family === 6 ? 'ip6' : 'ip'].has(k) ? k : null;
+  }
+
+  /** destKey and the stats element of `e`, from the memo while services and real servers are unchanged. */
+  private entryKeys(e: CtEntry): { dest: string | null; stat: string | null } {
+    const m = this.keyMemo.get(e.original);
+    if (m && m.gen === this.keyGen) return m;
+    this.keyDerivations++;
+    const dest = this.deriveDestKey(e);
+    let stat: string | null = null;
+    if (dest) {
+      const [id, address, port] = dest.split('|') as [string, string, string];
+      stat = this.statKey(id, { address, port: Number(port) });
+    }
+    const next = { gen: this.keyGen, dest, stat };
+    this.keyMemo.set(e.original, next);
+    return next;
   }
 
   private addCounts(into: Map<string, CtCounters>, e: CtEntry): void {
     const c = e.counters;
     const k = c ? this.ctStatKey(e) : null;
     if (!c || !k) return;
+    // the sums are this map's own objects (never an entry's counters), added to in place
     const p = into.get(k);
-    into.set(
-      k,
-      p
-        ? {
-            origPackets: p.origPackets + c.origPackets,
-            origBytes: p.origBytes + c.origBytes,
-            replyPackets: p.replyPackets + c.replyPackets,
-            replyBytes: p.replyBytes + c.replyBytes,
-          }
-        : c,
-    );
+    if (!p) {
+      into.set(k, { ...c });
+      return;
+    }
+    const q = p as { -readonly [K in keyof CtCounters]: number };
+    q.origPackets += c.origPackets;
+    q.origBytes += c.origBytes;
+    q.replyPackets += c.replyPackets;
+    q.replyBytes += c.replyBytes;
   }
 
   /** Per stats element, the counts of the live entries (those in `dead` went during the read: ctGone has them). */
   private liveCounts(entries: readonly CtEntry[], dead: ReadonlySet<string>): Map<string, CtCounters> {
     const live = new Map<string, CtCounters>();
-    for (const e of entries) if (e.counters && !dead.has(tupleKey(e))) this.addCounts(live, e);
+    for (const e of entries) if (e.counters && (dead.size === 0 || !dead.has(tupleKey(e)))) this.addCounts(live, e);
     return live;
   }
 
@@ -1256,6 +1280,10 @@ export class NftDataPlane implements DataPlane {
 
   /** `${serviceId}|${rs}|${port}` of a conntrack entry the kernel plane made (DNAT by one of our services). */
   private destKey(e: CtEntry): string | null {
+    return this.entryKeys(e).dest;
+  }
+
+  private deriveDestKey(e: CtEntry): string | null {
     const proto = e.protocol;
     if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') return null;
     const o = e.original;
