@@ -107,15 +107,23 @@ export interface NftPlaneDeps {
 /** Elements the sized sets need: distinct stats elements per family, DR services per dispatch map. */
 function sizedCounts(services: Iterable<KernelService>): { ip: number; ip6: number; dr: number } {
   const stats = { ip: new Set<string>(), ip6: new Set<string>() };
-  const dr = new Map<string, number>();
+  const all: KernelService[] = [];
   for (const k of services) {
+    all.push(k);
     for (const f of ['ip', 'ip6'] as const) for (const e of serviceStatElements(k, f)) stats[f].add(e);
+  }
+  return { ip: stats.ip.size, ip6: stats.ip6.size, dr: drMapCount(all) };
+}
+
+/** The most elements one DR dispatch map holds (DR services per family, port-0 apart). */
+function drMapCount(services: Iterable<KernelService>): number {
+  const dr = new Map<string, number>();
+  for (const k of services)
     if (k.mode === 'dr' && k.key.kind === 'addr') {
       const m = `${k.family}${k.key.port === 0 ? 'p0' : ''}`;
       dr.set(m, (dr.get(m) ?? 0) + 1);
     }
-  }
-  return { ip: stats.ip.size, ip6: stats.ip6.size, dr: Math.max(0, ...dr.values()) };
+  return Math.max(0, ...dr.values());
 }
 
 interface PlaneDest {
@@ -821,12 +829,16 @@ export class NftDataPlane implements DataPlane {
     if (!full) {
       // a change that outgrows a sized set (the kernel would refuse its elements: ENFILE) rebuilds
       // the tables with sizes from the new count, in one transaction as any rebuild
+      // counted without copying the ruleset's maps: a weight change must not cost in proportion to
+      // the services (the 1,000 x 10 ruleset's 10,000 stats elements, bench/kernel-weight.ts)
       const live = (f: 'ip' | 'ip6') => {
-        const refs = new Map(this.statRefs[f]);
-        for (const [e, n] of statNext[f]) refs.set(e, n);
-        return [...refs.values()].filter((n) => n > 0).length;
+        const refs = this.statRefs[f];
+        let n = 0;
+        for (const c of refs.values()) if (c > 0) n++;
+        for (const [e, c] of statNext[f]) n += (c > 0 ? 1 : 0) - ((refs.get(e) ?? 0) > 0 ? 1 : 0);
+        return n;
       };
-      const grown = { ip: live('ip'), ip6: live('ip6'), dr: sizedCounts(target.values()).dr };
+      const grown = { ip: live('ip'), ip6: live('ip6'), dr: drMapCount(target.values()) };
       const over = (['ip', 'ip6', 'dr'] as const).filter((k) => grown[k] > declared[k]);
       if (over.length) {
         this.deps.logger.log(
