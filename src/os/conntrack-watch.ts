@@ -15,7 +15,7 @@ import { type CtEntry, type CtEvent, type CtWanted, decodeConntrackEvents, state
 import type { Family } from '../config/model.js';
 import type { ConntrackPort, CtService } from './conntrack.js';
 import { openConntrackEventSocket } from './conntrack-events.js';
-import { errno, type Libc, loadLibc, watchReadable } from './libc.js';
+import { attachSocketFilter, errno, type Libc, loadLibc, type SockFilter, watchReadable } from './libc.js';
 
 // enum nfnetlink_groups
 const NFNLGRP_CONNTRACK_NEW = 1;
@@ -213,17 +213,72 @@ export class ConntrackTable implements ConntrackPort {
   }
 }
 
+// classic BPF (linux/filter.h, bpf_common.h)
+const LD_H_ABS = 0x28;
+const LD_W_ABS = 0x20;
+const LD_B_IND = 0x50;
+const LD_IMM = 0x00;
+const LDX_IMM = 0x01;
+const JEQ_K = 0x15;
+const JSET_K = 0x45;
+const TAX = 0x07;
+const RET_K = 0x06;
+/** SKF_AD_OFF + SKF_AD_NLATTR / SKF_AD_NLATTR_NEST: A = the offset of attribute X from offset A, or 0 */
+const AD_NLATTR = 0xfffff000 + 12;
+const AD_NLATTR_NEST = 0xfffff000 + 16;
+/** TCP states whose update events the table does without (enum tcp_conntrack) */
+export const SKIPPED_TCP_STATES = { SYN_RECV: 2, LAST_ACK: 6 } as const;
+
+/**
+ * A socket filter that drops the update events of TCP entries entering SYN_RECV or LAST_ACK
+ * before the kernel queues them: both last about a round trip, IPVS names SYN_SENT and SYN_RECV
+ * alike, and neither changes ActiveConn/InActConn (only ESTABLISHED is active), so the table keeps
+ * the state before (SYN_SENT, CLOSE_WAIT) until the next event or dump. A short connection makes
+ * about eight events (new, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT,
+ * destroy), each a recv and a decode in this worker: two fewer. New entries (NLM_F_CREATE),
+ * destroys and updates without a TCP state pass.
+ */
+export function updateFilter(): SockFilter[] {
+  const i = (code: number, k: number, jt = 0, jf = 0): SockFilter => ({ code, jt, jf, k });
+  // message layout: nlmsghdr (type at 4, flags at 6, host order: loaded big-endian, so byte-swapped), nfgenmsg, attributes at 20
+  return [
+    i(LD_H_ABS, 4), // 0: nlmsg_type
+    i(JEQ_K, 0x0001, 0, 16), // 1: (NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW) swapped, else accept
+    i(LD_H_ABS, 6), // 2: nlmsg_flags
+    i(JSET_K, 0x0004, 14, 0), // 3: NLM_F_CREATE (0x400) swapped: a new entry, accept
+    i(LD_IMM, 20), // 4
+    i(LDX_IMM, 4), // 5: CTA_PROTOINFO
+    i(LD_W_ABS, AD_NLATTR), // 6
+    i(JEQ_K, 0, 10, 0), // 7: none: accept
+    i(LDX_IMM, 1), // 8: CTA_PROTOINFO_TCP
+    i(LD_W_ABS, AD_NLATTR_NEST), // 9
+    i(JEQ_K, 0, 7, 0), // 10
+    i(LDX_IMM, 1), // 11: CTA_PROTOINFO_TCP_STATE
+    i(LD_W_ABS, AD_NLATTR_NEST), // 12
+    i(JEQ_K, 0, 4, 0), // 13
+    i(TAX, 0), // 14
+    i(LD_B_IND, 4), // 15: the state byte after the attribute header
+    i(JEQ_K, SKIPPED_TCP_STATES.SYN_RECV, 2, 0), // 16: drop
+    i(JEQ_K, SKIPPED_TCP_STATES.LAST_ACK, 1, 0), // 17: drop
+    i(RET_K, 0xffffffff), // 18: accept
+    i(RET_K, 0), // 19: drop
+  ];
+}
+
 /** The event socket: NETLINK_NETFILTER joined to the three conntrack groups, non-blocking. */
 export class ConntrackEvents {
   private readonly buf = Buffer.alloc(256 * 1024);
   private handle: { close(): void } | null = null;
+  /** the update filter is attached (else every event comes, as before) */
+  filtered = false;
 
   private constructor(
     private readonly libc: Libc,
     private readonly fd: number,
   ) {}
 
-  static open(): ConntrackEvents | string {
+  /** `filter`: the update filter (updateFilter); off only to compare with it (tests) */
+  static open(filter = true): ConntrackEvents | string {
     const libc = loadLibc();
     if (!libc) return 'no libc through koffi';
     const fd = openConntrackEventSocket(
@@ -233,7 +288,9 @@ export class ConntrackEvents {
       false,
     );
     if (typeof fd === 'string') return fd;
-    return new ConntrackEvents(libc, fd);
+    const ev = new ConntrackEvents(libc, fd);
+    ev.filtered = filter && attachSocketFilter(fd, updateFilter());
+    return ev;
   }
 
   /** Reads what is queued into `table`; from then on whenever the socket is readable. */
