@@ -15,7 +15,17 @@ import { type CtEntry, type CtEvent, type CtWanted, decodeConntrackEvents, state
 import type { Family } from '../config/model.js';
 import type { ConntrackPort, CtService } from './conntrack.js';
 import { openConntrackEventSocket } from './conntrack-events.js';
-import { attachSocketFilter, errno, type Libc, loadLibc, type SockFilter, watchReadable } from './libc.js';
+import {
+  attachSocketFilter,
+  errno,
+  type Libc,
+  loadLibc,
+  type NativeBuffer,
+  nativeBuffer,
+  recvmmsgCall,
+  type SockFilter,
+  watchReadable,
+} from './libc.js';
 
 // enum nfnetlink_groups
 const NFNLGRP_CONNTRACK_NEW = 1;
@@ -23,6 +33,12 @@ const NFNLGRP_CONNTRACK_UPDATE = 2;
 const NFNLGRP_CONNTRACK_DESTROY = 3;
 const EAGAIN = 11;
 const ENOBUFS = 105;
+const MSG_DONTWAIT = 0x40;
+const MSG_TRUNC = 0x20;
+/** event messages per recvmmsg call, and room for each (an event is a few hundred bytes) */
+const SLOTS = 64;
+const SLOT = 8192;
+const MMSGHDR = 64;
 /** a full dump this often, and the table as it is in the kernel again */
 export const RESYNC_MS = 30_000;
 /**
@@ -271,6 +287,8 @@ export class ConntrackEvents {
   private handle: { close(): void } | null = null;
   /** the update filter is attached (else every event comes, as before) */
   filtered = false;
+  /** events are read by recvmmsg, SLOTS a call (else one recv each) */
+  batched = false;
 
   private constructor(
     private readonly libc: Libc,
@@ -293,10 +311,71 @@ export class ConntrackEvents {
     return ev;
   }
 
+  /**
+   * Each event is a datagram of its own: one recvmmsg takes up to SLOTS of them (one recv each
+   * cost a native call per event, most of this worker's time per new connection). Null without it.
+   */
+  private batch(): {
+    data: NativeBuffer;
+    iov: NativeBuffer;
+    vec: Buffer;
+    call: NonNullable<ReturnType<typeof recvmmsgCall>>;
+  } | null {
+    const call = recvmmsgCall();
+    if (!call) return null;
+    const data = nativeBuffer(SLOTS * SLOT);
+    const iov = nativeBuffer(SLOTS * 16);
+    const iovs = Buffer.from(iov.bytes.buffer, iov.bytes.byteOffset, SLOTS * 16);
+    const vec = Buffer.alloc(SLOTS * MMSGHDR);
+    for (let i = 0; i < SLOTS; i++) {
+      iovs.writeBigUInt64LE(data.address + BigInt(i * SLOT), i * 16);
+      iovs.writeBigUInt64LE(BigInt(SLOT), i * 16 + 8);
+      // struct msghdr: no name, one iovec, no control
+      vec.writeBigUInt64LE(iov.address + BigInt(i * 16), i * MMSGHDR + 16);
+      vec.writeBigUInt64LE(1n, i * MMSGHDR + 24);
+    }
+    this.natives.push(data, iov);
+    return { data, iov, vec, call };
+  }
+
+  private readonly natives: NativeBuffer[] = [];
+
   /** Reads what is queued into `table`; from then on whenever the socket is readable. */
   feed(table: ConntrackTable): () => void {
+    const b = this.batch();
+    this.batched = b !== null;
+    const readBatched = (events: CtEvent[], bb: NonNullable<typeof b>) => {
+      for (;;) {
+        const n = bb.call(this.fd, bb.vec, SLOTS, MSG_DONTWAIT);
+        if (n > 0) {
+          for (let i = 0; i < n; i++) {
+            const len = bb.vec.readUInt32LE(i * MMSGHDR + 56);
+            // a message longer than its slot is lost: the table is resynced by a dump
+            if (bb.vec.readInt32LE(i * MMSGHDR + 48) & MSG_TRUNC) table.lost();
+            else
+              decodeConntrackEvents(
+                Buffer.from(bb.data.bytes.buffer, bb.data.bytes.byteOffset + i * SLOT, len),
+                events,
+              );
+          }
+          if (n === SLOTS) continue;
+          break;
+        }
+        if (n < 0 && errno() === ENOBUFS) {
+          table.lost();
+          continue;
+        }
+        if (n < 0 && errno() !== EAGAIN) table.lost();
+        break;
+      }
+    };
     const read = () => {
       const events: CtEvent[] = [];
+      if (b) {
+        readBatched(events, b);
+        if (events.length) table.apply(events);
+        return;
+      }
       for (;;) {
         const n = Number(this.libc.recv(this.fd, this.buf, this.buf.length, 0));
         if (n > 0) {
@@ -320,5 +399,7 @@ export class ConntrackEvents {
     this.handle?.close();
     this.handle = null;
     this.libc.close(this.fd);
+    for (const n of this.natives) n.free();
+    this.natives.length = 0;
   }
 }

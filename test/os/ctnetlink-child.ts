@@ -101,6 +101,7 @@ const out = {
   events: await table.list(),
   dumps,
   filtered: events.filtered,
+  batched: events.batched,
   filteredStates,
   allStates,
 };

@@ -52,6 +52,8 @@ test('ctnetlink, dumped or kept from events, reads the entries /proc/net/nf_conn
   // shows the traffic made them), and every other kind still comes
   const { filtered, filteredStates: f, allStates: u } = out as unknown as Record<string, Record<string, number>>;
   assert.equal(filtered, true, 'filter attached');
+  // read by recvmmsg: the same table as /proc below, with every event through it
+  assert.equal((out as unknown as Record<string, boolean>).batched, true, 'events read by recvmmsg');
   for (const s of ['SYN_RECV', 'LAST_ACK']) {
     assert.ok((u[s] ?? 0) > 100, `unfiltered ${s}: ${JSON.stringify(u)}`);
     assert.equal(f[s] ?? 0, 0, `filtered ${s}: ${JSON.stringify(f)}`);
