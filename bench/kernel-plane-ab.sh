@@ -7,7 +7,10 @@
 #   lab nftlb:  nftlb dnat/snat
 #   VARIANTS="n:@DIR x:FILE": lab n runs keepvs from DIR (another worktree, built); lab x runs this
 #               checkout's keepvs, then `nft -f FILE` (and `bash FILE.sh` when present) in its lb1:
-#               a rule experiment (e.g. a chain flushed) without a code change
+#               a rule experiment (e.g. a chain flushed) without a code change;
+#               "e:%VAR=VAL,VAR2=VAL2": lab e runs this checkout's keepvs with that environment
+# Besides req/s and netfilter ns/packet: keepvs's own CPU (utime+stime of every process in the lab's
+# lb1 namespace) and the whole machine's busy CPU (/proc/stat), in us per request of the run.
 # Env: ROUNDS (5) DURATION (3 s) CONNS (32) MODES ("fnat"; "fnat nat") NOCLOSE=1 (keep-alive only)
 # EXTRA_DR=1 (a DR service too: its netdev chain on eth0). Run under flock /work/notes/bench.lock.
 # 2026-12-03: KDIR_A=<main worktree> VARIANTS="n:@<branch worktree>" MODES="fnat nat" ROUNDS=6
@@ -60,9 +63,10 @@ vs() { printf 'virtual_server %s %s {\n  lvs_sched rr\n  lvs_method %s\n  protoc
 } >"$TMP/kernel.conf"
 for l in "${LABS[@]}"; do
   [[ $l == kfb$$ ]] && continue
-  kd=${KDIR_A:-.}
+  kd=${KDIR_A:-.} envs=()
   for n in "${!VFILE[@]}"; do [[ $l == kf$n$$ && ${VFILE[$n]} == @* ]] && kd=${VFILE[$n]#@}; done
-  ip netns exec "$l-lb1" node "$kd/bin/keepvs.js" -n -l -G -f "$TMP/kernel.conf" --socket "$TMP/$l.sock" --api "127.0.0.1:$((19400 + ${#PIDS[@]}))" \
+  for n in "${!VFILE[@]}"; do [[ $l == kf$n$$ && ${VFILE[$n]} == %* ]] && IFS=, read -ra envs <<<"${VFILE[$n]#%}"; done
+  ip netns exec "$l-lb1" env "${envs[@]}" node "$kd/bin/keepvs.js" -n -l -G -f "$TMP/kernel.conf" --socket "$TMP/$l.sock" --api "127.0.0.1:$((19400 + ${#PIDS[@]}))" \
     -p "$TMP/$l.pid" -c "$TMP/$l-c.pid" -r "$TMP/$l-v.pid" --dataplane nft >"$TMP/$l.log" 2>&1 &
   PIDS+=($!)
 done
@@ -79,7 +83,7 @@ done
 sleep 2
 for n in "${!VFILE[@]}"; do
   f=${VFILE[$n]}
-  [[ $f == @* ]] && continue
+  [[ $f == [@%]* ]] && continue
   [[ -s $f ]] && ip netns exec "kf$n$$-lb1" nft -f "$f"
   [[ -s $f.sh ]] && ip netns exec "kf$n$$-lb1" bash "$f.sh"
 done
@@ -96,14 +100,27 @@ nf_cost() {
         t += p; printf "%s %.0f\n", s, p / 100 * ev >> out } }
     END { printf "__run__ 0 %d\n", pk >> out; printf "%.0f\n", (pk > 0 ? t / 100 * ev / pk : 0) }'
 }
+# CPU ticks (USER_HZ) of every process in the lab's lb1 namespace (keepvs and its workers)
+lb_ticks() {
+  local t=0 p
+  for p in $(ip netns pids "$1-lb1"); do
+    [[ -r /proc/$p/stat ]] && t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$t"
+}
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 run() {
-  local v c=0 p0 p1 lab=$1 sf=$2; shift 2
-  p0=$(lb1_rx "$lab")
-  v=$(perf record -q -a -e cpu-clock -c 100000 -o "$TMP/run.data" -- \
-    ip netns exec "$lab-client" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}')
-  p1=$(lb1_rx "$lab")
+  local v c=0 p0 p1 k0 k1 b0 b1 out n lab=$1 sf=$2; shift 2
+  p0=$(lb1_rx "$lab") k0=$(lb_ticks "$lab") b0=$(busy_ticks)
+  out=$(perf record -q -a -e cpu-clock -c 100000 -o "$TMP/run.data" -- \
+    ip netns exec "$lab-client" wrk -t1 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null)
+  p1=$(lb1_rx "$lab") k1=$(lb_ticks "$lab") b1=$(busy_ticks)
+  v=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
   c=$(nf_cost "$TMP/run.data" $((p1 - p0)) "$sf")
-  echo "${v:-0} $c"
+  # ticks are 10 ms; us per request
+  awk -v v="${v:-0}" -v c="$c" -v k=$((k1 - k0)) -v b=$((b1 - b0)) -v n="${n:-0}" \
+    'BEGIN { printf "%s %s %.2f %.2f\n", v, c, (n > 0 ? k * 10000 / n : 0), (n > 0 ? b * 10000 / n : 0) }'
 }
 declare -A LABOF URL
 paths=()
@@ -113,24 +130,26 @@ for m in ${MODES:-fnat}; do
   LABOF[$m-nftlb]=kfb$$; URL[$m-nftlb]=http://198.18.0.102:$port/
   for n in "${!VFILE[@]}"; do paths+=("$m-$n"); LABOF[$m-$n]=kf$n$$; URL[$m-$n]=http://198.18.0.100:$port/; done
 done
-declare -A R C
+declare -A R C K B
 for ((r = 0; r < ROUNDS; r++)); do
   for ((k = 0; k < ${#paths[@]}; k++)); do
     p=${paths[$(((k + r) % ${#paths[@]}))]}
-    read -r v c < <(run "${LABOF[$p]}" "$TMP/sym-$p-ka" "${URL[$p]}")
-    R[$p-ka]+="$v " C[$p-ka]+="$c "
+    read -r v c lk bz < <(run "${LABOF[$p]}" "$TMP/sym-$p-ka" "${URL[$p]}")
+    R[$p-ka]+="$v " C[$p-ka]+="$c " K[$p-ka]+="$lk " B[$p-ka]+="$bz "
     if [[ -z ${NOCLOSE:-} ]]; then
-      read -r v c < <(run "${LABOF[$p]}" "$TMP/sym-$p-close" "${URL[$p]}" -H 'Connection: close')
-      R[$p-close]+="$v " C[$p-close]+="$c "
+      read -r v c lk bz < <(run "${LABOF[$p]}" "$TMP/sym-$p-close" "${URL[$p]}" -H 'Connection: close')
+      R[$p-close]+="$v " C[$p-close]+="$c " K[$p-close]+="$lk " B[$p-close]+="$bz "
     fi
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo "# $(date -u +%FT%TZ) load before $LOAD0 after $(cut -d' ' -f1-3 /proc/loadavg); VARIANTS=${VARIANTS:-} ROUNDS=$ROUNDS DURATION=$DURATION"
-printf '%-12s %10s %10s %8s %8s   %s\n' path 'ka req/s' 'close' 'ka ns' 'close ns' 'ns per round ka | close'
+printf '%-12s %10s %10s %8s %8s %8s %8s %8s %8s  %s\n' path 'ka req/s' 'close' 'ka ns' 'close ns' 'ka lbus' 'close lb' 'ka busy' 'cl busy' 'close req/s per round'
 for p in "${paths[@]}"; do
-  printf '%-12s %10.0f %10.0f %8.0f %8.0f   %s| %s\n' "$p" "$(echo "${R[$p-ka]}" | median)" "$(echo "${R[$p-close]:-0}" | median)" \
-    "$(echo "${C[$p-ka]}" | median)" "$(echo "${C[$p-close]:-0}" | median)" "${C[$p-ka]}" "${C[$p-close]:-}"
+  printf '%-12s %10.0f %10.0f %8.0f %8.0f %8.1f %8.1f %8.1f %8.1f  %s\n' "$p" "$(echo "${R[$p-ka]}" | median)" "$(echo "${R[$p-close]:-0}" | median)" \
+    "$(echo "${C[$p-ka]}" | median)" "$(echo "${C[$p-close]:-0}" | median)" \
+    "$(echo "${K[$p-ka]}" | median)" "$(echo "${K[$p-close]:-0}" | median)" \
+    "$(echo "${B[$p-ka]}" | median)" "$(echo "${B[$p-close]:-0}" | median)" "${R[$p-close]:-}"
 done
 symtab() { [[ -s $1 ]] || return 0; awk '$1 == "__run__" { pk += $3; next } { ns[$1] += $2 } END { for (s in ns) printf "%s %.1f\n", s, (pk > 0 ? ns[s] / pk : 0) }' "$1" | sort; }
 for m in ${MODES:-fnat}; do

@@ -16,7 +16,10 @@
 # One real server per lab (rs1, nginx), LAB_DR=1: it answers DR/TUN clients on its front leg and routes
 # replies from its back address through lb1 (source rule, NAT). Then the weight-change benchmark
 # (dist/bench/kernel-weight.js) in a scratch namespace.
-# Needs root, the lab (../shared/lab/lab.sh), nginx, wrk, nftlb, bc. Env: ROUNDS (3) DURATION (4 s) CONNS (32) TUN (1; 0: no TUN service, no tc-BPF program in keepvs's lab).
+#   tun         keepvs TUN (tc-BPF) in a third lab of its own (VIP 198.18.0.100 port 84, a keepvs with
+#               only that service): its tc-BPF program runs on every packet of its lb1's eth0, so in
+#               lab A it would tax the NAT/FNAT/DR paths, which nftlb's lab never pays
+# Needs root, the lab (../shared/lab/lab.sh), nginx, wrk, nftlb, bc. Env: ROUNDS (3) DURATION (4 s) CONNS (32) TUN (1; 0: no TUN lab).
 # PERF=1 (the default when `perf` can sample cpu-clock): each wrk run is also sampled system-wide
 # (perf record -a -e cpu-clock, one sample per 100 us of CPU) and the CPU time in netfilter's data path
 # (self time of nft_*, nf_*, nf_conntrack*, nf_nat*, ipv4_conntrack* symbols; the nf_tables netlink API,
@@ -40,7 +43,7 @@ TUN=${TUN:-1}
 [[ $TUN == 1 ]] && { node scripts/build-bpf.mjs --strict >/dev/null 2>&1 || TUN=0; }
 export LAB_DR=1 LAB_RS=1
 # two identical labs: A for keepvs and the baselines, B for nftlb
-LAB_A=kvk$$ LAB_B=kvn$$
+LAB_A=kvk$$ LAB_B=kvn$$ LAB_C=kvt$$
 export LAB_PREFIX=$LAB_A
 LAB=../shared/lab/lab.sh
 TMP=$(mktemp -d)
@@ -50,29 +53,36 @@ cleanup() {
   sleep 1
   LAB_PREFIX=$LAB_A bash "$LAB" down >/dev/null || true
   LAB_PREFIX=$LAB_B bash "$LAB" down >/dev/null || true
+  [[ $TUN == 1 ]] && { LAB_PREFIX=$LAB_C bash "$LAB" down >/dev/null || true; }
   ip netns del "kvw$$" 2>/dev/null || true
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 LAB_PREFIX=$LAB_A bash "$LAB" up >/dev/null
 LAB_PREFIX=$LAB_B bash "$LAB" up >/dev/null
+[[ $TUN == 1 ]] && LAB_PREFIX=$LAB_C bash "$LAB" up >/dev/null
 x() { local h=$1; shift; ip netns exec "$LAB_A-$h" "$@"; }  # lab A (keepvs)
 xb() { local h=$1; shift; ip netns exec "$LAB_B-$h" "$@"; } # lab B (nftlb)
+xc() { local h=$1; shift; ip netns exec "$LAB_C-$h" "$@"; } # lab C (keepvs TUN)
 
 printf '%s\n' 'worker_processes 1;' "pid $TMP/nginx.pid;" "error_log $TMP/nginx.err;" \
   'events { worker_connections 4096; }' \
   'http { access_log off; keepalive_requests 1000000;' \
   '  server { listen 80; listen 82; listen 84; listen 85; listen 86; location / { return 200 "ok\n"; } } }' >"$TMP/nginx.conf"
 sed "s|$TMP/nginx\.|$TMP/nginx-b.|g" "$TMP/nginx.conf" >"$TMP/nginx-b.conf"
+sed "s|$TMP/nginx\.|$TMP/nginx-c.|g" "$TMP/nginx.conf" >"$TMP/nginx-c.conf"
 x rs1 nginx -c "$TMP/nginx.conf"
 xb rs1 nginx -c "$TMP/nginx-b.conf"
-tunargs=()
-[[ $TUN == 1 ]] && tunargs=(--tun --dev eth0 --mss 1440)
-x rs1 node bin/keepvs.js realserver start --vip 198.18.0.100 "${tunargs[@]}" --state "$TMP/rs.json" >/dev/null
-# the same real-server setup in both labs (the TUN decapsulation and its MSS clamp, an inet output
-# chain on rs1: nginx's task runs it, so perf counts it on both sides alike)
-xb rs1 node bin/keepvs.js realserver start --vip 198.18.0.102 "${tunargs[@]}" --state "$TMP/rs-b.json" >/dev/null
-for lab in "$LAB_A" "$LAB_B"; do
+# the same real-server setup in labs A and B; the TUN decapsulation (and its MSS clamp) only in C
+x rs1 node bin/keepvs.js realserver start --vip 198.18.0.100 --state "$TMP/rs.json" >/dev/null
+xb rs1 node bin/keepvs.js realserver start --vip 198.18.0.102 --state "$TMP/rs-b.json" >/dev/null
+labs=("$LAB_A" "$LAB_B")
+if [[ $TUN == 1 ]]; then
+  xc rs1 nginx -c "$TMP/nginx-c.conf"
+  xc rs1 node bin/keepvs.js realserver start --vip 198.18.0.100 --tun --dev eth0 --mss 1440 --state "$TMP/rs-c.json" >/dev/null
+  labs+=("$LAB_C")
+fi
+for lab in "${labs[@]}"; do
   y() { local h=$1; shift; ip netns exec "$lab-$h" "$@"; }
   # NAT replies (from the back address) go back through lb1, which holds the back gateway address
   y rs1 ip rule add from 198.18.1.11 lookup 100
@@ -84,6 +94,7 @@ for lab in "$LAB_A" "$LAB_B"; do
 done
 for a in 198.18.0.100 198.18.0.101; do x lb1 ip addr add "$a/32" dev eth0; done
 xb lb1 ip addr add 198.18.0.102/32 dev eth0
+[[ $TUN == 1 ]] && xc lb1 ip addr add 198.18.0.100/32 dev eth0
 
 vs() { # vip port method rs-address rs-port [extra]
   printf 'virtual_server %s %s {\n  lvs_sched rr\n  lvs_method %s\n  protocol TCP\n%b  real_server %s %s { }\n}\n' \
@@ -95,18 +106,19 @@ vs() { # vip port method rs-address rs-port [extra]
   vs 198.18.0.100 81 FNAT 198.18.1.11 80 '  laddr_group_name L\n'
   vs 198.18.0.100 82 DR 198.18.0.61 82
   vs 198.18.0.100 86 DR 198.18.0.61 86 '  flow_pinning\n'
-  [[ $TUN == 1 ]] && vs 198.18.0.100 84 TUN 198.18.1.11 84
 } >"$TMP/kernel.conf"
+vs 198.18.0.100 84 TUN 198.18.1.11 84 >"$TMP/tun.conf"
 vs 198.18.0.101 80 NAT 198.18.1.11 80 >"$TMP/proxy.conf"
-start_keepvs() { # name conf args...
+start_keepvs() { # name conf args... (LAB_OF: the lab, A by default)
   local n=$1 c=$2
   shift 2
-  x lb1 node bin/keepvs.js -n -l -G -f "$c" --socket "$TMP/$n.sock" --api "127.0.0.1:$((19300 + ${#PIDS[@]}))" \
+  ip netns exec "${LAB_OF:-$LAB_A}-lb1" node bin/keepvs.js -n -l -G -f "$c" --socket "$TMP/$n.sock" --api "127.0.0.1:$((19300 + ${#PIDS[@]}))" \
     -p "$TMP/$n.pid" -c "$TMP/$n-c.pid" -r "$TMP/$n-v.pid" "$@" >"$TMP/$n.log" 2>&1 &
   PIDS+=($!)
 }
 start_keepvs kernel "$TMP/kernel.conf" --dataplane nft
 start_keepvs proxy "$TMP/proxy.conf" --dataplane proxy --dataplane-workers 2
+[[ $TUN == 1 ]] && LAB_OF=$LAB_C start_keepvs tun "$TMP/tun.conf" --dataplane nft
 MAC_LB1=$(xb lb1 cat /sys/class/net/eth0/address)
 MAC_RS=$(xb rs1 cat /sys/class/net/eth1/address)
 be='"backends":[{"name":"b1","ip-addr":"198.18.1.11","port":"80","state":"up"}]'
@@ -124,6 +136,17 @@ for i in $(seq 1 40); do
 done
 x client curl -sf -m 2 http://198.18.0.100:80/ >/dev/null || { echo "keepvs NAT not answering" >&2; cat "$TMP/kernel.log" >&2; exit 1; }
 xb client curl -sf -m 2 http://198.18.0.102:80/ >/dev/null || { echo "nftlb NAT not answering" >&2; exit 1; }
+if [[ $TUN == 1 ]]; then
+  for i in $(seq 1 40); do xc client curl -sf -m 1 http://198.18.0.100:84/ >/dev/null && break; sleep 0.5; done
+  xc client curl -sf -m 2 http://198.18.0.100:84/ >/dev/null || { echo "keepvs TUN not answering" >&2; cat "$TMP/tun.log" >&2; exit 1; }
+  # no tc-BPF program on lab A's director
+  for d in eth0 eth1; do
+    for h in ingress egress; do
+      ! x lb1 tc filter show dev $d $h 2>/dev/null | grep -q bpf || { echo "a tc-BPF program on lab A's lb1 $d" >&2; exit 1; }
+    done
+  done
+  xc lb1 tc filter show dev eth0 ingress 2>/dev/null | grep -q bpf || echo "# note: no tc-BPF filter seen on lab C's eth0 ingress" >&2
+fi
 # keepvs's tables never in lab B, nftlb's never in lab A
 ! x lb1 nft list tables | grep -q nftlb || { echo "nftlb tables in keepvs's lab" >&2; exit 1; }
 ! xb lb1 nft list tables | grep -q keepvs || { echo "keepvs tables in nftlb's lab" >&2; exit 1; }
@@ -180,6 +203,7 @@ for ((r = 0; r < ROUNDS; r++)); do
     p=${paths[$(((k + r) % ${#paths[@]}))]}
     lab=$LAB_A
     [[ $p == nftlb-* ]] && lab=$LAB_B
+    [[ $p == tun ]] && lab=$LAB_C
     read -r v c < <(run "$lab" "$TMP/sym-$p-ka" "${URL[$p]}")
     R[$p-ka]+="$v " C[$p-ka]+="$c "
     read -r v c < <(run "$lab" "$TMP/sym-$p-close" "${URL[$p]}" -H 'Connection: close')
@@ -237,6 +261,8 @@ fi
 xb lb1 nft delete table ip nftlb 2>/dev/null || true
 xb lb1 nft delete table netdev nftlb 2>/dev/null || true
 x rs1 node bin/keepvs.js realserver stop --state "$TMP/rs.json" >/dev/null || true
+[[ $TUN == 1 ]] && { xc rs1 node bin/keepvs.js realserver stop --state "$TMP/rs-c.json" >/dev/null || true; }
+[[ $TUN == 1 ]] && { xc rs1 sh -c "kill \$(cat $TMP/nginx-c.pid)" || true; }
 xb rs1 node bin/keepvs.js realserver stop --state "$TMP/rs-b.json" >/dev/null || true
 x rs1 sh -c "kill \$(cat $TMP/nginx.pid)" || true
 xb rs1 sh -c "kill \$(cat $TMP/nginx-b.pid)" || true

@@ -15,7 +15,17 @@ import { type CtEntry, type CtEvent, type CtWanted, decodeConntrackEvents, state
 import type { Family } from '../config/model.js';
 import type { ConntrackPort, CtService } from './conntrack.js';
 import { openConntrackEventSocket } from './conntrack-events.js';
-import { errno, type Libc, loadLibc, watchReadable } from './libc.js';
+import {
+  attachSocketFilter,
+  errno,
+  type Libc,
+  loadLibc,
+  type NativeBuffer,
+  nativeBuffer,
+  recvmmsgCall,
+  type SockFilter,
+  watchReadable,
+} from './libc.js';
 
 // enum nfnetlink_groups
 const NFNLGRP_CONNTRACK_NEW = 1;
@@ -23,6 +33,12 @@ const NFNLGRP_CONNTRACK_UPDATE = 2;
 const NFNLGRP_CONNTRACK_DESTROY = 3;
 const EAGAIN = 11;
 const ENOBUFS = 105;
+const MSG_DONTWAIT = 0x40;
+const MSG_TRUNC = 0x20;
+/** event messages per recvmmsg call, and room for each (an event is a few hundred bytes) */
+const SLOTS = 64;
+const SLOT = 8192;
+const MMSGHDR = 64;
 /** a full dump this often, and the table as it is in the kernel again */
 export const RESYNC_MS = 30_000;
 /**
@@ -45,6 +61,20 @@ interface Held {
 
 const keyOf = (e: CtEntry) =>
   `${e.family}|${e.protocol}|${e.original.src}|${e.original.sport}|${e.original.dst}|${e.original.dport}`;
+
+const sameTuple = (a: CtEntry['reply'], b: CtEntry['reply']) =>
+  a.src === b.src && a.dst === b.dst && a.sport === b.sport && a.dport === b.dport;
+
+/**
+ * `e` with the tuple objects of `was`, the same entry read before, where they hold the same values:
+ * the plane keeps what it derives from an entry by its tuple object (plane.ts keyMemo), so a new
+ * read of an unchanged connection costs it nothing.
+ */
+function sameTuples(e: CtEntry, was: CtEntry | undefined): CtEntry {
+  if (!was || was.original === e.original) return e;
+  if (!sameTuple(was.original, e.original) || !sameTuple(was.reply, e.reply)) return e;
+  return { ...e, original: was.original, reply: was.reply };
+}
 
 /** The table from events over `dump`: events are fed by the socket (open) or a test (apply). */
 export class ConntrackTable implements ConntrackPort {
@@ -90,7 +120,7 @@ export class ConntrackTable implements ConntrackPort {
       return;
     }
     const was = into.get(k);
-    let entry = ev.entry;
+    let entry = sameTuples(ev.entry, was?.entry);
     // an update without the protocol state (a mark, a timeout) keeps the state held
     if (!ev.hasState && was) entry = { ...entry, state: was.entry.state };
     // only a dump or the destroy event carries the counters: an update keeps the last ones read
@@ -175,7 +205,10 @@ export class ConntrackTable implements ConntrackPort {
     this.duringDump = null;
     const at = this.now();
     const next = new Map<string, Held>();
-    for (const entry of entries) next.set(keyOf(entry), { entry, at });
+    for (const entry of entries) {
+      const k = keyOf(entry);
+      next.set(k, { entry: sameTuples(entry, this.held.get(k)?.entry), at });
+    }
     for (const ev of during) this.applyOne(next, ev, true);
     this.held = next;
     this.lastSync = at;
@@ -201,17 +234,74 @@ export class ConntrackTable implements ConntrackPort {
   }
 }
 
+// classic BPF (linux/filter.h, bpf_common.h)
+const LD_H_ABS = 0x28;
+const LD_W_ABS = 0x20;
+const LD_B_IND = 0x50;
+const LD_IMM = 0x00;
+const LDX_IMM = 0x01;
+const JEQ_K = 0x15;
+const JSET_K = 0x45;
+const TAX = 0x07;
+const RET_K = 0x06;
+/** SKF_AD_OFF + SKF_AD_NLATTR / SKF_AD_NLATTR_NEST: A = the offset of attribute X from offset A, or 0 */
+const AD_NLATTR = 0xfffff000 + 12;
+const AD_NLATTR_NEST = 0xfffff000 + 16;
+/** TCP states whose update events the table does without (enum tcp_conntrack) */
+export const SKIPPED_TCP_STATES = { SYN_RECV: 2, LAST_ACK: 6 } as const;
+
+/**
+ * A socket filter that drops the update events of TCP entries entering SYN_RECV or LAST_ACK
+ * before the kernel queues them: both last about a round trip, IPVS names SYN_SENT and SYN_RECV
+ * alike, and neither changes ActiveConn/InActConn (only ESTABLISHED is active), so the table keeps
+ * the state before (SYN_SENT, CLOSE_WAIT) until the next event or dump. A short connection makes
+ * about eight events (new, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT,
+ * destroy), each a recv and a decode in this worker: two fewer. New entries (NLM_F_CREATE),
+ * destroys and updates without a TCP state pass.
+ */
+export function updateFilter(): SockFilter[] {
+  const i = (code: number, k: number, jt = 0, jf = 0): SockFilter => ({ code, jt, jf, k });
+  // message layout: nlmsghdr (type at 4, flags at 6, host order: loaded big-endian, so byte-swapped), nfgenmsg, attributes at 20
+  return [
+    i(LD_H_ABS, 4), // 0: nlmsg_type
+    i(JEQ_K, 0x0001, 0, 16), // 1: (NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_NEW) swapped, else accept
+    i(LD_H_ABS, 6), // 2: nlmsg_flags
+    i(JSET_K, 0x0004, 14, 0), // 3: NLM_F_CREATE (0x400) swapped: a new entry, accept
+    i(LD_IMM, 20), // 4
+    i(LDX_IMM, 4), // 5: CTA_PROTOINFO
+    i(LD_W_ABS, AD_NLATTR), // 6
+    i(JEQ_K, 0, 10, 0), // 7: none: accept
+    i(LDX_IMM, 1), // 8: CTA_PROTOINFO_TCP
+    i(LD_W_ABS, AD_NLATTR_NEST), // 9
+    i(JEQ_K, 0, 7, 0), // 10
+    i(LDX_IMM, 1), // 11: CTA_PROTOINFO_TCP_STATE
+    i(LD_W_ABS, AD_NLATTR_NEST), // 12
+    i(JEQ_K, 0, 4, 0), // 13
+    i(TAX, 0), // 14
+    i(LD_B_IND, 4), // 15: the state byte after the attribute header
+    i(JEQ_K, SKIPPED_TCP_STATES.SYN_RECV, 2, 0), // 16: drop
+    i(JEQ_K, SKIPPED_TCP_STATES.LAST_ACK, 1, 0), // 17: drop
+    i(RET_K, 0xffffffff), // 18: accept
+    i(RET_K, 0), // 19: drop
+  ];
+}
+
 /** The event socket: NETLINK_NETFILTER joined to the three conntrack groups, non-blocking. */
 export class ConntrackEvents {
   private readonly buf = Buffer.alloc(256 * 1024);
   private handle: { close(): void } | null = null;
+  /** the update filter is attached (else every event comes, as before) */
+  filtered = false;
+  /** events are read by recvmmsg, SLOTS a call (else one recv each) */
+  batched = false;
 
   private constructor(
     private readonly libc: Libc,
     private readonly fd: number,
   ) {}
 
-  static open(): ConntrackEvents | string {
+  /** `filter`: the update filter (updateFilter); off only to compare with it (tests) */
+  static open(filter = true): ConntrackEvents | string {
     const libc = loadLibc();
     if (!libc) return 'no libc through koffi';
     const fd = openConntrackEventSocket(
@@ -221,13 +311,76 @@ export class ConntrackEvents {
       false,
     );
     if (typeof fd === 'string') return fd;
-    return new ConntrackEvents(libc, fd);
+    const ev = new ConntrackEvents(libc, fd);
+    ev.filtered = filter && attachSocketFilter(fd, updateFilter());
+    return ev;
   }
+
+  /**
+   * Each event is a datagram of its own: one recvmmsg takes up to SLOTS of them (one recv each
+   * cost a native call per event, most of this worker's time per new connection). Null without it.
+   */
+  private batch(): {
+    data: NativeBuffer;
+    iov: NativeBuffer;
+    vec: Buffer;
+    call: NonNullable<ReturnType<typeof recvmmsgCall>>;
+  } | null {
+    const call = recvmmsgCall();
+    if (!call) return null;
+    const data = nativeBuffer(SLOTS * SLOT);
+    const iov = nativeBuffer(SLOTS * 16);
+    const iovs = Buffer.from(iov.bytes.buffer, iov.bytes.byteOffset, SLOTS * 16);
+    const vec = Buffer.alloc(SLOTS * MMSGHDR);
+    for (let i = 0; i < SLOTS; i++) {
+      iovs.writeBigUInt64LE(data.address + BigInt(i * SLOT), i * 16);
+      iovs.writeBigUInt64LE(BigInt(SLOT), i * 16 + 8);
+      // struct msghdr: no name, one iovec, no control
+      vec.writeBigUInt64LE(iov.address + BigInt(i * 16), i * MMSGHDR + 16);
+      vec.writeBigUInt64LE(1n, i * MMSGHDR + 24);
+    }
+    this.natives.push(data, iov);
+    return { data, iov, vec, call };
+  }
+
+  private readonly natives: NativeBuffer[] = [];
 
   /** Reads what is queued into `table`; from then on whenever the socket is readable. */
   feed(table: ConntrackTable): () => void {
+    const b = this.batch();
+    this.batched = b !== null;
+    const readBatched = (events: CtEvent[], bb: NonNullable<typeof b>) => {
+      for (;;) {
+        const n = bb.call(this.fd, bb.vec, SLOTS, MSG_DONTWAIT);
+        if (n > 0) {
+          for (let i = 0; i < n; i++) {
+            const len = bb.vec.readUInt32LE(i * MMSGHDR + 56);
+            // a message longer than its slot is lost: the table is resynced by a dump
+            if (bb.vec.readInt32LE(i * MMSGHDR + 48) & MSG_TRUNC) table.lost();
+            else
+              decodeConntrackEvents(
+                Buffer.from(bb.data.bytes.buffer, bb.data.bytes.byteOffset + i * SLOT, len),
+                events,
+              );
+          }
+          if (n === SLOTS) continue;
+          break;
+        }
+        if (n < 0 && errno() === ENOBUFS) {
+          table.lost();
+          continue;
+        }
+        if (n < 0 && errno() !== EAGAIN) table.lost();
+        break;
+      }
+    };
     const read = () => {
       const events: CtEvent[] = [];
+      if (b) {
+        readBatched(events, b);
+        if (events.length) table.apply(events);
+        return;
+      }
       for (;;) {
         const n = Number(this.libc.recv(this.fd, this.buf, this.buf.length, 0));
         if (n > 0) {
@@ -251,5 +404,7 @@ export class ConntrackEvents {
     this.handle?.close();
     this.handle = null;
     this.libc.close(this.fd);
+    for (const n of this.natives) n.free();
+    this.natives.length = 0;
   }
 }

@@ -235,6 +235,7 @@ export class ProcConntrack implements ConntrackPort {
 
   countConnections(): string | null {
     if (this.events) return null;
+    if (process.env.KEEPVS_CT_ACCT === '0') return 'off (KEEPVS_CT_ACCT=0)';
     const acct = enableConntrackAccounting();
     if (acct) return acct;
     const ev = ConntrackDestroyEvents.open();

@@ -141,7 +141,7 @@ export function openConntrack(runner: ProcessRunner, warn: (message: string) => 
       proc.close();
     },
   };
-  const events = ConntrackEvents.open();
+  const events = process.env.KEEPVS_CT_EVENTS === '0' ? 'off (KEEPVS_CT_EVENTS=0)' : ConntrackEvents.open();
   if (typeof events === 'string') {
     warn(`conntrack events: ${events}: a full ctnetlink dump each second instead`);
     return dump;

@@ -158,6 +158,36 @@ export function attachReuseportCbpf(fd: number, program: readonly SockFilter[]):
   return attach(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, { len: program.length, filter: program }, 16) === 0;
 }
 
+const SO_ATTACH_FILTER = 26;
+
+/**
+ * setsockopt(SO_ATTACH_FILTER): a classic BPF program run on each packet (or netlink message)
+ * before it is queued to the socket; it returns the bytes to keep, 0 to drop. false when
+ * koffi/libc are missing or the kernel refuses.
+ */
+export function attachSocketFilter(fd: number, program: readonly SockFilter[]): boolean {
+  const attach = loadAttachCbpf();
+  if (!attach) return false;
+  return attach(fd, SOL_SOCKET, SO_ATTACH_FILTER, { len: program.length, filter: program }, 16) === 0;
+}
+
+const loadRecvmmsg = bindOnce(
+  (lib) =>
+    lib.func('int recvmmsg(int, void *, unsigned int, int, void *)') as (
+      fd: number,
+      vec: Buffer,
+      vlen: number,
+      flags: number,
+      timeout: null,
+    ) => number,
+);
+
+/** recvmmsg(2) without a timeout: `vec` holds `vlen` struct mmsghdr (64 bytes each on LP64); null without libc */
+export function recvmmsgCall(): ((fd: number, vec: Buffer, vlen: number, flags: number) => number) | null {
+  const call = loadRecvmmsg();
+  return call ? (fd, vec, vlen, flags) => call(fd, vec, vlen, flags, null) : null;
+}
+
 const SYS_BPF = 321; // x86-64; arm64 280
 
 const loadBpfSyscall = bindOnce((lib) => {

@@ -146,3 +146,26 @@ test('a synchronous read (ipvsadm -Z) reads the table now and holds it', async (
   assert.deepEqual(ports(await f.table.list()), ['1:TIME_WAIT:120', '2:ESTABLISHED:432000']);
   assert.equal(f.state.dumps, 1);
 });
+
+test('a connection read again (an update, the next dump) keeps its tuple objects, so the plane need not derive its keys again', async () => {
+  const f = fixture([entry(1), entry(2)]);
+  const first = await f.table.list();
+  const o1 = first.find((e) => e.original.sport === 1)?.original;
+  // an update event: a new parse of the same connection
+  f.table.apply([up(entry(1, 'TIME_WAIT', 120))]);
+  const second = await f.table.list();
+  const e1 = second.find((e) => e.original.sport === 1);
+  assert.equal(e1?.state, 'TIME_WAIT');
+  assert.equal(e1?.original, o1);
+  // the next dump: new objects for every entry, one of them another connection on the same tuple's
+  // original side (a different real server answers): that one keeps its own
+  const moved = { ...entry(2), reply: { ...entry(2).reply, src: '198.18.1.12' } };
+  f.state.next = [entry(1, 'TIME_WAIT', 100), moved];
+  f.tick(RESYNC_MS);
+  const third = await f.table.list();
+  assert.equal(f.state.dumps, 2);
+  assert.equal(third.find((e) => e.original.sport === 1)?.original, o1);
+  const e2 = third.find((e) => e.original.sport === 2);
+  assert.equal(e2?.reply.src, '198.18.1.12');
+  assert.equal(e2?.original, moved.original);
+});

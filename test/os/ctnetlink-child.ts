@@ -29,8 +29,28 @@ const table = new ConntrackTable(
   Date.now,
   () => read(),
 );
+/** upsert events by the state they carry, and destroys, as a table hears them */
+const heard = (t: ConntrackTable): Record<string, number> => {
+  const states: Record<string, number> = {};
+  const apply = t.apply.bind(t);
+  t.apply = (evs) => {
+    for (const ev of evs) {
+      const k = ev.kind === 'destroy' ? 'destroy' : ev.hasState ? ev.entry.state : 'no state';
+      states[k] = (states[k] ?? 0) + 1;
+    }
+    apply(evs);
+  };
+  return states;
+};
+const filteredStates = heard(table);
 read = events.feed(table);
 await table.list();
+// the same events without the update filter, to compare
+const all = ConntrackEvents.open(false);
+if (typeof all === 'string') throw new Error(all);
+const allTable = new ConntrackTable({ list: async () => [], flushDest: async () => {} });
+const allStates = heard(allTable);
+const readAll = all.feed(allTable);
 
 const count = Number(process.argv[2] ?? 100);
 const server = net.createServer((c) => {
@@ -72,6 +92,7 @@ for (const c of later) {
 }
 await new Promise((r) => setTimeout(r, 300));
 const wanted = (family: 4 | 6, dst: string) => family === 6 && dst === '::1';
+readAll();
 const out = {
   proc: await new ProcConntrack(runner as never).list(),
   netlink: await netlink.list(),
@@ -79,9 +100,14 @@ const out = {
   netlink6: await netlink.list(wanted),
   events: await table.list(),
   dumps,
+  filtered: events.filtered,
+  batched: events.batched,
+  filteredStates,
+  allStates,
 };
 process.stdout.write(JSON.stringify(out));
 netlink.close();
 events.close();
+all.close();
 for (const c of open) c.destroy();
 server.close();

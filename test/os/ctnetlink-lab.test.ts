@@ -48,6 +48,18 @@ test('ctnetlink, dumped or kept from events, reads the entries /proc/net/nf_conn
   const child = join(process.cwd(), 'dist', 'test', 'os', 'ctnetlink-child.js');
   const out = JSON.parse(sh('ip', 'netns', 'exec', NS, process.execPath, child, '1500')) as Record<string, CtEntry[]>;
   assert.ok(out.events, 'no events table');
+  // the update filter: the kernel queues no SYN_RECV or LAST_ACK update (the unfiltered socket
+  // shows the traffic made them), and every other kind still comes
+  const { filtered, filteredStates: f, allStates: u } = out as unknown as Record<string, Record<string, number>>;
+  assert.equal(filtered, true, 'filter attached');
+  // read by recvmmsg: the same table as /proc below, with every event through it
+  assert.equal((out as unknown as Record<string, boolean>).batched, true, 'events read by recvmmsg');
+  for (const s of ['SYN_RECV', 'LAST_ACK']) {
+    assert.ok((u[s] ?? 0) > 100, `unfiltered ${s}: ${JSON.stringify(u)}`);
+    assert.equal(f[s] ?? 0, 0, `filtered ${s}: ${JSON.stringify(f)}`);
+  }
+  for (const s of ['SYN_SENT', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'TIME_WAIT'])
+    assert.equal(f[s], u[s], `${s}: ${JSON.stringify(f)} against ${JSON.stringify(u)}`);
   const { proc, netlink, proc6, netlink6, events } = out as Record<
     'proc' | 'netlink' | 'proc6' | 'netlink6' | 'events',
     CtEntry[]

@@ -116,15 +116,23 @@ export interface NftPlaneDeps {
 /** Elements the sized sets need: distinct stats elements per family, DR services per dispatch map. */
 function sizedCounts(services: Iterable<KernelService>): { ip: number; ip6: number; dr: number } {
   const stats = { ip: new Set<string>(), ip6: new Set<string>() };
-  const dr = new Map<string, number>();
+  const all: KernelService[] = [];
   for (const k of services) {
+    all.push(k);
     for (const f of ['ip', 'ip6'] as const) for (const e of serviceStatElements(k, f)) stats[f].add(e);
+  }
+  return { ip: stats.ip.size, ip6: stats.ip6.size, dr: drMapCount(all) };
+}
+
+/** The most elements one DR dispatch map holds (DR services per family, port-0 apart). */
+function drMapCount(services: Iterable<KernelService>): number {
+  const dr = new Map<string, number>();
+  for (const k of services)
     if (k.mode === 'dr' && k.key.kind === 'addr') {
       const m = `${k.family}${k.key.port === 0 ? 'p0' : ''}`;
       dr.set(m, (dr.get(m) ?? 0) + 1);
     }
-  }
-  return { ip: stats.ip.size, ip6: stats.ip6.size, dr: Math.max(0, ...dr.values()) };
+  return Math.max(0, ...dr.values());
 }
 
 interface PlaneDest {
@@ -373,6 +381,17 @@ export class NftDataPlane implements DataPlane {
   transactions = 0;
   /** content batches applied over nfnetlink (tests, bench) */
   netlinkBatches = 0;
+  /**
+   * Per conntrack entry (by its original tuple object, which the events table keeps while the entry
+   * does not change), the real server and stats element it counts for: a poll walks every entry,
+   * 120 s of TIME_WAIT at the connection rate, and deriving these each second was most of the LVS
+   * worker's CPU per new connection (docs/kernel-plane.md). Valid while `keyGen` is unchanged.
+   */
+  private keyMemo = new WeakMap<object, { gen: number; dest: string | null; stat: string | null }>();
+  /** bumped by every change of services or real servers */
+  private keyGen = 0;
+  /** entries whose keys were derived, not taken from the memo (tests) */
+  keyDerivations = 0;
 
   /** A reload changed expire_nodest_conn: the next removed real server's flows follow it. */
   setOptions(options: RuntimeDataPlaneOptions): void {
@@ -413,6 +432,7 @@ export class NftDataPlane implements DataPlane {
   }
 
   private applyOne(op: TableOp): void {
+    this.keyGen++;
     switch (op.op) {
       case 'add-service':
       case 'edit-service': {
@@ -1070,12 +1090,16 @@ export class NftDataPlane implements DataPlane {
     if (!full) {
       // a change that outgrows a sized set (the kernel would refuse its elements: ENFILE) rebuilds
       // the tables with sizes from the new count, in one transaction as any rebuild
+      // counted without copying the ruleset's maps: a weight change must not cost in proportion to
+      // the services (the 1,000 x 10 ruleset's 10,000 stats elements, bench/kernel-weight.ts)
       const live = (f: 'ip' | 'ip6') => {
-        const refs = new Map(this.statRefs[f]);
-        for (const [e, n] of statNext[f]) refs.set(e, n);
-        return [...refs.values()].filter((n) => n > 0).length;
+        const refs = this.statRefs[f];
+        let n = 0;
+        for (const c of refs.values()) if (c > 0) n++;
+        for (const [e, c] of statNext[f]) n += (c > 0 ? 1 : 0) - ((refs.get(e) ?? 0) > 0 ? 1 : 0);
+        return n;
       };
-      const grown = { ip: live('ip'), ip6: live('ip6'), dr: sizedCounts(target.values()).dr };
+      const grown = { ip: live('ip'), ip6: live('ip6'), dr: drMapCount(target.values()) };
       const over = (['ip', 'ip6', 'dr'] as const).filter((k) => grown[k] > declared[k]);
       if (over.length) {
         this.deps.logger.log(
@@ -1257,35 +1281,47 @@ export class NftDataPlane implements DataPlane {
 
   /** The stats element a conntrack entry counts for (a flow of one of our NAT/FNAT services), or null. */
   private ctStatKey(e: CtEntry): string | null {
-    const dk = this.destKey(e);
-    if (!dk) return null;
-    const [id, address, port] = dk.split('|') as [string, string, string];
-    const k = this.statKey(id, { address, port: Number(port) });
+    const k = this.entryKeys(e).stat;
     return k && this.statRefs[e.family === 6 ? 'ip6' : 'ip'].has(k) ? k : null;
+  }
+
+  /** destKey and the stats element of `e`, from the memo while services and real servers are unchanged. */
+  private entryKeys(e: CtEntry): { dest: string | null; stat: string | null } {
+    const m = this.keyMemo.get(e.original);
+    if (m && m.gen === this.keyGen) return m;
+    this.keyDerivations++;
+    const dest = this.deriveDestKey(e);
+    let stat: string | null = null;
+    if (dest) {
+      const [id, address, port] = dest.split('|') as [string, string, string];
+      stat = this.statKey(id, { address, port: Number(port) });
+    }
+    const next = { gen: this.keyGen, dest, stat };
+    this.keyMemo.set(e.original, next);
+    return next;
   }
 
   private addCounts(into: Map<string, CtCounters>, e: CtEntry): void {
     const c = e.counters;
     const k = c ? this.ctStatKey(e) : null;
     if (!c || !k) return;
+    // the sums are this map's own objects (never an entry's counters), added to in place
     const p = into.get(k);
-    into.set(
-      k,
-      p
-        ? {
-            origPackets: p.origPackets + c.origPackets,
-            origBytes: p.origBytes + c.origBytes,
-            replyPackets: p.replyPackets + c.replyPackets,
-            replyBytes: p.replyBytes + c.replyBytes,
-          }
-        : c,
-    );
+    if (!p) {
+      into.set(k, { ...c });
+      return;
+    }
+    const q = p as { -readonly [K in keyof CtCounters]: number };
+    q.origPackets += c.origPackets;
+    q.origBytes += c.origBytes;
+    q.replyPackets += c.replyPackets;
+    q.replyBytes += c.replyBytes;
   }
 
   /** Per stats element, the counts of the live entries (those in `dead` went during the read: ctGone has them). */
   private liveCounts(entries: readonly CtEntry[], dead: ReadonlySet<string>): Map<string, CtCounters> {
     const live = new Map<string, CtCounters>();
-    for (const e of entries) if (e.counters && !dead.has(tupleKey(e))) this.addCounts(live, e);
+    for (const e of entries) if (e.counters && (dead.size === 0 || !dead.has(tupleKey(e)))) this.addCounts(live, e);
     return live;
   }
 
@@ -1517,6 +1553,10 @@ export class NftDataPlane implements DataPlane {
 
   /** `${serviceId}|${rs}|${port}` of a conntrack entry the kernel plane made (DNAT by one of our services). */
   private destKey(e: CtEntry): string | null {
+    return this.entryKeys(e).dest;
+  }
+
+  private deriveDestKey(e: CtEntry): string | null {
     const proto = e.protocol;
     if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') return null;
     const o = e.original;

@@ -731,6 +731,46 @@ test('conntrack lines: counts per real server in IPVS states, -Lnc entries', asy
   );
 });
 
+test('a poll over unchanged conntrack entries takes their real servers from the memo; a real-server change derives them again', async () => {
+  const line = (sport: number, state: string, rs: string) =>
+    `ipv4     2 tcp      6 100 ${state} src=198.18.0.10 dst=198.18.0.100 sport=${sport} dport=80 src=${rs} dst=198.18.0.10 sport=80 dport=${sport} [ASSURED] mark=0 zone=0 use=2`;
+  const conns = [
+    line(40000, 'ESTABLISHED', '198.18.1.11'),
+    line(40001, 'TIME_WAIT', '198.18.1.11'),
+    line(40002, 'TIME_WAIT', '198.18.1.12'),
+  ]
+    .map((l) => parseConntrackLine(l))
+    .filter((e): e is CtEntry => e !== null);
+  // the same entry objects at every read, as the events table returns an unchanged connection
+  const { p } = plane({ conns });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  await p.poll();
+  const first = p.keyDerivations;
+  assert.equal(first, 3);
+  await p.poll();
+  await p.poll();
+  assert.equal(p.keyDerivations, first, 'unchanged entries: no derivation');
+  const counts = () =>
+    p
+      .snapshot()
+      .services[0].dests.map((d) => `${d.address} ${d.activeConns}/${d.inactConns}`)
+      .sort();
+  assert.deepEqual(counts(), ['198.18.1.11 1/1']);
+  // a real server added: the entry it answers counts for it from the next poll on
+  await p.apply([{ op: 'add-dest', key: KEY, dest: { address: '198.18.1.12', port: 80 }, params: dp('masq') }]);
+  await p.poll();
+  assert.equal(p.keyDerivations, first + 3);
+  assert.deepEqual(counts(), ['198.18.1.11 1/1', '198.18.1.12 0/1']);
+  // and removed: it no longer does
+  await p.apply([{ op: 'del-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 } }]);
+  await p.poll();
+  assert.deepEqual(counts(), ['198.18.1.12 0/1']);
+  assert.deepEqual(
+    p.connections().map((c) => `${c.client.port} ${c.dest.address}`),
+    ['40002 198.18.1.12'],
+  );
+});
+
 test('the conntrack reader parses only entries to keepvs VIPs (all of them once a fwmark service exists)', async () => {
   const { p, asked: seen } = plane();
   await p.apply(add(KEY, 'masq', ['198.18.1.11']));
