@@ -77,12 +77,5 @@ export function outcome(s: Socket): Promise<'end' | 'reset' | 'close'> {
   });
 }
 
-/** A port that was free a moment ago (the real table refuses port 0 for non-persistent services). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, host);
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+/** A port that was free a moment ago, never handed out twice (the real table refuses port 0 for non-persistent services). */
+export { freePort } from '../e2e/harness.js';

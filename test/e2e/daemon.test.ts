@@ -15,7 +15,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { stopKeepvs } from './harness.js';
+import { freePort, stopKeepvs } from './harness.js';
 
 const root = process.cwd();
 const dir = mkdtempSync(join(tmpdir(), 'kv-e2e-'));
@@ -26,14 +26,6 @@ let vipPort = 0;
 let apiPort = 0;
 let daemon: ChildProcess;
 let output = '';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 function startRs(i: number): Promise<http.Server> {
   const s = http.createServer((req, res) => res.end(req.url === '/health' ? 'ok' : `rs${i}`));

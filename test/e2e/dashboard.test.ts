@@ -1,25 +1,16 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
-import { stopKeepvs } from './harness.js';
+import { freePort, stopKeepvs } from './harness.js';
 
 let demo: ChildProcess | undefined;
 
 after(async () => {
   if (demo) await stopKeepvs(demo);
 });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 test('dashboard in headless Chromium shows the demo service, its real servers and live health', {
   skip: !existsSync(CHROMIUM) && 'Debian chromium is not installed',

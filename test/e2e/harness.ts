@@ -22,12 +22,23 @@ export async function stopKeepvs(proc: ChildProcess, ms = 8000): Promise<void> {
   clearTimeout(t);
 }
 
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
+const handedOut = new Set<number>();
+
+/**
+ * A port free on `host` a moment ago, and never one this process handed out before: a closed
+ * bind(0) port can come back from the next bind(0), and tests bind theirs only later (a VIP port
+ * once equalled a real server's, and the daemon could not listen).
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (;;) {
+    const s = net.createServer();
+    await new Promise<void>((r) => s.listen(0, host, r));
+    const p = (s.address() as net.AddressInfo).port;
+    await new Promise((r) => s.close(r));
+    if (handedOut.has(p)) continue;
+    handedOut.add(p);
+    return p;
+  }
 }
 
 /** An HTTP real server answering `name` (and `ok` on /health); its sockets can be listed. */

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { freePort } from './harness.js';
 
 const root = process.cwd();
 const dir = mkdtempSync(join(tmpdir(), 'kv-hostile-'));
@@ -22,14 +22,6 @@ let daemon: ChildProcess;
 let output = '';
 let rs: http.Server;
 let notKeepvs: ChildProcess;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 const vs = (kw: string, port: number) =>
   `${kw} 127.0.0.1 ${port} {\n  lvs_sched rr\n  protocol TCP\n  real_server 127.0.0.1 ${rsPort} {\n  }\n}\n`;

@@ -6,13 +6,12 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { managedText, renderManaged } from '../../src/config/edit/render.js';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
-import { stopKeepvs } from './harness.js';
+import { freePort, stopKeepvs } from './harness.js';
 
 const root = process.cwd();
 const dir = mkdtempSync(join(tmpdir(), 'kv-webcfg-'));
@@ -29,14 +28,6 @@ after(async () => {
   }
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 async function startRs(name: string): Promise<number> {
   const port = await freePort();
