@@ -349,6 +349,13 @@ export class ConntrackEvents {
   feed(table: ConntrackTable): () => void {
     const b = this.batch();
     this.batched = b !== null;
+    /** After a read returned nothing: true to read again (events were lost: the table resyncs by a dump). */
+    const readAgain = (): boolean => {
+      const e = errno();
+      if (e === EAGAIN) return false;
+      table.lost();
+      return e === ENOBUFS;
+    };
     const readBatched = (events: CtEvent[], bb: NonNullable<typeof b>) => {
       for (;;) {
         const n = bb.call(this.fd, bb.vec, SLOTS, MSG_DONTWAIT);
@@ -366,11 +373,7 @@ export class ConntrackEvents {
           if (n === SLOTS) continue;
           break;
         }
-        if (n < 0 && errno() === ENOBUFS) {
-          table.lost();
-          continue;
-        }
-        if (n < 0 && errno() !== EAGAIN) table.lost();
+        if (n < 0 && readAgain()) continue;
         break;
       }
     };
@@ -387,11 +390,7 @@ export class ConntrackEvents {
           decodeConntrackEvents(this.buf.subarray(0, n), events);
           continue;
         }
-        if (n < 0 && errno() === ENOBUFS) {
-          table.lost();
-          continue;
-        }
-        if (n < 0 && errno() !== EAGAIN) table.lost();
+        if (n < 0 && readAgain()) continue;
         break;
       }
       if (events.length) table.apply(events);
