@@ -10,6 +10,11 @@
  * attaches it only while someone listens), and packets refresh timeouts without an event. Events
  * that arrive during a dump are applied over it, the later protocol state winning where both saw
  * one entry (the dump reads each bucket at its own moment).
+ *
+ * Events cost per connection (about five messages the kernel builds in the packet path, each read
+ * and decoded here), dumps per entry held. They are followed only while a decision needs each
+ * connection counted as it happens (the plane asks: a counting scheduler, a threshold); otherwise
+ * the table is kept by dumps alone, as often as the counter refresh allows (followEvents).
  */
 import { type CtEntry, type CtEvent, type CtWanted, decodeConntrackEvents, stateRank } from '../codec/conntrack.js';
 import type { Family } from '../config/model.js';
@@ -24,7 +29,6 @@ import {
   nativeBuffer,
   recvmmsgCall,
   type SockFilter,
-  watchReadable,
 } from './libc.js';
 
 // enum nfnetlink_groups
@@ -42,13 +46,22 @@ const MMSGHDR = 64;
 /** a full dump this often, and the table as it is in the kernel again */
 export const RESYNC_MS = 30_000;
 /**
- * With --stats from conntrack accounting the live connections' counters come only with a dump: one
- * each poll (the rates are read each second), or 20 times the last dump's duration on a large table (the
- * dumps then take at most 5% of the time), at most RESYNC_MS.
+ * With --stats from conntrack accounting the live connections' counters come only with a dump, and
+ * without events so do the connections themselves: one each poll (the rates are read each second),
+ * or 20 times the last dump's duration on a large table (the dumps then take at most 5% of the
+ * time), at most RESYNC_MS.
  */
 export const COUNTER_REFRESH_MS = 1000;
 /** about 5 s of events at 10,000 new connections/s */
 const RCVBUF = 64 << 20;
+/**
+ * The event socket is read this often, not at each wake-up: read as they came, events woke this
+ * worker more than once per two connections (7,400 context switches a second at 13,000
+ * connections/s, 2026-12-03), a fifth of its time in the scheduler. The queue holds far more.
+ */
+export const EVENT_DRAIN_MS = 50;
+/** timers fire late by a millisecond or so: a dump due within this is done now, not a period later */
+export const TIMER_SLACK_MS = 20;
 
 /** What the watch needs besides its event socket: a full read of the table (and the plane's other conntrack needs). */
 export type ConntrackDump = ConntrackPort;
@@ -76,6 +89,12 @@ function sameTuples(e: CtEntry, was: CtEntry | undefined): CtEntry {
   return { ...e, original: was.original, reply: was.reply };
 }
 
+/**
+ * Opens (true) or closes (false) the event subscription feeding the table: null when done, else why
+ * not (the table is then kept by dumps).
+ */
+export type EventSubscription = (on: boolean) => string | null;
+
 /** The table from events over `dump`: events are fed by the socket (open) or a test (apply). */
 export class ConntrackTable implements ConntrackPort {
   private held = new Map<string, Held>();
@@ -88,6 +107,8 @@ export class ConntrackTable implements ConntrackPort {
   /** --stats from conntrack accounting: dumps bring the live counters */
   private counting = false;
   private lastDumpMs = 0;
+  /** events arrive (a test applies them by hand: always), else the table is kept by dumps alone */
+  private following: boolean;
 
   constructor(
     private readonly dump: ConntrackDump,
@@ -96,7 +117,30 @@ export class ConntrackTable implements ConntrackPort {
     private readonly pending: () => void = () => {},
     /** closes the sockets behind this table */
     private readonly closeSockets: () => void = () => {},
-  ) {}
+    /** the event socket on demand (absent: events are applied by the caller) */
+    private readonly subscribe?: EventSubscription,
+  ) {
+    this.following = subscribe === undefined;
+  }
+
+  /**
+   * Follows conntrack's events (on) or keeps the table by dumps alone (off). Turning them on, the
+   * next read dumps: what came before the subscription is known only from a dump. Null when the
+   * table now does as asked, else why not.
+   */
+  followEvents(on: boolean): string | null {
+    if (on === this.following || !this.subscribe) return null;
+    const why = this.subscribe(on);
+    if (why !== null) return why;
+    this.following = on;
+    if (on) this.stale = true;
+    return null;
+  }
+
+  /** events arrive (else dumps alone keep the table) */
+  get followingEvents(): boolean {
+    return this.following;
+  }
 
   close(): void {
     this.closeSockets();
@@ -132,7 +176,8 @@ export class ConntrackTable implements ConntrackPort {
 
   async list(wanted?: CtWanted): Promise<CtEntry[]> {
     this.pending();
-    if (this.stale || this.now() - this.lastSync >= this.resyncMs()) await this.resync();
+    // a poll timer's tick one period after the last dump started is due (not a period after it ended)
+    if (this.stale || this.now() - this.lastSync >= this.resyncMs() - TIMER_SLACK_MS) await this.resync();
     const now = this.now();
     const out: CtEntry[] = [];
     for (const [k, h] of this.held) {
@@ -176,7 +221,9 @@ export class ConntrackTable implements ConntrackPort {
   }
 
   private resyncMs(): number {
-    return this.counting ? Math.min(RESYNC_MS, Math.max(COUNTER_REFRESH_MS, 20 * this.lastDumpMs)) : RESYNC_MS;
+    return this.counting || !this.following
+      ? Math.min(RESYNC_MS, Math.max(COUNTER_REFRESH_MS, 20 * this.lastDumpMs))
+      : RESYNC_MS;
   }
 
   private resync(): Promise<void> {
@@ -211,7 +258,7 @@ export class ConntrackTable implements ConntrackPort {
     }
     for (const ev of during) this.applyOne(next, ev, true);
     this.held = next;
-    this.lastSync = at;
+    this.lastSync = started;
   }
 
   /** entries held now (memory, tests) */
@@ -395,7 +442,9 @@ export class ConntrackEvents {
       }
       if (events.length) table.apply(events);
     };
-    this.handle = watchReadable(this.fd, read);
+    const timer = setInterval(read, EVENT_DRAIN_MS);
+    timer.unref();
+    this.handle = { close: () => clearInterval(timer) };
     return read;
   }
 

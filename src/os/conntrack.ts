@@ -175,6 +175,12 @@ export interface ConntrackPort {
    * null when both hold, else why not (the plane then counts with nft rules).
    */
   countConnections?(): string | null;
+  /**
+   * Follows conntrack's events (on: each connection counted as it happens, at a cost per
+   * connection) or keeps the table by dumps (off: a cost per entry held, at most 5% of the time).
+   * Null when done, else why not. Absent: the reader has one way only.
+   */
+  followEvents?(on: boolean): string | null;
   /** The entries destroyed since the last call, with their last counters (never blocks). */
   drainDestroyed?(): CtEntry[];
   /**

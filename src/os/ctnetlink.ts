@@ -108,8 +108,8 @@ export class NetlinkConntrack implements ConntrackPort {
 }
 
 /**
- * The kernel plane's conntrack: the table kept from conntrack events over full ctnetlink dumps
- * (conntrack-watch.ts); without the event socket, a ctnetlink dump each read; without ctnetlink,
+ * The kernel plane's conntrack: the table kept by full ctnetlink dumps, and from conntrack events
+ * while the plane follows them (conntrack-watch.ts followEvents); without ctnetlink,
  * /proc/net/nf_conntrack. A dump that fails is read from /proc that time. `warn` hears each new
  * reason once.
  */
@@ -141,21 +141,39 @@ export function openConntrack(runner: ProcessRunner, warn: (message: string) => 
       proc.close();
     },
   };
-  const events = process.env.KEEPVS_CT_EVENTS === '0' ? 'off (KEEPVS_CT_EVENTS=0)' : ConntrackEvents.open();
-  if (typeof events === 'string') {
-    warn(`conntrack events: ${events}: a full ctnetlink dump each second instead`);
-    return dump;
-  }
+  // KEEPVS_CT_EVENTS=0: never follow events (a dump each refresh); =1: always, whatever the plane needs
+  const forced = process.env.KEEPVS_CT_EVENTS;
+  let events: ConntrackEvents | null = null;
   let read = () => {};
+  const subscribe = (on: boolean): string | null => {
+    if (!on) {
+      if (forced === '1') return 'kept on (KEEPVS_CT_EVENTS=1)';
+      events?.close();
+      events = null;
+      read = () => {};
+      return null;
+    }
+    if (forced === '0') return 'off (KEEPVS_CT_EVENTS=0)';
+    const ev = ConntrackEvents.open();
+    if (typeof ev === 'string') return ev;
+    events = ev;
+    read = ev.feed(table);
+    return null;
+  };
   const table = new ConntrackTable(
     dump,
     Date.now,
     () => read(),
     () => {
-      events.close();
+      events?.close();
+      events = null;
       netlink.close();
     },
+    subscribe,
   );
-  read = events.feed(table);
+  if (forced === '1') {
+    const why = table.followEvents(true);
+    if (why) warn(`conntrack events: ${why}: the table is kept by dumps instead`);
+  }
   return table;
 }

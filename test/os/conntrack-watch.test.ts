@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { CtEntry, CtEvent } from '../../src/codec/conntrack.js';
-import { COUNTER_REFRESH_MS, ConntrackTable, RESYNC_MS } from '../../src/os/conntrack-watch.js';
+import { COUNTER_REFRESH_MS, ConntrackTable, RESYNC_MS, TIMER_SLACK_MS } from '../../src/os/conntrack-watch.js';
 
 const entry = (sport: number, state = 'ESTABLISHED', timeout = 432000, dst = '198.18.0.100'): CtEntry => ({
   family: 4,
@@ -80,7 +80,7 @@ test('lost events and the resync period bring a dump; the dump replaces what was
   f.table.lost();
   assert.deepEqual(ports(await f.table.list()), ['2:ESTABLISHED:432000']);
   assert.equal(f.state.dumps, 2);
-  f.tick(RESYNC_MS - 1);
+  f.tick(RESYNC_MS - TIMER_SLACK_MS - 1);
   await f.table.list();
   assert.equal(f.state.dumps, 2);
   f.state.next = [entry(3)];
@@ -118,7 +118,7 @@ test('counting connections (--stats from conntrack): a dump each second for the 
   const f = fixture([entry(1)]);
   assert.equal(f.table.countConnections(), null);
   await f.table.list();
-  f.tick(COUNTER_REFRESH_MS - 1);
+  f.tick(COUNTER_REFRESH_MS - TIMER_SLACK_MS - 1);
   await f.table.list();
   assert.equal(f.state.dumps, 1);
   f.tick(1);
@@ -168,4 +168,75 @@ test('a connection read again (an update, the next dump) keeps its tuple objects
   const e2 = third.find((e) => e.original.sport === 2);
   assert.equal(e2?.reply.src, '198.18.1.12');
   assert.equal(e2?.original, moved.original);
+});
+
+test('without events the table is kept by dumps, one per counter refresh; following them, the next read dumps, then events keep it', async () => {
+  let clock = 1_000_000;
+  const state = { dumps: 0, next: [entry(1)], subscribed: [] as boolean[], refuse: null as string | null };
+  const table = new ConntrackTable(
+    {
+      async list() {
+        state.dumps++;
+        return state.next;
+      },
+      flushDest: async () => {},
+    },
+    () => clock,
+    () => {},
+    () => {},
+    (on) => {
+      state.subscribed.push(on);
+      return on ? state.refuse : null;
+    },
+  );
+  assert.equal(table.followingEvents, false, 'a table with a subscription starts without events');
+  await table.list();
+  await table.list();
+  assert.equal(state.dumps, 1, 'within one refresh: what is held');
+  state.next = [entry(1), entry(2)];
+  clock += COUNTER_REFRESH_MS;
+  assert.deepEqual(ports(await table.list()), ['1:ESTABLISHED:432000', '2:ESTABLISHED:432000']);
+  assert.equal(state.dumps, 2, 'a refresh later: dumped again (no event tells of entry 2)');
+  state.refuse = 'no libc through koffi';
+  assert.equal(table.followEvents(true), 'no libc through koffi');
+  assert.equal(table.followingEvents, false);
+  state.refuse = null;
+  assert.equal(table.followEvents(true), null);
+  assert.equal(table.followingEvents, true);
+  await table.list();
+  assert.equal(state.dumps, 3, 'events on: the next read dumps (what came before is known only so)');
+  table.apply([up(entry(3, 'SYN_SENT', 120))]);
+  clock += COUNTER_REFRESH_MS * 5;
+  assert.equal((await table.list()).length, 3);
+  assert.equal(state.dumps, 3, 'following events: no dump before the resync');
+  assert.equal(table.followEvents(false), null);
+  assert.deepEqual(state.subscribed, [true, true, false]);
+  clock += COUNTER_REFRESH_MS;
+  await table.list();
+  assert.equal(state.dumps, 4, 'events off again: a dump each refresh');
+});
+
+test('a dump each refresh keeps its period: the next poll one period after a dump starts reads again', async () => {
+  let clock = 1_000_000;
+  let dumps = 0;
+  const table = new ConntrackTable(
+    {
+      async list() {
+        dumps++;
+        clock += 30; // the dump itself takes 30 ms
+        return [];
+      },
+      flushDest: async () => {},
+    },
+    () => clock,
+    () => {},
+    () => {},
+    () => null,
+  );
+  for (let i = 0; i < 5; i++) {
+    const start = clock;
+    await table.list();
+    clock = start + COUNTER_REFRESH_MS; // a 1 s poll timer
+  }
+  assert.equal(dumps, 5);
 });

@@ -366,6 +366,10 @@ export class NftDataPlane implements DataPlane {
   private opsHooked: Record<'ip' | 'ip6', boolean> = { ip: false, ip6: false };
   /** --stats packets/bytes from conntrack accounting (true) or the per-packet `stats` chain */
   private readonly ctCounting: boolean;
+  /** conntrack's events followed (followConntrack; null: not asked yet) */
+  private followingEvents: boolean | null = null;
+  /** the last reason the event subscription was refused (said once) */
+  private eventsRefused: string | null = null;
   /** per stats element, the last counts of its connections conntrack has destroyed (ctCounting) */
   private ctGone = new Map<string, CtCounters>();
   /** while the poll reads the table: the connections destroyed since the read began */
@@ -423,7 +427,55 @@ export class NftDataPlane implements DataPlane {
   async apply(ops: readonly TableOp[]): Promise<void> {
     for (const op of ops) this.applyOne(op);
     if (!this.initialized) this.dirty.add('*');
+    this.followConntrack();
     await Promise.all([this.schedule(), this.deps.tunnel?.apply(ops)]);
+  }
+
+  /**
+   * What needs each connection counted as it happens: a counting scheduler's slot map (lc, wlc,
+   * ...) and a real server's connection thresholds (OVERLOAD). Null: nothing, the counts shown
+   * (ActiveConn, InActConn, -Lnc) may come from the last dump.
+   */
+  private liveCountNeed(): string | null {
+    for (const [id, s] of this.services) {
+      if (this.tunnelled(s)) continue;
+      if (LOAD_SCHEDULERS.has(s.params.scheduler)) return `${id}: ${s.params.scheduler}`;
+      const d = s.dests.find((x) => x.params.uThreshold > 0);
+      if (d) return `${id}: ${d.address} uthreshold`;
+    }
+    return null;
+  }
+
+  /** Follows conntrack's events while a decision needs live counts (liveCountNeed), else not; says which. */
+  private followConntrack(): void {
+    const ct = this.deps.conntrack;
+    if (!ct.followEvents) return;
+    const need = this.liveCountNeed();
+    const on = need !== null;
+    if (on === this.followingEvents) return;
+    const why = ct.followEvents(on);
+    if (why === null) {
+      this.followingEvents = on;
+      this.eventsRefused = null;
+      this.deps.logger.log(
+        'info',
+        on
+          ? `kernel data plane: following conntrack events: ${need} counts each connection as it happens`
+          : 'kernel data plane: connection counts from conntrack dumps (no counting scheduler or threshold): each second on a small table, at most 5% of the time on a large one',
+      );
+    } else if (on) {
+      if (this.eventsRefused !== why)
+        this.deps.logger.log(
+          'warning',
+          `kernel data plane: conntrack events ${why}: connection counts for ${need} come from dumps, each second on a small table, up to 30 s on a large one`,
+        );
+      this.eventsRefused = why;
+      this.followingEvents ??= false;
+    } else {
+      // kept on by the operator (KEEPVS_CT_EVENTS=1)
+      if (this.followingEvents === null) this.deps.logger.log('info', `kernel data plane: conntrack events ${why}`);
+      this.followingEvents = true;
+    }
   }
 
   /** A service the TUN plane forwards (its real servers tunnel). */

@@ -1433,3 +1433,45 @@ test('without per-connection counters the plane counts with the stats forward ch
   assert.match(runs.join('\n'), /add rule ip keepvs stats ct direction original ct status dnat/);
   assert.match(logs.join('\n'), /per-connection counters unavailable \(nf_conntrack_acct stays 0\)/);
 });
+
+test('conntrack events are followed only while a counting scheduler or a threshold needs live counts; a refusal is said once', async () => {
+  const asked: boolean[] = [];
+  let refuse: string | null = null;
+  const conntrack = {
+    list: async () => [],
+    flushDest: async () => {},
+    followEvents: (on: boolean) => {
+      asked.push(on);
+      return on ? refuse : null;
+    },
+  };
+  const nft = { run: (): NftResult => ({ ok: true, output: '', error: '' }) };
+  const net = {
+    deviceOf: async () => 'eth0',
+    routeDevice: async () => 'eth1',
+    linkMac: async () => '02:18:01:00:00:01',
+    neighbourMac: async () => null,
+  };
+  const logs: string[] = [];
+  const logger = { log: (_l: string, m: string) => void logs.push(m), child: () => logger };
+  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0 });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  assert.deepEqual(asked, [false], 'rr counts nothing live: no events');
+  assert.match(logs.join('\n'), /connection counts from conntrack dumps/);
+  await p.apply([{ op: 'edit-service', key: KEY, params: { ...SP, scheduler: 'lc' } }]);
+  assert.deepEqual(asked, [false, true]);
+  assert.match(logs.at(-1) ?? '', /following conntrack events: tcp:198\.18\.0\.100:80: lc/);
+  await p.apply([{ op: 'edit-service', key: KEY, params: SP }]);
+  assert.deepEqual(asked, [false, true, false]);
+  const threshold: DestParams = { ...dp('masq'), uThreshold: 100 };
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: threshold }]);
+  assert.deepEqual(asked, [false, true, false, true], 'a threshold counts live too');
+  await p.apply([{ op: 'edit-dest', key: KEY, dest: { address: '198.18.1.11', port: 80 }, params: dp('masq') }]);
+  refuse = 'off (KEEPVS_CT_EVENTS=0)';
+  const before = logs.length;
+  await p.apply([{ op: 'edit-service', key: KEY, params: { ...SP, scheduler: 'wlc' } }]);
+  await p.apply([{ op: 'edit-service', key: KEY, params: { ...SP, scheduler: 'sed' } }]);
+  const said = logs.slice(before).filter((m) => m.includes('conntrack events off (KEEPVS_CT_EVENTS=0)'));
+  assert.equal(said.length, 1, 'the refusal is said once, with why and what counts from dumps instead');
+  assert.match(said[0] ?? '', /wlc come from dumps/);
+});
