@@ -33,7 +33,6 @@ let runs = 0;
 
 const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { env, encoding: 'utf8' });
 const inNs = (host: string, ...argv: string[]) => sh('ip', 'netns', 'exec', `${P}-${host}`, ...argv);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const curl = (url: string, port: number, family: 4 | 6) =>
   new Promise<string>((resolve) =>
     execFile(

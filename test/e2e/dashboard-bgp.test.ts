@@ -70,17 +70,21 @@ test('dashboard shows the BGP state: VIPs announced/withdrawn with reason and ho
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.waitForSelector('body[data-ready="1"]', { timeout: 10000 });
     await page.waitForSelector('#bgp:not([hidden])', { timeout: 5000 });
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), not the DOM property
     const held = await page.locator('#bgp-vips tr[data-prefix="198.18.0.101/32"]').innerText();
     assert.match(held, /withdrawn/);
     assert.match(held, /held down: healthy for 3 of 10 s/);
     assert.match(held, /7 s of 10 s/);
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), not the DOM property
     assert.match(await page.locator('#bgp-vips tr[data-prefix="198.18.0.100/32"]').innerText(), /announced\s+healthy/);
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), not the DOM property
     const sessions = await page.locator('#bgp-neighbors').innerText();
     assert.match(sessions, /198\.18\.2\.1\s+Established\s+BFD Up/);
     assert.match(sessions, /198\.18\.3\.1\s+Active\s+BFD Down/);
     // the speaker fails: the API's words on the dashboard (refreshed every second)
     bgp = { ...bgp, running: false, error: 'BGP: bgpd exited; VIPs are not announced' };
     await page.locator('#bgp-speaker', { hasText: 'not running' }).waitFor({ timeout: 5000 });
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), not the DOM property
     assert.match(await page.locator('#bgp-speaker').innerText(), /bgpd exited; VIPs are not announced/);
   } finally {
     await browser.close();

@@ -39,9 +39,11 @@ test('dashboard in headless Chromium shows the demo service, its real servers an
     await page.waitForSelector('#live.up', { timeout: 10000 });
     const rows = await page.locator('.svc tbody tr').count();
     assert.equal(rows, 3);
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), not the DOM property
     const text = await page.locator('#services').innerText();
     assert.match(text, /tcp:127\.0\.0\.1:\d+/);
     assert.match(text, /up/);
+    // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), not the DOM property
     const timeline = await page.locator('#events').innerText();
     assert.match(timeline, /DOWN/);
     assert.match(timeline, /UP/);

@@ -3,7 +3,6 @@
  * UDP echo-style servers on them, keepvs on lb1, keepvsadm, and a UDP client in the client namespace.
  * Each test file passes its own LAB_PREFIX, configuration and ports; only lab addresses are used.
  */
-import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
