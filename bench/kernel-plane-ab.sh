@@ -11,7 +11,8 @@
 #               "e:%VAR=VAL,VAR2=VAL2": lab e runs this checkout's keepvs with that environment
 # Besides req/s and netfilter ns/packet: keepvs's own CPU (utime+stime of every process in the lab's
 # lb1 namespace) and the whole machine's busy CPU (/proc/stat), in us per request of the run.
-# Env: ROUNDS (5) DURATION (3 s) CONNS (32) MODES ("fnat"; "fnat nat") NOCLOSE=1 (keep-alive only)
+# Env: ROUNDS (5) DURATION (3 s) CONNS (32) SCHED (rr) MODES ("fnat"; "fnat nat") NOCLOSE=1 (keep-alive only)
+# LOGS=DIR (keepvs's logs copied there at the end)
 # EXTRA_DR=1 (a DR service too: its netdev chain on eth0). Run under flock /work/notes/bench.lock.
 # 2026-12-03: KDIR_A=<main worktree> VARIANTS="n:@<branch worktree>" MODES="fnat nat" ROUNDS=6
 set -euo pipefail
@@ -31,6 +32,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 1
   for l in "${LABS[@]}"; do LAB_PREFIX=$l bash "$LAB" down >/dev/null || true; done
+  [[ -n ${LOGS:-} ]] && mkdir -p "$LOGS" && cp "$TMP"/*.log "$LOGS"/ 2>/dev/null
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -53,7 +55,7 @@ for l in "${LABS[@]}"; do
   y client ip route add 198.18.1.11/32 via 198.18.0.1
   y lb1 ip addr add "$vip/32" dev eth0
 done
-vs() { printf 'virtual_server %s %s {\n  lvs_sched rr\n  lvs_method %s\n  protocol TCP\n%b  real_server %s %s { }\n}\n' "$1" "$2" "$3" "${6:-}" "$4" "$5"; }
+vs() { printf 'virtual_server %s %s {\n  lvs_sched %s\n  lvs_method %s\n  protocol TCP\n%b  real_server %s %s { }\n}\n' "$1" "$2" "${SCHED:-rr}" "$3" "${6:-}" "$4" "$5"; }
 {
   printf 'local_address_group L {\n  198.18.1.250\n}\n'
   vs 198.18.0.100 80 NAT 198.18.1.11 80

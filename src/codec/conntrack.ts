@@ -154,89 +154,93 @@ function v4(buf: Buffer, at: number): string {
   return c;
 }
 
-interface Tuple extends CtTuple {
-  readonly protocol: number;
-  readonly family: Family;
-}
+/** the protocol and family of the tuple `tuple` read last: kept off the tuple, so none is copied */
+let tupleProtocol = -1;
+let tupleFamily: Family = 4;
 
-/**
- * Each attribute of `[from, end)` in order: `visit(type, value offset, attribute length)`, flags
- * masked off; a visit returning true ends the walk, and so does a length that does not fit.
- */
-function eachAttr(
-  buf: Buffer,
-  from: number,
-  end: number,
-  visit: (type: number, at: number, len: number) => boolean | undefined,
-): void {
-  for (let a = from; a + 4 <= end; ) {
-    const len = buf.readUInt16LE(a);
-    if (len < 4 || a + len > end) return;
-    if (visit(buf.readUInt16LE(a + 2) & NLA_TYPE_MASK, a + 4, len)) return;
-    a += (len + 3) & ~3;
-  }
-}
-
-/** A CTA_TUPLE_* nest in `[from, end)`; null when it has no addresses. */
-function tuple(buf: Buffer, from: number, end: number): Tuple | null {
+/** A CTA_TUPLE_* nest in `[from, end)` (its protocol and family in tupleProtocol, tupleFamily); null when it has no addresses. */
+function tuple(buf: Buffer, from: number, end: number): CtTuple | null {
   let src = '';
   let dst = '';
   let family: Family = 4;
   let protocol = -1;
   let sport = 0;
   let dport = 0;
-  eachAttr(buf, from, end, (type, at, len) => {
-    eachAttr(buf, at, at + len - 4, (t, v, l) => {
+  // plain loops, not a visitor: this runs for every entry of every dump and event
+  for (let a = from; a + 4 <= end; ) {
+    const len = buf.readUInt16LE(a);
+    if (len < 4 || a + len > end) break;
+    const type = buf.readUInt16LE(a + 2) & NLA_TYPE_MASK;
+    const innerEnd = a + len;
+    for (let b = a + 4; b + 4 <= innerEnd; ) {
+      const l = buf.readUInt16LE(b);
+      if (l < 4 || b + l > innerEnd) break;
+      const t = buf.readUInt16LE(b + 2) & NLA_TYPE_MASK;
+      const v = b + 4;
       if (type === CTA_TUPLE_IP) {
-        if (l === 8 && (t === CTA_IP_V4_SRC || t === CTA_IP_V4_DST)) {
-          if (t === CTA_IP_V4_SRC) src = v4(buf, v);
-          else dst = v4(buf, v);
-        } else if (l === 20 && (t === CTA_IP_V6_SRC || t === CTA_IP_V6_DST)) {
+        if (l === 8 && t === CTA_IP_V4_SRC) src = v4(buf, v);
+        else if (l === 8 && t === CTA_IP_V4_DST) dst = v4(buf, v);
+        else if (l === 20 && t === CTA_IP_V6_SRC) {
           family = 6;
-          if (t === CTA_IP_V6_SRC) src = v6(buf, v);
-          else dst = v6(buf, v);
+          src = v6(buf, v);
+        } else if (l === 20 && t === CTA_IP_V6_DST) {
+          family = 6;
+          dst = v6(buf, v);
         }
       } else if (type === CTA_TUPLE_PROTO) {
         if (t === CTA_PROTO_NUM && l >= 5) protocol = buf[v] as number;
         else if (t === CTA_PROTO_SRC_PORT && l >= 6) sport = buf.readUInt16BE(v);
         else if (t === CTA_PROTO_DST_PORT && l >= 6) dport = buf.readUInt16BE(v);
       }
-      return false;
-    });
-    return false;
-  });
+      b += (l + 3) & ~3;
+    }
+    a += (len + 3) & ~3;
+  }
+  tupleProtocol = protocol;
+  tupleFamily = family;
   if (!src) return null;
-  return { src, dst, sport, dport, protocol, family };
+  return { src, dst, sport, dport };
 }
 
 /** The state inside CTA_PROTOINFO (TCP and SCTP; '' for the others, as /proc prints none). */
 function protoState(buf: Buffer, from: number, end: number): string {
-  let state = '';
-  eachAttr(buf, from, end, (type, at, len) => {
-    if (type !== CTA_PROTOINFO_TCP && type !== CTA_PROTOINFO_SCTP) return false;
-    const names = type === CTA_PROTOINFO_TCP ? TCP_STATES : SCTP_STATES;
-    let found = false;
-    eachAttr(buf, at, at + len - 4, (t, v, l) => {
-      if (t !== CTA_PROTOINFO_STATE || l < 5) return false;
-      state = names[buf[v] as number] ?? '';
-      found = true;
-      return true;
-    });
-    return found;
-  });
-  return state;
+  for (let a = from; a + 4 <= end; ) {
+    const len = buf.readUInt16LE(a);
+    if (len < 4 || a + len > end) break;
+    const type = buf.readUInt16LE(a + 2) & NLA_TYPE_MASK;
+    if (type === CTA_PROTOINFO_TCP || type === CTA_PROTOINFO_SCTP) {
+      const names = type === CTA_PROTOINFO_TCP ? TCP_STATES : SCTP_STATES;
+      const innerEnd = a + len;
+      for (let b = a + 4; b + 4 <= innerEnd; ) {
+        const l = buf.readUInt16LE(b);
+        if (l < 4 || b + l > innerEnd) break;
+        if ((buf.readUInt16LE(b + 2) & NLA_TYPE_MASK) === CTA_PROTOINFO_STATE && l >= 5) {
+          return names[buf[b + 4] as number] ?? '';
+        }
+        b += (l + 3) & ~3;
+      }
+    }
+    a += (len + 3) & ~3;
+  }
+  return '';
 }
 
-/** CTA_COUNTERS_* nest: [packets, bytes] */
-function counters(buf: Buffer, from: number, end: number): [number, number] {
-  let packets = 0;
-  let bytes = 0;
-  eachAttr(buf, from, end, (type, at, len) => {
-    if (len >= 12 && type === CTA_COUNTERS_PACKETS) packets = Number(buf.readBigUInt64BE(at));
-    else if (len >= 12 && type === CTA_COUNTERS_BYTES) bytes = Number(buf.readBigUInt64BE(at));
-    return false;
-  });
-  return [packets, bytes];
+/** A 64-bit big-endian counter as a number, without a BigInt (exact below 2^53) */
+function u64(buf: Buffer, at: number): number {
+  return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4);
+}
+
+/** CTA_COUNTERS_* nest: its packets (`bytes` false) or bytes */
+function counter(buf: Buffer, from: number, end: number, bytes: boolean): number {
+  let value = 0;
+  const want = bytes ? CTA_COUNTERS_BYTES : CTA_COUNTERS_PACKETS;
+  for (let a = from; a + 4 <= end; ) {
+    const len = buf.readUInt16LE(a);
+    if (len < 4 || a + len > end) break;
+    if (len >= 12 && (buf.readUInt16LE(a + 2) & NLA_TYPE_MASK) === want) value = u64(buf, a + 4);
+    a += (len + 3) & ~3;
+  }
+  return value;
 }
 
 interface Parsed {
@@ -247,47 +251,63 @@ interface Parsed {
 
 /** One IPCTNL_MSG_CT_* message's body `[from, end)` (attributes after nfgenmsg), or null. */
 function parse(buf: Buffer, from: number, end: number, wanted?: CtWanted): Parsed | null {
-  let original: Tuple | null = null;
-  let reply: Tuple | null = null;
+  let original: CtTuple | null = null;
+  let reply: CtTuple | null = null;
+  let protocol = -1;
+  let family: Family = 4;
   let state = '';
   let hasState = false;
   let timeout = 0;
-  let orig: [number, number] | null = null;
-  let back: [number, number] | null = null;
-  let unwanted = false;
-  eachAttr(buf, from, end, (type, at, len) => {
-    const to = at + len - 4;
+  // offsets and ends of the two counter nests; -1 when absent
+  let origAt = -1;
+  let origEnd = -1;
+  let replyAt = -1;
+  let replyEnd = -1;
+  for (let a = from; a + 4 <= end; ) {
+    const len = buf.readUInt16LE(a);
+    if (len < 4 || a + len > end) break;
+    const type = buf.readUInt16LE(a + 2) & NLA_TYPE_MASK;
+    const at = a + 4;
+    const to = a + len;
     if (type === CTA_TUPLE_ORIG) {
       original = tuple(buf, at, to);
+      protocol = tupleProtocol;
+      family = tupleFamily;
       // ctnetlink_fill_info puts the original tuple first: an unwanted entry is not read further
-      unwanted = !original || (wanted !== undefined && !wanted(original.family, original.dst));
-      return unwanted;
-    }
-    if (type === CTA_TUPLE_REPLY) reply = tuple(buf, at, to);
+      if (!original || (wanted !== undefined && !wanted(family, original.dst))) return null;
+    } else if (type === CTA_TUPLE_REPLY) reply = tuple(buf, at, to);
     else if (type === CTA_PROTOINFO) {
       state = protoState(buf, at, to);
       hasState = true;
     } else if (type === CTA_TIMEOUT && len >= 8) timeout = buf.readUInt32BE(at);
-    else if (type === CTA_COUNTERS_ORIG) orig = counters(buf, at, to);
-    else if (type === CTA_COUNTERS_REPLY) back = counters(buf, at, to);
-    return false;
-  });
-  // assigned inside the walk's callback, where the compiler does not follow them
-  const o = original as Tuple | null;
-  const r = reply as Tuple | null;
-  const oc = orig as [number, number] | null;
-  const rc = back as [number, number] | null;
-  if (unwanted || !o || !r) return null;
-  const t = (x: Tuple): CtTuple => ({ src: x.src, dst: x.dst, sport: x.sport, dport: x.dport });
-  const entry: CtEntry = {
-    family: o.family,
-    protocol: PROTOCOL_NAMES.get(o.protocol) ?? 'unknown',
-    state,
-    timeout,
-    original: t(o),
-    reply: t(r),
-    ...(oc && rc ? { counters: { origPackets: oc[0], origBytes: oc[1], replyPackets: rc[0], replyBytes: rc[1] } } : {}),
-  };
+    else if (type === CTA_COUNTERS_ORIG) {
+      origAt = at;
+      origEnd = to;
+    } else if (type === CTA_COUNTERS_REPLY) {
+      replyAt = at;
+      replyEnd = to;
+    }
+    a += (len + 3) & ~3;
+  }
+  if (!original || !reply) return null;
+  const protocolName = PROTOCOL_NAMES.get(protocol) ?? 'unknown';
+  const entry: CtEntry =
+    origAt >= 0 && replyAt >= 0
+      ? {
+          family,
+          protocol: protocolName,
+          state,
+          timeout,
+          original,
+          reply,
+          counters: {
+            origPackets: counter(buf, origAt, origEnd, false),
+            origBytes: counter(buf, origAt, origEnd, true),
+            replyPackets: counter(buf, replyAt, replyEnd, false),
+            replyBytes: counter(buf, replyAt, replyEnd, true),
+          },
+        }
+      : { family, protocol: protocolName, state, timeout, original, reply };
   return { entry, hasState };
 }
 
@@ -337,13 +357,15 @@ export interface CtEvent {
 
 /**
  * The event messages of one datagram from the NFNLGRP_CONNTRACK_* groups (ctnetlink_conntrack_event:
- * IPCTNL_MSG_CT_NEW for a new or updated entry, IPCTNL_MSG_CT_DELETE when it is destroyed). A
- * truncated or malformed message ends the datagram's reading, never throws.
+ * IPCTNL_MSG_CT_NEW for a new or updated entry, IPCTNL_MSG_CT_DELETE when it is destroyed), in
+ * `[from, to)` of `buf` (a slot of a recvmmsg area, without a view made for it). A truncated or
+ * malformed message ends the datagram's reading, never throws.
  */
-export function decodeConntrackEvents(buf: Buffer, out: CtEvent[]): void {
-  for (let m = 0; m + 16 <= buf.length; ) {
+export function decodeConntrackEvents(buf: Buffer, out: CtEvent[], from = 0, to = buf.length): void {
+  const end = Math.min(to, buf.length);
+  for (let m = from; m + 16 <= end; ) {
     const len = buf.readUInt32LE(m);
-    if (len < 16 || m + len > buf.length) break;
+    if (len < 16 || m + len > end) break;
     const type = buf.readUInt16LE(m + 4);
     if (len >= 20 && type >> 8 === NFNL_SUBSYS_CTNETLINK) {
       const msg = type & 0xff;

@@ -60,6 +60,12 @@ const RCVBUF = 64 << 20;
  * connections/s, 2026-12-03), a fifth of its time in the scheduler. The queue holds far more.
  */
 export const EVENT_DRAIN_MS = 50;
+/**
+ * A dump this quick can be made at each counter refresh (5% of it): events, a few per connection,
+ * then buy no fresher counts. Once events are followed, dumps must get quicker than 70% of it before
+ * they alone keep the table again, so a table near the bound does not switch at each dump.
+ */
+export const DUMP_KEEPS_UP_MS = COUNTER_REFRESH_MS / 20;
 /** timers fire late by a millisecond or so: a dump due within this is done now, not a period later */
 export const TIMER_SLACK_MS = 20;
 
@@ -135,6 +141,15 @@ export class ConntrackTable implements ConntrackPort {
     this.following = on;
     if (on) this.stale = true;
     return null;
+  }
+
+  dumpsKeepUp(): boolean {
+    return this.lastDumpMs <= (this.following ? 0.7 : 1) * DUMP_KEEPS_UP_MS;
+  }
+
+  /** how long the last dump took (ms) */
+  get lastDumpDuration(): number {
+    return this.lastDumpMs;
   }
 
   /** events arrive (else dumps alone keep the table) */
@@ -403,7 +418,9 @@ export class ConntrackEvents {
       table.lost();
       return e === ENOBUFS;
     };
-    const readBatched = (events: CtEvent[], bb: NonNullable<typeof b>) => {
+    // one view of every slot, made once: a view per message cost an allocation per event
+    const slots = b ? Buffer.from(b.data.bytes.buffer, b.data.bytes.byteOffset, SLOTS * SLOT) : null;
+    const readBatched = (events: CtEvent[], bb: NonNullable<typeof b>, all: Buffer) => {
       for (;;) {
         const n = bb.call(this.fd, bb.vec, SLOTS, MSG_DONTWAIT);
         if (n > 0) {
@@ -411,11 +428,7 @@ export class ConntrackEvents {
             const len = bb.vec.readUInt32LE(i * MMSGHDR + 56);
             // a message longer than its slot is lost: the table is resynced by a dump
             if (bb.vec.readInt32LE(i * MMSGHDR + 48) & MSG_TRUNC) table.lost();
-            else
-              decodeConntrackEvents(
-                Buffer.from(bb.data.bytes.buffer, bb.data.bytes.byteOffset + i * SLOT, len),
-                events,
-              );
+            else decodeConntrackEvents(all, events, i * SLOT, i * SLOT + Math.min(len, SLOT));
           }
           if (n === SLOTS) continue;
           break;
@@ -426,8 +439,8 @@ export class ConntrackEvents {
     };
     const read = () => {
       const events: CtEvent[] = [];
-      if (b) {
-        readBatched(events, b);
+      if (b && slots) {
+        readBatched(events, b, slots);
         if (events.length) table.apply(events);
         return;
       }

@@ -181,6 +181,12 @@ export interface ConntrackPort {
    * Null when done, else why not. Absent: the reader has one way only.
    */
   followEvents?(on: boolean): string | null;
+  /**
+   * A dump of the table is quick enough to be made at each counter refresh (at most 5% of the
+   * time): the counts it gives are then as live as events would keep them, without their cost per
+   * connection. Absent: unknown.
+   */
+  dumpsKeepUp?(): boolean;
   /** The entries destroyed since the last call, with their last counters (never blocks). */
   drainDestroyed?(): CtEntry[];
   /**

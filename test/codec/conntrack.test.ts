@@ -238,3 +238,38 @@ test('events: new and updated entries are upserts, a destroy event carries the l
   });
   assert.equal(out[0]?.entry.counters, undefined);
 });
+
+test('events in one slot of a larger area: only `[from, to)` is read, a message past `to` is not', () => {
+  const one = ct(
+    0,
+    tuple(1, '198.18.0.10', '198.18.0.100', 6, 40001, 80),
+    tuple(2, '198.18.1.11', '198.18.0.10', 6, 80, 40001),
+    be32(7, 60),
+    tcpState(3),
+  );
+  const other = ct(
+    0,
+    tuple(1, '198.18.0.20', '198.18.0.100', 6, 40002, 80),
+    tuple(2, '198.18.1.12', '198.18.0.20', 6, 80, 40002),
+  );
+  const slot = 512;
+  const area = Buffer.alloc(slot * 3, 0xff); // 0xff: a length no message has, read only if the bounds leak
+  one.copy(area, slot);
+  other.copy(area, slot + one.length);
+  const out: import('../../src/codec/conntrack.js').CtEvent[] = [];
+  decodeConntrackEvents(area, out, slot, slot + one.length);
+  assert.deepEqual(
+    out.map((e) => [e.entry.original.sport, e.entry.state, e.entry.timeout]),
+    [[40001, 'ESTABLISHED', 60]],
+  );
+  out.length = 0;
+  // `to` inside the second message: the first is read, the cut one ends the reading
+  decodeConntrackEvents(area, out, slot, slot + one.length + 30);
+  assert.equal(out.length, 1);
+  out.length = 0;
+  decodeConntrackEvents(area, out, slot, area.length + 100);
+  assert.deepEqual(
+    out.map((e) => e.entry.original.sport),
+    [40001, 40002],
+  );
+});

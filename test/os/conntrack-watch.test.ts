@@ -6,7 +6,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { CtEntry, CtEvent } from '../../src/codec/conntrack.js';
-import { COUNTER_REFRESH_MS, ConntrackTable, RESYNC_MS, TIMER_SLACK_MS } from '../../src/os/conntrack-watch.js';
+import {
+  COUNTER_REFRESH_MS,
+  ConntrackTable,
+  DUMP_KEEPS_UP_MS,
+  RESYNC_MS,
+  TIMER_SLACK_MS,
+} from '../../src/os/conntrack-watch.js';
 
 const entry = (sport: number, state = 'ESTABLISHED', timeout = 432000, dst = '198.18.0.100'): CtEntry => ({
   family: 4,
@@ -239,4 +245,39 @@ test('a dump each refresh keeps its period: the next poll one period after a dum
     clock = start + COUNTER_REFRESH_MS; // a 1 s poll timer
   }
   assert.equal(dumps, 5);
+});
+
+test('dumps keep up while one takes at most 5% of a refresh; once events are followed, only below 70% of that', async () => {
+  let clock = 1_000_000;
+  let takes = 0;
+  const table = new ConntrackTable(
+    {
+      async list() {
+        clock += takes;
+        return [];
+      },
+      flushDest: async () => {},
+    },
+    () => clock,
+    () => {},
+    () => {},
+    () => null,
+  );
+  assert.equal(table.dumpsKeepUp(), true, 'no dump yet: nothing says the table is large');
+  takes = DUMP_KEEPS_UP_MS;
+  await table.list();
+  assert.equal(table.dumpsKeepUp(), true, 'at the bound: still');
+  takes = DUMP_KEEPS_UP_MS + 1;
+  clock += COUNTER_REFRESH_MS * 2;
+  await table.list();
+  assert.equal(table.lastDumpDuration, DUMP_KEEPS_UP_MS + 1);
+  assert.equal(table.dumpsKeepUp(), false, 'slower than 5% of a refresh');
+  assert.equal(table.followEvents(true), null);
+  takes = DUMP_KEEPS_UP_MS - 1;
+  await table.list(); // events on: the next read dumps
+  assert.equal(table.dumpsKeepUp(), false, 'following events: just under the bound is not enough');
+  takes = Math.floor(DUMP_KEEPS_UP_MS * 0.7);
+  clock += RESYNC_MS;
+  await table.list();
+  assert.equal(table.dumpsKeepUp(), true, 'below 70% of the bound: dumps alone again');
 });

@@ -27,6 +27,7 @@ import {
 } from '../../lb/types.js';
 import type { ConntrackPort, CtCounters, CtEntry, CtService, CtWanted } from '../../os/conntrack.js';
 import { type CtTimeouts, ctIdleSeconds } from '../../os/conntrack-timeouts.js';
+import { DUMP_KEEPS_UP_MS } from '../../os/conntrack-watch.js';
 import type { NftRunner } from '../../os/libnftables.js';
 import type { NetInfo } from '../../os/netinfo.js';
 import type { NftContentWriter } from '../../os/nft-netlink.js';
@@ -368,6 +369,8 @@ export class NftDataPlane implements DataPlane {
   private readonly ctCounting: boolean;
   /** conntrack's events followed (followConntrack; null: not asked yet) */
   private followingEvents: boolean | null = null;
+  /** what followConntrack last settled: the need and whether events were asked for */
+  private countsState: string | null = null;
   /** the last reason the event subscription was refused (said once) */
   private eventsRefused: string | null = null;
   /** per stats element, the last counts of its connections conntrack has destroyed (ctCounting) */
@@ -446,22 +449,31 @@ export class NftDataPlane implements DataPlane {
     return null;
   }
 
-  /** Follows conntrack's events while a decision needs live counts (liveCountNeed), else not; says which. */
+  /**
+   * Follows conntrack's events while a decision needs live counts (liveCountNeed) and a dump of the
+   * table is too slow to give them at each refresh (dumpsKeepUp: on a small table the dump each
+   * second is as live, and events cost a few messages per connection); says which. Called at each
+   * apply and after each read (the table grows and shrinks).
+   */
   private followConntrack(): void {
     const ct = this.deps.conntrack;
     if (!ct.followEvents) return;
     const need = this.liveCountNeed();
-    const on = need !== null;
-    if (on === this.followingEvents) return;
+    const on = need !== null && !(ct.dumpsKeepUp?.() ?? false);
+    const state = `${need ?? ''}|${on}`;
+    if (state === this.countsState) return;
     const why = ct.followEvents(on);
     if (why === null) {
+      this.countsState = state;
       this.followingEvents = on;
       this.eventsRefused = null;
       this.deps.logger.log(
         'info',
         on
-          ? `kernel data plane: following conntrack events: ${need} counts each connection as it happens`
-          : 'kernel data plane: connection counts from conntrack dumps (no counting scheduler or threshold): each second on a small table, at most 5% of the time on a large one',
+          ? `kernel data plane: following conntrack events: ${need} counts each connection as it happens (a dump of the table is too slow for each second)`
+          : need
+            ? `kernel data plane: ${need} counts connections from a conntrack dump each second (one takes under ${DUMP_KEEPS_UP_MS} ms; conntrack events when the table grows past that)`
+            : 'kernel data plane: connection counts from conntrack dumps (no counting scheduler or threshold): each second on a small table, at most 5% of the time on a large one',
       );
     } else if (on) {
       if (this.eventsRefused !== why)
@@ -470,10 +482,13 @@ export class NftDataPlane implements DataPlane {
           `kernel data plane: conntrack events ${why}: connection counts for ${need} come from dumps, each second on a small table, up to 30 s on a large one`,
         );
       this.eventsRefused = why;
+      // asked again when the need or the table changes, not at each read
+      this.countsState = state;
       this.followingEvents ??= false;
     } else {
       // kept on by the operator (KEEPVS_CT_EVENTS=1)
       if (this.followingEvents === null) this.deps.logger.log('info', `kernel data plane: conntrack events ${why}`);
+      this.countsState = state;
       this.followingEvents = true;
     }
   }
@@ -1570,6 +1585,8 @@ export class NftDataPlane implements DataPlane {
         changed = true;
       }
     }
+    // the table's size decides between dumps and events (followConntrack)
+    this.followConntrack();
     if (changed) await this.schedule();
   }
 
@@ -1595,12 +1612,13 @@ export class NftDataPlane implements DataPlane {
    * also holds its own and other NAT flows). A fwmark service matches any destination: all then.
    */
   private wantedConns(): CtWanted | undefined {
-    const vips = new Set<string>();
+    // a set per family: the test runs for every entry of every read, without building a key
+    const vips = { 4: new Set<string>(), 6: new Set<string>() };
     for (const s of this.services.values()) {
       if (s.key.kind !== 'addr') return undefined;
-      vips.add(`${s.key.family}|${s.key.address}`);
+      vips[s.key.family].add(s.key.address);
     }
-    return (family, dst) => vips.has(`${family}|${dst}`);
+    return (family, dst) => vips[family].has(dst);
   }
 
   /** `${serviceId}|${rs}|${port}` of a conntrack entry the kernel plane made (DNAT by one of our services). */

@@ -1434,6 +1434,47 @@ test('without per-connection counters the plane counts with the stats forward ch
   assert.match(logs.join('\n'), /per-connection counters unavailable \(nf_conntrack_acct stays 0\)/);
 });
 
+test('a counting scheduler on a table dumped quickly counts from the dumps; events only once a dump is too slow for each second', async () => {
+  const asked: boolean[] = [];
+  let keepUp = true;
+  const conntrack = {
+    list: async () => [],
+    flushDest: async () => {},
+    followEvents: (on: boolean) => {
+      asked.push(on);
+      return null;
+    },
+    dumpsKeepUp: () => keepUp,
+  };
+  const nft = { run: (): NftResult => ({ ok: true, output: '', error: '' }) };
+  const net = {
+    deviceOf: async () => 'eth0',
+    routeDevice: async () => 'eth1',
+    linkMac: async () => '02:18:01:00:00:01',
+    neighbourMac: async () => null,
+  };
+  const logs: string[] = [];
+  const logger = { log: (_l: string, m: string) => void logs.push(m), child: () => logger };
+  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0 });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  await p.apply([{ op: 'edit-service', key: KEY, params: { ...SP, scheduler: 'wlc' } }]);
+  assert.deepEqual(asked, [false, false], 'wlc on a small table: no events');
+  assert.match(logs.at(-1) ?? '', /tcp:198\.18\.0\.100:80: wlc counts connections from a conntrack dump each second/);
+  await p.poll();
+  assert.deepEqual(asked, [false, false], 'nothing changed: not asked again');
+  keepUp = false; // the table grew: its dump takes over 5% of a second
+  await p.poll();
+  assert.deepEqual(asked, [false, false, true]);
+  assert.match(logs.at(-1) ?? '', /following conntrack events: tcp:198\.18\.0\.100:80: wlc/);
+  await p.poll();
+  assert.equal(asked.length, 3);
+  keepUp = true;
+  await p.poll();
+  assert.deepEqual(asked, [false, false, true, false], 'the table shrank: dumps alone again');
+  await p.apply([{ op: 'edit-service', key: KEY, params: SP }]);
+  assert.match(logs.at(-1) ?? '', /no counting scheduler or threshold/);
+});
+
 test('conntrack events are followed only while a counting scheduler or a threshold needs live counts; a refusal is said once', async () => {
   const asked: boolean[] = [];
   let refuse: string | null = null;
