@@ -73,6 +73,8 @@ export interface LvsServiceDeps {
   readonly onOperatorChange?: (s: OperatorSnapshot) => void;
   /** 'nft': the kernel plane forwards the services (the proxy only those needing it); default proxy */
   readonly plane?: 'nft' | 'proxy';
+  /** conntrack entries may come from a sync daemon, not only from the kernel plane's rules */
+  readonly flowsFromElsewhere?: () => boolean;
 }
 
 const overrideKey = (service: string, dest: string): string => `${service}|${dest}`;
@@ -203,6 +205,7 @@ export class LvsService {
         logger: deps.logger,
         expireNodestConn: this.expireNodest,
         ctTimeouts: () => readCtTimeouts(),
+        ...(deps.flowsFromElsewhere ? { flowsFromElsewhere: deps.flowsFromElsewhere } : {}),
         context: (id) => {
           const laddrs = this.localAddresses.get(id);
           return laddrs ? { localAddresses: laddrs } : undefined;

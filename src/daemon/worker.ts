@@ -61,6 +61,8 @@ interface Role {
 }
 
 async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promise<Role> {
+  // made after the service (it reads the table); the kernel plane asks it only once polling
+  let sync: ConnSync | undefined;
   const svc = new LvsService(config, {
     clock: new SystemClock(),
     runner: new ChildProcessRunner(),
@@ -79,10 +81,12 @@ async function startLvs(init: WorkerInit, config: Config, logger: Logger): Promi
       setImmediate(() => send({ type: 'lvs-snapshot', snapshot: svc.snapshot() }));
     },
     plane: init.dataplane,
+    // a running conntrackd commits the peer's flows into conntrack, past the plane's counters
+    flowsFromElsewhere: () => (sync?.daemons().length ?? 0) > 0,
   });
   await svc.start();
   // connection sync (lvs_sync_daemon, keepvsadm --start-daemon): conntrackd, filtered to the table's real servers
-  const sync = new ConnSync(config, {
+  sync = new ConnSync(config, {
     plane: init.dataplane,
     runner: new ChildProcessRunner(),
     logger,

@@ -18,7 +18,7 @@
  */
 import { type CtEntry, type CtEvent, type CtWanted, decodeConntrackEvents, stateRank } from '../codec/conntrack.js';
 import type { Family } from '../config/model.js';
-import type { ConntrackPort, CtService } from './conntrack.js';
+import type { ConntrackPort, CtService, ListHint } from './conntrack.js';
 import { openConntrackEventSocket } from './conntrack-events.js';
 import {
   attachSocketFilter,
@@ -81,6 +81,9 @@ interface Held {
 const keyOf = (e: CtEntry) =>
   `${e.family}|${e.protocol}|${e.original.src}|${e.original.sport}|${e.original.dst}|${e.original.dport}`;
 
+/** TCP's last states: such an entry's counters and state no longer change, it only expires */
+const settled = (e: CtEntry) => e.protocol === 'tcp' && (e.state === 'TIME_WAIT' || e.state === 'CLOSE');
+
 const sameTuple = (a: CtEntry['reply'], b: CtEntry['reply']) =>
   a.src === b.src && a.dst === b.dst && a.sport === b.sport && a.dport === b.dport;
 
@@ -115,6 +118,11 @@ export class ConntrackTable implements ConntrackPort {
   private lastDumpMs = 0;
   /** events arrive (a test applies them by hand: always), else the table is kept by dumps alone */
   private following: boolean;
+  /** the last list's entries were all settled (TCP TIME_WAIT, CLOSE), for the `wanted` in settledFor */
+  private settledRead = false;
+  private settledFor: CtWanted | undefined;
+  /** dumps that were due and spared by a quiet table (ListHint.noNewFlows) */
+  quietReads = 0;
 
   constructor(
     private readonly dump: ConntrackDump,
@@ -189,10 +197,20 @@ export class ConntrackTable implements ConntrackPort {
     into.set(k, { entry, at: this.now() });
   }
 
-  async list(wanted?: CtWanted): Promise<CtEntry[]> {
+  async list(wanted?: CtWanted, hint?: ListHint): Promise<CtEntry[]> {
     this.pending();
     // a poll timer's tick one period after the last dump started is due (not a period after it ended)
-    if (this.stale || this.now() - this.lastSync >= this.resyncMs() - TIMER_SLACK_MS) await this.resync();
+    const due = this.stale || this.now() - this.lastSync >= this.resyncMs() - TIMER_SLACK_MS;
+    // nothing began since a read that held only settled entries (a director between bursts, or one
+    // whose NAT traffic moved to DR): what is held is the table, but for expiries, up to RESYNC_MS
+    const quiet =
+      !this.stale &&
+      hint?.noNewFlows === true &&
+      this.settledRead &&
+      this.settledFor === wanted &&
+      this.now() - this.lastSync < RESYNC_MS - TIMER_SLACK_MS;
+    if (due && !quiet) await this.resync();
+    else if (due) this.quietReads++;
     const now = this.now();
     const out: CtEntry[] = [];
     for (const [k, h] of this.held) {
@@ -206,6 +224,8 @@ export class ConntrackTable implements ConntrackPort {
       if (wanted && !wanted(e.family, e.original.dst)) continue;
       out.push(left === e.timeout ? e : { ...e, timeout: left });
     }
+    this.settledRead = out.every(settled);
+    this.settledFor = wanted;
     return out;
   }
 

@@ -155,9 +155,19 @@ export function parseConntrack(text: string, wanted?: CtWanted): CtEntry[] {
   return out;
 }
 
+/** What the caller knows that may spare a read of the kernel's table. */
+export interface ListHint {
+  /**
+   * No flow of the `wanted` entries began since the last read (the caller counts each new flow: the
+   * kernel plane's st_new counters): a table read then whose every such entry was settled (TCP
+   * TIME_WAIT or CLOSE, which only expire) is still the kernel's, less what expired.
+   */
+  readonly noNewFlows?: boolean;
+}
+
 export interface ConntrackPort {
   /** the table's entries; with `wanted`, only those it accepts (the others are not parsed) */
-  list(wanted?: CtWanted): Promise<CtEntry[]>;
+  list(wanted?: CtWanted, hint?: ListHint): Promise<CtEntry[]>;
   /**
    * the entries as the kernel holds them now (their timeouts as packets last refreshed them); absent:
    * `list` reads the kernel each time already

@@ -281,3 +281,44 @@ test('dumps keep up while one takes at most 5% of a refresh; once events are fol
   await table.list();
   assert.equal(table.dumpsKeepUp(), true, 'below 70% of the bound: dumps alone again');
 });
+
+test('a due dump is spared while nothing began since a read of settled entries only (ListHint.noNewFlows), up to RESYNC_MS', async () => {
+  const f = fixture([entry(1, 'TIME_WAIT', 120), entry(2, 'CLOSE', 10)]);
+  assert.equal(f.table.countConnections(), null, 'counting: a dump each refresh');
+  const wanted = () => true;
+  const quiet = { noNewFlows: true };
+  await f.table.list(wanted, quiet);
+  assert.equal(f.state.dumps, 1, 'the first read dumps, whatever the hint');
+  f.tick(COUNTER_REFRESH_MS);
+  assert.deepEqual(ports(await f.table.list(wanted, quiet)), ['1:TIME_WAIT:119', '2:CLOSE:9']);
+  assert.equal(f.state.dumps, 1, 'settled, nothing new: no dump; timeouts count down');
+  assert.equal(f.table.quietReads, 1);
+  f.tick(COUNTER_REFRESH_MS);
+  await f.table.list(wanted, { noNewFlows: false });
+  assert.equal(f.state.dumps, 2, 'a new flow: dumped');
+  f.tick(COUNTER_REFRESH_MS);
+  await f.table.list(() => true, quiet);
+  assert.equal(f.state.dumps, 3, 'another `wanted`: what was settled for one says nothing of the other');
+  f.state.next = [entry(1, 'TIME_WAIT', 120), entry(3, 'ESTABLISHED', 300)];
+  f.tick(COUNTER_REFRESH_MS);
+  await f.table.list(wanted, quiet);
+  assert.equal(f.state.dumps, 4);
+  f.tick(COUNTER_REFRESH_MS);
+  await f.table.list(wanted, quiet);
+  assert.equal(f.state.dumps, 5, 'an established entry changes (its counters): dumped each refresh');
+  f.state.next = [entry(1, 'TIME_WAIT', 120)];
+  f.tick(COUNTER_REFRESH_MS);
+  await f.table.list(wanted, quiet);
+  f.table.lost();
+  f.tick(COUNTER_REFRESH_MS);
+  await f.table.list(wanted, quiet);
+  assert.equal(f.state.dumps, 7, 'lost events: dumped');
+  for (let t = COUNTER_REFRESH_MS; t < RESYNC_MS - TIMER_SLACK_MS; t += COUNTER_REFRESH_MS) {
+    f.tick(COUNTER_REFRESH_MS);
+    await f.table.list(wanted, quiet);
+  }
+  assert.equal(f.state.dumps, 7, 'quiet for most of RESYNC_MS');
+  f.tick(COUNTER_REFRESH_MS);
+  await f.table.list(wanted, quiet);
+  assert.equal(f.state.dumps, 8, 'the resync comes all the same');
+});

@@ -110,6 +110,11 @@ export interface NftPlaneDeps {
   readonly ctTimeouts?: () => CtTimeouts;
   /** conntrack poll period, ms (default 1000; 0 = never, tests) */
   readonly pollMs?: number;
+  /**
+   * Flows may enter conntrack without passing this plane's rules (a connection-sync daemon commits
+   * the peer's): the st_new counters then do not tell that nothing began (noNewFlows).
+   */
+  readonly flowsFromElsewhere?: () => boolean;
   /** least declared sizes of the stats sets and DR dispatch maps (render.ts; tests make them small) */
   readonly setSizes?: { readonly stats: number; readonly dr: number };
 }
@@ -1434,7 +1439,7 @@ export class NftDataPlane implements DataPlane {
    * Reads the counter sets (one small JSON listing each), adds conntrack's per-connection counts
    * (`live` entries and ctGone) when those count packets, and derives per-second rates.
    */
-  private readCounters(now: number, live?: ReadonlyMap<string, CtCounters>): void {
+  private readCounterSets(): Map<string, Stats> {
     const next = new Map<string, Stats>();
     const get = (k: string): Stats => next.get(k) ?? { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
     for (const f of ['ip', 'ip6'] as const) {
@@ -1448,6 +1453,28 @@ export class NftDataPlane implements DataPlane {
         }
       }
     }
+    return next;
+  }
+
+  /**
+   * No new flow since the last sample, by the st_new counters in `sets` (read now) against it; only
+   * when every real server of a NAT or full-NAT service is counted there (a port-0 one is not, nor
+   * are a fwmark service's) and no flow comes from elsewhere (conntrackd).
+   */
+  private noNewFlows(sets: ReadonlyMap<string, Stats>): boolean {
+    const prev = this.lastSample?.counters;
+    if (!prev || prev.size !== sets.size || sets.size === 0 || this.deps.flowsFromElsewhere?.()) return false;
+    for (const ks of this.applied.values()) {
+      if (ks.mode === 'dr') continue; // netdev: its flows make no conntrack entry
+      if (ks.key.kind !== 'addr' || ks.dests.some((d) => d.port === 0)) return false;
+    }
+    for (const [k, c] of sets) if (prev.get(k)?.conns !== c.conns) return false;
+    return true;
+  }
+
+  private readCounters(now: number, live?: ReadonlyMap<string, CtCounters>, sets = this.readCounterSets()): void {
+    const next = new Map(sets);
+    const get = (k: string): Stats => next.get(k) ?? { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
     // with ctCounting, st_in/st_out count only UDP ops datagrams (untracked: no conntrack entry)
     if (live)
       for (const src of [live, this.ctGone])
@@ -1535,7 +1562,11 @@ export class NftDataPlane implements DataPlane {
       this.drainGone();
       this.readDead = new Set();
     }
-    const entries = await this.deps.conntrack.list(this.wantedConns());
+    // the counter sets first: without a new flow since the last poll a settled table needs no read
+    const sets = this.initialized ? this.readCounterSets() : undefined;
+    const entries = await this.deps.conntrack.list(this.wantedConns(), {
+      noNewFlows: sets !== undefined && this.noNewFlows(sets),
+    });
     this.conns = entries;
     let live: Map<string, CtCounters> | undefined;
     if (this.ctCounting) {
@@ -1544,7 +1575,7 @@ export class NftDataPlane implements DataPlane {
       live = this.liveCounts(entries, this.readDead ?? new Set<string>());
       this.readDead = null;
     }
-    if (this.initialized) this.readCounters(Date.now(), live);
+    if (this.initialized) this.readCounters(Date.now(), live, sets);
     const counts = new Map<string, { active: number; inact: number }>();
     for (const e of entries) {
       const k = this.destKey(e);
@@ -1612,14 +1643,23 @@ export class NftDataPlane implements DataPlane {
    * also holds its own and other NAT flows). A fwmark service matches any destination: all then.
    */
   private wantedConns(): CtWanted | undefined {
+    // one function while the services are unchanged: the table knows a quiet read by it (ListHint)
+    if (this.wantedMemo?.gen === this.keyGen) return this.wantedMemo.wanted;
     // a set per family: the test runs for every entry of every read, without building a key
     const vips = { 4: new Set<string>(), 6: new Set<string>() };
+    let wanted: CtWanted | undefined = (family, dst) => vips[family].has(dst);
     for (const s of this.services.values()) {
-      if (s.key.kind !== 'addr') return undefined;
+      if (s.key.kind !== 'addr') {
+        wanted = undefined;
+        break;
+      }
       vips[s.key.family].add(s.key.address);
     }
-    return (family, dst) => vips[family].has(dst);
+    this.wantedMemo = { gen: this.keyGen, wanted };
+    return wanted;
   }
+
+  private wantedMemo: { gen: number; wanted: CtWanted | undefined } | null = null;
 
   /** `${serviceId}|${rs}|${port}` of a conntrack entry the kernel plane made (DNAT by one of our services). */
   private destKey(e: CtEntry): string | null {

@@ -1516,3 +1516,65 @@ test('conntrack events are followed only while a counting scheduler or a thresho
   assert.equal(said.length, 1, 'the refusal is said once, with why and what counts from dumps instead');
   assert.match(said[0] ?? '', /wlc come from dumps/);
 });
+
+test('a poll tells the conntrack table when no flow began (st_new unchanged), so a settled table is not read again', async () => {
+  let newFlows = 4;
+  const counterSet = (set: string) =>
+    JSON.stringify({
+      nftables: [
+        {
+          set: {
+            elem: [
+              {
+                elem: {
+                  val: { concat: ['198.18.1.11', 'tcp', 80] },
+                  counter: { packets: set === 'st_new' ? newFlows : 0, bytes: 0 },
+                },
+              },
+            ],
+          },
+        },
+      ],
+    });
+  const nft = {
+    run(cmds: string): NftResult {
+      const m = /^list set ip keepvs (st_\w+)/.exec(cmds);
+      return { ok: true, output: m ? counterSet(m[1] as string) : '', error: '' };
+    },
+  };
+  const net = {
+    deviceOf: async () => null,
+    routeDevice: async () => null,
+    linkMac: async () => null,
+    neighbourMac: async () => null,
+  };
+  const logger = { log: () => {}, child: () => logger };
+  const hints: (boolean | undefined)[] = [];
+  const conntrack = {
+    list: async (_w?: unknown, hint?: { noNewFlows?: boolean }) => {
+      hints.push(hint?.noNewFlows);
+      return [];
+    },
+    flushDest: async () => {},
+  };
+  let syncing = false;
+  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0, flowsFromElsewhere: () => syncing });
+  await p.apply(add(KEY, 'masq', ['198.18.1.11']));
+  await p.poll();
+  await p.poll();
+  newFlows = 5;
+  await p.poll();
+  await p.poll();
+  assert.deepEqual(hints, [false, true, false, true], 'first poll: no sample to compare; then by st_new');
+  syncing = true; // conntrackd commits flows that no rule counted
+  await p.poll();
+  assert.equal(hints.at(-1), false);
+  syncing = false;
+  // a port-0 real server's flows are not in st_new: no hint while one is installed
+  const PORT0: ServiceKey = { kind: 'addr', family: 4, protocol: 'tcp', address: '198.18.0.101', port: 0 };
+  await p.apply(add(PORT0, 'masq', ['198.18.1.12']));
+  hints.length = 0;
+  await p.poll();
+  await p.poll();
+  assert.deepEqual(hints, [false, false]);
+});
