@@ -33,9 +33,18 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.KEEPVS_TEST_CONCURRENCY ?? '2';
+// --test-force-exit: a file whose tests are all done ends even if a failed test left a socket open
+// (a Node 24 CI run on 2026-12-04 waited on such a file until killed, after its one failure)
 const res = spawnSync(
   process.execPath,
-  ['--enable-source-maps', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...files],
+  [
+    '--enable-source-maps',
+    '--test',
+    '--test-force-exit',
+    `--test-concurrency=${concurrency}`,
+    '--test-timeout=300000',
+    ...files,
+  ],
   { stdio: 'inherit', cwd: root },
 );
 process.exit(res.status ?? 1);
