@@ -190,7 +190,7 @@ test('dashboard: a service lists its connection entries while its list is open',
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`http://127.0.0.1:${d.apiPort}/`);
-    await page.waitForSelector('body[data-ready="1"]', { timeout: 10000 });
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
     const sticky = page.locator(`details.conns[data-service="${STICKY()}"]`);
     // the status the summary counts from takes the proxy workers' counts within a second or two
     await until('the summary counts the sticky connection', async () =>

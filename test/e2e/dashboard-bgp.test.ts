@@ -68,7 +68,7 @@ test('dashboard shows the BGP state: VIPs announced/withdrawn with reason and ho
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(`http://127.0.0.1:${port}/`);
-    await page.waitForSelector('body[data-ready="1"]', { timeout: 10000 });
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 30000 });
     await page.waitForSelector('#bgp:not([hidden])', { timeout: 5000 });
     // biome-ignore lint/performance/useDomNodeTextContent: Playwright's Locator.innerText(), not the DOM property
     const held = await page.locator('#bgp-vips tr[data-prefix="198.18.0.101/32"]').innerText();
