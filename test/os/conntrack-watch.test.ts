@@ -222,53 +222,45 @@ test('without events the table is kept by dumps, one per counter refresh; follow
   assert.equal(state.dumps, 4, 'events off again: a dump each refresh');
 });
 
-test('a dump each refresh keeps its period: the next poll one period after a dump starts reads again', async () => {
-  let clock = 1_000_000;
-  let dumps = 0;
+/** A table with an event subscription, its dump taking `takes()` ms of its clock `t.clock`. */
+function timedTable(takes: () => number) {
+  const t = { clock: 1_000_000, dumps: 0 };
   const table = new ConntrackTable(
     {
       async list() {
-        dumps++;
-        clock += 30; // the dump itself takes 30 ms
+        t.dumps++;
+        t.clock += takes();
         return [];
       },
       flushDest: async () => {},
     },
-    () => clock,
+    () => t.clock,
     () => {},
     () => {},
     () => null,
   );
+  return { table, t };
+}
+
+test('a dump each refresh keeps its period: the next poll one period after a dump starts reads again', async () => {
+  const { table, t } = timedTable(() => 30); // the dump itself takes 30 ms
   for (let i = 0; i < 5; i++) {
-    const start = clock;
+    const start = t.clock;
     await table.list();
-    clock = start + COUNTER_REFRESH_MS; // a 1 s poll timer
+    t.clock = start + COUNTER_REFRESH_MS; // a 1 s poll timer
   }
-  assert.equal(dumps, 5);
+  assert.equal(t.dumps, 5);
 });
 
 test('dumps keep up while one takes at most 5% of a refresh; once events are followed, only below 70% of that', async () => {
-  let clock = 1_000_000;
   let takes = 0;
-  const table = new ConntrackTable(
-    {
-      async list() {
-        clock += takes;
-        return [];
-      },
-      flushDest: async () => {},
-    },
-    () => clock,
-    () => {},
-    () => {},
-    () => null,
-  );
+  const { table, t } = timedTable(() => takes);
   assert.equal(table.dumpsKeepUp(), true, 'no dump yet: nothing says the table is large');
   takes = DUMP_KEEPS_UP_MS;
   await table.list();
   assert.equal(table.dumpsKeepUp(), true, 'at the bound: still');
   takes = DUMP_KEEPS_UP_MS + 1;
-  clock += COUNTER_REFRESH_MS * 2;
+  t.clock += COUNTER_REFRESH_MS * 2;
   await table.list();
   assert.equal(table.lastDumpDuration, DUMP_KEEPS_UP_MS + 1);
   assert.equal(table.dumpsKeepUp(), false, 'slower than 5% of a refresh');
@@ -277,7 +269,7 @@ test('dumps keep up while one takes at most 5% of a refresh; once events are fol
   await table.list(); // events on: the next read dumps
   assert.equal(table.dumpsKeepUp(), false, 'following events: just under the bound is not enough');
   takes = Math.floor(DUMP_KEEPS_UP_MS * 0.7);
-  clock += RESYNC_MS;
+  t.clock += RESYNC_MS;
   await table.list();
   assert.equal(table.dumpsKeepUp(), true, 'below 70% of the bound: dumps alone again');
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ContentBatch } from '../../../src/codec/nftables.js';
 import type { KernelDest, KernelService } from '../../../src/dataplane/nft/model.js';
-import { NftDataPlane, parseDynamicMap } from '../../../src/dataplane/nft/plane.js';
+import { NftDataPlane, type NftPlaneDeps, parseDynamicMap } from '../../../src/dataplane/nft/plane.js';
 import { serviceBody, usableDests } from '../../../src/dataplane/nft/render.js';
 import { slotTable } from '../../../src/dataplane/nft/slots.js';
 import type { DestParams, ServiceKey, ServiceParams, TableOp } from '../../../src/lb/types.js';
@@ -34,6 +34,9 @@ function plane(
     listed?: (cmds: string) => string | undefined;
     /** lookups that differ from the lab's answers */
     net?: { deviceOf?: () => Promise<string | null>; neighbourMac?: (a: string) => Promise<string | null> };
+    /** a conntrack of the test's own instead of the one here (which lists `conns`) */
+    conntrack?: NftPlaneDeps['conntrack'];
+    flowsFromElsewhere?: () => boolean;
   } = {},
 ) {
   const runs: string[] = [];
@@ -76,10 +79,11 @@ function plane(
   const p = new NftDataPlane({
     nft,
     net,
-    conntrack,
+    conntrack: opts.conntrack ?? conntrack,
     logger,
     pollMs: 0,
     expireNodestConn: !opts.keep,
+    ...(opts.flowsFromElsewhere ? { flowsFromElsewhere: opts.flowsFromElsewhere } : {}),
     ...(opts.ctTimeouts ? { ctTimeouts: () => opts.ctTimeouts as CtTimeouts } : {}),
     ...(opts.setSizes ? { setSizes: opts.setSizes } : {}),
   });
@@ -1446,16 +1450,7 @@ test('a counting scheduler on a table dumped quickly counts from the dumps; even
     },
     dumpsKeepUp: () => keepUp,
   };
-  const nft = { run: (): NftResult => ({ ok: true, output: '', error: '' }) };
-  const net = {
-    deviceOf: async () => 'eth0',
-    routeDevice: async () => 'eth1',
-    linkMac: async () => '02:18:01:00:00:01',
-    neighbourMac: async () => null,
-  };
-  const logs: string[] = [];
-  const logger = { log: (_l: string, m: string) => void logs.push(m), child: () => logger };
-  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0 });
+  const { p, logs } = plane({ conntrack });
   await p.apply(add(KEY, 'masq', ['198.18.1.11']));
   await p.apply([{ op: 'edit-service', key: KEY, params: { ...SP, scheduler: 'wlc' } }]);
   assert.deepEqual(asked, [false, false], 'wlc on a small table: no events');
@@ -1486,16 +1481,7 @@ test('conntrack events are followed only while a counting scheduler or a thresho
       return on ? refuse : null;
     },
   };
-  const nft = { run: (): NftResult => ({ ok: true, output: '', error: '' }) };
-  const net = {
-    deviceOf: async () => 'eth0',
-    routeDevice: async () => 'eth1',
-    linkMac: async () => '02:18:01:00:00:01',
-    neighbourMac: async () => null,
-  };
-  const logs: string[] = [];
-  const logger = { log: (_l: string, m: string) => void logs.push(m), child: () => logger };
-  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0 });
+  const { p, logs } = plane({ conntrack });
   await p.apply(add(KEY, 'masq', ['198.18.1.11']));
   assert.deepEqual(asked, [false], 'rr counts nothing live: no events');
   assert.match(logs.join('\n'), /connection counts from conntrack dumps/);
@@ -1536,19 +1522,6 @@ test('a poll tells the conntrack table when no flow began (st_new unchanged), so
         },
       ],
     });
-  const nft = {
-    run(cmds: string): NftResult {
-      const m = /^list set ip keepvs (st_\w+)/.exec(cmds);
-      return { ok: true, output: m ? counterSet(m[1] as string) : '', error: '' };
-    },
-  };
-  const net = {
-    deviceOf: async () => null,
-    routeDevice: async () => null,
-    linkMac: async () => null,
-    neighbourMac: async () => null,
-  };
-  const logger = { log: () => {}, child: () => logger };
   const hints: (boolean | undefined)[] = [];
   const conntrack = {
     list: async (_w?: unknown, hint?: { noNewFlows?: boolean }) => {
@@ -1558,7 +1531,14 @@ test('a poll tells the conntrack table when no flow began (st_new unchanged), so
     flushDest: async () => {},
   };
   let syncing = false;
-  const p = new NftDataPlane({ nft, net, conntrack, logger, pollMs: 0, flowsFromElsewhere: () => syncing });
+  const { p } = plane({
+    conntrack,
+    listed: (cmds) => {
+      const m = /^list set ip keepvs (st_\w+)/.exec(cmds);
+      return m ? counterSet(m[1] as string) : undefined;
+    },
+    flowsFromElsewhere: () => syncing,
+  });
   await p.apply(add(KEY, 'masq', ['198.18.1.11']));
   await p.poll();
   await p.poll();
